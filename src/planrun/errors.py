@@ -1,0 +1,76 @@
+"""The one exception root of planrun, and the exit codes the CLI maps them to.
+
+::
+
+    PlanrunError
+    ├── PlanError        the plan is invalid (carries every Problem found)    exit 2
+    ├── UsageError       bad arguments: --var syntax, a bad run id, ...         exit 2
+    └── StoreError       the run store could not be opened, read or written    exit 1
+
+A failed *step* is not an exception: it is an outcome recorded in the run.
+Exceptions are for bad input, storage failures and bugs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+__all__ = ["PlanError", "PlanrunError", "Problem", "StoreError", "UsageError"]
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """One thing wrong (or suspicious, when ``warning``) with a plan.
+
+    ``path`` is a JSON path such as ``$.steps[3].depends_on[0]`` (or ``line:column``
+    for syntax errors); ``step_id`` names the step when there is one; ``hint`` says
+    what to do about it.
+    """
+
+    path: str
+    message: str
+    step_id: str | None = None
+    hint: str | None = None
+    warning: bool = False
+
+    def render(self, source: str | None = None) -> str:
+        """Format as one line: ``file: path (step 'x'): message; hint``."""
+        where = f"{source}: {self.path}" if source else self.path
+        if self.step_id is not None:
+            where += f" (step '{self.step_id}')"
+        kind = "warning: " if self.warning else ""
+        text = f"{where}: {kind}{self.message}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+
+class PlanrunError(Exception):
+    """Root of every error planrun raises on purpose."""
+
+    exit_code: int = 1
+
+
+class PlanError(PlanrunError):
+    """The plan cannot run: every problem found is in ``problems``."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        lines = [p.render(source) for p in self.problems]
+        count = sum(not p.warning for p in self.problems)
+        head = f"invalid plan ({count} problem{'s' if count != 1 else ''})"
+        super().__init__("\n".join([head, *lines]))
+
+
+class UsageError(PlanrunError):
+    """The caller passed something unusable (a malformed --var, an invalid run id)."""
+
+    exit_code = 2
+
+
+class StoreError(PlanrunError):
+    """The run store failed: the database could not be opened, read or written."""
+
+    exit_code = 1

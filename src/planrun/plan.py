@@ -1,0 +1,594 @@
+"""Read, decode and validate plans; resolve variables into ready-to-run steps.
+
+Validation reports every problem in one pass, each with a location (a JSON path such
+as ``$.steps[3].depends_on[0]``, or ``line:column`` for syntax errors), the step id
+when there is one, and a hint. Pure except for :func:`read_document`, which reads the
+file it is given.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from . import graph, subst
+from .errors import PlanError, Problem
+from .model import VAR_NAME_PATTERN, Globals, Plan, Step
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "ResolvedStep",
+    "Validation",
+    "decode_plan",
+    "load_plan",
+    "parse_var",
+    "read_document",
+    "resolve_steps",
+    "resolve_variables",
+    "validate",
+]
+
+#: Variables planrun defines itself (they may not be declared or passed).
+BUILTIN_VARIABLES = ("PLAN_DIR",)
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
+_VAR_NAME = re.compile(VAR_NAME_PATTERN)
+_MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
+_FIELD_OF_PATH = re.compile(r"^\$\.(?P<field>[A-Za-z_$][A-Za-z0-9_$]*)")
+_UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]*)`")
+_MISSING_FIELD = re.compile(r"missing required field `(?P<field>[^`]*)`")
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+class _DupKeys(dict[str, Any]):
+    """A JSON object that saw the same key more than once (``dups`` lists them)."""
+
+    dups: list[str]
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(keys) == len(set(keys)):
+        return dict(pairs)
+    out = _DupKeys(pairs)
+    out.dups = sorted({k for k in keys if keys.count(k) > 1})
+    return out
+
+
+def _syntax(source: str, line: int, col: int, message: str, hint: str) -> PlanError:
+    return PlanError([Problem(f"{line}:{col}", f"syntax error: {message}", hint=hint)], source)
+
+
+def read_document(path: str | os.PathLike[str]) -> Any:
+    """Read a plan file into plain Python data (JSON, YAML or TOML by extension).
+
+    Raises :class:`PlanError` for a missing or unreadable file or a syntax error
+    (located by ``line:column``).
+    """
+    p = Path(path)
+    source = str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(
+            [Problem("$", f"plan file not found: {source}", hint="check the path")], source
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([Problem("$", f"cannot read plan file: {exc}")], source) from None
+    return parse_document(text, p.suffix.lower(), source)
+
+
+def parse_document(text: str, suffix: str = ".json", source: str = "<plan>") -> Any:
+    """Parse plan text; ``suffix`` (``.json``, ``.yaml``/``.yml``, ``.toml``) picks the format."""
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            raise _syntax(source, line, col, str(exc.problem), "fix the YAML syntax") from None
+        except yaml.YAMLError as exc:
+            raise _syntax(source, 0, 0, str(exc), "fix the YAML syntax") from None
+    if suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+            line, col = (int(found[1]), int(found[2])) if found else (0, 0)
+            message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            raise _syntax(source, line, col, message, "fix the TOML syntax") from None
+    try:
+        return json.loads(text, object_pairs_hook=_pairs_hook)
+    except json.JSONDecodeError as exc:
+        raise _syntax(
+            source, exc.lineno, exc.colno, exc.msg, "fix the JSON syntax (is a comma missing?)"
+        ) from None
+
+
+# --- decoding ------------------------------------------------------------------------
+
+
+def _fields(typ: type[msgspec.Struct]) -> list[str]:
+    return [f.encode_name for f in msgspec.structs.fields(typ)]
+
+
+def _hint_for(message: str, typ: type[msgspec.Struct], fld: str | None) -> str | None:
+    if (found := _UNKNOWN_FIELD.search(message)) is not None:
+        close = difflib.get_close_matches(found["field"], _fields(typ), n=1)
+        return f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(_fields(typ))}"
+    if message.startswith("Invalid enum value") and fld is not None:
+        for f in msgspec.structs.fields(typ):
+            if f.encode_name == fld:
+                members = [m.value for m in f.type] if isinstance(f.type, type) else []
+                return f"expected one of: {', '.join(members)}" if members else None
+    if "matching regex" in message and fld == "id":
+        return "use letters, digits, '.', '_' and '-', starting with a letter or digit (max 128)"
+    return None
+
+
+def _readable(message: str) -> str:
+    """msgspec's message, lower-cased, with field names quoted like ours."""
+    message = re.sub(r"Object contains unknown field `([^`]*)`", r"unknown field '\1'", message)
+    message = re.sub(r"Object missing required field `([^`]*)`", r"missing required field '\1'", message)
+    return message[0].lower() + message[1:]
+
+
+def _convert(
+    data: Mapping[str, Any],
+    typ: type[T],
+    prefix: str,
+    problems: list[Problem],
+    step_id: str | None = None,
+) -> T | None:
+    """Convert ``data`` to ``typ``, reporting *every* bad field, not just the first.
+
+    After each error the offending field is dropped and conversion retried, so one bad
+    field does not hide the next. Returns None when a required field is unusable.
+    """
+    work = dict(data)
+    dropped: set[str] = set()
+    for _ in range(len(work) + 2):
+        try:
+            return msgspec.convert(work, typ, str_keys=True)
+        except msgspec.ValidationError as exc:
+            parts = _MSGSPEC_AT.match(str(exc))
+            assert parts is not None
+            message, path = parts["msg"], parts["path"] or "$"
+            missing = _MISSING_FIELD.search(message)
+            if missing is not None and missing["field"] in dropped:
+                return None
+            unknown = _UNKNOWN_FIELD.search(message)
+            of_path = _FIELD_OF_PATH.match(path)
+            fld = unknown["field"] if unknown else (of_path["field"] if of_path else None)
+            where = prefix + path[1:]
+            if unknown is not None:
+                where = f"{prefix}.{fld}"
+            hint = _hint_for(message, typ, fld)
+            if missing is not None:
+                hint = f"add '{missing['field']}'"
+            problems.append(Problem(where, _readable(message), step_id, hint))
+            if fld is None or fld not in work:
+                return None
+            del work[fld]
+            dropped.add(fld)
+    return None
+
+
+def decode_plan(
+    doc: Any, given: Mapping[str, str] | None = None
+) -> tuple[Plan | None, list[Problem]]:
+    """Turn parsed plan data into a :class:`Plan`, collecting every structural problem.
+
+    Returns the plan (None if it could not be built) and the problems found, which
+    include type, value, unknown-field and duplicate-key errors for every step.
+    """
+    given = given or {}
+    problems: list[Problem] = []
+    for path, key in _duplicate_keys(doc, "$"):
+        problems.append(
+            Problem(path, f"key '{key}' appears more than once", hint="keep one of them")
+        )
+    if not isinstance(doc, dict):
+        kind = type(doc).__name__ if doc is not None else "nothing"
+        problems.append(Problem("$", f"a plan must be an object, got {kind}"))
+        return None, problems
+    raw_steps = doc.get("steps")
+    top = {k: v for k, v in doc.items() if k not in ("steps", "globals")}
+    top["steps"] = []
+    shell = _convert(top, Plan, "$", problems)
+    globals_ = Globals()
+    if "globals" in doc:
+        if isinstance(doc["globals"], dict):
+            globals_ = _convert(doc["globals"], Globals, "$.globals", problems) or Globals()
+        else:
+            problems.append(Problem("$.globals", "expected an object"))
+    steps: list[Step | None] = []
+    if raw_steps is None:
+        problems.append(Problem("$", "object missing required field `steps`", hint="add 'steps'"))
+    elif not isinstance(raw_steps, list):
+        problems.append(Problem("$.steps", "expected an array of steps"))
+    else:
+        for i, raw in enumerate(raw_steps):
+            if not isinstance(raw, dict):
+                problems.append(Problem(f"$.steps[{i}]", "expected an object (a step)"))
+                steps.append(None)
+                continue
+            sid = raw.get("id") if isinstance(raw.get("id"), str) else None
+            steps.append(_convert(raw, Step, f"$.steps[{i}]", problems, sid))
+        if not raw_steps:
+            problems.append(Problem("$.steps", "a plan needs at least one step"))
+    indexed = [(i, s) for i, s in enumerate(steps) if s is not None]
+    problems += _check_graph(_raw_ids(raw_steps), steps)
+    if shell is not None:
+        partial = msgspec.structs.replace(shell, steps=[s for _, s in indexed], globals=globals_)
+        problems += _check_values(partial, indexed)
+        problems += _check_variables(partial, indexed, given)
+    if shell is None or len(indexed) != len(steps) or raw_steps is None:
+        return None, problems
+    return partial, problems
+
+
+def _duplicate_keys(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        if isinstance(node, _DupKeys):
+            for key in node.dups:
+                yield f"{path}.{key}", key
+        for key, value in node.items():
+            yield from _duplicate_keys(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _duplicate_keys(item, f"{path}[{i}]")
+
+
+def _raw_ids(raw_steps: Any) -> list[str | None]:
+    if not isinstance(raw_steps, list):
+        return []
+    return [
+        s.get("id") if isinstance(s, dict) and isinstance(s.get("id"), str) else None
+        for s in raw_steps
+    ]
+
+
+# --- semantic checks ----------------------------------------------------------------
+
+
+def _check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list[Problem]:
+    """Duplicate ids, self/unknown dependencies and cycles."""
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for i, sid in enumerate(ids):
+        if sid is None:
+            continue
+        if sid in first:
+            problems.append(
+                Problem(
+                    f"$.steps[{i}].id",
+                    f"duplicate step id '{sid}' (first used at $.steps[{first[sid]}])",
+                    sid,
+                    "give every step a unique id",
+                )
+            )
+        else:
+            first[sid] = i
+    known = list(first)
+    deps: dict[str, list[str]] = {}
+    for i, step in enumerate(steps):
+        if step is None:
+            continue
+        seen: set[str] = set()
+        for j, dep in enumerate(step.depends_on):
+            where = f"$.steps[{i}].depends_on[{j}]"
+            if dep == step.id:
+                problems.append(
+                    Problem(where, "a step cannot depend on itself", step.id, "remove it")
+                )
+            elif dep not in first:
+                close = difflib.get_close_matches(dep, known, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "check the step ids"
+                problems.append(Problem(where, f"unknown dependency '{dep}'", step.id, hint))
+            elif dep in seen:
+                problems.append(
+                    Problem(where, f"'{dep}' is listed twice", step.id, "remove one", True)
+                )
+            seen.add(dep)
+        if first.get(step.id) == i:
+            deps[step.id] = [d for d in step.depends_on if d != step.id]
+    for cycle in graph.find_cycles(deps):
+        if len(cycle) == 2 and cycle[0] == cycle[1]:
+            continue  # reported above as a self-dependency
+        head = cycle[0]
+        index = first[head]
+        problems.append(
+            Problem(
+                f"$.steps[{index}].depends_on",
+                "dependency cycle: " + " -> ".join(cycle),
+                head,
+                "remove one of these dependencies",
+            )
+        )
+    return problems
+
+
+Indexed = Sequence[tuple[int, Step]]
+
+
+def _templates(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, str | None, str, Step | None]]:
+    """Every string that takes ``${...}``: (path, step id, template, step)."""
+    for key, value in plan.globals.env.items():
+        yield f"$.globals.env.{key}", None, value, None
+    if plan.globals.cwd is not None:
+        yield "$.globals.cwd", None, plan.globals.cwd, None
+    for i, step in indexed:
+        base = f"$.steps[{i}]"
+        yield f"{base}.command", step.id, step.command, step
+        for j, arg in enumerate(step.args):
+            yield f"{base}.args[{j}]", step.id, arg, step
+        for key, value in step.env.items():
+            yield f"{base}.env.{key}", step.id, value, step
+        if step.cwd is not None:
+            yield f"{base}.cwd", step.id, step.cwd, step
+
+
+def _check_values(plan: Plan, indexed: Indexed) -> list[Problem]:
+    """Empty commands, NUL bytes, bad env names, commands that look like shell lines."""
+    problems: list[Problem] = []
+    for name in plan.variables:
+        if not _VAR_NAME.match(name) or name in BUILTIN_VARIABLES:
+            problems.append(
+                Problem(
+                    f"$.variables.{name}",
+                    f"invalid variable name '{name}'",
+                    hint="use letters, digits and '_' (not starting with a digit); "
+                    f"{', '.join(BUILTIN_VARIABLES)} is built in",
+                )
+            )
+    envs = [("$.globals.env", None, plan.globals.env)]
+    envs += [(f"$.steps[{i}].env", s.id, s.env) for i, s in indexed]
+    for base, sid, env in envs:
+        for key in env:
+            if not key or "=" in key or "\0" in key:
+                problems.append(
+                    Problem(f"{base}.{key}", f"invalid environment variable name {key!r}", sid)
+                )
+    for i, step in indexed:
+        if not step.command.strip():
+            problems.append(
+                Problem(f"$.steps[{i}].command", "empty command", step.id, "name a program")
+            )
+        elif " " in step.command.strip() and "$" not in step.command:
+            first_word = step.command.split()[0]
+            problems.append(
+                Problem(
+                    f"$.steps[{i}].command",
+                    f"command {step.command!r} contains a space; planrun runs no shell",
+                    step.id,
+                    f"put the program in 'command' ({first_word!r}) and the rest in 'args'",
+                    warning=True,
+                )
+            )
+    for path, sid, template, _ in _templates(plan, indexed):
+        if "\0" in template:
+            problems.append(Problem(path, "contains a NUL byte", sid, "remove it"))
+    return problems
+
+
+def _shell_script_index(step: Step) -> int | None:
+    """Index in ``args`` of the script of ``sh -c SCRIPT`` (None if not such a step)."""
+    if os.path.basename(step.command) not in _SHELLS:
+        return None
+    for j, arg in enumerate(step.args):
+        if arg == "--":
+            return None
+        if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:
+            return j + 1 if j + 1 < len(step.args) else None
+        if not arg.startswith(("-", "+")):
+            return None
+    return None
+
+
+def _check_variables(plan: Plan, indexed: Indexed, given: Mapping[str, str]) -> list[Problem]:
+    """Undefined or malformed references, required variables without a value, and
+    variables spliced into ``sh -c`` scripts."""
+    problems: list[Problem] = []
+    defined = set(plan.variables) | set(given) | set(BUILTIN_VARIABLES)
+    for name, default in plan.variables.items():
+        if default is None and name not in given:
+            problems.append(
+                Problem(
+                    f"$.variables.{name}",
+                    f"variable '{name}' has no default and no value",
+                    hint=f"pass --var {name}=...",
+                )
+            )
+    for name in given:
+        if not _VAR_NAME.match(name):
+            problems.append(
+                Problem(
+                    f"--var {name}",
+                    f"invalid variable name '{name}'",
+                    hint="use letters, digits and '_' (not starting with a digit)",
+                )
+            )
+        elif name in BUILTIN_VARIABLES:
+            problems.append(Problem(f"--var {name}", f"'{name}' is built in and cannot be set"))
+    script_at = {s.id: _shell_script_index(s) for _, s in indexed}
+    for path, sid, template, step in _templates(plan, indexed):
+        try:
+            names = list(subst.references(template))
+        except subst.SubstError as exc:
+            problems.append(Problem(path, str(exc), sid))
+            continue
+        for name in dict.fromkeys(names):
+            if name not in defined:
+                problems.append(
+                    Problem(
+                        path,
+                        f"variable '{name}' is not defined",
+                        sid,
+                        f"pass --var {name}=... or declare it under \"variables\"",
+                    )
+                )
+        index = script_at.get(sid) if step is not None and sid is not None else None
+        if names and index is not None and path.endswith(f".args[{index}]"):
+            first = names[0]
+            problems.append(
+                Problem(
+                    path,
+                    f"'${{{first}}}' is spliced into a shell script: a value with quotes or "
+                    "';' would run as code",
+                    sid,
+                    f'use "${first}" instead (every variable is in the step\'s environment)',
+                    warning=True,
+                )
+            )
+    return problems
+
+
+# --- public entry points ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The outcome of validating a plan: the plan (None if unusable) and every problem."""
+
+    plan: Plan | None
+    problems: tuple[Problem, ...]
+    source: str | None = None
+    base_dir: Path | None = None
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.warning)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.warning)
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None and not self.errors
+
+    def raise_for_errors(self) -> Plan:
+        """The plan, or :class:`PlanError` listing every problem (warnings included)."""
+        if self.plan is None or self.errors:
+            raise PlanError(self.problems, self.source)
+        return self.plan
+
+
+def validate(
+    plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
+    variables: Mapping[str, str] | None = None,
+) -> Validation:
+    """Validate a plan (a :class:`Plan`, parsed data, or a file path) in one pass.
+
+    Syntax errors and an unreadable file raise :class:`PlanError` (nothing else can be
+    checked then); every other problem is collected into the returned
+    :class:`Validation`.
+    """
+    given = dict(variables or {})
+    source: str | None = None
+    base_dir: Path | None = None
+    if isinstance(plan, Plan):
+        doc: Any = msgspec.to_builtins(plan)
+    else:
+        if isinstance(plan, (str, os.PathLike)):
+            source = str(plan)
+            base_dir = Path(plan).resolve().parent
+            doc = read_document(plan)
+        else:
+            doc = plan
+    decoded, problems = decode_plan(doc, given)
+    return Validation(decoded, tuple(problems), source, base_dir)
+
+
+def load_plan(
+    plan: Mapping[str, Any] | str | os.PathLike[str],
+    variables: Mapping[str, str] | None = None,
+) -> Plan:
+    """Read and validate a plan; raise :class:`PlanError` listing every problem."""
+    return validate(plan, variables).raise_for_errors()
+
+
+def parse_var(text: str) -> tuple[str, str]:
+    """Split a ``NAME=VALUE`` command-line assignment (``ValueError`` without ``=``)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--var expects NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _stringify(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve_variables(
+    plan: Plan, given: Mapping[str, str], plan_dir: Path | None
+) -> dict[str, str]:
+    """Plan defaults overridden by ``given``, plus the built-in ``PLAN_DIR``."""
+    values = {k: _stringify(v) for k, v in plan.variables.items() if v is not None}
+    values.update(given)
+    values["PLAN_DIR"] = str(plan_dir or Path.cwd())
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedStep:
+    """A step with every ``${...}`` substituted: what the executor is given.
+
+    ``env`` holds only what the plan adds (``globals.env``, step ``env``, variables);
+    the executor lays it over the caller's environment.
+    """
+
+    step: Step
+    index: int
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(repr=False)
+    cwd: str | None
+    timeout: float | None
+
+
+def resolve_steps(
+    plan: Plan, values: Mapping[str, str], plan_dir: Path | None
+) -> list[ResolvedStep]:
+    """Substitute variables into every step (validate first: unknown names raise)."""
+    base = plan_dir or Path.cwd()
+    global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
+    resolved = []
+    for index, step in enumerate(plan.steps):
+        env = dict(global_env)
+        env.update((k, subst.substitute(v, values)) for k, v in step.env.items())
+        env.update(values)
+        cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
+        cwd = None
+        if cwd_template is not None:
+            cwd = str(base / subst.substitute(cwd_template, values))
+        argv = (step.command, *step.args)
+        resolved.append(
+            ResolvedStep(
+                step=step,
+                index=index,
+                argv=tuple(subst.substitute(a, values) for a in argv),
+                env=env,
+                cwd=cwd,
+                timeout=step.timeout_sec
+                if step.timeout_sec is not None
+                else plan.globals.default_timeout_sec,
+            )
+        )
+    return resolved

@@ -1,0 +1,184 @@
+"""Retry and trigger-rule decisions as pure functions. The engine only carries them out.
+
+Every function here takes plain data and returns a decision object; nothing sleeps,
+spawns or reads a clock, so each is tested with tables.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .model import AttemptState, OnFailure, Step, StepState, When
+
+__all__ = [
+    "Blocked",
+    "DepOutcome",
+    "Ready",
+    "Retry",
+    "Skip",
+    "Wait",
+    "attempt_state",
+    "dep_outcome",
+    "retry_decision",
+    "retry_delay",
+    "trigger",
+]
+
+
+# --- attempts and retries -----------------------------------------------------------
+
+
+def attempt_state(step: Step, exit_code: int | None, *, timed_out: bool) -> AttemptState:
+    """Judge one finished attempt: ``success_exit_codes`` decide success."""
+    if timed_out:
+        return AttemptState.TIMED_OUT
+    if exit_code is not None and exit_code in step.success_exit_codes:
+        return AttemptState.SUCCEEDED
+    return AttemptState.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Start attempt ``attempt`` after ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+
+
+def retry_delay(step: Step, attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Delay before attempt ``attempt + 1`` after attempt ``attempt`` (1-based) ended.
+
+    ``retry_delay_sec * retry_backoff ** (attempt - 1)``, capped by
+    ``retry_max_delay_sec``, then spread by ``retry_jitter`` (a factor drawn uniformly
+    from ``[1 - jitter, 1 + jitter]``) and capped again.
+    """
+    delay = step.retry_delay_sec * step.retry_backoff ** (attempt - 1)
+    cap = step.retry_max_delay_sec
+    if cap is not None:
+        delay = min(delay, cap)
+    if step.retry_jitter:
+        delay *= 1 - step.retry_jitter + 2 * step.retry_jitter * rand()
+        if cap is not None:
+            delay = min(delay, cap)
+    return max(delay, 0.0)
+
+
+def retry_decision(
+    step: Step,
+    attempt: int,
+    state: AttemptState,
+    exit_code: int | None,
+    rand: Callable[[], float] = random.random,
+) -> Retry | None:
+    """Whether attempt ``attempt`` (1-based), which ended in ``state``, is retried.
+
+    Retries happen while fewer than ``1 + retries`` attempts ran, for timeouts unless
+    ``retry_on_timeout`` is false, and for exit codes in ``retry_on_exit_codes``
+    (any code when it is unset). An attempt that never started (``exit_code`` None and
+    not a timeout, e.g. the program does not exist) is not retried: it would fail the
+    same way again.
+    """
+    if state in (AttemptState.SUCCEEDED, AttemptState.CANCELLED) or attempt > step.retries:
+        return None
+    if state is AttemptState.TIMED_OUT:
+        if not step.retry_on_timeout:
+            return None
+    elif exit_code is None:
+        return None
+    elif step.retry_on_exit_codes is not None and exit_code not in step.retry_on_exit_codes:
+        return None
+    return Retry(attempt + 1, retry_delay(step, attempt, rand))
+
+
+# --- trigger rules ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DepOutcome:
+    """A finished dependency as its dependents see it.
+
+    ``state`` is the *effective* state: a failure under ``on_failure: continue`` is
+    seen as succeeded. ``root`` names the step whose failure caused a skip chain.
+    """
+
+    step_id: str
+    state: StepState
+    root: str | None = None
+
+
+def dep_outcome(step: Step, state: StepState, root: str | None = None) -> DepOutcome:
+    """The outcome dependents of ``step`` see when it ended in ``state``."""
+    if state.failed and step.on_failure is OnFailure.CONTINUE:
+        return DepOutcome(step.id, StepState.SUCCEEDED)
+    if state.failed:
+        return DepOutcome(step.id, state, root=step.id)
+    return DepOutcome(step.id, state, root=root)
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The step may start now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Some dependency is still pending or running; decide later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """The rule can no longer hold: the step ends ``skipped`` with ``reason``."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The run is aborting and this step's rule does not run during an abort."""
+
+
+Decision = Ready | Wait | Skip | Blocked
+
+
+def _describe(dep: DepOutcome) -> str:
+    text = f"dependency '{dep.step_id}' {dep.state.value}"
+    if dep.root is not None and dep.root != dep.step_id:
+        text += f" (because '{dep.root}' failed)"
+    return text
+
+
+def trigger(when: When, deps: Sequence[DepOutcome | None], *, aborting: bool) -> Decision:
+    """Apply a trigger rule to a step's dependencies (``None`` = not finished yet).
+
+    - ``all_success``: all succeeded; skipped as soon as one did not.
+    - ``none_failed``: all finished and none failed, timed out or was cancelled
+      (skipped is fine); skipped as soon as one did.
+    - ``all_done``: all finished, in any state.
+    - ``one_failed``: all finished and at least one failed or timed out; waiting for
+      every dependency keeps a rollback step from racing steps still running.
+
+    While the run is aborting only ``all_done`` and ``one_failed`` steps may still run
+    (cleanup and rollback); the others are :class:`Blocked` and end cancelled.
+    """
+    if aborting and when not in (When.ALL_DONE, When.ONE_FAILED):
+        return Blocked()
+    finished = [d for d in deps if d is not None]
+    all_finished = len(finished) == len(deps)
+    if when is When.ALL_SUCCESS:
+        bad = next((d for d in finished if d.state is not StepState.SUCCEEDED), None)
+        if bad is not None:
+            return Skip(_describe(bad))
+    elif when is When.NONE_FAILED:
+        bad = next(
+            (d for d in finished if d.state not in (StepState.SUCCEEDED, StepState.SKIPPED)),
+            None,
+        )
+        if bad is not None:
+            return Skip(_describe(bad))
+    if not all_finished:
+        return Wait()
+    if when is When.ONE_FAILED and not any(d.state.failed for d in finished):
+        return Skip("no dependency failed (when: one_failed)")
+    return Ready()
