@@ -129,9 +129,13 @@ class Wait:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """The rule can no longer hold: the step ends ``skipped`` with ``reason``."""
+    """The rule can no longer hold: the step ends ``skipped`` with ``reason``.
+
+    ``root`` names the failed step at the start of the skip chain, if any.
+    """
 
     reason: str
+    root: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,14 +173,14 @@ def trigger(when: When, deps: Sequence[DepOutcome | None], *, aborting: bool) ->
     if when is When.ALL_SUCCESS:
         bad = next((d for d in finished if d.state is not StepState.SUCCEEDED), None)
         if bad is not None:
-            return Skip(_describe(bad))
+            return Skip(_describe(bad), bad.root)
     elif when is When.NONE_FAILED:
         bad = next(
             (d for d in finished if d.state not in (StepState.SUCCEEDED, StepState.SKIPPED)),
             None,
         )
         if bad is not None:
-            return Skip(_describe(bad))
+            return Skip(_describe(bad), bad.root)
     if not all_finished:
         return Wait()
     if when is When.ONE_FAILED and not any(d.state.failed for d in finished):

@@ -1,0 +1,52 @@
+"""planrun: run plans — DAGs of subprocess steps — with timeouts, retries and failure
+policies, every run recorded in SQLite and observable from anywhere.
+
+The public API is what this module exports; everything else is private.
+"""
+
+from .api import AttemptResult, RunResult, StepResult, run_plan
+from .errors import PlanError, PlanrunError, Problem, StoreError, UsageError
+from .events import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    RetryScheduled,
+    RunAborting,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
+from .model import AttemptState, OnFailure, Plan, RunState, Step, StepState, When
+from .plan import load_plan, validate
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AttemptFinished",
+    "AttemptResult",
+    "AttemptStarted",
+    "AttemptState",
+    "Event",
+    "OnFailure",
+    "Plan",
+    "PlanError",
+    "PlanrunError",
+    "Problem",
+    "RetryScheduled",
+    "RunAborting",
+    "RunFinished",
+    "RunResult",
+    "RunStarted",
+    "RunState",
+    "Step",
+    "StepFinished",
+    "StepResult",
+    "StepState",
+    "StoreError",
+    "UsageError",
+    "When",
+    "__version__",
+    "load_plan",
+    "run_plan",
+    "validate",
+]

@@ -1,0 +1,237 @@
+"""The embedded API: ``await run_plan(...)``. The CLI is built on the same two steps.
+
+``prepare`` validates and resolves (pure, raises :class:`~planrun.errors.PlanError`);
+``execute`` opens the store and, in one task group, runs the engine and the recorder
+that writes its events to SQLite and JSONL. Nothing here installs signal handlers:
+in an embedding service, cancelling the awaiting task is how a run is stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+from .engine import Engine, EngineConfig
+from .errors import Problem, UsageError
+from .events import Event, utc_now
+from .executors.local import LocalExecutor
+from .model import AttemptState, Plan, RunState, StepState
+from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
+from .ports import Executor
+from .state import RunView, apply
+from .store.sqlite import SqliteStore, default_state_dir
+
+__all__ = [
+    "AttemptResult",
+    "PreparedRun",
+    "RunResult",
+    "StepResult",
+    "execute",
+    "new_run_id",
+    "prepare",
+    "run_plan",
+]
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class AttemptResult(msgspec.Struct, frozen=True):
+    number: int
+    state: AttemptState
+    exit_code: int | None
+    pid: int | None
+    log_path: str | None
+    started_at: str | None
+    ended_at: str | None
+    error: str | None
+
+
+class StepResult(msgspec.Struct, frozen=True):
+    id: str
+    state: StepState
+    reason: str | None
+    exit_code: int | None
+    critical: bool
+    attempts: list[AttemptResult]
+
+
+class RunResult(msgspec.Struct, frozen=True):
+    """What ``run_plan`` returns: the run's final state and every step's attempts."""
+
+    run_id: str
+    plan_id: str
+    state: RunState
+    exit_code: int
+    reason: str | None
+    started_at: str | None
+    ended_at: str | None
+    steps: dict[str, StepResult]
+
+    @property
+    def ok(self) -> bool:
+        return self.state is RunState.SUCCEEDED
+
+    @classmethod
+    def from_view(cls, view: RunView) -> RunResult:
+        steps = {
+            s.id: StepResult(
+                s.id, s.state, s.reason, s.exit_code, s.critical,
+                [AttemptResult(a.number, a.state, a.exit_code, a.pid, a.log_path,
+                               a.started_at, a.ended_at, a.error) for a in s.attempts],
+            )
+            for s in view.steps.values()
+        }
+        return cls(view.run_id, view.plan_id, view.state, view.exit_code or 0, view.reason,
+                   view.started_at, view.ended_at, steps)
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A validated plan with its variables resolved: ready to execute."""
+
+    plan: Plan
+    steps: list[ResolvedStep]
+    variables: dict[str, str]
+    source: str | None
+    warnings: tuple[Problem, ...]
+
+
+def new_run_id() -> str:
+    """A fresh run id that sorts by start time: ``20261124T101502123Z-3f9a2c``."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}{int(now % 1 * 1000):03d}Z-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is safe as a file name, else :class:`UsageError`."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise UsageError(
+            f"invalid run id {run_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return run_id
+
+
+def prepare(
+    plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
+    variables: Mapping[str, str] | None = None,
+) -> PreparedRun:
+    """Validate ``plan`` and resolve its variables (raises ``PlanError``). No I/O but
+    reading the plan file."""
+    given = dict(variables or {})
+    validation = validate(plan, given)
+    checked = validation.raise_for_errors()
+    values = resolve_variables(checked, given, validation.base_dir)
+    return PreparedRun(
+        plan=checked,
+        steps=resolve_steps(checked, values, validation.base_dir),
+        variables=values,
+        source=validation.source,
+        warnings=validation.warnings,
+    )
+
+
+async def execute(
+    prepared: PreparedRun,
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
+    max_concurrency: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    executor: Executor | None = None,
+) -> RunResult:
+    """Run a prepared plan, recording it in the store; see :func:`run_plan`."""
+    run_id = check_run_id(run_id) if run_id is not None else new_run_id()
+    if max_concurrency is not None and max_concurrency < 1:
+        raise UsageError("--max-concurrency must be at least 1")
+    plan = prepared.plan
+    source = str(Path(prepared.source).resolve()) if prepared.source else None
+    async with SqliteStore.open(state_dir or default_state_dir()) as store:
+        paths = await store.create_run(
+            run_id, plan.plan_id, source, prepared.variables,
+            [(s.id, s.display_name) for s in plan.steps], utc_now(),
+        )
+        send, recv = anyio.create_memory_object_stream[Event](math.inf)
+        view: RunView | None = None
+
+        def sink(event: Event) -> None:
+            nonlocal view
+            # The recorder may have failed (its error propagates); keep the run's
+            # own bookkeeping going so every process is still stopped.
+            with _ignore_closed():
+                send.send_nowait(event)
+            view = apply(view, event)
+            if on_event is not None:
+                on_event(event)
+
+        config = EngineConfig(
+            run_id=run_id,
+            plan_id=plan.plan_id,
+            max_concurrency=max_concurrency or plan.globals.concurrency,
+            kill_grace=plan.globals.kill_grace_sec,
+            run_timeout=plan.globals.timeout_sec,
+            log_dir=paths.log_dir,
+            plan_path=source,
+            variables=prepared.variables,
+        )
+        engine = Engine(prepared.steps, config, executor or LocalExecutor(), sink)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.record, recv, paths)
+            with send:
+                await engine.run()
+    assert view is not None
+    return RunResult.from_view(view)
+
+
+async def run_plan(
+    plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
+    variables: Mapping[str, str] | None = None,
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
+    max_concurrency: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    executor: Executor | None = None,
+) -> RunResult:
+    """Validate and run a plan; return its :class:`RunResult` when every step is done.
+
+    ``plan`` is a :class:`Plan`, parsed plan data, or a path to a JSON/YAML/TOML file
+    (relative step ``cwd`` values are then resolved against the file's directory).
+    The run is recorded under ``state_dir`` (default ``$PLANRUN_STATE_DIR`` or
+    ``.planrun``). ``on_event`` is called with every event, in order, from the event
+    loop: keep it fast and do not raise from it.
+
+    A failed run is a result, not an exception. Raises ``PlanError`` for an invalid
+    plan (before anything is written or started), ``UsageError`` for a bad
+    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails. Cancelling the
+    awaiting task stops every step process (TERM, grace, KILL), records the run
+    ``cancelled`` and re-raises the cancellation.
+    """
+    return await execute(
+        prepare(plan, variables),
+        state_dir=state_dir,
+        run_id=run_id,
+        max_concurrency=max_concurrency,
+        on_event=on_event,
+        executor=executor,
+    )
+
+
+class _ignore_closed:  # noqa: N801 - used like contextlib.suppress
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: type[BaseException] | None, *_: object) -> bool:
+        return typ is not None and issubclass(typ, (anyio.BrokenResourceError,
+                                                    anyio.ClosedResourceError))

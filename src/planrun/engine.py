@@ -1,0 +1,420 @@
+"""The scheduler: runs a validated plan's steps as a DAG under a concurrency bound.
+
+One task (``Engine.run``) owns all scheduling state. Attempt tasks and timers never
+touch it: they report through an inbox (a memory object stream) and the scheduler
+reacts to each message — no polling, no shared mutable state. Decisions (retry or
+not, may a step start, was it skipped) come from the pure ``policy`` module; the
+engine only carries them out and emits an event for every change.
+
+Stopping, three ways:
+
+- **abort** (a critical step failed with ``on_failure: abort``, or the run deadline
+  passed): running attempts are cancelled through their own cancel scopes, pending
+  steps end ``cancelled``, but ``all_done``/``one_failed`` steps still run.
+- **cancellation of the caller** (Ctrl-C, a cancelled ``run_plan`` task): anyio cancels
+  the task group; each attempt stops its process group in a shielded scope; then the
+  remaining steps are recorded ``cancelled`` and the cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from . import policy
+from .events import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    RetryScheduled,
+    RunAborting,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepInfo,
+    utc_now,
+)
+from .model import AttemptState, OnFailure, RunState, StepState, When
+from .plan import ResolvedStep
+from .ports import AttemptSpec, EventSink, Executor, ProcessResult
+
+__all__ = ["Engine", "EngineConfig", "Outcome"]
+
+_CLEANUP_RULES = (When.ALL_DONE, When.ONE_FAILED)
+
+EXIT_OK, EXIT_FAILED, EXIT_DEADLINE, EXIT_CANCELLED = 0, 1, 124, 130
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """What the engine needs besides the steps."""
+
+    run_id: str
+    plan_id: str
+    max_concurrency: int
+    kill_grace: float = 5.0
+    run_timeout: float | None = None
+    log_dir: Path | None = None
+    plan_path: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    rand: Callable[[], float] = random.random
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How the run ended (the last event also says so)."""
+
+    state: RunState
+    exit_code: int
+    reason: str | None
+
+
+@dataclass(eq=False, slots=True)
+class _Node:
+    rs: ResolvedStep
+    deps: list[int]
+    dependents: list[int] = field(default_factory=list)
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    queued: bool = False
+    outcome: policy.DepOutcome | None = None
+    scope: anyio.CancelScope | None = None
+    waiting_retry: bool = False
+
+    @property
+    def cleanup(self) -> bool:
+        return self.rs.step.when in _CLEANUP_RULES
+
+
+# Inbox messages: what attempt tasks and timers tell the scheduler.
+@dataclass(frozen=True, slots=True)
+class _AttemptDone:
+    index: int
+    attempt: int
+    result: ProcessResult | None  # None: cancelled before it could finish
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class _RetryDue:
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    pass
+
+
+_Message = _AttemptDone | _RetryDue | _Deadline
+
+
+def _failure_reason(state: StepState, exit_code: int | None, timeout: float | None) -> str:
+    if state is StepState.TIMED_OUT:
+        return f"timed out after {timeout:g}s" if timeout else "timed out"
+    if exit_code is not None and exit_code < 0:
+        return f"killed by signal {-exit_code}"
+    return f"exit code {exit_code}"
+
+
+class Engine:
+    """Runs one plan once. Create, then ``await run()`` exactly once."""
+
+    def __init__(
+        self,
+        steps: Sequence[ResolvedStep],
+        config: EngineConfig,
+        executor: Executor,
+        sink: EventSink,
+    ) -> None:
+        self._cfg = config
+        self._executor = executor
+        self._sink = sink
+        index = {rs.step.id: i for i, rs in enumerate(steps)}
+        self._nodes = [
+            _Node(rs, sorted({index[d] for d in rs.step.depends_on})) for rs in steps
+        ]
+        for i, node in enumerate(self._nodes):
+            for d in node.deps:
+                self._nodes[d].dependents.append(i)
+        self._seq = 0
+        self._ready: list[int] = []
+        self._check: deque[int] = deque()
+        self._running = 0
+        self._unfinished = len(self._nodes)
+        self._aborting: str | None = None
+        self._deadline_hit = False
+        self._cancelling = False
+        self._tg: TaskGroup | None = None
+        send: MemoryObjectSendStream[_Message]
+        recv: MemoryObjectReceiveStream[_Message]
+        send, recv = anyio.create_memory_object_stream[_Message](math.inf)
+        self._inbox, self._inbox_recv = send, recv
+
+    # --- events ----------------------------------------------------------------------
+
+    def _emit(self, cls: type[Event], **fields: Any) -> None:
+        self._seq += 1
+        self._sink(cls(run_id=self._cfg.run_id, seq=self._seq, ts=utc_now(), **fields))
+
+    # --- the run ---------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        """Run every step to a terminal state and return the run's outcome.
+
+        Cancelling the caller stops every process, records the remaining steps as
+        ``cancelled``, emits ``run_finished`` and re-raises.
+        """
+        cfg = self._cfg
+        self._emit(
+            RunStarted,
+            plan_id=cfg.plan_id,
+            plan_path=cfg.plan_path,
+            variables=cfg.variables,
+            max_concurrency=cfg.max_concurrency,
+            steps=[
+                StepInfo(n.rs.step.id, n.rs.step.display_name, list(n.rs.step.depends_on),
+                         n.rs.step.retries, n.rs.step.critical)
+                for n in self._nodes
+            ],
+            pid=os.getpid(),
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                if cfg.run_timeout is not None:
+                    tg.start_soon(self._deadline_timer, cfg.run_timeout)
+                self._check.extend(range(len(self._nodes)))
+                self._settle()
+                while self._unfinished:
+                    self._handle(await self._inbox_recv.receive())
+                    self._settle()
+                tg.cancel_scope.cancel()  # stop the deadline timer
+        except anyio.get_cancelled_exc_class():
+            self._finish_cancelled()
+            raise
+        except BaseException:
+            self._finish_cancelled(reason="internal error")
+            raise
+        return self._finish()
+
+    def _settle(self) -> None:
+        """Re-evaluate steps whose dependencies changed, then start what may start."""
+        while self._check:
+            self._evaluate(self._check.popleft())
+        while self._ready and self._running < self._cfg.max_concurrency and not self._cancelling:
+            index = heapq.heappop(self._ready)
+            node = self._nodes[index]
+            node.queued = False
+            if node.state is StepState.PENDING or node.waiting_retry:
+                self._start_attempt(index)
+
+    def _evaluate(self, index: int) -> None:
+        node = self._nodes[index]
+        if node.state is not StepState.PENDING or node.queued:
+            return
+        if self._cancelling:
+            self._finish_step(index, StepState.CANCELLED, reason="run cancelled")
+            return
+        decision = policy.trigger(
+            node.rs.step.when,
+            [self._nodes[d].outcome for d in node.deps],
+            aborting=self._aborting is not None,
+        )
+        match decision:
+            case policy.Ready():
+                node.queued = True
+                heapq.heappush(self._ready, index)
+            case policy.Skip(reason, root):
+                self._finish_step(index, StepState.SKIPPED, reason=reason, root=root)
+            case policy.Blocked():
+                self._finish_step(index, StepState.CANCELLED, reason=self._aborting)
+            case policy.Wait():
+                pass
+
+    def _start_attempt(self, index: int) -> None:
+        node = self._nodes[index]
+        node.attempts += 1
+        node.waiting_retry = False
+        node.state = StepState.RUNNING
+        self._running += 1
+        assert self._tg is not None
+        self._tg.start_soon(self._attempt_task, index, node.attempts)
+
+    async def _attempt_task(self, index: int, attempt: int) -> None:
+        node = self._nodes[index]
+        rs = node.rs
+        log_path = None
+        if self._cfg.log_dir is not None:
+            log_path = str(self._cfg.log_dir / f"{rs.step.id}.{attempt}.log")
+        spec = AttemptSpec(
+            run_id=self._cfg.run_id,
+            step_id=rs.step.id,
+            attempt=attempt,
+            argv=rs.argv,
+            env=rs.env,
+            cwd=rs.cwd,
+            timeout=rs.timeout,
+            kill_grace=self._cfg.kill_grace,
+            log_path=log_path,
+        )
+
+        def started(pid: int | None) -> None:
+            self._emit(AttemptStarted, step_id=rs.step.id, attempt=attempt, pid=pid,
+                       log_path=log_path)
+
+        begin = time.monotonic()
+        result: ProcessResult | None = None
+        try:
+            with anyio.CancelScope() as scope:
+                node.scope = scope
+                result = await self._executor.run(spec, started)
+        finally:
+            node.scope = None
+            self._inbox.send_nowait(
+                _AttemptDone(index, attempt, result, time.monotonic() - begin)
+            )
+
+    async def _retry_timer(self, index: int, delay: float) -> None:
+        node = self._nodes[index]
+        with anyio.CancelScope() as scope:
+            node.scope = scope
+            await anyio.sleep(delay)
+            node.scope = None
+            self._inbox.send_nowait(_RetryDue(index))
+
+    async def _deadline_timer(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        self._inbox.send_nowait(_Deadline())
+
+    # --- reacting to messages --------------------------------------------------------
+
+    def _handle(self, msg: _Message) -> None:
+        match msg:
+            case _AttemptDone():
+                self._attempt_done(msg)
+            case _RetryDue(index):
+                node = self._nodes[index]
+                if node.waiting_retry and not node.queued:
+                    node.queued = True
+                    heapq.heappush(self._ready, index)
+            case _Deadline():
+                self._deadline_hit = True
+                self._abort(f"run deadline of {self._cfg.run_timeout:g}s exceeded")
+
+    def _attempt_done(self, msg: _AttemptDone) -> None:
+        self._running -= 1
+        node = self._nodes[msg.index]
+        step = node.rs.step
+        result = msg.result
+        if result is None:
+            state = AttemptState.CANCELLED
+            exit_code, error = None, None
+        else:
+            exit_code, error = result.exit_code, result.error
+            state = policy.attempt_state(step, exit_code, timed_out=result.timed_out)
+        self._emit(AttemptFinished, step_id=step.id, attempt=msg.attempt, state=state,
+                   exit_code=exit_code, duration_sec=round(msg.duration, 6), error=error)
+        if state is AttemptState.SUCCEEDED:
+            self._finish_step(msg.index, StepState.SUCCEEDED, exit_code=exit_code)
+            return
+        if state is AttemptState.CANCELLED:
+            reason = self._aborting or "run cancelled"
+            self._finish_step(msg.index, StepState.CANCELLED, reason=reason)
+            return
+        may_retry = not self._cancelling and (self._aborting is None or node.cleanup)
+        retry = policy.retry_decision(step, msg.attempt, state, exit_code, self._cfg.rand)
+        if retry is not None and may_retry:
+            node.waiting_retry = True
+            self._emit(RetryScheduled, step_id=step.id, attempt=retry.attempt,
+                       delay_sec=round(retry.delay, 6))
+            assert self._tg is not None
+            self._tg.start_soon(self._retry_timer, msg.index, retry.delay)
+            return
+        final = StepState.TIMED_OUT if state is AttemptState.TIMED_OUT else StepState.FAILED
+        reason = error or _failure_reason(final, exit_code, node.rs.timeout)
+        self._finish_step(msg.index, final, exit_code=exit_code, reason=reason)
+        if step.critical and step.on_failure is OnFailure.ABORT and not self._cancelling:
+            self._abort(f"step '{step.id}' {final.value}", step.id)
+
+    def _finish_step(
+        self,
+        index: int,
+        state: StepState,
+        *,
+        reason: str | None = None,
+        exit_code: int | None = None,
+        root: str | None = None,
+    ) -> None:
+        node = self._nodes[index]
+        node.state = state
+        node.waiting_retry = False
+        node.outcome = policy.dep_outcome(node.rs.step, state, root)
+        self._unfinished -= 1
+        self._emit(StepFinished, step_id=node.rs.step.id, state=state, attempts=node.attempts,
+                   exit_code=exit_code, reason=reason)
+        self._check.extend(node.dependents)
+
+    def _abort(self, reason: str, step_id: str | None = None) -> None:
+        """Stop everything but cleanup/rollback steps (``on_failure: abort``, deadline)."""
+        if self._aborting is not None:
+            return
+        self._aborting = reason
+        self._emit(RunAborting, reason=reason, step_id=step_id)
+        for index, node in enumerate(self._nodes):
+            if node.cleanup:
+                continue
+            if node.state is StepState.PENDING:
+                node.queued = False
+                self._check.append(index)
+            elif node.waiting_retry:
+                if node.scope is not None:
+                    node.scope.cancel()
+                self._finish_step(index, StepState.CANCELLED, reason=reason)
+            elif node.state is StepState.RUNNING and node.scope is not None:
+                node.scope.cancel()
+        self._ready = [i for i in self._ready if self._nodes[i].cleanup]
+        heapq.heapify(self._ready)
+
+    # --- the end ---------------------------------------------------------------------
+
+    def _finish(self) -> Outcome:
+        failed = [n for n in self._nodes if n.state.failed]
+        if self._deadline_hit:
+            outcome = Outcome(RunState.FAILED, EXIT_DEADLINE, self._aborting)
+        elif any(n.rs.step.critical for n in failed):
+            outcome = Outcome(RunState.FAILED, EXIT_FAILED, self._aborting or "a critical step failed")
+        else:
+            outcome = Outcome(RunState.SUCCEEDED, EXIT_OK, None)
+        self._emit(RunFinished, state=outcome.state, exit_code=outcome.exit_code,
+                   reason=outcome.reason, failed_steps=[n.rs.step.id for n in failed])
+        return outcome
+
+    def _finish_cancelled(self, reason: str = "run cancelled") -> None:
+        """Record the end of a cancelled run. Synchronous: we are being cancelled."""
+        self._cancelling = True
+        while True:
+            try:
+                msg = self._inbox_recv.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+            if isinstance(msg, _AttemptDone):
+                self._attempt_done(msg)
+        for index, node in enumerate(self._nodes):
+            if not node.state.terminal:
+                self._finish_step(index, StepState.CANCELLED, reason=reason)
+        self._check.clear()
+        self._emit(RunFinished, state=RunState.CANCELLED, exit_code=EXIT_CANCELLED,
+                   reason=reason,
+                   failed_steps=[n.rs.step.id for n in self._nodes if n.state.failed])

@@ -1,0 +1,144 @@
+"""Typed run events. One stream of these is the truth about a run.
+
+Every event carries the ``run_id``, a per-run gap-free ``seq`` (1, 2, 3, ...), a UTC
+timestamp ``ts`` (ISO 8601) and a ``type`` tag. The same encoded bytes go to the
+``events`` table and to ``events.jsonl``. Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from .model import AttemptState, RunState, StepState
+
+__all__ = [
+    "AttemptFinished",
+    "AttemptStarted",
+    "Event",
+    "RetryScheduled",
+    "RunAborting",
+    "RunFinished",
+    "RunStarted",
+    "StepFinished",
+    "decode_event",
+    "encode_event",
+    "event_type",
+    "utc_now",
+]
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with microseconds and a ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _Base(msgspec.Struct, kw_only=True, frozen=True, tag_field="type"):
+    run_id: str
+    seq: int
+    ts: str
+
+
+class StepInfo(msgspec.Struct, frozen=True):
+    """A step as announced in :class:`RunStarted`."""
+
+    id: str
+    name: str
+    depends_on: list[str]
+    retries: int
+    critical: bool
+
+
+class RunStarted(_Base, frozen=True, tag="run_started"):
+    """The run began; lists every step in plan order."""
+
+    plan_id: str
+    plan_path: str | None
+    variables: dict[str, str]
+    max_concurrency: int
+    steps: list[StepInfo]
+    pid: int
+
+
+class AttemptStarted(_Base, frozen=True, tag="attempt_started"):
+    """Attempt ``attempt`` (1-based) of a step started as process ``pid``."""
+
+    step_id: str
+    attempt: int
+    pid: int | None
+    log_path: str | None
+
+
+class AttemptFinished(_Base, frozen=True, tag="attempt_finished"):
+    """An attempt ended. ``exit_code`` is negative when a signal ended the process."""
+
+    step_id: str
+    attempt: int
+    state: AttemptState
+    exit_code: int | None
+    duration_sec: float
+    error: str | None = None
+
+
+class RetryScheduled(_Base, frozen=True, tag="retry_scheduled"):
+    """Attempt ``attempt`` of a step starts in ``delay_sec`` seconds."""
+
+    step_id: str
+    attempt: int
+    delay_sec: float
+
+
+class StepFinished(_Base, frozen=True, tag="step_finished"):
+    """A step reached a terminal state (``reason`` says why for skips and cancels)."""
+
+    step_id: str
+    state: StepState
+    attempts: int
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+class RunAborting(_Base, frozen=True, tag="run_aborting"):
+    """No new step starts except cleanup/rollback; running steps are being stopped."""
+
+    reason: str
+    step_id: str | None = None
+
+
+class RunFinished(_Base, frozen=True, tag="run_finished"):
+    """The run ended. ``exit_code`` is what ``planrun run`` exits with."""
+
+    state: RunState
+    exit_code: int
+    reason: str | None = None
+    failed_steps: list[str] = msgspec.field(default_factory=list)
+
+
+Event = (
+    RunStarted
+    | AttemptStarted
+    | AttemptFinished
+    | RetryScheduled
+    | StepFinished
+    | RunAborting
+    | RunFinished
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+
+
+def event_type(event: Event) -> str:
+    """The ``type`` tag of an event (``"run_started"``, ...)."""
+    return str(type(event).__struct_config__.tag)
+
+
+def encode_event(event: Event) -> bytes:
+    """The event as compact JSON (the bytes stored in SQLite and JSONL)."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Decode bytes written by :func:`encode_event`."""
+    return _decoder.decode(data)

@@ -1,0 +1,202 @@
+"""Run attempts as local processes, each in its own session, stopped as a group.
+
+How an attempt is supervised (see shared/pitfalls.md for the evidence):
+
+- ``Popen`` with an argv (never a shell), ``start_new_session=True``: the attempt's
+  process group id is its pid, recorded before any await.
+- stdout and stderr go straight to the attempt's log file: no pipe into planrun, so
+  nothing is buffered in memory and no grandchild can hold a pipe of ours open.
+- Leader exit is awaited through a pidfd (no thread per child); the leader is reaped
+  only at the very end, so its pid, which is the group id, cannot be reused while we
+  may still signal the group.
+- Group emptiness is observed without polling: every attempt inherits the write end of
+  a "sentinel" pipe, and the read end reaches EOF when the last holder exits.
+- Stopping is ``killpg(SIGTERM)``, ``kill_grace`` seconds, ``killpg(SIGKILL)``. It
+  runs after a timeout, after cancellation (shielded, with its own deadline), and after
+  a normal exit if the step left background processes behind: nothing a step started
+  outlives its attempt.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+
+import anyio
+
+from ..ports import AttemptSpec, ProcessResult
+
+__all__ = ["LocalExecutor"]
+
+#: How long to wait for a group to vanish after SIGKILL before giving up on it.
+KILL_WAIT_SEC = 2.0
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+class _Attempt:
+    """One running process group: its leader, pidfd and sentinel pipe."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], sentinel: int) -> None:
+        self.proc = proc
+        self.pgid = proc.pid
+        self.sentinel = sentinel
+        self.pidfd = _pidfd(proc.pid)
+        self.exited = False
+        self.group_empty = False
+
+    async def wait_exit(self) -> None:
+        """Wait until the leader has exited (it stays unreaped: a zombie)."""
+        if self.exited:
+            return
+        if self.pidfd is not None:
+            await anyio.wait_readable(self.pidfd)
+        else:
+            await anyio.to_thread.run_sync(
+                os.waitid, os.P_PID, self.pgid, os.WEXITED | os.WNOWAIT, abandon_on_cancel=True
+            )
+        self.exited = True
+
+    async def wait_group(self) -> None:
+        """Wait until the leader exited and no process holds the sentinel any more."""
+        await self.wait_exit()
+        while not self.group_empty:
+            await anyio.wait_readable(self.sentinel)
+            try:
+                self.group_empty = os.read(self.sentinel, 4096) == b""
+            except BlockingIOError:
+                continue
+
+    def check_group(self) -> bool:
+        """Non-blocking: is the sentinel at EOF (every holder gone)?"""
+        if not self.group_empty:
+            try:
+                self.group_empty = os.read(self.sentinel, 4096) == b""
+            except BlockingIOError:
+                return False
+        return self.group_empty
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM the group, wait ``grace``, SIGKILL it, wait until it is gone."""
+        _killpg(self.pgid, signal.SIGTERM)
+        with anyio.move_on_after(grace):
+            await self.wait_group()
+        _killpg(self.pgid, signal.SIGKILL)
+        with anyio.move_on_after(KILL_WAIT_SEC):
+            await self.wait_group()
+
+    def close(self) -> int | None:
+        """Kill stragglers that closed the sentinel, reap the leader, free the fds."""
+        # The leader is still a zombie here, so the group id cannot have been reused.
+        _killpg(self.pgid, signal.SIGKILL)
+        code = self.proc.poll()
+        for fd in (self.pidfd, self.sentinel):
+            if fd is not None:
+                os.close(fd)
+        return code
+
+
+class LocalExecutor:
+    """The default :class:`~planrun.ports.Executor`: local processes, one session each.
+
+    Every step process carries ``PLANRUN_RUN_ID``, ``PLANRUN_STEP_ID`` and
+    ``PLANRUN_ATTEMPT`` in its environment so leftovers can be recognised.
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[int, _Attempt] = {}
+
+    def kill_all(self) -> None:
+        """SIGKILL every running attempt's group now (the CLI's second Ctrl-C)."""
+        for attempt in list(self._live.values()):
+            _killpg(attempt.pgid, signal.SIGKILL)
+
+    async def run(
+        self, spec: AttemptSpec, on_started: Callable[[int | None], None]
+    ) -> ProcessResult:
+        """Run one attempt; see :class:`~planrun.ports.Executor` for the contract."""
+        started = self._spawn(spec)
+        if isinstance(started, ProcessResult):
+            on_started(None)
+            return started
+        attempt = started
+        self._live[attempt.pgid] = attempt
+        try:
+            on_started(attempt.pgid)
+            timed_out = False
+            with anyio.move_on_after(spec.timeout if spec.timeout is not None else float("inf")):
+                await attempt.wait_exit()
+            if not attempt.exited:
+                timed_out = True
+                await attempt.stop(spec.kill_grace)
+            elif not attempt.check_group():
+                # The leader is gone but something it started lingers: stop it too.
+                await attempt.stop(spec.kill_grace)
+        except BaseException:
+            with anyio.move_on_after(spec.kill_grace + KILL_WAIT_SEC + 1, shield=True):
+                await attempt.stop(spec.kill_grace)
+            raise
+        finally:
+            code = attempt.close()
+            del self._live[attempt.pgid]
+        return ProcessResult(exit_code=code, timed_out=timed_out)
+
+    def _spawn(self, spec: AttemptSpec) -> _Attempt | ProcessResult:
+        env = dict(os.environ)
+        env.update(spec.env)
+        env["PLANRUN_RUN_ID"] = spec.run_id
+        env["PLANRUN_STEP_ID"] = spec.step_id
+        env["PLANRUN_ATTEMPT"] = str(spec.attempt)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        log_fd = os.open(spec.log_path or os.devnull, flags, 0o600)
+        read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            proc = subprocess.Popen(
+                spec.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                cwd=spec.cwd,
+                env=env,
+                start_new_session=True,
+                pass_fds=(write_end,),
+            )
+        except OSError as exc:
+            os.close(read_end)
+            message = _spawn_error(exc, spec)
+            os.write(log_fd, f"planrun: {message}\n".encode())
+            return ProcessResult(exit_code=None, error=message)
+        finally:
+            os.close(write_end)
+            os.close(log_fd)
+        return _Attempt(proc, read_end)
+
+
+def _spawn_error(exc: OSError, spec: AttemptSpec) -> str:
+    """A one-line explanation of why the program could not be started."""
+    program = spec.argv[0]
+    if spec.cwd is not None and exc.filename == spec.cwd:
+        return f"working directory does not exist or is not a directory: {spec.cwd}"
+    if exc.errno == errno.ENOENT:
+        where = "in PATH" if "/" not in program else "at that path"
+        return f"command not found: {program!r} (no such program {where})"
+    if exc.errno == errno.EACCES:
+        return f"permission denied: {program!r} (is it executable?)"
+    if exc.errno == errno.ENOEXEC:
+        return f"cannot execute {program!r}: not a valid executable (missing '#!' line?)"
+    return f"cannot start {program!r}: {exc.strerror or exc}"

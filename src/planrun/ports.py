@@ -1,0 +1,65 @@
+"""The Protocols the engine talks to the outside through.
+
+The engine never imports a subprocess or SQLite module; it is handed an
+:class:`Executor` (runs one attempt) and an :class:`EventSink` (receives events).
+Unit tests give it fakes; the CLI and ``run_plan`` give it the real adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from .events import Event
+
+__all__ = ["AttemptSpec", "EventSink", "Executor", "ProcessResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSpec:
+    """Everything needed to run one attempt of one step."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str | None
+    timeout: float | None
+    kill_grace: float
+    log_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    """How an attempt's process ended.
+
+    ``exit_code`` is the process's exit status, negative when a signal ended it, and
+    None when the process never started (``error`` then says why).
+    """
+
+    exit_code: int | None
+    timed_out: bool = False
+    error: str | None = None
+
+
+class Executor(Protocol):
+    """Runs one attempt to completion.
+
+    Contract: ``run`` returns only when the attempt and everything it started are gone.
+    It calls ``on_started(pid)`` once the process exists. On expiry of
+    ``spec.timeout`` it stops the process tree and returns ``timed_out=True``. When
+    cancelled it stops the process tree (within ``kill_grace`` plus a short margin) and
+    re-raises the cancellation.
+    """
+
+    async def run(
+        self, spec: AttemptSpec, on_started: Callable[[int | None], None]
+    ) -> ProcessResult: ...
+
+
+class EventSink(Protocol):
+    """Receives every event, in ``seq`` order. Must not block or raise."""
+
+    def __call__(self, event: Event) -> None: ...

@@ -1,0 +1,129 @@
+"""The state reducer: fold events into a snapshot of a run. Pure, no I/O.
+
+``apply`` is the one definition of "what state is this run in": the live view, the
+plain log and (later) ``watch`` all feed it the same events. It updates the
+:class:`RunView` in place — a copy per event would make large runs quadratic — so a
+view must belong to one consumer (render it from the thread that applies events).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .events import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    RetryScheduled,
+    RunAborting,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
+from .model import AttemptState, RunState, StepState
+
+__all__ = ["AttemptView", "RunView", "StepView", "apply"]
+
+
+@dataclass(slots=True)
+class AttemptView:
+    number: int
+    state: AttemptState = AttemptState.RUNNING
+    pid: int | None = None
+    log_path: str | None = None
+    exit_code: int | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class StepView:
+    id: str
+    name: str
+    max_attempts: int
+    critical: bool = True
+    state: StepState = StepState.PENDING
+    attempts: list[AttemptView] = field(default_factory=list)
+    reason: str | None = None
+    exit_code: int | None = None
+    retry_in: float | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+
+
+@dataclass(slots=True)
+class RunView:
+    run_id: str
+    plan_id: str = ""
+    state: RunState = RunState.RUNNING
+    steps: dict[str, StepView] = field(default_factory=dict)
+    counts: Counter[StepState] = field(default_factory=Counter)
+    exit_code: int | None = None
+    reason: str | None = None
+    aborting: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    last_seq: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Steps in a terminal state."""
+        return sum(n for s, n in self.counts.items() if s.terminal)
+
+
+def _move(view: RunView, step: StepView, state: StepState) -> None:
+    view.counts[step.state] -= 1
+    view.counts[state] += 1
+    step.state = state
+
+
+def apply(view: RunView | None, event: Event) -> RunView:
+    """Fold ``event`` into ``view`` (created from the first event when None)."""
+    if view is None:
+        view = RunView(run_id=event.run_id)
+    view.last_seq = event.seq
+    match event:
+        case RunStarted():
+            view.plan_id = event.plan_id
+            view.started_at = event.ts
+            view.steps = {
+                s.id: StepView(s.id, s.name, s.retries + 1, s.critical) for s in event.steps
+            }
+            view.counts = Counter({StepState.PENDING: len(event.steps)})
+        case AttemptStarted():
+            step = view.steps[event.step_id]
+            _move(view, step, StepState.RUNNING)
+            step.retry_in = None
+            step.started_at = step.started_at or event.ts
+            step.attempts.append(
+                AttemptView(event.attempt, pid=event.pid, log_path=event.log_path,
+                            started_at=event.ts)
+            )
+        case AttemptFinished():
+            step = view.steps[event.step_id]
+            if step.attempts and step.attempts[-1].number == event.attempt:
+                attempt = step.attempts[-1]
+                attempt.state = event.state
+                attempt.exit_code = event.exit_code
+                attempt.ended_at = event.ts
+                attempt.error = event.error
+            step.exit_code = event.exit_code
+        case RetryScheduled():
+            view.steps[event.step_id].retry_in = event.delay_sec
+        case StepFinished():
+            step = view.steps[event.step_id]
+            _move(view, step, event.state)
+            step.reason = event.reason
+            step.exit_code = event.exit_code
+            step.retry_in = None
+            step.ended_at = event.ts
+        case RunAborting():
+            view.aborting = event.reason
+        case RunFinished():
+            view.state = event.state
+            view.exit_code = event.exit_code
+            view.reason = event.reason
+            view.ended_at = event.ts
+    return view

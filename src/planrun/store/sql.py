@@ -1,0 +1,63 @@
+"""SQL statements of the run store, as data. Parameters are always ``?``."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+SCHEMA_VERSION = 1
+SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=5000",
+    # FULL: a committed event survives power loss; batching keeps the fsyncs few.
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+)
+
+INSERT_RUN = """
+INSERT INTO runs (run_id, plan_id, plan_path, state, variables, started_at, owner_pid,
+                  owner_start_time, owner_host, step_count)
+VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+"""
+INSERT_STEP = """
+INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')
+"""
+RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"
+
+INSERT_EVENT = """
+INSERT OR IGNORE INTO events (run_id, seq, ts, type, step_id, body) VALUES (?, ?, ?, ?, ?, ?)
+"""
+UPSERT_ATTEMPT = """
+INSERT INTO attempts (run_id, step_id, attempt, state, exit_code, pid, log_path, started_at,
+                      ended_at, duration_sec, error)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET
+    state = excluded.state,
+    exit_code = COALESCE(excluded.exit_code, exit_code),
+    pid = COALESCE(excluded.pid, pid),
+    log_path = COALESCE(excluded.log_path, log_path),
+    started_at = COALESCE(started_at, excluded.started_at),
+    ended_at = COALESCE(excluded.ended_at, ended_at),
+    duration_sec = COALESCE(excluded.duration_sec, duration_sec),
+    error = COALESCE(excluded.error, error)
+"""
+UPDATE_STEP = """
+UPDATE steps SET
+    state = ?,
+    attempts = MAX(attempts, ?),
+    exit_code = COALESCE(?, exit_code),
+    reason = COALESCE(?, reason),
+    started_at = COALESCE(started_at, ?),
+    ended_at = COALESCE(?, ended_at)
+WHERE run_id = ? AND step_id = ?
+"""
+UPDATE_RUN_SEQ = "UPDATE runs SET last_seq = MAX(last_seq, ?) WHERE run_id = ?"
+FINISH_RUN = """
+UPDATE runs SET state = ?, exit_code = ?, reason = ?, ended_at = ? WHERE run_id = ?
+"""
+
+SELECT_RUN = "SELECT * FROM runs WHERE run_id = ?"
+SELECT_STEPS = "SELECT * FROM steps WHERE run_id = ? ORDER BY position"
+SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE run_id = ? ORDER BY step_id, attempt"
+SELECT_EVENTS = "SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"

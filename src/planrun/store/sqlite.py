@@ -1,0 +1,306 @@
+"""The SQLite run store and the recorder that writes events into it.
+
+Layout of a state dir (0700; every file 0600)::
+
+    runs.db                            runs, steps, attempts, events (WAL mode)
+    runs/<run_id>/events.jsonl         every event, one JSON object per line
+    runs/<run_id>/logs/<step>.<n>.log  output of attempt n of a step
+
+One writer connection per process, owned by the recorder task. Every write is one
+``BEGIN IMMEDIATE`` transaction per *batch* of events, idempotent (events are
+``INSERT OR IGNORE`` by ``(run_id, seq)``, rows are upserts), so a statement that
+completes after its await was cancelled does no harm. Other processes read at any time
+(WAL). sqlite errors become :class:`~planrun.errors.StoreError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+import msgspec
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from ..errors import StoreError, UsageError
+from ..events import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    RunFinished,
+    StepFinished,
+    encode_event,
+    event_type,
+)
+from ..model import AttemptState, StepState
+from . import sql
+
+__all__ = ["RunPaths", "SqliteStore", "default_state_dir"]
+
+#: Most events written in one transaction.
+MAX_BATCH = 2000
+
+
+def default_state_dir() -> Path:
+    """``$PLANRUN_STATE_DIR`` if set, else ``.planrun`` in the working directory."""
+    return Path(os.environ.get("PLANRUN_STATE_DIR") or ".planrun")
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _private_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    os.chmod(path, 0o600)
+
+
+def _process_start_time(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks), None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"run store: {what} failed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run's files live."""
+
+    run_dir: Path
+
+    @property
+    def events_jsonl(self) -> Path:
+        return self.run_dir / "events.jsonl"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+
+class SqliteStore:
+    """The run store of one state dir. Open with ``async with SqliteStore.open(dir)``."""
+
+    def __init__(self, state_dir: Path, db: aiosqlite.Connection) -> None:
+        self.state_dir = state_dir
+        self._db = db
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, state_dir: str | os.PathLike[str]) -> AsyncIterator[SqliteStore]:
+        """Create the state dir if needed, open the database, migrate the schema."""
+        root = Path(state_dir)
+        try:
+            _private_dir(root)
+            _private_dir(root / "runs")
+            _private_file(root / "runs.db")
+        except OSError as exc:
+            raise StoreError(f"cannot create the state dir {root}: {exc}") from exc
+        with _translated(f"opening {root / 'runs.db'}"):
+            db = await aiosqlite.connect(root / "runs.db", isolation_level=None)
+        try:
+            with _translated("setting up the database"):
+                for pragma in sql.PRAGMAS:
+                    await db.execute(pragma)
+                await _migrate(db)
+            yield cls(root, db)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await db.close()
+
+    def paths(self, run_id: str) -> RunPaths:
+        return RunPaths(self.state_dir / "runs" / run_id)
+
+    # --- writing ---------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        run_id: str,
+        plan_id: str,
+        plan_path: str | None,
+        variables: dict[str, str],
+        steps: Sequence[tuple[str, str]],
+        started_at: str,
+    ) -> RunPaths:
+        """Reserve ``run_id`` (``UsageError`` if taken) and create its directory and rows."""
+        paths = self.paths(run_id)
+        pid = os.getpid()
+        with _translated("creating the run"):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = await self._db.execute(sql.RUN_EXISTS, (run_id,))
+                if await cursor.fetchone() is not None or paths.run_dir.exists():
+                    raise UsageError(f"run id '{run_id}' already exists; choose another --run-id")
+                await self._db.execute(
+                    sql.INSERT_RUN,
+                    (run_id, plan_id, plan_path, msgspec.json.encode(variables).decode(),
+                     started_at, pid, _process_start_time(pid), socket.gethostname(), len(steps)),
+                )
+                await self._db.executemany(
+                    sql.INSERT_STEP,
+                    [(run_id, sid, i, name) for i, (sid, name) in enumerate(steps)],
+                )
+                _private_dir(paths.run_dir)
+                _private_dir(paths.log_dir)
+                _private_file(paths.events_jsonl)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._db.execute("ROLLBACK")
+                raise
+        return paths
+
+    async def record(self, events: MemoryObjectReceiveStream[Event], paths: RunPaths) -> None:
+        """Write events from ``events`` until the stream ends, one transaction per batch.
+
+        Runs shielded: a cancelled run still sends its last events (the cancellation
+        itself), and they must land. The stream's sender ending is the only way out.
+        """
+        with anyio.CancelScope(shield=True), events:
+            fd = os.open(paths.events_jsonl, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            with open(fd, "ab") as jsonl:
+                async for first in events:
+                    batch = [first]
+                    while len(batch) < MAX_BATCH:
+                        try:
+                            batch.append(events.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    bodies = [encode_event(e) for e in batch]
+                    await self.write_batch(batch, bodies)
+                    jsonl.write(b"".join(b + b"\n" for b in bodies))
+                    jsonl.flush()
+
+    async def write_batch(self, batch: Sequence[Event], bodies: Sequence[bytes]) -> None:
+        """Apply a batch of events to every table in one ``BEGIN IMMEDIATE`` transaction."""
+        project = _Projection(batch, bodies)
+        with _translated("recording events"):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.executemany(sql.INSERT_EVENT, project.events)
+                await self._db.executemany(sql.UPSERT_ATTEMPT, project.attempts())
+                await self._db.executemany(sql.UPDATE_STEP, project.steps())
+                for params in project.run_updates:
+                    await self._db.execute(sql.FINISH_RUN, params)
+                await self._db.execute(sql.UPDATE_RUN_SEQ, (batch[-1].seq, batch[-1].run_id))
+                await self._db.execute("COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._db.execute("ROLLBACK")
+                raise
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def _rows(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with _translated("reading"):
+            cursor = await self._db.execute(query, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+    async def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The ``runs`` row of ``run_id`` as a dict, or None."""
+        rows = await self._rows(sql.SELECT_RUN, (run_id,))
+        return rows[0] if rows else None
+
+    async def get_steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The ``steps`` rows of a run, in plan order."""
+        return await self._rows(sql.SELECT_STEPS, (run_id,))
+
+    async def get_attempts(self, run_id: str) -> list[dict[str, Any]]:
+        """The ``attempts`` rows of a run."""
+        return await self._rows(sql.SELECT_ATTEMPTS, (run_id,))
+
+    async def get_event_bodies(self, run_id: str, after_seq: int = 0) -> list[str]:
+        """The stored JSON of every event after ``after_seq``, in ``seq`` order."""
+        rows = await self._rows(sql.SELECT_EVENTS, (run_id, after_seq))
+        return [r["body"] for r in rows]
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    cursor = await db.execute("PRAGMA user_version")
+    row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version > sql.SCHEMA_VERSION:
+        raise StoreError(
+            f"the run store was written by a newer planrun (schema {version}); upgrade planrun"
+        )
+    if version < sql.SCHEMA_VERSION:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.executescript(sql.SCHEMA)  # executescript COMMITs first
+            await db.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+            raise
+
+
+class _Projection:
+    """Turns a batch of events into rows: the row changes merged per key, in order."""
+
+    def __init__(self, batch: Sequence[Event], bodies: Sequence[bytes]) -> None:
+        self.events = [
+            (e.run_id, e.seq, e.ts, event_type(e), getattr(e, "step_id", None), b.decode())
+            for e, b in zip(batch, bodies, strict=True)
+        ]
+        self._attempts: dict[tuple[str, str, int], list[Any]] = {}
+        self._steps: dict[tuple[str, str], list[Any]] = {}
+        self.run_updates: list[tuple[Any, ...]] = []
+        for event in batch:
+            self._add(event)
+
+    def _add(self, event: Event) -> None:
+        match event:
+            case AttemptStarted():
+                key = (event.run_id, event.step_id, event.attempt)
+                self._attempts[key] = [AttemptState.RUNNING.value, None, event.pid,
+                                       event.log_path, event.ts, None, None, None]
+                self._step(event.run_id, event.step_id, StepState.RUNNING, event.attempt,
+                           None, None, event.ts, None)
+            case AttemptFinished():
+                key = (event.run_id, event.step_id, event.attempt)
+                row = self._attempts.setdefault(key, [None] * 8)
+                row[0], row[1], row[5] = event.state.value, event.exit_code, event.ts
+                row[6], row[7] = event.duration_sec, event.error
+            case StepFinished():
+                self._step(event.run_id, event.step_id, event.state, event.attempts,
+                           event.exit_code, event.reason, None, event.ts)
+            case RunFinished():
+                self.run_updates.append(
+                    (event.state.value, event.exit_code, event.reason, event.ts, event.run_id)
+                )
+            case _:
+                pass
+
+    def _step(self, run_id: str, step_id: str, state: StepState, attempts: int,
+              exit_code: int | None, reason: str | None, started: str | None,
+              ended: str | None) -> None:
+        row = self._steps.get((run_id, step_id))
+        new = [state.value, attempts, exit_code, reason, started, ended]
+        if row is not None:
+            new = [n if n is not None else o for n, o in zip(new, row, strict=True)]
+        self._steps[(run_id, step_id)] = new
+
+    def attempts(self) -> list[tuple[Any, ...]]:
+        return [(*key, *row) for key, row in self._attempts.items()]
+
+    def steps(self) -> list[tuple[Any, ...]]:
+        return [(*row, *key) for key, row in self._steps.items()]
