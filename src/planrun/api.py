@@ -8,6 +8,7 @@ in an embedding service, cancelling the awaiting task is how a run is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -85,14 +86,37 @@ class RunResult(msgspec.Struct, frozen=True):
     def from_view(cls, view: RunView) -> RunResult:
         steps = {
             s.id: StepResult(
-                s.id, s.state, s.reason, s.exit_code, s.critical,
-                [AttemptResult(a.number, a.state, a.exit_code, a.pid, a.log_path,
-                               a.started_at, a.ended_at, a.error) for a in s.attempts],
+                s.id,
+                s.state,
+                s.reason,
+                s.exit_code,
+                s.critical,
+                [
+                    AttemptResult(
+                        a.number,
+                        a.state,
+                        a.exit_code,
+                        a.pid,
+                        a.log_path,
+                        a.started_at,
+                        a.ended_at,
+                        a.error,
+                    )
+                    for a in s.attempts
+                ],
             )
             for s in view.steps.values()
         }
-        return cls(view.run_id, view.plan_id, view.state, view.exit_code or 0, view.reason,
-                   view.started_at, view.ended_at, steps)
+        return cls(
+            view.run_id,
+            view.plan_id,
+            view.state,
+            view.exit_code or 0,
+            view.reason,
+            view.started_at,
+            view.ended_at,
+            steps,
+        )
 
 
 @dataclass(frozen=True)
@@ -137,7 +161,7 @@ def prepare(
         plan=checked,
         steps=resolve_steps(checked, values, validation.base_dir),
         variables=values,
-        source=validation.source,
+        source=str(Path(validation.source).resolve()) if validation.source else None,
         warnings=validation.warnings,
     )
 
@@ -156,11 +180,14 @@ async def execute(
     if max_concurrency is not None and max_concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
     plan = prepared.plan
-    source = str(Path(prepared.source).resolve()) if prepared.source else None
     async with SqliteStore.open(state_dir or default_state_dir()) as store:
         paths = await store.create_run(
-            run_id, plan.plan_id, source, prepared.variables,
-            [(s.id, s.display_name) for s in plan.steps], utc_now(),
+            run_id,
+            plan.plan_id,
+            prepared.source,
+            prepared.variables,
+            [(s.id, s.display_name) for s in plan.steps],
+            utc_now(),
         )
         send, recv = anyio.create_memory_object_stream[Event](math.inf)
         view: RunView | None = None
@@ -169,7 +196,7 @@ async def execute(
             nonlocal view
             # The recorder may have failed (its error propagates); keep the run's
             # own bookkeeping going so every process is still stopped.
-            with _ignore_closed():
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 send.send_nowait(event)
             view = apply(view, event)
             if on_event is not None:
@@ -182,7 +209,7 @@ async def execute(
             kill_grace=plan.globals.kill_grace_sec,
             run_timeout=plan.globals.timeout_sec,
             log_dir=paths.log_dir,
-            plan_path=source,
+            plan_path=prepared.source,
             variables=prepared.variables,
         )
         engine = Engine(prepared.steps, config, executor or LocalExecutor(), sink)
@@ -226,12 +253,3 @@ async def run_plan(
         on_event=on_event,
         executor=executor,
     )
-
-
-class _ignore_closed:  # noqa: N801 - used like contextlib.suppress
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, typ: type[BaseException] | None, *_: object) -> bool:
-        return typ is not None and issubclass(typ, (anyio.BrokenResourceError,
-                                                    anyio.ClosedResourceError))

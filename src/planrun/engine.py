@@ -142,9 +142,7 @@ class Engine:
         self._executor = executor
         self._sink = sink
         index = {rs.step.id: i for i, rs in enumerate(steps)}
-        self._nodes = [
-            _Node(rs, sorted({index[d] for d in rs.step.depends_on})) for rs in steps
-        ]
+        self._nodes = [_Node(rs, sorted({index[d] for d in rs.step.depends_on})) for rs in steps]
         for i, node in enumerate(self._nodes):
             for d in node.deps:
                 self._nodes[d].dependents.append(i)
@@ -184,8 +182,13 @@ class Engine:
             variables=cfg.variables,
             max_concurrency=cfg.max_concurrency,
             steps=[
-                StepInfo(n.rs.step.id, n.rs.step.display_name, list(n.rs.step.depends_on),
-                         n.rs.step.retries, n.rs.step.critical)
+                StepInfo(
+                    n.rs.step.id,
+                    n.rs.step.display_name,
+                    list(n.rs.step.depends_on),
+                    n.rs.step.retries,
+                    n.rs.step.critical,
+                )
                 for n in self._nodes
             ],
             pid=os.getpid(),
@@ -271,8 +274,9 @@ class Engine:
         )
 
         def started(pid: int | None) -> None:
-            self._emit(AttemptStarted, step_id=rs.step.id, attempt=attempt, pid=pid,
-                       log_path=log_path)
+            self._emit(
+                AttemptStarted, step_id=rs.step.id, attempt=attempt, pid=pid, log_path=log_path
+            )
 
         begin = time.monotonic()
         result: ProcessResult | None = None
@@ -282,9 +286,7 @@ class Engine:
                 result = await self._executor.run(spec, started)
         finally:
             node.scope = None
-            self._inbox.send_nowait(
-                _AttemptDone(index, attempt, result, time.monotonic() - begin)
-            )
+            self._inbox.send_nowait(_AttemptDone(index, attempt, result, time.monotonic() - begin))
 
     async def _retry_timer(self, index: int, delay: float) -> None:
         node = self._nodes[index]
@@ -324,8 +326,15 @@ class Engine:
         else:
             exit_code, error = result.exit_code, result.error
             state = policy.attempt_state(step, exit_code, timed_out=result.timed_out)
-        self._emit(AttemptFinished, step_id=step.id, attempt=msg.attempt, state=state,
-                   exit_code=exit_code, duration_sec=round(msg.duration, 6), error=error)
+        self._emit(
+            AttemptFinished,
+            step_id=step.id,
+            attempt=msg.attempt,
+            state=state,
+            exit_code=exit_code,
+            duration_sec=round(msg.duration, 6),
+            error=error,
+        )
         if state is AttemptState.SUCCEEDED:
             self._finish_step(msg.index, StepState.SUCCEEDED, exit_code=exit_code)
             return
@@ -337,8 +346,12 @@ class Engine:
         retry = policy.retry_decision(step, msg.attempt, state, exit_code, self._cfg.rand)
         if retry is not None and may_retry:
             node.waiting_retry = True
-            self._emit(RetryScheduled, step_id=step.id, attempt=retry.attempt,
-                       delay_sec=round(retry.delay, 6))
+            self._emit(
+                RetryScheduled,
+                step_id=step.id,
+                attempt=retry.attempt,
+                delay_sec=round(retry.delay, 6),
+            )
             assert self._tg is not None
             self._tg.start_soon(self._retry_timer, msg.index, retry.delay)
             return
@@ -362,8 +375,14 @@ class Engine:
         node.waiting_retry = False
         node.outcome = policy.dep_outcome(node.rs.step, state, root)
         self._unfinished -= 1
-        self._emit(StepFinished, step_id=node.rs.step.id, state=state, attempts=node.attempts,
-                   exit_code=exit_code, reason=reason)
+        self._emit(
+            StepFinished,
+            step_id=node.rs.step.id,
+            state=state,
+            attempts=node.attempts,
+            exit_code=exit_code,
+            reason=reason,
+        )
         self._check.extend(node.dependents)
 
     def _abort(self, reason: str, step_id: str | None = None) -> None:
@@ -394,11 +413,18 @@ class Engine:
         if self._deadline_hit:
             outcome = Outcome(RunState.FAILED, EXIT_DEADLINE, self._aborting)
         elif any(n.rs.step.critical for n in failed):
-            outcome = Outcome(RunState.FAILED, EXIT_FAILED, self._aborting or "a critical step failed")
+            outcome = Outcome(
+                RunState.FAILED, EXIT_FAILED, self._aborting or "a critical step failed"
+            )
         else:
             outcome = Outcome(RunState.SUCCEEDED, EXIT_OK, None)
-        self._emit(RunFinished, state=outcome.state, exit_code=outcome.exit_code,
-                   reason=outcome.reason, failed_steps=[n.rs.step.id for n in failed])
+        self._emit(
+            RunFinished,
+            state=outcome.state,
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            failed_steps=[n.rs.step.id for n in failed],
+        )
         return outcome
 
     def _finish_cancelled(self, reason: str = "run cancelled") -> None:
@@ -415,6 +441,10 @@ class Engine:
             if not node.state.terminal:
                 self._finish_step(index, StepState.CANCELLED, reason=reason)
         self._check.clear()
-        self._emit(RunFinished, state=RunState.CANCELLED, exit_code=EXIT_CANCELLED,
-                   reason=reason,
-                   failed_steps=[n.rs.step.id for n in self._nodes if n.state.failed])
+        self._emit(
+            RunFinished,
+            state=RunState.CANCELLED,
+            exit_code=EXIT_CANCELLED,
+            reason=reason,
+            failed_steps=[n.rs.step.id for n in self._nodes if n.state.failed],
+        )

@@ -9,6 +9,7 @@ file it is given.
 from __future__ import annotations
 
 import difflib
+import enum
 import json
 import os
 import re
@@ -129,11 +130,15 @@ def _fields(typ: type[msgspec.Struct]) -> list[str]:
 def _hint_for(message: str, typ: type[msgspec.Struct], fld: str | None) -> str | None:
     if (found := _UNKNOWN_FIELD.search(message)) is not None:
         close = difflib.get_close_matches(found["field"], _fields(typ), n=1)
-        return f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(_fields(typ))}"
+        return (
+            f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(_fields(typ))}"
+        )
     if message.startswith("Invalid enum value") and fld is not None:
         for f in msgspec.structs.fields(typ):
             if f.encode_name == fld:
-                members = [m.value for m in f.type] if isinstance(f.type, type) else []
+                kind = f.type
+                is_enum = isinstance(kind, type) and issubclass(kind, enum.Enum)
+                members = [m.value for m in kind] if is_enum else []
                 return f"expected one of: {', '.join(members)}" if members else None
     if "matching regex" in message and fld == "id":
         return "use letters, digits, '.', '_' and '-', starting with a letter or digit (max 128)"
@@ -143,7 +148,9 @@ def _hint_for(message: str, typ: type[msgspec.Struct], fld: str | None) -> str |
 def _readable(message: str) -> str:
     """msgspec's message, lower-cased, with field names quoted like ours."""
     message = re.sub(r"Object contains unknown field `([^`]*)`", r"unknown field '\1'", message)
-    message = re.sub(r"Object missing required field `([^`]*)`", r"missing required field '\1'", message)
+    message = re.sub(
+        r"Object missing required field `([^`]*)`", r"missing required field '\1'", message
+    )
     return message[0].lower() + message[1:]
 
 
@@ -356,7 +363,7 @@ def _check_values(plan: Plan, indexed: Indexed) -> list[Problem]:
                     f"{', '.join(BUILTIN_VARIABLES)} is built in",
                 )
             )
-    envs = [("$.globals.env", None, plan.globals.env)]
+    envs: list[tuple[str, str | None, dict[str, str]]] = [("$.globals.env", None, plan.globals.env)]
     envs += [(f"$.steps[{i}].env", s.id, s.env) for i, s in indexed]
     for base, sid, env in envs:
         for key in env:
@@ -439,7 +446,7 @@ def _check_variables(plan: Plan, indexed: Indexed, given: Mapping[str, str]) -> 
                         path,
                         f"variable '{name}' is not defined",
                         sid,
-                        f"pass --var {name}=... or declare it under \"variables\"",
+                        f'pass --var {name}=... or declare it under "variables"',
                     )
                 )
         index = script_at.get(sid) if step is not None and sid is not None else None
@@ -504,13 +511,12 @@ def validate(
     base_dir: Path | None = None
     if isinstance(plan, Plan):
         doc: Any = msgspec.to_builtins(plan)
+    elif isinstance(plan, (str, os.PathLike)):
+        source = str(plan)
+        base_dir = Path(plan).resolve().parent
+        doc = read_document(plan)
     else:
-        if isinstance(plan, (str, os.PathLike)):
-            source = str(plan)
-            base_dir = Path(plan).resolve().parent
-            doc = read_document(plan)
-        else:
-            doc = plan
+        doc = plan
     decoded, problems = decode_plan(doc, given)
     return Validation(decoded, tuple(problems), source, base_dir)
 

@@ -85,9 +85,9 @@ def retry_decision(
     if state is AttemptState.TIMED_OUT:
         if not step.retry_on_timeout:
             return None
-    elif exit_code is None:
-        return None
-    elif step.retry_on_exit_codes is not None and exit_code not in step.retry_on_exit_codes:
+    elif exit_code is None or (
+        step.retry_on_exit_codes is not None and exit_code not in step.retry_on_exit_codes
+    ):
         return None
     return Retry(attempt + 1, retry_delay(step, attempt, rand))
 

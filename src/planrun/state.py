@@ -98,8 +98,9 @@ def apply(view: RunView | None, event: Event) -> RunView:
             step.retry_in = None
             step.started_at = step.started_at or event.ts
             step.attempts.append(
-                AttemptView(event.attempt, pid=event.pid, log_path=event.log_path,
-                            started_at=event.ts)
+                AttemptView(
+                    event.attempt, pid=event.pid, log_path=event.log_path, started_at=event.ts
+                )
             )
         case AttemptFinished():
             step = view.steps[event.step_id]

@@ -19,6 +19,7 @@ How an attempt is supervised (see shared/pitfalls.md for the evidence):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -36,10 +37,8 @@ KILL_WAIT_SEC = 2.0
 
 
 def _killpg(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _pidfd(pid: int) -> int | None:

@@ -58,6 +58,11 @@ def _private_dir(path: Path) -> None:
     os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
 
 
+def _exists(path: Path) -> bool:
+    # A metadata lookup on a local disk: not worth a worker thread.
+    return path.exists()
+
+
 def _private_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     os.chmod(path, 0o600)
@@ -145,13 +150,20 @@ class SqliteStore:
         with _translated("creating the run"):
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                cursor = await self._db.execute(sql.RUN_EXISTS, (run_id,))
-                if await cursor.fetchone() is not None or paths.run_dir.exists():
-                    raise UsageError(f"run id '{run_id}' already exists; choose another --run-id")
+                await self._check_free(run_id, paths)
                 await self._db.execute(
                     sql.INSERT_RUN,
-                    (run_id, plan_id, plan_path, msgspec.json.encode(variables).decode(),
-                     started_at, pid, _process_start_time(pid), socket.gethostname(), len(steps)),
+                    (
+                        run_id,
+                        plan_id,
+                        plan_path,
+                        msgspec.json.encode(variables).decode(),
+                        started_at,
+                        pid,
+                        _process_start_time(pid),
+                        socket.gethostname(),
+                        len(steps),
+                    ),
                 )
                 await self._db.executemany(
                     sql.INSERT_STEP,
@@ -167,6 +179,11 @@ class SqliteStore:
                 raise
         return paths
 
+    async def _check_free(self, run_id: str, paths: RunPaths) -> None:
+        cursor = await self._db.execute(sql.RUN_EXISTS, (run_id,))
+        if await cursor.fetchone() is not None or _exists(paths.run_dir):
+            raise UsageError(f"run id '{run_id}' already exists; choose another --run-id")
+
     async def record(self, events: MemoryObjectReceiveStream[Event], paths: RunPaths) -> None:
         """Write events from ``events`` until the stream ends, one transaction per batch.
 
@@ -174,8 +191,8 @@ class SqliteStore:
         itself), and they must land. The stream's sender ending is the only way out.
         """
         with anyio.CancelScope(shield=True), events:
-            fd = os.open(paths.events_jsonl, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-            with open(fd, "ab") as jsonl:
+            jsonl = os.open(paths.events_jsonl, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            try:
                 async for first in events:
                     batch = [first]
                     while len(batch) < MAX_BATCH:
@@ -185,8 +202,9 @@ class SqliteStore:
                             break
                     bodies = [encode_event(e) for e in batch]
                     await self.write_batch(batch, bodies)
-                    jsonl.write(b"".join(b + b"\n" for b in bodies))
-                    jsonl.flush()
+                    _write_all(jsonl, b"".join(b + b"\n" for b in bodies))
+            finally:
+                os.close(jsonl)
 
     async def write_batch(self, batch: Sequence[Event], bodies: Sequence[bytes]) -> None:
         """Apply a batch of events to every table in one ``BEGIN IMMEDIATE`` transaction."""
@@ -233,6 +251,12 @@ class SqliteStore:
         return [r["body"] for r in rows]
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 async def _migrate(db: aiosqlite.Connection) -> None:
     cursor = await db.execute("PRAGMA user_version")
     row = await cursor.fetchone()
@@ -271,18 +295,42 @@ class _Projection:
         match event:
             case AttemptStarted():
                 key = (event.run_id, event.step_id, event.attempt)
-                self._attempts[key] = [AttemptState.RUNNING.value, None, event.pid,
-                                       event.log_path, event.ts, None, None, None]
-                self._step(event.run_id, event.step_id, StepState.RUNNING, event.attempt,
-                           None, None, event.ts, None)
+                self._attempts[key] = [
+                    AttemptState.RUNNING.value,
+                    None,
+                    event.pid,
+                    event.log_path,
+                    event.ts,
+                    None,
+                    None,
+                    None,
+                ]
+                self._step(
+                    event.run_id,
+                    event.step_id,
+                    StepState.RUNNING,
+                    event.attempt,
+                    None,
+                    None,
+                    event.ts,
+                    None,
+                )
             case AttemptFinished():
                 key = (event.run_id, event.step_id, event.attempt)
                 row = self._attempts.setdefault(key, [None] * 8)
                 row[0], row[1], row[5] = event.state.value, event.exit_code, event.ts
                 row[6], row[7] = event.duration_sec, event.error
             case StepFinished():
-                self._step(event.run_id, event.step_id, event.state, event.attempts,
-                           event.exit_code, event.reason, None, event.ts)
+                self._step(
+                    event.run_id,
+                    event.step_id,
+                    event.state,
+                    event.attempts,
+                    event.exit_code,
+                    event.reason,
+                    None,
+                    event.ts,
+                )
             case RunFinished():
                 self.run_updates.append(
                     (event.state.value, event.exit_code, event.reason, event.ts, event.run_id)
@@ -290,9 +338,17 @@ class _Projection:
             case _:
                 pass
 
-    def _step(self, run_id: str, step_id: str, state: StepState, attempts: int,
-              exit_code: int | None, reason: str | None, started: str | None,
-              ended: str | None) -> None:
+    def _step(
+        self,
+        run_id: str,
+        step_id: str,
+        state: StepState,
+        attempts: int,
+        exit_code: int | None,
+        reason: str | None,
+        started: str | None,
+        ended: str | None,
+    ) -> None:
         row = self._steps.get((run_id, step_id))
         new = [state.value, attempts, exit_code, reason, started, ended]
         if row is not None:

@@ -1,0 +1,33 @@
+"""Sessions: ``nox`` runs lint, typecheck and tests (what .ci/run runs)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules (incl. ASYNC) and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "bench", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package, the tests and the benchmarks."""
+    session.install("mypy>=1.10", "types-PyYAML", "nox", "-e", ".[test]")
+    session.run("mypy", "--strict")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite: unit, integration and acceptance (real processes and files)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)

@@ -1,0 +1,5 @@
+"""``python -m planrun`` is the ``planrun`` command."""
+
+from .cli.app import main
+
+main()

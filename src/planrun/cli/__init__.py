@@ -1,0 +1,1 @@
+"""The command line: typer commands and the rich live view."""

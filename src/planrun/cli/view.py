@@ -1,0 +1,287 @@
+"""What a person sees: the rich live view, the plain per-change log, the summary.
+
+Both renderers are fed events through ``on_event`` (called on the event loop thread)
+and fold them with the shared reducer, ``planrun.state.apply``. The live view redraws
+from its own task, at most ``MAX_FPS`` times a second, with ``auto_refresh`` off so
+rich never reads the state from another thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from datetime import datetime
+
+import anyio
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ..events import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    RetryScheduled,
+    RunAborting,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
+from ..model import RunState, StepState
+from ..state import RunView, StepView, apply
+
+__all__ = ["LiveView", "PlainLog", "Renderer", "log_tail", "print_summary"]
+
+MAX_FPS = 10
+#: Plans with more steps than this show only running, failed and recent steps.
+FOLD_ABOVE = 30
+
+STYLE = {
+    StepState.PENDING: ("·", "dim"),
+    StepState.RUNNING: ("▶", "cyan"),
+    StepState.SUCCEEDED: ("✔", "green"),
+    StepState.FAILED: ("✘", "red"),
+    StepState.TIMED_OUT: ("⏱", "red"),
+    StepState.SKIPPED: ("↷", "yellow"),
+    StepState.CANCELLED: ("■", "magenta"),
+}
+RUN_STYLE = {
+    RunState.RUNNING: "cyan",
+    RunState.SUCCEEDED: "green",
+    RunState.FAILED: "red",
+    RunState.CANCELLED: "magenta",
+}
+
+
+def _clock(ts: str) -> str:
+    """``HH:MM:SS.mmm`` of an event timestamp (UTC)."""
+    return ts[11:23]
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if start is None:
+        return None
+    t0 = datetime.fromisoformat(start)
+    t1 = datetime.fromisoformat(end) if end else datetime.now(t0.tzinfo)
+    return (t1 - t0).total_seconds()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def log_tail(path: str | None, lines: int = 10, max_bytes: int = 8192) -> list[str]:
+    """The last ``lines`` lines of a log file (reads at most ``max_bytes``)."""
+    if path is None:
+        return []
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace").rstrip("\n")
+    return text.splitlines()[-lines:] if text else []
+
+
+def _last_log(step: StepView) -> str | None:
+    return step.attempts[-1].log_path if step.attempts else None
+
+
+class Renderer:
+    """Base: folds events into ``self.view``."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.view: RunView | None = None
+
+    def on_event(self, event: Event) -> None:
+        self.view = apply(self.view, event)
+
+    async def run(self) -> None:
+        """Draw until cancelled (nothing to do for line-based output)."""
+
+    def close(self) -> None:
+        """Draw the final state."""
+
+
+class PlainLog(Renderer):
+    """One timestamped line per state change: for CI logs and pipes."""
+
+    def on_event(self, event: Event) -> None:
+        super().on_event(event)
+        line = self._line(event)
+        if line is not None:
+            self.console.print(
+                f"{_clock(event.ts)} {line}", markup=False, highlight=False, soft_wrap=True
+            )
+
+    def _line(self, event: Event) -> str | None:
+        view = self.view
+        assert view is not None
+        match event:
+            case RunStarted():
+                return (
+                    f"run {event.run_id} started: plan {event.plan_id}, "
+                    f"{len(event.steps)} steps, max concurrency {event.max_concurrency}"
+                )
+            case AttemptStarted():
+                total = view.steps[event.step_id].max_attempts
+                pid = f", pid {event.pid}" if event.pid is not None else ""
+                return f"{event.step_id} running (attempt {event.attempt}/{total}{pid})"
+            case AttemptFinished() if event.state.value != "succeeded":
+                detail = event.error or (
+                    f"exit code {event.exit_code}" if event.exit_code is not None else ""
+                )
+                return f"{event.step_id} attempt {event.attempt} {event.state.value}" + (
+                    f": {detail}" if detail else ""
+                )
+            case RetryScheduled():
+                return f"{event.step_id} retrying in {event.delay_sec:g}s (attempt {event.attempt})"
+            case StepFinished():
+                step = view.steps[event.step_id]
+                took = _duration(_seconds(step.started_at, step.ended_at))
+                extra = f" in {took}" if took and step.attempts else ""
+                reason = f": {event.reason}" if event.reason else ""
+                return f"{event.step_id} {event.state.value}{extra}{reason}"
+            case RunAborting():
+                return f"run aborting: {event.reason}"
+            case RunFinished():
+                return None  # the summary says it
+        return None
+
+
+class LiveView(Renderer):
+    """A rich live table: a row per step (folded for large plans) and an overall bar."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console)
+        self._live = Live(
+            console=console,
+            auto_refresh=False,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._dirty = anyio.Event()
+        self._recent: deque[str] = deque(maxlen=8)
+        self._started = False
+
+    def on_event(self, event: Event) -> None:
+        super().on_event(event)
+        if isinstance(event, RunStarted):
+            self.console.print(
+                f"run [bold]{event.run_id}[/] started: plan {event.plan_id}, "
+                f"{len(event.steps)} steps"
+            )
+        elif isinstance(event, StepFinished):
+            self._recent.append(event.step_id)
+        self._dirty.set()
+
+    async def run(self) -> None:
+        self._live.start()
+        self._started = True
+        while True:
+            # Redraw on change, and twice a second anyway so elapsed times tick.
+            with anyio.move_on_after(0.5):
+                await self._dirty.wait()
+            self._dirty = anyio.Event()
+            self._draw()
+            await anyio.sleep(1 / MAX_FPS)
+
+    def close(self) -> None:
+        if self._started:
+            self._draw()
+            self._live.stop()
+
+    def _draw(self) -> None:
+        if self.view is not None:
+            self._live.update(self.render(self.view), refresh=True)
+
+    def _rows(self, view: RunView) -> tuple[list[StepView], int]:
+        steps = list(view.steps.values())
+        if len(steps) <= FOLD_ABOVE:
+            return steps, 0
+        keep = {
+            s.id
+            for s in steps
+            if s.state in (StepState.RUNNING, StepState.FAILED, StepState.TIMED_OUT)
+        }
+        keep.update(self._recent)
+        shown = [s for s in steps if s.id in keep][-FOLD_ABOVE:]
+        return shown, len(steps) - len(shown)
+
+    def render(self, view: RunView) -> RenderableType:
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        for column in ("", "step", "state", "attempt", "elapsed", ""):
+            table.add_column(column, no_wrap=column != "")
+        shown, hidden = self._rows(view)
+        for step in shown:
+            symbol, style = STYLE[step.state]
+            note = step.reason or ""
+            if step.retry_in is not None and step.state is StepState.RUNNING:
+                note = f"retrying in {step.retry_in:g}s"
+            if step.state.failed:
+                tail = log_tail(_last_log(step), 1)
+                note = f"{note} | {tail[-1]}" if tail else note
+            attempt = f"{len(step.attempts)}/{step.max_attempts}" if step.attempts else ""
+            table.add_row(
+                Text(symbol, style=style),
+                step.id,
+                Text(step.state.value, style=style),
+                attempt,
+                _duration(_seconds(step.started_at, step.ended_at)),
+                Text(note, style="dim", overflow="ellipsis", no_wrap=True),
+            )
+        total = len(view.steps)
+        counts = "  ".join(
+            f"[{STYLE[s][1]}]{s.value} {view.counts[s]}[/]" for s in StepState if view.counts[s]
+        )
+        footer = Table.grid(padding=(0, 1))
+        footer.add_row(
+            ProgressBar(total=max(total, 1), completed=view.finished, width=30),
+            f"{view.finished}/{total}",
+            counts,
+        )
+        parts: list[RenderableType] = [table]
+        if hidden:
+            parts.append(Text(f"… {hidden} more steps not shown", style="dim"))
+        parts.append(footer)
+        return Group(*parts)
+
+
+def print_summary(console: Console, view: RunView, wall: float) -> None:
+    """The end of a run: its state, the counts, and each failed step with its log tail."""
+    state_style = RUN_STYLE[view.state]
+    counts = ", ".join(f"{view.counts[s]} {s.value}" for s in StepState if view.counts[s])
+    took = _seconds(view.started_at, view.ended_at)
+    console.print(
+        f"run {view.run_id} [bold {state_style}]{view.state.value}[/] in "
+        f"{_duration(took if took is not None else wall)} ({counts})",
+        highlight=False,
+    )
+    if view.reason and view.state is not RunState.SUCCEEDED:
+        console.print(f"  reason: {view.reason}", markup=False, highlight=False)
+    for step in view.steps.values():
+        if not step.state.failed:
+            continue
+        label = "" if step.critical else " (non-critical)"
+        console.print(
+            f"[red]{STYLE[step.state][0]} {step.id}[/]{label}: {step.state.value}, "
+            f"{step.reason or ''}, {len(step.attempts)} attempt(s)",
+            highlight=False,
+        )
+        path = _last_log(step)
+        if path:
+            console.print(f"  log: {path}", markup=False, highlight=False)
+            for line in log_tail(path):
+                console.print(f"  | {line}", markup=False, highlight=False)
