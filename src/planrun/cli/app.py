@@ -49,7 +49,7 @@ VarOpt = Annotated[
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:
@@ -114,9 +114,9 @@ def run(
     if prepared.warnings:
         _print_problems(_err(), prepared.warnings, prepared.source)
     if dry_run:
-        _print_dry_run(Console(highlight=False), prepared, max_concurrency)
+        _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, max_concurrency)
         raise typer.Exit(0)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     renderer: Renderer = (
         PlainLog(console) if plain or not console.is_terminal else LiveView(console)
     )
@@ -246,7 +246,7 @@ def validate_cmd(plan: PlanArg, var: VarOpt = None) -> None:
         result = validate(plan, _variables(var))
     except PlanrunError as exc:
         raise _fail(exc) from None
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if not result.ok:
         raise _fail(PlanError(result.problems, result.source))
     _print_problems(_err(), result.warnings, result.source)
