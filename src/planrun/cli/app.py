@@ -148,7 +148,7 @@ async def _run(
     error: PlanrunError | None = None
     async with anyio.create_task_group() as tg:
         with anyio.CancelScope() as run_scope:
-            await tg.start(_handle_signals, run_scope, executor)
+            await tg.start(_handle_signals, run_scope, executor, renderer.console)
             tg.start_soon(renderer.run)
             try:
                 result = await execute(
@@ -173,6 +173,7 @@ async def _run(
 async def _handle_signals(
     run_scope: anyio.CancelScope,
     executor: LocalExecutor,
+    console: Console,
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -183,13 +184,13 @@ async def _handle_signals(
             count += 1
             name = signal.Signals(signum).name
             if count == 1:
-                print(
-                    f"\nplanrun: {name}: cancelling the run (again to kill at once)",
-                    file=sys.stderr,
+                # Through the console, so a live view draws it above itself.
+                console.print(
+                    f"planrun: {name}: cancelling the run (again to kill at once)", markup=False
                 )
                 run_scope.cancel()
             else:
-                print(f"planrun: {name}: killing every step process", file=sys.stderr)
+                console.print(f"planrun: {name}: killing every step process", markup=False)
                 executor.kill_all()
 
 
