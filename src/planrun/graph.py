@@ -64,13 +64,14 @@ def find_cycles(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
             if work:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
+    order = {node: i for i, node in enumerate(deps)}
     cycles = []
     for component in components:
         members = set(component)
         if len(component) == 1 and component[0] not in deps[component[0]]:
             continue
-        cycles.append(_cycle_in(sorted(members, key=list(deps).index)[0], members, deps))
-    cycles.sort(key=lambda path: list(deps).index(path[0]))
+        cycles.append(_cycle_in(min(members, key=order.__getitem__), members, deps))
+    cycles.sort(key=lambda path: order[path[0]])
     return cycles
 
 

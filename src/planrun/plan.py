@@ -68,6 +68,21 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _yaml_loader() -> type[Any]:
+    """A ``SafeLoader`` whose mappings report duplicate keys, as JSON ones do."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+        loader.flatten_mapping(node)
+        return _pairs_hook(loader.construct_pairs(node, deep=True))
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
 def _syntax(source: str, line: int, col: int, message: str, hint: str) -> PlanError:
     return PlanError([Problem(f"{line}:{col}", f"syntax error: {message}", hint=hint)], source)
 
@@ -97,7 +112,7 @@ def parse_document(text: str, suffix: str = ".json", source: str = "<plan>") -> 
         import yaml
 
         try:
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -154,6 +169,18 @@ def _readable(message: str) -> str:
     return message[0].lower() + message[1:]
 
 
+def _bad_key(typ: type[msgspec.Struct], fld: str, value: Any) -> str:
+    """The first key of mapping field ``fld`` whose value does not fit (msgspec says
+    ``[...]``)."""
+    kind = next(f.type for f in msgspec.structs.fields(typ) if f.encode_name == fld)
+    for key, item in (value or {}).items():
+        try:
+            msgspec.convert({key: item}, kind)
+        except msgspec.ValidationError:
+            return str(key)
+    return "[...]"
+
+
 def _convert(
     data: Mapping[str, Any],
     typ: type[T],
@@ -182,6 +209,8 @@ def _convert(
             of_path = _FIELD_OF_PATH.match(path)
             fld = unknown["field"] if unknown else (of_path["field"] if of_path else None)
             where = prefix + path[1:]
+            if fld is not None and path == f"$.{fld}[...]":
+                where = f"{prefix}.{fld}.{_bad_key(typ, fld, work.get(fld))}"
             if unknown is not None:
                 where = f"{prefix}.{fld}"
             hint = _hint_for(message, typ, fld)
@@ -205,9 +234,12 @@ def decode_plan(
     """
     given = given or {}
     problems: list[Problem] = []
+    ids = _raw_ids(doc.get("steps") if isinstance(doc, dict) else None)
     for path, key in _duplicate_keys(doc, "$"):
+        at = re.match(r"\$\.steps\[(\d+)\]", path)
+        sid = ids[int(at[1])] if at and int(at[1]) < len(ids) else None
         problems.append(
-            Problem(path, f"key '{key}' appears more than once", hint="keep one of them")
+            Problem(path, f"key '{key}' appears more than once", sid, hint="keep one of them")
         )
     if not isinstance(doc, dict):
         kind = type(doc).__name__ if doc is not None else "nothing"
@@ -225,7 +257,7 @@ def decode_plan(
             problems.append(Problem("$.globals", "expected an object"))
     steps: list[Step | None] = []
     if raw_steps is None:
-        problems.append(Problem("$", "object missing required field `steps`", hint="add 'steps'"))
+        problems.append(Problem("$", "missing required field 'steps'", hint="add 'steps'"))
     elif not isinstance(raw_steps, list):
         problems.append(Problem("$.steps", "expected an array of steps"))
     else:
@@ -240,13 +272,23 @@ def decode_plan(
             problems.append(Problem("$.steps", "a plan needs at least one step"))
     indexed = [(i, s) for i, s in enumerate(steps) if s is not None]
     problems += _check_graph(_raw_ids(raw_steps), steps)
-    if shell is not None:
-        partial = msgspec.structs.replace(shell, steps=[s for _, s in indexed], globals=globals_)
-        problems += _check_values(partial, indexed)
-        problems += _check_variables(partial, indexed, given)
+    # Without a usable top level, check the steps against a stand-in so that their
+    # problems are still reported in this pass.
+    base = shell if shell is not None else _stand_in(doc.get("variables"))
+    partial = msgspec.structs.replace(base, steps=[s for _, s in indexed], globals=globals_)
+    problems += _check_values(partial, indexed)
+    problems += _check_variables(partial, indexed, given)
     if shell is None or len(indexed) != len(steps) or raw_steps is None:
         return None, problems
     return partial, problems
+
+
+def _stand_in(variables: Any) -> Plan:
+    """A placeholder top level carrying the plan's variables if they are usable."""
+    try:
+        return msgspec.convert({"plan_id": "?", "steps": [], "variables": variables or {}}, Plan)
+    except msgspec.ValidationError:
+        return Plan(plan_id="?", steps=[])
 
 
 def _duplicate_keys(node: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -397,13 +439,19 @@ def _shell_script_index(step: Step) -> int | None:
     """Index in ``args`` of the script of ``sh -c SCRIPT`` (None if not such a step)."""
     if os.path.basename(step.command) not in _SHELLS:
         return None
+    takes_value = False
     for j, arg in enumerate(step.args):
-        if arg == "--":
+        if takes_value:  # the value of -o/-O (e.g. "-o pipefail")
+            takes_value = False
+            continue
+        if arg == "--" or not arg.startswith(("-", "+")) or len(arg) < 2:
             return None
-        if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:
+        if arg.startswith("--"):
+            continue  # long options such as --norc take no value
+        letters = arg[1:]
+        if "c" in letters and arg[0] == "-":
             return j + 1 if j + 1 < len(step.args) else None
-        if not arg.startswith(("-", "+")):
-            return None
+        takes_value = letters[-1] in "oO"
     return None
 
 

@@ -45,7 +45,8 @@ def parse(template: str) -> list[Piece]:
         if dollar < 0:
             literal.append(template[i:])
             break
-        literal.append(template[i:dollar])
+        if dollar > i:
+            literal.append(template[i:dollar])
         if template.startswith("$${", dollar):
             literal.append("${")
             i = dollar + 3

@@ -1,0 +1,465 @@
+"""Retry and trigger-rule decisions, table-driven: one row per case."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from planrun.model import AttemptState, OnFailure, Step, StepState, When
+from planrun.policy import (
+    Blocked,
+    Decision,
+    DepOutcome,
+    Ready,
+    Retry,
+    Skip,
+    Wait,
+    attempt_state,
+    dep_outcome,
+    retry_decision,
+    retry_delay,
+    trigger,
+)
+
+
+def _step(**fields: Any) -> Step:
+    """A step ``a`` running ``true`` with ``fields`` overridden."""
+    return Step(id="a", command="true", **fields)
+
+
+def _const(value: float) -> Callable[[], float]:
+    """A rand function that always returns ``value``."""
+    return lambda: value
+
+
+def _no_rand() -> float:
+    """A rand function that must not be called."""
+    raise AssertionError("rand() called without jitter")
+
+
+# --- attempt_state -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("success_codes", "exit_code", "timed_out", "expected"),
+    [
+        pytest.param([0], 0, False, AttemptState.SUCCEEDED, id="zero-succeeds"),
+        pytest.param([0], 1, False, AttemptState.FAILED, id="one-fails"),
+        pytest.param([0], -9, False, AttemptState.FAILED, id="signal-fails"),
+        pytest.param([0], None, False, AttemptState.FAILED, id="never-started-fails"),
+        pytest.param([0], 0, True, AttemptState.TIMED_OUT, id="timeout-wins-over-zero"),
+        pytest.param([0], None, True, AttemptState.TIMED_OUT, id="timeout-without-code"),
+        pytest.param([0, 3], 3, False, AttemptState.SUCCEEDED, id="extra-success-code"),
+        pytest.param([1], 0, False, AttemptState.FAILED, id="zero-not-in-success-codes"),
+        pytest.param([1], 1, False, AttemptState.SUCCEEDED, id="only-one-succeeds"),
+    ],
+)
+def test_attempt_state(
+    success_codes: list[int], exit_code: int | None, timed_out: bool, expected: AttemptState
+) -> None:
+    """An attempt succeeds only with a success exit code and no timeout."""
+    step = _step(success_exit_codes=success_codes)
+    assert attempt_state(step, exit_code, timed_out=timed_out) is expected
+
+
+# --- retry_delay ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "attempt", "rand", "expected"),
+    [
+        pytest.param({}, 1, _no_rand, 0.0, id="no-delay"),
+        pytest.param({"retry_delay_sec": 2.0}, 1, _no_rand, 2.0, id="base"),
+        pytest.param({"retry_delay_sec": 2.0}, 5, _no_rand, 2.0, id="base-no-backoff"),
+        pytest.param({"retry_delay_sec": 1.0, "retry_backoff": 2.0}, 1, _no_rand, 1.0, id="bo-1"),
+        pytest.param({"retry_delay_sec": 1.0, "retry_backoff": 2.0}, 2, _no_rand, 2.0, id="bo-2"),
+        pytest.param({"retry_delay_sec": 1.0, "retry_backoff": 2.0}, 4, _no_rand, 8.0, id="bo-4"),
+        pytest.param(
+            {"retry_delay_sec": 0.5, "retry_backoff": 3.0}, 3, _no_rand, 4.5, id="backoff-three"
+        ),
+        pytest.param(
+            {"retry_delay_sec": 1.0, "retry_backoff": 2.0, "retry_max_delay_sec": 5.0},
+            3,
+            _no_rand,
+            4.0,
+            id="below-cap",
+        ),
+        pytest.param(
+            {"retry_delay_sec": 1.0, "retry_backoff": 2.0, "retry_max_delay_sec": 5.0},
+            4,
+            _no_rand,
+            5.0,
+            id="capped",
+        ),
+        pytest.param(
+            {"retry_delay_sec": 10.0, "retry_max_delay_sec": 0.0}, 1, _no_rand, 0.0, id="cap-zero"
+        ),
+        pytest.param(
+            {"retry_delay_sec": 10.0, "retry_jitter": 0.5}, 1, _const(0.0), 5.0, id="jitter-low"
+        ),
+        pytest.param(
+            {"retry_delay_sec": 10.0, "retry_jitter": 0.5}, 1, _const(0.5), 10.0, id="jitter-mid"
+        ),
+        pytest.param(
+            {"retry_delay_sec": 10.0, "retry_jitter": 0.5}, 1, _const(1.0), 15.0, id="jitter-high"
+        ),
+        pytest.param(
+            {"retry_delay_sec": 10.0, "retry_jitter": 1.0}, 1, _const(0.0), 0.0, id="jitter-full"
+        ),
+        pytest.param(
+            {"retry_delay_sec": 10.0, "retry_jitter": 0.5, "retry_max_delay_sec": 12.0},
+            1,
+            _const(1.0),
+            12.0,
+            id="jitter-capped-again",
+        ),
+        pytest.param(
+            {"retry_delay_sec": 10.0, "retry_jitter": 0.5, "retry_max_delay_sec": 8.0},
+            1,
+            _const(0.0),
+            4.0,
+            id="cap-then-jitter-down",
+        ),
+        pytest.param(
+            {"retry_delay_sec": 1.0, "retry_backoff": 2.0, "retry_jitter": 0.25},
+            3,
+            _const(1.0),
+            5.0,
+            id="backoff-then-jitter",
+        ),
+    ],
+)
+def test_retry_delay(
+    fields: dict[str, float], attempt: int, rand: Callable[[], float], expected: float
+) -> None:
+    """The delay is base * backoff^(attempt-1), capped, jittered by rand, and capped again."""
+    assert retry_delay(_step(**fields), attempt, rand) == pytest.approx(expected)
+
+
+# --- retry_decision ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "attempt", "state", "exit_code", "expected"),
+    [
+        pytest.param({}, 1, AttemptState.FAILED, 1, None, id="no-retries"),
+        pytest.param({"retries": 2}, 1, AttemptState.FAILED, 1, Retry(2, 0.0), id="first-retry"),
+        pytest.param({"retries": 2}, 2, AttemptState.FAILED, 1, Retry(3, 0.0), id="last-retry"),
+        pytest.param({"retries": 2}, 3, AttemptState.FAILED, 1, None, id="retries-exhausted"),
+        pytest.param({"retries": 2}, 1, AttemptState.SUCCEEDED, 0, None, id="succeeded"),
+        pytest.param({"retries": 2}, 1, AttemptState.CANCELLED, None, None, id="cancelled"),
+        pytest.param({"retries": 2}, 1, AttemptState.CANCELLED, -15, None, id="cancelled-code"),
+        pytest.param({"retries": 2}, 1, AttemptState.FAILED, None, None, id="spawn-error"),
+        pytest.param({"retries": 2}, 1, AttemptState.FAILED, -9, Retry(2, 0.0), id="signal"),
+        pytest.param(
+            {"retries": 2, "retry_on_exit_codes": [75]},
+            1,
+            AttemptState.FAILED,
+            75,
+            Retry(2, 0.0),
+            id="exit-code-listed",
+        ),
+        pytest.param(
+            {"retries": 2, "retry_on_exit_codes": [75]},
+            1,
+            AttemptState.FAILED,
+            1,
+            None,
+            id="exit-code-not-listed",
+        ),
+        pytest.param(
+            {"retries": 2, "retry_on_exit_codes": []},
+            1,
+            AttemptState.FAILED,
+            1,
+            None,
+            id="exit-code-list-empty",
+        ),
+        pytest.param(
+            {"retries": 1}, 1, AttemptState.TIMED_OUT, None, Retry(2, 0.0), id="timeout-retried"
+        ),
+        pytest.param(
+            {"retries": 1, "retry_on_timeout": False},
+            1,
+            AttemptState.TIMED_OUT,
+            None,
+            None,
+            id="timeout-not-retried",
+        ),
+        pytest.param(
+            {"retries": 1, "retry_on_exit_codes": [75]},
+            1,
+            AttemptState.TIMED_OUT,
+            -9,
+            Retry(2, 0.0),
+            id="timeout-ignores-exit-code-filter",
+        ),
+        pytest.param(
+            {"retries": 1, "retry_on_timeout": False},
+            1,
+            AttemptState.FAILED,
+            1,
+            Retry(2, 0.0),
+            id="failure-retried-when-timeouts-are-not",
+        ),
+        pytest.param(
+            {"retries": 3, "retry_delay_sec": 1.0, "retry_backoff": 2.0},
+            3,
+            AttemptState.FAILED,
+            1,
+            Retry(4, 4.0),
+            id="delay-from-backoff",
+        ),
+        pytest.param(
+            {"retries": 3, "retry_delay_sec": 4.0, "retry_jitter": 0.5},
+            1,
+            AttemptState.FAILED,
+            1,
+            Retry(2, 5.0),
+            id="delay-with-jitter",
+        ),
+    ],
+)
+def test_retry_decision(
+    fields: dict[str, Any],
+    attempt: int,
+    state: AttemptState,
+    exit_code: int | None,
+    expected: Retry | None,
+) -> None:
+    """A failed attempt is retried within the budget, subject to the exit-code and timeout rules."""
+    step = _step(**fields)
+    assert retry_decision(step, attempt, state, exit_code, _const(0.75)) == expected
+
+
+# --- dep_outcome ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("on_failure", "state", "root", "expected"),
+    [
+        pytest.param(
+            OnFailure.ABORT,
+            StepState.SUCCEEDED,
+            None,
+            DepOutcome("a", StepState.SUCCEEDED),
+            id="succeeded",
+        ),
+        pytest.param(
+            OnFailure.ABORT,
+            StepState.FAILED,
+            None,
+            DepOutcome("a", StepState.FAILED, "a"),
+            id="failed-is-its-own-root",
+        ),
+        pytest.param(
+            OnFailure.SKIP_DEPENDENTS,
+            StepState.FAILED,
+            "other",
+            DepOutcome("a", StepState.FAILED, "a"),
+            id="failed-root-overrides-given",
+        ),
+        pytest.param(
+            OnFailure.ABORT,
+            StepState.TIMED_OUT,
+            None,
+            DepOutcome("a", StepState.TIMED_OUT, "a"),
+            id="timed-out-is-its-own-root",
+        ),
+        pytest.param(
+            OnFailure.CONTINUE,
+            StepState.FAILED,
+            None,
+            DepOutcome("a", StepState.SUCCEEDED),
+            id="continue-failed-seen-succeeded",
+        ),
+        pytest.param(
+            OnFailure.CONTINUE,
+            StepState.TIMED_OUT,
+            None,
+            DepOutcome("a", StepState.SUCCEEDED),
+            id="continue-timed-out-seen-succeeded",
+        ),
+        pytest.param(
+            OnFailure.CONTINUE,
+            StepState.SUCCEEDED,
+            None,
+            DepOutcome("a", StepState.SUCCEEDED),
+            id="continue-succeeded",
+        ),
+        pytest.param(
+            OnFailure.ABORT,
+            StepState.SKIPPED,
+            "root",
+            DepOutcome("a", StepState.SKIPPED, "root"),
+            id="skipped-keeps-root",
+        ),
+        pytest.param(
+            OnFailure.CONTINUE,
+            StepState.SKIPPED,
+            "root",
+            DepOutcome("a", StepState.SKIPPED, "root"),
+            id="continue-skipped-stays-skipped",
+        ),
+        pytest.param(
+            OnFailure.ABORT,
+            StepState.CANCELLED,
+            None,
+            DepOutcome("a", StepState.CANCELLED),
+            id="cancelled-no-root",
+        ),
+    ],
+)
+def test_dep_outcome(
+    on_failure: OnFailure, state: StepState, root: str | None, expected: DepOutcome
+) -> None:
+    """Dependents see a failure under ``continue`` as success and a failure as its own root."""
+    assert dep_outcome(_step(on_failure=on_failure), state, root) == expected
+
+
+# --- trigger -------------------------------------------------------------------------
+
+S, F, T, K, C = (
+    StepState.SUCCEEDED,
+    StepState.FAILED,
+    StepState.TIMED_OUT,
+    StepState.SKIPPED,
+    StepState.CANCELLED,
+)
+NOT_FAILED = "no dependency failed (when: one_failed)"
+
+
+def _d(step_id: str, state: StepState, root: str | None = None) -> DepOutcome:
+    """A finished dependency."""
+    return DepOutcome(step_id, state, root)
+
+
+TRIGGER = [
+    # all_success
+    pytest.param(When.ALL_SUCCESS, [], False, Ready(), id="all_success-no-deps"),
+    pytest.param(When.ALL_SUCCESS, [_d("b", S), _d("c", S)], False, Ready(), id="all_success-ok"),
+    pytest.param(When.ALL_SUCCESS, [_d("b", S), None], False, Wait(), id="all_success-pending"),
+    pytest.param(
+        When.ALL_SUCCESS,
+        [_d("b", F, "b")],
+        False,
+        Skip("dependency 'b' failed", "b"),
+        id="all_success-failed",
+    ),
+    pytest.param(
+        When.ALL_SUCCESS,
+        [_d("b", T, "b")],
+        False,
+        Skip("dependency 'b' timed_out", "b"),
+        id="all_success-timed-out",
+    ),
+    pytest.param(
+        When.ALL_SUCCESS,
+        [None, _d("c", K, "a")],
+        False,
+        Skip("dependency 'c' skipped (because 'a' failed)", "a"),
+        id="all_success-skipped-chain-early",
+    ),
+    pytest.param(
+        When.ALL_SUCCESS,
+        [_d("c", C)],
+        False,
+        Skip("dependency 'c' cancelled"),
+        id="all_success-cancelled",
+    ),
+    pytest.param(
+        When.ALL_SUCCESS,
+        [_d("b", S), _d("c", F, "c"), _d("d", K, "x")],
+        False,
+        Skip("dependency 'c' failed", "c"),
+        id="all_success-first-bad-reported",
+    ),
+    pytest.param(When.ALL_SUCCESS, [_d("b", S)], True, Blocked(), id="all_success-aborting"),
+    pytest.param(When.ALL_SUCCESS, [None], True, Blocked(), id="all_success-aborting-pending"),
+    # none_failed
+    pytest.param(When.NONE_FAILED, [], False, Ready(), id="none_failed-no-deps"),
+    pytest.param(
+        When.NONE_FAILED, [_d("b", S), _d("c", K, "x")], False, Ready(), id="none_failed-skip-ok"
+    ),
+    pytest.param(When.NONE_FAILED, [_d("b", K), None], False, Wait(), id="none_failed-pending"),
+    pytest.param(
+        When.NONE_FAILED,
+        [_d("b", F, "b")],
+        False,
+        Skip("dependency 'b' failed", "b"),
+        id="none_failed-failed",
+    ),
+    pytest.param(
+        When.NONE_FAILED,
+        [_d("b", T, "b"), None],
+        False,
+        Skip("dependency 'b' timed_out", "b"),
+        id="none_failed-timed-out-early",
+    ),
+    pytest.param(
+        When.NONE_FAILED,
+        [_d("b", C)],
+        False,
+        Skip("dependency 'b' cancelled"),
+        id="none_failed-cancelled",
+    ),
+    pytest.param(When.NONE_FAILED, [_d("b", S)], True, Blocked(), id="none_failed-aborting"),
+    # all_done
+    pytest.param(When.ALL_DONE, [], False, Ready(), id="all_done-no-deps"),
+    pytest.param(
+        When.ALL_DONE,
+        [_d("b", F, "b"), _d("c", K), _d("d", C), _d("e", T, "e")],
+        False,
+        Ready(),
+        id="all_done-any-states",
+    ),
+    pytest.param(When.ALL_DONE, [_d("b", F, "b"), None], False, Wait(), id="all_done-pending"),
+    pytest.param(When.ALL_DONE, [_d("b", F, "b")], True, Ready(), id="all_done-aborting"),
+    pytest.param(When.ALL_DONE, [None], True, Wait(), id="all_done-aborting-pending"),
+    # one_failed
+    pytest.param(
+        When.ONE_FAILED, [_d("b", S), _d("c", F, "c")], False, Ready(), id="one_failed-failed"
+    ),
+    pytest.param(When.ONE_FAILED, [_d("b", T, "b")], False, Ready(), id="one_failed-timed-out"),
+    pytest.param(
+        When.ONE_FAILED, [_d("b", F, "b"), None], False, Wait(), id="one_failed-waits-for-all"
+    ),
+    pytest.param(
+        When.ONE_FAILED, [_d("b", S), _d("c", S)], False, Skip(NOT_FAILED), id="one_failed-none"
+    ),
+    pytest.param(
+        When.ONE_FAILED,
+        [_d("b", K, "x"), _d("c", C)],
+        False,
+        Skip(NOT_FAILED),
+        id="one_failed-skip-cancel-not-failures",
+    ),
+    pytest.param(When.ONE_FAILED, [], False, Skip(NOT_FAILED), id="one_failed-no-deps"),
+    pytest.param(
+        When.ONE_FAILED,
+        [_d("b", F, "b"), _d("c", S)],
+        True,
+        Ready(),
+        id="one_failed-aborting",
+    ),
+    pytest.param(
+        When.ONE_FAILED, [_d("b", S)], True, Skip(NOT_FAILED), id="one_failed-aborting-none"
+    ),
+    pytest.param(When.ONE_FAILED, [None], True, Wait(), id="one_failed-aborting-pending"),
+]
+
+
+@pytest.mark.parametrize(("when", "deps", "aborting", "expected"), TRIGGER)
+def test_trigger(
+    when: When, deps: list[DepOutcome | None], aborting: bool, expected: Decision
+) -> None:
+    """Each trigger rule decides Ready, Wait, Skip (with reason and root) or Blocked."""
+    assert trigger(when, deps, aborting=aborting) == expected
+
+
+def test_trigger_covers_every_rule_with_and_without_abort() -> None:
+    """The trigger table exercises every When rule both normally and while aborting."""
+    seen = {(p.values[0], p.values[2]) for p in TRIGGER}
+    assert seen == {(w, a) for w in When for a in (False, True)}
