@@ -353,6 +353,7 @@ class _Projection:
         new = [state.value, attempts, exit_code, reason, started, ended]
         if row is not None:
             new = [n if n is not None else o for n, o in zip(new, row, strict=True)]
+            new[4] = row[4] or started  # a step started when its first attempt did
         self._steps[(run_id, step_id)] = new
 
     def attempts(self) -> list[tuple[Any, ...]]:

@@ -1,0 +1,145 @@
+"""Helpers for the acceptance tests: run the real ``planrun`` CLI as a subprocess and
+inspect what it leaves behind (state dir, SQLite store, /proc)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+#: The interpreter running the tests: ``[PY, "-m", "planrun"]`` works in any venv.
+PY = sys.executable
+PLANRUN = (PY, "-m", "planrun")
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "plans" / "demo.json"
+SCHEMA_FILE = REPO / "plans" / "plan.schema.json"
+
+#: ``HH:MM:SS.mmm `` at the start of every plain-mode state-change line.
+STAMP = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")
+
+#: Environment variables that would change what the CLI does or draws.
+_SCRUB = (
+    "PLANRUN_STATE_DIR",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "TTY_COMPATIBLE",
+    "TTY_INTERACTIVE",
+    "COLUMNS",
+    "LINES",
+    "TMUX",
+    "TMUX_PANE",
+)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test environment without variables that would change the CLI's behaviour."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env.update(extra)
+    return env
+
+
+def planrun(
+    *args: str | os.PathLike[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m planrun ARGS`` in ``cwd``, capturing text output.
+
+    Every acceptance test promises no traceback on stderr, so this checks it.
+    """
+    result = subprocess.run(
+        [*PLANRUN, *map(str, args)],
+        cwd=cwd,
+        env=dict(env) if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as JSON to ``path`` (creating its directory) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+def sh(step_id: str, script: str, **fields: Any) -> dict[str, Any]:
+    """A step that runs ``sh -c script``."""
+    return {"id": step_id, "command": "sh", "args": ["-c", script], **fields}
+
+
+def read_events(state_dir: Path, run_id: str) -> list[dict[str, Any]]:
+    """The events of a run from its ``events.jsonl`` ([] while the file is missing)."""
+    path = state_dir / "runs" / run_id / "events.jsonl"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    # The last line may still be being written: only complete lines count.
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def query(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query on the run store."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return list(con.execute(sql, params).fetchall())
+    finally:
+        con.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # gone
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def live_pids_with_env(name: str, value: str) -> list[int]:
+    """Pids of live (non-zombie) processes whose environment has ``name=value``."""
+    wanted = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if wanted in environ.split(b"\0") and not _is_zombie(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_pids(pids: Sequence[int]) -> None:
+    """SIGKILL these pids (leftovers of a test), ignoring ones already gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
