@@ -25,6 +25,7 @@ def test_entry_points_are_exported() -> None:
     """The embedding entry points named in the README are importable from the package."""
     from planrun import PlanError, RunResult, load_plan, run_plan
 
-    assert callable(run_plan) and callable(load_plan)
+    assert callable(run_plan)
+    assert callable(load_plan)
     assert issubclass(PlanError, planrun.PlanrunError)
     assert RunResult.__name__ == "RunResult"
