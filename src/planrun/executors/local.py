@@ -34,6 +34,29 @@ __all__ = ["LocalExecutor"]
 
 #: How long to wait for a group to vanish after SIGKILL before giving up on it.
 KILL_WAIT_SEC = 2.0
+#: After SIGKILL to the group, how long before looking for escaped descendants.
+ESCAPE_CHECK_SEC = 0.2
+
+
+def attempt_tag(run_id: str, step_id: str, attempt: int) -> bytes:
+    """The environment entry that marks every process of one attempt."""
+    return f"PLANRUN_ATTEMPT_TAG={run_id}/{step_id}/{attempt}".encode()
+
+
+def tagged_processes(tag: bytes) -> list[int]:
+    """Pids of live processes whose environment holds ``tag`` (a ``/proc`` scan)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if tag in environ.split(b"\0"):
+            found.append(int(entry))
+    return found
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -51,8 +74,9 @@ def _pidfd(pid: int) -> int | None:
 class _Attempt:
     """One running process group: its leader, pidfd and sentinel pipe."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], sentinel: int) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], sentinel: int, tag: bytes) -> None:
         self.proc = proc
+        self.tag = tag
         self.pgid = proc.pid
         self.sentinel = sentinel
         self.pidfd = _pidfd(proc.pid)
@@ -96,6 +120,14 @@ class _Attempt:
         with anyio.move_on_after(grace):
             await self.wait_group()
         _killpg(self.pgid, signal.SIGKILL)
+        with anyio.move_on_after(ESCAPE_CHECK_SEC):
+            await self.wait_group()
+        if not self.group_empty:
+            # Something holds the sentinel outside the group: a descendant that called
+            # setsid(). Find it by the tag in its environment.
+            for pid in tagged_processes(self.tag):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         with anyio.move_on_after(KILL_WAIT_SEC):
             await self.wait_group()
 
@@ -113,8 +145,9 @@ class _Attempt:
 class LocalExecutor:
     """The default :class:`~planrun.ports.Executor`: local processes, one session each.
 
-    Every step process carries ``PLANRUN_RUN_ID``, ``PLANRUN_STEP_ID`` and
-    ``PLANRUN_ATTEMPT`` in its environment so leftovers can be recognised.
+    Every step process carries ``PLANRUN_RUN_ID``, ``PLANRUN_STEP_ID``,
+    ``PLANRUN_ATTEMPT`` and ``PLANRUN_ATTEMPT_TAG`` (``run/step/attempt``) in its
+    environment, so descendants that left the process group are still found.
     """
 
     def __init__(self) -> None:
@@ -161,6 +194,9 @@ class LocalExecutor:
         env["PLANRUN_RUN_ID"] = spec.run_id
         env["PLANRUN_STEP_ID"] = spec.step_id
         env["PLANRUN_ATTEMPT"] = str(spec.attempt)
+        tag = attempt_tag(spec.run_id, spec.step_id, spec.attempt)
+        name, _, value = tag.decode().partition("=")
+        env[name] = value
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         log_fd = os.open(spec.log_path or os.devnull, flags, 0o600)
         read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -183,7 +219,7 @@ class LocalExecutor:
         finally:
             os.close(write_end)
             os.close(log_fd)
-        return _Attempt(proc, read_end)
+        return _Attempt(proc, read_end, tag)
 
 
 def _spawn_error(exc: OSError, spec: AttemptSpec) -> str:

@@ -7,9 +7,10 @@ from importlib import resources
 SCHEMA_VERSION = 1
 SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 
+BUSY_TIMEOUT_SEC = 5.0
+ENABLE_WAL = "PRAGMA journal_mode=WAL"
 PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA busy_timeout=5000",
+    f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SEC * 1000)}",
     # FULL: a committed event survives power loss; batching keeps the fsyncs few.
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",

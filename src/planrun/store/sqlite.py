@@ -124,6 +124,7 @@ class SqliteStore:
             with _translated("setting up the database"):
                 for pragma in sql.PRAGMAS:
                     await db.execute(pragma)
+                await _enable_wal(db)
                 await _migrate(db)
             yield cls(root, db)
         finally:
@@ -255,6 +256,33 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+async def _enable_wal(db: aiosqlite.Connection) -> None:
+    """Switch the database to WAL, waiting out other connections' locks.
+
+    Changing the journal mode of a fresh database needs an exclusive lock, and SQLite
+    reports SQLITE_BUSY at once for it, ignoring the busy timeout. Another process that
+    is creating the same store holds that lock only briefly, so retry (with backoff) for
+    as long as the busy timeout would have waited. Once the file is in WAL mode the
+    pragma needs no lock, so this loop only ever runs on a brand-new store.
+    """
+    deadline = anyio.current_time() + sql.BUSY_TIMEOUT_SEC
+    delay = 0.005
+    while True:
+        try:
+            cursor = await db.execute(sql.ENABLE_WAL)
+            row = await cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or anyio.current_time() + delay > deadline:
+                raise
+        else:
+            mode = str(row[0]) if row else "?"
+            if mode.lower() != "wal":
+                raise StoreError(f"the run store cannot use WAL mode (journal_mode={mode})")
+            return
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:
