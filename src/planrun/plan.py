@@ -566,7 +566,13 @@ def validate(
     else:
         doc = plan
     decoded, problems = decode_plan(doc, given)
-    return Validation(decoded, tuple(problems), source, base_dir)
+    return Validation(decoded, tuple(sorted(problems, key=_step_order)), source, base_dir)
+
+
+def _step_order(problem: Problem) -> int:
+    """Sort key: top-level problems first, then by step position (stable otherwise)."""
+    found = re.match(r"\$\.steps\[(\d+)\]", problem.path)
+    return int(found[1]) if found else -1
 
 
 def load_plan(
