@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import anyio
 import msgspec
 
 from .engine import Engine, EngineConfig
-from .errors import Problem, UsageError
+from .errors import PlanrunError, Problem, UsageError
 from .events import Event, utc_now
 from .executors.local import LocalExecutor
 from .model import AttemptState, Plan, RunState, StepState
@@ -213,12 +213,29 @@ async def execute(
             variables=prepared.variables,
         )
         engine = Engine(prepared.steps, config, executor or LocalExecutor(), sink)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(store.record, recv, paths)
-            with send:
-                await engine.run()
+        with _unwrap_planrun_errors():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(store.record, recv, paths)
+                with send:
+                    await engine.run()
     assert view is not None
     return RunResult.from_view(view)
+
+
+@contextlib.contextmanager
+def _unwrap_planrun_errors() -> Iterator[None]:
+    """Re-raise a planrun error (e.g. the recorder's ``StoreError``) out of the task
+    group's exception group, so callers can catch ``PlanrunError`` as documented."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        matched, _ = group.split(PlanrunError)
+        if matched is None:
+            raise
+        first: BaseException = matched
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group
 
 
 async def run_plan(

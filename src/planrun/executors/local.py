@@ -198,7 +198,10 @@ class LocalExecutor:
         name, _, value = tag.decode().partition("=")
         env[name] = value
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        log_fd = os.open(spec.log_path or os.devnull, flags, 0o600)
+        try:
+            log_fd = os.open(spec.log_path or os.devnull, flags, 0o600)
+        except OSError as exc:
+            return ProcessResult(exit_code=None, error=f"cannot open the log file: {exc}")
         read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             proc = subprocess.Popen(
