@@ -174,8 +174,13 @@ async def execute(
     max_concurrency: int | None = None,
     on_event: Callable[[Event], None] | None = None,
     executor: Executor | None = None,
+    owner_kind: str = "api",
 ) -> RunResult:
-    """Run a prepared plan, recording it in the store; see :func:`run_plan`."""
+    """Run a prepared plan, recording it in the store; see :func:`run_plan`.
+
+    ``owner_kind="cli"`` records that this process cancels the run on SIGTERM, which
+    is how ``planrun cancel`` reaches it.
+    """
     run_id = check_run_id(run_id) if run_id is not None else new_run_id()
     if max_concurrency is not None and max_concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
@@ -188,6 +193,7 @@ async def execute(
             prepared.variables,
             [(s.id, s.display_name) for s in plan.steps],
             utc_now(),
+            owner_kind,
         )
         send, recv = anyio.create_memory_object_stream[Event](math.inf)
         view: RunView | None = None

@@ -21,11 +21,13 @@ from anyio.abc import TaskStatus
 from rich.console import Console
 
 from ..api import PreparedRun, RunResult, execute, prepare
-from ..errors import PlanError, PlanrunError, Problem, UsageError
+from ..errors import PlanError, PlanrunError, UsageError
 from ..executors.local import LocalExecutor
 from ..graph import levels
 from ..model import json_schema
 from ..plan import parse_var, validate
+from .common import StateDirOpt, err_console, fail, print_problems
+from .observe import register_observe_commands
 from .view import LiveView, PlainLog, Renderer, print_summary
 
 EXIT_INVALID = 2
@@ -48,10 +50,6 @@ VarOpt = Annotated[
 ]
 
 
-def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def _variables(pairs: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs or []:
@@ -63,35 +61,11 @@ def _variables(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _print_problems(console: Console, problems: tuple[Problem, ...], source: str | None) -> None:
-    for problem in problems:
-        style = "yellow" if problem.warning else "red"
-        console.print(f"[{style}]{problem.render(source)}[/]", highlight=False, soft_wrap=True)
-
-
-def _fail(exc: PlanrunError) -> typer.Exit:
-    console = _err()
-    if isinstance(exc, PlanError):
-        errors = sum(not p.warning for p in exc.problems)
-        console.print(
-            f"[red]{exc.source or 'plan'}: invalid plan ({errors} problem"
-            f"{'s' if errors != 1 else ''})[/]",
-            highlight=False,
-        )
-        _print_problems(console, exc.problems, exc.source)
-    else:
-        console.print(f"[red]planrun: {exc}[/]", highlight=False, soft_wrap=True)
-    return typer.Exit(exc.exit_code)
-
-
 @app.command()
 def run(
     plan: PlanArg,
     var: VarOpt = None,
-    state_dir: Annotated[
-        Path | None,
-        typer.Option(envvar="PLANRUN_STATE_DIR", help="Where runs are stored [default: .planrun]"),
-    ] = None,
+    state_dir: StateDirOpt = None,
     run_id: Annotated[
         str | None, typer.Option(help="Use this run id instead of a new one.")
     ] = None,
@@ -110,9 +84,9 @@ def run(
     try:
         prepared = prepare(plan, _variables(var))
     except PlanrunError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if prepared.warnings:
-        _print_problems(_err(), prepared.warnings, prepared.source)
+        print_problems(err_console(), prepared.warnings, prepared.source)
     if dry_run:
         _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, max_concurrency)
         raise typer.Exit(0)
@@ -126,7 +100,7 @@ def run(
             _run, prepared, renderer, state_dir, run_id, max_concurrency, backend="asyncio"
         )
     except PlanrunError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:  # before our handlers were installed
         code = EXIT_CANCELLED
     if renderer.view is not None:
@@ -158,6 +132,7 @@ async def _run(
                     max_concurrency=max_concurrency,
                     on_event=renderer.on_event,
                     executor=executor,
+                    owner_kind="cli",
                 )
             except PlanrunError as exc:
                 error = exc
@@ -246,11 +221,11 @@ def validate_cmd(plan: PlanArg, var: VarOpt = None) -> None:
     try:
         result = validate(plan, _variables(var))
     except PlanrunError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console = Console(highlight=False, soft_wrap=True)
     if not result.ok:
-        raise _fail(PlanError(result.problems, result.source))
-    _print_problems(_err(), result.warnings, result.source)
+        raise fail(PlanError(result.problems, result.source))
+    print_problems(err_console(), result.warnings, result.source)
     assert result.plan is not None
     tiers = levels({s.id: s.depends_on for s in result.plan.steps})
     console.print(
@@ -266,9 +241,12 @@ def schema() -> None:
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
+register_observe_commands(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
     except UsageError as exc:  # pragma: no cover - typer handles most paths
-        raise SystemExit(_fail(exc).exit_code) from None
+        raise SystemExit(fail(exc).exit_code) from None

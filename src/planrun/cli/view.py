@@ -132,7 +132,8 @@ class PlainLog(Renderer):
             case RunStarted():
                 return (
                     f"run {event.run_id} started: plan {event.plan_id}, "
-                    f"{len(event.steps)} steps, max concurrency {event.max_concurrency}"
+                    f"{len(event.steps)} steps, max concurrency {event.max_concurrency} "
+                    f"(follow it: planrun watch {event.run_id})"
                 )
             case AttemptStarted():
                 total = view.steps[event.step_id].max_attempts
@@ -181,7 +182,7 @@ class LiveView(Renderer):
         if isinstance(event, RunStarted):
             self.console.print(
                 f"run [bold]{event.run_id}[/] started: plan {event.plan_id}, "
-                f"{len(event.steps)} steps"
+                f"{len(event.steps)} steps [dim](follow it: planrun watch {event.run_id})[/]"
             )
         elif isinstance(event, StepFinished):
             self._recent.append(event.step_id)

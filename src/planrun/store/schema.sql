@@ -1,4 +1,5 @@
--- planrun run store, schema version 1 (PRAGMA user_version).
+-- planrun run store, schema version 1 (later versions: MIGRATIONS in sql.py). No ";" inside comments:
+-- the statements are split on it.
 -- Times are UTC ISO 8601 strings; states are the lowercase enum values.
 CREATE TABLE IF NOT EXISTS runs (
     run_id            TEXT PRIMARY KEY,

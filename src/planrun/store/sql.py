@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from importlib import resources
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+#: The schema as single statements (run one by one inside one transaction).
+SCHEMA_STATEMENTS = [
+    statement.strip()
+    for statement in "\n".join(
+        line for line in SCHEMA.splitlines() if not line.lstrip().startswith("--")
+    ).split(";")
+    if statement.strip()
+]
+#: Statements that take a store from version N-1 to N (1: the schema above).
+MIGRATIONS: dict[int, list[str]] = {
+    1: SCHEMA_STATEMENTS,
+    # owner_kind: 'cli' (cancels on SIGTERM, so `planrun cancel` works) or 'api'.
+    2: ["ALTER TABLE runs ADD COLUMN owner_kind TEXT NOT NULL DEFAULT 'api'"],
+}
 
 BUSY_TIMEOUT_SEC = 5.0
 ENABLE_WAL = "PRAGMA journal_mode=WAL"
@@ -18,8 +32,8 @@ PRAGMAS = (
 
 INSERT_RUN = """
 INSERT INTO runs (run_id, plan_id, plan_path, state, variables, started_at, owner_pid,
-                  owner_start_time, owner_host, step_count)
-VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                  owner_start_time, owner_host, owner_kind, step_count)
+VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_STEP = """
 INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')

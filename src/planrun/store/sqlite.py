@@ -40,6 +40,7 @@ from ..events import (
     event_type,
 )
 from ..model import AttemptState, StepState
+from ..proc import process_start_time
 from . import sql
 
 __all__ = ["RunPaths", "SqliteStore", "default_state_dir"]
@@ -66,15 +67,6 @@ def _exists(path: Path) -> bool:
 def _private_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     os.chmod(path, 0o600)
-
-
-def _process_start_time(pid: int) -> int | None:
-    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks), None if unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 @contextlib.contextmanager
@@ -125,7 +117,7 @@ class SqliteStore:
                 for pragma in sql.PRAGMAS:
                     await db.execute(pragma)
                 await _enable_wal(db)
-                await _migrate(db)
+                await migrate(db)
             yield cls(root, db)
         finally:
             with anyio.CancelScope(shield=True):
@@ -144,6 +136,7 @@ class SqliteStore:
         variables: dict[str, str],
         steps: Sequence[tuple[str, str]],
         started_at: str,
+        owner_kind: str = "api",
     ) -> RunPaths:
         """Reserve ``run_id`` (``UsageError`` if taken) and create its directory and rows."""
         paths = self.paths(run_id)
@@ -161,8 +154,9 @@ class SqliteStore:
                         msgspec.json.encode(variables).decode(),
                         started_at,
                         pid,
-                        _process_start_time(pid),
+                        process_start_time(pid),
                         socket.gethostname(),
+                        owner_kind,
                         len(steps),
                     ),
                 )
@@ -285,7 +279,8 @@ async def _enable_wal(db: aiosqlite.Connection) -> None:
         delay = min(delay * 2, 0.2)
 
 
-async def _migrate(db: aiosqlite.Connection) -> None:
+async def migrate(db: aiosqlite.Connection) -> None:
+    """Bring the schema to ``SCHEMA_VERSION`` (``StoreError`` if it is newer)."""
     cursor = await db.execute("PRAGMA user_version")
     row = await cursor.fetchone()
     version = int(row[0]) if row else 0
@@ -294,10 +289,17 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             f"the run store was written by a newer planrun (schema {version}); upgrade planrun"
         )
     if version < sql.SCHEMA_VERSION:
+        # One transaction; the version is read again inside it because another
+        # process may have created the schema meanwhile.
         await db.execute("BEGIN IMMEDIATE")
         try:
-            await db.executescript(sql.SCHEMA)  # executescript COMMITs first
-            await db.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
+            cursor = await db.execute("PRAGMA user_version")
+            row = await cursor.fetchone()
+            for step in range((int(row[0]) if row else 0) + 1, sql.SCHEMA_VERSION + 1):
+                for statement in sql.MIGRATIONS[step]:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {step}")
+            await db.execute("COMMIT")
         except BaseException:
             with anyio.CancelScope(shield=True):
                 if db.in_transaction:

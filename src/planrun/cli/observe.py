@@ -1,0 +1,432 @@
+"""Commands that read runs from the store, from any process: ``watch``, ``list``,
+``show``, ``logs`` and ``cancel``.
+
+This is the one place in planrun that polls: another process's run can only be
+followed by reading the store (and log files) again. Each poll is one short read;
+nothing is held open between polls.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import msgspec
+import typer
+from rich.table import Table
+
+from ..errors import PlanrunError, UsageError
+from ..events import RunFinished, decode_event
+from ..model import RunState
+from ..proc import is_same_process
+from ..records import RunRecord, StepRecord
+from ..store.reader import RunReader
+from ..store.sqlite import default_state_dir
+from .common import StateDirOpt, err_console, fail, out_console
+from .view import LiveView, PlainLog, Renderer, print_summary
+
+__all__ = ["register_observe_commands"]
+
+#: Seconds between two reads of the store while following a run.
+POLL_SEC = 0.1
+EXIT_OWNER_GONE = 1
+
+RunIdArg = Annotated[
+    str, typer.Argument(help="The run id (see `planrun list`).", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _state_dir(state_dir: Path | None) -> Path:
+    return state_dir if state_dir is not None else default_state_dir()
+
+
+def _run_sync(func: Callable[..., Awaitable[int]], *args: object) -> int:
+    """Run a command's coroutine; PlanrunError becomes a message and its exit code."""
+    try:
+        code: int = anyio.run(func, *args, backend="asyncio")
+    except PlanrunError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        code = 130
+    return code
+
+
+async def _require_run(reader: RunReader, run_id: str, state_dir: Path) -> RunRecord:
+    run = await reader.get_run(run_id)
+    if run is None:
+        recent = [r.run_id for r in await reader.list_runs(limit=200)]
+        close = difflib.get_close_matches(run_id, recent, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else "; see `planrun list`"
+        raise UsageError(f"no run '{run_id}' in {state_dir}{hint}")
+    return run
+
+
+def _owner_gone(run: RunRecord) -> bool:
+    """True when the run's owner process on this host no longer exists."""
+    if run.owner_host != socket.gethostname():
+        return False  # cannot tell from here
+    return not is_same_process(run.owner_pid, run.owner_start_time)
+
+
+# --- watch -----------------------------------------------------------------------------
+
+
+async def _watch(run_id: str, state_dir: Path, as_json: bool, renderer: Renderer) -> int:
+    async with RunReader.open(state_dir) as reader:
+        run = await _require_run(reader, run_id, state_dir)
+        after = 0
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(renderer.run)
+            try:
+                code = await _follow_events(reader, run, after, as_json, renderer)
+            finally:
+                renderer.close()
+                tg.cancel_scope.cancel()
+    if not as_json and renderer.view is not None:
+        print_summary(renderer.console, renderer.view, 0.0)
+    return code
+
+
+async def _follow_events(
+    reader: RunReader, run: RunRecord, after: int, as_json: bool, renderer: Renderer
+) -> int:
+    idle_checks = 0
+    while True:
+        bodies = await reader.get_event_bodies(run.run_id, after)
+        for body in bodies:
+            event = decode_event(body)
+            after = event.seq
+            if as_json:
+                sys.stdout.write(body + "\n")
+            else:
+                renderer.on_event(event)
+            if isinstance(event, RunFinished):
+                if as_json:
+                    sys.stdout.flush()
+                return event.exit_code
+        if as_json and bodies:
+            sys.stdout.flush()
+        if not bodies:
+            idle_checks += 1
+            # Every ~second without news, check that someone is still writing.
+            if idle_checks % 10 == 0:
+                current = await reader.get_run(run.run_id)
+                if (
+                    current is not None
+                    and current.state is RunState.RUNNING
+                    and _owner_gone(current)
+                    and not await reader.get_event_bodies(run.run_id, after)
+                ):
+                    err_console().print(
+                        f"planrun: the process running {run.run_id} (pid {run.owner_pid}) is "
+                        "gone and the run never finished (it crashed or was killed)"
+                    )
+                    return EXIT_OWNER_GONE
+        await anyio.sleep(POLL_SEC)
+
+
+def watch(
+    run_id: RunIdArg,
+    state_dir: StateDirOpt = None,
+    as_json: JsonOpt = False,
+    plain: Annotated[bool, typer.Option("--plain", help="One line per state change.")] = False,
+) -> None:
+    """Follow a run from another terminal (or replay a finished one); exit with its code."""
+    console = out_console()
+    renderer: Renderer = (
+        PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
+    )
+    raise typer.Exit(_run_sync(_watch, run_id, _state_dir(state_dir), as_json, renderer))
+
+
+# --- list ------------------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+async def _list(
+    state_dir: Path, state: str | None, plan_id: str | None, limit: int, as_json: bool
+) -> int:
+    async with RunReader.open(state_dir) as reader:
+        runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(runs).decode() + "\n")
+        return 0
+    console = out_console()
+    if not runs:
+        console.print("no runs", markup=False)
+        return 0
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("run id", "plan", "state", "started", "duration", "steps"):
+        table.add_column(column, no_wrap=True)
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            run.plan_id,
+            run.state.value,
+            run.started_at[:19] + "Z",
+            _duration(run.duration_sec),
+            f"{run.steps_done}/{run.step_count}",
+        )
+    console.print(table)
+    return 0
+
+
+def list_cmd(
+    state_dir: StateDirOpt = None,
+    state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
+    plan: Annotated[str | None, typer.Option(help="Only runs of this plan id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs, newest first: id, plan, state, start, duration, steps done/total."""
+    if state is not None and state not in {s.value for s in RunState}:
+        raise fail(
+            UsageError(
+                f"unknown state {state!r}; use one of: " + ", ".join(s.value for s in RunState)
+            )
+        )
+    raise typer.Exit(_run_sync(_list, _state_dir(state_dir), state, plan, limit, as_json))
+
+
+# --- show ------------------------------------------------------------------------------
+
+
+async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
+    async with RunReader.open(state_dir) as reader:
+        run = await _require_run(reader, run_id, state_dir)
+        steps = await reader.get_steps(run_id)
+    if as_json:
+        doc = {"run": run, "steps": steps}
+        sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
+        return 0
+    console = out_console()
+    lines = [
+        f"run       {run.run_id}",
+        f"plan      {run.plan_id}" + (f" ({run.plan_path})" if run.plan_path else ""),
+        f"state     {run.state.value}"
+        + (f" (exit code {run.exit_code})" if run.exit_code is not None else "")
+        + (f": {run.reason}" if run.reason else ""),
+        f"started   {run.started_at}",
+        f"ended     {run.ended_at or '-'}"
+        + (f" ({_duration(run.duration_sec)})" if run.duration_sec is not None else ""),
+        f"owner     pid {run.owner_pid} on {run.owner_host} ({run.owner_kind})",
+    ]
+    if run.variables:
+        lines.append("variables " + " ".join(f"{k}={v}" for k, v in run.variables.items()))
+    for line in lines:
+        console.print(line, markup=False)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("step", "attempt", "state", "exit", "started", "duration", "pid", "detail"):
+        table.add_column(column, no_wrap=column != "detail")
+    for step in steps:
+        _show_step(table, step)
+    console.print(table)
+    return 0
+
+
+def _show_step(table: Table, step: StepRecord) -> None:
+    table.add_row(
+        step.step_id,
+        "",
+        step.state.value,
+        _code(step.exit_code),
+        (step.started_at or "")[11:23],
+        _duration(step.duration_sec),
+        "",
+        step.reason or "",
+    )
+    for a in step.attempts:
+        detail = a.error or (a.log_path or "")
+        table.add_row(
+            "",
+            str(a.attempt),
+            a.state.value,
+            _code(a.exit_code),
+            (a.started_at or "")[11:23],
+            _duration(a.duration_sec),
+            str(a.pid or ""),
+            detail,
+        )
+
+
+def _code(code: int | None) -> str:
+    return "" if code is None else str(code)
+
+
+def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a run: its state, variables, times, owner, and every step with every attempt."""
+    raise typer.Exit(_run_sync(_show, run_id, _state_dir(state_dir), as_json))
+
+
+# --- logs ------------------------------------------------------------------------------
+
+
+class _Tail:
+    """Prints new complete lines of one log file, optionally prefixed."""
+
+    def __init__(self, path: str, prefix: str) -> None:
+        self.path = path
+        self.prefix = prefix
+        self.offset = 0
+        self.partial = b""
+
+    def pump(self, final: bool = False) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        if final and self.partial:
+            lines.append(self.partial)
+            self.partial = b""
+        out = sys.stdout.buffer
+        for line in lines:
+            out.write(self.prefix.encode() + line + b"\n")
+        out.flush()
+
+
+def _selected(
+    steps: list[StepRecord], step_id: str | None, attempt: int | None
+) -> list[tuple[StepRecord, int | None]]:
+    """(step, attempt number or None for 'the latest') pairs to print."""
+    if step_id is None:
+        return [(s, attempt) for s in steps]
+    return [(s, attempt) for s in steps if s.step_id == step_id]
+
+
+async def _logs(
+    run_id: str, state_dir: Path, step_id: str | None, attempt: int | None, follow: bool
+) -> int:
+    async with RunReader.open(state_dir) as reader:
+        run = await _require_run(reader, run_id, state_dir)
+        steps = await reader.get_steps(run_id)
+        if step_id is not None and step_id not in {s.step_id for s in steps}:
+            close = difflib.get_close_matches(step_id, [s.step_id for s in steps], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UsageError(f"run {run_id} has no step '{step_id}'{hint}")
+        tails: dict[str, _Tail] = {}
+        while True:
+            run = await reader.get_run(run_id) or run
+            steps = await reader.get_steps(run_id)
+            active = False
+            for step, number in _selected(steps, step_id, attempt):
+                chosen = [a for a in step.attempts if number is None or a.attempt == number]
+                if not chosen:
+                    if step_id is not None and number is not None and not follow:
+                        raise UsageError(f"step '{step.step_id}' has no attempt {number}")
+                    active |= not step.state.terminal
+                    continue
+                latest = chosen[-1]
+                prefix = "" if step_id is not None else f"[{step.step_id}] "
+                if latest.log_path is None:
+                    continue
+                tail = tails.setdefault(latest.log_path, _Tail(latest.log_path, prefix))
+                running = latest.state.value == "running"
+                tail.pump(final=not running or not follow)
+                active |= running or (number is None and not step.state.terminal)
+            if not follow or (run.state is not RunState.RUNNING and not active):
+                return 0
+            if not active and step_id is not None:
+                return 0
+            if _owner_gone(run) and run.state is RunState.RUNNING:
+                err_console().print(f"planrun: the process running {run_id} is gone")
+                return EXIT_OWNER_GONE
+            await anyio.sleep(POLL_SEC)
+
+
+def logs(
+    run_id: RunIdArg,
+    step: Annotated[str | None, typer.Argument(help="Only this step.", show_default=False)] = None,
+    attempt: Annotated[
+        int | None, typer.Option(min=1, help="This attempt (default: the last).")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Print a step's output (last attempt by default); with no STEP, every step's,
+    each line prefixed [step-id]. --follow streams until the attempt (or run) ends."""
+    raise typer.Exit(_run_sync(_logs, run_id, _state_dir(state_dir), step, attempt, follow))
+
+
+# --- cancel ----------------------------------------------------------------------------
+
+
+async def _cancel(run_id: str, state_dir: Path, wait_sec: float) -> int:
+    console = err_console()
+    async with RunReader.open(state_dir) as reader:
+        run = await _require_run(reader, run_id, state_dir)
+        if run.state is not RunState.RUNNING:
+            console.print(f"run {run_id} is not running (state: {run.state.value})", markup=False)
+            return 1
+        if run.owner_host != socket.gethostname():
+            console.print(f"run {run_id} runs on {run.owner_host}; cancel it there", markup=False)
+            return 1
+        if not is_same_process(run.owner_pid, run.owner_start_time):
+            console.print(
+                f"run {run_id} is not running: its process (pid {run.owner_pid}) is gone",
+                markup=False,
+            )
+            return 1
+        if run.owner_kind != "cli":
+            console.print(
+                f"run {run_id} is embedded in process {run.owner_pid} (run_plan); cancel "
+                "the task awaiting it there",
+                markup=False,
+            )
+            return 1
+        os.kill(run.owner_pid, signal.SIGTERM)
+        with anyio.move_on_after(wait_sec):
+            while True:
+                current = await reader.get_run(run_id)
+                if current is None or current.state is not RunState.RUNNING:
+                    break
+                await anyio.sleep(POLL_SEC)
+        current = await reader.get_run(run_id)
+    if current is not None and current.state is RunState.CANCELLED:
+        console.print(f"run {run_id} cancelled", markup=False)
+        return 0
+    state = current.state.value if current is not None else "unknown"
+    console.print(
+        f"run {run_id} did not end as cancelled within {wait_sec:g}s (state: {state})", markup=False
+    )
+    return 1
+
+
+def cancel(
+    run_id: RunIdArg,
+    state_dir: StateDirOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run to stop.")] = 60.0,
+) -> None:
+    """Cancel a running run from anywhere: its process stops every step (TERM, grace,
+    KILL) and records it cancelled. Exit 0 when cancelled, 1 when it was not running."""
+    raise typer.Exit(_run_sync(_cancel, run_id, _state_dir(state_dir), timeout))
+
+
+def register_observe_commands(app: typer.Typer) -> None:
+    """Add watch, list, show, logs and cancel to the ``planrun`` app."""
+    app.command()(watch)
+    app.command(name="list")(list_cmd)
+    app.command()(show)
+    app.command()(logs)
+    app.command()(cancel)

@@ -1,0 +1,43 @@
+"""Process identity from ``/proc``: is the process that owns a run still that process?
+
+A pid alone is not an identity (pids are reused), so owners are recorded as pid plus
+start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["is_same_process", "process_start_time"]
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot; None if it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # a zombie has exited; it only waits to be reaped
+        return None
+    return int(fields[19])
+
+
+def is_same_process(pid: int | None, start_time: int | None) -> bool:
+    """True if ``pid`` is alive and is the process that started at ``start_time``.
+
+    Without a recorded start time (no /proc when the run began) this degrades to "a
+    process with that pid exists".
+    """
+    if pid is None:
+        return False
+    if start_time is None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return process_start_time(pid) == start_time

@@ -1,0 +1,79 @@
+"""What the store reads back: typed, JSON-ready records of runs, steps and attempts.
+
+These are the shapes of ``planrun show --json``, ``planrun list --json`` and the monitor
+API; keep them stable (add fields, never rename or remove). Pure data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from .model import AttemptState, RunState, StepState
+
+__all__ = ["AttemptRecord", "RunRecord", "StepRecord", "duration_between"]
+
+
+def duration_between(start: str | None, end: str | None) -> float | None:
+    """Seconds between two stored UTC timestamps (None if either is missing)."""
+    if start is None or end is None:
+        return None
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return round(delta.total_seconds(), 6)
+
+
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt of a step. ``exit_code`` < 0: ended by that signal."""
+
+    attempt: int
+    state: AttemptState
+    exit_code: int | None
+    pid: int | None
+    log_path: str | None
+    started_at: str | None
+    ended_at: str | None
+    duration_sec: float | None
+    error: str | None
+
+
+class StepRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a run, with every attempt in order."""
+
+    step_id: str
+    name: str
+    position: int
+    state: StepState
+    exit_code: int | None
+    reason: str | None
+    started_at: str | None
+    ended_at: str | None
+    duration_sec: float | None
+    attempts: list[AttemptRecord]
+
+
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One run as stored. ``owner_*`` identify the process that runs it."""
+
+    run_id: str
+    plan_id: str
+    plan_path: str | None
+    state: RunState
+    variables: dict[str, str]
+    started_at: str
+    ended_at: str | None
+    duration_sec: float | None
+    exit_code: int | None
+    reason: str | None
+    owner_pid: int
+    owner_start_time: int | None
+    owner_host: str
+    owner_kind: str
+    step_count: int
+    steps_done: int
+    last_seq: int
+
+    def to_builtins(self) -> dict[str, Any]:
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
