@@ -17,6 +17,7 @@ from .events import (
     StepFinished,
 )
 from .model import AttemptState, OnFailure, Plan, RunState, Step, StepState, When
+from . import monitor
 from .plan import load_plan, validate
 
 __version__ = "0.1.0.dev0"
@@ -47,6 +48,7 @@ __all__ = [
     "When",
     "__version__",
     "load_plan",
+    "monitor",
     "run_plan",
     "validate",
 ]

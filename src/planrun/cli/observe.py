@@ -56,6 +56,10 @@ def _run_sync(func: Callable[..., Awaitable[int]], *args: object) -> int:
         raise fail(exc) from None
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:
+        # The reader went away (`planrun watch --json | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     return code
 
 
@@ -82,14 +86,19 @@ def _owner_gone(run: RunRecord) -> bool:
 async def _watch(run_id: str, state_dir: Path, as_json: bool, renderer: Renderer) -> int:
     async with RunReader.open(state_dir) as reader:
         run = await _require_run(reader, run_id, state_dir)
-        after = 0
+        error: Exception | None = None
+        code = EXIT_OWNER_GONE
         async with anyio.create_task_group() as tg:
             tg.start_soon(renderer.run)
             try:
-                code = await _follow_events(reader, run, after, as_json, renderer)
+                code = await _follow_events(reader, run, 0, as_json, renderer)
+            except (PlanrunError, BrokenPipeError) as exc:
+                error = exc  # re-raised below, outside the task group's exception group
             finally:
                 renderer.close()
                 tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
     if not as_json and renderer.view is not None:
         print_summary(renderer.console, renderer.view, 0.0)
     return code
