@@ -4,6 +4,7 @@ policies, every run recorded in SQLite and observable from anywhere.
 The public API is what this module exports; everything else is private.
 """
 
+from . import monitor
 from .api import AttemptResult, RunResult, StepResult, run_plan
 from .errors import PlanError, PlanrunError, Problem, StoreError, UsageError
 from .events import (
@@ -17,7 +18,6 @@ from .events import (
     StepFinished,
 )
 from .model import AttemptState, OnFailure, Plan, RunState, Step, StepState, When
-from . import monitor
 from .plan import load_plan, validate
 
 __version__ = "0.1.0.dev0"
