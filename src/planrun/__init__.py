@@ -6,11 +6,12 @@ The public API is what this module exports; everything else is private.
 
 from . import monitor
 from .api import AttemptResult, RunResult, StepResult, run_plan
-from .errors import PlanError, PlanrunError, Problem, StoreError, UsageError
+from .errors import LockConflict, PlanError, PlanrunError, Problem, StoreError, UsageError
 from .events import (
     AttemptFinished,
     AttemptStarted,
     Event,
+    LockAcquired,
     RetryScheduled,
     RunAborting,
     RunFinished,
@@ -28,6 +29,8 @@ __all__ = [
     "AttemptStarted",
     "AttemptState",
     "Event",
+    "LockAcquired",
+    "LockConflict",
     "OnFailure",
     "Plan",
     "PlanError",

@@ -22,11 +22,12 @@ from typing import Any
 import anyio
 import msgspec
 
+from . import subst
 from .engine import Engine, EngineConfig
-from .errors import PlanrunError, Problem, UsageError
-from .events import Event, utc_now
+from .errors import LockConflict, PlanrunError, Problem, UsageError
+from .events import Event, LockAcquired, utc_now
 from .executors.local import LocalExecutor
-from .model import AttemptState, Plan, RunState, StepState
+from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
 from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
 from .ports import Executor
 from .state import RunView, apply
@@ -43,6 +44,8 @@ __all__ = [
     "run_plan",
 ]
 
+#: Seconds between two tries for a held lock (``on_lock_conflict: wait``).
+LOCK_POLL_SEC = 0.2
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -175,6 +178,7 @@ async def execute(
     on_event: Callable[[Event], None] | None = None,
     executor: Executor | None = None,
     owner_kind: str = "api",
+    on_notice: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run a prepared plan, recording it in the store; see :func:`run_plan`.
 
@@ -185,45 +189,113 @@ async def execute(
     if max_concurrency is not None and max_concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
     plan = prepared.plan
+    lock = (
+        subst.substitute(plan.globals.lock, prepared.variables)
+        if plan.globals.lock is not None
+        else None
+    )
     async with SqliteStore.open(state_dir or default_state_dir()) as store:
-        paths = await store.create_run(
-            run_id,
-            plan.plan_id,
-            prepared.source,
-            prepared.variables,
-            [(s.id, s.display_name) for s in plan.steps],
-            utc_now(),
-            owner_kind,
-        )
-        send, recv = anyio.create_memory_object_stream[Event](math.inf)
-        view: RunView | None = None
+        prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
+        if lock is not None:
+            prelude = (await _take_lock(store, lock, run_id, plan, on_notice),)
+        try:
+            return await _execute_in_store(
+                store, prepared, run_id, max_concurrency, on_event, executor, owner_kind, prelude
+            )
+        finally:
+            if lock is not None:
+                await store.release_lock(lock, run_id)
 
-        def sink(event: Event) -> None:
-            nonlocal view
-            # The recorder may have failed (its error propagates); keep the run's
-            # own bookkeeping going so every process is still stopped.
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                send.send_nowait(event)
-            view = apply(view, event)
-            if on_event is not None:
-                on_event(event)
 
-        config = EngineConfig(
-            run_id=run_id,
-            plan_id=plan.plan_id,
-            max_concurrency=max_concurrency or plan.globals.concurrency,
-            kill_grace=plan.globals.kill_grace_sec,
-            run_timeout=plan.globals.timeout_sec,
-            log_dir=paths.log_dir,
-            plan_path=prepared.source,
-            variables=prepared.variables,
-        )
-        engine = Engine(prepared.steps, config, executor or LocalExecutor(), sink)
-        with _unwrap_planrun_errors():
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(store.record, recv, paths)
-                with send:
-                    await engine.run()
+async def _take_lock(
+    store: SqliteStore,
+    name: str,
+    run_id: str,
+    plan: Plan,
+    on_notice: Callable[[str], None] | None,
+) -> tuple[type[Event], dict[str, Any]]:
+    """Take the run lock (``LockConflict`` if held and not waiting, or on timeout).
+
+    Waiting polls the store: the holder is another process, which cannot wake us.
+    """
+    began = anyio.current_time()
+    timeout = plan.globals.lock_timeout_sec
+    announced = False
+    while True:
+        taken, holder = await store.try_lock(name, run_id, utc_now())
+        if taken:
+            fields: dict[str, Any] = {
+                "name": name,
+                "waited_sec": round(anyio.current_time() - began, 3),
+            }
+            if holder is not None:
+                fields["reclaimed_from_run"] = holder.run_id
+                fields["reclaimed_from_pid"] = holder.owner_pid
+            return LockAcquired, fields
+        assert holder is not None
+        who = f"run {holder.run_id} (pid {holder.owner_pid} on {holder.owner_host})"
+        if plan.globals.on_lock_conflict is OnLockConflict.FAIL:
+            raise LockConflict(f"lock '{name}' is held by {who}; try again when it ends")
+        waited = anyio.current_time() - began
+        if timeout is not None and waited >= timeout:
+            raise LockConflict(f"lock '{name}' still held by {who} after {timeout:g}s")
+        if not announced and on_notice is not None:
+            on_notice(f"waiting for lock '{name}', held by {who}")
+            announced = True
+        await anyio.sleep(LOCK_POLL_SEC)
+
+
+async def _execute_in_store(
+    store: SqliteStore,
+    prepared: PreparedRun,
+    run_id: str,
+    max_concurrency: int | None,
+    on_event: Callable[[Event], None] | None,
+    executor: Executor | None,
+    owner_kind: str,
+    prelude: tuple[tuple[type[Event], dict[str, Any]], ...],
+) -> RunResult:
+    """Record and run a prepared plan in an open store (the lock is already held)."""
+    plan = prepared.plan
+    paths = await store.create_run(
+        run_id,
+        plan.plan_id,
+        prepared.source,
+        prepared.variables,
+        [(s.id, s.display_name) for s in plan.steps],
+        utc_now(),
+        owner_kind,
+    )
+    send, recv = anyio.create_memory_object_stream[Event](math.inf)
+    view: RunView | None = None
+
+    def sink(event: Event) -> None:
+        nonlocal view
+        # The recorder may have failed (its error propagates); keep the run's
+        # own bookkeeping going so every process is still stopped.
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            send.send_nowait(event)
+        view = apply(view, event)
+        if on_event is not None:
+            on_event(event)
+
+    config = EngineConfig(
+        run_id=run_id,
+        plan_id=plan.plan_id,
+        max_concurrency=max_concurrency or plan.globals.concurrency,
+        kill_grace=plan.globals.kill_grace_sec,
+        run_timeout=plan.globals.timeout_sec,
+        log_dir=paths.log_dir,
+        plan_path=prepared.source,
+        variables=prepared.variables,
+        prelude=prelude,
+    )
+    engine = Engine(prepared.steps, config, executor or LocalExecutor(), sink)
+    with _unwrap_planrun_errors():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.record, recv, paths)
+            with send:
+                await engine.run()
     assert view is not None
     return RunResult.from_view(view)
 

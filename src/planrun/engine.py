@@ -70,6 +70,8 @@ class EngineConfig:
     plan_path: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
     rand: Callable[[], float] = random.random
+    #: Events to emit right after ``run_started`` (e.g. ``lock_acquired``): (type, fields).
+    prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,8 @@ class Engine:
             ],
             pid=os.getpid(),
         )
+        for cls, fields in cfg.prelude:
+            self._emit(cls, **fields)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg

@@ -5,6 +5,7 @@
     PlanrunError
     ├── PlanError        the plan is invalid (carries every Problem found)    exit 2
     ├── UsageError       bad arguments: --var syntax, a bad run id, ...         exit 2
+    ├── LockConflict     the plan's lock is held by another live run            exit 3
     └── StoreError       the run store could not be opened, read or written    exit 1
 
 A failed *step* is not an exception: it is an outcome recorded in the run.
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-__all__ = ["PlanError", "PlanrunError", "Problem", "StoreError", "UsageError"]
+__all__ = ["LockConflict", "PlanError", "PlanrunError", "Problem", "StoreError", "UsageError"]
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -62,6 +63,13 @@ class PlanError(PlanrunError):
         count = sum(not p.warning for p in self.problems)
         head = f"invalid plan ({count} problem{'s' if count != 1 else ''})"
         super().__init__("\n".join([head, *lines]))
+
+
+class LockConflict(PlanrunError):
+    """The plan's lock is held by another live run (``on_lock_conflict: fail``), or
+    could not be had within ``lock_timeout_sec``."""
+
+    exit_code = 3
 
 
 class UsageError(PlanrunError):

@@ -17,6 +17,7 @@ __all__ = [
     "AttemptFinished",
     "AttemptStarted",
     "Event",
+    "LockAcquired",
     "RetryScheduled",
     "RunAborting",
     "RunFinished",
@@ -99,6 +100,19 @@ class StepFinished(_Base, frozen=True, tag="step_finished"):
     reason: str | None = None
 
 
+class LockAcquired(_Base, frozen=True, tag="lock_acquired"):
+    """The run took its lock (``globals.lock``) after waiting ``waited_sec``.
+
+    ``reclaimed_from_run``/``reclaimed_from_pid`` name a stale holder whose process was
+    gone when the lock was taken over.
+    """
+
+    name: str
+    waited_sec: float
+    reclaimed_from_run: str | None = None
+    reclaimed_from_pid: int | None = None
+
+
 class RunAborting(_Base, frozen=True, tag="run_aborting"):
     """No new step starts except cleanup/rollback; running steps are being stopped."""
 
@@ -123,6 +137,7 @@ Event = (
     | StepFinished
     | RunAborting
     | RunFinished
+    | LockAcquired
 )
 
 _encoder = msgspec.json.Encoder()

@@ -18,6 +18,7 @@ __all__ = [
     "AttemptState",
     "Globals",
     "OnFailure",
+    "OnLockConflict",
     "Plan",
     "RunState",
     "Step",
@@ -40,6 +41,13 @@ class OnFailure(enum.StrEnum):
     ABORT = "abort"
     SKIP_DEPENDENTS = "skip_dependents"
     CONTINUE = "continue"
+
+
+class OnLockConflict(enum.StrEnum):
+    """What a run does when its lock is held by another live run."""
+
+    FAIL = "fail"
+    WAIT = "wait"
 
 
 class When(enum.StrEnum):
@@ -132,6 +140,9 @@ class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw
     timeout_sec: PosSeconds | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
     cwd: str | None = None
+    lock: Annotated[str, Meta(min_length=1)] | None = None
+    on_lock_conflict: OnLockConflict = OnLockConflict.FAIL
+    lock_timeout_sec: PosSeconds | None = None
 
     @property
     def concurrency(self) -> int:

@@ -99,7 +99,7 @@ async def get_events(run_id: str, after_seq: int = 0, *, state_dir: StateDir = N
 
 async def progress(run_id: str, *, state_dir: StateDir = None) -> Progress | None:
     """The run, its steps, its timeline and ``progress_pct`` = finished steps * 100 / all."""
-    async with RunReader.open(_dir(state_dir)) as reader:
+    async with RunReader.open(_dir(state_dir)) as reader, reader.snapshot():
         run = await reader.get_run(run_id)
         if run is None:
             return None

@@ -381,6 +381,8 @@ def _templates(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, str | None, 
         yield f"$.globals.env.{key}", None, value, None
     if plan.globals.cwd is not None:
         yield "$.globals.cwd", None, plan.globals.cwd, None
+    if plan.globals.lock is not None:
+        yield "$.globals.lock", None, plan.globals.lock, None
     for i, step in indexed:
         base = f"$.steps[{i}]"
         yield f"{base}.command", step.id, step.command, step

@@ -133,6 +133,7 @@ async def _run(
                     on_event=renderer.on_event,
                     executor=executor,
                     owner_kind="cli",
+                    on_notice=lambda text: err_console().print(text, markup=False),
                 )
             except PlanrunError as exc:
                 error = exc

@@ -86,14 +86,16 @@ def _owner_gone(run: RunRecord) -> bool:
 async def _watch(run_id: str, state_dir: Path, as_json: bool, renderer: Renderer) -> int:
     async with RunReader.open(state_dir) as reader:
         run = await _require_run(reader, run_id, state_dir)
-        error: Exception | None = None
+        error: BaseException | None = None
         code = EXIT_OWNER_GONE
         async with anyio.create_task_group() as tg:
             tg.start_soon(renderer.run)
             try:
                 code = await _follow_events(reader, run, 0, as_json, renderer)
-            except (PlanrunError, BrokenPipeError) as exc:
-                error = exc  # re-raised below, outside the task group's exception group
+            except (PlanrunError, BrokenPipeError, SystemExit) as exc:
+                # Re-raised below, outside the task group's exception group. SystemExit:
+                # rich's answer to a closed stdout (`planrun watch RUN | head`).
+                error = exc
             finally:
                 renderer.close()
                 tg.cancel_scope.cancel()
@@ -217,7 +219,7 @@ def list_cmd(
 
 
 async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
-    async with RunReader.open(state_dir) as reader:
+    async with RunReader.open(state_dir) as reader, reader.snapshot():
         run = await _require_run(reader, run_id, state_dir)
         steps = await reader.get_steps(run_id)
     if as_json:
@@ -350,7 +352,11 @@ async def _logs(
                 prefix = "" if step_id is not None else f"[{step.step_id}] "
                 if latest.log_path is None:
                     continue
-                tail = tails.setdefault(latest.log_path, _Tail(latest.log_path, prefix))
+                tail = tails.get(step.step_id)
+                if tail is None or tail.path != latest.log_path:
+                    if tail is not None:
+                        tail.pump(final=True)  # the rest of the attempt that just ended
+                    tail = tails[step.step_id] = _Tail(latest.log_path, prefix)
                 running = latest.state.value == "running"
                 tail.pump(final=not running or not follow)
                 active |= running or (number is None and not step.state.terminal)

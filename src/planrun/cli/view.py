@@ -24,6 +24,7 @@ from ..events import (
     AttemptFinished,
     AttemptStarted,
     Event,
+    LockAcquired,
     RetryScheduled,
     RunAborting,
     RunFinished,
@@ -155,6 +156,16 @@ class PlainLog(Renderer):
                 extra = f" in {took}" if took and step.attempts else ""
                 reason = f": {event.reason}" if event.reason else ""
                 return f"{event.step_id} {event.state.value}{extra}{reason}"
+            case LockAcquired():
+                text = f"lock '{event.name}' acquired"
+                if event.waited_sec >= 0.5:
+                    text += f" after waiting {event.waited_sec:g}s"
+                if event.reclaimed_from_run is not None:
+                    text += (
+                        f" (reclaimed from run {event.reclaimed_from_run}: its process, "
+                        f"pid {event.reclaimed_from_pid}, is gone)"
+                    )
+                return text
             case RunAborting():
                 return f"run aborting: {event.reason}"
             case RunFinished():

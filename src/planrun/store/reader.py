@@ -60,6 +60,17 @@ class RunReader:
             with anyio.CancelScope(shield=True):
                 await db.close()
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Make the reads inside one consistent snapshot (a short read transaction)."""
+        with _translated("reading the run store"):
+            await self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True), _translated("reading the run store"):
+                await self._db.execute("COMMIT")
+
     async def _rows(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with _translated("reading the run store"):
             async with self._db.execute(query, params) as cursor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 #: The schema as single statements (run one by one inside one transaction).
 SCHEMA_STATEMENTS = [
@@ -19,7 +19,25 @@ MIGRATIONS: dict[int, list[str]] = {
     1: SCHEMA_STATEMENTS,
     # owner_kind: 'cli' (cancels on SIGTERM, so `planrun cancel` works) or 'api'.
     2: ["ALTER TABLE runs ADD COLUMN owner_kind TEXT NOT NULL DEFAULT 'api'"],
+    # Run locks (globals.lock): one row per held lock, owner identified like runs.
+    3: [
+        """CREATE TABLE IF NOT EXISTS locks (
+            name TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            owner_pid INTEGER NOT NULL,
+            owner_start_time INTEGER,
+            owner_host TEXT NOT NULL,
+            acquired_at TEXT NOT NULL
+        )"""
+    ],
 }
+SELECT_LOCK = "SELECT * FROM locks WHERE name = ?"
+DELETE_LOCK = "DELETE FROM locks WHERE name = ?"
+INSERT_LOCK = """
+INSERT INTO locks (name, run_id, owner_pid, owner_start_time, owner_host, acquired_at)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+RELEASE_LOCK = "DELETE FROM locks WHERE name = ? AND run_id = ?"
 
 BUSY_TIMEOUT_SEC = 5.0
 ENABLE_WAL = "PRAGMA journal_mode=WAL"

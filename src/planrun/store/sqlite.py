@@ -40,10 +40,10 @@ from ..events import (
     event_type,
 )
 from ..model import AttemptState, StepState
-from ..proc import process_start_time
+from ..proc import is_same_process, process_start_time
 from . import sql
 
-__all__ = ["RunPaths", "SqliteStore", "default_state_dir"]
+__all__ = ["LockHolder", "RunPaths", "SqliteStore", "default_state_dir"]
 
 #: Most events written in one transaction.
 MAX_BATCH = 2000
@@ -57,6 +57,10 @@ def default_state_dir() -> Path:
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(path))
 
 
 def _exists(path: Path) -> bool:
@@ -75,6 +79,18 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise StoreError(f"run store: {what} failed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a run lock."""
+
+    name: str
+    run_id: str
+    owner_pid: int
+    owner_start_time: int | None
+    owner_host: str
+    acquired_at: str
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,8 @@ class SqliteStore:
     @contextlib.asynccontextmanager
     async def open(cls, state_dir: str | os.PathLike[str]) -> AsyncIterator[SqliteStore]:
         """Create the state dir if needed, open the database, migrate the schema."""
-        root = Path(state_dir)
+        # Absolute, so the log paths stored in attempts work from any directory.
+        root = _absolute(state_dir)
         try:
             _private_dir(root)
             _private_dir(root / "runs")
@@ -173,6 +190,52 @@ class SqliteStore:
                     await self._db.execute("ROLLBACK")
                 raise
         return paths
+
+    async def try_lock(self, name: str, run_id: str, now: str) -> tuple[bool, LockHolder | None]:
+        """Take lock ``name`` for ``run_id`` atomically (one ``BEGIN IMMEDIATE``).
+
+        Returns ``(True, reclaimed)`` when taken — ``reclaimed`` is the previous holder
+        when its process was gone (a stale lock) — or ``(False, holder)`` when a live
+        run holds it. A holder on another host is always treated as live.
+        """
+        pid = os.getpid()
+        with _translated("taking a lock"):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = await self._fetch(sql.SELECT_LOCK, (name,))
+                reclaimed = None
+                if rows:
+                    holder = LockHolder(**{k: rows[0][k] for k in LockHolder.__annotations__})
+                    alive = holder.owner_host != socket.gethostname() or is_same_process(
+                        holder.owner_pid, holder.owner_start_time
+                    )
+                    if alive:
+                        await self._db.execute("COMMIT")
+                        return False, holder
+                    await self._db.execute(sql.DELETE_LOCK, (name,))
+                    reclaimed = holder
+                await self._db.execute(
+                    sql.INSERT_LOCK,
+                    (name, run_id, pid, process_start_time(pid), socket.gethostname(), now),
+                )
+                await self._db.execute("COMMIT")
+                return True, reclaimed
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._db.execute("ROLLBACK")
+                raise
+
+    async def release_lock(self, name: str, run_id: str) -> None:
+        """Release ``name`` if ``run_id`` holds it (idempotent; shielded)."""
+        with anyio.CancelScope(shield=True), _translated("releasing a lock"):
+            await self._db.execute("BEGIN IMMEDIATE")
+            await self._db.execute(sql.RELEASE_LOCK, (name, run_id))
+            await self._db.execute("COMMIT")
+
+    async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        async with self._db.execute(query, params) as cursor:
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
 
     async def _check_free(self, run_id: str, paths: RunPaths) -> None:
         cursor = await self._db.execute(sql.RUN_EXISTS, (run_id,))

@@ -1,0 +1,188 @@
+"""Run locks (globals.lock) through the real CLI: conflicts exit 3, waiting, stale locks,
+release on every exit path."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from ._cli import PLANRUN, clean_env, planrun, query, read_events, wait_until, write_json
+
+
+def _plan(tmp: Path, name: str, lock: str, script: str, **globals_: Any) -> Path:
+    return write_json(
+        tmp / f"{name}.json",
+        {
+            "plan_id": name,
+            "variables": {"REPO": "repo-a"},
+            "globals": {"lock": lock, "kill_grace_sec": 1, **globals_},
+            "steps": [{"id": "work", "command": "sh", "args": ["-c", script]}],
+        },
+    )
+
+
+def _start(tmp: Path, plan: Path, run_id: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *PLANRUN,
+            "run",
+            str(plan),
+            "--state-dir",
+            str(tmp / "state"),
+            "--run-id",
+            run_id,
+            "--plain",
+            *extra,
+        ],
+        cwd=tmp,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _started(tmp: Path, run_id: str) -> bool:
+    try:
+        events = read_events(tmp / "state", run_id)
+    except OSError:
+        return False
+    return any(e["type"] == "attempt_started" for e in events)
+
+
+def _locks(tmp: Path) -> list[tuple[Any, ...]]:
+    return query(tmp / "state" / "runs.db", "SELECT name, run_id FROM locks")
+
+
+def test_second_run_exits_3_at_once_and_first_completes(tmp_path: Path) -> None:
+    """While a run holds the lock, another run of it exits 3 naming the holder's run and pid."""
+    plan = _plan(tmp_path, "merge", "safe-merge-${REPO}", "sleep 1.5; echo done")
+    first = _start(tmp_path, plan, "first")
+    try:
+        assert wait_until(lambda: _started(tmp_path, "first"), 15)
+        began = time.monotonic()
+        second = planrun(
+            "run", plan, "--state-dir", tmp_path / "state", "--run-id", "second", cwd=tmp_path
+        )
+        assert second.returncode == 3
+        assert time.monotonic() - began < 5
+        assert "first" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        assert "safe-merge-repo-a" in second.stderr
+        assert first.wait(timeout=20) == 0
+    finally:
+        first.kill()
+    assert _locks(tmp_path) == []
+    runs = [r[0] for r in query(tmp_path / "state" / "runs.db", "SELECT run_id FROM runs")]
+    assert runs == ["first"]
+
+
+def test_wait_runs_the_second_after_the_first(tmp_path: Path) -> None:
+    """With on_lock_conflict wait, the second run starts only after the first released it."""
+    marks = tmp_path / "marks.txt"
+    script = (
+        f'echo "start $PLANRUN_RUN_ID" >> {marks}; sleep 1; echo "end $PLANRUN_RUN_ID" >> {marks}'
+    )
+    plan = _plan(tmp_path, "merge", "L", script, on_lock_conflict="wait")
+    first = _start(tmp_path, plan, "first")
+    try:
+        assert wait_until(lambda: _started(tmp_path, "first"), 15)
+        second = _start(tmp_path, plan, "second")
+        assert second.wait(timeout=30) == 0
+        assert first.wait(timeout=30) == 0
+        assert "waiting for lock 'L'" in (second.stderr.read() if second.stderr else "")
+    finally:
+        first.kill()
+    assert marks.read_text().split("\n")[:4] == [
+        "start first",
+        "end first",
+        "start second",
+        "end second",
+    ]
+    lock_events = [
+        e for e in read_events(tmp_path / "state", "second") if e["type"] == "lock_acquired"
+    ]
+    assert lock_events[0]["waited_sec"] > 0.2
+
+
+def test_wait_gives_up_after_lock_timeout(tmp_path: Path) -> None:
+    """lock_timeout_sec bounds the wait: then the run exits 3 and records nothing."""
+    plan = _plan(tmp_path, "merge", "L", "sleep 4", on_lock_conflict="wait", lock_timeout_sec=0.5)
+    first = _start(tmp_path, plan, "first")
+    try:
+        assert wait_until(lambda: _started(tmp_path, "first"), 15)
+        second = planrun(
+            "run", plan, "--state-dir", tmp_path / "state", "--run-id", "second", cwd=tmp_path
+        )
+        assert second.returncode == 3
+        assert "still held" in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=20)
+
+
+def test_stale_lock_is_reclaimed_with_an_event(tmp_path: Path) -> None:
+    """A lock whose holder process is gone is taken over, and the run says so."""
+    plan = _plan(tmp_path, "merge", "L", "echo ok")
+    assert (
+        planrun(
+            "run", plan, "--state-dir", tmp_path / "state", "--run-id", "warmup", cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with sqlite3.connect(tmp_path / "state" / "runs.db") as db:
+        db.execute(
+            "INSERT INTO locks VALUES ('L', 'crashed-run', ?, 12345, (SELECT owner_host FROM "
+            "runs LIMIT 1), '2026-01-01T00:00:00Z')",
+            (dead.pid,),
+        )
+    result = planrun(
+        "run", plan, "--state-dir", tmp_path / "state", "--run-id", "after", "--plain", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reclaimed from run crashed-run" in result.stdout
+    event = next(
+        e for e in read_events(tmp_path / "state", "after") if e["type"] == "lock_acquired"
+    )
+    assert event["reclaimed_from_run"] == "crashed-run"
+    assert event["reclaimed_from_pid"] == dead.pid
+    assert _locks(tmp_path) == []
+
+
+def test_lock_released_on_failure_and_on_sigint(tmp_path: Path) -> None:
+    """A failed run and a Ctrl-C'd run both leave the lock free."""
+    failing = _plan(tmp_path, "fails", "L", "exit 1")
+    result = planrun("run", failing, "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert result.returncode == 1
+    assert _locks(tmp_path) == []
+    slow = _plan(tmp_path, "slow", "L", "sleep 30")
+    proc = _start(tmp_path, slow, "interrupted")
+    try:
+        assert wait_until(lambda: _started(tmp_path, "interrupted"), 15)
+        assert _locks(tmp_path) == [("L", "interrupted")]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        proc.kill()
+    assert _locks(tmp_path) == []
+
+
+def test_different_variable_values_are_different_locks(tmp_path: Path) -> None:
+    """'safe-merge-${REPO}' for two repositories does not conflict."""
+    plan = _plan(tmp_path, "merge", "safe-merge-${REPO}", "sleep 1.5")
+    first = _start(tmp_path, plan, "first")
+    try:
+        assert wait_until(lambda: _started(tmp_path, "first"), 15)
+        other = planrun(
+            "run", plan, "--var", "REPO=repo-b", "--state-dir", tmp_path / "state", cwd=tmp_path
+        )
+        assert other.returncode == 0, other.stderr
+        assert first.wait(timeout=20) == 0
+    finally:
+        first.kill()
