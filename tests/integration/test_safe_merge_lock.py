@@ -1,0 +1,100 @@
+"""Two safe merges of one repository: the lock keeps them apart (exit 3, or wait)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from tests.acceptance._cli import PLANRUN, wait_until
+
+from .test_safe_merge import PLANS, SAFE_MERGE, Repos, make_repos, planrun_run
+
+
+def _start(
+    repos: Repos, plan: Path, run_id: str, test_cmd: str, branch: str = "feature"
+) -> subprocess.Popen[str]:
+    args = [
+        *PLANRUN,
+        "run",
+        str(plan),
+        "--state-dir",
+        str(repos.state),
+        "--plain",
+        "--run-id",
+        run_id,
+        "--var",
+        f"REPO={repos.repo}",
+        "--var",
+        f"BRANCH={branch}",
+        "--var",
+        f"TEST_CMD={test_cmd}",
+    ]
+    return subprocess.Popen(
+        args,
+        cwd=repos.root,
+        env=repos.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _two_features(repos: Repos) -> None:
+    repos.git("switch", "-q", "-c", "feature", "main")
+    repos.commit("feature", {"feature.txt": "feature\n"}, "add feature")
+    repos.git("switch", "-q", "-c", "other", "main")
+    repos.commit("other", {"other.txt": "other\n"}, "add other")
+
+
+def test_second_safe_merge_exits_3_and_the_first_completes(tmp_path: Path) -> None:
+    """While one safe merge runs its tests, a second one on the same repo exits 3 at once
+    naming the holder, and the first finishes unharmed."""
+    repos = make_repos(tmp_path)
+    _two_features(repos)
+    marker = tmp_path / "testing"
+    first = _start(repos, SAFE_MERGE, "sm-first", f"touch {marker}; sleep 2")
+    try:
+        assert wait_until(marker.exists, 30)
+        began = time.monotonic()
+        second = planrun_run(
+            repos, SAFE_MERGE, "sm-second", {"REPO": str(repos.repo), "BRANCH": "other"}
+        )
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert time.monotonic() - began < 10
+        assert "sm-first" in second.stderr
+        assert first.wait(timeout=60) == 0
+    finally:
+        first.kill()
+    merge = repos.sha("main")
+    assert repos.sha("main", where=repos.remote) == merge
+    assert repos.git("rev-list", "--parents", "-n", "1", merge).split()[2] == repos.sha("feature")
+
+
+def test_waiting_safe_merge_runs_after_the_first(tmp_path: Path) -> None:
+    """With on_lock_conflict wait, the second merge starts after the first and both land."""
+    repos = make_repos(tmp_path)
+    _two_features(repos)
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS / "safe_merge", plans / "safe_merge")
+    plan = json.loads(SAFE_MERGE.read_text())
+    plan["globals"]["on_lock_conflict"] = "wait"
+    waiting = plans / "safe_merge.json"
+    waiting.write_text(json.dumps(plan))
+    marker = tmp_path / "testing"
+    first = _start(repos, waiting, "sm-first", f"touch {marker}; sleep 2")
+    try:
+        assert wait_until(marker.exists, 30)
+        second = _start(repos, waiting, "sm-second", "true", branch="other")
+        assert first.wait(timeout=60) == 0
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 0, out + err
+        assert "waiting for lock" in err
+    finally:
+        first.kill()
+    main = repos.sha("main")
+    parents = repos.git("rev-list", "--parents", "-n", "1", main).split()
+    assert parents[2] == repos.sha("other")
+    assert repos.sha("main", where=repos.remote) == main
