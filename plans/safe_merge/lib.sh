@@ -3,86 +3,10 @@
 # Every input comes from the environment (planrun exports each plan variable):
 #   REPO (default .), BRANCH (required), TARGET (default main), REMOTE (default origin),
 #   TEST_CMD (default true), PLANRUN_RUN_ID (set by planrun).
-# Nothing here splices an input into a shell string: values only ever reach git as
-# single arguments, after --end-of-options or -- where git accepts it.
 
-# An inherited GIT_DIR & co. would point git somewhere other than REPO.
-unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_COMMON_DIR GIT_OBJECT_DIRECTORY GIT_NAMESPACE
-
-REPO=${REPO:-.}
+PIPELINE=safe_merge
 TARGET=${TARGET:-main}
 REMOTE=${REMOTE:-origin}
 TEST_CMD=${TEST_CMD:-true}
 BRANCH=${BRANCH:-}
-RUN_ID=${PLANRUN_RUN_ID:?PLANRUN_RUN_ID is not set: run this through planrun}
-
-die() {
-    printf 'safe_merge: %s\n' "$*" >&2
-    exit 1
-}
-
-case $RUN_ID in
-    */* | .*) die "unusable run id '$RUN_ID'" ;;
-esac
-
-# check_branch_name LABEL NAME: NAME must be a valid branch name that git cannot
-# mistake for an option.
-check_branch_name() {
-    case $2 in
-        '') die "$1 is empty" ;;
-        -*) die "$1 '$2' starts with '-': refusing a name git could read as an option" ;;
-    esac
-    _normalized=$(git check-ref-format --branch "$2" 2>/dev/null) ||
-        die "$1 '$2' is not a valid branch name (git check-ref-format --branch)"
-    [ "$_normalized" = "$2" ] || die "$1 '$2' is not a plain branch name"
-}
-
-# load_paths: set TOP (the work tree REPO is in), STATE_DIR and RUN_DIR.
-load_paths() {
-    TOP=$(git -C "$REPO" rev-parse --show-toplevel) || die "REPO '$REPO' is not a git work tree"
-    STATE_DIR=$TOP/.state/safe_merge
-    RUN_DIR=$STATE_DIR/runs/$RUN_ID
-}
-
-# branch_sha NAME: the commit refs/heads/NAME points at (empty if there is none).
-branch_sha() {
-    git -C "$TOP" rev-parse --verify --quiet --end-of-options "refs/heads/$1^{commit}" || true
-}
-
-# checked_out_at NAME: the work trees that have branch NAME checked out (one per line).
-# Moving such a branch with update-ref would leave that checkout out of sync.
-checked_out_at() {
-    git -C "$TOP" worktree list --porcelain | WANT="branch refs/heads/$1" awk '
-        /^worktree / { wt = substr($0, 10) }
-        $0 == ENVIRON["WANT"] { print wt }'
-}
-
-# write_state FILE: write stdin to FILE atomically (temp file in the same directory,
-# flushed to disk, renamed over FILE): readers see the old content or the new, never half.
-write_state() {
-    _dir=$(dirname -- "$1")
-    mkdir -p -- "$_dir"
-    _tmp=$(mktemp "$_dir/.tmp.XXXXXX")
-    if ! { cat >"$_tmp" && sync -- "$_tmp" && mv -f -- "$_tmp" "$1"; }; then
-        rm -f -- "$_tmp"
-        die "cannot write $1"
-    fi
-    sync -- "$_dir"
-}
-
-# read_state FILE KEY: the value of KEY=... in a state file (never sourced: it is data).
-read_state() {
-    [ -f "$1" ] || die "missing state file $1"
-    _value=$(sed -n "s/^$2=//p" "$1" | tail -n 1)
-    [ -n "$_value" ] || die "no '$2' in $1"
-    printf '%s\n' "$_value"
-}
-
-# worktree_path: the merge work tree of this run (under the temp dir worktree.sh made).
-worktree_path() {
-    _tmp_dir=$(read_state "$RUN_DIR/worktree.env" tmp_dir) && printf '%s/worktree\n' "$_tmp_dir"
-}
-
-now() {
-    date -u +%Y-%m-%dT%H:%M:%SZ
-}
+. "$(dirname -- "$0")/../lib/git_pipeline.sh"

@@ -79,6 +79,7 @@ def test_waiting_safe_merge_runs_after_the_first(tmp_path: Path) -> None:
     _two_features(repos)
     plans = tmp_path / "plans"
     shutil.copytree(PLANS / "safe_merge", plans / "safe_merge")
+    shutil.copytree(PLANS / "lib", plans / "lib")
     plan = json.loads(SAFE_MERGE.read_text())
     plan["globals"]["on_lock_conflict"] = "wait"
     waiting = plans / "safe_merge.json"
