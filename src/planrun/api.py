@@ -199,9 +199,19 @@ async def execute(
         if lock is not None:
             prelude = (await _take_lock(store, lock, run_id, plan, on_notice),)
         try:
-            return await _execute_in_store(
-                store, prepared, run_id, max_concurrency, on_event, executor, owner_kind, prelude
-            )
+            with contextlib.ExitStack() as stack:
+                if executor is None:
+                    executor = stack.enter_context(LocalExecutor())
+                return await _execute_in_store(
+                    store,
+                    prepared,
+                    run_id,
+                    max_concurrency,
+                    on_event,
+                    executor,
+                    owner_kind,
+                    prelude,
+                )
         finally:
             if lock is not None:
                 await store.release_lock(lock, run_id)
@@ -251,7 +261,7 @@ async def _execute_in_store(
     run_id: str,
     max_concurrency: int | None,
     on_event: Callable[[Event], None] | None,
-    executor: Executor | None,
+    executor: Executor,
     owner_kind: str,
     prelude: tuple[tuple[type[Event], dict[str, Any]], ...],
 ) -> RunResult:
@@ -290,7 +300,7 @@ async def _execute_in_store(
         variables=prepared.variables,
         prelude=prelude,
     )
-    engine = Engine(prepared.steps, config, executor or LocalExecutor(), sink)
+    engine = Engine(prepared.steps, config, executor, sink)
     with _unwrap_planrun_errors():
         async with anyio.create_task_group() as tg:
             tg.start_soon(store.record, recv, paths)

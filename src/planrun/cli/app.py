@@ -117,7 +117,19 @@ async def _run(
 ) -> int:
     """Run under signal handling: the first SIGINT/SIGTERM cancels gracefully, the
     second kills every step process at once."""
-    executor = LocalExecutor()
+    with LocalExecutor() as executor:
+        return await _run_with(prepared, renderer, state_dir, run_id, max_concurrency, executor)
+
+
+async def _run_with(
+    prepared: PreparedRun,
+    renderer: Renderer,
+    state_dir: Path | None,
+    run_id: str | None,
+    max_concurrency: int | None,
+    executor: LocalExecutor,
+) -> int:
+    """The run itself, under signal handling (see :func:`_run`)."""
     result: RunResult | None = None
     error: PlanrunError | None = None
     async with anyio.create_task_group() as tg:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import anyio
 
 from ..ports import AttemptSpec, ProcessResult
+from .watchdog import Watchdog
 
 __all__ = ["LocalExecutor"]
 
@@ -145,6 +146,9 @@ class _Attempt:
 class LocalExecutor:
     """The default :class:`~planrun.ports.Executor`: local processes, one session each.
 
+    A watchdog process (see ``watchdog.py``) kills the steps if planrun itself is
+    killed; call :meth:`close` (or use ``with``) when done so it leaves quietly.
+
     Every step process carries ``PLANRUN_RUN_ID``, ``PLANRUN_STEP_ID``,
     ``PLANRUN_ATTEMPT`` and ``PLANRUN_ATTEMPT_TAG`` (``run/step/attempt``) in its
     environment, so descendants that left the process group are still found.
@@ -152,6 +156,18 @@ class LocalExecutor:
 
     def __init__(self) -> None:
         self._live: dict[int, _Attempt] = {}
+        self._watchdog = Watchdog()
+        self._runs: set[str] = set()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Dismiss the watchdog (call when no attempt runs any more)."""
+        self._watchdog.close()
 
     def kill_all(self) -> None:
         """SIGKILL every running attempt's group now (the CLI's second Ctrl-C)."""
@@ -162,12 +178,18 @@ class LocalExecutor:
         self, spec: AttemptSpec, on_started: Callable[[int | None], None]
     ) -> ProcessResult:
         """Run one attempt; see :class:`~planrun.ports.Executor` for the contract."""
+        if spec.run_id not in self._runs:
+            # Before the first spawn: if planrun is SIGKILLed from here on, the watchdog
+            # kills every process tagged with this run id.
+            self._watchdog.watch_run(spec.run_id)
+            self._runs.add(spec.run_id)
         started = self._spawn(spec)
         if isinstance(started, ProcessResult):
             on_started(None)
             return started
         attempt = started
         self._live[attempt.pgid] = attempt
+        self._watchdog.track(attempt.pgid)
         try:
             on_started(attempt.pgid)
             timed_out = False
@@ -186,6 +208,7 @@ class LocalExecutor:
         finally:
             code = attempt.close()
             del self._live[attempt.pgid]
+            self._watchdog.untrack(attempt.pgid)
         return ProcessResult(exit_code=code, timed_out=timed_out)
 
     def _spawn(self, spec: AttemptSpec) -> _Attempt | ProcessResult:

@@ -1,0 +1,98 @@
+"""SIGKILL of `planrun run` itself: the watchdog still kills every step process."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ._cli import (
+    PLANRUN,
+    clean_env,
+    kill_pids,
+    live_pids_with_env,
+    read_events,
+    wait_until,
+    write_json,
+)
+
+GRANDCHILDREN = "sleep 1000 & sleep 1000 & (sleep 1000 &) ; wait"
+
+
+def test_sigkill_of_planrun_leaves_no_step_process(tmp_path: Path) -> None:
+    """kill -9 of a run with 8 running steps (with grandchildren, one escaping with
+    setsid) leaves no step process alive 2 s later."""
+    steps = [{"id": f"s{i}", "command": "sh", "args": ["-c", GRANDCHILDREN]} for i in range(7)]
+    steps.append(
+        {"id": "escapee", "command": "sh", "args": ["-c", "setsid sleep 1000 & sleep 1000 & wait"]}
+    )
+    plan = write_json(
+        tmp_path / "plan.json",
+        {"plan_id": "killed", "globals": {"max_concurrency": 8}, "steps": steps},
+    )
+    run_id = "sigkilled"
+    proc = subprocess.Popen(
+        [
+            *PLANRUN,
+            "run",
+            str(plan),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--run-id",
+            run_id,
+            "--plain",
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def all_started() -> bool:
+            try:
+                events = read_events(tmp_path / "state", run_id)
+            except OSError:
+                return False
+            return bool(sum(e["type"] == "attempt_started" for e in events) == 8)
+
+        assert wait_until(all_started, 20)
+        # Every step has its grandchildren by now (the setsid one included).
+        assert wait_until(lambda: len(live_pids_with_env("PLANRUN_RUN_ID", run_id)) >= 30, 10)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        killed_at = time.monotonic()
+        gone = wait_until(lambda: live_pids_with_env("PLANRUN_RUN_ID", run_id) == [], 2)
+        assert gone, f"alive {time.monotonic() - killed_at:.1f}s after SIGKILL: " + str(
+            live_pids_with_env("PLANRUN_RUN_ID", run_id)
+        )
+    finally:
+        proc.kill()
+        kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))
+
+
+def test_clean_exit_dismisses_the_watchdog(tmp_path: Path) -> None:
+    """After a normal run no watchdog process is left behind."""
+    plan = write_json(
+        tmp_path / "plan.json", {"plan_id": "ok", "steps": [{"id": "a", "command": "true"}]}
+    )
+    result = subprocess.run(
+        [*PLANRUN, "run", str(plan), "--state-dir", str(tmp_path / "state"), "--plain"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0
+    marker = b"groups, runs = set(), set()"  # a line of the watchdog's source
+    left = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                left.append(int(entry.name))
+        except OSError:
+            continue
+    assert left == []
