@@ -9,6 +9,7 @@ in an embedding service, cancelling the awaiting task is how a run is stopped.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import re
@@ -43,6 +44,8 @@ __all__ = [
     "prepare",
     "run_plan",
 ]
+
+_LOG = logging.getLogger("planrun")
 
 #: Seconds between two tries for a held lock (``on_lock_conflict: wait``).
 LOCK_POLL_SEC = 0.2
@@ -196,9 +199,9 @@ async def execute(
     )
     async with SqliteStore.open(state_dir or default_state_dir()) as store:
         prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
-        if lock is not None:
-            prelude = (await _take_lock(store, lock, run_id, plan, on_notice),)
         try:
+            if lock is not None:
+                prelude = (await _take_lock(store, lock, run_id, plan, on_notice),)
             with contextlib.ExitStack() as stack:
                 if executor is None:
                     executor = stack.enter_context(LocalExecutor())
@@ -267,27 +270,42 @@ async def _execute_in_store(
 ) -> RunResult:
     """Record and run a prepared plan in an open store (the lock is already held)."""
     plan = prepared.plan
-    paths = await store.create_run(
-        run_id,
-        plan.plan_id,
-        prepared.source,
-        prepared.variables,
-        [(s.id, s.display_name) for s in plan.steps],
-        utc_now(),
-        owner_kind,
-    )
+    try:
+        paths = await store.create_run(
+            run_id,
+            plan.plan_id,
+            prepared.source,
+            prepared.variables,
+            [(s.id, s.display_name) for s in plan.steps],
+            utc_now(),
+            owner_kind,
+        )
+    except UsageError:
+        raise  # the run id was taken: that run is not ours to touch
+    except BaseException:
+        # Cancelled (or failed) once the row may be committed: never leave a run that
+        # will not start looking "running".
+        await store.abandon_run(run_id, "cancelled before it started")
+        raise
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
     view: RunView | None = None
+    callback = on_event
 
     def sink(event: Event) -> None:
-        nonlocal view
+        nonlocal view, callback
         # The recorder may have failed (its error propagates); keep the run's
         # own bookkeeping going so every process is still stopped.
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             send.send_nowait(event)
         view = apply(view, event)
-        if on_event is not None:
-            on_event(event)
+        if callback is not None:
+            try:
+                callback(event)
+            except (Exception, SystemExit) as exc:
+                # A broken observer (e.g. a display whose stdout was closed) must not
+                # break the run it observes: drop it and carry on.
+                callback = None
+                _LOG.warning("on_event raised %r; no more events are sent to it", exc)
 
     config = EngineConfig(
         run_id=run_id,

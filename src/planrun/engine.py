@@ -177,27 +177,27 @@ class Engine:
         ``cancelled``, emits ``run_finished`` and re-raises.
         """
         cfg = self._cfg
-        self._emit(
-            RunStarted,
-            plan_id=cfg.plan_id,
-            plan_path=cfg.plan_path,
-            variables=cfg.variables,
-            max_concurrency=cfg.max_concurrency,
-            steps=[
-                StepInfo(
-                    n.rs.step.id,
-                    n.rs.step.display_name,
-                    list(n.rs.step.depends_on),
-                    n.rs.step.retries,
-                    n.rs.step.critical,
-                )
-                for n in self._nodes
-            ],
-            pid=os.getpid(),
-        )
-        for cls, fields in cfg.prelude:
-            self._emit(cls, **fields)
         try:
+            self._emit(
+                RunStarted,
+                plan_id=cfg.plan_id,
+                plan_path=cfg.plan_path,
+                variables=cfg.variables,
+                max_concurrency=cfg.max_concurrency,
+                steps=[
+                    StepInfo(
+                        n.rs.step.id,
+                        n.rs.step.display_name,
+                        list(n.rs.step.depends_on),
+                        n.rs.step.retries,
+                        n.rs.step.critical,
+                    )
+                    for n in self._nodes
+                ],
+                pid=os.getpid(),
+            )
+            for cls, fields in cfg.prelude:
+                self._emit(cls, **fields)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 if cfg.run_timeout is not None:

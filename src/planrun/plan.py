@@ -471,6 +471,17 @@ def _check_variables(plan: Plan, indexed: Indexed, given: Mapping[str, str]) -> 
                     hint=f"pass --var {name}=...",
                 )
             )
+    values = {k: v for k, v in plan.variables.items() if isinstance(v, str)} | dict(given)
+    for name, value in values.items():
+        if "\0" in value:
+            where = f"--var {name}" if name in given else f"$.variables.{name}"
+            problems.append(
+                Problem(
+                    where,
+                    f"variable '{name}' contains a NUL byte",
+                    hint="remove it: it cannot be passed to a program",
+                )
+            )
     for name in given:
         if not _VAR_NAME.match(name):
             problems.append(

@@ -154,6 +154,9 @@ async def _run_with(
     if error is not None:
         raise error
     if result is None:
+        view = renderer.view
+        if view is not None and view.exit_code is not None:
+            return view.exit_code  # the signal came after the run had finished
         return EXIT_CANCELLED
     return result.exit_code
 

@@ -8,6 +8,7 @@ nothing is held open between polls.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import signal
@@ -21,6 +22,7 @@ import anyio
 import msgspec
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import PlanrunError, UsageError
 from ..events import RunFinished, decode_event
@@ -187,12 +189,14 @@ async def _list(
         table.add_column(column, no_wrap=True)
     for run in runs:
         table.add_row(
-            run.run_id,
-            run.plan_id,
-            run.state.value,
-            run.started_at[:19] + "Z",
-            _duration(run.duration_sec),
-            f"{run.steps_done}/{run.step_count}",
+            *_cells(
+                run.run_id,
+                run.plan_id,
+                run.state.value,
+                run.started_at[:19] + "Z",
+                _duration(run.duration_sec),
+                f"{run.steps_done}/{run.step_count}",
+            )
         )
     console.print(table)
     return 0
@@ -253,27 +257,36 @@ async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
 
 def _show_step(table: Table, step: StepRecord) -> None:
     table.add_row(
-        step.step_id,
-        "",
-        step.state.value,
-        _code(step.exit_code),
-        (step.started_at or "")[11:23],
-        _duration(step.duration_sec),
-        "",
-        step.reason or "",
+        *_cells(
+            step.step_id,
+            "",
+            step.state.value,
+            _code(step.exit_code),
+            (step.started_at or "")[11:23],
+            _duration(step.duration_sec),
+            "",
+            step.reason or "",
+        )
     )
     for a in step.attempts:
         detail = a.error or (a.log_path or "")
         table.add_row(
-            "",
-            str(a.attempt),
-            a.state.value,
-            _code(a.exit_code),
-            (a.started_at or "")[11:23],
-            _duration(a.duration_sec),
-            str(a.pid or ""),
-            detail,
+            *_cells(
+                "",
+                str(a.attempt),
+                a.state.value,
+                _code(a.exit_code),
+                (a.started_at or "")[11:23],
+                _duration(a.duration_sec),
+                str(a.pid or ""),
+                detail,
+            )
         )
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells as plain text: stored strings are data, never rich markup."""
+    return [Text(value) for value in values]
 
 
 def _code(code: int | None) -> str:
@@ -410,7 +423,8 @@ async def _cancel(run_id: str, state_dir: Path, wait_sec: float) -> int:
                 markup=False,
             )
             return 1
-        os.kill(run.owner_pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it just ended: the state says how
+            os.kill(run.owner_pid, signal.SIGTERM)
         with anyio.move_on_after(wait_sec):
             while True:
                 current = await reader.get_run(run_id)

@@ -16,6 +16,7 @@ from datetime import datetime
 import anyio
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -193,7 +194,7 @@ class LiveView(Renderer):
         super().on_event(event)
         if isinstance(event, RunStarted):
             self.console.print(
-                f"run [bold]{event.run_id}[/] started: plan {event.plan_id}, "
+                f"run [bold]{event.run_id}[/] started: plan {escape(event.plan_id)}, "
                 f"{len(event.steps)} steps [dim](follow it: planrun watch {event.run_id})[/]"
             )
         elif isinstance(event, StepFinished):
@@ -252,7 +253,7 @@ class LiveView(Renderer):
             attempt = f"{len(step.attempts)}/{step.max_attempts}" if step.attempts else ""
             table.add_row(
                 Text(symbol, style=style),
-                step.id,
+                Text(step.id),
                 Text(step.state.value, style=style),
                 attempt,
                 _duration(_seconds(step.started_at, step.ended_at)),
@@ -293,7 +294,7 @@ def print_summary(console: Console, view: RunView, wall: float) -> None:
         label = "" if step.critical else " (non-critical)"
         console.print(
             f"[red]{STYLE[step.state][0]} {step.id}[/]{label}: {step.state.value}, "
-            f"{step.reason or ''}, {len(step.attempts)} attempt(s)",
+            f"{escape(step.reason or '')}, {len(step.attempts)} attempt(s)",
             highlight=False,
         )
         path = _last_log(step)

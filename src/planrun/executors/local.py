@@ -65,6 +65,16 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _pidfd(pid: int) -> int | None:
     try:
         return os.pidfd_open(pid)
@@ -132,10 +142,28 @@ class _Attempt:
         with anyio.move_on_after(KILL_WAIT_SEC):
             await self.wait_group()
 
-    def close(self) -> int | None:
-        """Kill stragglers that closed the sentinel, reap the leader, free the fds."""
-        # The leader is still a zombie here, so the group id cannot have been reused.
+    async def stop_stragglers(self, grace: float) -> None:
+        """After a normal exit: stop group members that closed the sentinel.
+
+        They are invisible to the sentinel, so once the leader is reaped the group is
+        probed with signal 0 (a group with live members keeps its id, so it cannot
+        have been reused) and, if anyone is left, sent SIGTERM, given ``grace`` (probed
+        every 50 ms: no kernel notification exists for "group empty"), then SIGKILL.
+        """
+        self.proc.poll()
+        if not _group_alive(self.pgid):
+            return
+        _killpg(self.pgid, signal.SIGTERM)
+        with anyio.move_on_after(grace):
+            while _group_alive(self.pgid):  # noqa: ASYNC110 - no event exists for this
+                await anyio.sleep(0.05)
         _killpg(self.pgid, signal.SIGKILL)
+
+    def close(self) -> int | None:
+        """Kill what is left of the group, reap the leader, free the fds."""
+        if self.proc.returncode is None:
+            # The leader is still a zombie here, so the group id cannot have been reused.
+            _killpg(self.pgid, signal.SIGKILL)
         code = self.proc.poll()
         for fd in (self.pidfd, self.sentinel):
             if fd is not None:
@@ -166,7 +194,14 @@ class LocalExecutor:
         self.close()
 
     def close(self) -> None:
-        """Dismiss the watchdog (call when no attempt runs any more)."""
+        """End of the runs: kill any process still tagged with their run ids (one that
+        left its group with ``setsid`` and closed every inherited fd), then dismiss the
+        watchdog. Call when no attempt runs any more."""
+        for run_id in self._runs:
+            for pid in tagged_processes(f"PLANRUN_RUN_ID={run_id}".encode()):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        self._runs.clear()
         self._watchdog.close()
 
     def kill_all(self) -> None:
@@ -201,6 +236,7 @@ class LocalExecutor:
             elif not attempt.check_group():
                 # The leader is gone but something it started lingers: stop it too.
                 await attempt.stop(spec.kill_grace)
+            await attempt.stop_stragglers(spec.kill_grace)
         except BaseException:
             with anyio.move_on_after(spec.kill_grace + KILL_WAIT_SEC + 1, shield=True):
                 await attempt.stop(spec.kill_grace)
@@ -237,9 +273,9 @@ class LocalExecutor:
                 start_new_session=True,
                 pass_fds=(write_end,),
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             os.close(read_end)
-            message = _spawn_error(exc, spec)
+            message = _spawn_error(exc, spec) if isinstance(exc, OSError) else str(exc)
             os.write(log_fd, f"planrun: {message}\n".encode())
             return ProcessResult(exit_code=None, error=message)
         finally:

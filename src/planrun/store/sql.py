@@ -37,6 +37,13 @@ INSERT_LOCK = """
 INSERT INTO locks (name, run_id, owner_pid, owner_start_time, owner_host, acquired_at)
 VALUES (?, ?, ?, ?, ?, ?)
 """
+ABANDON_RUN = """
+UPDATE runs SET state = 'cancelled', exit_code = 130, ended_at = ?, reason = ?
+WHERE run_id = ? AND state = 'running'
+"""
+ABANDON_STEPS = """
+UPDATE steps SET state = 'cancelled', reason = ? WHERE run_id = ? AND state = 'pending'
+"""
 RELEASE_LOCK = "DELETE FROM locks WHERE name = ? AND run_id = ?"
 
 BUSY_TIMEOUT_SEC = 5.0

@@ -38,6 +38,7 @@ from ..events import (
     StepFinished,
     encode_event,
     event_type,
+    utc_now,
 )
 from ..model import AttemptState, StepState
 from ..proc import is_same_process, process_start_time
@@ -186,8 +187,7 @@ class SqliteStore:
                 _private_file(paths.events_jsonl)
                 await self._db.execute("COMMIT")
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self._db.execute("ROLLBACK")
+                await self._rollback()
                 raise
         return paths
 
@@ -221,8 +221,7 @@ class SqliteStore:
                 await self._db.execute("COMMIT")
                 return True, reclaimed
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self._db.execute("ROLLBACK")
+                await self._rollback()
                 raise
 
     async def release_lock(self, name: str, run_id: str) -> None:
@@ -231,6 +230,25 @@ class SqliteStore:
             await self._db.execute("BEGIN IMMEDIATE")
             await self._db.execute(sql.RELEASE_LOCK, (name, run_id))
             await self._db.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        # A cancelled await does not cancel the statement (it may have COMMITted):
+        # roll back only what is still open, and never replace the original error.
+        with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
+
+    async def abandon_run(self, run_id: str, reason: str) -> None:
+        """Mark a run that never got going ``cancelled`` (its engine never started)."""
+        with anyio.CancelScope(shield=True), _translated("abandoning the run"):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute(sql.ABANDON_RUN, (utc_now(), reason, run_id))
+                await self._db.execute(sql.ABANDON_STEPS, (reason, run_id))
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
 
     async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         async with self._db.execute(query, params) as cursor:
@@ -278,8 +296,7 @@ class SqliteStore:
                 await self._db.execute(sql.UPDATE_RUN_SEQ, (batch[-1].seq, batch[-1].run_id))
                 await self._db.execute("COMMIT")
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self._db.execute("ROLLBACK")
+                await self._rollback()
                 raise
 
     # --- reading ---------------------------------------------------------------------

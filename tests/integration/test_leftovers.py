@@ -1,0 +1,91 @@
+"""Processes a step leaves behind that the sentinel pipe cannot see are stopped too."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from planrun import StepState, run_plan
+
+from .helpers import live_run_processes
+
+# A grandchild that closed every inherited fd (Popen's default) but stayed in the group;
+# it records whether it was asked to stop with SIGTERM before being killed.
+POLITE = (
+    "import signal, sys, time\n"
+    "def bye(*_):\n"
+    "    open(sys.argv[1], 'w').write('got TERM')\n"
+    "    sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, bye)\n"
+    "open(sys.argv[1] + '.ready', 'w').close()\n"
+    "time.sleep(300)\n"
+)
+
+
+def _spawner(code: str, *args: str, new_session: bool = False) -> str:
+    return (
+        "import subprocess, sys, time, os\n"
+        f"subprocess.Popen([sys.executable, '-c', {code!r}, *{list(args)!r}],"
+        f" start_new_session={new_session})\n"
+        "time.sleep(0.5)\n"
+    )
+
+
+@pytest.mark.anyio
+async def test_fd_closing_straggler_gets_term_then_is_gone(tmp_path: Path) -> None:
+    """A grandchild that closed the sentinel but stayed in the group gets SIGTERM (and its
+    grace) when the step's main process exits, and is gone when the step ends."""
+    out = tmp_path / "term.txt"
+    plan = {
+        "plan_id": "stragglers",
+        "globals": {"kill_grace_sec": 2},
+        "steps": [
+            {"id": "s", "command": sys.executable, "args": ["-c", _spawner(POLITE, str(out))]}
+        ],
+    }
+    result = await run_plan(plan, state_dir=tmp_path / "state", run_id="straggle-1")
+    assert result.steps["s"].state is StepState.SUCCEEDED
+    assert out.read_text() == "got TERM"
+    assert live_run_processes("straggle-1") == []
+
+
+@pytest.mark.anyio
+async def test_setsid_escapee_with_closed_fds_dies_with_the_run(tmp_path: Path) -> None:
+    """A descendant in a new session that closed every fd does not outlive the run."""
+    sleeper = "import time; time.sleep(300)"
+    plan = {
+        "plan_id": "escapee",
+        "steps": [
+            {
+                "id": "s",
+                "command": sys.executable,
+                "args": ["-c", _spawner(sleeper, new_session=True)],
+            }
+        ],
+    }
+    result = await run_plan(plan, state_dir=tmp_path / "state", run_id="escapee-1")
+    assert result.steps["s"].state is StepState.SUCCEEDED
+    assert live_run_processes("escapee-1") == []
+
+
+@pytest.mark.anyio
+async def test_a_raising_on_event_does_not_break_the_run(tmp_path: Path) -> None:
+    """An on_event callback that raises is dropped; the run completes and is recorded."""
+    seen: list[str] = []
+
+    def observer(event: object) -> None:
+        seen.append(type(event).__name__)
+        if len(seen) == 2:
+            raise RuntimeError("observer bug")
+
+    plan = {
+        "plan_id": "observer",
+        "steps": [{"id": "a", "command": "true"}, {"id": "b", "command": "true"}],
+    }
+    result = await run_plan(plan, state_dir=tmp_path / "state", run_id="obs-1", on_event=observer)
+    assert result.ok
+    assert len(seen) == 2
+    events = (tmp_path / "state" / "runs" / "obs-1" / "events.jsonl").read_text().splitlines()
+    assert '"type":"run_finished"' in events[-1]
