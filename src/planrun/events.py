@@ -20,6 +20,7 @@ __all__ = [
     "LockAcquired",
     "RetryScheduled",
     "RunAborting",
+    "RunCrashed",
     "RunFinished",
     "RunStarted",
     "StepFinished",
@@ -100,6 +101,17 @@ class StepFinished(_Base, frozen=True, tag="step_finished"):
     reason: str | None = None
 
 
+class RunCrashed(_Base, frozen=True, tag="run_crashed"):
+    """The process running the run died without finishing it (SIGKILL, OOM, reboot).
+
+    Written by whichever planrun command found the owner gone; running steps and
+    attempts are ``crashed``.
+    """
+
+    reason: str
+    owner_pid: int
+
+
 class LockAcquired(_Base, frozen=True, tag="lock_acquired"):
     """The run took its lock (``globals.lock``) after waiting ``waited_sec``.
 
@@ -138,6 +150,7 @@ Event = (
     | RunAborting
     | RunFinished
     | LockAcquired
+    | RunCrashed
 )
 
 _encoder = msgspec.json.Encoder()

@@ -66,6 +66,7 @@ class RunState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    CRASHED = "crashed"
 
 
 class StepState(enum.StrEnum):
@@ -78,9 +79,11 @@ class StepState(enum.StrEnum):
     TIMED_OUT = "timed_out"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    CRASHED = "crashed"
 
     @property
     def terminal(self) -> bool:
+        """Finished, one way or another (``crashed``: its planrun process died)."""
         return self not in (StepState.PENDING, StepState.RUNNING)
 
     @property
@@ -97,6 +100,7 @@ class AttemptState(enum.StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    CRASHED = "crashed"
 
 
 class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):

@@ -9,7 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["is_same_process", "process_start_time"]
+__all__ = ["boot_id", "is_same_process", "process_start_time"]
+
+
+def boot_id() -> str | None:
+    """This boot's id (changes on reboot: pids from before it mean nothing)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
 
 
 def process_start_time(pid: int) -> int | None:

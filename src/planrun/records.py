@@ -70,6 +70,7 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     owner_start_time: int | None
     owner_host: str
     owner_kind: str
+    owner_boot_id: str | None
     step_count: int
     steps_done: int
     last_seq: int

@@ -17,6 +17,7 @@ from .events import (
     Event,
     RetryScheduled,
     RunAborting,
+    RunCrashed,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -122,6 +123,16 @@ def apply(view: RunView | None, event: Event) -> RunView:
             step.ended_at = event.ts
         case RunAborting():
             view.aborting = event.reason
+        case RunCrashed():
+            view.state = RunState.CRASHED
+            view.reason = event.reason
+            view.ended_at = event.ts
+            for step in view.steps.values():
+                if step.state is StepState.RUNNING:
+                    _move(view, step, StepState.CRASHED)
+                    for attempt in step.attempts:
+                        if attempt.state is AttemptState.RUNNING:
+                            attempt.state = AttemptState.CRASHED
         case RunFinished():
             view.state = event.state
             view.exit_code = event.exit_code

@@ -352,8 +352,8 @@ def test_state_dir_from_the_environment(finished: Finished) -> None:
 
 
 def test_watch_reports_a_run_whose_process_died(tmp_path: Path, runs: list[Running]) -> None:
-    """When the run's process was SIGKILLed, `watch`, `logs --follow` and `cancel` say so
-    and exit 1 instead of waiting forever."""
+    """When the run's process was SIGKILLed, the run is marked crashed: `watch` says why
+    and exits 1, `logs --follow` ends at once, `cancel` exits 1 (not running)."""
     state = tmp_path / "state"
     plan = {"plan_id": "doomed", "steps": [sh("forever", "echo hi; sleep 1000")]}
     run = start_run(tmp_path, state, plan, _new_id("doomed"))
@@ -361,15 +361,20 @@ def test_watch_reports_a_run_whose_process_died(tmp_path: Path, runs: list[Runni
     run.wait_event(lambda e: e["type"] == "attempt_started")
     run.proc.kill()
     run.proc.wait(timeout=5)
-    for args in (["watch", run.run_id], ["logs", run.run_id, "--follow"]):
-        began = time.monotonic()
-        result = planrun(*args, "--state-dir", state, cwd=tmp_path, timeout=10)
-        assert result.returncode == 1, result.stdout + result.stderr
-        assert "gone" in result.stderr
-        assert time.monotonic() - began < 5
+    began = time.monotonic()
+    result = planrun("watch", run.run_id, "--state-dir", state, cwd=tmp_path, timeout=10)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "crashed" in result.stdout
+    assert "is gone" in result.stdout + result.stderr
+    assert time.monotonic() - began < 5
+    began = time.monotonic()
+    result = planrun("logs", run.run_id, "--follow", "--state-dir", state, cwd=tmp_path, timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert "hi" in result.stdout
+    assert time.monotonic() - began < 5
     result = planrun("cancel", run.run_id, "--state-dir", state, cwd=tmp_path)
     assert result.returncode == 1
-    assert "is gone" in result.stderr
+    assert "not running (state: crashed)" in result.stderr
 
 
 @pytest.mark.parametrize(

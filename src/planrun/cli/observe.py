@@ -24,8 +24,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ..crash import reap_crashed
 from ..errors import PlanrunError, UsageError
-from ..events import RunFinished, decode_event
+from ..events import RunCrashed, RunFinished, decode_event
 from ..model import RunState
 from ..proc import is_same_process
 from ..records import RunRecord, StepRecord
@@ -39,6 +40,7 @@ __all__ = ["register_observe_commands"]
 #: Seconds between two reads of the store while following a run.
 POLL_SEC = 0.1
 EXIT_OWNER_GONE = 1
+EXIT_CRASHED = 1
 
 RunIdArg = Annotated[
     str, typer.Argument(help="The run id (see `planrun list`).", show_default=False)
@@ -67,19 +69,14 @@ def _run_sync(func: Callable[..., Awaitable[int]], *args: object) -> int:
 
 async def _require_run(reader: RunReader, run_id: str, state_dir: Path) -> RunRecord:
     run = await reader.get_run(run_id)
+    if run is not None and await reap_crashed(state_dir, [run]):
+        run = await reader.get_run(run_id)
     if run is None:
         recent = [r.run_id for r in await reader.list_runs(limit=200)]
         close = difflib.get_close_matches(run_id, recent, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else "; see `planrun list`"
         raise UsageError(f"no run '{run_id}' in {state_dir}{hint}")
     return run
-
-
-def _owner_gone(run: RunRecord) -> bool:
-    """True when the run's owner process on this host no longer exists."""
-    if run.owner_host != socket.gethostname():
-        return False  # cannot tell from here
-    return not is_same_process(run.owner_pid, run.owner_start_time)
 
 
 # --- watch -----------------------------------------------------------------------------
@@ -121,10 +118,10 @@ async def _follow_events(
                 sys.stdout.write(body + "\n")
             else:
                 renderer.on_event(event)
-            if isinstance(event, RunFinished):
+            if isinstance(event, RunFinished | RunCrashed):
                 if as_json:
                     sys.stdout.flush()
-                return event.exit_code
+                return event.exit_code if isinstance(event, RunFinished) else EXIT_CRASHED
         if as_json and bodies:
             sys.stdout.flush()
         if not bodies:
@@ -132,17 +129,11 @@ async def _follow_events(
             # Every ~second without news, check that someone is still writing.
             if idle_checks % 10 == 0:
                 current = await reader.get_run(run.run_id)
-                if (
-                    current is not None
-                    and current.state is RunState.RUNNING
-                    and _owner_gone(current)
-                    and not await reader.get_event_bodies(run.run_id, after)
-                ):
+                if current is not None and await reap_crashed(reader.state_dir, [current]):
                     err_console().print(
                         f"planrun: the process running {run.run_id} (pid {run.owner_pid}) is "
-                        "gone and the run never finished (it crashed or was killed)"
+                        "gone: the run is marked crashed"
                     )
-                    return EXIT_OWNER_GONE
         await anyio.sleep(POLL_SEC)
 
 
@@ -177,6 +168,8 @@ async def _list(
 ) -> int:
     async with RunReader.open(state_dir) as reader:
         runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+        if await reap_crashed(state_dir, runs):
+            runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
     if as_json:
         sys.stdout.write(msgspec.json.encode(runs).decode() + "\n")
         return 0
@@ -377,9 +370,11 @@ async def _logs(
                 return 0
             if not active and step_id is not None:
                 return 0
-            if _owner_gone(run) and run.state is RunState.RUNNING:
-                err_console().print(f"planrun: the process running {run_id} is gone")
-                return EXIT_OWNER_GONE
+            if run.state is RunState.RUNNING and await reap_crashed(state_dir, [run]):
+                err_console().print(
+                    f"planrun: the process running {run_id} is gone: the run is marked crashed"
+                )
+                return EXIT_CRASHED
             await anyio.sleep(POLL_SEC)
 
 

@@ -49,12 +49,14 @@ STYLE = {
     StepState.TIMED_OUT: ("⏱", "red"),
     StepState.SKIPPED: ("↷", "yellow"),
     StepState.CANCELLED: ("■", "magenta"),
+    StepState.CRASHED: ("☠", "red"),
 }
 RUN_STYLE = {
     RunState.RUNNING: "cyan",
     RunState.SUCCEEDED: "green",
     RunState.FAILED: "red",
     RunState.CANCELLED: "magenta",
+    RunState.CRASHED: "red",
 }
 
 

@@ -35,8 +35,9 @@ FROM runs r
 class RunReader:
     """Read-only view of one state dir. Open with ``async with RunReader.open(dir)``."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, state_dir: Path) -> None:
         self._db = db
+        self.state_dir = state_dir
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -55,7 +56,7 @@ class RunReader:
                 await db.execute("PRAGMA busy_timeout=5000")
                 await migrate(db)  # a store written by an older planrun
                 await db.execute("PRAGMA query_only=ON")
-            yield cls(db)
+            yield cls(db, Path(state_dir))
         finally:
             with anyio.CancelScope(shield=True):
                 await db.close()
@@ -152,6 +153,7 @@ def _run(row: dict[str, Any]) -> RunRecord:
         owner_start_time=row["owner_start_time"],
         owner_host=row["owner_host"],
         owner_kind=row["owner_kind"],
+        owner_boot_id=row["owner_boot_id"],
         step_count=row["step_count"],
         steps_done=row["steps_done"],
         last_seq=row["last_seq"],

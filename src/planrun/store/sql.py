@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 #: The schema as single statements (run one by one inside one transaction).
 SCHEMA_STATEMENTS = [
@@ -30,6 +30,8 @@ MIGRATIONS: dict[int, list[str]] = {
             acquired_at TEXT NOT NULL
         )"""
     ],
+    # The owner's boot id: after a reboot its pid means nothing.
+    4: ["ALTER TABLE runs ADD COLUMN owner_boot_id TEXT"],
 }
 SELECT_LOCK = "SELECT * FROM locks WHERE name = ?"
 DELETE_LOCK = "DELETE FROM locks WHERE name = ?"
@@ -44,6 +46,17 @@ WHERE run_id = ? AND state = 'running'
 ABANDON_STEPS = """
 UPDATE steps SET state = 'cancelled', reason = ? WHERE run_id = ? AND state = 'pending'
 """
+CRASH_RUN = """
+UPDATE runs SET state = 'crashed', ended_at = ?, reason = ?, last_seq = ?
+WHERE run_id = ? AND state = 'running'
+"""
+CRASH_STEPS = """
+UPDATE steps SET state = 'crashed', ended_at = ?, reason = ?
+WHERE run_id = ? AND state = 'running'
+"""
+CRASH_ATTEMPTS = """
+UPDATE attempts SET state = 'crashed', ended_at = ? WHERE run_id = ? AND state = 'running'
+"""
 RELEASE_LOCK = "DELETE FROM locks WHERE name = ? AND run_id = ?"
 
 BUSY_TIMEOUT_SEC = 5.0
@@ -57,8 +70,8 @@ PRAGMAS = (
 
 INSERT_RUN = """
 INSERT INTO runs (run_id, plan_id, plan_path, state, variables, started_at, owner_pid,
-                  owner_start_time, owner_host, owner_kind, step_count)
-VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
+                  owner_start_time, owner_host, owner_kind, step_count, owner_boot_id)
+VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)
 """
 INSERT_STEP = """
 INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')

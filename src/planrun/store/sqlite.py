@@ -34,6 +34,7 @@ from ..events import (
     AttemptFinished,
     AttemptStarted,
     Event,
+    RunCrashed,
     RunFinished,
     StepFinished,
     encode_event,
@@ -41,7 +42,7 @@ from ..events import (
     utc_now,
 )
 from ..model import AttemptState, StepState
-from ..proc import is_same_process, process_start_time
+from ..proc import boot_id, is_same_process, process_start_time
 from . import sql
 
 __all__ = ["LockHolder", "RunPaths", "SqliteStore", "default_state_dir"]
@@ -176,6 +177,7 @@ class SqliteStore:
                         socket.gethostname(),
                         owner_kind,
                         len(steps),
+                        boot_id(),
                     ),
                 )
                 await self._db.executemany(
@@ -237,6 +239,59 @@ class SqliteStore:
         with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
             if self._db.in_transaction:
                 await self._db.execute("ROLLBACK")
+
+    async def mark_crashed(self, run_id: str, reason: str) -> bool:
+        """Record that ``run_id``'s owner died: the run and its running steps and
+        attempts become ``crashed``, with a ``run_crashed`` event (the next ``seq``).
+
+        Also appends to ``events.jsonl`` whatever committed events it lacks (the owner
+        may have died between a commit and its JSONL write). False if the run was not
+        running any more. The caller must have checked that the owner is gone.
+        """
+        now = utc_now()
+        with anyio.CancelScope(shield=True), _translated("marking the run crashed"):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = await self._fetch(
+                    "SELECT state, last_seq, owner_pid FROM runs WHERE run_id = ?", (run_id,)
+                )
+                if not rows or rows[0]["state"] != "running":
+                    await self._db.execute("COMMIT")
+                    return False
+                seq = int(rows[0]["last_seq"]) + 1
+                event = RunCrashed(
+                    run_id=run_id,
+                    seq=seq,
+                    ts=now,
+                    reason=reason,
+                    owner_pid=int(rows[0]["owner_pid"]),
+                )
+                body = encode_event(event)
+                await self._db.execute(sql.CRASH_RUN, (now, reason, seq, run_id))
+                await self._db.execute(sql.CRASH_STEPS, (now, reason, run_id))
+                await self._db.execute(sql.CRASH_ATTEMPTS, (now, run_id))
+                await self._db.execute(
+                    sql.INSERT_EVENT,
+                    (run_id, seq, now, "run_crashed", None, body.decode()),
+                )
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+            await self._repair_jsonl(run_id)
+        return True
+
+    async def _repair_jsonl(self, run_id: str) -> None:
+        path = self.paths(run_id).events_jsonl
+        lines = path.read_bytes().splitlines() if _exists(path) else []
+        have = len(lines)  # lines are seq 1..N, in order
+        missing = await self.get_event_bodies(run_id, after_seq=have)
+        if missing:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                _write_all(fd, "".join(body + "\n" for body in missing).encode())
+            finally:
+                os.close(fd)
 
     async def abandon_run(self, run_id: str, reason: str) -> None:
         """Mark a run that never got going ``cancelled`` (its engine never started)."""
