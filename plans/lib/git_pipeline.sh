@@ -81,3 +81,40 @@ worktree_path() {
 now() {
     date -u +%Y-%m-%dT%H:%M:%SZ
 }
+
+# The prefix of this pipeline's temp dirs (safe_merge -> planrun-safe-merge.XXXXXX).
+WORKTREE_PREFIX=planrun-$(printf '%s' "$PIPELINE" | tr _ -)
+
+# create_run_worktree SHA: a detached work tree at SHA in a fresh temp dir, recorded in
+# RUN_DIR/worktree.env for the later steps and cleanup. Needs load_paths.
+create_run_worktree() {
+    _tmp=$(mktemp -d -- "${TMPDIR:-/tmp}/$WORKTREE_PREFIX.XXXXXX")
+    _tmp=$(cd -- "$_tmp" && pwd -P)
+    printf 'tmp_dir=%s\n' "$_tmp" | write_state "$RUN_DIR/worktree.env"
+    git -C "$TOP" worktree add --detach -- "$(worktree_path)" "$1"
+}
+
+# remove_run_worktree: remove this run's work tree and its temp dir, if the run got that
+# far; runs whatever happened. The user's checkout and the state files stay.
+remove_run_worktree() {
+    if ! TOP=$(git -C "$REPO" rev-parse --show-toplevel 2>/dev/null); then
+        echo "REPO '$REPO' is not a git work tree: nothing to clean"
+        return 0
+    fi
+    load_paths
+    if [ ! -f "$RUN_DIR/worktree.env" ]; then
+        echo "no work tree was created"
+        return 0
+    fi
+    _tmp=$(read_state "$RUN_DIR/worktree.env" tmp_dir)
+    case $_tmp in
+        /*/"$WORKTREE_PREFIX".*) ;;
+        *) die "unexpected temp dir '$_tmp' in $RUN_DIR/worktree.env: not removing it" ;;
+    esac
+    if [ -e "$_tmp/worktree" ]; then
+        git -C "$TOP" worktree remove --force -- "$_tmp/worktree"
+    fi
+    rm -rf -- "$_tmp"
+    git -C "$TOP" worktree prune
+    echo "removed $_tmp/worktree"
+}

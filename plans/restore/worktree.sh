@@ -6,8 +6,4 @@ set -eu
 load_paths
 
 base=$(read_state "$RUN_DIR/inputs.env" base_sha)
-tmp=$(mktemp -d -- "${TMPDIR:-/tmp}/planrun-restore.XXXXXX")
-tmp=$(cd -- "$tmp" && pwd -P)
-printf 'tmp_dir=%s\n' "$tmp" | write_state "$RUN_DIR/worktree.env"
-wt=$(worktree_path)
-git -C "$TOP" worktree add --detach -- "$wt" "$base"
+create_run_worktree "$base"

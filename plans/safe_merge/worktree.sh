@@ -6,8 +6,4 @@ set -eu
 load_paths
 
 pre=$(read_state "$RUN_DIR/record.env" pre_sha)
-tmp=$(mktemp -d -- "${TMPDIR:-/tmp}/planrun-safe-merge.XXXXXX")
-tmp=$(cd -- "$tmp" && pwd -P)
-printf 'tmp_dir=%s\n' "$tmp" | write_state "$RUN_DIR/worktree.env"
-wt=$(worktree_path)
-git -C "$TOP" worktree add --detach -- "$wt" "$pre"
+create_run_worktree "$pre"

@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from .model import RunState
 from .proc import boot_id, is_same_process
 from .records import RunRecord
+from .store.reader import RunReader
 from .store.sqlite import SqliteStore
 
-__all__ = ["owner_gone", "reap_crashed"]
+__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed"]
 
 
 def owner_gone(run: RunRecord) -> bool:
@@ -42,3 +43,25 @@ async def reap_crashed(state_dir: str | os.PathLike[str], runs: Iterable[RunReco
             reason = f"the planrun process that ran it (pid {run.owner_pid}) is gone"
             marked |= await store.mark_crashed(run.run_id, reason)
     return marked
+
+
+async def get_run(reader: RunReader, run_id: str) -> RunRecord | None:
+    """``reader.get_run``, after marking the run crashed if its owner is gone."""
+    run = await reader.get_run(run_id)
+    if run is not None and await reap_crashed(reader.state_dir, [run]):
+        run = await reader.get_run(run_id)
+    return run
+
+
+async def list_runs(
+    reader: RunReader,
+    *,
+    state: RunState | str | None = None,
+    plan_id: str | None = None,
+    limit: int | None = None,
+) -> list[RunRecord]:
+    """``reader.list_runs``, after marking crashed the listed runs whose owner is gone."""
+    runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+    if await reap_crashed(reader.state_dir, runs):
+        runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+    return runs

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from .crash import reap_crashed
+from . import crash
 from .events import Event, event_type
 from .model import RunState
 from .records import RunRecord, StepRecord
@@ -77,19 +77,13 @@ async def list_runs(
 ) -> list[RunRecord]:
     """Runs, newest first (filtered by ``state`` and ``plan_id`` when given)."""
     async with RunReader.open(_dir(state_dir)) as reader:
-        runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
-        if await reap_crashed(reader.state_dir, runs):
-            runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
-        return runs
+        return await crash.list_runs(reader, state=state, plan_id=plan_id, limit=limit)
 
 
 async def get_run(run_id: str, *, state_dir: StateDir = None) -> RunRecord | None:
     """One run, or None if there is no such run."""
     async with RunReader.open(_dir(state_dir)) as reader:
-        run = await reader.get_run(run_id)
-        if run is not None and await reap_crashed(reader.state_dir, [run]):
-            run = await reader.get_run(run_id)
-        return run
+        return await crash.get_run(reader, run_id)
 
 
 async def get_steps(run_id: str, *, state_dir: StateDir = None) -> list[StepRecord]:
@@ -107,15 +101,13 @@ async def get_events(run_id: str, after_seq: int = 0, *, state_dir: StateDir = N
 async def progress(run_id: str, *, state_dir: StateDir = None) -> Progress | None:
     """The run, its steps, its timeline and ``progress_pct`` = finished steps * 100 / all."""
     async with RunReader.open(_dir(state_dir)) as reader:
-        run = await reader.get_run(run_id)
-        if run is not None:
-            await reap_crashed(reader.state_dir, [run])
-    async with RunReader.open(_dir(state_dir)) as reader, reader.snapshot():
-        run = await reader.get_run(run_id)
-        if run is None:
+        if await crash.get_run(reader, run_id) is None:
             return None
-        steps = await reader.get_steps(run_id)
-        events = await reader.get_events(run_id)
+        async with reader.snapshot():
+            run = await reader.get_run(run_id)
+            steps = await reader.get_steps(run_id)
+            events = await reader.get_events(run_id)
+    assert run is not None  # runs are never deleted
     done = sum(step.state.terminal for step in steps)
     timeline = [
         TimelineEntry(

@@ -21,6 +21,7 @@ from anyio.abc import TaskStatus
 from rich.console import Console
 
 from ..api import PreparedRun, RunResult, execute, prepare
+from ..engine import EXIT_CANCELLED
 from ..errors import PlanError, PlanrunError, UsageError
 from ..executors.local import LocalExecutor
 from ..graph import levels
@@ -29,9 +30,6 @@ from ..plan import parse_var, validate
 from .common import StateDirOpt, err_console, fail, print_problems
 from .observe import register_observe_commands
 from .view import LiveView, PlainLog, Renderer, print_summary
-
-EXIT_INVALID = 2
-EXIT_CANCELLED = 130
 
 app = typer.Typer(
     name="planrun",

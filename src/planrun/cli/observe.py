@@ -24,6 +24,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from .. import crash
 from ..crash import reap_crashed
 from ..errors import PlanrunError, UsageError
 from ..events import RunCrashed, RunFinished, decode_event
@@ -33,13 +34,13 @@ from ..records import RunRecord, StepRecord
 from ..store.reader import RunReader
 from ..store.sqlite import default_state_dir
 from .common import StateDirOpt, err_console, fail, out_console
-from .view import LiveView, PlainLog, Renderer, print_summary
+from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
 __all__ = ["register_observe_commands"]
 
 #: Seconds between two reads of the store while following a run.
 POLL_SEC = 0.1
-EXIT_OWNER_GONE = 1
+#: Exit code of watch/logs when the run's owner died without finishing it.
 EXIT_CRASHED = 1
 
 RunIdArg = Annotated[
@@ -68,9 +69,7 @@ def _run_sync(func: Callable[..., Awaitable[int]], *args: object) -> int:
 
 
 async def _require_run(reader: RunReader, run_id: str, state_dir: Path) -> RunRecord:
-    run = await reader.get_run(run_id)
-    if run is not None and await reap_crashed(state_dir, [run]):
-        run = await reader.get_run(run_id)
+    run = await crash.get_run(reader, run_id)
     if run is None:
         recent = [r.run_id for r in await reader.list_runs(limit=200)]
         close = difflib.get_close_matches(run_id, recent, n=1)
@@ -86,7 +85,7 @@ async def _watch(run_id: str, state_dir: Path, as_json: bool, renderer: Renderer
     async with RunReader.open(state_dir) as reader:
         run = await _require_run(reader, run_id, state_dir)
         error: BaseException | None = None
-        code = EXIT_OWNER_GONE
+        code = EXIT_CRASHED
         async with anyio.create_task_group() as tg:
             tg.start_soon(renderer.run)
             try:
@@ -154,22 +153,11 @@ def watch(
 # --- list ------------------------------------------------------------------------------
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
 async def _list(
     state_dir: Path, state: str | None, plan_id: str | None, limit: int, as_json: bool
 ) -> int:
     async with RunReader.open(state_dir) as reader:
-        runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
-        if await reap_crashed(state_dir, runs):
-            runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+        runs = await crash.list_runs(reader, state=state, plan_id=plan_id, limit=limit)
     if as_json:
         sys.stdout.write(msgspec.json.encode(runs).decode() + "\n")
         return 0
@@ -187,7 +175,7 @@ async def _list(
                 run.plan_id,
                 run.state.value,
                 run.started_at[:19] + "Z",
-                _duration(run.duration_sec),
+                format_duration(run.duration_sec),
                 f"{run.steps_done}/{run.step_count}",
             )
         )
@@ -232,7 +220,7 @@ async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
         + (f": {run.reason}" if run.reason else ""),
         f"started   {run.started_at}",
         f"ended     {run.ended_at or '-'}"
-        + (f" ({_duration(run.duration_sec)})" if run.duration_sec is not None else ""),
+        + (f" ({format_duration(run.duration_sec)})" if run.duration_sec is not None else ""),
         f"owner     pid {run.owner_pid} on {run.owner_host} ({run.owner_kind})",
     ]
     if run.variables:
@@ -256,7 +244,7 @@ def _show_step(table: Table, step: StepRecord) -> None:
             step.state.value,
             _code(step.exit_code),
             (step.started_at or "")[11:23],
-            _duration(step.duration_sec),
+            format_duration(step.duration_sec),
             "",
             step.reason or "",
         )
@@ -270,7 +258,7 @@ def _show_step(table: Table, step: StepRecord) -> None:
                 a.state.value,
                 _code(a.exit_code),
                 (a.started_at or "")[11:23],
-                _duration(a.duration_sec),
+                format_duration(a.duration_sec),
                 str(a.pid or ""),
                 detail,
             )

@@ -35,7 +35,7 @@ from ..events import (
 from ..model import RunState, StepState
 from ..state import RunView, StepView, apply
 
-__all__ = ["LiveView", "PlainLog", "Renderer", "log_tail", "print_summary"]
+__all__ = ["LiveView", "PlainLog", "Renderer", "format_duration", "log_tail", "print_summary"]
 
 MAX_FPS = 10
 #: Plans with more steps than this show only running, failed and recent steps.
@@ -73,7 +73,7 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     return (t1 - t0).total_seconds()
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
     if seconds < 60:
@@ -155,7 +155,7 @@ class PlainLog(Renderer):
                 return f"{event.step_id} retrying in {event.delay_sec:g}s (attempt {event.attempt})"
             case StepFinished():
                 step = view.steps[event.step_id]
-                took = _duration(_seconds(step.started_at, step.ended_at))
+                took = format_duration(_seconds(step.started_at, step.ended_at))
                 extra = f" in {took}" if took and step.attempts else ""
                 reason = f": {event.reason}" if event.reason else ""
                 return f"{event.step_id} {event.state.value}{extra}{reason}"
@@ -258,7 +258,7 @@ class LiveView(Renderer):
                 Text(step.id),
                 Text(step.state.value, style=style),
                 attempt,
-                _duration(_seconds(step.started_at, step.ended_at)),
+                format_duration(_seconds(step.started_at, step.ended_at)),
                 Text(note, style="dim", overflow="ellipsis", no_wrap=True),
             )
         total = len(view.steps)
@@ -285,7 +285,7 @@ def print_summary(console: Console, view: RunView, wall: float) -> None:
     took = _seconds(view.started_at, view.ended_at)
     console.print(
         f"run {view.run_id} [bold {state_style}]{view.state.value}[/] in "
-        f"{_duration(took if took is not None else wall)} ({counts})",
+        f"{format_duration(took if took is not None else wall)} ({counts})",
         highlight=False,
     )
     if view.reason and view.state is not RunState.SUCCEEDED:

@@ -110,7 +110,11 @@ FINISH_RUN = """
 UPDATE runs SET state = ?, exit_code = ?, reason = ?, ended_at = ? WHERE run_id = ?
 """
 
-SELECT_RUN = "SELECT * FROM runs WHERE run_id = ?"
+SELECT_RUNS = """
+SELECT r.*, (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id
+             AND s.state NOT IN ('pending', 'running')) AS steps_done
+FROM runs r
+"""
 SELECT_STEPS = "SELECT * FROM steps WHERE run_id = ? ORDER BY position"
 SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE run_id = ? ORDER BY step_id, attempt"
 SELECT_EVENTS = "SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"

@@ -204,7 +204,7 @@ class SqliteStore:
         with _translated("taking a lock"):
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                rows = await self._fetch(sql.SELECT_LOCK, (name,))
+                rows = await fetch_dicts(self._db, sql.SELECT_LOCK, (name,))
                 reclaimed = None
                 if rows:
                     holder = LockHolder(**{k: rows[0][k] for k in LockHolder.__annotations__})
@@ -252,8 +252,10 @@ class SqliteStore:
         with anyio.CancelScope(shield=True), _translated("marking the run crashed"):
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                rows = await self._fetch(
-                    "SELECT state, last_seq, owner_pid FROM runs WHERE run_id = ?", (run_id,)
+                rows = await fetch_dicts(
+                    self._db,
+                    "SELECT state, last_seq, owner_pid FROM runs WHERE run_id = ?",
+                    (run_id,),
                 )
                 if not rows or rows[0]["state"] != "running":
                     await self._db.execute("COMMIT")
@@ -305,11 +307,6 @@ class SqliteStore:
                 await self._rollback()
                 raise
 
-    async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        async with self._db.execute(query, params) as cursor:
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
-
     async def _check_free(self, run_id: str, paths: RunPaths) -> None:
         cursor = await self._db.execute(sql.RUN_EXISTS, (run_id,))
         if await cursor.fetchone() is not None or _exists(paths.run_dir):
@@ -356,29 +353,20 @@ class SqliteStore:
 
     # --- reading ---------------------------------------------------------------------
 
-    async def _rows(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        with _translated("reading"):
-            cursor = await self._db.execute(query, params)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
-
-    async def get_run(self, run_id: str) -> dict[str, Any] | None:
-        """The ``runs`` row of ``run_id`` as a dict, or None."""
-        rows = await self._rows(sql.SELECT_RUN, (run_id,))
-        return rows[0] if rows else None
-
-    async def get_steps(self, run_id: str) -> list[dict[str, Any]]:
-        """The ``steps`` rows of a run, in plan order."""
-        return await self._rows(sql.SELECT_STEPS, (run_id,))
-
-    async def get_attempts(self, run_id: str) -> list[dict[str, Any]]:
-        """The ``attempts`` rows of a run."""
-        return await self._rows(sql.SELECT_ATTEMPTS, (run_id,))
-
     async def get_event_bodies(self, run_id: str, after_seq: int = 0) -> list[str]:
         """The stored JSON of every event after ``after_seq``, in ``seq`` order."""
-        rows = await self._rows(sql.SELECT_EVENTS, (run_id, after_seq))
-        return [r["body"] for r in rows]
+        with _translated("reading"):
+            rows = await fetch_dicts(self._db, sql.SELECT_EVENTS, (run_id, after_seq))
+        return [str(r["body"]) for r in rows]
+
+
+async def fetch_dicts(
+    db: aiosqlite.Connection, query: str, params: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    """Run ``query`` and return its rows as dicts (the cursor is closed on return)."""
+    async with db.execute(query, params) as cursor:
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
 
 
 def _write_all(fd: int, data: bytes) -> None:
