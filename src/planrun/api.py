@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,18 @@ import anyio
 import msgspec
 
 from . import subst
+from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
-from .errors import LockConflict, PlanrunError, Problem, UsageError
-from .events import Event, LockAcquired, utc_now
+from .errors import LockConflict, PlanError, PlanrunError, Problem, UsageError
+from .events import Event, LockAcquired, StepFinished, utc_now
 from .executors.local import LocalExecutor
+from .masking import Masker
 from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
 from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
 from .ports import Executor
+from .resume import Action, Choice, PriorStep
 from .state import RunView, apply
-from .store.sqlite import SqliteStore, default_state_dir
+from .store.sqlite import RunPaths, SqliteStore, default_state_dir
 
 __all__ = [
     "AttemptResult",
@@ -70,6 +73,8 @@ class StepResult(msgspec.Struct, frozen=True):
     exit_code: int | None
     critical: bool
     attempts: list[AttemptResult]
+    #: What the step wrote to $PLANRUN_OUTPUT (secrets masked).
+    outputs: dict[str, str] | None = None
 
 
 class RunResult(msgspec.Struct, frozen=True):
@@ -110,6 +115,7 @@ class RunResult(msgspec.Struct, frozen=True):
                     )
                     for a in s.attempts
                 ],
+                s.outputs,
             )
             for s in view.steps.values()
         }
@@ -127,13 +133,41 @@ class RunResult(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """A validated plan with its variables resolved: ready to execute."""
+    """A validated plan with its variables resolved: ready to execute.
+
+    ``variables`` are the plain variables (stored and shown); ``secrets`` hold the
+    secret values, which reach the steps but are masked everywhere else.
+    """
 
     plan: Plan
     steps: list[ResolvedStep]
     variables: dict[str, str]
     source: str | None
     warnings: tuple[Problem, ...]
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def masker(self) -> Masker:
+        return Masker(self.secrets.values())
+
+    def plan_json(self) -> str:
+        """The plan as run, secrets masked: what ``resume`` compares against."""
+        return msgspec.json.encode(self.masker.data(msgspec.to_builtins(self.plan))).decode()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What a resume does (see :func:`planrun.recovery.load_resume`)."""
+
+    run_id: str
+    choices: list[Choice]
+    prior: dict[str, PriorStep]
+    history: list[Event]
+    last_seq: int
+
+    @property
+    def rerun(self) -> list[str]:
+        return [c.step_id for c in self.choices if c.action is Action.RERUN]
 
 
 def new_run_id() -> str:
@@ -156,19 +190,44 @@ def check_run_id(run_id: str) -> str:
 def prepare(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
     variables: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> PreparedRun:
-    """Validate ``plan`` and resolve its variables (raises ``PlanError``). No I/O but
-    reading the plan file."""
+    """Validate ``plan`` and resolve its variables and secrets (raises ``PlanError``).
+
+    ``secrets`` are secret values given directly (the CLI's ``--secret``); the
+    plan's own ``secrets`` names are read from ``environ`` (default ``os.environ``)
+    unless given. No I/O but reading the plan file.
+    """
     given = dict(variables or {})
-    validation = validate(plan, given)
+    explicit = dict(secrets or {})
+    validation = validate(plan, given, secrets=list(explicit))
     checked = validation.raise_for_errors()
+    environ = os.environ if environ is None else environ
+    missing = []
+    for i, name in enumerate(checked.secrets):
+        if name not in explicit:
+            value = environ.get(name)
+            if not value:
+                missing.append(
+                    Problem(
+                        f"$.secrets[{i}]",
+                        f"secret '{name}' is {'empty' if value == '' else 'not set'}",
+                        hint=f"export {name}=... in the environment planrun runs in",
+                    )
+                )
+                continue
+            explicit[name] = value
+    if missing:
+        raise PlanError(missing, validation.source)
     values = resolve_variables(checked, given, validation.base_dir)
     return PreparedRun(
         plan=checked,
-        steps=resolve_steps(checked, values, validation.base_dir),
+        steps=resolve_steps(checked, values | explicit, validation.base_dir),
         variables=values,
         source=str(Path(validation.source).resolve()) if validation.source else None,
         warnings=validation.warnings,
+        secrets=explicit,
     )
 
 
@@ -182,12 +241,17 @@ async def execute(
     executor: Executor | None = None,
     owner_kind: str = "api",
     on_notice: Callable[[str], None] | None = None,
+    resume: Resume | None = None,
 ) -> RunResult:
     """Run a prepared plan, recording it in the store; see :func:`run_plan`.
 
     ``owner_kind="cli"`` records that this process cancels the run on SIGTERM, which
-    is how ``planrun cancel`` reaches it.
+    is how ``planrun cancel`` reaches it. With ``resume`` (from
+    :func:`planrun.recovery.load_resume`) the run ``resume.run_id`` is taken over
+    instead of a new one being created.
     """
+    if resume is not None:
+        run_id = resume.run_id
     run_id = check_run_id(run_id) if run_id is not None else new_run_id()
     if max_concurrency is not None and max_concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
@@ -198,6 +262,8 @@ async def execute(
         else None
     )
     async with SqliteStore.open(state_dir or default_state_dir()) as store:
+        # Processes left by crashed runs (that escaped the watchdog): kill them now.
+        await sweep_leftovers(store)
         prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
         try:
             if lock is not None:
@@ -214,6 +280,7 @@ async def execute(
                     executor,
                     owner_kind,
                     prelude,
+                    resume,
                 )
         finally:
             if lock is not None:
@@ -267,32 +334,21 @@ async def _execute_in_store(
     executor: Executor,
     owner_kind: str,
     prelude: tuple[tuple[type[Event], dict[str, Any]], ...],
+    resume: Resume | None = None,
 ) -> RunResult:
     """Record and run a prepared plan in an open store (the lock is already held)."""
     plan = prepared.plan
-    try:
-        paths = await store.create_run(
-            run_id,
-            plan.plan_id,
-            prepared.source,
-            prepared.variables,
-            [(s.id, s.display_name) for s in plan.steps],
-            utc_now(),
-            owner_kind,
-        )
-    except UsageError:
-        raise  # the run id was taken: that run is not ours to touch
-    except BaseException:
-        # Cancelled (or failed) once the row may be committed: never leave a run that
-        # will not start looking "running".
-        await store.abandon_run(run_id, "cancelled before it started")
-        raise
+    masker = prepared.masker
+    paths, last_seq = await _claim(store, prepared, run_id, owner_kind, resume)
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
     view: RunView | None = None
+    for past in resume.history if resume is not None else ():
+        view = apply(view, past)
     callback = on_event
 
     def sink(event: Event) -> None:
         nonlocal view, callback
+        event = _mask_event(event, masker)
         # The recorder may have failed (its error propagates); keep the run's
         # own bookkeeping going so every process is still stopped.
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -315,8 +371,12 @@ async def _execute_in_store(
         run_timeout=plan.globals.timeout_sec,
         log_dir=paths.log_dir,
         plan_path=prepared.source,
-        variables=prepared.variables,
+        variables=masker.data(prepared.variables),
         prelude=prelude,
+        masker=masker or None,
+        prior=resume.prior if resume is not None else {},
+        rerun=frozenset(resume.rerun) if resume is not None else None,
+        last_seq=last_seq,
     )
     engine = Engine(prepared.steps, config, executor, sink)
     with _unwrap_planrun_errors():
@@ -326,6 +386,67 @@ async def _execute_in_store(
                 await engine.run()
     assert view is not None
     return RunResult.from_view(view)
+
+
+async def _claim(
+    store: SqliteStore,
+    prepared: PreparedRun,
+    run_id: str,
+    owner_kind: str,
+    resume: Resume | None,
+) -> tuple[RunPaths, int]:
+    """Create the run (or take it over for a resume); its paths and last ``seq``."""
+    plan = prepared.plan
+    masker = prepared.masker
+    steps = [(s.id, s.display_name) for s in plan.steps]
+    if resume is not None:
+        return await store.claim_run(
+            run_id,
+            variables=masker.data(prepared.variables),
+            plan_json=prepared.plan_json(),
+            secret_names=sorted(prepared.secrets),
+            steps=steps,
+            rerun=resume.rerun,
+            owner_kind=owner_kind,
+        )
+    try:
+        paths = await store.create_run(
+            run_id,
+            plan.plan_id,
+            prepared.source,
+            masker.data(prepared.variables),
+            steps,
+            utc_now(),
+            owner_kind,
+            plan_json=prepared.plan_json(),
+            secret_names=sorted(prepared.secrets),
+        )
+    except UsageError:
+        raise  # the run id was taken: that run is not ours to touch
+    except BaseException:
+        # Cancelled (or failed) once the row may be committed: never leave a run that
+        # will not start looking "running".
+        await store.abandon_run(run_id, "cancelled before it started")
+        raise
+    return paths, 0
+
+
+def _mask_event(event: Event, masker: Masker) -> Event:
+    """``event`` with secrets masked in every free-text field (identifiers are kept).
+
+    A succeeded step's outputs that held a secret are listed in ``masked_outputs``, so
+    a resume knows their stored values are unusable.
+    """
+    if not masker:
+        return event
+    data = msgspec.to_builtins(event)
+    masked = masker.data(data)
+    if masked == data:
+        return event
+    if isinstance(event, StepFinished) and event.outputs:
+        keys = [k for k, v in event.outputs.items() if masker.text(v) != v]
+        masked["masked_outputs"] = keys or None
+    return msgspec.convert(masked, type(event))
 
 
 @contextlib.contextmanager
@@ -345,7 +466,7 @@ def _unwrap_planrun_errors() -> Iterator[None]:
 
 
 async def run_plan(
-    plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
+    plan: Plan | Mapping[str, Any] | str | os.PathLike[str] | None,
     variables: Mapping[str, str] | None = None,
     *,
     state_dir: str | os.PathLike[str] | None = None,
@@ -353,6 +474,11 @@ async def run_plan(
     max_concurrency: int | None = None,
     on_event: Callable[[Event], None] | None = None,
     executor: Executor | None = None,
+    secrets: Mapping[str, str] | None = None,
+    resume: str | None = None,
+    from_step: str | None = None,
+    only: str | None = None,
+    allow_changed: bool = False,
 ) -> RunResult:
     """Validate and run a plan; return its :class:`RunResult` when every step is done.
 
@@ -360,7 +486,17 @@ async def run_plan(
     (relative step ``cwd`` values are then resolved against the file's directory).
     The run is recorded under ``state_dir`` (default ``$PLANRUN_STATE_DIR`` or
     ``.planrun``). ``on_event`` is called with every event, in order, from the event
-    loop: keep it fast and do not raise from it.
+    loop: keep it fast and do not raise from it. ``secrets`` maps secret names to
+    values (the plan's ``secrets`` are otherwise read from ``os.environ``): they reach
+    the steps and are masked as ``***`` in every log, event and stored row.
+
+    ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
+    a new one: steps that did not succeed rerun (``from_step``: also that step and
+    everything downstream; ``only``: just that step) with new attempts in the same run
+    id. ``plan=None`` means the file the run was started from; ``variables=None``
+    means the run's own. It raises ``UsageError`` if the plan or variables changed
+    (unless ``allow_changed``) and ``LockConflict`` if the run is running. A run with
+    nothing to rerun returns its stored result.
 
     A failed run is a result, not an exception. Raises ``PlanError`` for an invalid
     plan (before anything is written or started), ``UsageError`` for a bad
@@ -368,11 +504,46 @@ async def run_plan(
     awaiting task stops every step process (TERM, grace, KILL), records the run
     ``cancelled`` and re-raises the cancellation.
     """
+    if resume is not None:
+        from .recovery import load_resume  # recovery builds on this module
+
+        loaded = await load_resume(
+            resume,
+            state_dir or default_state_dir(),
+            plan=plan,
+            variables=variables,
+            secrets=secrets,
+            from_step=from_step,
+            only=only,
+            allow_changed=allow_changed,
+        )
+        if not loaded.resume.rerun:
+            return stored_result(loaded.resume.history)
+        return await execute(
+            loaded.prepared,
+            state_dir=state_dir,
+            max_concurrency=max_concurrency,
+            on_event=on_event,
+            executor=executor,
+            resume=loaded.resume,
+        )
+    if plan is None:
+        raise UsageError("run_plan needs a plan (or resume=RUN_ID)")
     return await execute(
-        prepare(plan, variables),
+        prepare(plan, variables, secrets),
         state_dir=state_dir,
         run_id=run_id,
         max_concurrency=max_concurrency,
         on_event=on_event,
         executor=executor,
     )
+
+
+def stored_result(history: list[Event]) -> RunResult:
+    """The :class:`RunResult` of a run from its stored events."""
+    view: RunView | None = None
+    for event in history:
+        view = apply(view, event)
+    if view is None:
+        raise UsageError("the run has no recorded events")
+    return RunResult.from_view(view)

@@ -5,11 +5,19 @@ slow disk) must never be declared dead, so the decision uses identity, not heart
 age — same host, and then a different boot id or no live process with the owner's pid
 *and* start time. Runs owned by another host are left alone (nothing here can tell).
 Every planrun command that reads runs calls :func:`reap_crashed` first.
+
+:func:`sweep_leftovers` runs when a run starts: a step process that escaped both its
+process group and the watchdog (``setsid`` and every fd closed, or a watchdog that was
+itself killed) still carries its run's ``PLANRUN_RUN_ID``; if that run is in this
+store and no longer running, the process is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import socket
 from collections.abc import Iterable
 
@@ -17,9 +25,72 @@ from .model import RunState
 from .proc import boot_id, is_same_process
 from .records import RunRecord
 from .store.reader import RunReader
-from .store.sqlite import SqliteStore
+from .store.sqlite import SqliteStore, fetch_dicts
 
-__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed"]
+__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "sweep_leftovers", "tagged_runs"]
+
+_LOG = logging.getLogger("planrun")
+_TAG = b"PLANRUN_RUN_ID="
+
+
+def tagged_runs() -> dict[str, list[int]]:
+    """Live processes carrying a ``PLANRUN_RUN_ID`` tag, by run id (a ``/proc`` scan)."""
+    found: dict[str, list[int]] = {}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if _TAG not in environ:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(_TAG):
+                run_id = item[len(_TAG) :].decode(errors="replace")
+                found.setdefault(run_id, []).append(int(entry))
+    return found
+
+
+async def sweep_leftovers(store: SqliteStore) -> list[int]:
+    """Kill processes of this store's runs that are over (crashed, failed, ...).
+
+    Runs still ``running`` with a live owner, and run ids this store does not know
+    (another state dir's), are left alone. Returns the pids killed.
+    """
+    tagged = tagged_runs()
+    if not tagged:
+        return []
+    marks = ",".join("?" * len(tagged))
+    rows = await fetch_dicts(
+        store.db,
+        f"SELECT run_id, state FROM runs WHERE run_id IN ({marks})",  # noqa: S608 - only ?s
+        tuple(tagged),
+    )
+    killed = []
+    for row in rows:
+        run_id = row["run_id"]
+        if row["state"] == RunState.RUNNING.value:
+            run = await _record(store, run_id)
+            if run is None or not owner_gone(run):
+                continue
+            await store.mark_crashed(
+                run_id, f"the planrun process that ran it (pid {run.owner_pid}) is gone"
+            )
+        for pid in tagged[run_id]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    if killed:
+        _LOG.warning("killed %d leftover step process(es) of ended runs", len(killed))
+    return killed
+
+
+async def _record(store: SqliteStore, run_id: str) -> RunRecord | None:
+    async with RunReader.open(store.state_dir) as reader:
+        return await reader.get_run(run_id)
 
 
 def owner_gone(run: RunRecord) -> bool:

@@ -41,18 +41,23 @@ from .events import (
     RetryScheduled,
     RunAborting,
     RunFinished,
+    RunResumed,
     RunStarted,
     StepFinished,
     StepInfo,
     utc_now,
 )
+from .masking import Masker
 from .model import AttemptState, OnFailure, RunState, StepState, When
 from .plan import ResolvedStep
 from .ports import AttemptSpec, EventSink, Executor, ProcessResult
+from .resume import PriorStep
+from .subst import StepRef
 
 __all__ = ["Engine", "EngineConfig", "Outcome"]
 
 _CLEANUP_RULES = (When.ALL_DONE, When.ONE_FAILED)
+_DONE_OK = (StepState.SUCCEEDED, StepState.SKIPPED)
 
 EXIT_OK, EXIT_FAILED, EXIT_DEADLINE, EXIT_CANCELLED = 0, 1, 124, 130
 
@@ -72,6 +77,13 @@ class EngineConfig:
     rand: Callable[[], float] = random.random
     #: Events to emit right after ``run_started`` (e.g. ``lock_acquired``): (type, fields).
     prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
+    #: Masks the run's secrets in the attempts' logs (None: no secrets).
+    masker: Masker | None = None
+    #: A resume: the steps' earlier results, the ids to run again, and the last ``seq``
+    #: of the run so far. The first event is then ``run_resumed``.
+    prior: dict[str, PriorStep] = field(default_factory=dict)
+    rerun: frozenset[str] | None = None
+    last_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,12 @@ class _Node:
     outcome: policy.DepOutcome | None = None
     scope: anyio.CancelScope | None = None
     waiting_retry: bool = False
+    #: Attempts made before this run (a resume numbers its attempts after them).
+    base: int = 0
+    #: A resume left this step's earlier result as it was (it does not run).
+    kept: bool = False
+    exit_code: int | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def cleanup(self) -> bool:
@@ -122,6 +140,10 @@ class _Deadline:
 _Message = _AttemptDone | _RetryDue | _Deadline
 
 
+class _Unbound(Exception):
+    """A step reference has no value (the producer failed, or wrote no such key)."""
+
+
 def _failure_reason(state: StepState, exit_code: int | None, timeout: float | None) -> str:
     if state is StepState.TIMED_OUT:
         return f"timed out after {timeout:g}s" if timeout else "timed out"
@@ -144,15 +166,18 @@ class Engine:
         self._executor = executor
         self._sink = sink
         index = {rs.step.id: i for i, rs in enumerate(steps)}
+        self._index = index
         self._nodes = [_Node(rs, sorted({index[d] for d in rs.step.depends_on})) for rs in steps]
         for i, node in enumerate(self._nodes):
             for d in node.deps:
                 self._nodes[d].dependents.append(i)
-        self._seq = 0
+        self._seq = config.last_seq
         self._ready: list[int] = []
         self._check: deque[int] = deque()
         self._running = 0
         self._unfinished = len(self._nodes)
+        for node in self._nodes:
+            self._restore(node)
         self._aborting: str | None = None
         self._deadline_hit = False
         self._cancelling = False
@@ -161,6 +186,21 @@ class Engine:
         recv: MemoryObjectReceiveStream[_Message]
         send, recv = anyio.create_memory_object_stream[_Message](math.inf)
         self._inbox, self._inbox_recv = send, recv
+
+    def _restore(self, node: _Node) -> None:
+        """A resume: carry over a step's earlier attempts, and its result if kept."""
+        prior = self._cfg.prior.get(node.rs.step.id)
+        if prior is None:
+            return
+        node.base = node.attempts = prior.attempts
+        if self._cfg.rerun is None or node.rs.step.id in self._cfg.rerun:
+            return
+        node.kept = True
+        node.state = prior.state
+        node.exit_code = prior.exit_code
+        node.outputs = dict(prior.outputs)
+        node.outcome = policy.dep_outcome(node.rs.step, prior.state)
+        self._unfinished -= 1
 
     # --- events ----------------------------------------------------------------------
 
@@ -178,24 +218,30 @@ class Engine:
         """
         cfg = self._cfg
         try:
-            self._emit(
-                RunStarted,
-                plan_id=cfg.plan_id,
-                plan_path=cfg.plan_path,
-                variables=cfg.variables,
-                max_concurrency=cfg.max_concurrency,
-                steps=[
+            fields: dict[str, Any] = {
+                "plan_id": cfg.plan_id,
+                "plan_path": cfg.plan_path,
+                "variables": cfg.variables,
+                "max_concurrency": cfg.max_concurrency,
+                "steps": [
                     StepInfo(
                         n.rs.step.id,
                         n.rs.step.display_name,
                         list(n.rs.step.depends_on),
                         n.rs.step.retries,
                         n.rs.step.critical,
+                        n.base + 1,
                     )
                     for n in self._nodes
                 ],
-                pid=os.getpid(),
-            )
+                "pid": os.getpid(),
+            }
+            if cfg.rerun is None:
+                self._emit(RunStarted, **fields)
+            else:
+                rerun = [n.rs.step.id for n in self._nodes if not n.kept]
+                kept = {n.rs.step.id: n.state for n in self._nodes if n.kept}
+                self._emit(RunResumed, rerun=rerun, kept=kept, **fields)
             for cls, fields in cfg.prelude:
                 self._emit(cls, **fields)
             async with anyio.create_task_group() as tg:
@@ -217,19 +263,25 @@ class Engine:
         return self._finish()
 
     def _settle(self) -> None:
-        """Re-evaluate steps whose dependencies changed, then start what may start."""
-        while self._check:
-            self._evaluate(self._check.popleft())
-        while self._ready and self._running < self._cfg.max_concurrency and not self._cancelling:
-            index = heapq.heappop(self._ready)
-            node = self._nodes[index]
-            node.queued = False
-            if node.state is StepState.PENDING or node.waiting_retry:
-                self._start_attempt(index)
+        """Re-evaluate steps whose dependencies changed, then start what may start
+        (until neither changes anything: a step can fail without starting)."""
+        while True:
+            while self._check:
+                self._evaluate(self._check.popleft())
+            while (
+                self._ready and self._running < self._cfg.max_concurrency and not self._cancelling
+            ):
+                index = heapq.heappop(self._ready)
+                node = self._nodes[index]
+                node.queued = False
+                if node.state is StepState.PENDING or node.waiting_retry:
+                    self._start_attempt(index)
+            if not self._check:
+                return
 
     def _evaluate(self, index: int) -> None:
         node = self._nodes[index]
-        if node.state is not StepState.PENDING or node.queued:
+        if node.state is not StepState.PENDING or node.queued or node.kept:
             return
         if self._cancelling:
             self._finish_step(index, StepState.CANCELLED, reason="run cancelled")
@@ -250,18 +302,53 @@ class Engine:
             case policy.Wait():
                 pass
 
+    def _lookup(self, ref: StepRef) -> str:
+        """The value of ``${steps.ID.outputs.KEY}`` / ``${steps.ID.exit_code}`` now."""
+        node = self._nodes[self._index[ref.step_id]]
+        if ref.key is None:
+            if node.exit_code is None:
+                raise _Unbound(
+                    f"'{ref.text}' has no value: step '{ref.step_id}' {node.state.value} "
+                    "without an exit code"
+                )
+            return str(node.exit_code)
+        if node.state is not StepState.SUCCEEDED:
+            raise _Unbound(
+                f"output '{ref.key}' of step '{ref.step_id}' is missing: "
+                f"'{ref.step_id}' {node.state.value}"
+            )
+        if ref.key not in node.outputs:
+            raise _Unbound(
+                f"output '{ref.key}' of step '{ref.step_id}' is missing: the step did not "
+                f"write {ref.key}=... to $PLANRUN_OUTPUT"
+            )
+        return node.outputs[ref.key]
+
     def _start_attempt(self, index: int) -> None:
         node = self._nodes[index]
+        try:
+            bound = node.rs.bind(self._lookup)
+        except _Unbound as exc:
+            # Never run with an empty string in place of a missing value; retrying
+            # cannot make it appear.
+            self._fail_step(index, StepState.FAILED, None, str(exc))
+            return
         node.attempts += 1
         node.waiting_retry = False
         node.state = StepState.RUNNING
         self._running += 1
         assert self._tg is not None
-        self._tg.start_soon(self._attempt_task, index, node.attempts)
+        self._tg.start_soon(self._attempt_task, index, node.attempts, bound)
 
-    async def _attempt_task(self, index: int, attempt: int) -> None:
+    async def _attempt_task(
+        self,
+        index: int,
+        attempt: int,
+        bound: tuple[tuple[str, ...], dict[str, str], str | None],
+    ) -> None:
         node = self._nodes[index]
         rs = node.rs
+        argv, env, cwd = bound
         log_path = None
         if self._cfg.log_dir is not None:
             log_path = str(self._cfg.log_dir / f"{rs.step.id}.{attempt}.log")
@@ -269,12 +356,13 @@ class Engine:
             run_id=self._cfg.run_id,
             step_id=rs.step.id,
             attempt=attempt,
-            argv=rs.argv,
-            env=rs.env,
-            cwd=rs.cwd,
+            argv=argv,
+            env=env,
+            cwd=cwd,
             timeout=rs.timeout,
             kill_grace=self._cfg.kill_grace,
             log_path=log_path,
+            masker=self._cfg.masker,
         )
 
         def started(pid: int | None) -> None:
@@ -330,6 +418,8 @@ class Engine:
         else:
             exit_code, error = result.exit_code, result.error
             state = policy.attempt_state(step, exit_code, timed_out=result.timed_out)
+            if state is AttemptState.SUCCEEDED and result.output_error is not None:
+                state, error = AttemptState.FAILED, result.output_error
         self._emit(
             AttemptFinished,
             step_id=step.id,
@@ -340,20 +430,26 @@ class Engine:
             error=error,
         )
         if state is AttemptState.SUCCEEDED:
-            self._finish_step(msg.index, StepState.SUCCEEDED, exit_code=exit_code)
+            assert result is not None
+            node.outputs = dict(result.outputs or {})
+            self._finish_step(
+                msg.index, StepState.SUCCEEDED, exit_code=exit_code, outputs=node.outputs
+            )
             return
         if state is AttemptState.CANCELLED:
             reason = self._aborting or "run cancelled"
             self._finish_step(msg.index, StepState.CANCELLED, reason=reason)
             return
         may_retry = not self._cancelling and (self._aborting is None or node.cleanup)
-        retry = policy.retry_decision(step, msg.attempt, state, exit_code, self._cfg.rand)
+        # Retries count from this run's first attempt (a resume starts after ``base``).
+        relative = msg.attempt - node.base
+        retry = policy.retry_decision(step, relative, state, exit_code, self._cfg.rand)
         if retry is not None and may_retry:
             node.waiting_retry = True
             self._emit(
                 RetryScheduled,
                 step_id=step.id,
-                attempt=retry.attempt,
+                attempt=retry.attempt + node.base,
                 delay_sec=round(retry.delay, 6),
             )
             assert self._tg is not None
@@ -361,7 +457,12 @@ class Engine:
             return
         final = StepState.TIMED_OUT if state is AttemptState.TIMED_OUT else StepState.FAILED
         reason = error or _failure_reason(final, exit_code, node.rs.timeout)
-        self._finish_step(msg.index, final, exit_code=exit_code, reason=reason)
+        self._fail_step(msg.index, final, exit_code, reason)
+
+    def _fail_step(self, index: int, final: StepState, exit_code: int | None, reason: str) -> None:
+        """End a step failed or timed out, aborting the run if its policy says so."""
+        step = self._nodes[index].rs.step
+        self._finish_step(index, final, exit_code=exit_code, reason=reason)
         if step.critical and step.on_failure is OnFailure.ABORT and not self._cancelling:
             self._abort(f"step '{step.id}' {final.value}", step.id)
 
@@ -373,9 +474,11 @@ class Engine:
         reason: str | None = None,
         exit_code: int | None = None,
         root: str | None = None,
+        outputs: dict[str, str] | None = None,
     ) -> None:
         node = self._nodes[index]
         node.state = state
+        node.exit_code = exit_code
         node.waiting_retry = False
         node.outcome = policy.dep_outcome(node.rs.step, state, root)
         self._unfinished -= 1
@@ -386,6 +489,7 @@ class Engine:
             attempts=node.attempts,
             exit_code=exit_code,
             reason=reason,
+            outputs=outputs,
         )
         self._check.extend(node.dependents)
 
@@ -396,7 +500,7 @@ class Engine:
         self._aborting = reason
         self._emit(RunAborting, reason=reason, step_id=step_id)
         for index, node in enumerate(self._nodes):
-            if node.cleanup:
+            if node.cleanup or node.kept:
                 continue
             if node.state is StepState.PENDING:
                 node.queued = False
@@ -414,11 +518,22 @@ class Engine:
 
     def _finish(self) -> Outcome:
         failed = [n for n in self._nodes if n.state.failed]
+        # --only leaves other unsuccessful steps as they were: the run is not a success.
+        left = [
+            n
+            for n in self._nodes
+            if n.kept and n.rs.step.critical and n.state not in _DONE_OK and not n.state.failed
+        ]
         if self._deadline_hit:
             outcome = Outcome(RunState.FAILED, EXIT_DEADLINE, self._aborting)
         elif any(n.rs.step.critical for n in failed):
             outcome = Outcome(
                 RunState.FAILED, EXIT_FAILED, self._aborting or "a critical step failed"
+            )
+        elif left:
+            step = left[0].rs.step.id
+            outcome = Outcome(
+                RunState.FAILED, EXIT_FAILED, f"step '{step}' is {left[0].state.value} (not rerun)"
             )
         else:
             outcome = Outcome(RunState.SUCCEEDED, EXIT_OK, None)
@@ -442,7 +557,7 @@ class Engine:
             if isinstance(msg, _AttemptDone):
                 self._attempt_done(msg)
         for index, node in enumerate(self._nodes):
-            if not node.state.terminal:
+            if not node.state.terminal and not node.kept:
                 self._finish_step(index, StepState.CANCELLED, reason=reason)
         self._check.clear()
         self._emit(

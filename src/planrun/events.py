@@ -22,6 +22,7 @@ __all__ = [
     "RunAborting",
     "RunCrashed",
     "RunFinished",
+    "RunResumed",
     "RunStarted",
     "StepFinished",
     "decode_event",
@@ -50,6 +51,8 @@ class StepInfo(msgspec.Struct, frozen=True):
     depends_on: list[str]
     retries: int
     critical: bool
+    #: The number of this step's first attempt in this run (after a resume: > 1).
+    first_attempt: int = 1
 
 
 class RunStarted(_Base, frozen=True, tag="run_started"):
@@ -61,6 +64,21 @@ class RunStarted(_Base, frozen=True, tag="run_started"):
     max_concurrency: int
     steps: list[StepInfo]
     pid: int
+
+
+class RunResumed(_Base, frozen=True, tag="run_resumed"):
+    """``planrun resume`` took the run over: the steps in ``rerun`` run again (new
+    attempts, numbered after the earlier ones); every other step keeps its result."""
+
+    plan_id: str
+    plan_path: str | None
+    variables: dict[str, str]
+    max_concurrency: int
+    steps: list[StepInfo]
+    pid: int
+    rerun: list[str]
+    #: Every other step, with the state it keeps.
+    kept: dict[str, StepState]
 
 
 class AttemptStarted(_Base, frozen=True, tag="attempt_started"):
@@ -92,13 +110,19 @@ class RetryScheduled(_Base, frozen=True, tag="retry_scheduled"):
 
 
 class StepFinished(_Base, frozen=True, tag="step_finished"):
-    """A step reached a terminal state (``reason`` says why for skips and cancels)."""
+    """A step reached a terminal state (``reason`` says why for skips and cancels).
+
+    ``outputs`` is what a succeeded step wrote to ``$PLANRUN_OUTPUT``; keys listed in
+    ``masked_outputs`` held a secret and are stored masked.
+    """
 
     step_id: str
     state: StepState
     attempts: int
     exit_code: int | None = None
     reason: str | None = None
+    outputs: dict[str, str] | None = None
+    masked_outputs: list[str] | None = None
 
 
 class RunCrashed(_Base, frozen=True, tag="run_crashed"):
@@ -151,6 +175,7 @@ Event = (
     | RunFinished
     | LockAcquired
     | RunCrashed
+    | RunResumed
 )
 
 _encoder = msgspec.json.Encoder()

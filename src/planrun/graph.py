@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["dependents", "find_cycles", "levels"]
+__all__ = ["ancestors", "dependents", "downstream", "find_cycles", "levels"]
 
 
 def dependents(deps: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -122,3 +122,30 @@ def levels(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
     for node in deps:
         out[depth[node]].append(node)
     return out
+
+
+def ancestors(deps: Mapping[str, Sequence[str]], node: str) -> set[str]:
+    """Every node ``node`` depends on, directly or transitively (unknown ids ignored)."""
+    seen: set[str] = set()
+    stack = list(deps.get(node, ()))
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(deps.get(current, ()))
+    return seen
+
+
+def downstream(deps: Mapping[str, Sequence[str]], roots: Iterable[str]) -> set[str]:
+    """``roots`` plus every node that depends on one of them, transitively."""
+    below = dependents(deps)
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(below.get(current, ()))
+    return seen

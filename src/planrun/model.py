@@ -162,6 +162,10 @@ class Plan(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     version: str = "1"
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     variables: dict[str, VarValue] = msgspec.field(default_factory=dict)
+    secrets: Annotated[
+        list[Annotated[str, Meta(pattern=VAR_NAME_PATTERN)]],
+        Meta(description="Names of secrets, read from planrun's environment; masked as ***"),
+    ] = msgspec.field(default_factory=list)
     globals: Globals = msgspec.field(default_factory=Globals)
     schema: str | None = msgspec.field(default=None, name="$schema")
 

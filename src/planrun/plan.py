@@ -8,13 +8,14 @@ file it is given.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import json
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -225,7 +226,7 @@ def _convert(
 
 
 def decode_plan(
-    doc: Any, given: Mapping[str, str] | None = None
+    doc: Any, given: Mapping[str, str] | None = None, secrets: Collection[str] = ()
 ) -> tuple[Plan | None, list[Problem]]:
     """Turn parsed plan data into a :class:`Plan`, collecting every structural problem.
 
@@ -277,7 +278,8 @@ def decode_plan(
     base = shell if shell is not None else _stand_in(doc.get("variables"))
     partial = msgspec.structs.replace(base, steps=[s for _, s in indexed], globals=globals_)
     problems += _check_values(partial, indexed)
-    problems += _check_variables(partial, indexed, given)
+    problems += _check_variables(partial, indexed, given, secrets)
+    problems += _check_step_refs(partial, indexed)
     if shell is None or len(indexed) != len(steps) or raw_steps is None:
         return None, problems
     return partial, problems
@@ -457,11 +459,46 @@ def _shell_script_index(step: Step) -> int | None:
     return None
 
 
-def _check_variables(plan: Plan, indexed: Indexed, given: Mapping[str, str]) -> list[Problem]:
-    """Undefined or malformed references, required variables without a value, and
-    variables spliced into ``sh -c`` scripts."""
+def _check_secrets(plan: Plan, given: Mapping[str, str], secrets: Collection[str]) -> list[Problem]:
+    """Secret names that clash with variables or built-ins, or feed the lock name."""
     problems: list[Problem] = []
-    defined = set(plan.variables) | set(given) | set(BUILTIN_VARIABLES)
+    declared = [(f"$.secrets[{i}]", name) for i, name in enumerate(plan.secrets)]
+    declared += [(f"--secret {name}", name) for name in secrets if name not in plan.secrets]
+    for where, name in declared:
+        if not _VAR_NAME.match(name):
+            problems.append(Problem(where, f"invalid secret name '{name}'"))
+        elif name in BUILTIN_VARIABLES or name in plan.variables or name in given:
+            problems.append(
+                Problem(
+                    where,
+                    f"'{name}' is both a secret and a variable",
+                    hint="rename one of them: a secret's value never comes from --var",
+                )
+            )
+    if plan.globals.lock is not None:
+        names = set(plan.secrets) | set(secrets)
+        with contextlib.suppress(subst.SubstError):
+            for name in subst.references(plan.globals.lock):
+                if name in names:
+                    problems.append(
+                        Problem(
+                            "$.globals.lock",
+                            f"the lock name uses secret '{name}'",
+                            hint="lock names are stored and shown in clear: use a variable",
+                        )
+                    )
+    return problems
+
+
+def _check_variables(
+    plan: Plan, indexed: Indexed, given: Mapping[str, str], secrets: Collection[str] = ()
+) -> list[Problem]:
+    """Undefined or malformed references, required variables without a value, secrets
+    that clash, and variables spliced into ``sh -c`` scripts."""
+    problems = _check_secrets(plan, given, secrets)
+    defined = (
+        set(plan.variables) | set(given) | set(BUILTIN_VARIABLES) | set(plan.secrets) | set(secrets)
+    )
     for name, default in plan.variables.items():
         if default is None and name not in given:
             problems.append(
@@ -507,7 +544,7 @@ def _check_variables(plan: Plan, indexed: Indexed, given: Mapping[str, str]) -> 
                         path,
                         f"variable '{name}' is not defined",
                         sid,
-                        f'pass --var {name}=... or declare it under "variables"',
+                        f'pass --var {name}=... or declare it under "variables" (or "secrets")',
                     )
                 )
         index = script_at.get(sid) if step is not None and sid is not None else None
@@ -523,6 +560,45 @@ def _check_variables(plan: Plan, indexed: Indexed, given: Mapping[str, str]) -> 
                     warning=True,
                 )
             )
+    return problems
+
+
+def _check_step_refs(plan: Plan, indexed: Indexed) -> list[Problem]:
+    """``${steps.ID...}``: only in a step's args/env/cwd, naming an ancestor."""
+    problems: list[Problem] = []
+    deps = {s.id: s.depends_on for _, s in indexed}
+    ids = list(deps)
+    for path, sid, template, _ in _templates(plan, indexed):
+        try:
+            refs = list(dict.fromkeys(subst.step_references(template)))
+        except subst.SubstError:
+            continue  # reported by _check_variables
+        if not refs:
+            continue
+        if sid is None or path.endswith(".command"):
+            problems.append(
+                Problem(
+                    path,
+                    f"'{refs[0].text}': a step's results can be used only in the args, env "
+                    "and cwd of a later step",
+                    sid,
+                )
+            )
+            continue
+        above = graph.ancestors(deps, sid)
+        for ref in refs:
+            if ref.step_id in above:
+                continue
+            if ref.step_id == sid:
+                message, hint = f"'{ref.text}' refers to the step itself", None
+            elif ref.step_id not in deps:
+                close = difflib.get_close_matches(ref.step_id, ids, n=1)
+                message = f"'{ref.text}' names an unknown step '{ref.step_id}'"
+                hint = f"did you mean '{close[0]}'?" if close else "check the step ids"
+            else:
+                message = f"'{ref.text}': step '{ref.step_id}' is not an ancestor of '{sid}'"
+                hint = f"add '{ref.step_id}' to depends_on, so it finishes first"
+            problems.append(Problem(path, message, sid, hint))
     return problems
 
 
@@ -560,8 +636,12 @@ class Validation:
 def validate(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
     variables: Mapping[str, str] | None = None,
+    secrets: Collection[str] = (),
 ) -> Validation:
     """Validate a plan (a :class:`Plan`, parsed data, or a file path) in one pass.
+
+    ``secrets`` names secrets given besides the plan's own ``secrets`` list (the CLI's
+    ``--secret``); their values are not needed here.
 
     Syntax errors and an unreadable file raise :class:`PlanError` (nothing else can be
     checked then); every other problem is collected into the returned
@@ -578,7 +658,7 @@ def validate(
         doc = read_document(plan)
     else:
         doc = plan
-    decoded, problems = decode_plan(doc, given)
+    decoded, problems = decode_plan(doc, given, secrets)
     return Validation(decoded, tuple(sorted(problems, key=_step_order)), source, base_dir)
 
 
@@ -620,12 +700,17 @@ def resolve_variables(
     return values
 
 
+Pieces = tuple[str | subst.StepRef, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedStep:
-    """A step with every ``${...}`` substituted: what the executor is given.
+    """A step with every variable substituted: what the executor is given.
 
     ``env`` holds only what the plan adds (``globals.env``, step ``env``, variables);
-    the executor lays it over the caller's environment.
+    the executor lays it over the caller's environment. Fields that use another step's
+    results (``${steps.ID...}``) are in ``late`` and filled in by :meth:`bind` when the
+    step starts; ``argv``/``env``/``cwd`` hold them unbound until then.
     """
 
     step: Step
@@ -634,34 +719,93 @@ class ResolvedStep:
     env: dict[str, str] = field(repr=False)
     cwd: str | None
     timeout: float | None
+    #: (kind, key, pieces): kind "argv" (key: index), "env" (key: name) or "cwd".
+    late: tuple[tuple[str, int | str | None, Pieces], ...] = ()
+    base_dir: Path | None = None
+
+    @property
+    def step_refs(self) -> list[subst.StepRef]:
+        """The step references this step uses, once each, in order."""
+        refs = (p for _, _, pieces in self.late for p in pieces if isinstance(p, subst.StepRef))
+        return list(dict.fromkeys(refs))
+
+    def bind(
+        self, lookup: Callable[[subst.StepRef], str]
+    ) -> tuple[tuple[str, ...], dict[str, str], str | None]:
+        """argv, env and cwd with step references filled in by ``lookup`` (whose
+        errors propagate: a missing output must fail the step, not become "")."""
+        if not self.late:
+            return self.argv, self.env, self.cwd
+        argv, env, cwd = list(self.argv), dict(self.env), self.cwd
+        for kind, key, pieces in self.late:
+            value = subst.render(pieces, lookup)
+            if kind == "argv" and isinstance(key, int):
+                argv[key] = value
+            elif kind == "env" and isinstance(key, str):
+                env[key] = value
+            else:
+                cwd = str((self.base_dir or Path.cwd()) / value)
+        return tuple(argv), env, cwd
+
+
+def _split(pieces: Pieces) -> str | None:
+    """The finished string, or None when ``pieces`` still holds step references."""
+    if len(pieces) == 1 and isinstance(pieces[0], str):
+        return pieces[0]
+    return None
 
 
 def resolve_steps(
     plan: Plan, values: Mapping[str, str], plan_dir: Path | None
 ) -> list[ResolvedStep]:
-    """Substitute variables into every step (validate first: unknown names raise)."""
+    """Substitute variables into every step (validate first: unknown names raise).
+
+    ``values`` are the variables and secrets; every one is also put in the step's
+    environment.
+    """
     base = plan_dir or Path.cwd()
     global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
     resolved = []
     for index, step in enumerate(plan.steps):
+        late: list[tuple[str, int | str | None, Pieces]] = []
         env = dict(global_env)
-        env.update((k, subst.substitute(v, values)) for k, v in step.env.items())
+        for key, template in step.env.items():
+            pieces = subst.partial(template, values)
+            text = _split(pieces)
+            if text is None:
+                if key not in values:  # a variable of that name wins, as below
+                    late.append(("env", key, pieces))
+                text = ""
+            env[key] = text
         env.update(values)
         cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
         cwd = None
         if cwd_template is not None:
-            cwd = str(base / subst.substitute(cwd_template, values))
-        argv = (step.command, *step.args)
+            pieces = subst.partial(cwd_template, values)
+            text = _split(pieces)
+            if text is None:
+                late.append(("cwd", None, pieces))
+            else:
+                cwd = str(base / text)
+        argv = []
+        for i, template in enumerate((step.command, *step.args)):
+            pieces = subst.partial(template, values)
+            text = _split(pieces)
+            if text is None:
+                late.append(("argv", i, pieces))
+            argv.append(text or "")
         resolved.append(
             ResolvedStep(
                 step=step,
                 index=index,
-                argv=tuple(subst.substitute(a, values) for a in argv),
+                argv=tuple(argv),
                 env=env,
                 cwd=cwd,
                 timeout=step.timeout_sec
                 if step.timeout_sec is not None
                 else plan.globals.default_timeout_sec,
+                late=tuple(late),
+                base_dir=base,
             )
         )
     return resolved

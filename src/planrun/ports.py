@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .events import Event
+from .masking import Masker
 
 __all__ = ["AttemptSpec", "EventSink", "Executor", "ProcessResult"]
 
@@ -29,6 +30,8 @@ class AttemptSpec:
     timeout: float | None
     kill_grace: float
     log_path: str | None
+    #: Masks the run's secrets in the log (None: the run has no secrets).
+    masker: Masker | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +39,24 @@ class ProcessResult:
     """How an attempt's process ended.
 
     ``exit_code`` is the process's exit status, negative when a signal ended it, and
-    None when the process never started (``error`` then says why).
+    None when the process never started (``error`` then says why). ``outputs`` is what
+    the process wrote to ``$PLANRUN_OUTPUT`` (None if it did not run to its end);
+    ``output_error`` says why that file could not be used.
     """
 
     exit_code: int | None
     timed_out: bool = False
     error: str | None = None
+    outputs: dict[str, str] | None = None
+    output_error: str | None = None
 
 
 class Executor(Protocol):
     """Runs one attempt to completion.
 
     Contract: ``run`` returns only when the attempt and everything it started are gone.
+    The process finds a fresh, empty file named by ``$PLANRUN_OUTPUT``; after a normal
+    exit its parsed content is the result's ``outputs``.
     It calls ``on_started(pid)`` once the process exists. On expiry of
     ``spec.timeout`` it stops the process tree and returns ``timed_out=True``. When
     cancelled it stops the process tree (within ``kill_grace`` plus a short margin) and

@@ -51,6 +51,10 @@ class StepRecord(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: str | None
     duration_sec: float | None
     attempts: list[AttemptRecord]
+    #: What the step wrote to $PLANRUN_OUTPUT (succeeded steps); secrets masked.
+    outputs: dict[str, str] | None = None
+    #: Keys of ``outputs`` whose value held a secret (stored masked).
+    masked_outputs: list[str] = msgspec.field(default_factory=list)
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +78,12 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     step_count: int
     steps_done: int
     last_seq: int
+    #: Names of the run's secrets (their values are never stored).
+    secret_names: list[str] = msgspec.field(default_factory=list)
+    #: Last time the owner wrote anything (informational: crashes are decided by pid).
+    heartbeat_at: str | None = None
+    #: How many times ``planrun resume`` took the run over.
+    resumes: int = 0
 
     def to_builtins(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self)

@@ -19,6 +19,7 @@ from .events import (
     RunAborting,
     RunCrashed,
     RunFinished,
+    RunResumed,
     RunStarted,
     StepFinished,
 )
@@ -52,6 +53,7 @@ class StepView:
     retry_in: float | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    outputs: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -78,6 +80,39 @@ def _move(view: RunView, step: StepView, state: StepState) -> None:
     view.counts[step.state] -= 1
     view.counts[state] += 1
     step.state = state
+
+
+def _crash(view: RunView, event: RunCrashed) -> None:
+    view.state = RunState.CRASHED
+    view.reason = event.reason
+    view.ended_at = event.ts
+    for step in view.steps.values():
+        if step.state is StepState.RUNNING:
+            _move(view, step, StepState.CRASHED)
+            for attempt in step.attempts:
+                if attempt.state is AttemptState.RUNNING:
+                    attempt.state = AttemptState.CRASHED
+
+
+def _resume(view: RunView, event: RunResumed) -> None:
+    """Steps in ``rerun`` go back to pending (keeping their earlier attempts)."""
+    view.state = RunState.RUNNING
+    view.exit_code = view.reason = view.aborting = view.ended_at = None
+    view.started_at = view.started_at or event.ts
+    steps: dict[str, StepView] = {}
+    for info in event.steps:
+        step = view.steps.get(info.id) or StepView(info.id, info.name, 0, info.critical)
+        step.name, step.critical = info.name, info.critical
+        step.max_attempts = info.first_attempt + info.retries
+        if info.id in event.kept:
+            step.state = event.kept[info.id]
+        else:
+            step.state = StepState.PENDING
+            step.reason = step.exit_code = step.retry_in = step.ended_at = None
+            step.outputs = None
+        steps[info.id] = step
+    view.steps = steps
+    view.counts = Counter(s.state for s in steps.values())
 
 
 def apply(view: RunView | None, event: Event) -> RunView:
@@ -121,18 +156,13 @@ def apply(view: RunView | None, event: Event) -> RunView:
             step.exit_code = event.exit_code
             step.retry_in = None
             step.ended_at = event.ts
+            step.outputs = event.outputs
+        case RunResumed():
+            _resume(view, event)
         case RunAborting():
             view.aborting = event.reason
         case RunCrashed():
-            view.state = RunState.CRASHED
-            view.reason = event.reason
-            view.ended_at = event.ts
-            for step in view.steps.values():
-                if step.state is StepState.RUNNING:
-                    _move(view, step, StepState.CRASHED)
-                    for attempt in step.attempts:
-                        if attempt.state is AttemptState.RUNNING:
-                            attempt.state = AttemptState.CRASHED
+            _crash(view, event)
         case RunFinished():
             view.state = event.state
             view.exit_code = event.exit_code

@@ -1,20 +1,34 @@
 """``${NAME}`` substitution, done inside one string and never through a shell.
 
-Grammar: ``${NAME}`` is a reference; ``$${`` is a literal ``${``; any other ``$`` is
-itself. Substituted values are not re-expanded, so a value containing ``${X}`` or
-``; rm -rf /`` arrives verbatim. Substitution works on one argv element at a time, so a
-value can never split into several arguments or reach an interpreter as code.
+Grammar: ``${NAME}`` is a reference; ``${steps.ID.outputs.KEY}`` and
+``${steps.ID.exit_code}`` refer to an earlier step's results (bound when the using step
+starts); ``$${`` is a literal ``${``; any other ``$`` is itself. Substituted values
+are not re-expanded, so a value containing ``${X}`` or ``; rm -rf /`` arrives verbatim.
+Substitution works on one argv element at a time, so a value can never split into
+several arguments or reach an interpreter as code.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Ref", "SubstError", "parse", "references", "substitute"]
+__all__ = [
+    "Ref",
+    "StepRef",
+    "SubstError",
+    "parse",
+    "references",
+    "partial",
+    "render",
+    "step_references",
+    "substitute",
+]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STEP_OUTPUT = re.compile(r"steps\.(?P<id>.+)\.outputs\.(?P<key>[A-Za-z_][A-Za-z0-9_]*)")
+_STEP_EXIT = re.compile(r"steps\.(?P<id>.+)\.exit_code")
 
 
 class SubstError(ValueError):
@@ -28,14 +42,48 @@ class Ref:
     name: str
 
 
-Piece = str | Ref
+@dataclass(frozen=True, slots=True)
+class StepRef:
+    """A ``${steps.ID.outputs.KEY}`` (``key`` set) or ``${steps.ID.exit_code}``
+    (``key`` None) reference."""
+
+    step_id: str
+    key: str | None = None
+
+    @property
+    def text(self) -> str:
+        what = f"outputs.{self.key}" if self.key is not None else "exit_code"
+        return f"${{steps.{self.step_id}.{what}}}"
+
+
+Piece = str | Ref | StepRef
+
+
+def _reference(name: str) -> Ref | StepRef:
+    if _NAME.fullmatch(name):
+        return Ref(name)
+    if name.startswith("steps."):
+        found = _STEP_OUTPUT.fullmatch(name)
+        if found:
+            return StepRef(found["id"], found["key"])
+        found = _STEP_EXIT.fullmatch(name)
+        if found:
+            return StepRef(found["id"])
+        raise SubstError(
+            f"invalid step reference '${{{name}}}': use '${{steps.ID.outputs.KEY}}' or "
+            "'${steps.ID.exit_code}'"
+        )
+    raise SubstError(
+        f"invalid variable name {name!r} in '${{{name}}}': use letters, digits "
+        "and '_', not starting with a digit"
+    )
 
 
 def parse(template: str) -> list[Piece]:
-    """Split ``template`` into literal strings and :class:`Ref` items.
+    """Split ``template`` into literal strings, :class:`Ref` and :class:`StepRef` items.
 
-    Raises :class:`SubstError` for an unterminated ``${`` or a name that is not
-    ``[A-Za-z_][A-Za-z0-9_]*``.
+    Raises :class:`SubstError` for an unterminated ``${``, a name that is not
+    ``[A-Za-z_][A-Za-z0-9_]*`` or a malformed ``steps.`` reference.
     """
     pieces: list[Piece] = []
     literal: list[str] = []
@@ -56,16 +104,11 @@ def parse(template: str) -> list[Piece]:
                 raise SubstError(
                     f"unterminated '${{' at offset {dollar}; write '$${{' for a literal '${{'"
                 )
-            name = template[dollar + 2 : end]
-            if not _NAME.fullmatch(name):
-                raise SubstError(
-                    f"invalid variable name {name!r} in '${{{name}}}': use letters, digits "
-                    "and '_', not starting with a digit"
-                )
+            ref = _reference(template[dollar + 2 : end])
             if literal:
                 pieces.append("".join(literal))
                 literal = []
-            pieces.append(Ref(name))
+            pieces.append(ref)
             i = end + 1
         else:
             literal.append("$")
@@ -82,14 +125,46 @@ def references(template: str) -> Iterator[str]:
             yield piece.name
 
 
+def step_references(template: str) -> Iterator[StepRef]:
+    """The step references in ``template``, in order (raises :class:`SubstError`)."""
+    for piece in parse(template):
+        if isinstance(piece, StepRef):
+            yield piece
+
+
+def partial(template: str, values: Mapping[str, str]) -> tuple[str | StepRef, ...]:
+    """Substitute variables now, keep step references for later (:func:`render`).
+
+    Adjacent literals are merged, so a template without step references becomes a
+    1-tuple holding the finished string.
+    """
+    out: list[str | StepRef] = []
+    for piece in parse(template) if "$" in template else [template]:
+        if isinstance(piece, StepRef):
+            out.append(piece)
+            continue
+        text = values[piece.name] if isinstance(piece, Ref) else piece
+        if out and isinstance(out[-1], str):
+            out[-1] += text
+        else:
+            out.append(text)
+    return tuple(out) or ("",)
+
+
+def render(pieces: tuple[str | StepRef, ...], lookup: Callable[[StepRef], str]) -> str:
+    """Join what :func:`partial` returned, asking ``lookup`` for each step reference
+    (whose errors propagate)."""
+    return "".join(p if isinstance(p, str) else lookup(p) for p in pieces)
+
+
 def substitute(template: str, values: Mapping[str, str]) -> str:
-    """Replace every reference by its value, once (no re-expansion).
+    """Replace every variable reference by its value, once (no re-expansion).
 
     Raises ``KeyError`` for a name missing from ``values`` (validation reports those
-    before a run starts) and :class:`SubstError` for a malformed template.
+    before a run starts), :class:`SubstError` for a malformed template and
+    ``ValueError`` for a step reference (see :func:`partial`).
     """
-    if "$" not in template:
-        return template
-    return "".join(
-        values[piece.name] if isinstance(piece, Ref) else piece for piece in parse(template)
-    )
+    pieces = partial(template, values)
+    if len(pieces) != 1 or not isinstance(pieces[0], str):
+        raise ValueError(f"{template!r} refers to a step's results: bind it with render()")
+    return pieces[0]

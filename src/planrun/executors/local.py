@@ -5,7 +5,11 @@ How an attempt is supervised (see shared/pitfalls.md for the evidence):
 - ``Popen`` with an argv (never a shell), ``start_new_session=True``: the attempt's
   process group id is its pid, recorded before any await.
 - stdout and stderr go straight to the attempt's log file: no pipe into planrun, so
-  nothing is buffered in memory and no grandchild can hold a pipe of ours open.
+  nothing is buffered in memory and no grandchild can hold a pipe of ours open. The
+  exception is a run with secrets: output then flows through a pipe that planrun reads
+  and masks (``_Pump``) before it reaches the log, so no secret is ever on disk.
+- ``$PLANRUN_OUTPUT`` names a fresh file in a private temp dir (not the state dir: a
+  step may write a secret there); it is parsed after a normal exit and deleted.
 - Leader exit is awaited through a pidfd (no thread per child); the leader is reaped
   only at the very end, so its pid, which is the group id, cannot be reused while we
   may still signal the group.
@@ -22,12 +26,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 
+from ..masking import Masker
+from ..outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs
 from ..ports import AttemptSpec, ProcessResult
 from .watchdog import Watchdog
 
@@ -37,6 +46,9 @@ __all__ = ["LocalExecutor"]
 KILL_WAIT_SEC = 2.0
 #: After SIGKILL to the group, how long before looking for escaped descendants.
 ESCAPE_CHECK_SEC = 0.2
+#: How long to keep reading a masked output pipe after the group is gone (a process
+#: that left the group may still hold it).
+DRAIN_SEC = 0.5
 
 
 def attempt_tag(run_id: str, step_id: str, attempt: int) -> bytes:
@@ -82,12 +94,65 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Pump:
+    """Copies a step's output from a pipe to its log file, masking secrets on the way
+    (a secret split across two reads is still masked: see ``StreamMasker``)."""
+
+    def __init__(self, read_fd: int, log_fd: int, masker: Masker) -> None:
+        self._fd = read_fd
+        self._log = log_fd
+        self._stream = masker.stream()
+        self.done = anyio.Event()
+
+    def _read_available(self) -> bool:
+        """Copy what can be read now; False at end of file."""
+        while True:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            _write_all(self._log, self._stream.feed(chunk))
+
+    async def run(self) -> None:
+        """Copy until every writer has closed the pipe (or until cancelled)."""
+        try:
+            while self._read_available():
+                await anyio.wait_readable(self._fd)
+        finally:
+            # Whatever is still buffered in the pipe is copied before closing, also
+            # when cancelled: the group is stopped by then, so nothing more will come.
+            with contextlib.suppress(OSError):
+                self._read_available()
+            with contextlib.suppress(OSError):
+                _write_all(self._log, self._stream.flush())
+            os.close(self._fd)
+            os.close(self._log)
+            self.done.set()
+
+
 class _Attempt:
     """One running process group: its leader, pidfd and sentinel pipe."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], sentinel: int, tag: bytes) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        sentinel: int,
+        tag: bytes,
+        output_path: Path,
+        pump: _Pump | None = None,
+    ) -> None:
         self.proc = proc
         self.tag = tag
+        self.output_path = output_path
+        self.pump = pump
         self.pgid = proc.pid
         self.sentinel = sentinel
         self.pidfd = _pidfd(proc.pid)
@@ -186,6 +251,8 @@ class LocalExecutor:
         self._live: dict[int, _Attempt] = {}
         self._watchdog = Watchdog()
         self._runs: set[str] = set()
+        self._outdir: Path | None = None
+        self._spawned = 0
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -203,6 +270,9 @@ class LocalExecutor:
                     os.kill(pid, signal.SIGKILL)
         self._runs.clear()
         self._watchdog.close()
+        if self._outdir is not None:
+            shutil.rmtree(self._outdir, ignore_errors=True)
+            self._outdir = None
 
     def kill_all(self) -> None:
         """SIGKILL every running attempt's group now (the CLI's second Ctrl-C)."""
@@ -225,27 +295,50 @@ class LocalExecutor:
         attempt = started
         self._live[attempt.pgid] = attempt
         self._watchdog.track(attempt.pgid)
-        try:
-            on_started(attempt.pgid)
-            timed_out = False
-            with anyio.move_on_after(spec.timeout if spec.timeout is not None else float("inf")):
-                await attempt.wait_exit()
-            if not attempt.exited:
-                timed_out = True
-                await attempt.stop(spec.kill_grace)
-            elif not attempt.check_group():
-                # The leader is gone but something it started lingers: stop it too.
-                await attempt.stop(spec.kill_grace)
-            await attempt.stop_stragglers(spec.kill_grace)
-        except BaseException:
-            with anyio.move_on_after(spec.kill_grace + KILL_WAIT_SEC + 1, shield=True):
-                await attempt.stop(spec.kill_grace)
-            raise
-        finally:
-            code = attempt.close()
-            del self._live[attempt.pgid]
-            self._watchdog.untrack(attempt.pgid)
-        return ProcessResult(exit_code=code, timed_out=timed_out)
+        async with anyio.create_task_group() as tg:
+            if attempt.pump is not None:
+                tg.start_soon(attempt.pump.run)
+            try:
+                on_started(attempt.pgid)
+                timed_out = await self._supervise(attempt, spec)
+            except BaseException:
+                with anyio.move_on_after(spec.kill_grace + KILL_WAIT_SEC + 1, shield=True):
+                    await attempt.stop(spec.kill_grace)
+                raise
+            finally:
+                code = attempt.close()
+                del self._live[attempt.pgid]
+                self._watchdog.untrack(attempt.pgid)
+            if attempt.pump is not None:
+                with anyio.move_on_after(DRAIN_SEC):
+                    await attempt.pump.done.wait()
+                tg.cancel_scope.cancel()
+        result = ProcessResult(exit_code=code, timed_out=timed_out)
+        if not timed_out and code is not None and code >= 0:
+            result = _with_outputs(result, attempt.output_path)
+        with contextlib.suppress(OSError):
+            attempt.output_path.unlink()
+        return result
+
+    async def _supervise(self, attempt: _Attempt, spec: AttemptSpec) -> bool:
+        """Wait for the attempt and stop whatever it leaves; True if it timed out."""
+        timed_out = False
+        with anyio.move_on_after(spec.timeout if spec.timeout is not None else float("inf")):
+            await attempt.wait_exit()
+        if not attempt.exited:
+            timed_out = True
+            await attempt.stop(spec.kill_grace)
+        elif not attempt.check_group():
+            # The leader is gone but something it started lingers: stop it too.
+            await attempt.stop(spec.kill_grace)
+        await attempt.stop_stragglers(spec.kill_grace)
+        return timed_out
+
+    def _output_path(self) -> Path:
+        if self._outdir is None:
+            self._outdir = Path(tempfile.mkdtemp(prefix="planrun-outputs-"))
+        self._spawned += 1
+        return self._outdir / f"{self._spawned}.env"
 
     def _spawn(self, spec: AttemptSpec) -> _Attempt | ProcessResult:
         env = dict(os.environ)
@@ -258,16 +351,25 @@ class LocalExecutor:
         env[name] = value
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         try:
+            output_path = self._output_path()
+            _private_empty_file(output_path)
             log_fd = os.open(spec.log_path or os.devnull, flags, 0o600)
         except OSError as exc:
-            return ProcessResult(exit_code=None, error=f"cannot open the log file: {exc}")
+            return ProcessResult(exit_code=None, error=f"cannot create the attempt's files: {exc}")
+        env["PLANRUN_OUTPUT"] = str(output_path)
+        out_fd = log_fd
+        pump = None
+        if spec.masker:
+            pipe_read, out_fd = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(pipe_read, False)
+            pump = _Pump(pipe_read, log_fd, spec.masker)
         read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             proc = subprocess.Popen(
                 spec.argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
+                stdout=out_fd,
+                stderr=out_fd,
                 cwd=spec.cwd,
                 env=env,
                 start_new_session=True,
@@ -276,12 +378,39 @@ class LocalExecutor:
         except (OSError, ValueError) as exc:
             os.close(read_end)
             message = _spawn_error(exc, spec) if isinstance(exc, OSError) else str(exc)
+            if spec.masker:
+                message = spec.masker.text(message)
             os.write(log_fd, f"planrun: {message}\n".encode())
+            if pump is not None:
+                os.close(pipe_read)
+                pump = None  # the log fd is closed below, not by the pump
+            with contextlib.suppress(OSError):
+                output_path.unlink()
             return ProcessResult(exit_code=None, error=message)
         finally:
             os.close(write_end)
-            os.close(log_fd)
-        return _Attempt(proc, read_end, tag)
+            if out_fd != log_fd:
+                os.close(out_fd)
+            if pump is None:
+                os.close(log_fd)
+        return _Attempt(proc, read_end, tag, output_path, pump)
+
+
+def _private_empty_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
+
+
+def _with_outputs(result: ProcessResult, path: Path) -> ProcessResult:
+    """``result`` with what the attempt wrote to ``$PLANRUN_OUTPUT``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_OUTPUT_BYTES + 1)
+        outputs = parse_outputs(data)
+    except FileNotFoundError:
+        outputs = {}  # the step deleted it: it wrote nothing
+    except (OSError, OutputError) as exc:
+        return ProcessResult(result.exit_code, result.timed_out, result.error, None, str(exc))
+    return ProcessResult(result.exit_code, result.timed_out, result.error, outputs)
 
 
 def _spawn_error(exc: OSError, spec: AttemptSpec) -> str:

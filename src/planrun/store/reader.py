@@ -98,6 +98,14 @@ class RunReader:
         rows = await self._rows(sql.SELECT_RUNS + " WHERE r.run_id = ?", (run_id,))
         return _run(rows[0]) if rows else None
 
+    async def get_plan(self, run_id: str) -> dict[str, Any] | None:
+        """The plan ``run_id`` ran (masked), as builtins; None if not recorded."""
+        rows = await self._rows(sql.SELECT_PLAN_JSON, (run_id,))
+        if not rows or rows[0]["plan_json"] is None:
+            return None
+        plan: dict[str, Any] = msgspec.json.decode(rows[0]["plan_json"])
+        return plan
+
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         """The steps of a run in plan order, each with its attempts."""
         attempts: dict[str, list[AttemptRecord]] = {}
@@ -120,6 +128,7 @@ class RunReader:
 def _run(row: dict[str, Any]) -> RunRecord:
     derived = {
         "variables": msgspec.json.decode(row["variables"]),
+        "secret_names": msgspec.json.decode(row["secret_names"]),
         "duration_sec": duration_between(row["started_at"], row["ended_at"]),
     }
     return msgspec.convert(row | derived, RunRecord)
@@ -129,5 +138,11 @@ def _step(row: dict[str, Any], attempts: list[AttemptRecord]) -> StepRecord:
     derived = {
         "duration_sec": duration_between(row["started_at"], row["ended_at"]),
         "attempts": attempts,
+        "outputs": _decode_json(row["outputs"]),
+        "masked_outputs": _decode_json(row["masked_outputs"]) or [],
     }
     return msgspec.convert(row | derived, StepRecord)
+
+
+def _decode_json(text: str | None) -> Any:
+    return msgspec.json.decode(text) if text is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 #: The schema as single statements (run one by one inside one transaction).
 SCHEMA_STATEMENTS = [
@@ -32,6 +32,16 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # The owner's boot id: after a reboot its pid means nothing.
     4: ["ALTER TABLE runs ADD COLUMN owner_boot_id TEXT"],
+    # Durable runs: the plan as run (for resume), secret names, a heartbeat, how many
+    # times the run was resumed; step outputs (masked) and which keys were masked.
+    5: [
+        "ALTER TABLE runs ADD COLUMN plan_json TEXT",
+        "ALTER TABLE runs ADD COLUMN secret_names TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE runs ADD COLUMN heartbeat_at TEXT",
+        "ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE steps ADD COLUMN outputs TEXT",
+        "ALTER TABLE steps ADD COLUMN masked_outputs TEXT",
+    ],
 }
 SELECT_LOCK = "SELECT * FROM locks WHERE name = ?"
 DELETE_LOCK = "DELETE FROM locks WHERE name = ?"
@@ -70,9 +80,26 @@ PRAGMAS = (
 
 INSERT_RUN = """
 INSERT INTO runs (run_id, plan_id, plan_path, state, variables, started_at, owner_pid,
-                  owner_start_time, owner_host, owner_kind, step_count, owner_boot_id)
-VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)
+                  owner_start_time, owner_host, owner_kind, step_count, owner_boot_id,
+                  plan_json, secret_names, heartbeat_at)
+VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+CLAIM_RUN = """
+UPDATE runs SET state = 'running', ended_at = NULL, exit_code = NULL, reason = NULL,
+    owner_pid = ?, owner_start_time = ?, owner_host = ?, owner_kind = ?, owner_boot_id = ?,
+    heartbeat_at = ?, variables = ?, plan_json = ?, secret_names = ?, resumes = resumes + 1
+WHERE run_id = ? AND state != 'running'
+"""
+RESUME_STEP = """
+UPDATE steps SET state = 'pending', exit_code = NULL, reason = NULL, ended_at = NULL,
+    outputs = NULL, masked_outputs = NULL
+WHERE run_id = ? AND step_id = ?
+"""
+INSERT_NEW_STEP = """
+INSERT OR IGNORE INTO steps (run_id, step_id, position, name, state)
+VALUES (?, ?, ?, ?, 'pending')
+"""
+HEARTBEAT = "UPDATE runs SET heartbeat_at = ? WHERE run_id = ?"
 INSERT_STEP = """
 INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')
 """
@@ -102,19 +129,28 @@ UPDATE steps SET
     exit_code = COALESCE(?, exit_code),
     reason = COALESCE(?, reason),
     started_at = COALESCE(started_at, ?),
-    ended_at = COALESCE(?, ended_at)
+    ended_at = COALESCE(?, ended_at),
+    outputs = COALESCE(?, outputs),
+    masked_outputs = COALESCE(?, masked_outputs)
 WHERE run_id = ? AND step_id = ?
 """
-UPDATE_RUN_SEQ = "UPDATE runs SET last_seq = MAX(last_seq, ?) WHERE run_id = ?"
+UPDATE_RUN_SEQ = """
+UPDATE runs SET last_seq = MAX(last_seq, ?), heartbeat_at = ? WHERE run_id = ?
+"""
 FINISH_RUN = """
 UPDATE runs SET state = ?, exit_code = ?, reason = ?, ended_at = ? WHERE run_id = ?
 """
 
+# Every runs column but plan_json (large; read only by resume: SELECT_PLAN_JSON).
 SELECT_RUNS = """
-SELECT r.*, (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id
-             AND s.state NOT IN ('pending', 'running')) AS steps_done
+SELECT r.run_id, r.plan_id, r.plan_path, r.state, r.variables, r.started_at, r.ended_at,
+       r.exit_code, r.reason, r.owner_pid, r.owner_start_time, r.owner_host, r.step_count,
+       r.last_seq, r.owner_kind, r.owner_boot_id, r.secret_names, r.heartbeat_at, r.resumes,
+       (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id
+        AND s.state NOT IN ('pending', 'running')) AS steps_done
 FROM runs r
 """
+SELECT_PLAN_JSON = "SELECT plan_json FROM runs WHERE run_id = ?"
 SELECT_STEPS = "SELECT * FROM steps WHERE run_id = ? ORDER BY position"
 SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE run_id = ? ORDER BY step_id, attempt"
 SELECT_EVENTS = "SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"

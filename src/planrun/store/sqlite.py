@@ -29,7 +29,7 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ..errors import StoreError, UsageError
+from ..errors import LockConflict, StoreError, UsageError
 from ..events import (
     AttemptFinished,
     AttemptStarted,
@@ -49,6 +49,8 @@ __all__ = ["LockHolder", "RunPaths", "SqliteStore", "default_state_dir"]
 
 #: Most events written in one transaction.
 MAX_BATCH = 2000
+#: Seconds without events after which the recorder writes a heartbeat.
+HEARTBEAT_SEC = 10.0
 
 
 def default_state_dir() -> Path:
@@ -142,6 +144,11 @@ class SqliteStore:
             with anyio.CancelScope(shield=True):
                 await db.close()
 
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The connection, for short reads between writes (never inside ``record``)."""
+        return self._db
+
     def paths(self, run_id: str) -> RunPaths:
         return RunPaths(self.state_dir / "runs" / run_id)
 
@@ -156,8 +163,14 @@ class SqliteStore:
         steps: Sequence[tuple[str, str]],
         started_at: str,
         owner_kind: str = "api",
+        plan_json: str | None = None,
+        secret_names: Sequence[str] = (),
     ) -> RunPaths:
-        """Reserve ``run_id`` (``UsageError`` if taken) and create its directory and rows."""
+        """Reserve ``run_id`` (``UsageError`` if taken) and create its directory and rows.
+
+        ``plan_json`` is the plan as run (what ``resume`` compares against); values
+        must already be masked.
+        """
         paths = self.paths(run_id)
         pid = os.getpid()
         with _translated("creating the run"):
@@ -178,6 +191,9 @@ class SqliteStore:
                         owner_kind,
                         len(steps),
                         boot_id(),
+                        plan_json,
+                        msgspec.json.encode(list(secret_names)).decode(),
+                        started_at,
                     ),
                 )
                 await self._db.executemany(
@@ -192,6 +208,83 @@ class SqliteStore:
                 await self._rollback()
                 raise
         return paths
+
+    async def claim_run(
+        self,
+        run_id: str,
+        *,
+        variables: dict[str, str],
+        plan_json: str | None,
+        secret_names: Sequence[str],
+        steps: Sequence[tuple[str, str]],
+        rerun: Sequence[str],
+        owner_kind: str,
+    ) -> tuple[RunPaths, int]:
+        """Take over a finished run for a resume, atomically; returns its paths and last
+        ``seq``. ``rerun`` steps go back to ``pending``; steps new in the plan are added.
+
+        Raises :class:`LockConflict` when the run is ``running`` (another process runs
+        or resumes it: crash detection must have run first) and :class:`UsageError`
+        when there is no such run.
+        """
+        paths = self.paths(run_id)
+        pid = os.getpid()
+        now = utc_now()
+        with _translated("claiming the run"):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = await fetch_dicts(
+                    self._db,
+                    "SELECT state, last_seq, owner_pid, owner_host FROM runs WHERE run_id = ?",
+                    (run_id,),
+                )
+                row = _claimable(run_id, rows, self.state_dir)
+                await self._db.execute(
+                    sql.CLAIM_RUN,
+                    (
+                        pid,
+                        process_start_time(pid),
+                        socket.gethostname(),
+                        owner_kind,
+                        boot_id(),
+                        now,
+                        msgspec.json.encode(variables).decode(),
+                        plan_json,
+                        msgspec.json.encode(list(secret_names)).decode(),
+                        run_id,
+                    ),
+                )
+                await self._db.executemany(
+                    sql.INSERT_NEW_STEP,
+                    [(run_id, sid, i, name) for i, (sid, name) in enumerate(steps)],
+                )
+                await self._db.executemany(sql.RESUME_STEP, [(run_id, sid) for sid in rerun])
+                await self._db.execute(
+                    "UPDATE runs SET step_count = (SELECT COUNT(*) FROM steps WHERE run_id = ?)"
+                    " WHERE run_id = ?",
+                    (run_id, run_id),
+                )
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+        _private_dir(paths.run_dir)
+        _private_dir(paths.log_dir)
+        _private_file(paths.events_jsonl)
+        await self._repair_jsonl(run_id)
+        return paths, int(row["last_seq"])
+
+    async def heartbeat(self, run_id: str) -> None:
+        """Record that the owner is alive now (shown by ``show``; never used to decide
+        that a run crashed)."""
+        with _translated("writing the heartbeat"):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute(sql.HEARTBEAT, (utc_now(), run_id))
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
 
     async def try_lock(self, name: str, run_id: str, now: str) -> tuple[bool, LockHolder | None]:
         """Take lock ``name`` for ``run_id`` atomically (one ``BEGIN IMMEDIATE``).
@@ -321,7 +414,16 @@ class SqliteStore:
         with anyio.CancelScope(shield=True), events:
             jsonl = os.open(paths.events_jsonl, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
             try:
-                async for first in events:
+                while True:
+                    first: Event | None = None
+                    with anyio.move_on_after(HEARTBEAT_SEC):
+                        try:
+                            first = await events.receive()
+                        except anyio.EndOfStream:
+                            return
+                    if first is None:  # a quiet spell: say we are still here
+                        await self.heartbeat(paths.run_dir.name)
+                        continue
                     batch = [first]
                     while len(batch) < MAX_BATCH:
                         try:
@@ -345,7 +447,9 @@ class SqliteStore:
                 await self._db.executemany(sql.UPDATE_STEP, project.steps())
                 for params in project.run_updates:
                     await self._db.execute(sql.FINISH_RUN, params)
-                await self._db.execute(sql.UPDATE_RUN_SEQ, (batch[-1].seq, batch[-1].run_id))
+                await self._db.execute(
+                    sql.UPDATE_RUN_SEQ, (batch[-1].seq, batch[-1].ts, batch[-1].run_id)
+                )
                 await self._db.execute("COMMIT")
             except BaseException:
                 await self._rollback()
@@ -367,6 +471,23 @@ async def fetch_dicts(
     async with db.execute(query, params) as cursor:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+
+def _claimable(run_id: str, rows: list[dict[str, Any]], state_dir: Path) -> dict[str, Any]:
+    """The run's row, if a resume may take it over (else the error saying why)."""
+    if not rows:
+        raise UsageError(f"no run '{run_id}' in {state_dir}")
+    row = rows[0]
+    if row["state"] == "running":
+        raise LockConflict(
+            f"run {run_id} is running (pid {row['owner_pid']} on {row['owner_host']}); "
+            "resume it when it has ended"
+        )
+    return row
+
+
+def _json_or_none(value: object) -> str | None:
+    return msgspec.json.encode(value).decode() if value is not None else None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -467,6 +588,8 @@ class _Projection:
                     None,
                     event.ts,
                     None,
+                    None,
+                    None,
                 )
             case AttemptFinished():
                 key = (event.run_id, event.step_id, event.attempt)
@@ -483,6 +606,8 @@ class _Projection:
                     event.reason,
                     None,
                     event.ts,
+                    _json_or_none(event.outputs),
+                    _json_or_none(event.masked_outputs),
                 )
             case RunFinished():
                 self.run_updates.append(
@@ -501,9 +626,11 @@ class _Projection:
         reason: str | None,
         started: str | None,
         ended: str | None,
+        outputs: str | None,
+        masked: str | None,
     ) -> None:
         row = self._steps.get((run_id, step_id))
-        new = [state.value, attempts, exit_code, reason, started, ended]
+        new = [state.value, attempts, exit_code, reason, started, ended, outputs, masked]
         if row is not None:
             new = [n if n is not None else o for n, o in zip(new, row, strict=True)]
             new[4] = row[4] or started  # a step started when its first attempt did
