@@ -34,7 +34,7 @@ from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
 from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
 from .ports import Executor
 from .resume import Action, Choice, PriorStep
-from .state import RunView, apply
+from .state import RunView, apply, replay
 from .store.sqlite import RunPaths, SqliteStore, default_state_dir
 
 __all__ = [
@@ -341,9 +341,7 @@ async def _execute_in_store(
     masker = prepared.masker
     paths, last_seq = await _claim(store, prepared, run_id, owner_kind, resume)
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
-    view: RunView | None = None
-    for past in resume.history if resume is not None else ():
-        view = apply(view, past)
+    view = replay(resume.history) if resume is not None else None
     callback = on_event
 
     def sink(event: Event) -> None:
@@ -493,10 +491,10 @@ async def run_plan(
     ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
     a new one: steps that did not succeed rerun (``from_step``: also that step and
     everything downstream; ``only``: just that step) with new attempts in the same run
-    id. ``plan=None`` means the file the run was started from; ``variables=None``
-    means the run's own. It raises ``UsageError`` if the plan or variables changed
-    (unless ``allow_changed``) and ``LockConflict`` if the run is running. A run with
-    nothing to rerun returns its stored result.
+    id. ``plan=None`` means the file the run was started from; the run's variables are
+    used again, with ``variables`` overriding some of them. It raises ``UsageError``
+    if the plan or variables changed (unless ``allow_changed``) and ``LockConflict``
+    if the run is running. A run with nothing to rerun returns its stored result.
 
     A failed run is a result, not an exception. Raises ``PlanError`` for an invalid
     plan (before anything is written or started), ``UsageError`` for a bad
@@ -541,9 +539,7 @@ async def run_plan(
 
 def stored_result(history: list[Event]) -> RunResult:
     """The :class:`RunResult` of a run from its stored events."""
-    view: RunView | None = None
-    for event in history:
-        view = apply(view, event)
+    view = replay(history)
     if view is None:
         raise UsageError("the run has no recorded events")
     return RunResult.from_view(view)

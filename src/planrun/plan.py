@@ -755,6 +755,11 @@ def _split(pieces: Pieces) -> str | None:
     return None
 
 
+def _placeholder(pieces: Pieces) -> str:
+    """How an unbound field reads until the step starts (``--dry-run`` shows it)."""
+    return subst.render(pieces, lambda ref: ref.text)
+
+
 def resolve_steps(
     plan: Plan, values: Mapping[str, str], plan_dir: Path | None
 ) -> list[ResolvedStep]:
@@ -775,7 +780,7 @@ def resolve_steps(
             if text is None:
                 if key not in values:  # a variable of that name wins, as below
                     late.append(("env", key, pieces))
-                text = ""
+                text = _placeholder(pieces)
             env[key] = text
         env.update(values)
         cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
@@ -793,7 +798,8 @@ def resolve_steps(
             text = _split(pieces)
             if text is None:
                 late.append(("argv", i, pieces))
-            argv.append(text or "")
+                text = _placeholder(pieces)
+            argv.append(text)
         resolved.append(
             ResolvedStep(
                 step=step,

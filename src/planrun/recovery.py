@@ -62,8 +62,9 @@ async def load_resume(
 ) -> LoadedResume:
     """Read run ``run_id`` and decide what a resume reruns.
 
-    The plan defaults to the file the run was started from, ``variables`` to the run's
-    own, and the run's secrets are read from the environment again. Raises
+    The plan defaults to the file the run was started from; the run's variables are
+    used again, ``variables`` overriding some; the run's secrets are read from the
+    environment again (or taken from ``secrets``). Raises
     ``UsageError`` (no such run, nothing to resume from, the plan or variables
     changed without ``allow_changed``), ``LockConflict`` (the run is running),
     ``PlanError`` (the plan is no longer valid).
@@ -89,11 +90,8 @@ async def load_resume(
         )
     if isinstance(source, (str, os.PathLike)) and not await anyio.Path(source).exists():
         raise UsageError(f"the plan file of run {run_id} is gone: {source}")
-    given = (
-        dict(variables)
-        if variables is not None
-        else {k: v for k, v in run.variables.items() if k != "PLAN_DIR"}
-    )
+    given = {k: v for k, v in run.variables.items() if k != "PLAN_DIR"}
+    given.update(variables or {})
     prepared = prepare(source, given, _secrets(run, secrets))
     masker = prepared.masker
     changes = variable_changes(run.variables, masker.data(prepared.variables))

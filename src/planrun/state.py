@@ -9,6 +9,7 @@ view must belong to one consumer (render it from the thread that applies events)
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .events import (
@@ -25,7 +26,7 @@ from .events import (
 )
 from .model import AttemptState, RunState, StepState
 
-__all__ = ["AttemptView", "RunView", "StepView", "apply"]
+__all__ = ["AttemptView", "RunView", "StepView", "apply", "replay"]
 
 
 @dataclass(slots=True)
@@ -108,7 +109,8 @@ def _resume(view: RunView, event: RunResumed) -> None:
             step.state = event.kept[info.id]
         else:
             step.state = StepState.PENDING
-            step.reason = step.exit_code = step.retry_in = step.ended_at = None
+            step.reason = step.exit_code = step.retry_in = None
+            step.started_at = step.ended_at = None
             step.outputs = None
         steps[info.id] = step
     view.steps = steps
@@ -168,4 +170,12 @@ def apply(view: RunView | None, event: Event) -> RunView:
             view.exit_code = event.exit_code
             view.reason = event.reason
             view.ended_at = event.ts
+    return view
+
+
+def replay(events: Iterable[Event]) -> RunView | None:
+    """The view after every event of ``events`` (None when there are none)."""
+    view: RunView | None = None
+    for event in events:
+        view = apply(view, event)
     return view

@@ -1,13 +1,14 @@
 """The ``planrun`` command. Commands stay synchronous (typer cannot run coroutines)
 and enter the event loop with ``anyio.run(..., backend="asyncio")``.
 
-Exit codes: 0 succeeded, 1 failed, 2 invalid plan or usage, 124 run deadline
-exceeded, 130 cancelled (SIGINT/SIGTERM).
+Exit codes: 0 succeeded, 1 failed, 2 invalid plan or usage, 3 lock held (or the run
+is being resumed elsewhere), 124 run deadline exceeded, 130 cancelled (SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import sys
@@ -20,13 +21,17 @@ import typer
 from anyio.abc import TaskStatus
 from rich.console import Console
 
-from ..api import PreparedRun, RunResult, execute, prepare
+from ..api import PreparedRun, Resume, RunResult, execute, prepare
 from ..engine import EXIT_CANCELLED
 from ..errors import PlanError, PlanrunError, UsageError
 from ..executors.local import LocalExecutor
 from ..graph import levels
 from ..model import json_schema
 from ..plan import parse_var, validate
+from ..recovery import LoadedResume, load_resume
+from ..resume import Action
+from ..state import replay
+from ..store.sqlite import default_state_dir
 from .common import StateDirOpt, err_console, fail, print_problems
 from .observe import register_observe_commands
 from .view import LiveView, PlainLog, Renderer, print_summary
@@ -46,6 +51,35 @@ VarOpt = Annotated[
     list[str] | None,
     typer.Option("--var", help="Set a variable: NAME=VALUE (repeatable).", show_default=False),
 ]
+SecretOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        help="Pass the environment variable NAME to the steps as a secret: usable as "
+        "${NAME}, masked as *** in every log, event and stored row (repeatable).",
+        show_default=False,
+    ),
+]
+PlainOpt = Annotated[
+    bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
+]
+MaxConcurrencyOpt = Annotated[
+    int | None, typer.Option(min=1, help="Override globals.max_concurrency.")
+]
+
+
+def _secrets(names: list[str] | None) -> dict[str, str]:
+    """``--secret NAME`` values, from planrun's environment."""
+    out: dict[str, str] = {}
+    for name in names or []:
+        value = os.environ.get(name)
+        if not value:
+            raise UsageError(
+                f"--secret {name}: {name} is {'empty' if value == '' else 'not set'} in the "
+                f"environment; export {name}=... first (a secret never goes on the command line)"
+            )
+        out[name] = value
+    return out
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:
@@ -63,24 +97,21 @@ def _variables(pairs: list[str] | None) -> dict[str, str]:
 def run(
     plan: PlanArg,
     var: VarOpt = None,
+    secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
     run_id: Annotated[
         str | None, typer.Option(help="Use this run id instead of a new one.")
     ] = None,
-    max_concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Override globals.max_concurrency.")
-    ] = None,
+    max_concurrency: MaxConcurrencyOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the resolved steps level by level; run nothing."),
     ] = False,
-    plain: Annotated[
-        bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
-    ] = False,
+    plain: PlainOpt = False,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     try:
-        prepared = prepare(plan, _variables(var))
+        prepared = prepare(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
         raise fail(exc) from None
     if prepared.warnings:
@@ -88,14 +119,35 @@ def run(
     if dry_run:
         _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, max_concurrency)
         raise typer.Exit(0)
+    _run_and_exit(prepared, plain, state_dir, run_id, max_concurrency, None)
+
+
+def _run_and_exit(
+    prepared: PreparedRun,
+    plain: bool,
+    state_dir: Path | None,
+    run_id: str | None,
+    max_concurrency: int | None,
+    resume: Resume | None,
+) -> None:
+    """Run (or resume) with a live view or plain log, print the summary, exit."""
     console = Console(highlight=False, soft_wrap=True)
     renderer: Renderer = (
         PlainLog(console) if plain or not console.is_terminal else LiveView(console)
     )
+    if resume is not None:  # the view starts from the run's history, without printing it
+        renderer.view = replay(resume.history)
     started = time.monotonic()
     try:
         code = anyio.run(
-            _run, prepared, renderer, state_dir, run_id, max_concurrency, backend="asyncio"
+            _run,
+            prepared,
+            renderer,
+            state_dir,
+            run_id,
+            max_concurrency,
+            resume,
+            backend="asyncio",
         )
     except PlanrunError as exc:
         raise fail(exc) from None
@@ -112,11 +164,14 @@ async def _run(
     state_dir: Path | None,
     run_id: str | None,
     max_concurrency: int | None,
+    resume: Resume | None = None,
 ) -> int:
     """Run under signal handling: the first SIGINT/SIGTERM cancels gracefully, the
     second kills every step process at once."""
     with LocalExecutor() as executor:
-        return await _run_with(prepared, renderer, state_dir, run_id, max_concurrency, executor)
+        return await _run_with(
+            prepared, renderer, state_dir, run_id, max_concurrency, executor, resume
+        )
 
 
 async def _run_with(
@@ -126,6 +181,7 @@ async def _run_with(
     run_id: str | None,
     max_concurrency: int | None,
     executor: LocalExecutor,
+    resume: Resume | None = None,
 ) -> int:
     """The run itself, under signal handling (see :func:`_run`)."""
     result: RunResult | None = None
@@ -144,6 +200,7 @@ async def _run_with(
                     executor=executor,
                     owner_kind="cli",
                     on_notice=lambda text: err_console().print(text, markup=False),
+                    resume=resume,
                 )
             except PlanrunError as exc:
                 error = exc
@@ -185,26 +242,27 @@ async def _handle_signals(
 
 def _print_dry_run(console: Console, prepared: PreparedRun, max_concurrency: int | None) -> None:
     plan = prepared.plan
+    masker = prepared.masker
+
+    def say(text: str) -> None:
+        console.print(masker.text(text), markup=False, soft_wrap=True)
+
     by_id = {rs.step.id: rs for rs in prepared.steps}
     tiers = levels({s.id: s.depends_on for s in plan.steps})
     concurrency = max_concurrency or plan.globals.concurrency
-    console.print(
+    say(
         f"plan {plan.plan_id}: {len(plan.steps)} steps in {len(tiers)} levels, "
-        f"max concurrency {concurrency} (dry run: nothing is written or started)",
-        markup=False,
+        f"max concurrency {concurrency} (dry run: nothing is written or started)"
     )
     shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
     if shown:
-        console.print(
-            "variables: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in shown.items()),
-            markup=False,
-        )
+        say("variables: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in shown.items()))
     for depth, tier in enumerate(tiers):
-        console.print(f"level {depth}:", markup=False)
+        say(f"level {depth}:")
         for step_id in tier:
             rs = by_id[step_id]
             step = rs.step
-            console.print(f"  {step_id}: {shlex.join(rs.argv)}", markup=False, soft_wrap=True)
+            say(f"  {step_id}: {shlex.join(rs.argv)}")
             details = []
             if step.depends_on:
                 details.append(f"after {', '.join(step.depends_on)}")
@@ -226,7 +284,99 @@ def _print_dry_run(console: Console, prepared: PreparedRun, max_concurrency: int
                     "env " + " ".join(f"{k}={shlex.quote(rs.env[k])}" for k in extra_env)
                 )
             if details:
-                console.print(f"      {'; '.join(details)}", markup=False, soft_wrap=True)
+                say(f"      {'; '.join(details)}")
+
+
+@app.command(name="resume")
+def resume_cmd(
+    run_id: Annotated[str, typer.Argument(help="The run to resume.", show_default=False)],
+    from_step: Annotated[
+        str | None,
+        typer.Option("--from", help="Also rerun STEP and everything downstream of it."),
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option("--only", help="Rerun just STEP (its dependencies must have succeeded)."),
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Print what each step would do and why; run nothing.")
+    ] = False,
+    allow_changed: Annotated[
+        bool,
+        typer.Option("--allow-changed", help="Resume even if the plan or variables changed."),
+    ] = False,
+    var: VarOpt = None,
+    secret: SecretOpt = None,
+    state_dir: StateDirOpt = None,
+    max_concurrency: MaxConcurrencyOpt = None,
+    plain: PlainOpt = False,
+) -> None:
+    """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
+    did not succeed (and what depends on them), keep the ones that did."""
+    directory = state_dir if state_dir is not None else default_state_dir()
+    try:
+        loaded = anyio.run(
+            _load_resume,
+            run_id,
+            directory,
+            _variables(var),
+            _secrets(secret),
+            from_step,
+            only,
+            allow_changed,
+            backend="asyncio",
+        )
+    except PlanrunError as exc:
+        raise fail(exc) from None
+    if explain:
+        _print_explain(Console(highlight=False, soft_wrap=True), loaded)
+        raise typer.Exit(0)
+    if not loaded.resume.rerun:
+        err_console().print(
+            f"planrun: nothing to rerun: every step of run {run_id} succeeded "
+            "(use --from STEP to run steps again)",
+            markup=False,
+        )
+        raise typer.Exit(0)
+    _run_and_exit(loaded.prepared, plain, directory, None, max_concurrency, loaded.resume)
+
+
+async def _load_resume(
+    run_id: str,
+    state_dir: Path,
+    variables: dict[str, str],
+    secrets: dict[str, str],
+    from_step: str | None,
+    only: str | None,
+    allow_changed: bool,
+) -> LoadedResume:
+    return await load_resume(
+        run_id,
+        state_dir,
+        variables=variables,
+        secrets=secrets,
+        from_step=from_step,
+        only=only,
+        allow_changed=allow_changed,
+    )
+
+
+def _print_explain(console: Console, loaded: LoadedResume) -> None:
+    run = loaded.run
+    choices = loaded.resume.choices
+    rerun = sum(c.action is Action.RERUN for c in choices)
+    console.print(
+        f"run {run.run_id} ({run.state.value}): a resume would rerun {rerun} of "
+        f"{len(choices)} steps (nothing is run: --explain)",
+        markup=False,
+    )
+    for change in loaded.changes:
+        console.print(f"changed since the run (allowed): {change}", markup=False)
+    width = max(len(c.step_id) for c in choices)
+    for choice in choices:
+        console.print(
+            f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
+        )
 
 
 @app.command(name="validate")

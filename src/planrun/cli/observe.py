@@ -110,19 +110,19 @@ async def _follow_events(
     idle_checks = 0
     while True:
         bodies = await reader.get_event_bodies(run.run_id, after)
+        last = None
         for body in bodies:
-            event = decode_event(body)
+            last = event = decode_event(body)
             after = event.seq
             if as_json:
                 sys.stdout.write(body + "\n")
             else:
                 renderer.on_event(event)
-            if isinstance(event, RunFinished | RunCrashed):
-                if as_json:
-                    sys.stdout.flush()
-                return event.exit_code if isinstance(event, RunFinished) else EXIT_CRASHED
         if as_json and bodies:
             sys.stdout.flush()
+        # The run's end, unless a resume has taken it over since (more events follow).
+        if isinstance(last, RunFinished | RunCrashed) and not await _resumed(reader, run, after):
+            return last.exit_code if isinstance(last, RunFinished) else EXIT_CRASHED
         if not bodies:
             idle_checks += 1
             # Every ~second without news, check that someone is still writing.
@@ -134,6 +134,12 @@ async def _follow_events(
                         "gone: the run is marked crashed"
                     )
         await anyio.sleep(POLL_SEC)
+
+
+async def _resumed(reader: RunReader, run: RunRecord, seen: int) -> bool:
+    """Whether the run is running again (a resume) or has events after ``seen``."""
+    current = await reader.get_run(run.run_id)
+    return current is not None and (current.state is RunState.RUNNING or current.last_seq > seen)
 
 
 def watch(
@@ -221,10 +227,15 @@ async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
         f"started   {run.started_at}",
         f"ended     {run.ended_at or '-'}"
         + (f" ({format_duration(run.duration_sec)})" if run.duration_sec is not None else ""),
-        f"owner     pid {run.owner_pid} on {run.owner_host} ({run.owner_kind})",
+        f"owner     pid {run.owner_pid} on {run.owner_host} ({run.owner_kind})"
+        + (f", last heartbeat {run.heartbeat_at}" if run.heartbeat_at else ""),
     ]
+    if run.resumes:
+        lines.append(f"resumed   {run.resumes} time(s)")
     if run.variables:
         lines.append("variables " + " ".join(f"{k}={v}" for k, v in run.variables.items()))
+    if run.secret_names:
+        lines.append("secrets   " + " ".join(run.secret_names) + " (values masked as ***)")
     for line in lines:
         console.print(line, markup=False)
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -233,6 +244,12 @@ async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
     for step in steps:
         _show_step(table, step)
     console.print(table)
+    outputs = [(step, key, value) for step in steps for key, value in (step.outputs or {}).items()]
+    if outputs:
+        console.print("outputs", markup=False)
+        for step, key, value in outputs:
+            masked = " (held a secret)" if key in step.masked_outputs else ""
+            console.print(f"  {step.step_id}.{key} = {value!r}{masked}", markup=False)
     return 0
 
 

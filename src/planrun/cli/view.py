@@ -29,6 +29,7 @@ from ..events import (
     RetryScheduled,
     RunAborting,
     RunFinished,
+    RunResumed,
     RunStarted,
     StepFinished,
 )
@@ -138,6 +139,13 @@ class PlainLog(Renderer):
                 return (
                     f"run {event.run_id} started: plan {event.plan_id}, "
                     f"{len(event.steps)} steps, max concurrency {event.max_concurrency} "
+                    f"(follow it: planrun watch {event.run_id})"
+                )
+            case RunResumed():
+                kept = len(event.steps) - len(event.rerun)
+                return (
+                    f"run {event.run_id} resumed: rerunning {', '.join(event.rerun)}; "
+                    f"{kept} step(s) keep their result "
                     f"(follow it: planrun watch {event.run_id})"
                 )
             case AttemptStarted():

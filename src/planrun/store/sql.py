@@ -91,8 +91,8 @@ UPDATE runs SET state = 'running', ended_at = NULL, exit_code = NULL, reason = N
 WHERE run_id = ? AND state != 'running'
 """
 RESUME_STEP = """
-UPDATE steps SET state = 'pending', exit_code = NULL, reason = NULL, ended_at = NULL,
-    outputs = NULL, masked_outputs = NULL
+UPDATE steps SET state = 'pending', exit_code = NULL, reason = NULL, started_at = NULL,
+    ended_at = NULL, outputs = NULL, masked_outputs = NULL
 WHERE run_id = ? AND step_id = ?
 """
 INSERT_NEW_STEP = """
