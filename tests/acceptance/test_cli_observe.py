@@ -519,7 +519,7 @@ def test_logs_follow_streams_a_running_step_until_its_attempt_ends(
         follower.kill()
     assert follower.texts() == ALPHA_LINES
     times = [t for t, _, _ in follower.lines]
-    assert times[-1] - times[0] > 0.4, follower.lines  # 0.25 s apart as they were written
+    assert times[-1] - times[0] > 0.2, follower.lines  # written 0.25 s apart: streamed
 
 
 def test_logs_follow_keeps_every_line_of_retried_attempts(
