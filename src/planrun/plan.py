@@ -560,6 +560,19 @@ def _check_variables(
                     warning=True,
                 )
             )
+        in_argv = ".args[" in path or path.endswith(".command")
+        secret = next((n for n in names if n in plan.secrets or n in secrets), None)
+        if in_argv and secret is not None:
+            problems.append(
+                Problem(
+                    path,
+                    f"secret '{secret}' is put on a command line, which other local users "
+                    "can read (ps, /proc)",
+                    sid,
+                    f'read it from the environment instead ("${secret}" in a script)',
+                    warning=True,
+                )
+            )
     return problems
 
 
