@@ -55,7 +55,7 @@ class Executor(Protocol):
     """Runs one attempt to completion.
 
     Contract: ``run`` returns only when the attempt and everything it started are gone.
-    The process finds a fresh, empty file named by ``$PLANRUN_OUTPUT``; after a normal
+    The process may write to the (new) file named by ``$PLANRUN_OUTPUT``; after a normal
     exit its parsed content is the result's ``outputs``.
     It calls ``on_started(pid)`` once the process exists. On expiry of
     ``spec.timeout`` it stops the process tree and returns ``timed_out=True``. When

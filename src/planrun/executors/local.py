@@ -8,8 +8,9 @@ How an attempt is supervised (see shared/pitfalls.md for the evidence):
   nothing is buffered in memory and no grandchild can hold a pipe of ours open. The
   exception is a run with secrets: output then flows through a pipe that planrun reads
   and masks (``_Pump``) before it reaches the log, so no secret is ever on disk.
-- ``$PLANRUN_OUTPUT`` names a fresh file in a private temp dir (not the state dir: a
-  step may write a secret there); it is parsed after a normal exit and deleted.
+- ``$PLANRUN_OUTPUT`` names a file in a private (0700) temp dir, not the state dir: a
+  step may write a secret there. It is not created in advance (most steps write no
+  output; ``>>`` creates it); it is parsed after a normal exit and deleted.
 - Leader exit is awaited through a pidfd (no thread per child); the leader is reaped
   only at the very end, so its pid, which is the group id, cannot be reused while we
   may still signal the group.
@@ -352,7 +353,6 @@ class LocalExecutor:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         try:
             output_path = self._output_path()
-            _private_empty_file(output_path)
             log_fd = os.open(spec.log_path or os.devnull, flags, 0o600)
         except OSError as exc:
             return ProcessResult(exit_code=None, error=f"cannot create the attempt's files: {exc}")
@@ -396,10 +396,6 @@ class LocalExecutor:
         return _Attempt(proc, read_end, tag, output_path, pump)
 
 
-def _private_empty_file(path: Path) -> None:
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
-
-
 def _with_outputs(result: ProcessResult, path: Path) -> ProcessResult:
     """``result`` with what the attempt wrote to ``$PLANRUN_OUTPUT``."""
     try:
@@ -407,7 +403,7 @@ def _with_outputs(result: ProcessResult, path: Path) -> ProcessResult:
             data = f.read(MAX_OUTPUT_BYTES + 1)
         outputs = parse_outputs(data)
     except FileNotFoundError:
-        outputs = {}  # the step deleted it: it wrote nothing
+        outputs = {}  # the step wrote nothing
     except (OSError, OutputError) as exc:
         return ProcessResult(result.exit_code, result.timed_out, result.error, None, str(exc))
     return ProcessResult(result.exit_code, result.timed_out, result.error, outputs)
