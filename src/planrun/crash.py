@@ -22,7 +22,7 @@ import socket
 from collections.abc import Iterable
 
 from .model import RunState
-from .proc import boot_id, is_same_process
+from .proc import boot_id, environments, is_same_process
 from .records import RunRecord
 from .store.reader import RunReader
 from .store.sqlite import SqliteStore, fetch_dicts
@@ -36,21 +36,11 @@ _TAG = b"PLANRUN_RUN_ID="
 def tagged_runs() -> dict[str, list[int]]:
     """Live processes carrying a ``PLANRUN_RUN_ID`` tag, by run id (a ``/proc`` scan)."""
     found: dict[str, list[int]] = {}
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        if _TAG not in environ:
-            continue
-        for item in environ.split(b"\0"):
+    for pid, environ in environments():
+        for item in environ:
             if item.startswith(_TAG):
                 run_id = item[len(_TAG) :].decode(errors="replace")
-                found.setdefault(run_id, []).append(int(entry))
+                found.setdefault(run_id, []).append(pid)
     return found
 
 

@@ -1,4 +1,5 @@
 """Process identity from ``/proc``: is the process that owns a run still that process?
+And which processes carry a planrun tag in their environment?
 
 A pid alone is not an identity (pids are reused), so owners are recorded as pid plus
 start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot).
@@ -7,9 +8,26 @@ start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["boot_id", "is_same_process", "process_start_time"]
+__all__ = ["boot_id", "environments", "is_same_process", "process_start_time"]
+
+
+def environments() -> Iterator[tuple[int, list[bytes]]]:
+    """``(pid, environment entries)`` of every process whose environment is readable
+    (other users' processes are skipped unless we are root), this one excepted."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if b"PLANRUN_" in environ:  # cheap filter: most processes are not ours
+            yield int(entry), environ.split(b"\0")
 
 
 def boot_id() -> str | None:

@@ -39,6 +39,7 @@ import anyio
 from ..masking import Masker
 from ..outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs
 from ..ports import AttemptSpec, ProcessResult
+from ..proc import environments
 from .watchdog import Watchdog
 
 __all__ = ["LocalExecutor"]
@@ -59,18 +60,7 @@ def attempt_tag(run_id: str, step_id: str, attempt: int) -> bytes:
 
 def tagged_processes(tag: bytes) -> list[int]:
     """Pids of live processes whose environment holds ``tag`` (a ``/proc`` scan)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        if tag in environ.split(b"\0"):
-            found.append(int(entry))
-    return found
+    return [pid for pid, environ in environments() if tag in environ]
 
 
 def _killpg(pgid: int, sig: int) -> None:
