@@ -8,7 +8,18 @@ import pytest
 
 from planrun.model import Plan, Step
 from planrun.plan import resolve_steps, resolve_variables, validate
-from planrun.subst import Piece, Ref, SubstError, parse, references, substitute
+from planrun.subst import (
+    Piece,
+    Ref,
+    StepRef,
+    SubstError,
+    parse,
+    partial,
+    references,
+    render,
+    step_references,
+    substitute,
+)
 
 
 @pytest.mark.parametrize(
@@ -208,3 +219,188 @@ def test_resolve_steps_substitutes_env_and_cwd(tmp_path: Path) -> None:
     assert resolved.argv == ("make",)
     assert resolved.env["OUT"] == "build dir/o"
     assert resolved.cwd == str(tmp_path / "build dir")
+
+
+# --- step references ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "pieces"),
+    [
+        pytest.param("${steps.build.outputs.sha}", [StepRef("build", "sha")], id="output"),
+        pytest.param("${steps.build.exit_code}", [StepRef("build")], id="exit-code"),
+        pytest.param(
+            "${steps.my.step-1.outputs.sha}", [StepRef("my.step-1", "sha")], id="dots-and-dashes"
+        ),
+        pytest.param("${steps.2nd.exit_code}", [StepRef("2nd")], id="id-starting-with-digit"),
+        pytest.param("${steps.a.outputs._K9}", [StepRef("a", "_K9")], id="key-underscore"),
+        pytest.param(
+            "${steps.a.outputs.exit_code}", [StepRef("a", "exit_code")], id="output-named-exit_code"
+        ),
+        pytest.param(
+            "${steps.x.exit_code.exit_code}", [StepRef("x.exit_code")], id="id-looks-like-ref"
+        ),
+        pytest.param(
+            "${steps.a.outputs.b.outputs.K}", [StepRef("a.outputs.b", "K")], id="greedy-id"
+        ),
+        pytest.param(
+            "--sha=${steps.a.outputs.sha}@${V}",
+            ["--sha=", StepRef("a", "sha"), "@", Ref("V")],
+            id="mixed-with-variable",
+        ),
+        pytest.param("$${steps.a.exit_code}", ["${steps.a.exit_code}"], id="escaped"),
+        pytest.param("${steps}", [Ref("steps")], id="variable-named-steps"),
+    ],
+)
+def test_parse_step_references(template: str, pieces: list[Piece]) -> None:
+    """``${steps.ID.outputs.KEY}`` and ``${steps.ID.exit_code}`` parse to StepRef items."""
+    assert parse(template) == pieces
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param("${steps.a}", id="no-field"),
+        pytest.param("${steps.}", id="nothing"),
+        pytest.param("${steps..exit_code}", id="empty-id"),
+        pytest.param("${steps.a.outputs}", id="outputs-without-key"),
+        pytest.param("${steps.a.outputs.}", id="empty-key"),
+        pytest.param("${steps.a.outputs.1x}", id="key-leading-digit"),
+        pytest.param("${steps.a.outputs.K.x}", id="key-with-dot"),
+        pytest.param("${steps.a.outputs.k-1}", id="key-with-dash"),
+        pytest.param("${steps.a.exitcode}", id="misspelt-exit_code"),
+        pytest.param("${steps.a.output.K}", id="misspelt-outputs"),
+    ],
+)
+def test_malformed_step_reference_raises(template: str) -> None:
+    """A malformed ``${steps...}`` raises SubstError showing both valid forms."""
+    with pytest.raises(SubstError) as info:
+        parse(template)
+    assert str(info.value) == (
+        f"invalid step reference '{template}': use '${{steps.ID.outputs.KEY}}' or "
+        "'${steps.ID.exit_code}'"
+    )
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        pytest.param(StepRef("a", "K"), id="output"),
+        pytest.param(StepRef("a"), id="exit-code"),
+        pytest.param(StepRef("my.step-1", "sha"), id="dotted-id"),
+    ],
+)
+def test_step_ref_text_parses_back(ref: StepRef) -> None:
+    """StepRef.text is the template that refers to it."""
+    assert parse(ref.text) == [ref]
+
+
+def test_step_ref_text() -> None:
+    """StepRef.text spells the reference as written in a plan."""
+    assert StepRef("build", "sha").text == "${steps.build.outputs.sha}"
+    assert StepRef("build").text == "${steps.build.exit_code}"
+
+
+def test_references_skip_step_references() -> None:
+    """references() lists variables only; step_references() lists step refs only."""
+    template = "${A}${steps.s.exit_code}${B}${steps.t.outputs.K}$${steps.u.exit_code}"
+    assert list(references(template)) == ["A", "B"]
+    assert list(step_references(template)) == [StepRef("s"), StepRef("t", "K")]
+
+
+def test_step_references_raises_on_malformed_template() -> None:
+    """step_references() raises SubstError for a malformed template."""
+    with pytest.raises(SubstError):
+        list(step_references("${steps.a}"))
+
+
+@pytest.mark.parametrize(
+    ("template", "values", "expected"),
+    [
+        pytest.param("", {}, ("",), id="empty"),
+        pytest.param("plain", {}, ("plain",), id="plain"),
+        pytest.param("a${X}b$${Y}", {"X": "1"}, ("a1b${Y}",), id="variables-merged"),
+        pytest.param("${steps.a.exit_code}", {}, (StepRef("a"),), id="only-step-ref"),
+        pytest.param(
+            "${X}${steps.a.exit_code}-${Y}${steps.b.outputs.K}",
+            {"X": "1", "Y": "2"},
+            ("1", StepRef("a"), "-2", StepRef("b", "K")),
+            id="mixed",
+        ),
+        pytest.param(
+            "${steps.a.exit_code}${steps.a.exit_code}",
+            {},
+            (StepRef("a"), StepRef("a")),
+            id="repeated",
+        ),
+        pytest.param(
+            "${X}", {"X": "${steps.a.exit_code}"}, ("${steps.a.exit_code}",), id="value-verbatim"
+        ),
+    ],
+)
+def test_partial(
+    template: str, values: dict[str, str], expected: tuple[str | StepRef, ...]
+) -> None:
+    """partial() substitutes variables now, keeps step refs, and merges adjacent literals."""
+    assert partial(template, values) == expected
+
+
+def test_partial_missing_variable_raises_key_error() -> None:
+    """partial() raises KeyError for a variable missing from the values."""
+    with pytest.raises(KeyError, match="MISSING"):
+        partial("${steps.a.exit_code}${MISSING}", {})
+
+
+def test_render_fills_step_references() -> None:
+    """render() joins the pieces, asking lookup for each step reference."""
+    pieces = partial("--sha=${steps.a.outputs.sha} rc=${steps.a.exit_code} ${X}", {"X": "x"})
+    asked: list[StepRef] = []
+
+    def lookup(ref: StepRef) -> str:
+        asked.append(ref)
+        return "abc" if ref.key == "sha" else "0"
+
+    assert render(pieces, lookup) == "--sha=abc rc=0 x"
+    assert asked == [StepRef("a", "sha"), StepRef("a")]
+
+
+def test_render_values_are_not_expanded() -> None:
+    """A looked-up value holding ``${...}`` or shell syntax arrives verbatim."""
+    pieces = partial("${steps.a.outputs.K}", {})
+    assert render(pieces, lambda _: "${X}; rm -rf /") == "${X}; rm -rf /"
+
+
+def test_render_lookup_errors_propagate() -> None:
+    """An error from lookup (a missing output) propagates, never becomes ''."""
+    pieces = partial("${steps.a.outputs.K}", {})
+
+    def lookup(ref: StepRef) -> str:
+        raise KeyError(ref.text)
+
+    with pytest.raises(KeyError, match=r"steps\.a\.outputs\.K"):
+        render(pieces, lookup)
+
+
+def test_render_without_step_references_needs_no_lookup() -> None:
+    """A template without step refs renders without calling lookup."""
+
+    def lookup(ref: StepRef) -> str:
+        raise AssertionError(ref)
+
+    assert render(partial("a${X}", {"X": "1"}), lookup) == "a1"
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["${steps.a.exit_code}", "x-${steps.a.outputs.K}", "${X}${steps.a.exit_code}"],
+)
+def test_substitute_rejects_step_references(template: str) -> None:
+    """substitute() raises ValueError (not SubstError or KeyError) for a step reference."""
+    with pytest.raises(ValueError, match="refers to a step's results") as info:
+        substitute(template, {"X": "1"})
+    assert not isinstance(info.value, SubstError)
+
+
+def test_substitute_escaped_step_reference_is_literal() -> None:
+    """``$${steps...}`` is a literal, so substitute() accepts it."""
+    assert substitute("$${steps.a.exit_code}", {}) == "${steps.a.exit_code}"

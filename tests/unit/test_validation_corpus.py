@@ -456,6 +456,148 @@ CORPUS = [
         None,
         id="given-var-builtin",
     ),
+    # step references: only in a later step's args/env/cwd, naming an ancestor
+    pytest.param(
+        _plan(_step(), _step("b", command="${steps.a.exit_code}", depends_on=["a"])),
+        {},
+        "$.steps[1].command",
+        "b",
+        "'${steps.a.exit_code}': a step's results can be used only in the args, env and cwd",
+        None,
+        id="step-ref-in-command",
+    ),
+    pytest.param(
+        _plan(_step(), globals={"env": {"RC": "${steps.a.exit_code}"}}),
+        {},
+        "$.globals.env.RC",
+        None,
+        "a step's results can be used only in the args, env and cwd of a later step",
+        None,
+        id="step-ref-in-globals-env",
+    ),
+    pytest.param(
+        _plan(_step(), globals={"cwd": "${steps.a.outputs.DIR}"}),
+        {},
+        "$.globals.cwd",
+        None,
+        "'${steps.a.outputs.DIR}': a step's results can be used only",
+        None,
+        id="step-ref-in-globals-cwd",
+    ),
+    pytest.param(
+        _plan(_step(), globals={"lock": "lock-${steps.a.outputs.K}"}),
+        {},
+        "$.globals.lock",
+        None,
+        "'${steps.a.outputs.K}': a step's results can be used only",
+        None,
+        id="step-ref-in-globals-lock",
+    ),
+    pytest.param(
+        _plan(_step(), _step("b", depends_on=["a"], args=["${steps.zz.exit_code}"])),
+        {},
+        "$.steps[1].args[0]",
+        "b",
+        "'${steps.zz.exit_code}' names an unknown step 'zz'",
+        "check the step ids",
+        id="step-ref-unknown-step",
+    ),
+    pytest.param(
+        _plan(_step("build"), _step("b", depends_on=["build"], args=["${steps.biuld.exit_code}"])),
+        {},
+        "$.steps[1].args[0]",
+        "b",
+        "names an unknown step 'biuld'",
+        "did you mean 'build'?",
+        id="step-ref-unknown-step-close-match",
+    ),
+    pytest.param(
+        _plan(_step(env={"RC": "${steps.a.exit_code}"})),
+        {},
+        "$.steps[0].env.RC",
+        "a",
+        "'${steps.a.exit_code}' refers to the step itself",
+        None,
+        id="step-ref-self",
+    ),
+    pytest.param(
+        _plan(_step(), _step("b", cwd="${steps.a.outputs.DIR}")),
+        {},
+        "$.steps[1].cwd",
+        "b",
+        "'${steps.a.outputs.DIR}': step 'a' is not an ancestor of 'b'",
+        "add 'a' to depends_on, so it finishes first",
+        id="step-ref-not-ancestor",
+    ),
+    pytest.param(
+        _plan(
+            _step(),
+            _step("b", depends_on=["a"]),
+            _step("c", depends_on=["a"], args=["${steps.b.outputs.K}"]),
+        ),
+        {},
+        "$.steps[2].args[0]",
+        "c",
+        "step 'b' is not an ancestor of 'c'",
+        "add 'b' to depends_on",
+        id="step-ref-sibling",
+    ),
+    pytest.param(
+        _plan(_step(), _step("b", depends_on=["a"], args=["--rc=${steps.a}"])),
+        {},
+        "$.steps[1].args[0]",
+        "b",
+        "invalid step reference '${steps.a}': use '${steps.ID.outputs.KEY}' or "
+        "'${steps.ID.exit_code}'",
+        None,
+        id="step-ref-malformed",
+    ),
+    # secrets
+    pytest.param(
+        _plan(_step(), secrets=["TOKEN"], variables={"TOKEN": "x"}),
+        {},
+        "$.secrets[0]",
+        None,
+        "'TOKEN' is both a secret and a variable",
+        "rename one of them",
+        id="secret-is-a-variable",
+    ),
+    pytest.param(
+        _plan(_step(), secrets=["A", "TOKEN"]),
+        {"TOKEN": "x"},
+        "$.secrets[1]",
+        None,
+        "'TOKEN' is both a secret and a variable",
+        "a secret's value never comes from --var",
+        id="secret-is-a-given-var",
+    ),
+    pytest.param(
+        _plan(_step(), secrets=["PLAN_DIR"]),
+        {},
+        "$.secrets[0]",
+        None,
+        "'PLAN_DIR' is both a secret and a variable",
+        "rename one of them",
+        id="secret-is-a-builtin",
+    ),
+    pytest.param(
+        _plan(_step(), secrets=["BAD-NAME"]),
+        {},
+        "$.secrets[0]",
+        None,
+        "expected `str` matching regex",
+        None,
+        id="secret-bad-name",
+    ),
+    pytest.param(
+        _plan(_step(), secrets=["TOKEN"], globals={"lock": "deploy-${TOKEN}"}),
+        {},
+        "$.globals.lock",
+        None,
+        "the lock name uses secret 'TOKEN'",
+        "lock names are stored and shown in clear: use a variable",
+        id="lock-uses-secret",
+    ),
 ]
 
 
@@ -856,3 +998,123 @@ def test_yaml_and_toml_decode_to_the_same_plan_as_json(tmp_path: Path) -> None:
     assert plans[0].steps[1].retries == 2
     assert plans[0].variables == {"WHO": "world", "N": 3}
     assert plans[0] == plans[1] == plans[2]
+
+
+# --- step references and secrets ------------------------------------------------------
+
+
+def test_step_refs_to_ancestors_are_valid() -> None:
+    """A step may use the results of any ancestor, direct or transitive, in args/env/cwd."""
+    doc = _plan(
+        _step("my.step-1"),
+        _step("b", depends_on=["my.step-1"], args=["${steps.my.step-1.outputs.sha}"]),
+        _step(
+            "c",
+            depends_on=["b"],
+            args=["--rc=${steps.b.exit_code}"],
+            env={"SHA": "${steps.my.step-1.outputs.sha}"},
+            cwd="${steps.my.step-1.outputs.DIR}",
+        ),
+    )
+    result = validate(doc)
+    assert result.ok
+    assert result.problems == ()
+
+
+def test_escaped_step_ref_is_a_literal_anywhere() -> None:
+    """``$${steps...}`` is a literal, so it is fine in a command or globals too."""
+    result = validate(
+        _plan(_step(command="$${steps.a.exit_code}"), globals={"env": {"X": "$${steps.a}"}})
+    )
+    assert result.errors == ()
+
+
+def test_every_bad_step_ref_in_one_template_is_reported() -> None:
+    """Several bad step refs in one argument are each reported (a repeat only once)."""
+    doc = _plan(
+        _step(),
+        _step("b", args=["${steps.a.exit_code}${steps.zz.exit_code}${steps.a.exit_code}"]),
+    )
+    messages = [p.message for p in validate(doc).errors]
+    assert messages == [
+        "'${steps.a.exit_code}': step 'a' is not an ancestor of 'b'",
+        "'${steps.zz.exit_code}' names an unknown step 'zz'",
+    ]
+
+
+def test_step_ref_is_not_an_undefined_variable() -> None:
+    """A step ref is never reported as an undefined variable."""
+    result = validate(_plan(_step(), _step("b", depends_on=["a"], args=["${steps.a.exit_code}"])))
+    assert not any("not defined" in p.message for p in result.problems)
+
+
+def test_secret_references_count_as_defined() -> None:
+    """``${SECRET}`` is defined by the plan's secrets list: no error."""
+    doc = _plan(
+        _step(env={"AUTH": "Bearer ${TOKEN}"}, cwd="${TOKEN}"),
+        secrets=["TOKEN"],
+        globals={"env": {"T": "${TOKEN}"}},
+    )
+    result = validate(doc)
+    assert result.ok
+    assert result.problems == ()
+
+
+def test_given_secret_references_count_as_defined() -> None:
+    """A secret named with ``--secret`` (validate's secrets) defines its name too."""
+    doc = _plan(_step(env={"AUTH": "${TOKEN}"}))
+    assert not validate(doc).ok
+    assert validate(doc, secrets=["TOKEN"]).ok
+
+
+def test_secret_on_a_command_line_is_only_a_warning() -> None:
+    """A secret in args is valid but warns that the command line is readable."""
+    result = validate(_plan(_step(args=["${TOKEN}"]), secrets=["TOKEN"]))
+    assert result.ok
+    (warning,) = result.warnings
+    assert warning.path == "$.steps[0].args[0]"
+    assert "secret 'TOKEN' is put on a command line" in warning.message
+
+
+def test_given_secret_that_is_a_variable_is_an_error() -> None:
+    """A ``--secret`` name that is also a ``--var`` is located at ``--secret NAME``."""
+    result = validate(_plan(_step()), {"TOKEN": "x"}, secrets=["TOKEN"])
+    (problem,) = result.errors
+    assert problem.path == "--secret TOKEN"
+    assert problem.message == "'TOKEN' is both a secret and a variable"
+
+
+def test_given_secret_already_in_plan_is_reported_once() -> None:
+    """A secret both in the plan and given is checked once, at the plan's entry."""
+    result = validate(_plan(_step(), secrets=["T"], variables={"T": "v"}), secrets=["T"])
+    assert [p.path for p in result.errors] == ["$.secrets[0]"]
+
+
+def test_given_secret_bad_name_is_an_error() -> None:
+    """A ``--secret`` name that is not a variable name is an error."""
+    (problem,) = validate(_plan(_step()), secrets=["1T"]).errors
+    assert problem.path == "--secret 1T"
+    assert problem.message == "invalid secret name '1T'"
+
+
+def test_lock_may_not_use_a_given_secret() -> None:
+    """The lock name may not use a ``--secret`` either."""
+    (problem,) = validate(_plan(_step(), globals={"lock": "${T}"}), secrets=["T"]).errors
+    assert problem.path == "$.globals.lock"
+    assert problem.message == "the lock name uses secret 'T'"
+
+
+def test_lock_may_use_a_variable() -> None:
+    """A lock name built from a variable is fine."""
+    assert validate(_plan(_step(), variables={"ENV": "prod"}, globals={"lock": "d-${ENV}"})).ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: _check_secrets reports a secret used twice in the lock name twice "
+    "(subst.references yields repeats and are not de-duplicated)",
+)
+def test_lock_using_a_secret_twice_is_one_problem() -> None:
+    """A secret repeated in the lock name is reported once, like other references."""
+    result = validate(_plan(_step(), secrets=["T"], globals={"lock": "${T}-${T}"}))
+    assert len(result.errors) == 1
