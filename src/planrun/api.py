@@ -406,6 +406,9 @@ async def _claim(
             steps=steps,
             rerun=resume.rerun,
             owner_kind=owner_kind,
+            # What to rerun was decided from the run as it was at seq last_seq; if
+            # anything ran since (a second resume that got the lock first), refuse.
+            expected_last_seq=resume.last_seq,
         )
     try:
         paths = await store.create_run(

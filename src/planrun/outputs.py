@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_OUTPUT_BYTES", "OutputError", "parse_outputs"]
+__all__ = ["MAX_OUTPUT_BYTES", "OutputError", "parse_outputs", "too_large"]
 
 #: The largest outputs file a step may write (larger fails the attempt, never truncates).
 MAX_OUTPUT_BYTES = 64 * 1024
@@ -30,13 +30,18 @@ class OutputError(ValueError):
     """The outputs file is malformed or too large (the message says where)."""
 
 
+def too_large(size: int) -> OutputError:
+    """The error for an outputs file of ``size`` bytes, over the limit."""
+    return OutputError(
+        f"$PLANRUN_OUTPUT holds {size} bytes; the limit is {MAX_OUTPUT_BYTES} "
+        "(write large data to a file and pass its path)"
+    )
+
+
 def parse_outputs(data: bytes) -> dict[str, str]:
     """Parse an outputs file; raise :class:`OutputError` naming the bad line."""
     if len(data) > MAX_OUTPUT_BYTES:
-        raise OutputError(
-            f"$PLANRUN_OUTPUT holds {len(data)} bytes; the limit is {MAX_OUTPUT_BYTES} "
-            "(write large data to a file and pass its path)"
-        )
+        raise too_large(len(data))
     try:
         text = data.decode()
     except UnicodeDecodeError as exc:
@@ -77,7 +82,7 @@ def parse_outputs(data: bytes) -> dict[str, str]:
 def _key(key: str, number: int) -> str:
     if not _KEY.fullmatch(key):
         raise OutputError(
-            f"$PLANRUN_OUTPUT line {number}: invalid key {key!r} "
+            f"$PLANRUN_OUTPUT line {number}: invalid key '{key}' "
             "(use letters, digits and '_', not starting with a digit)"
         )
     return key

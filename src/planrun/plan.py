@@ -478,7 +478,8 @@ def _check_secrets(plan: Plan, given: Mapping[str, str], secrets: Collection[str
     if plan.globals.lock is not None:
         names = set(plan.secrets) | set(secrets)
         with contextlib.suppress(subst.SubstError):
-            for name in subst.references(plan.globals.lock):
+            # dict.fromkeys: each secret once, in order of first use.
+            for name in dict.fromkeys(subst.references(plan.globals.lock)):
                 if name in names:
                     problems.append(
                         Problem(
@@ -573,7 +574,27 @@ def _check_variables(
                     warning=True,
                 )
             )
-    return problems
+    return problems + _check_shadowed_env(plan, indexed, defined)
+
+
+def _check_shadowed_env(plan: Plan, indexed: Indexed, defined: Collection[str]) -> list[Problem]:
+    """Warn about env entries a variable or secret of the same name overrides (they
+    come last in a step's environment), unless the entry is just ``${NAME}``."""
+    envs: list[tuple[str, str | None, dict[str, str]]] = [("$.globals.env", None, plan.globals.env)]
+    envs += [(f"$.steps[{i}].env", s.id, s.env) for i, s in indexed]
+    return [
+        Problem(
+            f"{base}.{key}",
+            f"env '{key}' has no effect: the variable '{key}' overrides it "
+            "(variables and secrets come last in a step's environment)",
+            sid,
+            "rename the env entry or the variable",
+            warning=True,
+        )
+        for base, sid, env in envs
+        for key, value in env.items()
+        if key in defined and value != f"${{{key}}}"
+    ]
 
 
 def _check_step_refs(plan: Plan, indexed: Indexed) -> list[Problem]:

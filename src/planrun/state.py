@@ -69,6 +69,8 @@ class RunView:
     aborting: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    #: When the latest resume took the run over (None if it never was resumed).
+    resumed_at: str | None = None
     last_seq: int = 0
 
     @property
@@ -100,6 +102,7 @@ def _resume(view: RunView, event: RunResumed) -> None:
     view.state = RunState.RUNNING
     view.exit_code = view.reason = view.aborting = view.ended_at = None
     view.started_at = view.started_at or event.ts
+    view.resumed_at = event.ts
     steps: dict[str, StepView] = {}
     for info in event.steps:
         step = view.steps.get(info.id) or StepView(info.id, info.name, 0, info.critical)

@@ -243,6 +243,14 @@ def test_sigkilled_run_is_crashed_and_resume_completes_it(tmp_path: Path) -> Non
     assert types[-1] == "run_finished"
     assert live_pids_with_env("PLANRUN_RUN_ID", run_id) == []
 
+    # A replay shows the crash where it happened, then the resume, then the end.
+    watched = planrun("watch", run_id, "--plain", "--state-dir", state, cwd=tmp_path)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    lines = watched.stdout.splitlines()
+    crashed = next(i for i, line in enumerate(lines) if f"run {run_id} crashed: " in line)
+    resumed = next(i for i, line in enumerate(lines) if f"run {run_id} resumed: " in line)
+    assert crashed < resumed
+
 
 # --- the sweep at the next start -------------------------------------------------------
 

@@ -421,11 +421,6 @@ def test_malformed_or_oversized_outputs_file_fails_the_producer(
     assert steps_by_id(doc)["b"]["attempts"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an oversized $PLANRUN_OUTPUT is reported as holding 65537 bytes "
-    "whatever its real size (only MAX_OUTPUT_BYTES + 1 bytes are read before measuring)",
-)
 def test_oversized_outputs_error_states_the_real_size(tmp_path: Path) -> None:
     """The error for a 200 KB outputs file says how big it is (or "more than" the
     limit), not a wrong exact size."""

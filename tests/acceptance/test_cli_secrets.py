@@ -313,11 +313,6 @@ def test_dry_run_masks_secrets(tmp_path: Path) -> None:
 # --- planrun's own messages -----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: --dry-run masks after shlex-quoting, so a secret holding a single quote "
-    "is printed in its quoted form ('it'\"'\"'s...'), which the masker does not recognise",
-)
 def test_dry_run_masks_a_secret_with_a_single_quote(tmp_path: Path) -> None:
     """A secret with a quote in it is masked in --dry-run too: no shell word of the
     output holds it."""
@@ -337,12 +332,6 @@ def test_dry_run_masks_a_secret_with_a_single_quote(tmp_path: Path) -> None:
         assert not any(secret in word for word in shlex.split(line.replace(";", " "))), line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: error messages quote values with repr(), which doubles a backslash "
-    "(invalid $PLANRUN_OUTPUT key; 'command not found'): a secret in them is stored and "
-    "printed in that form, which the masker does not recognise",
-)
 @pytest.mark.parametrize(
     ("step", "error"),
     [

@@ -1109,12 +1109,32 @@ def test_lock_may_use_a_variable() -> None:
     assert validate(_plan(_step(), variables={"ENV": "prod"}, globals={"lock": "d-${ENV}"})).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _check_secrets reports a secret used twice in the lock name twice "
-    "(subst.references yields repeats and are not de-duplicated)",
-)
 def test_lock_using_a_secret_twice_is_one_problem() -> None:
     """A secret repeated in the lock name is reported once, like other references."""
     result = validate(_plan(_step(), secrets=["T"], globals={"lock": "${T}-${T}"}))
     assert len(result.errors) == 1
+
+
+def test_env_entry_shadowed_by_a_variable_is_a_warning() -> None:
+    """A step env entry named like a variable has no effect (variables come last in the
+    environment): a warning says so, located at the entry."""
+    result = validate(
+        _plan(
+            _step("a"),
+            _step("b", depends_on=["a"], env={"K": "${steps.a.outputs.v}"}),
+            variables={"K": "default"},
+        )
+    )
+    assert result.ok
+    (warning,) = result.warnings
+    assert warning.path == "$.steps[1].env.K"
+    assert warning.step_id == "b"
+    assert "has no effect" in warning.message
+
+
+def test_env_entry_shadowed_by_a_secret_is_a_warning_unless_it_is_the_secret() -> None:
+    """``"TOKEN": "${TOKEN}"`` is redundant but harmless; any other value warns."""
+    same = validate(_plan(_step(env={"TOKEN": "${TOKEN}"}), secrets=["TOKEN"]))
+    assert same.warnings == ()
+    other = validate(_plan(_step(env={"TOKEN": "x"}), secrets=["TOKEN"]))
+    assert [w.path for w in other.warnings] == ["$.steps[0].env.TOKEN"]

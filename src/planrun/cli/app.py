@@ -247,6 +247,11 @@ def _print_dry_run(console: Console, prepared: PreparedRun, max_concurrency: int
     def say(text: str) -> None:
         console.print(masker.text(text), markup=False, soft_wrap=True)
 
+    def quote(value: str) -> str:
+        # Mask before quoting: shlex would rewrite a secret holding a quote into a
+        # form the masker does not know.
+        return shlex.quote(masker.text(value))
+
     by_id = {rs.step.id: rs for rs in prepared.steps}
     tiers = levels({s.id: s.depends_on for s in plan.steps})
     concurrency = max_concurrency or plan.globals.concurrency
@@ -256,13 +261,13 @@ def _print_dry_run(console: Console, prepared: PreparedRun, max_concurrency: int
     )
     shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
     if shown:
-        say("variables: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in shown.items()))
+        say("variables: " + " ".join(f"{k}={quote(v)}" for k, v in shown.items()))
     for depth, tier in enumerate(tiers):
         say(f"level {depth}:")
         for step_id in tier:
             rs = by_id[step_id]
             step = rs.step
-            say(f"  {step_id}: {shlex.join(rs.argv)}")
+            say(f"  {step_id}: {' '.join(map(quote, rs.argv))}")
             details = []
             if step.depends_on:
                 details.append(f"after {', '.join(step.depends_on)}")
@@ -280,9 +285,7 @@ def _print_dry_run(console: Console, prepared: PreparedRun, max_concurrency: int
                 details.append("non-critical")
             extra_env = {**plan.globals.env, **step.env}
             if extra_env:
-                details.append(
-                    "env " + " ".join(f"{k}={shlex.quote(rs.env[k])}" for k in extra_env)
-                )
+                details.append("env " + " ".join(f"{k}={quote(rs.env[k])}" for k in extra_env))
             if details:
                 say(f"      {'; '.join(details)}")
 

@@ -28,6 +28,7 @@ from ..events import (
     LockAcquired,
     RetryScheduled,
     RunAborting,
+    RunCrashed,
     RunFinished,
     RunResumed,
     RunStarted,
@@ -179,6 +180,9 @@ class PlainLog(Renderer):
                 return text
             case RunAborting():
                 return f"run aborting: {event.reason}"
+            case RunCrashed():
+                # Mid-stream when a resume follows, so the log says where the gap is.
+                return f"run {event.run_id} crashed: {event.reason} (pid {event.owner_pid})"
             case RunFinished():
                 return None  # the summary says it
         return None
@@ -290,10 +294,12 @@ def print_summary(console: Console, view: RunView, wall: float) -> None:
     """The end of a run: its state, the counts, and each failed step with its log tail."""
     state_style = RUN_STYLE[view.state]
     counts = ", ".join(f"{view.counts[s]} {s.value}" for s in StepState if view.counts[s])
-    took = _seconds(view.started_at, view.ended_at)
+    # After a resume, the time that resume took: the first start may be days ago.
+    took = _seconds(view.resumed_at or view.started_at, view.ended_at)
+    since = " since the resume" if view.resumed_at else ""
     console.print(
         f"run {view.run_id} [bold {state_style}]{view.state.value}[/] in "
-        f"{format_duration(took if took is not None else wall)} ({counts})",
+        f"{format_duration(took if took is not None else wall)}{since} ({counts})",
         highlight=False,
     )
     if view.reason and view.state is not RunState.SUCCEEDED:

@@ -37,7 +37,7 @@ from pathlib import Path
 import anyio
 
 from ..masking import Masker
-from ..outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs
+from ..outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs, too_large
 from ..ports import AttemptSpec, ProcessResult
 from ..proc import environments
 from .watchdog import Watchdog
@@ -390,6 +390,11 @@ def _with_outputs(result: ProcessResult, path: Path) -> ProcessResult:
     """``result`` with what the attempt wrote to ``$PLANRUN_OUTPUT``."""
     try:
         with open(path, "rb") as f:
+            # Measure first (the error states the real size) and never read more
+            # than the limit: a step may have written gigabytes.
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_OUTPUT_BYTES:
+                raise too_large(size)
             data = f.read(MAX_OUTPUT_BYTES + 1)
         outputs = parse_outputs(data)
     except FileNotFoundError:
@@ -406,9 +411,9 @@ def _spawn_error(exc: OSError, spec: AttemptSpec) -> str:
         return f"working directory does not exist or is not a directory: {spec.cwd}"
     if exc.errno == errno.ENOENT:
         where = "in PATH" if "/" not in program else "at that path"
-        return f"command not found: {program!r} (no such program {where})"
+        return f"command not found: '{program}' (no such program {where})"
     if exc.errno == errno.EACCES:
-        return f"permission denied: {program!r} (is it executable?)"
+        return f"permission denied: '{program}' (is it executable?)"
     if exc.errno == errno.ENOEXEC:
-        return f"cannot execute {program!r}: not a valid executable (missing '#!' line?)"
-    return f"cannot start {program!r}: {exc.strerror or exc}"
+        return f"cannot execute '{program}': not a valid executable (missing '#!' line?)"
+    return f"cannot start '{program}': {exc.strerror or exc}"

@@ -95,10 +95,13 @@ UPDATE steps SET state = 'pending', exit_code = NULL, reason = NULL, started_at 
     ended_at = NULL, outputs = NULL, masked_outputs = NULL
 WHERE run_id = ? AND step_id = ?
 """
-INSERT_NEW_STEP = """
-INSERT OR IGNORE INTO steps (run_id, step_id, position, name, state)
-VALUES (?, ?, ?, ?, 'pending')
+UPSERT_PLAN_STEP = """
+INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')
+ON CONFLICT (run_id, step_id) DO UPDATE SET position = excluded.position, name = excluded.name
 """
+SELECT_STEP_IDS = "SELECT step_id FROM steps WHERE run_id = ?"
+DELETE_STEP = "DELETE FROM steps WHERE run_id = ? AND step_id = ?"
+DELETE_STEP_ATTEMPTS = "DELETE FROM attempts WHERE run_id = ? AND step_id = ?"
 HEARTBEAT = "UPDATE runs SET heartbeat_at = ? WHERE run_id = ?"
 INSERT_STEP = """
 INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')

@@ -219,13 +219,18 @@ class SqliteStore:
         steps: Sequence[tuple[str, str]],
         rerun: Sequence[str],
         owner_kind: str,
+        expected_last_seq: int | None = None,
     ) -> tuple[RunPaths, int]:
         """Take over a finished run for a resume, atomically; returns its paths and last
-        ``seq``. ``rerun`` steps go back to ``pending``; steps new in the plan are added.
+        ``seq``. ``rerun`` steps go back to ``pending``; ``steps`` (the plan's, in order)
+        become the run's steps: new ones are added, every position follows the plan, and
+        steps no longer in the plan are removed with their attempt rows (their events stay
+        in the log).
 
         Raises :class:`LockConflict` when the run is ``running`` (another process runs
-        or resumes it: crash detection must have run first) and :class:`UsageError`
-        when there is no such run.
+        or resumes it: crash detection must have run first) or when its last ``seq`` is
+        no longer ``expected_last_seq`` (another resume ran it since the caller decided
+        what to rerun), and :class:`UsageError` when there is no such run.
         """
         paths = self.paths(run_id)
         pid = os.getpid()
@@ -238,7 +243,7 @@ class SqliteStore:
                     "SELECT state, last_seq, owner_pid, owner_host FROM runs WHERE run_id = ?",
                     (run_id,),
                 )
-                row = _claimable(run_id, rows, self.state_dir)
+                row = _claimable(run_id, rows, self.state_dir, expected_last_seq)
                 await self._db.execute(
                     sql.CLAIM_RUN,
                     (
@@ -255,9 +260,10 @@ class SqliteStore:
                     ),
                 )
                 await self._db.executemany(
-                    sql.INSERT_NEW_STEP,
+                    sql.UPSERT_PLAN_STEP,
                     [(run_id, sid, i, name) for i, (sid, name) in enumerate(steps)],
                 )
+                await self._drop_steps_not_in(run_id, {sid for sid, _ in steps})
                 await self._db.executemany(sql.RESUME_STEP, [(run_id, sid) for sid in rerun])
                 await self._db.execute(
                     "UPDATE runs SET step_count = (SELECT COUNT(*) FROM steps WHERE run_id = ?)"
@@ -273,6 +279,13 @@ class SqliteStore:
         _private_file(paths.events_jsonl)
         await self._repair_jsonl(run_id)
         return paths, int(row["last_seq"])
+
+    async def _drop_steps_not_in(self, run_id: str, keep: set[str]) -> None:
+        """Delete the rows of the run's steps (and attempts) that are not in ``keep``."""
+        rows = await fetch_dicts(self._db, sql.SELECT_STEP_IDS, (run_id,))
+        gone = [(run_id, r["step_id"]) for r in rows if r["step_id"] not in keep]
+        await self._db.executemany(sql.DELETE_STEP_ATTEMPTS, gone)
+        await self._db.executemany(sql.DELETE_STEP, gone)
 
     async def heartbeat(self, run_id: str) -> None:
         """Record that the owner is alive now (shown by ``show``; never used to decide
@@ -473,7 +486,9 @@ async def fetch_dicts(
         return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
 
 
-def _claimable(run_id: str, rows: list[dict[str, Any]], state_dir: Path) -> dict[str, Any]:
+def _claimable(
+    run_id: str, rows: list[dict[str, Any]], state_dir: Path, expected_last_seq: int | None
+) -> dict[str, Any]:
     """The run's row, if a resume may take it over (else the error saying why)."""
     if not rows:
         raise UsageError(f"no run '{run_id}' in {state_dir}")
@@ -482,6 +497,11 @@ def _claimable(run_id: str, rows: list[dict[str, Any]], state_dir: Path) -> dict
         raise LockConflict(
             f"run {run_id} is running (pid {row['owner_pid']} on {row['owner_host']}); "
             "resume it when it has ended"
+        )
+    if expected_last_seq is not None and row["last_seq"] != expected_last_seq:
+        raise LockConflict(
+            f"run {run_id} was resumed by another process since this resume read it; "
+            "look at `planrun show` and resume again if needed"
         )
     return row
 
