@@ -126,26 +126,21 @@ def levels(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
 
 def ancestors(deps: Mapping[str, Sequence[str]], node: str) -> set[str]:
     """Every node ``node`` depends on, directly or transitively (unknown ids ignored)."""
-    seen: set[str] = set()
-    stack = list(deps.get(node, ()))
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        stack.extend(deps.get(current, ()))
-    return seen
+    return _reach(deps, deps.get(node, ()))
 
 
 def downstream(deps: Mapping[str, Sequence[str]], roots: Iterable[str]) -> set[str]:
     """``roots`` plus every node that depends on one of them, transitively."""
-    below = dependents(deps)
+    return _reach(dependents(deps), roots)
+
+
+def _reach(edges: Mapping[str, Sequence[str]], starts: Iterable[str]) -> set[str]:
+    """``starts`` and every node reachable from them along ``edges``."""
     seen: set[str] = set()
-    stack = list(roots)
+    stack = list(starts)
     while stack:
         current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        stack.extend(below.get(current, ()))
+        if current not in seen:
+            seen.add(current)
+            stack.extend(edges.get(current, ()))
     return seen

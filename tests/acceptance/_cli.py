@@ -143,3 +143,15 @@ def kill_pids(pids: Sequence[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def sigkill_leaves_no_step_alive(proc: subprocess.Popen[bytes], run_id: str) -> None:
+    """SIGKILL ``proc`` (a ``planrun`` running ``run_id``); assert that no process tagged
+    with the run id is alive 2 s later (the issue's figure)."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    killed_at = time.monotonic()
+    gone = wait_until(lambda: live_pids_with_env("PLANRUN_RUN_ID", run_id) == [], 2)
+    assert gone, f"alive {time.monotonic() - killed_at:.1f}s after SIGKILL: " + str(
+        live_pids_with_env("PLANRUN_RUN_ID", run_id)
+    )

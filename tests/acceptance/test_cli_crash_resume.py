@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from ._cli import (
     query,
     read_events,
     sh,
+    sigkill_leaves_no_step_alive,
     wait_until,
     write_json,
 )
@@ -171,13 +171,7 @@ def test_sigkilled_run_is_crashed_and_resume_completes_it(tmp_path: Path) -> Non
         assert wait_until(all_hanging, 20), output(tmp_path)
         # sh + 3 sleeps per w step, sh + 2 sleeps (one in its own session) for escapee.
         assert wait_until(lambda: len(live_pids_with_env("PLANRUN_RUN_ID", run_id)) >= 15, 10)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        killed_at = time.monotonic()
-        gone = wait_until(lambda: live_pids_with_env("PLANRUN_RUN_ID", run_id) == [], 2)
-        assert gone, f"alive {time.monotonic() - killed_at:.1f}s after SIGKILL: " + str(
-            live_pids_with_env("PLANRUN_RUN_ID", run_id)
-        )
+        sigkill_leaves_no_step_alive(proc, run_id)
     finally:
         proc.kill()
         kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))

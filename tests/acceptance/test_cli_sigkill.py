@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 from ._cli import (
@@ -13,6 +11,7 @@ from ._cli import (
     kill_pids,
     live_pids_with_env,
     read_events,
+    sigkill_leaves_no_step_alive,
     wait_until,
     write_json,
 )
@@ -60,13 +59,7 @@ def test_sigkill_of_planrun_leaves_no_step_process(tmp_path: Path) -> None:
         assert wait_until(all_started, 20)
         # Every step has its grandchildren by now (the setsid one included).
         assert wait_until(lambda: len(live_pids_with_env("PLANRUN_RUN_ID", run_id)) >= 30, 10)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        killed_at = time.monotonic()
-        gone = wait_until(lambda: live_pids_with_env("PLANRUN_RUN_ID", run_id) == [], 2)
-        assert gone, f"alive {time.monotonic() - killed_at:.1f}s after SIGKILL: " + str(
-            live_pids_with_env("PLANRUN_RUN_ID", run_id)
-        )
+        sigkill_leaves_no_step_alive(proc, run_id)
     finally:
         proc.kill()
         kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))

@@ -85,6 +85,23 @@ def _translated(what: str) -> Iterator[None]:
         raise StoreError(f"run store: {what} failed: {exc}") from exc
 
 
+@contextlib.asynccontextmanager
+async def immediate(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` around the body (a ``return`` inside
+    commits); rolled back if the body raises or is cancelled."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        await db.execute("COMMIT")
+    except BaseException:
+        # A cancelled await does not cancel the statement (it may have COMMITted):
+        # roll back only what is still open, and never replace the original error.
+        with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+        raise
+
+
 @dataclass(frozen=True)
 class LockHolder:
     """Who holds a run lock."""
@@ -174,8 +191,7 @@ class SqliteStore:
         paths = self.paths(run_id)
         pid = os.getpid()
         with _translated("creating the run"):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(self._db):
                 await self._check_free(run_id, paths)
                 await self._db.execute(
                     sql.INSERT_RUN,
@@ -203,10 +219,6 @@ class SqliteStore:
                 _private_dir(paths.run_dir)
                 _private_dir(paths.log_dir)
                 _private_file(paths.events_jsonl)
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
         return paths
 
     async def claim_run(
@@ -236,8 +248,7 @@ class SqliteStore:
         pid = os.getpid()
         now = utc_now()
         with _translated("claiming the run"):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(self._db):
                 rows = await fetch_dicts(
                     self._db,
                     "SELECT state, last_seq, owner_pid, owner_host FROM runs WHERE run_id = ?",
@@ -270,10 +281,6 @@ class SqliteStore:
                     " WHERE run_id = ?",
                     (run_id, run_id),
                 )
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
         _private_dir(paths.run_dir)
         _private_dir(paths.log_dir)
         _private_file(paths.events_jsonl)
@@ -291,13 +298,8 @@ class SqliteStore:
         """Record that the owner is alive now (shown by ``show``; never used to decide
         that a run crashed)."""
         with _translated("writing the heartbeat"):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(self._db):
                 await self._db.execute(sql.HEARTBEAT, (utc_now(), run_id))
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
 
     async def try_lock(self, name: str, run_id: str, now: str) -> tuple[bool, LockHolder | None]:
         """Take lock ``name`` for ``run_id`` atomically (one ``BEGIN IMMEDIATE``).
@@ -308,8 +310,7 @@ class SqliteStore:
         """
         pid = os.getpid()
         with _translated("taking a lock"):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(self._db):
                 rows = await fetch_dicts(self._db, sql.SELECT_LOCK, (name,))
                 reclaimed = None
                 if rows:
@@ -318,7 +319,6 @@ class SqliteStore:
                         holder.owner_pid, holder.owner_start_time
                     )
                     if alive:
-                        await self._db.execute("COMMIT")
                         return False, holder
                     await self._db.execute(sql.DELETE_LOCK, (name,))
                     reclaimed = holder
@@ -326,25 +326,13 @@ class SqliteStore:
                     sql.INSERT_LOCK,
                     (name, run_id, pid, process_start_time(pid), socket.gethostname(), now),
                 )
-                await self._db.execute("COMMIT")
                 return True, reclaimed
-            except BaseException:
-                await self._rollback()
-                raise
 
     async def release_lock(self, name: str, run_id: str) -> None:
         """Release ``name`` if ``run_id`` holds it (idempotent; shielded)."""
         with anyio.CancelScope(shield=True), _translated("releasing a lock"):
-            await self._db.execute("BEGIN IMMEDIATE")
-            await self._db.execute(sql.RELEASE_LOCK, (name, run_id))
-            await self._db.execute("COMMIT")
-
-    async def _rollback(self) -> None:
-        # A cancelled await does not cancel the statement (it may have COMMITted):
-        # roll back only what is still open, and never replace the original error.
-        with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
-            if self._db.in_transaction:
-                await self._db.execute("ROLLBACK")
+            async with immediate(self._db):
+                await self._db.execute(sql.RELEASE_LOCK, (name, run_id))
 
     async def mark_crashed(self, run_id: str, reason: str) -> bool:
         """Record that ``run_id``'s owner died: the run and its running steps and
@@ -356,15 +344,13 @@ class SqliteStore:
         """
         now = utc_now()
         with anyio.CancelScope(shield=True), _translated("marking the run crashed"):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(self._db):
                 rows = await fetch_dicts(
                     self._db,
                     "SELECT state, last_seq, owner_pid FROM runs WHERE run_id = ?",
                     (run_id,),
                 )
                 if not rows or rows[0]["state"] != "running":
-                    await self._db.execute("COMMIT")
                     return False
                 seq = int(rows[0]["last_seq"]) + 1
                 event = RunCrashed(
@@ -382,10 +368,6 @@ class SqliteStore:
                     sql.INSERT_EVENT,
                     (run_id, seq, now, "run_crashed", None, body.decode()),
                 )
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
             await self._repair_jsonl(run_id)
         return True
 
@@ -404,14 +386,9 @@ class SqliteStore:
     async def abandon_run(self, run_id: str, reason: str) -> None:
         """Mark a run that never got going ``cancelled`` (its engine never started)."""
         with anyio.CancelScope(shield=True), _translated("abandoning the run"):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(self._db):
                 await self._db.execute(sql.ABANDON_RUN, (utc_now(), reason, run_id))
                 await self._db.execute(sql.ABANDON_STEPS, (reason, run_id))
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
 
     async def _check_free(self, run_id: str, paths: RunPaths) -> None:
         cursor = await self._db.execute(sql.RUN_EXISTS, (run_id,))
@@ -453,8 +430,7 @@ class SqliteStore:
         """Apply a batch of events to every table in one ``BEGIN IMMEDIATE`` transaction."""
         project = _Projection(batch, bodies)
         with _translated("recording events"):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with immediate(self._db):
                 await self._db.executemany(sql.INSERT_EVENT, project.events)
                 await self._db.executemany(sql.UPSERT_ATTEMPT, project.attempts())
                 await self._db.executemany(sql.UPDATE_STEP, project.steps())
@@ -463,10 +439,6 @@ class SqliteStore:
                 await self._db.execute(
                     sql.UPDATE_RUN_SEQ, (batch[-1].seq, batch[-1].ts, batch[-1].run_id)
                 )
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._rollback()
-                raise
 
     # --- reading ---------------------------------------------------------------------
 
@@ -555,20 +527,13 @@ async def migrate(db: aiosqlite.Connection) -> None:
     if version < sql.SCHEMA_VERSION:
         # One transaction; the version is read again inside it because another
         # process may have created the schema meanwhile.
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with immediate(db):
             cursor = await db.execute("PRAGMA user_version")
             row = await cursor.fetchone()
             for step in range((int(row[0]) if row else 0) + 1, sql.SCHEMA_VERSION + 1):
                 for statement in sql.MIGRATIONS[step]:
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {step}")
-            await db.execute("COMMIT")
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
-            raise
 
 
 class _Projection:
