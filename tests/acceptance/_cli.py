@@ -155,3 +155,16 @@ def sigkill_leaves_no_step_alive(proc: subprocess.Popen[bytes], run_id: str) -> 
     assert gone, f"alive {time.monotonic() - killed_at:.1f}s after SIGKILL: " + str(
         live_pids_with_env("PLANRUN_RUN_ID", run_id)
     )
+
+
+def show_run(tmp_path: Path, run_id: str) -> dict[str, Any]:
+    """``planrun show RUN --json`` for a run in ``tmp_path/state``."""
+    result = planrun("show", run_id, "--json", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def attempts(doc: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
+    """``{step: [(attempt number, attempt state), ...]}`` from ``show --json``."""
+    return {s["step_id"]: [(a["attempt"], a["state"]) for a in s["attempts"]] for s in doc["steps"]}

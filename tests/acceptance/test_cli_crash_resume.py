@@ -20,6 +20,7 @@ import pytest
 
 from ._cli import (
     PLANRUN,
+    attempts,
     clean_env,
     kill_pids,
     live_pids_with_env,
@@ -27,6 +28,7 @@ from ._cli import (
     query,
     read_events,
     sh,
+    show_run,
     sigkill_leaves_no_step_alive,
     wait_until,
     write_json,
@@ -85,17 +87,6 @@ def db_events(state: Path, run_id: str) -> list[tuple[int, str]]:
 def jsonl_lines(state: Path, run_id: str) -> list[str]:
     path = state / "runs" / run_id / "events.jsonl"
     return path.read_text(encoding="utf-8").splitlines()
-
-
-def show(tmp_path: Path, run_id: str) -> dict[str, Any]:
-    result = planrun("show", run_id, "--json", "--state-dir", tmp_path / "state", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
-
-
-def attempts(doc: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
-    return {s["step_id"]: [(a["attempt"], a["state"]) for a in s["attempts"]] for s in doc["steps"]}
 
 
 def alive(pid: int) -> bool:
@@ -185,7 +176,7 @@ def test_sigkilled_run_is_crashed_and_resume_completes_it(tmp_path: Path) -> Non
 
     listed = planrun("list", "--json", "--state-dir", state, cwd=tmp_path)
     assert [(r["run_id"], r["state"]) for r in json.loads(listed.stdout)] == [(run_id, "crashed")]
-    doc = show(tmp_path, run_id)
+    doc = show_run(tmp_path, run_id)
     assert doc["run"]["state"] == "crashed"
     assert {s["step_id"]: s["state"] for s in doc["steps"]} == {
         "prep": "succeeded",
@@ -209,7 +200,7 @@ def test_sigkilled_run_is_crashed_and_resume_completes_it(tmp_path: Path) -> Non
         [*(f"w{i} 1 t1" for i in range(3)), *(f"w{i} 2 t1" for i in range(3))]
     )
 
-    doc = show(tmp_path, run_id)
+    doc = show_run(tmp_path, run_id)
     assert doc["run"]["state"] == "succeeded"
     assert doc["run"]["exit_code"] == 0
     assert doc["run"]["resumes"] == 1
@@ -337,7 +328,7 @@ def test_next_start_kills_what_a_killed_watchdog_left(tmp_path: Path, starter: s
             assert calls(tmp_path) == ["first 1"]  # not run again
             # Killed before the step ran again, not merely when the resume ended.
             assert (tmp_path / "escapee.pid.seen").read_text() in ("gone", "Z")
-            assert attempts(show(tmp_path, run_id))["hold"] == [
+            assert attempts(show_run(tmp_path, run_id))["hold"] == [
                 (1, "crashed"),
                 (2, "succeeded"),
             ]
@@ -399,7 +390,7 @@ def test_a_resume_killed_9_is_crashed_and_can_be_resumed_again(tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
 
     assert calls(tmp_path) == ["a 1", "b 1", "b 2", "b 3", "c 1"]
-    doc = show(tmp_path, run_id)
+    doc = show_run(tmp_path, run_id)
     assert doc["run"]["state"] == "succeeded"
     assert doc["run"]["resumes"] == 2
     assert attempts(doc) == {

@@ -17,6 +17,7 @@ import pytest
 
 from ._cli import (
     PLANRUN,
+    attempts,
     clean_env,
     kill_pids,
     live_pids_with_env,
@@ -24,6 +25,7 @@ from ._cli import (
     query,
     read_events,
     sh,
+    show_run,
     wait_until,
     write_json,
 )
@@ -100,18 +102,6 @@ def output(tmp_path: Path, name: str) -> str:
     out = (tmp_path / f"{name}.out").read_text(errors="replace")
     err = (tmp_path / f"{name}.err").read_text(errors="replace")
     return f"stdout:\n{out}\nstderr:\n{err}"
-
-
-def show(tmp_path: Path, run_id: str) -> dict[str, Any]:
-    result = planrun("show", run_id, "--json", "--state-dir", tmp_path / "state", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
-
-
-def attempts(doc: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
-    """``{step: [(attempt number, attempt state), ...]}`` from ``show --json``."""
-    return {s["step_id"]: [(a["attempt"], a["state"]) for a in s["attempts"]] for s in doc["steps"]}
 
 
 def step_states(doc: dict[str, Any]) -> dict[str, str]:
@@ -200,7 +190,7 @@ def test_resume_reruns_the_failed_step_and_downstream_and_reuses_the_rest(
     assert calls(tmp_path)[3:] == ["b 2", "c 1"]  # a and d: once each, before
     assert sorted(calls(tmp_path)[:3]) == ["a 1", "b 1", "d 1"]
 
-    doc = show(tmp_path, "r1")
+    doc = show_run(tmp_path, "r1")
     assert doc["run"]["run_id"] == "r1"
     assert doc["run"]["state"] == "succeeded"
     assert doc["run"]["exit_code"] == 0
@@ -250,13 +240,13 @@ def test_a_resume_that_fails_again_can_be_resumed_again(tmp_path: Path) -> None:
     again = resume(tmp_path, "r2", "--plain")
     assert again.returncode == 1, again.stdout + again.stderr
     assert calls(tmp_path)[3:] == ["b 2"]
-    assert show(tmp_path, "r2")["run"]["state"] == "failed"
+    assert show_run(tmp_path, "r2")["run"]["state"] == "failed"
 
     open_gate(tmp_path)
     last = resume(tmp_path, "r2", "--plain")
     assert last.returncode == 0, last.stdout + last.stderr
     assert calls(tmp_path)[3:] == ["b 2", "b 3", "c 1"]
-    doc = show(tmp_path, "r2")
+    doc = show_run(tmp_path, "r2")
     assert doc["run"]["resumes"] == 2
     assert attempts(doc)["b"] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
     events = checked_log(tmp_path, "r2")
@@ -275,7 +265,7 @@ def test_retries_count_again_from_the_resumed_attempt(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls(tmp_path) == ["a 1", "b 1", "b 2", "b 3", "b 4"]
     assert "b running (attempt 3/4" in result.stdout
-    assert [n for n, _ in attempts(show(tmp_path, "r3"))["b"]] == [1, 2, 3, 4]
+    assert [n for n, _ in attempts(show_run(tmp_path, "r3"))["b"]] == [1, 2, 3, 4]
     checked_log(tmp_path, "r3")
 
 
@@ -303,8 +293,8 @@ def test_outputs_of_reused_steps_reach_the_rerun_steps(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls(tmp_path) == ["make 1", "use 1", "use 2"]
     assert seen.read_text() == "t1 0\nt1 0\n"  # the stored output, not a rerun's
-    assert step_states(show(tmp_path, "r4"))["make"] == "succeeded"
-    assert {s["step_id"]: s["outputs"] for s in show(tmp_path, "r4")["steps"]}["make"] == {
+    assert step_states(show_run(tmp_path, "r4"))["make"] == "succeeded"
+    assert {s["step_id"]: s["outputs"] for s in show_run(tmp_path, "r4")["steps"]}["make"] == {
         "token": "t1"
     }
 
@@ -342,7 +332,7 @@ def test_from_reruns_the_step_and_everything_downstream(tmp_path: Path) -> None:
     result = resume(tmp_path, "r5", "--from", "b", "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls(tmp_path)[4:] == ["b 2", "c 2"]
-    doc = show(tmp_path, "r5")
+    doc = show_run(tmp_path, "r5")
     assert doc["run"]["state"] == "succeeded"
     assert attempts(doc) == {
         "a": [(1, "succeeded")],
@@ -373,7 +363,7 @@ def test_only_reruns_just_that_step_and_needs_its_dependencies(tmp_path: Path) -
     only = resume(tmp_path, "r6", "--only", "b", "--plain")
     assert only.returncode == 1, only.stdout + only.stderr
     assert calls(tmp_path)[3:] == ["b 2"]
-    doc = show(tmp_path, "r6")
+    doc = show_run(tmp_path, "r6")
     assert doc["run"]["state"] == "failed"
     assert "'c'" in doc["run"]["reason"]
     assert step_states(doc) == {
@@ -523,7 +513,7 @@ def test_changed_variables_are_refused_unless_allowed(tmp_path: Path) -> None:
     allowed = resume(tmp_path, "r10", "--var", "X=b", "--allow-changed", "--plain")
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert seen.read_text() == "a\nb\n"
-    assert show(tmp_path, "r10")["run"]["variables"]["X"] == "b"
+    assert show_run(tmp_path, "r10")["run"]["variables"]["X"] == "b"
 
 
 def test_a_run_without_var_is_resumed_with_its_own_variables(tmp_path: Path) -> None:
@@ -564,7 +554,7 @@ def _add_and_remove(tmp_path: Path) -> None:
 
 def test_a_step_added_on_resume_is_shown_in_plan_order(tmp_path: Path) -> None:
     _add_and_remove(tmp_path)
-    doc = show(tmp_path, "r12")
+    doc = show_run(tmp_path, "r12")
     positions = {s["step_id"]: s["position"] for s in doc["steps"] if s["step_id"] != "gone"}
     assert positions == {"a": 0, "new": 1, "b": 2}  # today: b is still 1, like new
     shown = [s["step_id"] for s in doc["steps"] if s["step_id"] != "gone"]
@@ -573,7 +563,7 @@ def test_a_step_added_on_resume_is_shown_in_plan_order(tmp_path: Path) -> None:
 
 def test_a_step_removed_on_resume_is_no_longer_a_step_of_the_run(tmp_path: Path) -> None:
     _add_and_remove(tmp_path)
-    doc = show(tmp_path, "r12")
+    doc = show_run(tmp_path, "r12")
     assert doc["run"]["state"] == "succeeded"
     assert sorted(s["step_id"] for s in doc["steps"]) == ["a", "b", "new"]
     assert doc["run"]["step_count"] == 3
@@ -692,14 +682,14 @@ def test_resume_of_a_cancelled_run(tmp_path: Path) -> None:
     finally:
         _stop(proc, "r15")
     assert live_pids_with_env("PLANRUN_RUN_ID", "r15") == []
-    doc = show(tmp_path, "r15")
+    doc = show_run(tmp_path, "r15")
     assert doc["run"]["state"] == "cancelled"
     assert step_states(doc) == {"a": "succeeded", "b": "cancelled", "c": "cancelled"}
 
     result = resume(tmp_path, "r15", "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls(tmp_path) == ["a 1", "b 1", "b 2", "c 1"]
-    doc = show(tmp_path, "r15")
+    doc = show_run(tmp_path, "r15")
     assert doc["run"]["state"] == "succeeded"
     assert attempts(doc) == {
         "a": [(1, "succeeded")],
@@ -731,7 +721,7 @@ def test_two_resumes_at_once_one_proceeds_the_other_exits_3(tmp_path: Path) -> N
     loser = next(name for name, code in codes.items() if code == EXIT_LOCKED)
     assert "run r16 is running" in (tmp_path / f"{loser}.err").read_text()
     assert calls(tmp_path) == ["a 1", "b 1", "b 2"]
-    doc = show(tmp_path, "r16")
+    doc = show_run(tmp_path, "r16")
     assert doc["run"]["state"] == "succeeded"
     assert doc["run"]["resumes"] == 1
     assert attempts(doc)["b"] == [(1, "failed"), (2, "succeeded")]
