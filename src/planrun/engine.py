@@ -181,6 +181,7 @@ class Engine:
         self._aborting: str | None = None
         self._deadline_hit = False
         self._cancelling = False
+        self._cancel_reason = "run cancelled"
         self._tg: TaskGroup | None = None
         send: MemoryObjectSendStream[_Message]
         recv: MemoryObjectReceiveStream[_Message]
@@ -440,10 +441,15 @@ class Engine:
             reason = self._aborting or "run cancelled"
             self._finish_step(msg.index, StepState.CANCELLED, reason=reason)
             return
-        may_retry = not self._cancelling and (self._aborting is None or node.cleanup)
+        may_retry = self._aborting is None or node.cleanup
         # Retries count from this run's first attempt (a resume starts after ``base``).
         relative = msg.attempt - node.base
         retry = policy.retry_decision(step, relative, state, exit_code, self._cfg.rand)
+        if retry is not None and self._cancelling:
+            # It had a retry coming: the cancellation, not this failure, ends the step
+            # (whether its attempt's result arrived just before or just after).
+            self._finish_step(msg.index, StepState.CANCELLED, reason=self._cancel_reason)
+            return
         if retry is not None and may_retry:
             node.waiting_retry = True
             self._emit(
@@ -549,6 +555,7 @@ class Engine:
     def _finish_cancelled(self, reason: str = "run cancelled") -> None:
         """Record the end of a cancelled run. Synchronous: we are being cancelled."""
         self._cancelling = True
+        self._cancel_reason = reason
         while True:
             try:
                 msg = self._inbox_recv.receive_nowait()

@@ -1,0 +1,87 @@
+"""The scheduler at its seam: a scripted executor (no processes) drives the engine
+through orderings that are races with real processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from planrun.engine import Engine, EngineConfig
+from planrun.events import Event, RunFinished, StepFinished
+from planrun.model import StepState
+from planrun.plan import load_plan, resolve_steps
+from planrun.ports import AttemptSpec, ProcessResult
+
+pytestmark = pytest.mark.anyio
+
+
+class _CancelWhileFailing:
+    """``fails`` ends with exit 1 and, in the same instant, cancels ``scope`` (the
+    caller of the run); every other step waits to be cancelled."""
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+
+    async def run(
+        self, spec: AttemptSpec, on_started: Callable[[int | None], None]
+    ) -> ProcessResult:
+        on_started(None)
+        if spec.step_id == "fails":
+            await anyio.lowlevel.checkpoint()
+            self.scope.cancel()
+            return ProcessResult(exit_code=1)
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+def _plan(**fields: Any) -> Any:
+    return load_plan(
+        {
+            "plan_id": "p",
+            "steps": [
+                {"id": "waits", "command": "x"},
+                {"id": "fails", "command": "x", **fields},
+            ],
+        }
+    )
+
+
+async def _run_cancelled(**fields: Any) -> list[Event]:
+    events: list[Event] = []
+
+    def sink(event: Event) -> None:
+        events.append(event)
+
+    plan = _plan(**fields)
+    with anyio.CancelScope() as scope:
+        engine = Engine(
+            resolve_steps(plan, {}, None),
+            EngineConfig(run_id="r", plan_id="p", max_concurrency=2),
+            _CancelWhileFailing(scope),
+            sink,
+        )
+        await engine.run()
+    assert scope.cancelled_caught
+    return events
+
+
+def _ends(events: list[Event]) -> dict[str, StepState]:
+    return {e.step_id: e.state for e in events if isinstance(e, StepFinished)}
+
+
+async def test_a_failure_with_retries_left_is_cancelled_by_a_concurrent_cancel() -> None:
+    """The failed attempt's result and the cancellation arrive together: the step had
+    a retry coming, so the cancellation ends it (``cancelled``), not the failure."""
+    events = await _run_cancelled(retries=3, retry_delay_sec=100)
+    assert _ends(events) == {"fails": StepState.CANCELLED, "waits": StepState.CANCELLED}
+    assert isinstance(events[-1], RunFinished)
+    assert events[-1].failed_steps == []
+
+
+async def test_a_final_failure_stays_failed_under_a_concurrent_cancel() -> None:
+    """Without retries left the attempt's failure is the step's end, cancel or not."""
+    events = await _run_cancelled()
+    assert _ends(events) == {"fails": StepState.FAILED, "waits": StepState.CANCELLED}
