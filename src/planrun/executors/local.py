@@ -284,23 +284,13 @@ class LocalExecutor:
             on_started(None)
             return started
         attempt = started
-        self._live[attempt.pgid] = attempt
-        self._watchdog.track(attempt.pgid)
-        async with anyio.create_task_group() as tg:
-            if attempt.pump is not None:
+        if attempt.pump is None:
+            # The common case (a run without secrets): no task group to pay for.
+            timed_out, code = await self._watch(attempt, spec, on_started)
+        else:
+            async with anyio.create_task_group() as tg:
                 tg.start_soon(attempt.pump.run)
-            try:
-                on_started(attempt.pgid)
-                timed_out = await self._supervise(attempt, spec)
-            except BaseException:
-                with anyio.move_on_after(spec.kill_grace + KILL_WAIT_SEC + 1, shield=True):
-                    await attempt.stop(spec.kill_grace)
-                raise
-            finally:
-                code = attempt.close()
-                del self._live[attempt.pgid]
-                self._watchdog.untrack(attempt.pgid)
-            if attempt.pump is not None:
+                timed_out, code = await self._watch(attempt, spec, on_started)
                 with anyio.move_on_after(DRAIN_SEC):
                     await attempt.pump.done.wait()
                 tg.cancel_scope.cancel()
@@ -310,6 +300,26 @@ class LocalExecutor:
         with contextlib.suppress(OSError):
             attempt.output_path.unlink()
         return result
+
+    async def _watch(
+        self, attempt: _Attempt, spec: AttemptSpec, on_started: Callable[[int | None], None]
+    ) -> tuple[bool, int | None]:
+        """Supervise a started attempt to its end, whatever happens (cancellation
+        included: the group is stopped first); (timed out, exit code)."""
+        self._live[attempt.pgid] = attempt
+        self._watchdog.track(attempt.pgid)
+        try:
+            on_started(attempt.pgid)
+            timed_out = await self._supervise(attempt, spec)
+        except BaseException:
+            with anyio.move_on_after(spec.kill_grace + KILL_WAIT_SEC + 1, shield=True):
+                await attempt.stop(spec.kill_grace)
+            raise
+        finally:
+            code = attempt.close()
+            del self._live[attempt.pgid]
+            self._watchdog.untrack(attempt.pgid)
+        return timed_out, code
 
     async def _supervise(self, attempt: _Attempt, spec: AttemptSpec) -> bool:
         """Wait for the attempt and stop whatever it leaves; True if it timed out."""
