@@ -185,6 +185,20 @@ def test_sigkilled_run_is_crashed_and_resume_completes_it(tmp_path: Path) -> Non
         "after": "pending",
     }
 
+    explain = planrun("resume", run_id, "--explain", "--state-dir", state, cwd=tmp_path)
+    assert explain.returncode == 0, explain.stderr
+    assert explain.stdout.splitlines()[0] == (
+        f"run {run_id} (crashed): a resume would rerun 5 of 7 steps (nothing is run: --explain)"
+    )
+    for line in explain.stdout.splitlines()[1:]:
+        sid, action, why = line.split(maxsplit=2)
+        if sid in ("prep", "early"):
+            assert (action, why) == ("reuse", "succeeded (attempt 1)"), line
+        elif sid in hanging:
+            assert (action, why.split(":")[0]) == ("rerun", "crashed"), line
+        else:
+            assert (sid, action) == ("after", "rerun"), line
+
     result = planrun("resume", run_id, "--plain", "--state-dir", state, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"run {run_id} resumed: rerunning w0, w1, w2, escapee, after" in result.stdout

@@ -686,6 +686,17 @@ def test_resume_of_a_cancelled_run(tmp_path: Path) -> None:
     assert doc["run"]["state"] == "cancelled"
     assert step_states(doc) == {"a": "succeeded", "b": "cancelled", "c": "cancelled"}
 
+    explain = resume(tmp_path, "r15", "--explain")
+    assert explain.returncode == 0, explain.stderr
+    assert explain.stdout.splitlines()[0] == (
+        "run r15 (cancelled): a resume would rerun 2 of 3 steps (nothing is run: --explain)"
+    )
+    decisions = explained(explain.stdout)
+    assert decisions["a"] == ("reuse", "succeeded (attempt 1)")
+    assert decisions["b"][0] == decisions["c"][0] == "rerun"
+    assert decisions["b"][1].startswith("cancelled")
+    assert calls(tmp_path) == ["a 1", "b 1"]  # --explain ran nothing
+
     result = resume(tmp_path, "r15", "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls(tmp_path) == ["a 1", "b 1", "b 2", "c 1"]
