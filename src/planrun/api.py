@@ -9,13 +9,14 @@ in an embedding service, cancelling the awaiting task is how a run is stopped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,9 +147,15 @@ class PreparedRun:
     warnings: tuple[Problem, ...]
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
-    @property
+    @functools.cached_property
     def masker(self) -> Masker:
+        """Masks this run's secret values (built once: it compiles a pattern)."""
         return Masker(self.secrets.values())
+
+    @functools.cached_property
+    def masked_variables(self) -> dict[str, str]:
+        """``variables`` as stored and shown: a value holding a secret is masked."""
+        return self.masker.data(self.variables)  # type: ignore[no-any-return]
 
     def plan_json(self) -> str:
         """The plan as run, secrets masked: what ``resume`` compares against."""
@@ -187,6 +194,24 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+def secrets_from_env(
+    names: Iterable[str], environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The values of secrets ``names`` from ``environ`` (default ``os.environ``), and,
+    for each name without one, why: ``"not set"`` or ``"empty"`` (an empty secret
+    would mask nothing). Callers word the error for their own input."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    for name in names:
+        value = environ.get(name)
+        if value:
+            values[name] = value
+        else:
+            missing[name] = "empty" if value == "" else "not set"
+    return values, missing
+
+
 def prepare(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
     variables: Mapping[str, str] | None = None,
@@ -203,23 +228,19 @@ def prepare(
     explicit = dict(secrets or {})
     validation = validate(plan, given, secrets=list(explicit))
     checked = validation.raise_for_errors()
-    environ = os.environ if environ is None else environ
-    missing = []
-    for i, name in enumerate(checked.secrets):
-        if name not in explicit:
-            value = environ.get(name)
-            if not value:
-                missing.append(
-                    Problem(
-                        f"$.secrets[{i}]",
-                        f"secret '{name}' is {'empty' if value == '' else 'not set'}",
-                        hint=f"export {name}=... in the environment planrun runs in",
-                    )
-                )
-                continue
-            explicit[name] = value
+    found, missing = secrets_from_env((n for n in checked.secrets if n not in explicit), environ)
     if missing:
-        raise PlanError(missing, validation.source)
+        problems = [
+            Problem(
+                f"$.secrets[{i}]",
+                f"secret '{name}' is {missing[name]}",
+                hint=f"export {name}=... in the environment planrun runs in",
+            )
+            for i, name in enumerate(checked.secrets)
+            if name in missing
+        ]
+        raise PlanError(problems, validation.source)
+    explicit |= found
     values = resolve_variables(checked, given, validation.base_dir)
     return PreparedRun(
         plan=checked,
@@ -369,7 +390,7 @@ async def _execute_in_store(
         run_timeout=plan.globals.timeout_sec,
         log_dir=paths.log_dir,
         plan_path=prepared.source,
-        variables=masker.data(prepared.variables),
+        variables=prepared.masked_variables,
         prelude=prelude,
         masker=masker or None,
         prior=resume.prior if resume is not None else {},
@@ -395,12 +416,11 @@ async def _claim(
 ) -> tuple[RunPaths, int]:
     """Create the run (or take it over for a resume); its paths and last ``seq``."""
     plan = prepared.plan
-    masker = prepared.masker
     steps = [(s.id, s.display_name) for s in plan.steps]
     if resume is not None:
         return await store.claim_run(
             run_id,
-            variables=masker.data(prepared.variables),
+            variables=prepared.masked_variables,
             plan_json=prepared.plan_json(),
             secret_names=sorted(prepared.secrets),
             steps=steps,
@@ -415,7 +435,7 @@ async def _claim(
             run_id,
             plan.plan_id,
             prepared.source,
-            masker.data(prepared.variables),
+            prepared.masked_variables,
             steps,
             utc_now(),
             owner_kind,

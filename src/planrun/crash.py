@@ -59,16 +59,16 @@ async def sweep_leftovers(store: SqliteStore) -> list[int]:
         f"SELECT run_id, state FROM runs WHERE run_id IN ({marks})",  # noqa: S608 - only ?s
         tuple(tagged),
     )
+    ended = [row["run_id"] for row in rows if row["state"] != RunState.RUNNING.value]
+    running = [row["run_id"] for row in rows if row["state"] == RunState.RUNNING.value]
+    if running:
+        async with RunReader.open(store.state_dir) as reader:
+            records = [run for rid in running if (run := await reader.get_run(rid)) is not None]
+        gone = [run for run in records if owner_gone(run)]
+        await _mark_crashed(store, gone)
+        ended += [run.run_id for run in gone]
     killed = []
-    for row in rows:
-        run_id = row["run_id"]
-        if row["state"] == RunState.RUNNING.value:
-            run = await _record(store, run_id)
-            if run is None or not owner_gone(run):
-                continue
-            await store.mark_crashed(
-                run_id, f"the planrun process that ran it (pid {run.owner_pid}) is gone"
-            )
+    for run_id in ended:
         for pid in tagged[run_id]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -78,9 +78,13 @@ async def sweep_leftovers(store: SqliteStore) -> list[int]:
     return killed
 
 
-async def _record(store: SqliteStore, run_id: str) -> RunRecord | None:
-    async with RunReader.open(store.state_dir) as reader:
-        return await reader.get_run(run_id)
+async def _mark_crashed(store: SqliteStore, gone: Iterable[RunRecord]) -> bool:
+    """Mark each run of ``gone`` (owner checked dead) crashed; True if any was."""
+    marked = False
+    for run in gone:
+        reason = f"the planrun process that ran it (pid {run.owner_pid}) is gone"
+        marked |= await store.mark_crashed(run.run_id, reason)
+    return marked
 
 
 def owner_gone(run: RunRecord) -> bool:
@@ -98,12 +102,8 @@ async def reap_crashed(state_dir: str | os.PathLike[str], runs: Iterable[RunReco
     gone = [run for run in runs if owner_gone(run)]
     if not gone:
         return False
-    marked = False
     async with SqliteStore.open(state_dir) as store:
-        for run in gone:
-            reason = f"the planrun process that ran it (pid {run.owner_pid}) is gone"
-            marked |= await store.mark_crashed(run.run_id, reason)
-    return marked
+        return await _mark_crashed(store, gone)
 
 
 async def get_run(reader: RunReader, run_id: str) -> RunRecord | None:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import re
 
+from .model import VAR_NAME_PATTERN
+
 __all__ = ["MAX_OUTPUT_BYTES", "OutputError", "parse_outputs", "too_large"]
 
 #: The largest outputs file a step may write (larger fails the attempt, never truncates).
 MAX_OUTPUT_BYTES = 64 * 1024
 
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Output keys are named like variables.
+_KEY = re.compile(VAR_NAME_PATTERN)
 
 
 class OutputError(ValueError):

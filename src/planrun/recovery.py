@@ -17,7 +17,7 @@ import anyio
 import msgspec
 
 from . import crash
-from .api import PreparedRun, Resume, prepare
+from .api import PreparedRun, Resume, prepare, secrets_from_env
 from .errors import LockConflict, UsageError
 from .model import Plan, RunState
 from .records import RunRecord, StepRecord
@@ -93,8 +93,7 @@ async def load_resume(
     given = {k: v for k, v in run.variables.items() if k != "PLAN_DIR"}
     given.update(variables or {})
     prepared = prepare(source, given, _secrets(run, secrets))
-    masker = prepared.masker
-    changes = variable_changes(run.variables, masker.data(prepared.variables))
+    changes = variable_changes(run.variables, prepared.masked_variables)
     if stored_plan is None:
         changes.insert(0, "the run was recorded without its plan (an older planrun)")
     else:
@@ -117,14 +116,11 @@ def _secrets(run: RunRecord, given: Mapping[str, str] | None) -> dict[str, str]:
     """The run's secrets: those given, else from the environment (``--secret`` names
     were recorded; the plan's own are read by ``prepare``)."""
     out = dict(given or {})
-    for name in run.secret_names:
-        if name in out:
-            continue
-        value = os.environ.get(name)
-        if not value:
-            raise UsageError(
-                f"secret '{name}' of run {run.run_id} is not set: export {name}=... in the "
-                "environment and resume again"
-            )
-        out[name] = value
-    return out
+    found, missing = secrets_from_env(n for n in run.secret_names if n not in out)
+    if missing:
+        name = next(iter(missing))
+        raise UsageError(
+            f"secret '{name}' of run {run.run_id} is not set: export {name}=... in the "
+            "environment and resume again"
+        )
+    return out | found

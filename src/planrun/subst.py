@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_STEP_OUTPUT = re.compile(r"steps\.(?P<id>.+)\.outputs\.(?P<key>[A-Za-z_][A-Za-z0-9_]*)")
+_STEP_OUTPUT = re.compile(rf"steps\.(?P<id>.+)\.outputs\.(?P<key>{_NAME.pattern})")
 _STEP_EXIT = re.compile(r"steps\.(?P<id>.+)\.exit_code")
 
 

@@ -8,7 +8,6 @@ is being resumed elsewhere), 124 run deadline exceeded, 130 cancelled (SIGINT/SI
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import sys
@@ -21,7 +20,7 @@ import typer
 from anyio.abc import TaskStatus
 from rich.console import Console
 
-from ..api import PreparedRun, Resume, RunResult, execute, prepare
+from ..api import PreparedRun, Resume, RunResult, execute, prepare, secrets_from_env
 from ..engine import EXIT_CANCELLED
 from ..errors import PlanError, PlanrunError, UsageError
 from ..executors.local import LocalExecutor
@@ -70,16 +69,14 @@ MaxConcurrencyOpt = Annotated[
 
 def _secrets(names: list[str] | None) -> dict[str, str]:
     """``--secret NAME`` values, from planrun's environment."""
-    out: dict[str, str] = {}
-    for name in names or []:
-        value = os.environ.get(name)
-        if not value:
-            raise UsageError(
-                f"--secret {name}: {name} is {'empty' if value == '' else 'not set'} in the "
-                f"environment; export {name}=... first (a secret never goes on the command line)"
-            )
-        out[name] = value
-    return out
+    values, missing = secrets_from_env(names or [])
+    if missing:
+        name, why = next(iter(missing.items()))  # the first one is enough to act on
+        raise UsageError(
+            f"--secret {name}: {name} is {why} in the environment; export {name}=... first "
+            "(a secret never goes on the command line)"
+        )
+    return values
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:

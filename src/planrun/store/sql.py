@@ -99,6 +99,10 @@ UPSERT_PLAN_STEP = """
 INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')
 ON CONFLICT (run_id, step_id) DO UPDATE SET position = excluded.position, name = excluded.name
 """
+SELECT_CLAIMABLE = "SELECT state, last_seq, owner_pid, owner_host FROM runs WHERE run_id = ?"
+UPDATE_STEP_COUNT = """
+UPDATE runs SET step_count = (SELECT COUNT(*) FROM steps WHERE run_id = ?) WHERE run_id = ?
+"""
 SELECT_STEP_IDS = "SELECT step_id FROM steps WHERE run_id = ?"
 DELETE_STEP = "DELETE FROM steps WHERE run_id = ? AND step_id = ?"
 DELETE_STEP_ATTEMPTS = "DELETE FROM attempts WHERE run_id = ? AND step_id = ?"

@@ -77,6 +77,13 @@ def _private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+def _private_files(paths: RunPaths) -> None:
+    """A run's directories (0700) and events file (0600), whatever the umask."""
+    _private_dir(paths.run_dir)
+    _private_dir(paths.log_dir)
+    _private_file(paths.events_jsonl)
+
+
 @contextlib.contextmanager
 def _translated(what: str) -> Iterator[None]:
     try:
@@ -216,9 +223,7 @@ class SqliteStore:
                     sql.INSERT_STEP,
                     [(run_id, sid, i, name) for i, (sid, name) in enumerate(steps)],
                 )
-                _private_dir(paths.run_dir)
-                _private_dir(paths.log_dir)
-                _private_file(paths.events_jsonl)
+                _private_files(paths)
         return paths
 
     async def claim_run(
@@ -249,11 +254,7 @@ class SqliteStore:
         now = utc_now()
         with _translated("claiming the run"):
             async with immediate(self._db):
-                rows = await fetch_dicts(
-                    self._db,
-                    "SELECT state, last_seq, owner_pid, owner_host FROM runs WHERE run_id = ?",
-                    (run_id,),
-                )
+                rows = await fetch_dicts(self._db, sql.SELECT_CLAIMABLE, (run_id,))
                 row = _claimable(run_id, rows, self.state_dir, expected_last_seq)
                 await self._db.execute(
                     sql.CLAIM_RUN,
@@ -276,14 +277,8 @@ class SqliteStore:
                 )
                 await self._drop_steps_not_in(run_id, {sid for sid, _ in steps})
                 await self._db.executemany(sql.RESUME_STEP, [(run_id, sid) for sid in rerun])
-                await self._db.execute(
-                    "UPDATE runs SET step_count = (SELECT COUNT(*) FROM steps WHERE run_id = ?)"
-                    " WHERE run_id = ?",
-                    (run_id, run_id),
-                )
-        _private_dir(paths.run_dir)
-        _private_dir(paths.log_dir)
-        _private_file(paths.events_jsonl)
+                await self._db.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
+        _private_files(paths)
         await self._repair_jsonl(run_id)
         return paths, int(row["last_seq"])
 
