@@ -286,3 +286,31 @@ def test_a_secret_in_the_lock_path_is_refused(tmp_path: Path) -> None:
     result = planrun("validate", plan, cwd=tmp_path, env=clean_env(TOKEN="s3cret"))  # noqa: S106
     assert result.returncode == 2
     assert "$.globals.lock.path" in result.stderr
+
+
+def test_a_lock_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    """The lock directory is opened without following symlinks: a symlinked one is a
+    clear error (exit 1, no traceback) before any step runs."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "sneaky").symlink_to(real)
+    plan = _plan(tmp_path, "merge", "L", "touch ran")
+    result = planrun(
+        "run", plan, "--state-dir", tmp_path / "state", cwd=tmp_path,
+        env=clean_env(PLANRUN_LOCK_DIR=str(tmp_path / "sneaky")),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot use the lock directory {tmp_path / 'sneaky'}" in result.stderr
+    assert "PLANRUN_LOCK_DIR" in result.stderr
+    assert not (tmp_path / "ran").exists()
+    assert list(real.iterdir()) == []
+
+
+def test_the_default_lock_directory_is_per_user_and_fixed() -> None:
+    """Without PLANRUN_LOCK_DIR, locks live in /tmp/planrun-<uid>/locks, whatever
+    $TMPDIR or $XDG_RUNTIME_DIR say (a lock must be in one place for every run)."""
+    from planrun.locks import lock_dir
+
+    expected = Path(f"/tmp/planrun-{os.getuid()}/locks")
+    assert lock_dir({"TMPDIR": "/elsewhere", "XDG_RUNTIME_DIR": "/run/user/1"}) == expected
+    assert lock_dir({"PLANRUN_LOCK_DIR": "rel/locks"}) == Path.cwd() / "rel" / "locks"

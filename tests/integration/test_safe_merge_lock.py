@@ -129,7 +129,7 @@ def test_every_spelling_of_the_repository_is_one_lock(tmp_path: Path) -> None:
         ]
         for n, (cwd, spelling) in enumerate(spellings):
             # The first from the subdirectory uses its default store (lib/.planrun).
-            store = ["--state-dir", tmp_path / f"state-{n}"] if n else []
+            store = ["--state-dir", str(tmp_path / f"state-{n}")] if n else []
             second = planrun(
                 "run", SAFE_MERGE, "--run-id", f"sm-second-{n}", *store,
                 "--var", f"REPO={spelling}", "--var", "BRANCH=other",
