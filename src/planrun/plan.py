@@ -215,6 +215,10 @@ def _convert(
             if unknown is not None:
                 where = f"{prefix}.{fld}"
             hint = _hint_for(message, typ, fld)
+            if unknown is not None and path != "$" and of_path is not None:
+                # In a nested object (e.g. "lock": {...}): say where, drop the whole field.
+                where = f"{prefix}{path[1:]}.{unknown['field']}"
+                fld, hint = of_path["field"], None
             if missing is not None:
                 hint = f"add '{missing['field']}'"
             problems.append(Problem(where, _readable(message), step_id, hint))

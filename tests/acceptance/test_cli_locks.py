@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ._cli import PLANRUN, clean_env, planrun, query, read_events, wait_until, write_json
 
 
@@ -314,3 +316,23 @@ def test_the_default_lock_directory_is_per_user_and_fixed() -> None:
     expected = Path(f"/tmp/planrun-{os.getuid()}/locks")
     assert lock_dir({"TMPDIR": "/elsewhere", "XDG_RUNTIME_DIR": "/run/user/1"}) == expected
     assert lock_dir({"PLANRUN_LOCK_DIR": "rel/locks"}) == Path.cwd() / "rel" / "locks"
+
+
+@pytest.mark.parametrize(
+    ("lock", "expected"),
+    [
+        ({"name": "L", "paht": "x"}, "$.globals.lock.paht: unknown field 'paht'"),
+        ({"name": "L", "path": "x", "resolve": "svn"}, "$.globals.lock.resolve: invalid enum"),
+        ({"path": "x"}, "$.globals.lock: missing required field 'name'"),
+        ({"name": "L", "path": "${NOPE}"}, "$.globals.lock.path: variable 'NOPE' is not defined"),
+    ],
+)
+def test_a_bad_lock_object_is_located(tmp_path: Path, lock: dict[str, str], expected: str) -> None:
+    """A malformed lock object is exit 2 with the JSON path of what is wrong."""
+    plan = write_json(
+        tmp_path / "p.json",
+        {"plan_id": "p", "globals": {"lock": lock}, "steps": [{"id": "a", "command": "true"}]},
+    )
+    result = planrun("validate", plan, cwd=tmp_path)
+    assert result.returncode == 2
+    assert expected in result.stderr, result.stderr
