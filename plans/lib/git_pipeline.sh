@@ -52,9 +52,20 @@ checked_out_at() {
         $0 == ENVIRON["WANT"] { print wt }'
 }
 
+# ignore_state_dir: TOP/.state ignores itself (a .gitignore of "*", like pytest's cache),
+# so `git status` stays clean. Written once, never over an existing file (set -C: O_EXCL).
+ignore_state_dir() {
+    [ -n "${TOP:-}" ] || return 0
+    [ -e "$TOP/.state/.gitignore" ] && return 0
+    mkdir -p -- "$TOP/.state"
+    (set -C && printf '# written by planrun pipelines: ignore everything here\n*\n' \
+        >"$TOP/.state/.gitignore") 2>/dev/null || true
+}
+
 # write_state FILE: write stdin to FILE atomically (temp file in the same directory,
 # flushed to disk, renamed over FILE): readers see the old content or the new, never half.
 write_state() {
+    ignore_state_dir
     _dir=$(dirname -- "$1")
     mkdir -p -- "$_dir"
     _tmp=$(mktemp "$_dir/.tmp.XXXXXX")
@@ -86,8 +97,13 @@ now() {
 WORKTREE_PREFIX=planrun-$(printf '%s' "$PIPELINE" | tr _ -)
 
 # create_run_worktree SHA: a detached work tree at SHA in a fresh temp dir, recorded in
-# RUN_DIR/worktree.env for the later steps and cleanup. Needs load_paths.
+# RUN_DIR/worktree.env for the later steps and cleanup. Needs load_paths. A resumed run
+# (the plan marks this step "resume": "ephemeral") first removes what an earlier attempt
+# left, if cleanup did not.
 create_run_worktree() {
+    if [ -f "$RUN_DIR/worktree.env" ]; then
+        remove_recorded_worktree
+    fi
     _tmp=$(mktemp -d -- "${TMPDIR:-/tmp}/$WORKTREE_PREFIX.XXXXXX")
     _tmp=$(cd -- "$_tmp" && pwd -P)
     printf 'tmp_dir=%s\n' "$_tmp" | write_state "$RUN_DIR/worktree.env"
@@ -106,6 +122,12 @@ remove_run_worktree() {
         echo "no work tree was created"
         return 0
     fi
+    remove_recorded_worktree
+}
+
+# remove_recorded_worktree: remove the work tree and temp dir RUN_DIR/worktree.env names
+# (if still there). Needs load_paths.
+remove_recorded_worktree() {
     _tmp=$(read_state "$RUN_DIR/worktree.env" tmp_dir)
     case $_tmp in
         /*/"$WORKTREE_PREFIX".*) ;;

@@ -25,4 +25,6 @@ STATE
 )
 printf '%s\n' "$result" | write_state "$RUN_DIR/result.env"
 printf '%s\n' "$result" | write_state "$STATE_DIR/last_merge.env"
-echo "merged $BRANCH into $TARGET: $pre -> $merge, pushed to $REMOTE"
+said="merged $BRANCH into $TARGET: $pre -> $merge, pushed to $REMOTE"
+echo "$said"
+printf 'summary=%s\n' "$said" >>"$PLANRUN_OUTPUT"

@@ -12,7 +12,10 @@ branch=$(branch_sha "$BRANCH")
 remote=$(git -C "$TOP" rev-parse --verify --quiet --end-of-options \
     "refs/remotes/$REMOTE/$TARGET^{commit}" || true)
 if [ -n "$remote" ] && ! git -C "$TOP" merge-base --is-ancestor "$remote" "$target"; then
-    die "'$TARGET' lacks commits of '$REMOTE/$TARGET' ($remote): update '$TARGET' first"
+    die "'$TARGET' lacks commits of '$REMOTE/$TARGET' ($remote): update it first with" \
+        "\`git -C '$TOP' fetch '$REMOTE' '$TARGET:$TARGET'\` (it fast-forwards '$TARGET';" \
+        "if git refuses, '$TARGET' has diverged: merge '$REMOTE/$TARGET' into it by hand)," \
+        "then run the safe merge again"
 fi
 
 write_state "$RUN_DIR/record.env" <<STATE

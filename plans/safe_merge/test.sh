@@ -1,5 +1,6 @@
 #!/bin/sh
-# Run TEST_CMD (a command line, run by sh -c) in the merged work tree. The plan's
+# Run TEST_CMD (a command line, run by sh -c) in the merged work tree, with REPO_DIR set
+# to the user's repository. The plan's
 # timeout_sec bounds it; a non-zero exit fails the run and nothing is pushed.
 set -eu
 . "$(dirname -- "$0")/lib.sh"
@@ -7,5 +8,10 @@ load_paths
 
 wt=$(worktree_path)
 cd -- "$wt"
-echo "running TEST_CMD in $wt: $TEST_CMD"
+# The merge result is tested, not the user's checkout: TEST_CMD runs in the temporary
+# work tree. REPO_DIR names the user's repository (absolute) for what only lives there
+# (a virtualenv, caches): e.g. TEST_CMD='"$REPO_DIR/.venv/bin/python" -m pytest'.
+REPO_DIR=$TOP
+export REPO_DIR
+echo "running TEST_CMD in $wt (REPO_DIR=$REPO_DIR): $TEST_CMD"
 exec sh -c "$TEST_CMD"

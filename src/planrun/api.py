@@ -30,6 +30,7 @@ from .engine import Engine, EngineConfig
 from .errors import LockConflict, PlanError, PlanrunError, Problem, UsageError
 from .events import Event, LockAcquired, StepFinished, utc_now
 from .executors.local import LocalExecutor
+from .locks import HeldLock, LockKey, resolve_key, try_lock
 from .masking import Masker
 from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
 from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
@@ -277,18 +278,16 @@ async def execute(
     if max_concurrency is not None and max_concurrency < 1:
         raise UsageError("--max-concurrency must be at least 1")
     plan = prepared.plan
-    lock = (
-        subst.substitute(plan.globals.lock, prepared.variables)
-        if plan.globals.lock is not None
-        else None
-    )
+    lock = _lock_key(prepared)
     async with SqliteStore.open(state_dir or default_state_dir()) as store:
         # Processes left by crashed runs (that escaped the watchdog): kill them now.
         await sweep_leftovers(store)
         prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
+        held: HeldLock | None = None
         try:
             if lock is not None:
-                prelude = (await _take_lock(store, lock, run_id, plan, on_notice),)
+                held, taken = await _take_lock(store, lock, run_id, plan, on_notice)
+                prelude = (taken,)
             with contextlib.ExitStack() as stack:
                 if executor is None:
                     executor = stack.enter_context(LocalExecutor())
@@ -304,44 +303,66 @@ async def execute(
                     resume,
                 )
         finally:
-            if lock is not None:
-                await store.release_lock(lock, run_id)
+            if held is not None:
+                held.release()
+
+
+def _lock_key(prepared: PreparedRun) -> LockKey | None:
+    """The run's lock with its variables filled in and its path made canonical.
+
+    A relative ``path`` is taken from where the steps run by default: ``globals.cwd``
+    (itself relative to the plan's directory) if set, else the working directory.
+    """
+    lock = prepared.plan.globals.lock
+    if lock is None:
+        return None
+    if isinstance(lock, str):
+        return LockKey(subst.substitute(lock, prepared.variables))
+    base = Path.cwd()
+    if prepared.plan.globals.cwd is not None:
+        plan_dir = Path(prepared.source).parent if prepared.source else base
+        base = plan_dir / subst.substitute(prepared.plan.globals.cwd, prepared.variables)
+    path = subst.substitute(lock.path, prepared.variables) if lock.path is not None else None
+    return resolve_key(subst.substitute(lock.name, prepared.variables), path, lock.resolve, base)
 
 
 async def _take_lock(
     store: SqliteStore,
-    name: str,
+    key: LockKey,
     run_id: str,
     plan: Plan,
     on_notice: Callable[[str], None] | None,
-) -> tuple[type[Event], dict[str, Any]]:
-    """Take the run lock (``LockConflict`` if held and not waiting, or on timeout).
+) -> tuple[HeldLock, tuple[type[Event], dict[str, Any]]]:
+    """Take the run lock (``LockConflict`` if held and not waiting, or on timeout);
+    the held lock and its ``lock_acquired`` event.
 
-    Waiting polls the store: the holder is another process, which cannot wake us.
+    Waiting polls (``flock`` with ``LOCK_NB``): the holder is another process, which
+    cannot wake us, and a blocking ``flock`` would hold a worker thread uncancellably.
     """
     began = anyio.current_time()
     timeout = plan.globals.lock_timeout_sec
     announced = False
     while True:
-        taken, holder = await store.try_lock(name, run_id, utc_now())
-        if taken:
+        held, holder = try_lock(key, run_id, store.state_dir, utc_now())
+        if held is not None:
             fields: dict[str, Any] = {
-                "name": name,
+                "name": key.name,
+                "path": key.path,
                 "waited_sec": round(anyio.current_time() - began, 3),
             }
             if holder is not None:
                 fields["reclaimed_from_run"] = holder.run_id
-                fields["reclaimed_from_pid"] = holder.owner_pid
-            return LockAcquired, fields
-        assert holder is not None
-        who = f"run {holder.run_id} (pid {holder.owner_pid} on {holder.owner_host})"
+                fields["reclaimed_from_pid"] = holder.pid
+            return held, (LockAcquired, fields)
+        # No record yet: the holder took the lock a moment ago and is writing it.
+        who = holder.describe() if holder is not None else "another run (starting)"
         if plan.globals.on_lock_conflict is OnLockConflict.FAIL:
-            raise LockConflict(f"lock '{name}' is held by {who}; try again when it ends")
+            raise LockConflict(f"lock {key.label} is held by {who}; try again when it ends")
         waited = anyio.current_time() - began
         if timeout is not None and waited >= timeout:
-            raise LockConflict(f"lock '{name}' still held by {who} after {timeout:g}s")
+            raise LockConflict(f"lock {key.label} still held by {who} after {timeout:g}s")
         if not announced and on_notice is not None:
-            on_notice(f"waiting for lock '{name}', held by {who}")
+            on_notice(f"waiting for lock {key.label}, held by {who}")
             announced = True
         await anyio.sleep(LOCK_POLL_SEC)
 

@@ -145,6 +145,8 @@ class LockAcquired(_Base, frozen=True, tag="lock_acquired"):
 
     name: str
     waited_sec: float
+    #: The canonical path the lock is on (``"lock": {"name": ..., "path": ...}``).
+    path: str | None = None
     reclaimed_from_run: str | None = None
     reclaimed_from_pid: int | None = None
 

@@ -17,9 +17,12 @@ from msgspec import Meta
 __all__ = [
     "AttemptState",
     "Globals",
+    "Lock",
+    "LockResolve",
     "OnFailure",
     "OnLockConflict",
     "Plan",
+    "ResumeRule",
     "RunState",
     "Step",
     "StepState",
@@ -48,6 +51,23 @@ class OnLockConflict(enum.StrEnum):
 
     FAIL = "fail"
     WAIT = "wait"
+
+
+class LockResolve(enum.StrEnum):
+    """How a lock's ``path`` becomes the thing it locks (always absolute, symlinks
+    resolved first)."""
+
+    PATH = "path"  # the path itself
+    GIT = "git"  # the git dir of the repository the path is in (every spelling, one lock)
+
+
+class ResumeRule(enum.StrEnum):
+    """What ``resume`` does with a step that succeeded in the run being resumed."""
+
+    REUSE = "reuse"  # its result stands (unless something upstream of it reruns)
+    # Its effect does not outlive the run (e.g. a temporary work tree that a cleanup
+    # step removes): it reruns whenever a step downstream of it reruns.
+    EPHEMERAL = "ephemeral"
 
 
 class When(enum.StrEnum):
@@ -125,6 +145,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     success_exit_codes: list[int] = msgspec.field(default_factory=lambda: [0])
     env: dict[str, str] = msgspec.field(default_factory=dict)
     cwd: str | None = None
+    resume: ResumeRule = ResumeRule.REUSE
 
     @property
     def display_name(self) -> str:
@@ -133,6 +154,14 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
 
 def _cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+class Lock(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """A lock on a thing: ``name``, and the ``path`` it is about (canonicalised)."""
+
+    name: Annotated[str, Meta(min_length=1)]
+    path: Annotated[str, Meta(min_length=1)] | None = None
+    resolve: LockResolve = LockResolve.PATH
 
 
 class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
@@ -144,7 +173,7 @@ class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw
     timeout_sec: PosSeconds | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
     cwd: str | None = None
-    lock: Annotated[str, Meta(min_length=1)] | None = None
+    lock: Annotated[str, Meta(min_length=1)] | Lock | None = None
     on_lock_conflict: OnLockConflict = OnLockConflict.FAIL
     lock_timeout_sec: PosSeconds | None = None
 
@@ -152,6 +181,17 @@ class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw
     def concurrency(self) -> int:
         """``max_concurrency``, defaulting to the CPU count."""
         return self.max_concurrency if self.max_concurrency is not None else _cpu_count()
+
+    def lock_templates(self) -> list[tuple[str, str]]:
+        """The lock's strings that take ``${...}``, with their JSON paths."""
+        if self.lock is None:
+            return []
+        if isinstance(self.lock, str):
+            return [("$.globals.lock", self.lock)]
+        out = [("$.globals.lock.name", self.lock.name)]
+        if self.lock.path is not None:
+            out.append(("$.globals.lock.path", self.lock.path))
+        return out
 
 
 class Plan(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):

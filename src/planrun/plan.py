@@ -215,6 +215,10 @@ def _convert(
             if unknown is not None:
                 where = f"{prefix}.{fld}"
             hint = _hint_for(message, typ, fld)
+            if unknown is not None and path != "$" and of_path is not None:
+                # In a nested object (e.g. "lock": {...}): say where, drop the whole field.
+                where = f"{prefix}{path[1:]}.{unknown['field']}"
+                fld, hint = of_path["field"], None
             if missing is not None:
                 hint = f"add '{missing['field']}'"
             problems.append(Problem(where, _readable(message), step_id, hint))
@@ -383,8 +387,8 @@ def _templates(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, str | None, 
         yield f"$.globals.env.{key}", None, value, None
     if plan.globals.cwd is not None:
         yield "$.globals.cwd", None, plan.globals.cwd, None
-    if plan.globals.lock is not None:
-        yield "$.globals.lock", None, plan.globals.lock, None
+    for path, template in plan.globals.lock_templates():
+        yield path, None, template, None
     for i, step in indexed:
         base = f"$.steps[{i}]"
         yield f"{base}.command", step.id, step.command, step
@@ -475,15 +479,15 @@ def _check_secrets(plan: Plan, given: Mapping[str, str], secrets: Collection[str
                     hint="rename one of them: a secret's value never comes from --var",
                 )
             )
-    if plan.globals.lock is not None:
-        names = set(plan.secrets) | set(secrets)
+    names = set(plan.secrets) | set(secrets)
+    for path, template in plan.globals.lock_templates():
         with contextlib.suppress(subst.SubstError):
             # dict.fromkeys: each secret once, in order of first use.
-            for name in dict.fromkeys(subst.references(plan.globals.lock)):
+            for name in dict.fromkeys(subst.references(template)):
                 if name in names:
                     problems.append(
                         Problem(
-                            "$.globals.lock",
+                            path,
                             f"the lock name uses secret '{name}'",
                             hint="lock names are stored and shown in clear: use a variable",
                         )

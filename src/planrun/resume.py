@@ -9,7 +9,10 @@ too, so the rerun set is always closed downstream:
   step keeps its earlier result, whatever it was.
 
 A reused step whose output held a secret has no usable stored value (outputs are
-stored masked), so it reruns when a rerunning step needs that output.
+stored masked), so it reruns when a rerunning step needs that output. A step marked
+``"resume": "ephemeral"`` (its effect does not outlive the run, e.g. a temporary work
+tree that a cleanup step removes) reruns whenever a step downstream of it reruns; with
+``--only`` a step downstream of one is refused (``--from`` that step instead).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import msgspec
 
 from . import graph
 from .errors import UsageError
-from .model import Plan, StepState
+from .model import Plan, ResumeRule, StepState
 from .subst import StepRef
 
 __all__ = [
@@ -106,10 +109,12 @@ def choose(
         seeds.append(from_step)
         why.setdefault(from_step, f"--from {from_step}")
     rerun = graph.downstream(deps, seeds)
-    # Outputs stored masked cannot be reused: rerun their producer (and so on).
+    ephemeral = [s.id for s in plan.steps if s.resume is ResumeRule.EPHEMERAL]
+    # Outputs stored masked cannot be reused, nor can an ephemeral step's effect: rerun
+    # the producer (and so on), until nothing more is added.
     changed = True
     while changed:
-        changed = False
+        changed = _add_ephemeral(ids, deps, ephemeral, rerun, why)
         for sid in sorted(rerun):
             for ref in refs.get(sid, ()):
                 producer = prior.get(ref.step_id)
@@ -136,6 +141,32 @@ def choose(
     return choices
 
 
+def _add_ephemeral(
+    ids: Sequence[str],
+    deps: Mapping[str, Sequence[str]],
+    ephemeral: Sequence[str],
+    rerun: set[str],
+    why: dict[str, str],
+) -> bool:
+    """Add to ``rerun`` (with what follows them) the ephemeral steps that something
+    downstream of them reruns after; True if any was added."""
+    added = False
+    for sid in ephemeral:
+        if sid in rerun:
+            continue
+        after = graph.downstream(deps, [sid]) - {sid}
+        first = next((d for d in ids if d in after and d in rerun), None)
+        if first is None:
+            continue
+        why[sid] = (
+            f"its effect does not outlive a run (resume: ephemeral) and '{first}', "
+            "which comes after it, reruns"
+        )
+        rerun |= graph.downstream(deps, [sid])
+        added = True
+    return added
+
+
 def _choose_only(
     plan: Plan,
     prior: Mapping[str, PriorStep],
@@ -144,6 +175,13 @@ def _choose_only(
     succeeded: set[str],
 ) -> list[Choice]:
     step = plan.step(only)
+    deps = {s.id: list(s.depends_on) for s in plan.steps}
+    for s in plan.steps:
+        if s.resume is ResumeRule.EPHEMERAL and s.id in graph.ancestors(deps, only):
+            raise UsageError(
+                f"--only {only}: it comes after '{s.id}', whose effect does not outlive a "
+                f"run (resume: ephemeral) and would have to rerun too; use --from {s.id}"
+            )
     for dep in step.depends_on:
         if dep not in succeeded:
             state = prior[dep].state.value if dep in prior else "new"

@@ -368,3 +368,72 @@ def test_checked_out_target_is_refused(tmp_path: Path) -> None:
     assert repos.sha("main") == pre
     assert not (repos.repo / ".state").exists()
     assert os.listdir(repos.tmpdir) == []
+
+
+@pytest.mark.parametrize("where", [".", "lib"])
+def test_a_safe_merge_leaves_git_status_clean(repos: Repos, where: str) -> None:
+    """Run from the repository's top or from a subdirectory with the default store
+    (``.planrun/`` there) and REPO '.', a safe merge leaves ``git status --porcelain``
+    empty: .planrun/ and .state/ ignore themselves. TEST_CMD gets REPO_DIR (the user's
+    repository, absolute) and the summary says what the merge did."""
+    cwd = repos.repo / where
+    seen = repos.root / "repo-dir"
+    test_cmd = f'printf %s "$REPO_DIR" > {seen}; test "$PWD" != "$REPO_DIR"'
+    result = planrun(
+        "run", SAFE_MERGE, "--plain", "--var", "BRANCH=feature", "--var", f"TEST_CMD={test_cmd}",
+        cwd=cwd, env=repos.env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert repos.git("status", "--porcelain", "--ignored=no") == ""
+    assert (cwd / ".planrun" / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert (repos.repo / ".state" / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert (repos.repo / ".state" / "safe_merge" / "last_merge.env").is_file()
+    assert seen.read_text() == str(repos.repo.resolve())
+    assert f"finish: merged feature into main: {repos.sha('main^1')} -> " in result.stdout
+
+
+def test_an_existing_gitignore_is_kept(repos: Repos) -> None:
+    """A .gitignore the user already has in .planrun/ or .state/ is never overwritten."""
+    for name in (".planrun", ".state"):
+        (repos.repo / name).mkdir()
+        (repos.repo / name / ".gitignore").write_text("# mine\n*\n")
+    result = planrun(
+        "run", SAFE_MERGE, "--var", "BRANCH=feature", cwd=repos.repo, env=repos.env, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in (".planrun", ".state"):
+        assert (repos.repo / name / ".gitignore").read_text() == "# mine\n*\n"
+
+
+def test_the_summary_says_what_rollback_did(repos: Repos) -> None:
+    """A failed merge's run summary has a line from rollback saying what it did to main."""
+    pre = repos.sha("main")
+    variables = {**feature_vars(repos), "TEST_CMD": "exit 1"}
+    result = planrun_run(repos, SAFE_MERGE, "sm-red", variables)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"  rollback: main was not moved (still at {pre}): nothing to restore" in result.stdout
+
+
+def test_origin_ahead_gives_the_command_that_fixes_it(repos: Repos) -> None:
+    """When origin/main has commits main lacks, record fails with the command that
+    updates main; after running that very command, the merge goes through."""
+    other = repos.root / "other"
+    repos.git("clone", "-q", str(repos.remote), str(other), where=repos.root)
+    (other / "ahead.txt").write_text("ahead\n")
+    repos.git("add", "ahead.txt", where=other)
+    repos.git("-c", "user.name=O", "-c", "user.email=o@x.invalid", "commit", "-qm", "ahead",
+              where=other)  # fmt: skip
+    repos.git("push", "-q", "origin", "main", where=other)
+
+    failed = planrun_run(repos, SAFE_MERGE, "sm-behind", feature_vars(repos))
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    log = step_log(repos, "sm-behind", "record")
+    top = repos.git("rev-parse", "--show-toplevel")
+    command = f"git -C '{top}' fetch 'origin' 'main:main'"
+    assert command in log, log
+    subprocess.run(command, shell=True, check=True, env=repos.env, capture_output=True)
+
+    again = planrun_run(repos, SAFE_MERGE, "sm-after", feature_vars(repos))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert repos.sha("main", where=repos.remote) == repos.sha("main")
+    assert repos.git("show", "main:ahead.txt") == "ahead"

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.acceptance._cli import PLANRUN, wait_until
+from tests.acceptance._cli import PLANRUN, planrun, wait_until
 
 from .test_safe_merge import PLANS, SAFE_MERGE, Repos, make_repos, planrun_run
 
@@ -99,3 +99,52 @@ def test_waiting_safe_merge_runs_after_the_first(tmp_path: Path) -> None:
     parents = repos.git("rev-list", "--parents", "-n", "1", main).split()
     assert parents[2] == repos.sha("other")
     assert repos.sha("main", where=repos.remote) == main
+
+
+def test_every_spelling_of_the_repository_is_one_lock(tmp_path: Path) -> None:
+    """A safe merge started from the repository with REPO '.' (its own .planrun/) holds
+    the lock against merges that spell the repository otherwise — from a subdirectory,
+    as an absolute path, through a symlink, from another work tree — each with another
+    state dir: every one exits 3 naming the holder, and the first lands."""
+    repos = make_repos(tmp_path)
+    _two_features(repos)
+    (tmp_path / "link").symlink_to(repos.repo)
+    linked = tmp_path / "linked-worktree"
+    repos.git("worktree", "add", "-q", "--detach", str(linked), "main")
+    marker = tmp_path / "testing"
+    first = subprocess.Popen(
+        [*PLANRUN, "run", str(SAFE_MERGE), "--plain", "--run-id", "sm-first",
+         "--var", "BRANCH=feature", "--var", f"TEST_CMD=touch {marker}; sleep 3"],
+        cwd=repos.repo, env=repos.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert wait_until(marker.exists, 30)
+        spellings = [
+            (repos.repo / "lib", "."),  # a subdirectory: lib/.planrun would be its store
+            (tmp_path, str(repos.repo)),
+            (tmp_path, "link"),
+            (tmp_path, "link/lib/.."),
+            (linked, "."),
+        ]
+        for n, (cwd, spelling) in enumerate(spellings):
+            # The first from the subdirectory uses its default store (lib/.planrun).
+            store = ["--state-dir", str(tmp_path / f"state-{n}")] if n else []
+            second = planrun(
+                "run", SAFE_MERGE, "--run-id", f"sm-second-{n}", *store,
+                "--var", f"REPO={spelling}", "--var", "BRANCH=other",
+                cwd=cwd, env=repos.env,
+            )  # fmt: skip
+            assert second.returncode == 3, (spelling, second.stdout + second.stderr)
+            assert "lock 'safe-merge' on " in second.stderr
+            assert "is held by run sm-first" in second.stderr, second.stderr
+            assert f"pid {first.pid}" in second.stderr
+            assert str(repos.repo / ".planrun") in second.stderr  # the holder's state dir
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, out + err
+    finally:
+        first.kill()
+    merge = repos.sha("main")
+    assert repos.sha("main", where=repos.remote) == merge
+    assert repos.git("rev-list", "--parents", "-n", "1", merge).split()[2] == repos.sha("feature")
+    assert (repos.repo / "lib" / ".planrun" / "runs.db").exists()  # another store

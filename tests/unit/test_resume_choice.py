@@ -476,3 +476,55 @@ def test_variable_changes_are_sorted_and_quoted() -> None:
         "variable GONE is no longer set (was 'x')",
         "variable NEW is new ('')",
     ]
+
+
+# --- resume: ephemeral --------------------------------------------------------------
+
+
+def _ephemeral_plan() -> Plan:
+    """setup -> tmp (ephemeral) -> use -> after; tmp -> other; lone alone."""
+    plan = _plan(
+        "setup", ("tmp", ["setup"]), ("use", ["tmp"]), ("after", ["use"]), ("other", ["tmp"]),
+        "lone",
+    )  # fmt: skip
+    raw = msgspec.to_builtins(plan)
+    raw["steps"][1]["resume"] = "ephemeral"
+    return msgspec.convert(raw, Plan)
+
+
+def test_an_ephemeral_step_reruns_when_a_step_after_it_reruns() -> None:
+    """'after' failed: the ephemeral 'tmp' before it reruns too (and so does all that
+    follows 'tmp'), saying why; 'setup' before it and the unrelated 'lone' are reused."""
+    prior = {"setup": OK, "tmp": OK, "use": OK, "after": FAILED, "other": OK, "lone": FAILED}
+    choices = _choose(_ephemeral_plan(), prior)
+    assert _rerun(choices) == ["tmp", "use", "after", "other", "lone"]
+    assert _why(choices)["tmp"] == (
+        "its effect does not outlive a run (resume: ephemeral) and 'after', "
+        "which comes after it, reruns"
+    )
+    assert _why(choices)["use"] == "depends on 'tmp', which reruns (was succeeded)"
+
+
+def test_an_ephemeral_step_is_reused_when_nothing_after_it_reruns() -> None:
+    """Only 'lone' failed: nothing downstream of 'tmp' reruns, so it is reused."""
+    prior = {"setup": OK, "tmp": OK, "use": OK, "after": OK, "other": OK, "lone": FAILED}
+    assert _rerun(_choose(_ephemeral_plan(), prior)) == ["lone"]
+
+
+def test_from_a_step_after_an_ephemeral_one_reruns_it() -> None:
+    """--from use: 'tmp' must be made again first."""
+    prior = dict.fromkeys(["setup", "tmp", "use", "after", "other", "lone"], OK)
+    assert _rerun(_choose(_ephemeral_plan(), prior, from_step="use")) == [
+        "tmp",
+        "use",
+        "after",
+        "other",
+    ]
+
+
+def test_only_a_step_after_an_ephemeral_one_is_refused() -> None:
+    """--only use cannot rerun 'tmp' too: refused, pointing at --from tmp."""
+    prior = dict.fromkeys(["setup", "tmp", "use", "after", "other", "lone"], OK)
+    with pytest.raises(UsageError, match="use --from tmp"):
+        _choose(_ephemeral_plan(), prior, only="after")
+    assert _rerun(_choose(_ephemeral_plan(), prior, only="tmp")) == ["tmp"]

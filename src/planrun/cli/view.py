@@ -169,7 +169,8 @@ class PlainLog(Renderer):
                 reason = f": {event.reason}" if event.reason else ""
                 return f"{event.step_id} {event.state.value}{extra}{reason}"
             case LockAcquired():
-                text = f"lock '{event.name}' acquired"
+                where = f" on {event.path}" if event.path else ""
+                text = f"lock '{event.name}'{where} acquired"
                 if event.waited_sec >= 0.5:
                     text += f" after waiting {event.waited_sec:g}s"
                 if event.reclaimed_from_run is not None:
@@ -304,6 +305,11 @@ def print_summary(console: Console, view: RunView, wall: float) -> None:
     )
     if view.reason and view.state is not RunState.SUCCEEDED:
         console.print(f"  reason: {view.reason}", markup=False, highlight=False)
+    for step in view.steps.values():
+        # A step says what it did (e.g. what a rollback restored) with a "summary" output.
+        said = (step.outputs or {}).get("summary") if step.state is StepState.SUCCEEDED else None
+        if said:
+            console.print(f"  {step.id}: {said}", markup=False, highlight=False)
     for step in view.steps.values():
         if not step.state.failed:
             continue

@@ -19,7 +19,8 @@ MIGRATIONS: dict[int, list[str]] = {
     1: SCHEMA_STATEMENTS,
     # owner_kind: 'cli' (cancels on SIGTERM, so `planrun cancel` works) or 'api'.
     2: ["ALTER TABLE runs ADD COLUMN owner_kind TEXT NOT NULL DEFAULT 'api'"],
-    # Run locks (globals.lock): one row per held lock, owner identified like runs.
+    # Run locks (globals.lock) were rows here until they became machine-wide flock
+    # files (planrun.locks); the table stays so migrations keep their numbers.
     3: [
         """CREATE TABLE IF NOT EXISTS locks (
             name TEXT PRIMARY KEY,
@@ -43,12 +44,6 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE steps ADD COLUMN masked_outputs TEXT",
     ],
 }
-SELECT_LOCK = "SELECT * FROM locks WHERE name = ?"
-DELETE_LOCK = "DELETE FROM locks WHERE name = ?"
-INSERT_LOCK = """
-INSERT INTO locks (name, run_id, owner_pid, owner_start_time, owner_host, acquired_at)
-VALUES (?, ?, ?, ?, ?, ?)
-"""
 ABANDON_RUN = """
 UPDATE runs SET state = 'cancelled', exit_code = 130, ended_at = ?, reason = ?
 WHERE run_id = ? AND state = 'running'
@@ -67,7 +62,6 @@ WHERE run_id = ? AND state = 'running'
 CRASH_ATTEMPTS = """
 UPDATE attempts SET state = 'crashed', ended_at = ? WHERE run_id = ? AND state = 'running'
 """
-RELEASE_LOCK = "DELETE FROM locks WHERE name = ? AND run_id = ?"
 
 BUSY_TIMEOUT_SEC = 5.0
 ENABLE_WAL = "PRAGMA journal_mode=WAL"

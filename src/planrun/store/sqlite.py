@@ -42,10 +42,10 @@ from ..events import (
     utc_now,
 )
 from ..model import AttemptState, StepState
-from ..proc import boot_id, is_same_process, process_start_time
+from ..proc import boot_id, process_start_time
 from . import sql
 
-__all__ = ["LockHolder", "RunPaths", "SqliteStore", "default_state_dir"]
+__all__ = ["RunPaths", "SqliteStore", "default_state_dir"]
 
 #: Most events written in one transaction.
 MAX_BATCH = 2000
@@ -61,6 +61,20 @@ def default_state_dir() -> Path:
 def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _ignore_itself(root: Path) -> None:
+    """``root/.gitignore`` of ``*`` (like pytest's cache), so a state dir in a git work
+    tree never shows up as untracked. Never replaces an existing one (O_EXCL)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(root / ".gitignore", flags, 0o600)
+    except FileExistsError:
+        return
+    try:
+        _write_all(fd, b"# Created by planrun: its run store, ignored by git.\n*\n")
+    finally:
+        os.close(fd)
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:
@@ -110,18 +124,6 @@ async def immediate(db: aiosqlite.Connection) -> AsyncIterator[None]:
 
 
 @dataclass(frozen=True)
-class LockHolder:
-    """Who holds a run lock."""
-
-    name: str
-    run_id: str
-    owner_pid: int
-    owner_start_time: int | None
-    owner_host: str
-    acquired_at: str
-
-
-@dataclass(frozen=True)
 class RunPaths:
     """Where one run's files live."""
 
@@ -151,6 +153,7 @@ class SqliteStore:
         root = _absolute(state_dir)
         try:
             _private_dir(root)
+            _ignore_itself(root)
             _private_dir(root / "runs")
             _private_file(root / "runs.db")
         except OSError as exc:
@@ -295,39 +298,6 @@ class SqliteStore:
         with _translated("writing the heartbeat"):
             async with immediate(self._db):
                 await self._db.execute(sql.HEARTBEAT, (utc_now(), run_id))
-
-    async def try_lock(self, name: str, run_id: str, now: str) -> tuple[bool, LockHolder | None]:
-        """Take lock ``name`` for ``run_id`` atomically (one ``BEGIN IMMEDIATE``).
-
-        Returns ``(True, reclaimed)`` when taken — ``reclaimed`` is the previous holder
-        when its process was gone (a stale lock) — or ``(False, holder)`` when a live
-        run holds it. A holder on another host is always treated as live.
-        """
-        pid = os.getpid()
-        with _translated("taking a lock"):
-            async with immediate(self._db):
-                rows = await fetch_dicts(self._db, sql.SELECT_LOCK, (name,))
-                reclaimed = None
-                if rows:
-                    holder = LockHolder(**{k: rows[0][k] for k in LockHolder.__annotations__})
-                    alive = holder.owner_host != socket.gethostname() or is_same_process(
-                        holder.owner_pid, holder.owner_start_time
-                    )
-                    if alive:
-                        return False, holder
-                    await self._db.execute(sql.DELETE_LOCK, (name,))
-                    reclaimed = holder
-                await self._db.execute(
-                    sql.INSERT_LOCK,
-                    (name, run_id, pid, process_start_time(pid), socket.gethostname(), now),
-                )
-                return True, reclaimed
-
-    async def release_lock(self, name: str, run_id: str) -> None:
-        """Release ``name`` if ``run_id`` holds it (idempotent; shielded)."""
-        with anyio.CancelScope(shield=True), _translated("releasing a lock"):
-            async with immediate(self._db):
-                await self._db.execute(sql.RELEASE_LOCK, (name, run_id))
 
     async def mark_crashed(self, run_id: str, reason: str) -> bool:
         """Record that ``run_id``'s owner died: the run and its running steps and
