@@ -28,8 +28,8 @@ from . import subst
 from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
 from .errors import LockConflict, PlanError, PlanrunError, Problem, UsageError
-from .events import Event, LockAcquired, StepFinished, utc_now
-from .executors.local import LocalExecutor
+from .events import ConcurrencyCapped, Event, LockAcquired, StepFinished, utc_now
+from .executors.local import LocalExecutor, attempt_capacity
 from .masking import Masker
 from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
 from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
@@ -382,20 +382,29 @@ async def _execute_in_store(
                 callback = None
                 _LOG.warning("on_event raised %r; no more events are sent to it", exc)
 
+    concurrency, capped = _concurrency(
+        max_concurrency or plan.globals.concurrency, prepared, executor
+    )
     config = EngineConfig(
         run_id=run_id,
         plan_id=plan.plan_id,
-        max_concurrency=max_concurrency or plan.globals.concurrency,
+        max_concurrency=concurrency,
         kill_grace=plan.globals.kill_grace_sec,
         run_timeout=plan.globals.timeout_sec,
         log_dir=paths.log_dir,
         plan_path=prepared.source,
         variables=prepared.masked_variables,
-        prelude=prelude,
+        prelude=prelude + capped,
         masker=masker or None,
         prior=resume.prior if resume is not None else {},
         rerun=frozenset(resume.rerun) if resume is not None else None,
         last_seq=last_seq,
+        # The watchdog starts before the first step: if it cannot, nothing runs.
+        before_steps=(
+            functools.partial(executor.start_run, run_id)
+            if isinstance(executor, LocalExecutor)
+            else None
+        ),
     )
     engine = Engine(prepared.steps, config, executor, sink)
     with _unwrap_planrun_errors():
@@ -405,6 +414,22 @@ async def _execute_in_store(
                 await engine.run()
     assert view is not None
     return RunResult.from_view(view)
+
+
+def _concurrency(
+    requested: int, prepared: PreparedRun, executor: Executor
+) -> tuple[int, tuple[tuple[type[Event], dict[str, Any]], ...]]:
+    """The run's effective ``max_concurrency``, and the ``concurrency_capped`` event to
+    emit if local attempts would not fit in the open-file limit (see
+    :func:`~planrun.executors.local.attempt_capacity`)."""
+    if not isinstance(executor, LocalExecutor):
+        return requested, ()
+    wanted = min(requested, len(prepared.steps))
+    effective, limit = attempt_capacity(wanted, bool(prepared.masker))
+    if effective >= wanted:
+        return requested, ()
+    fields = {"requested": wanted, "effective": effective, "fd_limit": limit}
+    return effective, ((ConcurrencyCapped, fields),)
 
 
 async def _claim(
