@@ -53,14 +53,14 @@ KILL_WAIT_SEC = 2.0
 ESCAPE_CHECK_SEC = 0.2
 #: File descriptors one spawn may need at once (log, output pipe, sentinel pipe, the
 #: exec error pipe of ``subprocess``, /dev/null for stdin, the pidfd, with room to spare).
-SPAWN_FDS = 16
+SPAWN_FDS = 12
 #: File descriptors a running attempt holds: the sentinel's read end and the pidfd,
 #: and with secrets the masking pipe's read end and the log file.
 FDS_PER_ATTEMPT = 4
 #: File descriptors kept free for everything else: SQLite (database, WAL, shared
 #: memory, temporary files), events.jsonl, the event loop, the watchdog's pipe, the
 #: pidfds of escapees being stopped, and one spawn in progress.
-FDS_RESERVE = 32 + SPAWN_FDS
+FDS_RESERVE = 16 + SPAWN_FDS
 #: How old a ``/proc`` scan may be to pick the escapees that get the SIGTERM.
 ESCAPE_SCAN_REUSE_SEC = 0.5
 #: How long to keep reading a masked output pipe after the group is gone (a process
