@@ -20,11 +20,10 @@ def test_a_run_under_ulimit_64_with_concurrency_100_succeeds(tmp_path: Path) -> 
     )
     run_id = "fd-limit"
     command = (
-        'ulimit -n 64 && exec "$0" -m planrun run plan.json --state-dir state '
-        "--run-id fd-limit --plain"
+        'ulimit -n 64 && exec "$0" -m planrun run "$1" --state-dir state --run-id "$2" --plain'
     )
     result = subprocess.run(
-        ["sh", "-c", command, PY],
+        ["sh", "-c", command, PY, str(plan), run_id],
         cwd=tmp_path,
         env=clean_env(),
         capture_output=True,
