@@ -74,7 +74,7 @@ def _start_outer(tmp_path: Path, plan: Path, state: Path, outer_id: str) -> subp
 
 def _inner_running(inner_state: Path, inner_id: str) -> bool:
     events = read_events(inner_state, inner_id)
-    return sum(e["type"] == "attempt_started" for e in events) == 3
+    return bool(sum(e["type"] == "attempt_started" for e in events) == 3)
 
 
 def test_sigkill_of_an_outer_run_leaves_no_process_of_the_nested_run(tmp_path: Path) -> None:
