@@ -546,7 +546,10 @@ async def run_plan(
 
     A failed run is a result, not an exception. Raises ``PlanError`` for an invalid
     plan (before anything is written or started), ``UsageError`` for a bad
-    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails. Cancelling the
+    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails, ``HelperError``
+    if the watchdog cannot start (the run is then recorded ``failed`` and no step
+    starts). Fewer attempts than ``max_concurrency`` run at once if the open-file
+    limit cannot hold them (a ``ConcurrencyCapped`` event says so). Cancelling the
     awaiting task stops every step process (TERM, grace, KILL), records the run
     ``cancelled`` and re-raises the cancellation.
     """
