@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from ._cli import PY, clean_env, read_events, show_run, write_json
+from ._cli import PY, clean_env, planrun, read_events, show_run, write_json
 
 
 def test_a_run_under_ulimit_64_with_concurrency_100_succeeds(tmp_path: Path) -> None:
@@ -45,5 +45,8 @@ def test_a_run_under_ulimit_64_with_concurrency_100_succeeds(tmp_path: Path) -> 
     assert capped[0]["requested"] == 100
     assert capped[0]["fd_limit"] == 64
     assert 1 <= capped[0]["effective"] < 100
+    watched = planrun("watch", run_id, "--plain", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert watched.returncode == 0, watched.stderr
+    assert f"max concurrency capped at {capped[0]['effective']} (asked: 100)" in watched.stdout
     started = json.dumps(read_events(tmp_path / "state", run_id)[0])
     assert f'"max_concurrency": {capped[0]["effective"]}' in started
