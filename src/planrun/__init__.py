@@ -6,10 +6,19 @@ The public API is what this module exports; everything else is private.
 
 from . import monitor
 from .api import AttemptResult, RunResult, StepResult, run_plan
-from .errors import LockConflict, PlanError, PlanrunError, Problem, StoreError, UsageError
+from .errors import (
+    HelperError,
+    LockConflict,
+    PlanError,
+    PlanrunError,
+    Problem,
+    StoreError,
+    UsageError,
+)
 from .events import (
     AttemptFinished,
     AttemptStarted,
+    ConcurrencyCapped,
     Event,
     LockAcquired,
     RetryScheduled,
@@ -30,7 +39,9 @@ __all__ = [
     "AttemptResult",
     "AttemptStarted",
     "AttemptState",
+    "ConcurrencyCapped",
     "Event",
+    "HelperError",
     "LockAcquired",
     "LockConflict",
     "OnFailure",

@@ -28,8 +28,8 @@ from . import subst
 from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
 from .errors import LockConflict, PlanError, PlanrunError, Problem, UsageError
-from .events import Event, LockAcquired, StepFinished, utc_now
-from .executors.local import LocalExecutor
+from .events import ConcurrencyCapped, Event, LockAcquired, StepFinished, utc_now
+from .executors.local import LocalExecutor, attempt_capacity
 from .locks import HeldLock, LockKey, resolve_key, try_lock
 from .masking import Masker
 from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
@@ -403,20 +403,29 @@ async def _execute_in_store(
                 callback = None
                 _LOG.warning("on_event raised %r; no more events are sent to it", exc)
 
+    concurrency, capped = _concurrency(
+        max_concurrency or plan.globals.concurrency, prepared, executor
+    )
     config = EngineConfig(
         run_id=run_id,
         plan_id=plan.plan_id,
-        max_concurrency=max_concurrency or plan.globals.concurrency,
+        max_concurrency=concurrency,
         kill_grace=plan.globals.kill_grace_sec,
         run_timeout=plan.globals.timeout_sec,
         log_dir=paths.log_dir,
         plan_path=prepared.source,
         variables=prepared.masked_variables,
-        prelude=prelude,
+        prelude=prelude + capped,
         masker=masker or None,
         prior=resume.prior if resume is not None else {},
         rerun=frozenset(resume.rerun) if resume is not None else None,
         last_seq=last_seq,
+        # The watchdog starts before the first step: if it cannot, nothing runs.
+        before_steps=(
+            functools.partial(executor.start_run, run_id)
+            if isinstance(executor, LocalExecutor)
+            else None
+        ),
     )
     engine = Engine(prepared.steps, config, executor, sink)
     with _unwrap_planrun_errors():
@@ -426,6 +435,22 @@ async def _execute_in_store(
                 await engine.run()
     assert view is not None
     return RunResult.from_view(view)
+
+
+def _concurrency(
+    requested: int, prepared: PreparedRun, executor: Executor
+) -> tuple[int, tuple[tuple[type[Event], dict[str, Any]], ...]]:
+    """The run's effective ``max_concurrency``, and the ``concurrency_capped`` event to
+    emit if local attempts would not fit in the open-file limit (see
+    :func:`~planrun.executors.local.attempt_capacity`)."""
+    if not isinstance(executor, LocalExecutor):
+        return requested, ()
+    wanted = min(requested, len(prepared.steps))
+    effective, limit = attempt_capacity(wanted, bool(prepared.masker))
+    if effective >= wanted:
+        return requested, ()
+    fields = {"requested": wanted, "effective": effective, "fd_limit": limit}
+    return effective, ((ConcurrencyCapped, fields),)
 
 
 async def _claim(
@@ -542,7 +567,10 @@ async def run_plan(
 
     A failed run is a result, not an exception. Raises ``PlanError`` for an invalid
     plan (before anything is written or started), ``UsageError`` for a bad
-    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails. Cancelling the
+    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails, ``HelperError``
+    if the watchdog cannot start (the run is then recorded ``failed`` and no step
+    starts). Fewer attempts than ``max_concurrency`` run at once if the open-file
+    limit cannot hold them (a ``ConcurrencyCapped`` event says so). Cancelling the
     awaiting task stops every step process (TERM, grace, KILL), records the run
     ``cancelled`` and re-raises the cancellation.
     """

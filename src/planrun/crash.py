@@ -8,8 +8,9 @@ Every planrun command that reads runs calls :func:`reap_crashed` first.
 
 :func:`sweep_leftovers` runs when a run starts: a step process that escaped both its
 process group and the watchdog (``setsid`` and every fd closed, or a watchdog that was
-itself killed) still carries its run's ``PLANRUN_RUN_ID``; if that run is in this
-store and no longer running, the process is killed.
+itself killed) still carries its run's ``PLANRUN_RUN_ID`` (and, for the steps of a
+nested run, the outer runs' ids in ``PLANRUN_RUN_TREE``); if the innermost of those
+runs this store knows is no longer running, the process is killed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import socket
 from collections.abc import Iterable
 
 from .model import RunState
-from .proc import boot_id, environments, is_same_process
+from .proc import boot_id, environments, is_same_process, runs_of
 from .records import RunRecord
 from .store.reader import RunReader
 from .store.sqlite import SqliteStore, fetch_dicts
@@ -30,52 +31,68 @@ from .store.sqlite import SqliteStore, fetch_dicts
 __all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "sweep_leftovers", "tagged_runs"]
 
 _LOG = logging.getLogger("planrun")
-_TAG = b"PLANRUN_RUN_ID="
 
 
 def tagged_runs() -> dict[str, list[int]]:
-    """Live processes carrying a ``PLANRUN_RUN_ID`` tag, by run id (a ``/proc`` scan)."""
+    """Live processes carrying a planrun tag, by run id (a ``/proc`` scan): a process
+    is listed under its own run and under every run it descends from (nested runs)."""
     found: dict[str, list[int]] = {}
     for pid, environ in environments():
-        for item in environ:
-            if item.startswith(_TAG):
-                run_id = item[len(_TAG) :].decode(errors="replace")
-                found.setdefault(run_id, []).append(pid)
+        for run_id in runs_of(environ):
+            found.setdefault(run_id, []).append(pid)
     return found
+
+
+def _chains() -> dict[int, list[str]]:
+    """Every tagged process's runs, outermost first (a ``/proc`` scan)."""
+    return {pid: runs for pid, environ in environments() if (runs := runs_of(environ))}
 
 
 async def sweep_leftovers(store: SqliteStore) -> list[int]:
     """Kill processes of this store's runs that are over (crashed, failed, ...).
 
-    Runs still ``running`` with a live owner, and run ids this store does not know
-    (another state dir's), are left alone. Returns the pids killed.
+    A process belongs to its own run and to every run it descends from (a planrun
+    started inside a step: see ``proc.RUN_TREE``); the innermost of those this store
+    knows decides. So the steps of a live nested run are left alone even if an outer
+    run is over (the nested planrun, a step of that outer run, is killed instead, and
+    its watchdog stops its steps). Runs still ``running`` with a live owner, and run
+    ids this store does not know (another state dir's), are left alone. Returns the
+    pids killed.
     """
-    tagged = tagged_runs()
-    if not tagged:
+    chains = _chains()
+    if not chains:
         return []
-    marks = ",".join("?" * len(tagged))
-    rows = await fetch_dicts(
-        store.db,
-        f"SELECT run_id, state FROM runs WHERE run_id IN ({marks})",  # noqa: S608 - only ?s
-        tuple(tagged),
-    )
-    ended = [row["run_id"] for row in rows if row["state"] != RunState.RUNNING.value]
-    running = [row["run_id"] for row in rows if row["state"] == RunState.RUNNING.value]
+    known = await _states(store, {run_id for runs in chains.values() for run_id in runs})
+    running = [rid for rid, state in known.items() if state == RunState.RUNNING.value]
     if running:
         async with RunReader.open(store.state_dir) as reader:
             records = [run for rid in running if (run := await reader.get_run(rid)) is not None]
         gone = [run for run in records if owner_gone(run)]
         await _mark_crashed(store, gone)
-        ended += [run.run_id for run in gone]
+        for run in gone:
+            known[run.run_id] = RunState.CRASHED.value
     killed = []
-    for run_id in ended:
-        for pid in tagged[run_id]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+    for pid, runs in chains.items():
+        innermost = next((rid for rid in reversed(runs) if rid in known), None)
+        if innermost is None or known[innermost] == RunState.RUNNING.value:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
     if killed:
         _LOG.warning("killed %d leftover step process(es) of ended runs", len(killed))
     return killed
+
+
+async def _states(store: SqliteStore, run_ids: set[str]) -> dict[str, str]:
+    """The state of each of ``run_ids`` this store knows."""
+    marks = ",".join("?" * len(run_ids))
+    rows = await fetch_dicts(
+        store.db,
+        f"SELECT run_id, state FROM runs WHERE run_id IN ({marks})",  # noqa: S608 - only ?s
+        tuple(run_ids),
+    )
+    return {row["run_id"]: row["state"] for row in rows}
 
 
 async def _mark_crashed(store: SqliteStore, gone: Iterable[RunRecord]) -> bool:

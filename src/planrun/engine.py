@@ -34,6 +34,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import policy
+from .errors import PlanrunError
 from .events import (
     AttemptFinished,
     AttemptStarted,
@@ -84,6 +85,10 @@ class EngineConfig:
     prior: dict[str, PriorStep] = field(default_factory=dict)
     rerun: frozenset[str] | None = None
     last_seq: int = 0
+    #: Called after the first events, before any step starts (e.g. to start the
+    #: executor's watchdog). A ``PlanrunError`` from it fails the run with its message,
+    #: no step runs, and the error propagates.
+    before_steps: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,8 @@ class Engine:
         self._deadline_hit = False
         self._cancelling = False
         self._cancel_reason = "run cancelled"
+        #: ``run_finished`` was emitted (the run failed before any step started).
+        self._ended = False
         self._tg: TaskGroup | None = None
         send: MemoryObjectSendStream[_Message]
         recv: MemoryObjectReceiveStream[_Message]
@@ -245,6 +252,8 @@ class Engine:
                 self._emit(RunResumed, rerun=rerun, kept=kept, **fields)
             for cls, fields in cfg.prelude:
                 self._emit(cls, **fields)
+            if cfg.before_steps is not None:
+                self._before_steps(cfg.before_steps)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 if cfg.run_timeout is not None:
@@ -259,9 +268,31 @@ class Engine:
             self._finish_cancelled()
             raise
         except BaseException:
-            self._finish_cancelled(reason="internal error")
+            if not self._ended:
+                self._finish_cancelled(reason="internal error")
             raise
         return self._finish()
+
+    def _before_steps(self, hook: Callable[[], None]) -> None:
+        """Run ``hook``; if it raises a ``PlanrunError``, end the run ``failed`` with its
+        message (every step ``cancelled``: none started) and re-raise."""
+        try:
+            hook()
+        except PlanrunError as exc:
+            reason = str(exc)
+            for index, node in enumerate(self._nodes):
+                if not node.state.terminal and not node.kept:
+                    self._finish_step(index, StepState.CANCELLED, reason=f"not started: {reason}")
+            self._check.clear()
+            self._ended = True
+            self._emit(
+                RunFinished,
+                state=RunState.FAILED,
+                exit_code=EXIT_FAILED,
+                reason=reason,
+                failed_steps=[],
+            )
+            raise
 
     def _settle(self) -> None:
         """Re-evaluate steps whose dependencies changed, then start what may start

@@ -6,7 +6,8 @@
     ├── PlanError        the plan is invalid (carries every Problem found)    exit 2
     ├── UsageError       bad arguments: --var syntax, a bad run id, ...         exit 2
     ├── LockConflict     the plan's lock is held by another live run            exit 3
-    └── StoreError       the run store could not be opened, read or written    exit 1
+    ├── StoreError       the run store could not be opened, read or written    exit 1
+    └── HelperError      a helper process (the watchdog) could not be started   exit 1
 
 A failed *step* is not an exception: it is an outcome recorded in the run.
 Exceptions are for bad input, storage failures and bugs.
@@ -18,7 +19,15 @@ from collections.abc import Sequence
 
 import msgspec
 
-__all__ = ["LockConflict", "PlanError", "PlanrunError", "Problem", "StoreError", "UsageError"]
+__all__ = [
+    "HelperError",
+    "LockConflict",
+    "PlanError",
+    "PlanrunError",
+    "Problem",
+    "StoreError",
+    "UsageError",
+]
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -80,5 +89,12 @@ class UsageError(PlanrunError):
 
 class StoreError(PlanrunError):
     """The run store failed: the database could not be opened, read or written."""
+
+    exit_code = 1
+
+
+class HelperError(PlanrunError):
+    """A process planrun needs beside the steps (the watchdog) could not be started;
+    the run is recorded ``failed`` before any step starts."""
 
     exit_code = 1

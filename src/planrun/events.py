@@ -16,6 +16,7 @@ from .model import AttemptState, RunState, StepState
 __all__ = [
     "AttemptFinished",
     "AttemptStarted",
+    "ConcurrencyCapped",
     "Event",
     "LockAcquired",
     "RetryScheduled",
@@ -151,6 +152,16 @@ class LockAcquired(_Base, frozen=True, tag="lock_acquired"):
     reclaimed_from_pid: int | None = None
 
 
+class ConcurrencyCapped(_Base, frozen=True, tag="concurrency_capped"):
+    """Fewer attempts run at once than asked: ``requested`` (``max_concurrency``, or the
+    number of steps if smaller) would not fit in the open-file limit ``fd_limit`` even
+    after raising the soft limit, so at most ``effective`` run at once."""
+
+    requested: int
+    effective: int
+    fd_limit: int
+
+
 class RunAborting(_Base, frozen=True, tag="run_aborting"):
     """No new step starts except cleanup/rollback; running steps are being stopped."""
 
@@ -178,6 +189,7 @@ Event = (
     | LockAcquired
     | RunCrashed
     | RunResumed
+    | ConcurrencyCapped
 )
 
 _encoder = msgspec.json.Encoder()

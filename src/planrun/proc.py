@@ -1,5 +1,6 @@
 """Process identity from ``/proc``: is the process that owns a run still that process?
-And which processes carry a planrun tag in their environment?
+And which processes carry a planrun tag in their environment (and so belong to which
+runs, nested runs included: see :data:`RUN_TREE`)?
 
 A pid alone is not an identity (pids are reused), so owners are recorded as pid plus
 start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot).
@@ -8,10 +9,20 @@ start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["boot_id", "environments", "is_same_process", "process_start_time"]
+__all__ = [
+    "RUN_TREE",
+    "boot_id",
+    "child_tree",
+    "environments",
+    "is_same_process",
+    "process_start_time",
+    "runs_of",
+    "tree_of",
+]
 
 
 def environments() -> Iterator[tuple[int, list[bytes]]]:
@@ -67,3 +78,44 @@ def is_same_process(pid: int | None, start_time: int | None) -> bool:
             return True
         return True
     return process_start_time(pid) == start_time
+
+
+#: The environment entry that places a process in the tree of runs: every attempt it
+#: descends from, outermost first, as ``run/step/attempt`` joined by ``:``. A step
+#: inherits its planrun's value and appends its own attempt, so a planrun started
+#: inside a step (a nested run) and everything it starts still name the outer run.
+RUN_TREE = "PLANRUN_RUN_TREE"
+#: A bound on the inherited chain (an environment entry is not free): deeper
+#: nesting keeps the outermost entries, which are the ones that must not be lost.
+MAX_TREE_DEPTH = 64
+_RUN_ID_TAG = b"PLANRUN_RUN_ID="
+_TREE_TAG = RUN_TREE.encode() + b"="
+_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_ATTEMPT = re.compile(rf"{_ID}/{_ID}/[0-9]{{1,9}}")
+
+
+def child_tree(inherited: str | None, attempt: str) -> str:
+    """The ``PLANRUN_RUN_TREE`` value of a step: ``inherited`` (this planrun's own
+    value, if any; malformed entries dropped) with ``attempt`` (``run/step/n``) added."""
+    chain = [c for c in (inherited or "").split(":") if _ATTEMPT.fullmatch(c)]
+    return ":".join([*chain[: MAX_TREE_DEPTH - 1], attempt])
+
+
+def tree_of(environ: Iterable[bytes]) -> list[str]:
+    """The attempts (``run/step/n``) a process descends from, outermost first."""
+    for item in environ:
+        if item.startswith(_TREE_TAG):
+            text = item[len(_TREE_TAG) :].decode(errors="replace")
+            return [c for c in text.split(":") if _ATTEMPT.fullmatch(c)]
+    return []
+
+
+def runs_of(environ: Iterable[bytes]) -> list[str]:
+    """The run ids a process belongs to, outermost first: those of its tree and its
+    ``PLANRUN_RUN_ID`` (its own run: the last one)."""
+    entries = list(environ)
+    runs = [c.partition("/")[0] for c in tree_of(entries)]
+    for item in entries:
+        if item.startswith(_RUN_ID_TAG):
+            runs.append(item[len(_RUN_ID_TAG) :].decode(errors="replace"))
+    return list(dict.fromkeys(runs))  # in order, each once

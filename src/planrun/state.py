@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from .events import (
     AttemptFinished,
     AttemptStarted,
+    ConcurrencyCapped,
     Event,
     RetryScheduled,
     RunAborting,
@@ -72,6 +73,10 @@ class RunView:
     #: When the latest resume took the run over (None if it never was resumed).
     resumed_at: str | None = None
     last_seq: int = 0
+    #: How many attempts may run at once, and what was asked when the open-file limit
+    #: capped it (None: not capped).
+    max_concurrency: int | None = None
+    requested_concurrency: int | None = None
 
     @property
     def finished(self) -> int:
@@ -120,6 +125,14 @@ def _resume(view: RunView, event: RunResumed) -> None:
     view.counts = Counter(s.state for s in steps.values())
 
 
+def _start(view: RunView, event: RunStarted) -> None:
+    view.max_concurrency = event.max_concurrency
+    view.plan_id = event.plan_id
+    view.started_at = event.ts
+    view.steps = {s.id: StepView(s.id, s.name, s.retries + 1, s.critical) for s in event.steps}
+    view.counts = Counter({StepState.PENDING: len(event.steps)})
+
+
 def apply(view: RunView | None, event: Event) -> RunView:
     """Fold ``event`` into ``view`` (created from the first event when None)."""
     if view is None:
@@ -127,12 +140,7 @@ def apply(view: RunView | None, event: Event) -> RunView:
     view.last_seq = event.seq
     match event:
         case RunStarted():
-            view.plan_id = event.plan_id
-            view.started_at = event.ts
-            view.steps = {
-                s.id: StepView(s.id, s.name, s.retries + 1, s.critical) for s in event.steps
-            }
-            view.counts = Counter({StepState.PENDING: len(event.steps)})
+            _start(view, event)
         case AttemptStarted():
             step = view.steps[event.step_id]
             _move(view, step, StepState.RUNNING)
@@ -163,7 +171,12 @@ def apply(view: RunView | None, event: Event) -> RunView:
             step.ended_at = event.ts
             step.outputs = event.outputs
         case RunResumed():
+            view.max_concurrency = event.max_concurrency
+            view.requested_concurrency = None
             _resume(view, event)
+        case ConcurrencyCapped():
+            view.max_concurrency = event.effective
+            view.requested_concurrency = event.requested
         case RunAborting():
             view.aborting = event.reason
         case RunCrashed():

@@ -66,14 +66,17 @@ def test_sigkill_of_planrun_leaves_no_step_process(tmp_path: Path) -> None:
 
 
 def test_clean_exit_dismisses_the_watchdog(tmp_path: Path) -> None:
-    """After a normal run no watchdog process is left behind."""
+    """After a normal run no watchdog process of that run is left behind."""
     plan = write_json(
         tmp_path / "plan.json", {"plan_id": "ok", "steps": [{"id": "a", "command": "true"}]}
     )
+    # The watchdog keeps every environment variable but planrun's own: this one tells
+    # this test's watchdog from those of other runs on the machine.
+    mark = f"WATCHDOG_TEST_MARK={tmp_path}".encode()
     result = subprocess.run(
         [*PLANRUN, "run", str(plan), "--state-dir", str(tmp_path / "state"), "--plain"],
         cwd=tmp_path,
-        env=clean_env(),
+        env=clean_env(WATCHDOG_TEST_MARK=str(tmp_path)),
         capture_output=True,
         text=True,
         timeout=30,
@@ -84,7 +87,11 @@ def test_clean_exit_dismisses_the_watchdog(tmp_path: Path) -> None:
     left = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+            if (
+                entry.name.isdigit()
+                and marker in (entry / "cmdline").read_bytes()
+                and mark in (entry / "environ").read_bytes().split(b"\0")
+            ):
                 left.append(int(entry.name))
         except OSError:
             continue

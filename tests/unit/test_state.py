@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from planrun.events import (
     AttemptFinished,
     AttemptStarted,
+    ConcurrencyCapped,
     Event,
     RetryScheduled,
     RunAborting,
@@ -355,3 +356,14 @@ def test_events_survive_an_encode_decode_round_trip() -> None:
     assert decoded == events
     assert _fold(decoded) == _fold(events)
     assert _fold(events).steps["a"].attempts[1].state is AttemptState.FAILED
+
+
+def test_concurrency_capped_is_kept_in_the_view() -> None:
+    """concurrency_capped records the effective and the requested concurrency."""
+    ev = _Events()
+    view = apply(None, ev.run_started(_info("a")))
+    seq, ts = ev._next()
+    capped = ConcurrencyCapped(run_id=RUN, seq=seq, ts=ts, requested=100, effective=12, fd_limit=64)
+    apply(view, capped)
+    assert (view.max_concurrency, view.requested_concurrency) == (12, 100)
+    assert decode_event(encode_event(capped)) == capped

@@ -24,6 +24,7 @@ from rich.text import Text
 from ..events import (
     AttemptFinished,
     AttemptStarted,
+    ConcurrencyCapped,
     Event,
     LockAcquired,
     RetryScheduled,
@@ -98,6 +99,15 @@ def log_tail(path: str | None, lines: int = 10, max_bytes: int = 8192) -> list[s
         return []
     text = data.decode("utf-8", errors="replace").rstrip("\n")
     return text.splitlines()[-lines:] if text else []
+
+
+def capped_text(event: ConcurrencyCapped) -> str:
+    """The notice for a concurrency capped by the open-file limit."""
+    return (
+        f"max concurrency capped at {event.effective} (asked: {event.requested}): the "
+        f"open-file limit ({event.fd_limit}) holds no more attempts; raise it "
+        "(ulimit -n) to run more at once"
+    )
 
 
 def _last_log(step: StepView) -> str | None:
@@ -179,6 +189,8 @@ class PlainLog(Renderer):
                         f"pid {event.reclaimed_from_pid}, is gone)"
                     )
                 return text
+            case ConcurrencyCapped():
+                return capped_text(event)
             case RunAborting():
                 return f"run aborting: {event.reason}"
             case RunCrashed():
@@ -212,6 +224,8 @@ class LiveView(Renderer):
                 f"run [bold]{event.run_id}[/] started: plan {escape(event.plan_id)}, "
                 f"{len(event.steps)} steps [dim](follow it: planrun watch {event.run_id})[/]"
             )
+        elif isinstance(event, ConcurrencyCapped):
+            self.console.print(f"[yellow]{escape(capped_text(event))}[/]")
         elif isinstance(event, StepFinished):
             self._recent.append(event.step_id)
         self._dirty.set()

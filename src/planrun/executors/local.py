@@ -27,11 +27,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -39,18 +42,33 @@ import anyio
 from ..masking import Masker
 from ..outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs, too_large
 from ..ports import AttemptSpec, ProcessResult
-from ..proc import environments
+from ..proc import RUN_TREE, child_tree, environments, runs_of, tree_of
 from .watchdog import Watchdog
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "attempt_capacity"]
 
 #: How long to wait for a group to vanish after SIGKILL before giving up on it.
 KILL_WAIT_SEC = 2.0
 #: After SIGKILL to the group, how long before looking for escaped descendants.
 ESCAPE_CHECK_SEC = 0.2
+#: File descriptors one spawn may need at once (log, output pipe, sentinel pipe, the
+#: exec error pipe of ``subprocess``, /dev/null for stdin, the pidfd, with room to spare).
+SPAWN_FDS = 12
+#: File descriptors a running attempt holds: the sentinel's read end and the pidfd,
+#: and with secrets the masking pipe's read end and the log file.
+FDS_PER_ATTEMPT = 4
+#: File descriptors kept free for everything else: SQLite (database, WAL, shared
+#: memory, temporary files), events.jsonl, the event loop, the watchdog's pipe, the
+#: pidfds of escapees being stopped, and one spawn in progress.
+FDS_RESERVE = 16 + SPAWN_FDS
+#: How old a ``/proc`` scan may be to pick the escapees that get the SIGTERM.
+ESCAPE_SCAN_REUSE_SEC = 0.5
 #: How long to keep reading a masked output pipe after the group is gone (a process
 #: that left the group may still hold it).
 DRAIN_SEC = 0.5
+
+
+_ATTEMPT_TAG = b"PLANRUN_ATTEMPT_TAG="
 
 
 def attempt_tag(run_id: str, step_id: str, attempt: int) -> bytes:
@@ -61,6 +79,99 @@ def attempt_tag(run_id: str, step_id: str, attempt: int) -> bytes:
 def tagged_processes(tag: bytes) -> list[int]:
     """Pids of live processes whose environment holds ``tag`` (a ``/proc`` scan)."""
     return [pid for pid, environ in environments() if tag in environ]
+
+
+def processes_of_runs(run_ids: set[str]) -> list[int]:
+    """Pids of live processes that belong to one of ``run_ids``, as their own run or
+    as an ancestor (the steps of nested runs: see ``proc.RUN_TREE``)."""
+    return [pid for pid, environ in environments() if run_ids.intersection(runs_of(environ))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tagged:
+    """What one ``/proc`` scan found: pids by attempt tag, and by ancestor attempt."""
+
+    taken_at: float
+    by_tag: dict[bytes, list[int]]
+    by_ancestor: dict[str, list[int]]
+
+
+class _Scanner:
+    """``/proc`` scans shared by the attempts being stopped at the same moment.
+
+    Cancelling a run stops every attempt at once; one scan of every process's
+    environment per attempt would be quadratic, so a scan taken at or after the
+    moment a caller asks about is reused.
+    """
+
+    def __init__(self) -> None:
+        self._last: _Tagged | None = None
+
+    def since(self, moment: float) -> _Tagged:
+        """A scan taken no earlier than ``moment`` (``time.monotonic()``)."""
+        if self._last is None or self._last.taken_at < moment:
+            self._last = self._scan()
+        return self._last
+
+    @staticmethod
+    def _scan() -> _Tagged:
+        taken_at = time.monotonic()
+        by_tag: dict[bytes, list[int]] = {}
+        by_ancestor: dict[str, list[int]] = {}
+        for pid, environ in environments():
+            for item in environ:
+                if item.startswith(_ATTEMPT_TAG):
+                    by_tag.setdefault(item, []).append(pid)
+            for ancestor in tree_of(environ)[:-1]:
+                by_ancestor.setdefault(ancestor, []).append(pid)
+        return _Tagged(taken_at, by_tag, by_ancestor)
+
+
+def _still_tagged(pid: int, tag: bytes) -> bool:
+    """Does ``pid`` still carry ``tag`` (and not a reused pid)?"""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return tag in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _outside_group(pid: int, pgid: int) -> bool:
+    try:
+        return os.getpgid(pid) != pgid
+    except OSError:
+        return False
+
+
+class _Escapees:
+    """Processes of an attempt that left its process group (``setsid``), held by
+    pidfd once found, so a signal can never reach a process that reused the pid."""
+
+    def __init__(self, pids: list[int], tag: bytes) -> None:
+        self._fds: list[int] = []
+        for pid in pids:
+            fd = _pidfd(pid)
+            if fd is None:
+                continue
+            if _still_tagged(pid, tag):  # checked after the pidfd holds the process
+                self._fds.append(fd)
+            else:
+                os.close(fd)
+
+    def signal(self, sig: int) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                signal.pidfd_send_signal(fd, sig)
+
+    async def wait(self) -> None:
+        """Wait until every one of them has exited."""
+        for fd in self._fds:
+            await anyio.wait_readable(fd)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -142,6 +253,8 @@ class _Attempt:
     ) -> None:
         self.proc = proc
         self.tag = tag
+        #: This attempt as it appears in its descendants' ``PLANRUN_RUN_TREE``.
+        self.tree = tag.decode().partition("=")[2]
         self.output_path = output_path
         self.pump = pump
         self.pgid = proc.pid
@@ -181,22 +294,47 @@ class _Attempt:
                 return False
         return self.group_empty
 
-    async def stop(self, grace: float) -> None:
-        """SIGTERM the group, wait ``grace``, SIGKILL it, wait until it is gone."""
+    async def stop(self, grace: float, scanner: _Scanner | None = None) -> None:
+        """SIGTERM the group and the attempt's processes that left it, wait ``grace``
+        (or until all are gone), SIGKILL them, wait until they are gone; then SIGKILL
+        what nested runs of this attempt left (see ``proc.RUN_TREE``)."""
+        scanner = scanner or _Scanner()
         _killpg(self.pgid, signal.SIGTERM)
-        with anyio.move_on_after(grace):
-            await self.wait_group()
-        _killpg(self.pgid, signal.SIGKILL)
+        # Escapees get the TERM too (not only the KILL after the grace): a cancel is
+        # then as fast as the steps allow. A scan a moment old is fine for that: one
+        # that escapes later is found after the KILL below. Only processes outside
+        # the group: a second TERM would tell a nested planrun to kill at once.
+        found = scanner.since(time.monotonic() - ESCAPE_SCAN_REUSE_SEC)
+        pids = [p for p in found.by_tag.get(self.tag, ()) if _outside_group(p, self.pgid)]
+        escapees = _Escapees(pids, self.tag)
+        nested = bool(found.by_ancestor.get(self.tree))
+        try:
+            escapees.signal(signal.SIGTERM)
+            with anyio.move_on_after(grace):
+                await self.wait_group()
+                await escapees.wait()
+            _killpg(self.pgid, signal.SIGKILL)
+            escapees.signal(signal.SIGKILL)
+        finally:
+            escapees.close()
+        killed_at = time.monotonic()
         with anyio.move_on_after(ESCAPE_CHECK_SEC):
             await self.wait_group()
         if not self.group_empty:
             # Something holds the sentinel outside the group: a descendant that called
-            # setsid(). Find it by the tag in its environment.
-            for pid in tagged_processes(self.tag):
+            # setsid() after the scan above. Find it by the tag in its environment.
+            for pid in scanner.since(killed_at).by_tag.get(self.tag, ()):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
         with anyio.move_on_after(KILL_WAIT_SEC):
             await self.wait_group()
+        if nested:
+            # A planrun inside this attempt stops its own steps when it gets the TERM;
+            # if the KILL came first, its watchdog does. Either way nothing it started
+            # outlives this attempt.
+            for pid in scanner.since(time.monotonic()).by_ancestor.get(self.tree, ()):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
     async def stop_stragglers(self, grace: float) -> None:
         """After a normal exit: stop group members that closed the sentinel.
@@ -244,6 +382,10 @@ class LocalExecutor:
         self._runs: set[str] = set()
         self._outdir: Path | None = None
         self._spawned = 0
+        self._scanner = _Scanner()
+        #: Set (and replaced) whenever an attempt ends: what a spawn that ran out of
+        #: file descriptors waits for.
+        self._ended = anyio.Event()
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -253,10 +395,10 @@ class LocalExecutor:
 
     def close(self) -> None:
         """End of the runs: kill any process still tagged with their run ids (one that
-        left its group with ``setsid`` and closed every inherited fd), then dismiss the
-        watchdog. Call when no attempt runs any more."""
-        for run_id in self._runs:
-            for pid in tagged_processes(f"PLANRUN_RUN_ID={run_id}".encode()):
+        left its group with ``setsid`` and closed every inherited fd, or a step of a
+        nested run), then dismiss the watchdog. Call when no attempt runs any more."""
+        if self._runs:
+            for pid in processes_of_runs(self._runs):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
         self._runs.clear()
@@ -264,6 +406,35 @@ class LocalExecutor:
         if self._outdir is not None:
             shutil.rmtree(self._outdir, ignore_errors=True)
             self._outdir = None
+
+    def start_run(self, run_id: str) -> None:
+        """Start guarding ``run_id``: from here on, if planrun is SIGKILLed, the
+        watchdog kills every process of the run. Called before the run's first step
+        (``HelperError`` if the watchdog cannot start); ``run`` calls it too."""
+        if run_id not in self._runs:
+            self._watchdog.watch_run(run_id)
+            self._runs.add(run_id)
+
+    async def _spawn_when_fds_allow(self, spec: AttemptSpec) -> _Attempt | ProcessResult:
+        """``_spawn``, but never failing for want of file descriptors while another
+        attempt runs: wait for one to end (it frees its fds) and try again.
+
+        Before each try, ``SPAWN_FDS`` descriptors are opened and closed again to see
+        that a spawn can have them (nothing else runs in between on this loop).
+        """
+        while True:
+            if _fds_available(SPAWN_FDS):
+                started = self._spawn(spec)
+                if not (self._live and _out_of_fds(started)):
+                    return started
+            elif not self._live:  # nothing will free any: waiting cannot help
+                soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                return ProcessResult(
+                    exit_code=None,
+                    error=f"cannot start: no file descriptors left (open-file limit {soft}; "
+                    "raise it with ulimit -n)",
+                )
+            await self._ended.wait()
 
     def kill_all(self) -> None:
         """SIGKILL every running attempt's group now (the CLI's second Ctrl-C)."""
@@ -274,12 +445,8 @@ class LocalExecutor:
         self, spec: AttemptSpec, on_started: Callable[[int | None], None]
     ) -> ProcessResult:
         """Run one attempt; see :class:`~planrun.ports.Executor` for the contract."""
-        if spec.run_id not in self._runs:
-            # Before the first spawn: if planrun is SIGKILLed from here on, the watchdog
-            # kills every process tagged with this run id.
-            self._watchdog.watch_run(spec.run_id)
-            self._runs.add(spec.run_id)
-        started = self._spawn(spec)
+        self.start_run(spec.run_id)
+        started = await self._spawn_when_fds_allow(spec)
         if isinstance(started, ProcessResult):
             on_started(None)
             return started
@@ -313,12 +480,14 @@ class LocalExecutor:
             timed_out = await self._supervise(attempt, spec)
         except BaseException:
             with anyio.move_on_after(spec.kill_grace + KILL_WAIT_SEC + 1, shield=True):
-                await attempt.stop(spec.kill_grace)
+                await attempt.stop(spec.kill_grace, self._scanner)
             raise
         finally:
             code = attempt.close()
             del self._live[attempt.pgid]
             self._watchdog.untrack(attempt.pgid)
+            self._ended.set()
+            self._ended = anyio.Event()
         return timed_out, code
 
     async def _supervise(self, attempt: _Attempt, spec: AttemptSpec) -> bool:
@@ -328,10 +497,10 @@ class LocalExecutor:
             await attempt.wait_exit()
         if not attempt.exited:
             timed_out = True
-            await attempt.stop(spec.kill_grace)
+            await attempt.stop(spec.kill_grace, self._scanner)
         elif not attempt.check_group():
             # The leader is gone but something it started lingers: stop it too.
-            await attempt.stop(spec.kill_grace)
+            await attempt.stop(spec.kill_grace, self._scanner)
         await attempt.stop_stragglers(spec.kill_grace)
         return timed_out
 
@@ -350,6 +519,7 @@ class LocalExecutor:
         tag = attempt_tag(spec.run_id, spec.step_id, spec.attempt)
         name, _, value = tag.decode().partition("=")
         env[name] = value
+        env[RUN_TREE] = child_tree(os.environ.get(RUN_TREE), value)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         try:
             output_path = self._output_path()
@@ -394,6 +564,57 @@ class LocalExecutor:
             if pump is None:
                 os.close(log_fd)
         return _Attempt(proc, read_end, tag, output_path, pump)
+
+
+_FD_ERRORS = (errno.EMFILE, errno.ENFILE)
+_FD_ERROR_TEXTS = tuple(os.strerror(e) for e in _FD_ERRORS)
+
+
+def attempt_capacity(wanted: int, masked: bool) -> tuple[int, int]:
+    """How many attempts (at most ``wanted``) fit in the open-file limit, and the limit.
+
+    The soft ``RLIMIT_NOFILE`` is raised first as far as ``wanted`` attempts need, at
+    most to the hard limit: not further, because steps inherit it and some programs
+    misbehave with a huge soft limit (``select()``, closing every possible fd).
+    """
+    per_attempt = FDS_PER_ATTEMPT if masked else FDS_PER_ATTEMPT // 2
+    in_use = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 16
+    need = in_use + FDS_RESERVE + per_attempt * wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft == resource.RLIM_INFINITY:
+        return wanted, soft
+    return max(1, min(wanted, (soft - in_use - FDS_RESERVE) // per_attempt)), soft
+
+
+def _fds_available(count: int) -> bool:
+    """Can this process open ``count`` more file descriptors right now?"""
+    opened: list[int] = []
+    try:
+        opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        while len(opened) < count:
+            opened.append(os.dup(opened[0]))  # cheaper than an open, same cost in fds
+    except OSError as exc:
+        if exc.errno not in _FD_ERRORS:
+            raise
+        return False
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return True
+
+
+def _out_of_fds(started: _Attempt | ProcessResult) -> bool:
+    """Did a spawn fail for want of file descriptors (so that waiting would help)?"""
+    return (
+        isinstance(started, ProcessResult)
+        and started.error is not None
+        and any(text in started.error for text in _FD_ERROR_TEXTS)
+    )
 
 
 def _with_outputs(result: ProcessResult, path: Path) -> ProcessResult:

@@ -6,7 +6,11 @@ of a pipe to its stdin and tells it, one line each, which run ids and process gr
 are live (``run ID``, ``+PGID``, ``-PGID``). A clean exit writes ``ok``. If the pipe
 reaches EOF without ``ok`` (planrun died: SIGKILL, OOM killer), the watchdog SIGKILLs
 every group still listed and every process whose environment carries one of the run ids
-(descendants that left their group with ``setsid``), then exits.
+(descendants that left their group with ``setsid``), as its own run (``PLANRUN_RUN_ID``)
+or as an ancestor (``PLANRUN_RUN_TREE``: the steps of a planrun started inside a step),
+rescanning until a pass finds nothing (a process may fork while it scans), then exits.
+It carries no planrun tag itself, so the watchdog of a nested run outlives the outer
+watchdog's sweep and still kills its own groups.
 
 The write end is close-on-exec and never passed to steps, so only planrun's own death
 closes it.
@@ -18,6 +22,9 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
+
+from ..errors import HelperError
 
 __all__ = ["Watchdog"]
 
@@ -40,21 +47,47 @@ for pgid in groups:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
-tags = {b"PLANRUN_RUN_ID=" + r.encode() for r in runs}
-for entry in os.listdir("/proc"):
-    if not entry.isdigit() or int(entry) == os.getpid():
-        continue
-    try:
-        with open("/proc/" + entry + "/environ", "rb") as f:
-            environ = set(f.read().split(b"\0"))
-    except OSError:
-        continue
-    if tags & environ:
+ids = {b"PLANRUN_RUN_ID=" + r.encode() for r in runs}
+def ours(environ):
+    # Its own run, or any run it descends from (PLANRUN_RUN_TREE: run/step/n:...).
+    for item in environ:
+        if item in ids:
+            return True
+        if item.startswith(b"PLANRUN_RUN_TREE="):
+            for part in item[17:].split(b":"):
+                if part.split(b"/")[0].decode(errors="replace") in runs:
+                    return True
+    return False
+# A process may fork while the scan runs: scan again until a pass finds nothing.
+for _ in range(20):
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
         try:
-            os.kill(int(entry), signal.SIGKILL)
+            with open("/proc/" + entry + "/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            with open("/proc/" + entry + "/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
         except OSError:
-            pass
+            continue
+        if ours(environ):
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    if not killed:
+        break
 """
+
+
+def _untagged(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without planrun's tags: the watchdog of a nested run must not be
+    taken for a step of the outer run (whose watchdog would kill it before it has
+    killed its own steps), so it carries no run id."""
+    return {k: v for k, v in environ.items() if not k.startswith("PLANRUN_")}
 
 
 class Watchdog:
@@ -64,19 +97,38 @@ class Watchdog:
         self._write: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def start(self) -> None:
+        """Start the watchdog now (if not yet running); ``HelperError`` if it cannot be.
+
+        Called before a run's first step, so a watchdog that cannot start stops the
+        run before anything runs, rather than leaving steps planrun could not protect.
+        """
+        if self._write is not None:
+            return
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", SOURCE],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=_untagged(os.environ),
+                start_new_session=True,  # a Ctrl-C to our terminal is not for it
+            )
+        except OSError as exc:
+            os.close(write_end)
+            reason = exc.strerror or str(exc)
+            raise HelperError(
+                f"cannot start the watchdog process ({sys.executable}): {reason}; "
+                "no step was started"
+            ) from None
+        finally:
+            os.close(read_end)
+        self._write = write_end
+
     def _send(self, line: str) -> None:
-        if self._write is None:
-            read_end, self._write = os.pipe2(os.O_CLOEXEC)
-            try:
-                self._proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", SOURCE],
-                    stdin=read_end,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,  # a Ctrl-C to our terminal is not for it
-                )
-            finally:
-                os.close(read_end)
+        self.start()
+        assert self._write is not None
         with contextlib.suppress(BrokenPipeError):  # it died: nothing more to do
             os.write(self._write, f"{line}\n".encode())
 
