@@ -30,7 +30,7 @@ from .engine import Engine, EngineConfig
 from .errors import LockConflict, PlanError, PlanrunError, Problem, UsageError
 from .events import Event, LockAcquired, StepFinished, utc_now
 from .executors.local import LocalExecutor
-from .masking import PATH_VARIABLES, Masker, mask_event, secret_problem
+from .masking import MIN_SECRET, PATH_VARIABLES, Masker, mask_event, secret_problem
 from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
 from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
 from .ports import Executor
@@ -219,7 +219,10 @@ def secret_hint(name: str, why: str) -> str:
     """What to do about secret ``name`` that :func:`secrets_from_env` refused."""
     if why in ("not set", "empty"):
         return f"export {name}=... in the environment planrun runs in"
-    return "use a longer secret value: a short one cannot be masked without corrupting the record"
+    return (
+        f"give {name} a value of at least {MIN_SECRET} characters (a shorter one occurs "
+        "inside ids, paths and numbers, and cannot be masked without corrupting them)"
+    )
 
 
 def check_secrets(secrets: Mapping[str, str]) -> None:

@@ -156,13 +156,14 @@ class Masker:
     def __bool__(self) -> bool:
         return self._text is not None
 
-    def text(self, value: str) -> str:
+    def text(self, value: str, *, keep: bool = True) -> str:
         """``value`` with every secret form replaced by ``***``, except occurrences
         that lie wholly inside a kept word (one that starts inside a kept word and runs
-        past its end is masked: it would show the secret)."""
+        past its end is masked: it would show the secret). ``keep=False`` for data (a
+        variable or output value), where a value equal to a kept word is the secret."""
         if self._text is None:
             return value
-        spans = [m.span() for m in self._keep.finditer(value)] if self._keep else []
+        spans = [m.span() for m in self._keep.finditer(value)] if self._keep and keep else []
         if not spans:
             return self._text.sub(MASK, value)
         out: list[str] = []
@@ -196,7 +197,9 @@ class Masker:
         """Variables as stored and shown: every value masked but ``PATH_VARIABLES``."""
         if self._text is None:
             return values
-        return {k: v if k in PATH_VARIABLES else self.text(v) for k, v in values.items()}
+        return {
+            k: v if k in PATH_VARIABLES else self.text(v, keep=False) for k, v in values.items()
+        }
 
     def stream(self) -> StreamMasker:
         """A new masker for one byte stream."""
@@ -237,7 +240,9 @@ def mask_event(event: Event, masker: Masker) -> Event:
         elif name == "variables":
             masked = masker.variables(value)
         elif name == "outputs":
-            masked = {masker.text(k): masker.text(v) for k, v in value.items()}
+            masked = {
+                masker.text(k, keep=False): masker.text(v, keep=False) for k, v in value.items()
+            }
         elif name in EVENT_STEP_LIST_FIELDS:
             masked = [_mask_step_info(info, masker) for info in value]
         else:
@@ -247,7 +252,9 @@ def mask_event(event: Event, masker: Masker) -> Event:
     if isinstance(event, StepFinished) and "outputs" in changes:
         outputs = event.outputs or {}
         held = [
-            masker.text(k) for k, v in outputs.items() if masker.text(v) != v or masker.text(k) != k
+            masker.text(k, keep=False)
+            for k, v in outputs.items()
+            if masker.text(v, keep=False) != v or masker.text(k, keep=False) != k
         ]
         changes["masked_outputs"] = list(dict.fromkeys(held)) or None
     return msgspec.structs.replace(event, **changes) if changes else event

@@ -573,3 +573,26 @@ def test_short_secrets_are_refused(value: str, why: str) -> None:
     assert problem is not None and why in problem
     assert secret_problem("abcd") is None
     assert MIN_SECRET == 4
+
+
+def test_kept_words_never_protect_data_values() -> None:
+    """An output or variable value equal to a kept word is the secret itself: masked
+    (and listed in masked_outputs); only planrun's own messages keep the words."""
+    masker = Masker(["sekr"]).keeping(["sekr", "r-sekr"])
+    assert masker.text("sekr", keep=False) == MASK
+    assert masker.variables({"V": "sekr"}) == {"V": MASK}
+    event = StepFinished(
+        run_id="r-sekr",
+        seq=4,
+        ts="2026-01-01T00:00:00.000000Z",
+        step_id="sekr",
+        state=StepState.SUCCEEDED,
+        attempts=1,
+        reason="step 'sekr' done",
+        outputs={"k": "sekr", "other": "x"},
+    )
+    masked = mask_event(event, masker)
+    assert isinstance(masked, StepFinished)
+    assert (masked.step_id, masked.reason) == ("sekr", "step 'sekr' done")
+    assert masked.outputs == {"k": MASK, "other": "x"}
+    assert masked.masked_outputs == ["k"]

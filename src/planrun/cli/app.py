@@ -73,7 +73,7 @@ def _secrets(names: list[str] | None) -> dict[str, str]:
     if missing:
         name, why = next(iter(missing.items()))  # the first one is enough to act on
         if why not in ("not set", "empty"):
-            raise UsageError(f"--secret {name}: {name} is {why}; {secret_hint(name, why)}")
+            raise UsageError(f"--secret {name}: secret '{name}' is {why}; {secret_hint(name, why)}")
         raise UsageError(
             f"--secret {name}: {name} is {why} in the environment; export {name}=... first "
             "(a secret never goes on the command line)"
