@@ -210,9 +210,13 @@ def list_cmd(
 
 
 async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
-    async with RunReader.open(state_dir) as reader, reader.snapshot():
-        run = await _require_run(reader, run_id, state_dir)
-        steps = await reader.get_steps(run_id)
+    async with RunReader.open(state_dir) as reader:
+        # Crash marking first, outside the snapshot: a snapshot begun before the mark
+        # was written would still show the run (and its steps) running.
+        await _require_run(reader, run_id, state_dir)
+        async with reader.snapshot():
+            run = await _require_run(reader, run_id, state_dir)
+            steps = await reader.get_steps(run_id)
     if as_json:
         doc = {"run": run, "steps": steps}
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
