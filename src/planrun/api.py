@@ -28,7 +28,7 @@ from . import subst
 from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
 from .errors import LockConflict, PlanError, PlanrunError, Problem, UsageError
-from .events import Event, LockAcquired, StepFinished, utc_now
+from .events import Event, LockAcquired, utc_now
 from .executors.local import LocalExecutor
 from .masking import MIN_SECRET, PATH_VARIABLES, Masker, mask_event, secret_problem
 from .model import AttemptState, OnLockConflict, Plan, RunState, StepState

@@ -16,6 +16,8 @@ from planrun.events import AttemptFinished, AttemptStarted, StepFinished, decode
 from ._cli import clean_env, planrun, query, sh, write_json
 
 SECRET = "sekr"  # noqa: S105 - a test value: 4 characters, in every path and id below
+GOOD = "good-secret"
+SHORT = "ab"  # a 2-character secret: refused
 
 
 def _gated_plan(tmp_path: Path, **extra: Any) -> Path:
@@ -63,14 +65,14 @@ def test_resume_refuses_a_short_secret(tmp_path: Path, how: str) -> None:
         flags = ["--secret", "TOKEN"]
     first = planrun(
         "run", plan, *flags, "--run-id", "r-1", "--state-dir", state, "--plain",
-        cwd=tmp_path, env=clean_env(TOKEN="good-secret"),
+        cwd=tmp_path, env=clean_env(TOKEN=GOOD),
     )  # fmt: skip
     assert first.returncode == 1, first.stdout + first.stderr
     before = query(state / "runs.db", "SELECT state, last_seq FROM runs")
     (tmp_path / "gate").touch()
     result = planrun(
         "resume", "r-1", *flags, "--state-dir", state, "--plain",
-        cwd=tmp_path, env=clean_env(TOKEN="ab"),
+        cwd=tmp_path, env=clean_env(TOKEN=SHORT),
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert "secret 'TOKEN'" in result.stderr
@@ -79,7 +81,7 @@ def test_resume_refuses_a_short_secret(tmp_path: Path, how: str) -> None:
     # With a good value again, the resume works.
     again = planrun(
         "resume", "r-1", *flags, "--state-dir", state, "--plain",
-        cwd=tmp_path, env=clean_env(TOKEN="good-secret"),
+        cwd=tmp_path, env=clean_env(TOKEN=GOOD),
     )  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
 
@@ -89,6 +91,9 @@ def test_resume_refuses_a_short_secret(tmp_path: Path, how: str) -> None:
 RUN_ID = f"r-{SECRET}"
 #: Step ids holding the secret: one equal to it, one containing it.
 STEP_A, STEP_B = SECRET, f"b-{SECRET}"
+
+
+WRITE_A = 'echo "token $TOKEN in step $PLANRUN_STEP_ID"; echo "k=$TOKEN" >> "$PLANRUN_OUTPUT"'
 
 
 def test_secret_in_paths_and_ids_changes_nothing_stored(tmp_path: Path) -> None:
@@ -104,7 +109,7 @@ def test_secret_in_paths_and_ids_changes_nothing_stored(tmp_path: Path) -> None:
             "plan_id": f"plan-{SECRET}",
             "secrets": ["TOKEN"],
             "steps": [
-                sh(STEP_A, 'echo "token $TOKEN in step $PLANRUN_STEP_ID"; echo "k=$TOKEN" >> "$PLANRUN_OUTPUT"'),
+                sh(STEP_A, WRITE_A),
                 sh(STEP_B, "echo failing; exit 3", depends_on=[STEP_A], retries=1),
             ],
         },

@@ -570,7 +570,8 @@ def test_kept_words_protect_only_occurrences_inside_them() -> None:
 def test_short_secrets_are_refused(value: str, why: str) -> None:
     """Secrets of 0-3 characters are refused; the reason never holds the value."""
     problem = secret_problem(value)
-    assert problem is not None and why in problem
+    assert problem is not None
+    assert why in problem
     assert secret_problem("abcd") is None
     assert MIN_SECRET == 4
 
