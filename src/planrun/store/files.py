@@ -38,12 +38,22 @@ def refusal(path: Path, exc: OSError) -> StoreError:
             "dir: remove the link (and find out what put it there)"
         )
     if exc.errno == errno.ENOTDIR:
-        return StoreError(f"{path} is not a directory (or is reached through a link); remove it")
+        return StoreError(f"{path} is not a directory; remove it")
     if exc.errno == errno.EEXIST:
         return StoreError(f"{path} already exists; planrun creates it itself: remove it")
     if exc.errno == errno.ENXIO:
         return StoreError(f"{path} is not a regular file (a FIFO?); remove it")
     return StoreError(f"cannot use {path}: {exc.strerror or exc}")
+
+
+def _why(exc: OSError, name: str, parent: int) -> OSError:
+    """``exc``, or ELOOP if ``name`` is a link (``O_DIRECTORY`` reports a link to a
+    directory as ENOTDIR, ``O_EXCL`` a link as EEXIST)."""
+    try:
+        is_link = stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return exc
+    return OSError(errno.ELOOP, "is a symbolic link") if is_link else exc
 
 
 @contextlib.contextmanager
@@ -68,7 +78,7 @@ def dir_fd(root: Path, parts: Sequence[str] = (), *, create: bool = False) -> It
             try:
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
-                raise refusal(where, exc) from exc
+                raise refusal(where, _why(exc, part, fd)) from exc
             os.close(fd)
             fd = child
             if create:
@@ -108,7 +118,7 @@ def open_file(
         except FileNotFoundError:
             raise
         except OSError as exc:
-            raise refusal(path, exc) from exc
+            raise refusal(path, _why(exc, name, parent)) from exc
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise StoreError(f"{path} is not a regular file; remove it")
@@ -122,9 +132,9 @@ def open_file(
     return fd
 
 
-def check_not_link(root: Path, parts: Sequence[str]) -> None:
-    """``StoreError`` if ``root/parts...`` exists and is not a regular file (a link
-    above all); nothing if it is missing."""
+def check_not_link(root: Path, parts: Sequence[str], *, directory: bool = False) -> None:
+    """``StoreError`` if ``root/parts...`` exists and is not a regular file (with
+    ``directory``: a directory), a link above all; nothing if it is missing."""
     *dirs, name = parts
     with dir_fd(root, dirs) as parent:
         try:
@@ -134,5 +144,7 @@ def check_not_link(root: Path, parts: Sequence[str]) -> None:
     path = root.joinpath(*parts)
     if stat.S_ISLNK(mode):
         raise refusal(path, OSError(errno.ELOOP, "is a symbolic link"))
-    if not stat.S_ISREG(mode):
+    if directory and not stat.S_ISDIR(mode):
+        raise StoreError(f"{path} is not a directory; remove it")
+    if not directory and not stat.S_ISREG(mode):
         raise StoreError(f"{path} is not a regular file; remove it")

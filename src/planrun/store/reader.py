@@ -48,6 +48,7 @@ class RunReader:
         # never through a planted link.
         for name in ("runs.db", *DB_SIDE_FILES):
             files.check_not_link(Path(state_dir), [name])
+        files.check_not_link(Path(state_dir), ["runs"], directory=True)
         with _translated(f"opening {path}"):
             db = await aiosqlite.connect(path, isolation_level=None)
         try:
