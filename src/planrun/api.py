@@ -160,7 +160,7 @@ class PreparedRun:
 
     def plan_json(self) -> str:
         """The plan as run, secrets masked: what ``resume`` compares against."""
-        return msgspec.json.encode(self.masker.data(msgspec.to_builtins(self.plan))).decode()
+        return msgspec.json.encode(self.masker.struct(self.plan)).decode()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ stream, wherever the reads split it.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Iterable
@@ -52,6 +53,8 @@ IDENTIFIER_KEYS = frozenset(
         "failed_steps",
         "plan_path",
         "log_path",
+        # The plan's secret names (never their values).
+        "secrets",
     }
 )
 #: Variables whose value planrun makes (a path): kept as they are, like ``plan_path``.
@@ -191,6 +194,29 @@ class Masker:
             return {k: self.data(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [self.data(v) for v in value]
+        return value
+
+    def struct(self, value: Any, key: object = None) -> Any:
+        """``value`` (a msgspec struct such as a :class:`~planrun.model.Plan`, or lists,
+        dicts and scalars of them) of the same type, with secrets masked in its free-text
+        strings only: never in an enum value (``on_failure``...), a dict key, a
+        non-string, or a field of ``IDENTIFIER_KEYS`` (ids, names, paths), so the result
+        still validates as its type."""
+        if self._text is None or key in IDENTIFIER_KEYS or isinstance(value, enum.Enum):
+            return value
+        if isinstance(value, str):
+            return self.text(value, keep=False)
+        if isinstance(value, msgspec.Struct):
+            changes = {
+                name: masked
+                for name in value.__struct_fields__
+                if (masked := self.struct(old := getattr(value, name), name)) is not old
+            }
+            return msgspec.structs.replace(value, **changes) if changes else value
+        if isinstance(value, dict):
+            return {k: self.struct(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.struct(v) for v in value]
         return value
 
     def variables(self, values: dict[str, str]) -> dict[str, str]:

@@ -189,3 +189,30 @@ def test_secret_in_paths_and_ids_changes_nothing_stored(tmp_path: Path) -> None:
         f"[{STEP_A}] token *** in step ***",
         f"[{STEP_B}] failing",
     ]
+
+
+def test_resume_with_a_secret_equal_to_an_enum_value(tmp_path: Path) -> None:
+    """A secret equal to a value of the plan's structure (`on_failure: continue`, the
+    secret's own name): the stored plan keeps it, so `resume` compares and works (it
+    used to die with "Invalid enum value '***'")."""
+    state = tmp_path / "state"
+    gate = tmp_path / "gate"
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "enum",
+            "secrets": ["TOKEN"],
+            "steps": [sh("a", f"test -e '{gate}'", on_failure="continue", when="all_done")],
+        },
+    )
+    for secret in ("continue", "TOKEN"):
+        run_id = f"r-{secret}"
+        env = clean_env(TOKEN=secret)
+        first = planrun(
+            "run", plan, "--run-id", run_id, "--state-dir", state, "--plain", cwd=tmp_path, env=env
+        )
+        assert first.returncode == 1, first.stdout + first.stderr
+        gate.touch()
+        again = planrun("resume", run_id, "--state-dir", state, "--plain", cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        gate.unlink()

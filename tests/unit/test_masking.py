@@ -8,6 +8,7 @@ import random
 import typing
 from typing import Any
 
+import msgspec
 import pytest
 
 from planrun.events import (
@@ -40,7 +41,7 @@ from planrun.masking import (
     mask_event,
     secret_problem,
 )
-from planrun.model import AttemptState, RunState, StepState
+from planrun.model import AttemptState, Plan, RunState, StepState
 
 HOSTILE = 's3cr"et\\pa/ss-é'
 
@@ -211,7 +212,8 @@ def test_identifier_keys_are_the_documented_ones() -> None:
     scalars = {"type", "run_id", "step_id", "ts", "seq", "state", "id", "plan_id"}
     step_id_sets = {"depends_on", "rerun", "kept", "failed_steps"}
     paths = {"plan_path", "log_path"}
-    assert scalars | step_id_sets | paths == IDENTIFIER_KEYS
+    names = {"secrets"}  # the plan's secret names
+    assert scalars | step_id_sets | paths | names == IDENTIFIER_KEYS
 
 
 def test_data_masks_nested_string_values_never_keys() -> None:
@@ -597,3 +599,38 @@ def test_kept_words_never_protect_data_values() -> None:
     assert (masked.step_id, masked.reason) == ("sekr", "step 'sekr' done")
     assert masked.outputs == {"k": MASK, "other": "x"}
     assert masked.masked_outputs == ["k"]
+
+
+def test_struct_masks_a_plan_and_it_still_validates() -> None:
+    """A plan is masked in its free text (args, env values, cwd) but not in enum values,
+    ids, dependency lists, secret names or keys: it converts back to a Plan even when
+    a secret equals an enum value or a secret's own name."""
+    plan = msgspec.convert(
+        {
+            "plan_id": "continue",
+            "secrets": ["TOKEN"],
+            "variables": {"continue": "continue-x"},
+            "steps": [
+                {"id": "continue", "command": "sh", "args": ["-c", "echo continue TOKEN"],
+                 "on_failure": "continue", "when": "all_done", "env": {"continue": "continue"}},
+                {"id": "b", "command": "true", "depends_on": ["continue"]},
+            ],
+        },
+        Plan,
+    )  # fmt: skip
+    for secret in ("continue", "TOKEN", "all_done"):
+        masked = Masker([secret]).struct(plan)
+        back = msgspec.convert(msgspec.to_builtins(masked), Plan)
+        assert back == masked
+        assert [s.id for s in back.steps] == ["continue", "b"]
+        assert back.steps[0].on_failure.value == "continue"
+        assert back.steps[0].when.value == "all_done"
+        assert back.steps[1].depends_on == ["continue"]
+        assert back.secrets == ["TOKEN"]
+        assert back.plan_id == "continue"
+        assert list(back.steps[0].env) == ["continue"]
+    masked = Masker(["continue"]).struct(plan)
+    assert masked.steps[0].args == ["-c", f"echo {MASK} TOKEN"]
+    assert masked.steps[0].env == {"continue": MASK}
+    assert masked.variables == {"continue": f"{MASK}-x"}
+    assert Masker(["zzzz"]).struct(plan) == plan
