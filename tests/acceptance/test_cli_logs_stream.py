@@ -138,7 +138,7 @@ def test_a_missing_log_file_is_an_error_naming_it(tmp_path: Path, one_step: bool
     state = _finished_run(tmp_path)
     gone = _log(state, "big")
     gone.unlink()
-    args = ["logs", RUN_ID, *(["big"] if one_step else []), "--state-dir", state]
+    args: list[str | Path] = ["logs", RUN_ID, *(["big"] if one_step else []), "--state-dir", state]
     result = planrun(*args, cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"the log of step 'big' is missing: {gone}" in result.stderr

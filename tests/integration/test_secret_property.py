@@ -14,10 +14,11 @@ import tempfile
 from pathlib import Path
 
 import anyio
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planrun import RunState, run_plan
+from planrun import PlanError, RunState, UsageError, run_plan
 from planrun.events import AttemptFinished, AttemptStarted, StepFinished, decode_event
 
 from .helpers import make_plan, sh_step
@@ -48,7 +49,7 @@ STRUCTURE = [
 
 SECRETS = st.one_of(
     st.text(
-        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
         min_size=4,
         max_size=64,
     ),
@@ -135,3 +136,20 @@ def _check(secret: str) -> None:
 def test_random_secrets_never_corrupt_the_record(secret: str) -> None:
     """Every stored event decodes; run id, step ids, log paths and exit codes intact."""
     _check(secret)
+
+
+def test_run_plan_refuses_short_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_plan`` refuses a secret of 1-3 characters before anything is written:
+    ``UsageError`` for one given directly, ``PlanError`` (at ``$.secrets[0]``) for a
+    plan secret read from the environment. Neither message holds the value."""
+    with tempfile.TemporaryDirectory(prefix="prop-") as tmp:
+        state = Path(tmp) / "state"
+        plan = _plan()
+        with pytest.raises(UsageError, match="secret 'TOKEN' is shorter than 4 characters"):
+            anyio.run(lambda: run_plan(plan, state_dir=state, secrets={"TOKEN": "ab"}))
+        monkeypatch.setenv("TOKEN", "xyz")
+        with pytest.raises(PlanError) as caught:
+            anyio.run(lambda: run_plan({**plan, "secrets": ["TOKEN"]}, state_dir=state))
+        assert caught.value.problems[0].path == "$.secrets[0]"
+        assert "xyz" not in str(caught.value)
+        assert not state.exists()

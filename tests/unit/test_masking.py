@@ -463,7 +463,7 @@ def test_every_event_field_is_classified_once() -> None:
 def _all_events(secret: str, root: str) -> list[Event]:
     """One event of each type, with ``secret`` in every string and map key."""
     log = f"{root}/runs/r-{secret}/logs/{secret}.1.log"
-    base = {"run_id": f"r-{secret}", "seq": 1, "ts": "2026-01-01T00:00:00.000000Z"}
+    base: dict[str, Any] = {"run_id": f"r-{secret}", "seq": 1, "ts": "2026-01-01T00:00:00.000000Z"}
     info = StepInfo(secret, f"name {secret}", [secret], 1, True)
     return [
         RunStarted(
