@@ -139,7 +139,6 @@ def test_a_dangling_link_as_the_new_run_dir_is_refused(tmp_path: Path) -> None:
     """A dangling link where the new run's directory goes: a clear error (not a
     FileExistsError traceback), nothing created at the link's target, no run row."""
     state = tmp_path / "state"
-    planrun("list", "--state-dir", state, cwd=tmp_path)  # no store yet: exit 1, no matter
     (state / "runs").mkdir(parents=True)
     link = state / "runs" / "r-new"
     target = tmp_path / "nowhere"
