@@ -28,10 +28,10 @@ from . import subst
 from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
 from .errors import LockConflict, PlanError, PlanrunError, Problem, UsageError
-from .events import ConcurrencyCapped, Event, LockAcquired, StepFinished, utc_now
+from .events import ConcurrencyCapped, Event, LockAcquired, utc_now
 from .executors.local import LocalExecutor, attempt_capacity
 from .locks import HeldLock, LockKey, resolve_key, try_lock
-from .masking import Masker
+from .masking import MIN_SECRET, PATH_VARIABLES, Masker, mask_event, secret_problem
 from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
 from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
 from .ports import Executor
@@ -155,12 +155,13 @@ class PreparedRun:
 
     @functools.cached_property
     def masked_variables(self) -> dict[str, str]:
-        """``variables`` as stored and shown: a value holding a secret is masked."""
-        return self.masker.data(self.variables)  # type: ignore[no-any-return]
+        """``variables`` as stored and shown: a value holding a secret is masked (names
+        and the ``PLAN_DIR`` path are kept)."""
+        return self.masker.variables(self.variables)
 
     def plan_json(self) -> str:
         """The plan as run, secrets masked: what ``resume`` compares against."""
-        return msgspec.json.encode(self.masker.data(msgspec.to_builtins(self.plan))).decode()
+        return msgspec.json.encode(self.masker.struct(self.plan)).decode()
 
 
 @dataclass(frozen=True)
@@ -199,18 +200,38 @@ def secrets_from_env(
     names: Iterable[str], environ: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The values of secrets ``names`` from ``environ`` (default ``os.environ``), and,
-    for each name without one, why: ``"not set"`` or ``"empty"`` (an empty secret
-    would mask nothing). Callers word the error for their own input."""
+    for each name without a usable one, why: ``"not set"``, ``"empty"`` (it would mask
+    nothing) or ``"shorter than 4 characters"`` (it would mask parts of ids, paths and
+    numbers). Callers word the error for their own input."""
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
     missing: dict[str, str] = {}
     for name in names:
         value = environ.get(name)
-        if value:
+        why = "not set" if value is None else secret_problem(value)
+        if why is None and value is not None:
             values[name] = value
         else:
-            missing[name] = "empty" if value == "" else "not set"
+            missing[name] = why or "not set"
     return values, missing
+
+
+def secret_hint(name: str, why: str) -> str:
+    """What to do about secret ``name`` that :func:`secrets_from_env` refused."""
+    if why in ("not set", "empty"):
+        return f"export {name}=... in the environment planrun runs in"
+    return (
+        f"give {name} a value of at least {MIN_SECRET} characters (a shorter one occurs "
+        "inside ids, paths and numbers, and cannot be masked without corrupting them)"
+    )
+
+
+def check_secrets(secrets: Mapping[str, str]) -> None:
+    """``UsageError`` naming the first secret value given directly that is unusable."""
+    for name, value in secrets.items():
+        why = secret_problem(value)
+        if why is not None:
+            raise UsageError(f"secret '{name}' is {why}; {secret_hint(name, why)}")
 
 
 def prepare(
@@ -227,6 +248,7 @@ def prepare(
     """
     given = dict(variables or {})
     explicit = dict(secrets or {})
+    check_secrets(explicit)
     validation = validate(plan, given, secrets=list(explicit))
     checked = validation.raise_for_errors()
     found, missing = secrets_from_env((n for n in checked.secrets if n not in explicit), environ)
@@ -235,7 +257,7 @@ def prepare(
             Problem(
                 f"$.secrets[{i}]",
                 f"secret '{name}' is {missing[name]}",
-                hint=f"export {name}=... in the environment planrun runs in",
+                hint=secret_hint(name, missing[name]),
             )
             for i, name in enumerate(checked.secrets)
             if name in missing
@@ -382,13 +404,27 @@ async def _execute_in_store(
     plan = prepared.plan
     masker = prepared.masker
     paths, last_seq = await _claim(store, prepared, run_id, owner_kind, resume)
+    # Events are masked keeping the run's ids and paths (stored in clear anyway): a
+    # secret that occurs in them does not turn "step 'x' failed" into "step '***' failed".
+    event_masker = masker.keeping(
+        [
+            run_id,
+            plan.plan_id,
+            *(s.id for s in plan.steps),
+            str(store.state_dir),
+            str(paths.run_dir),
+            str(paths.log_dir),
+            prepared.source or "",
+            *(v for k, v in prepared.variables.items() if k in PATH_VARIABLES),
+        ]
+    )
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
     view = replay(resume.history) if resume is not None else None
     callback = on_event
 
     def sink(event: Event) -> None:
         nonlocal view, callback
-        event = _mask_event(event, masker)
+        event = mask_event(event, event_masker)
         # The recorder may have failed (its error propagates); keep the run's
         # own bookkeeping going so every process is still stopped.
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -496,24 +532,6 @@ async def _claim(
         await store.abandon_run(run_id, "cancelled before it started")
         raise
     return paths, 0
-
-
-def _mask_event(event: Event, masker: Masker) -> Event:
-    """``event`` with secrets masked in every free-text field (identifiers are kept).
-
-    A succeeded step's outputs that held a secret are listed in ``masked_outputs``, so
-    a resume knows their stored values are unusable.
-    """
-    if not masker:
-        return event
-    data = msgspec.to_builtins(event)
-    masked = masker.data(data)
-    if masked == data:
-        return event
-    if isinstance(event, StepFinished) and event.outputs:
-        keys = [k for k, v in event.outputs.items() if masker.text(v) != v]
-        masked["masked_outputs"] = keys or None
-    return msgspec.convert(masked, type(event))
 
 
 @contextlib.contextmanager

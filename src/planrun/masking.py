@@ -16,19 +16,27 @@ stream, wherever the reads split it.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MASK", "Masker", "StreamMasker"]
+import msgspec
+
+from .events import Event, StepFinished, StepInfo
+
+__all__ = ["MASK", "MIN_SECRET", "Masker", "StreamMasker", "mask_event", "secret_problem"]
 
 MASK = "***"
 #: Lines of a multi-line secret shorter than this are not masked on their own.
 MIN_LINE = 4
-#: Keys of event/record/plan fields that hold identifiers (or lists and maps of them),
-#: never free text: not masked, so a secret that happens to equal a step id cannot
-#: break the event stream or the dependency graph a reader rebuilds from it.
+#: Shortest secret accepted: a shorter value (``e``, ``ab``, ``1``) occurs everywhere, in
+#: ids, paths and numbers, so masking it would destroy far more than it hides.
+MIN_SECRET = 4
+#: Keys of plan/record fields that hold identifiers or paths (or lists and maps of
+#: them), never free text: :meth:`Masker.data` does not mask their values, so a secret
+#: that happens to equal a step id cannot break the dependency graph a reader rebuilds.
 IDENTIFIER_KEYS = frozenset(
     {
         "type",
@@ -43,8 +51,66 @@ IDENTIFIER_KEYS = frozenset(
         "rerun",
         "kept",
         "failed_steps",
+        "plan_path",
+        "log_path",
+        # The plan's secret names (never their values).
+        "secrets",
     }
 )
+#: Variables whose value planrun makes (a path): kept as they are, like ``plan_path``.
+PATH_VARIABLES = frozenset({"PLAN_DIR"})
+
+# How each event field is masked. Every field of every event type is in exactly one
+# of these sets (tests/unit/test_masking.py checks it), so a new field is a decision.
+#: Free text (messages): masked.
+EVENT_TEXT_FIELDS = frozenset({"reason", "error"})
+#: Maps of names to free text: values masked (``variables``: except PATH_VARIABLES);
+#: keys are variable names from the plan and stay. ``outputs`` keys are written by a
+#: step, so a key that holds a secret is masked too (and listed in ``masked_outputs``).
+EVENT_TEXT_MAP_FIELDS = frozenset({"variables", "outputs"})
+#: ``steps``: a list of StepInfo whose ``name`` (display text) is masked.
+EVENT_STEP_LIST_FIELDS = frozenset({"steps"})
+#: Identifiers, paths planrun made, numbers, flags, enums, times: never masked.
+EVENT_KEPT_FIELDS = frozenset(
+    {
+        "type",
+        "run_id",
+        "seq",
+        "ts",
+        "plan_id",
+        "plan_path",
+        "max_concurrency",
+        "pid",
+        "rerun",
+        "kept",
+        "step_id",
+        "attempt",
+        "log_path",
+        "state",
+        "exit_code",
+        "duration_sec",
+        "delay_sec",
+        "attempts",
+        "masked_outputs",  # not masked: set by mask_event from ``outputs``
+        "owner_pid",
+        # The lock name: secrets are refused in it at validation.
+        "name",
+        "waited_sec",
+        "reclaimed_from_run",
+        "reclaimed_from_pid",
+        "failed_steps",
+    }
+)
+
+
+def secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a secret (``"empty"``, ``"shorter than 4 characters"``),
+    or None if it can. The value itself is never part of the answer."""
+    if not value:
+        return "empty"
+    if len(value) < MIN_SECRET:
+        return f"shorter than {MIN_SECRET} characters"
+    return None
 
 
 def _forms(value: str) -> set[str]:
@@ -64,7 +130,11 @@ def _forms(value: str) -> set[str]:
 class Masker:
     """Masks a fixed set of secret values. An empty masker changes nothing."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str], keep: Iterable[str] = ()) -> None:
+        """``keep``: identifiers and paths planrun made (a run id, step ids, the state
+        dir) that are stored in clear anyway; in free text, a secret occurrence that lies
+        wholly inside one of them is left alone (see :meth:`text`)."""
+        self._secrets = tuple(secrets)
         forms: set[str] = set()
         for value in secrets:
             if value:
@@ -76,32 +146,86 @@ class Masker:
         self._text = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         self._bin = re.compile(b"|".join(map(re.escape, self._bytes))) if ordered else None
         self.longest = max((len(b) for b in self._bytes), default=0)
+        # Only the words that hold a secret form matter, longest first.
+        words = sorted(
+            {w for w in keep if any(f in w for f in ordered)}, key=lambda w: (-len(w), w)
+        )
+        self._keep = re.compile("|".join(map(re.escape, words))) if words else None
+
+    def keeping(self, words: Iterable[str]) -> Masker:
+        """This masker, also keeping ``words`` (see ``__init__``)."""
+        return Masker(self._secrets, words)
 
     def __bool__(self) -> bool:
         return self._text is not None
 
-    def text(self, value: str) -> str:
-        """``value`` with every secret form replaced by ``***``."""
+    def text(self, value: str, *, keep: bool = True) -> str:
+        """``value`` with every secret form replaced by ``***``, except occurrences
+        that lie wholly inside a kept word (one that starts inside a kept word and runs
+        past its end is masked: it would show the secret). ``keep=False`` for data (a
+        variable or output value), where a value equal to a kept word is the secret."""
         if self._text is None:
             return value
-        return self._text.sub(MASK, value)
+        spans = [m.span() for m in self._keep.finditer(value)] if self._keep and keep else []
+        if not spans:
+            return self._text.sub(MASK, value)
+        out: list[str] = []
+        pos = search = 0
+        while (m := self._text.search(value, search)) is not None:
+            start, end = m.span()
+            if any(a <= start and end <= b for a, b in spans):
+                search = start + 1  # a longer form may still start inside and run past
+                continue
+            out += (value[pos:start], MASK)
+            pos = search = end
+        out.append(value[pos:])
+        return "".join(out)
 
     def data(self, value: Any, key: object = None) -> Any:
-        """Mask every string inside builtins (dicts, lists), keys included, except
-        whatever sits under an identifier field (see ``IDENTIFIER_KEYS``)."""
+        """Mask every string *value* inside builtins (dicts, lists). Never a dict key,
+        never a non-string (numbers, booleans, None), never whatever sits under an
+        identifier or path field (see ``IDENTIFIER_KEYS``): the result has the same
+        shape and types as ``value``, so it converts back to the type it came from."""
         if self._text is None or key in IDENTIFIER_KEYS:
             return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            # Non-string keys (YAML allows ints) are not text: left as they are.
-            return {
-                (self.text(k) if isinstance(k, str) else k): self.data(v, k)
-                for k, v in value.items()
-            }
+            return {k: self.data(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [self.data(v) for v in value]
         return value
+
+    def struct(self, value: Any, key: object = None) -> Any:
+        """``value`` (a msgspec struct such as a :class:`~planrun.model.Plan`, or lists,
+        dicts and scalars of them) of the same type, with secrets masked in its free-text
+        strings only: never in an enum value (``on_failure``...), a dict key, a
+        non-string, or a field of ``IDENTIFIER_KEYS`` (ids, names, paths), so the result
+        still validates as its type."""
+        if self._text is None or key in IDENTIFIER_KEYS or isinstance(value, enum.Enum):
+            return value
+        if isinstance(value, str):
+            return self.text(value, keep=False)
+        if isinstance(value, msgspec.Struct):
+            changes = {
+                name: masked
+                for name in value.__struct_fields__
+                if (masked := self.struct(old := getattr(value, name), name)) is not old
+            }
+            return msgspec.structs.replace(value, **changes) if changes else value
+        if isinstance(value, dict):
+            return {k: self.struct(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.struct(v) for v in value]
+        return value
+
+    def variables(self, values: dict[str, str]) -> dict[str, str]:
+        """Variables as stored and shown: every value masked but ``PATH_VARIABLES``."""
+        if self._text is None:
+            return values
+        return {
+            k: v if k in PATH_VARIABLES else self.text(v, keep=False) for k, v in values.items()
+        }
 
     def stream(self) -> StreamMasker:
         """A new masker for one byte stream."""
@@ -120,6 +244,51 @@ class Masker:
             if any(len(form) > len(tail) and form.startswith(tail) for form in self._bytes):
                 return p
         return len(data)
+
+
+def mask_event(event: Event, masker: Masker) -> Event:
+    """``event`` with secrets masked in its free-text fields only (see the
+    ``EVENT_*_FIELDS`` sets): ids, paths, numbers and keys are kept, and every field
+    keeps its type, so the result encodes and decodes as ``event`` does.
+
+    A succeeded step's outputs that held a secret are listed in ``masked_outputs``, so
+    a resume knows their stored values are unusable.
+    """
+    if not masker:
+        return event
+    changes: dict[str, Any] = {}
+    for name in event.__struct_fields__:
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if name in EVENT_TEXT_FIELDS:
+            masked: Any = masker.text(value)
+        elif name == "variables":
+            masked = masker.variables(value)
+        elif name == "outputs":
+            masked = {
+                masker.text(k, keep=False): masker.text(v, keep=False) for k, v in value.items()
+            }
+        elif name in EVENT_STEP_LIST_FIELDS:
+            masked = [_mask_step_info(info, masker) for info in value]
+        else:
+            continue
+        if masked != value:
+            changes[name] = masked
+    if isinstance(event, StepFinished) and "outputs" in changes:
+        outputs = event.outputs or {}
+        held = [
+            masker.text(k, keep=False)
+            for k, v in outputs.items()
+            if masker.text(v, keep=False) != v or masker.text(k, keep=False) != k
+        ]
+        changes["masked_outputs"] = list(dict.fromkeys(held)) or None
+    return msgspec.structs.replace(event, **changes) if changes else event
+
+
+def _mask_step_info(info: StepInfo, masker: Masker) -> StepInfo:
+    name = masker.text(info.name)
+    return info if name == info.name else msgspec.structs.replace(info, name=name)
 
 
 class StreamMasker:

@@ -17,7 +17,7 @@ import anyio
 import msgspec
 
 from . import crash
-from .api import PreparedRun, Resume, prepare, secrets_from_env
+from .api import PreparedRun, Resume, prepare, secret_hint, secrets_from_env
 from .errors import LockConflict, UsageError
 from .model import Plan, RunState
 from .records import RunRecord, StepRecord
@@ -118,9 +118,9 @@ def _secrets(run: RunRecord, given: Mapping[str, str] | None) -> dict[str, str]:
     out = dict(given or {})
     found, missing = secrets_from_env(n for n in run.secret_names if n not in out)
     if missing:
-        name = next(iter(missing))
+        name, why = next(iter(missing.items()))
         raise UsageError(
-            f"secret '{name}' of run {run.run_id} is not set: export {name}=... in the "
-            "environment and resume again"
+            f"secret '{name}' of run {run.run_id} is {why}: {secret_hint(name, why)} "
+            "and resume again"
         )
     return out | found

@@ -5,11 +5,43 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import typing
 from typing import Any
 
+import msgspec
 import pytest
 
-from planrun.masking import IDENTIFIER_KEYS, MASK, MIN_LINE, Masker, StreamMasker
+from planrun.events import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    LockAcquired,
+    RetryScheduled,
+    RunAborting,
+    RunCrashed,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    StepFinished,
+    StepInfo,
+    decode_event,
+    encode_event,
+)
+from planrun.masking import (
+    EVENT_KEPT_FIELDS,
+    EVENT_STEP_LIST_FIELDS,
+    EVENT_TEXT_FIELDS,
+    EVENT_TEXT_MAP_FIELDS,
+    IDENTIFIER_KEYS,
+    MASK,
+    MIN_LINE,
+    MIN_SECRET,
+    Masker,
+    StreamMasker,
+    mask_event,
+    secret_problem,
+)
+from planrun.model import AttemptState, Plan, RunState, StepState
 
 HOSTILE = 's3cr"et\\pa/ss-é'
 
@@ -179,11 +211,14 @@ def test_identifier_keys_are_the_documented_ones() -> None:
     fields that hold step ids (alone, in lists or as map keys)."""
     scalars = {"type", "run_id", "step_id", "ts", "seq", "state", "id", "plan_id"}
     step_id_sets = {"depends_on", "rerun", "kept", "failed_steps"}
-    assert scalars | step_id_sets == IDENTIFIER_KEYS
+    paths = {"plan_path", "log_path"}
+    names = {"secrets"}  # the plan's secret names
+    assert scalars | step_id_sets | paths | names == IDENTIFIER_KEYS
 
 
-def test_data_masks_nested_strings_and_keys() -> None:
-    """Strings in nested dicts and lists are masked, dict keys included."""
+def test_data_masks_nested_string_values_never_keys() -> None:
+    """String values in nested dicts and lists are masked; dict keys never are (they
+    are structure: a masked key breaks the record's shape)."""
     masker = Masker(["pw123"])
     data: dict[str, Any] = {
         "type": "step_finished",
@@ -199,7 +234,7 @@ def test_data_masks_nested_strings_and_keys() -> None:
     assert masker.data(data) == {
         "type": "step_finished",
         "step_id": "pw123",
-        "outputs": {MASK: "x", "token": f"is {MASK}"},
+        "outputs": {"pw123": "x", "token": f"is {MASK}"},
         "args": ["--password", MASK, [f"deep {MASK}"]],
         "nested": {"step_id": "pw123", "msg": MASK},
         "exit_code": 1,
@@ -407,3 +442,195 @@ def test_stream_overlapping_and_multi_line_secrets_random_chunks_match_text() ->
     for _ in range(300):
         cuts = sorted(rng.choices(range(len(data) + 1), k=rng.randint(1, 30)))
         assert _stream(masker, _split_at(data, cuts)) == expected, f"cuts {cuts}"
+
+
+# --- events: masked in free-text fields only -----------------------------------------
+
+
+def _event_types() -> list[type[Any]]:
+    return list(typing.get_args(Event))
+
+
+def test_every_event_field_is_classified_once() -> None:
+    """Each field of each event type is either masked (text, text map, step list) or
+    kept (ids, paths, numbers, enums): a new field needs a deliberate choice."""
+    sets = [EVENT_TEXT_FIELDS, EVENT_TEXT_MAP_FIELDS, EVENT_STEP_LIST_FIELDS, EVENT_KEPT_FIELDS]
+    for kind in _event_types():
+        for name in (*kind.__struct_fields__, "type"):
+            assert sum(name in s for s in sets) == 1, (kind.__name__, name)
+
+
+def _all_events(secret: str, root: str) -> list[Event]:
+    """One event of each type, with ``secret`` in every string and map key."""
+    log = f"{root}/runs/r-{secret}/logs/{secret}.1.log"
+    base: dict[str, Any] = {"run_id": f"r-{secret}", "seq": 1, "ts": "2026-01-01T00:00:00.000000Z"}
+    info = StepInfo(secret, f"name {secret}", [secret], 1, True)
+    return [
+        RunStarted(
+            **base,
+            plan_id=secret,
+            plan_path=f"{root}/p.json",
+            variables={secret: secret, "PLAN_DIR": root},
+            max_concurrency=2,
+            steps=[info],
+            pid=1,
+        ),
+        RunResumed(
+            **base,
+            plan_id=secret,
+            plan_path=None,
+            variables={},
+            max_concurrency=1,
+            steps=[info],
+            pid=1,
+            rerun=[secret],
+            kept={secret: StepState.SUCCEEDED},
+        ),
+        AttemptStarted(**base, step_id=secret, attempt=1, pid=2, log_path=log),
+        AttemptFinished(
+            **base,
+            step_id=secret,
+            attempt=1,
+            state=AttemptState.FAILED,
+            exit_code=1,
+            duration_sec=0.5,
+            error=f"error {secret}",
+        ),
+        RetryScheduled(**base, step_id=secret, attempt=2, delay_sec=1.0),
+        StepFinished(
+            **base,
+            step_id=secret,
+            state=StepState.SUCCEEDED,
+            attempts=1,
+            exit_code=0,
+            reason=f"why {secret}",
+            outputs={"k": f"v {secret}", "plain": "x"},
+        ),
+        RunCrashed(**base, reason=f"gone {secret}", owner_pid=3),
+        LockAcquired(**base, name="lock", waited_sec=0.0, reclaimed_from_run=f"r-{secret}"),
+        RunAborting(**base, reason=f"abort {secret}", step_id=secret),
+        RunFinished(
+            **base,
+            state=RunState.FAILED,
+            exit_code=1,
+            reason=f"fail {secret}",
+            failed_steps=[secret],
+        ),
+    ]
+
+
+@pytest.mark.parametrize("secret", ["1234", "tmp/", 's3"c', "runs", "\u00e9t\u00e9\U0001f511"])
+def test_mask_event_masks_text_and_keeps_structure(secret: str) -> None:
+    """Only free text is masked: ids, paths, numbers, enums and keys are as they were,
+    and the masked event encodes and decodes to itself."""
+    root = f"/tmp/{secret}/state"
+    masker = Masker([secret])
+    for event in _all_events(secret, root):
+        masked = mask_event(event, masker)
+        assert decode_event(encode_event(masked)) == masked
+        for name in event.__struct_fields__:
+            before, after = getattr(event, name), getattr(masked, name)
+            if name == "masked_outputs":  # derived from outputs (checked below)
+                continue
+            if name in EVENT_KEPT_FIELDS or before is None:
+                assert after == before, (type(event).__name__, name)
+        for name in EVENT_TEXT_FIELDS & set(event.__struct_fields__):
+            value = getattr(masked, name)
+            assert value is None or (secret not in value and MASK in value)
+    started = mask_event(_all_events(secret, root)[0], masker)
+    assert isinstance(started, RunStarted)
+    assert started.variables == {secret: MASK, "PLAN_DIR": root}
+    assert [(s.id, s.name, s.depends_on) for s in started.steps] == [
+        (secret, f"name {MASK}", [secret])
+    ]
+    finished = mask_event(_all_events(secret, root)[5], masker)
+    assert isinstance(finished, StepFinished)
+    assert finished.outputs == {"k": f"v {MASK}", "plain": "x"}
+    assert finished.masked_outputs == ["k"]
+
+
+def test_mask_event_without_a_secret_is_the_same_object() -> None:
+    """Nothing to mask: the event itself comes back."""
+    event = _all_events("abcd", "/x")[3]
+    assert mask_event(event, Masker(["zzzz"])) is event
+    assert mask_event(event, Masker([])) is event
+
+
+def test_kept_words_protect_only_occurrences_inside_them() -> None:
+    """A secret inside a kept word (a step id, the state dir) stays in free text; the
+    same secret elsewhere, or one that runs past the kept word's end, is masked."""
+    masker = Masker(["tmpx", "mpx-secret"]).keeping(["tmpx", "/tmp/tmpx/st", "unrelated"])
+    assert masker.text("step 'tmpx' failed") == "step 'tmpx' failed"
+    assert masker.text("log /tmp/tmpx/st/runs") == "log /tmp/tmpx/st/runs"
+    assert masker.text("token tmpx.") == "token tmpx."  # equal to the id: nothing to hide
+    assert masker.text("tmpx-secret") == f"t{MASK}"  # starts inside 'tmpx', runs past it
+    assert masker.text("a tmpxtmpx b") == "a tmpxtmpx b"
+    assert Masker(["tmpx"]).text("step 'tmpx' failed") == f"step '{MASK}' failed"
+
+
+@pytest.mark.parametrize(("value", "why"), [("", "empty"), ("a", "shorter"), ("abc", "shorter")])
+def test_short_secrets_are_refused(value: str, why: str) -> None:
+    """Secrets of 0-3 characters are refused; the reason never holds the value."""
+    problem = secret_problem(value)
+    assert problem is not None
+    assert why in problem
+    assert secret_problem("abcd") is None
+    assert MIN_SECRET == 4
+
+
+def test_kept_words_never_protect_data_values() -> None:
+    """An output or variable value equal to a kept word is the secret itself: masked
+    (and listed in masked_outputs); only planrun's own messages keep the words."""
+    masker = Masker(["sekr"]).keeping(["sekr", "r-sekr"])
+    assert masker.text("sekr", keep=False) == MASK
+    assert masker.variables({"V": "sekr"}) == {"V": MASK}
+    event = StepFinished(
+        run_id="r-sekr",
+        seq=4,
+        ts="2026-01-01T00:00:00.000000Z",
+        step_id="sekr",
+        state=StepState.SUCCEEDED,
+        attempts=1,
+        reason="step 'sekr' done",
+        outputs={"k": "sekr", "other": "x"},
+    )
+    masked = mask_event(event, masker)
+    assert isinstance(masked, StepFinished)
+    assert (masked.step_id, masked.reason) == ("sekr", "step 'sekr' done")
+    assert masked.outputs == {"k": MASK, "other": "x"}
+    assert masked.masked_outputs == ["k"]
+
+
+def test_struct_masks_a_plan_and_it_still_validates() -> None:
+    """A plan is masked in its free text (args, env values, cwd) but not in enum values,
+    ids, dependency lists, secret names or keys: it converts back to a Plan even when
+    a secret equals an enum value or a secret's own name."""
+    plan = msgspec.convert(
+        {
+            "plan_id": "continue",
+            "secrets": ["TOKEN"],
+            "variables": {"continue": "continue-x"},
+            "steps": [
+                {"id": "continue", "command": "sh", "args": ["-c", "echo continue TOKEN"],
+                 "on_failure": "continue", "when": "all_done", "env": {"continue": "continue"}},
+                {"id": "b", "command": "true", "depends_on": ["continue"]},
+            ],
+        },
+        Plan,
+    )  # fmt: skip
+    for secret in ("continue", "TOKEN", "all_done"):
+        masked = Masker([secret]).struct(plan)
+        back = msgspec.convert(msgspec.to_builtins(masked), Plan)
+        assert back == masked
+        assert [s.id for s in back.steps] == ["continue", "b"]
+        assert back.steps[0].on_failure.value == "continue"
+        assert back.steps[0].when.value == "all_done"
+        assert back.steps[1].depends_on == ["continue"]
+        assert back.secrets == ["TOKEN"]
+        assert back.plan_id == "continue"
+        assert list(back.steps[0].env) == ["continue"]
+    masked = Masker(["continue"]).struct(plan)
+    assert masked.steps[0].args == ["-c", f"echo {MASK} TOKEN"]
+    assert masked.steps[0].env == {"continue": MASK}
+    assert masked.variables == {"continue": f"{MASK}-x"}
+    assert Masker(["zzzz"]).struct(plan) == plan

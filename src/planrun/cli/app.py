@@ -20,7 +20,7 @@ import typer
 from anyio.abc import TaskStatus
 from rich.console import Console
 
-from ..api import PreparedRun, Resume, RunResult, execute, prepare, secrets_from_env
+from ..api import PreparedRun, Resume, RunResult, execute, prepare, secret_hint, secrets_from_env
 from ..engine import EXIT_CANCELLED
 from ..errors import PlanError, PlanrunError, UsageError
 from ..executors.local import LocalExecutor
@@ -72,6 +72,8 @@ def _secrets(names: list[str] | None) -> dict[str, str]:
     values, missing = secrets_from_env(names or [])
     if missing:
         name, why = next(iter(missing.items()))  # the first one is enough to act on
+        if why not in ("not set", "empty"):
+            raise UsageError(f"--secret {name}: secret '{name}' is {why}; {secret_hint(name, why)}")
         raise UsageError(
             f"--secret {name}: {name} is {why} in the environment; export {name}=... first "
             "(a secret never goes on the command line)"

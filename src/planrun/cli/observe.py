@@ -16,7 +16,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import anyio
 import msgspec
@@ -210,9 +210,13 @@ def list_cmd(
 
 
 async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
-    async with RunReader.open(state_dir) as reader, reader.snapshot():
-        run = await _require_run(reader, run_id, state_dir)
-        steps = await reader.get_steps(run_id)
+    async with RunReader.open(state_dir) as reader:
+        # Crash marking first, outside the snapshot: a snapshot begun before the mark
+        # was written would still show the run (and its steps) running.
+        await _require_run(reader, run_id, state_dir)
+        async with reader.snapshot():
+            run = await _require_run(reader, run_id, state_dir)
+            steps = await reader.get_steps(run_id)
     if as_json:
         doc = {"run": run, "steps": steps}
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
@@ -299,33 +303,93 @@ def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = Fal
 # --- logs ------------------------------------------------------------------------------
 
 
-class _Tail:
-    """Prints new complete lines of one log file, optionally prefixed."""
+#: Bytes read from a log file at a time: `logs` holds about this much, whatever the size.
+CHUNK = 64 * 1024
+#: Longest part of a line held back while following (so the lines of two steps do not
+#: interleave mid-line); a longer line is written as it comes.
+MAX_PARTIAL = 64 * 1024
 
-    def __init__(self, path: str, prefix: str) -> None:
+
+class _Tail:
+    """Copies one log file to stdout in chunks (constant memory), from ``offset`` on,
+    each line prefixed with ``prefix``. Logs are masked when written, so nothing is
+    masked here."""
+
+    def __init__(self, path: str, prefix: str, offset: int = 0) -> None:
         self.path = path
-        self.prefix = prefix
-        self.offset = 0
+        self.prefix = prefix.encode()
+        self.offset = offset
         self.partial = b""
+        #: Whether the next byte written starts a line (gets the prefix).
+        self.at_line_start = True
+        self.missing = False
+        self.reported = False
 
     def pump(self, final: bool = False) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        self.offset += len(data)
-        data = self.partial + data
-        lines = data.split(b"\n")
-        self.partial = lines.pop()
-        if final and self.partial:
-            lines.append(self.partial)
-            self.partial = b""
+        """Write what was added since the last call (``final``: to the end, a last
+        line without a newline included). A missing file sets ``missing``."""
         out = sys.stdout.buffer
-        for line in lines:
-            out.write(self.prefix.encode() + line + b"\n")
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed below, read in chunks
+        except FileNotFoundError:
+            self.missing = True
+            return
+        with f:
+            f.seek(self.offset)
+            while chunk := f.read(CHUNK):
+                self.offset += len(chunk)
+                data = self.partial + chunk
+                cut = data.rfind(b"\n") + 1
+                self.partial = data[cut:]
+                self._write(out, data[:cut])
+                if len(self.partial) > MAX_PARTIAL:
+                    self._write(out, self.partial)
+                    self.partial = b""
+        if final and (self.partial or not self.at_line_start):
+            self._write(out, self.partial + b"\n")
+            self.partial = b""
         out.flush()
+
+    def _write(self, out: BinaryIO, data: bytes) -> None:
+        if not data:
+            return
+        if self.prefix:
+            body = data[:-1] if data.endswith(b"\n") else data
+            body = body.replace(b"\n", b"\n" + self.prefix)
+            if self.at_line_start:
+                out.write(self.prefix)
+            out.write(body + (b"\n" if data.endswith(b"\n") else b""))
+        else:
+            out.write(data)
+        self.at_line_start = data.endswith(b"\n")
+
+
+def tail_offset(path: str, lines: int) -> int:
+    """Where the last ``lines`` lines of the file at ``path`` begin, found by reading
+    backwards from the end in blocks (a last line without a newline counts); 0 if the
+    file has fewer lines, or is missing (the caller reports that)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return 0
+    with f:
+        end = pos = f.seek(0, os.SEEK_END)
+        if lines <= 0 or end == 0:
+            return end
+        f.seek(end - 1)
+        # The newline that ends the last line does not start another one.
+        needed = lines + (f.read(1) == b"\n")
+        while pos > 0:
+            size = min(CHUNK, pos)
+            pos -= size
+            f.seek(pos)
+            block = f.read(size)
+            i = len(block)
+            while (i := block.rfind(b"\n", 0, i)) >= 0:
+                needed -= 1
+                if needed == 0:
+                    return pos + i + 1
+    return 0
 
 
 def _selected(
@@ -338,7 +402,12 @@ def _selected(
 
 
 async def _logs(
-    run_id: str, state_dir: Path, step_id: str | None, attempt: int | None, follow: bool
+    run_id: str,
+    state_dir: Path,
+    step_id: str | None,
+    attempt: int | None,
+    follow: bool,
+    tail: int | None = None,
 ) -> int:
     async with RunReader.open(state_dir) as reader:
         run = await _require_run(reader, run_id, state_dir)
@@ -363,24 +432,44 @@ async def _logs(
                 prefix = "" if step_id is not None else f"[{step.step_id}] "
                 if latest.log_path is None:
                     continue
-                tail = tails.get(step.step_id)
-                if tail is None or tail.path != latest.log_path:
-                    if tail is not None:
-                        tail.pump(final=True)  # the rest of the attempt that just ended
-                    tail = tails[step.step_id] = _Tail(latest.log_path, prefix)
+                current = tails.get(step.step_id)
+                if current is None or current.path != latest.log_path:
+                    if current is not None:
+                        current.pump(final=True)  # the rest of the attempt that just ended
+                        _report_missing(current, step.step_id)
+                    # --tail: the first file shown starts at its last N lines; later
+                    # attempts (while following) are shown whole.
+                    start = (
+                        tail_offset(latest.log_path, tail)
+                        if tail is not None and current is None
+                        else 0
+                    )
+                    current = tails[step.step_id] = _Tail(latest.log_path, prefix, start)
                 running = latest.state.value == "running"
-                tail.pump(final=not running or not follow)
+                current.pump(final=not running or not follow)
                 active |= running or (number is None and not step.state.terminal)
-            if not follow or (run.state is not RunState.RUNNING and not active):
-                return 0
-            if not active and step_id is not None:
-                return 0
+            done = not follow or (run.state is not RunState.RUNNING and not active)
+            if done or (not active and step_id is not None):
+                missing = [t for t in tails.values() if t.missing]
+                for sid, t in tails.items():
+                    _report_missing(t, sid)
+                return 1 if missing else 0
             if run.state is RunState.RUNNING and await reap_crashed(state_dir, [run]):
                 err_console().print(
                     f"planrun: the process running {run_id} is gone: the run is marked crashed"
                 )
                 return EXIT_CRASHED
             await anyio.sleep(POLL_SEC)
+
+
+def _report_missing(tail: _Tail, step_id: str) -> None:
+    """Say once that a log file is gone (deleted since its attempt ran)."""
+    if tail.missing and not tail.reported:
+        err_console().print(
+            f"planrun: the log of step '{step_id}' is missing: {tail.path} (deleted?)",
+            markup=False,
+        )
+        tail.reported = True
 
 
 def logs(
@@ -390,11 +479,16 @@ def logs(
         int | None, typer.Option(min=1, help="This attempt (default: the last).")
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    tail: Annotated[
+        int | None,
+        typer.Option("--tail", "-n", min=0, help="Start at the last N lines (of each step)."),
+    ] = None,
     state_dir: StateDirOpt = None,
 ) -> None:
     """Print a step's output (last attempt by default); with no STEP, every step's,
-    each line prefixed [step-id]. --follow streams until the attempt (or run) ends."""
-    raise typer.Exit(_run_sync(_logs, run_id, _state_dir(state_dir), step, attempt, follow))
+    each line prefixed [step-id]. --follow streams until the attempt (or run) ends;
+    --tail N starts at the last N lines. Exit 1 if a log file is missing."""
+    raise typer.Exit(_run_sync(_logs, run_id, _state_dir(state_dir), step, attempt, follow, tail))
 
 
 # --- cancel ----------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from ..errors import StoreError
 from ..events import Event, decode_event
 from ..model import RunState
 from ..records import AttemptRecord, RunRecord, StepRecord, duration_between
-from . import sql
-from .sqlite import _translated, fetch_dicts, migrate
+from . import files, sql
+from .sqlite import DB_SIDE_FILES, _translated, fetch_dicts, migrate
 
 __all__ = ["RunReader"]
 
@@ -44,6 +44,11 @@ class RunReader:
                 f"no run store at {path}; pass --state-dir (or set PLANRUN_STATE_DIR) "
                 "to where the run was started"
             )
+        # SQLite opens these by name, and a reader too may create the -shm and -wal:
+        # never through a planted link.
+        for name in ("runs.db", *DB_SIDE_FILES):
+            files.check_not_link(Path(state_dir), [name])
+        files.check_not_link(Path(state_dir), ["runs"], directory=True)
         with _translated(f"opening {path}"):
             db = await aiosqlite.connect(path, isolation_level=None)
         try:

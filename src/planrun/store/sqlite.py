@@ -16,6 +16,7 @@ completes after its await was cancelled does no harm. Other processes read at an
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import sqlite3
@@ -43,7 +44,7 @@ from ..events import (
 )
 from ..model import AttemptState, StepState
 from ..proc import boot_id, process_start_time
-from . import sql
+from . import files, sql
 
 __all__ = ["RunPaths", "SqliteStore", "default_state_dir"]
 
@@ -56,11 +57,6 @@ HEARTBEAT_SEC = 10.0
 def default_state_dir() -> Path:
     """``$PLANRUN_STATE_DIR`` if set, else ``.planrun`` in the working directory."""
     return Path(os.environ.get("PLANRUN_STATE_DIR") or ".planrun")
-
-
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def _ignore_itself(root: Path) -> None:
@@ -81,21 +77,35 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(path))
 
 
-def _exists(path: Path) -> bool:
+def _lexists(path: Path) -> bool:
     # A metadata lookup on a local disk: not worth a worker thread.
-    return path.exists()
+    return os.path.lexists(path)
 
 
-def _private_file(path: Path) -> None:
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-    os.chmod(path, 0o600)
+#: Files next to runs.db that SQLite opens by name (never through a planted link).
+DB_SIDE_FILES = ("runs.db-wal", "runs.db-shm", "runs.db-journal")
 
 
-def _private_files(paths: RunPaths) -> None:
-    """A run's directories (0700) and events file (0600), whatever the umask."""
-    _private_dir(paths.run_dir)
-    _private_dir(paths.log_dir)
-    _private_file(paths.events_jsonl)
+def _private_store(root: Path) -> None:
+    """The state dir (0700), its ``runs/`` (0700) and ``runs.db`` (0600), made or
+    checked without following a link (see :mod:`planrun.store.files`)."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _ignore_itself(root)
+    files.private_dir(root, ["runs"])
+    os.close(files.open_file(root, ["runs.db"], os.O_RDWR, create=True))
+    for name in DB_SIDE_FILES:
+        files.check_not_link(root, [name])
+
+
+def _private_files(root: Path, run_id: str, *, new: bool) -> None:
+    """A run's directories (0700) and events file (0600), whatever the umask, without
+    following a link; ``new``: the events file must not exist yet."""
+    files.private_dir(root, ["runs", run_id, "logs"])
+    os.close(
+        files.open_file(
+            root, ["runs", run_id, "events.jsonl"], os.O_WRONLY, create=True, exclusive=new
+        )
+    )
 
 
 @contextlib.contextmanager
@@ -152,10 +162,7 @@ class SqliteStore:
         # Absolute, so the log paths stored in attempts work from any directory.
         root = _absolute(state_dir)
         try:
-            _private_dir(root)
-            _ignore_itself(root)
-            _private_dir(root / "runs")
-            _private_file(root / "runs.db")
+            _private_store(root)
         except OSError as exc:
             raise StoreError(f"cannot create the state dir {root}: {exc}") from exc
         with _translated(f"opening {root / 'runs.db'}"):
@@ -226,7 +233,8 @@ class SqliteStore:
                     sql.INSERT_STEP,
                     [(run_id, sid, i, name) for i, (sid, name) in enumerate(steps)],
                 )
-                _private_files(paths)
+                # Inside the transaction: a planted link undoes the run's rows.
+                _private_files(self.state_dir, run_id, new=True)
         return paths
 
     async def claim_run(
@@ -259,6 +267,8 @@ class SqliteStore:
             async with immediate(self._db):
                 rows = await fetch_dicts(self._db, sql.SELECT_CLAIMABLE, (run_id,))
                 row = _claimable(run_id, rows, self.state_dir, expected_last_seq)
+                # Before the claim: a planted link leaves the run as it was.
+                _private_files(self.state_dir, run_id, new=False)
                 await self._db.execute(
                     sql.CLAIM_RUN,
                     (
@@ -281,7 +291,6 @@ class SqliteStore:
                 await self._drop_steps_not_in(run_id, {sid for sid, _ in steps})
                 await self._db.executemany(sql.RESUME_STEP, [(run_id, sid) for sid in rerun])
                 await self._db.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
-        _private_files(paths)
         await self._repair_jsonl(run_id)
         return paths, int(row["last_seq"])
 
@@ -337,12 +346,18 @@ class SqliteStore:
         return True
 
     async def _repair_jsonl(self, run_id: str) -> None:
-        path = self.paths(run_id).events_jsonl
-        lines = path.read_bytes().splitlines() if _exists(path) else []
-        have = len(lines)  # lines are seq 1..N, in order
+        """Append to ``events.jsonl`` the committed events it lacks (never through a link)."""
+        parts = ["runs", run_id, "events.jsonl"]
+        try:
+            fd = files.open_file(self.state_dir, parts, os.O_RDONLY)
+        except FileNotFoundError:
+            have = 0
+        else:
+            with os.fdopen(fd, "rb") as f:
+                have = sum(1 for _ in f)  # lines are seq 1..N, in order
         missing = await self.get_event_bodies(run_id, after_seq=have)
         if missing:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = files.open_file(self.state_dir, parts, os.O_WRONLY | os.O_APPEND, create=True)
             try:
                 _write_all(fd, "".join(body + "\n" for body in missing).encode())
             finally:
@@ -356,8 +371,10 @@ class SqliteStore:
                 await self._db.execute(sql.ABANDON_STEPS, (reason, run_id))
 
     async def _check_free(self, run_id: str, paths: RunPaths) -> None:
+        if paths.run_dir.is_symlink():  # a dangling one too
+            raise files.refusal(paths.run_dir, OSError(errno.ELOOP, "a symbolic link"))
         cursor = await self._db.execute(sql.RUN_EXISTS, (run_id,))
-        if await cursor.fetchone() is not None or _exists(paths.run_dir):
+        if await cursor.fetchone() is not None or _lexists(paths.run_dir):
             raise UsageError(f"run id '{run_id}' already exists; choose another --run-id")
 
     async def record(self, events: MemoryObjectReceiveStream[Event], paths: RunPaths) -> None:
@@ -367,7 +384,11 @@ class SqliteStore:
         itself), and they must land. The stream's sender ending is the only way out.
         """
         with anyio.CancelScope(shield=True), events:
-            jsonl = os.open(paths.events_jsonl, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            jsonl = files.open_file(
+                self.state_dir,
+                ["runs", paths.run_dir.name, "events.jsonl"],
+                os.O_WRONLY | os.O_APPEND,
+            )
             try:
                 while True:
                     first: Event | None = None

@@ -1,0 +1,150 @@
+"""The state dir's own files and directories, made and opened without following links.
+
+Everything planrun creates inside a state dir (``runs/``, ``runs/<id>/``, its
+``logs/``, ``events.jsonl``, ``runs.db``) is reached from the state dir one component
+at a time through directory file descriptors, each opened with ``O_NOFOLLOW``: a
+symbolic link planted anywhere below the state dir is refused (a
+:class:`~planrun.errors.StoreError` naming it), never followed, so nothing is written
+or chmodded outside the state dir. Modes are set with ``fchmod`` on the opened
+descriptor, never through a path. The state dir itself is taken as given (the user
+chose it; it may be a link to another disk).
+
+SQLite opens ``runs.db-wal`` and ``runs.db-shm`` itself, by name: those are checked
+with ``lstat`` just before the database is opened (a link is refused); SQLite gives no
+way to close the window between that check and its own ``open``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..errors import StoreError
+
+__all__ = ["check_not_link", "dir_fd", "open_file", "private_dir", "refusal"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def refusal(path: Path, exc: OSError) -> StoreError:
+    """The error for ``path`` that could not be opened safely (``exc`` says why)."""
+    if exc.errno == errno.ELOOP:
+        return StoreError(
+            f"{path} is a symbolic link; planrun never follows links inside its state "
+            "dir: remove the link (and find out what put it there)"
+        )
+    if exc.errno == errno.ENOTDIR:
+        return StoreError(f"{path} is not a directory; remove it")
+    if exc.errno == errno.EEXIST:
+        return StoreError(f"{path} already exists; planrun creates it itself: remove it")
+    if exc.errno == errno.ENXIO:
+        return StoreError(f"{path} is not a regular file (a FIFO?); remove it")
+    return StoreError(f"cannot use {path}: {exc.strerror or exc}")
+
+
+def _why(exc: OSError, name: str, parent: int) -> OSError:
+    """``exc``, or ELOOP if ``name`` is a link (``O_DIRECTORY`` reports a link to a
+    directory as ENOTDIR, ``O_EXCL`` a link as EEXIST)."""
+    try:
+        is_link = stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return exc
+    return OSError(errno.ELOOP, "is a symbolic link") if is_link else exc
+
+
+@contextlib.contextmanager
+def dir_fd(root: Path, parts: Sequence[str] = (), *, create: bool = False) -> Iterator[int]:
+    """A descriptor of the directory ``root/parts...``, every part opened without
+    following a link (``root`` as given). With ``create``, missing parts are made and
+    every directory on the way, ``root`` included, is made private (0700 by
+    ``fchmod``, whatever the umask)."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise refusal(root, exc) from exc
+    try:
+        if create:
+            os.fchmod(fd, 0o700)
+        where = root
+        for part in parts:
+            where = where / part
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o700, dir_fd=fd)
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise refusal(where, _why(exc, part, fd)) from exc
+            os.close(fd)
+            fd = child
+            if create:
+                os.fchmod(fd, 0o700)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def private_dir(root: Path, parts: Sequence[str] = ()) -> None:
+    """Make ``root/parts...`` (each 0700) without following a link."""
+    with dir_fd(root, parts, create=True):
+        pass
+
+
+def open_file(
+    root: Path,
+    parts: Sequence[str],
+    flags: int,
+    *,
+    create: bool = False,
+    exclusive: bool = False,
+) -> int:
+    """A descriptor of the regular file ``root/parts...``, opened with ``flags`` and
+    ``O_NOFOLLOW`` (and every directory on the way too). ``create``: made if missing,
+    0600 by ``fchmod``; ``exclusive``: it must not exist yet (``O_EXCL``). A link, a
+    FIFO, a device or a directory there is a ``StoreError``; opening never blocks.
+    ``FileNotFoundError`` if it is missing and not ``create``."""
+    *dirs, name = parts
+    path = root.joinpath(*parts)
+    extra = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    if create:
+        extra |= os.O_CREAT | (os.O_EXCL if exclusive else 0)
+    with dir_fd(root, dirs) as parent:
+        try:
+            fd = os.open(name, flags | extra, 0o600, dir_fd=parent)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise refusal(path, _why(exc, name, parent)) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StoreError(f"{path} is not a regular file; remove it")
+    try:
+        os.set_blocking(fd, True)
+        if create:
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_not_link(root: Path, parts: Sequence[str], *, directory: bool = False) -> None:
+    """``StoreError`` if ``root/parts...`` exists and is not a regular file (with
+    ``directory``: a directory), a link above all; nothing if it is missing."""
+    *dirs, name = parts
+    with dir_fd(root, dirs) as parent:
+        try:
+            mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return
+    path = root.joinpath(*parts)
+    if stat.S_ISLNK(mode):
+        raise refusal(path, OSError(errno.ELOOP, "is a symbolic link"))
+    if directory and not stat.S_ISDIR(mode):
+        raise StoreError(f"{path} is not a directory; remove it")
+    if not directory and not stat.S_ISREG(mode):
+        raise StoreError(f"{path} is not a regular file; remove it")
