@@ -98,6 +98,12 @@ EVENT_KEPT_FIELDS = frozenset(
         "waited_sec",
         "reclaimed_from_run",
         "reclaimed_from_pid",
+        # The lock's canonical path: secrets are refused in it at validation too.
+        "path",
+        # concurrency_capped: numbers.
+        "requested",
+        "effective",
+        "fd_limit",
         "failed_steps",
     }
 )
