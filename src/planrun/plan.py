@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,7 +111,16 @@ def _yaml_loader() -> type[Any]:
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
         loader.flatten_mapping(node)
-        return _pairs_hook(loader.construct_pairs(node, deep=True))
+        pairs = loader.construct_pairs(node, deep=True)
+        for key, _ in pairs:
+            if not isinstance(key, Hashable):  # "? [a, b]: c" is valid YAML
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    "found a key that is a list or an object",
+                    node.start_mark,
+                )
+        return _pairs_hook(pairs)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return Loader
@@ -135,7 +144,13 @@ def read_document(path: str | os.PathLike[str]) -> Any:
     (located by ``line:column``).
     """
     p = Path(path)
-    source = str(p)
+    # Printable however it was spelled (an API caller may pass "\ud800.json").
+    source = str(p).encode("utf-8", "backslashreplace").decode("utf-8")
+    if source != str(p):  # the run store records the path: it must be text
+        raise PlanError(
+            [Problem("$", "the plan file's path is not valid UTF-8", hint="rename the file")],
+            source,
+        )
     try:
         with p.open("rb") as file:
             data = file.read(MAX_PLAN_BYTES + 1)  # never more: /dev/zero is a "file" too
@@ -146,8 +161,9 @@ def read_document(path: str | os.PathLike[str]) -> Any:
         raise PlanError(
             [Problem("$", f"plan file not found: {source}", hint="check the path")], source
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError([Problem("$", f"cannot read plan file: {exc}")], source) from None
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        why = _shown(exc, 1000) if str(exc) else type(exc).__name__
+        raise PlanError([Problem("$", f"cannot read plan file: {why}")], source) from None
     return parse_document(text, p.suffix.lower(), source)
 
 
@@ -353,6 +369,7 @@ def decode_plan(
     for path, key in _duplicate_keys(doc, "$"):
         at = re.match(r"\$\.steps\[(\d+)\]", path)
         sid = ids[int(at[1])] if at and int(at[1]) < len(ids) else None
+        sid = _shown(sid, 200) if sid is not None else None
         problems.append(
             Problem(path, f"key '{key}' appears more than once", sid, hint="keep one of them")
         )
@@ -381,7 +398,8 @@ def decode_plan(
                 problems.append(Problem(f"$.steps[{i}]", "expected an object (a step)"))
                 steps.append(None)
                 continue
-            sid = raw.get("id") if isinstance(raw.get("id"), str) else None
+            # Escaped: a bad id ("abc\n") must not break its message's line.
+            sid = _shown(raw["id"], 200) if isinstance(raw.get("id"), str) else None
             steps.append(_convert(raw, Step, f"$.steps[{i}]", problems, sid))
         if not raw_steps:
             problems.append(Problem("$.steps", "a plan needs at least one step"))
@@ -399,13 +417,13 @@ def decode_plan(
     return partial, problems
 
 
-def _shown(text: Any) -> str:
+def _shown(text: Any, limit: int = 80) -> str:
     """``text`` fit to print in a message on one line: escaped (``\\n``, ``\\ud800``)
-    unless printable, at most 80 characters."""
+    unless printable, at most ``limit`` characters."""
     shown = str(text)
     if not shown.isprintable():
         shown = shown.encode("unicode_escape").decode("ascii")
-    return shown if len(shown) <= 80 else shown[:77] + "..."
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def _encodable(text: str) -> bool:
@@ -876,9 +894,9 @@ def validate(
     if isinstance(plan, Plan):
         doc: Any = msgspec.to_builtins(plan)
     elif isinstance(plan, (str, os.PathLike)):
+        doc = read_document(plan)  # first: it reports a path that cannot be resolved
         source = str(plan)
         base_dir = Path(plan).resolve().parent
-        doc = read_document(plan)
     else:
         doc = plan
     decoded, problems = decode_plan(doc, given, secrets)
