@@ -600,8 +600,8 @@ def _check_values(plan: Plan, indexed: Indexed) -> list[Problem]:
         if not _VAR_NAME.match(name) or name in BUILTIN_VARIABLES:
             problems.append(
                 Problem(
-                    f"$.variables.{name}",
-                    f"invalid variable name '{name}'",
+                    f"$.variables.{_shown(name)}",
+                    f"invalid variable name '{_shown(name)}'",
                     hint="use letters, digits and '_' (not starting with a digit); "
                     f"{', '.join(BUILTIN_VARIABLES)} is built in",
                 )
