@@ -711,7 +711,8 @@ def _check_variables(
         problem = _bad_value(name, value)
         if problem is not None:
             where = f"--var {_shown(name)}" if name in given else f"$.variables.{name}"
-            problems.append(Problem(where, problem, hint="remove it: it cannot be passed on"))
+            hint = "remove it: it cannot be passed to a program or stored"
+            problems.append(Problem(where, problem, hint=hint))
     for name in given:
         if not isinstance(name, str) or not _VAR_NAME.match(name):
             problems.append(

@@ -3,12 +3,15 @@ what is within them still passes."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from planrun.api import run_plan
 from planrun.errors import PlanError
 from planrun.model import (
     MAX_BACKOFF,
@@ -159,3 +162,22 @@ def test_retry_delay_cannot_overflow_at_the_maxima() -> None:
     assert retry_delay(step, 2) == MAX_BACKOFF
     idle = Step(id="a", command="true", retries=MAX_RETRIES, retry_backoff=MAX_BACKOFF)
     assert retry_delay(idle, MAX_RETRIES) == 0
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"X": "a\udcffb"}, "not valid UTF-8"),
+        ({"X": "a\0b"}, "NUL"),
+        ({"X\n": "1"}, "invalid variable name"),
+    ],
+)
+def test_run_plan_refuses_unusable_variables(
+    tmp_path: Path, variables: dict[str, str], message: str
+) -> None:
+    """``run_plan(variables=...)`` checks values as ``--var`` does: before the store."""
+    state = tmp_path / "state"
+    plan = _plan(variables={"X": "1"})
+    with pytest.raises(PlanError, match=message):
+        anyio.run(functools.partial(run_plan, plan, variables, state_dir=state))
+    assert not state.exists()
