@@ -29,12 +29,23 @@ __all__ = [
     "When",
 ]
 
-STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-VAR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# ``\Z``, not ``$``: Python's ``$`` also matches before a final newline, so ``"abc\n"``
+# would pass (msgspec applies patterns with ``re.search``). ``json_schema`` turns
+# ``\Z`` back into ``$``, which means end of input in JSON Schema's ECMA-262 regexes.
+STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z"
+VAR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\Z"
+
+#: Upper bounds of the numeric fields (README "Limits"): finite, and far beyond any
+#: real use, so that no timer, delay or counter can overflow or run "forever".
+MAX_SECONDS = 30 * 24 * 3600
+MAX_RETRIES = 1000
+MAX_BACKOFF = 100
+MAX_CONCURRENCY = 10_000
 
 StepId = Annotated[str, Meta(pattern=STEP_ID_PATTERN, description="Step id")]
-PosSeconds = Annotated[float, Meta(gt=0)]
-NonNegSeconds = Annotated[float, Meta(ge=0)]
+PosSeconds = Annotated[float, Meta(gt=0, le=MAX_SECONDS)]
+NonNegSeconds = Annotated[float, Meta(ge=0, le=MAX_SECONDS)]
+ExitCode = Annotated[int, Meta(ge=0, le=255)]
 VarValue = str | int | float | bool | None
 
 
@@ -132,17 +143,17 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     args: list[str] = msgspec.field(default_factory=list)
     depends_on: list[str] = msgspec.field(default_factory=list)
     timeout_sec: PosSeconds | None = None
-    retries: Annotated[int, Meta(ge=0)] = 0
+    retries: Annotated[int, Meta(ge=0, le=MAX_RETRIES)] = 0
     retry_delay_sec: NonNegSeconds = 0.0
-    retry_backoff: Annotated[float, Meta(ge=1)] = 1.0
+    retry_backoff: Annotated[float, Meta(ge=1, le=MAX_BACKOFF)] = 1.0
     retry_max_delay_sec: NonNegSeconds | None = None
     retry_jitter: Annotated[float, Meta(ge=0, le=1)] = 0.0
-    retry_on_exit_codes: list[int] | None = None
+    retry_on_exit_codes: list[ExitCode] | None = None
     retry_on_timeout: bool = True
     critical: bool = True
     on_failure: OnFailure = OnFailure.ABORT
     when: When = When.ALL_SUCCESS
-    success_exit_codes: list[int] = msgspec.field(default_factory=lambda: [0])
+    success_exit_codes: list[ExitCode] = msgspec.field(default_factory=lambda: [0])
     env: dict[str, str] = msgspec.field(default_factory=dict)
     cwd: str | None = None
     resume: ResumeRule = ResumeRule.REUSE
@@ -167,7 +178,7 @@ class Lock(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
 class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
     """Settings for the whole run."""
 
-    max_concurrency: Annotated[int, Meta(ge=1)] | None = None
+    max_concurrency: Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)] | None = None
     default_timeout_sec: PosSeconds | None = None
     kill_grace_sec: NonNegSeconds = 5.0
     timeout_sec: PosSeconds | None = None
@@ -219,7 +230,23 @@ class Plan(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the plan format, generated from the model."""
-    schema = msgspec.json.schema(Plan)
+    schema: dict[str, Any] = _ecma_patterns(msgspec.json.schema(Plan))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "planrun plan"
     return schema
+
+
+def _ecma_patterns(node: Any) -> Any:
+    """``node`` with every ``pattern`` ending in ``\\Z`` ending in ``$`` instead: JSON
+    Schema regexes are ECMA-262, where ``$`` is the end of input and ``\\Z`` is not
+    an anchor."""
+    if isinstance(node, dict):
+        return {
+            k: v[:-2] + "$"
+            if k == "pattern" and isinstance(v, str) and v.endswith("\\Z")
+            else _ecma_patterns(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_ecma_patterns(v) for v in node]
+    return node

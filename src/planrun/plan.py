@@ -15,7 +15,8 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,10 @@ from .model import VAR_NAME_PATTERN, Globals, Plan, Step
 
 __all__ = [
     "BUILTIN_VARIABLES",
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "MAX_PLAN_BYTES",
+    "MAX_VALUES",
     "ResolvedStep",
     "Validation",
     "decode_plan",
@@ -47,6 +52,16 @@ _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
 _FIELD_OF_PATH = re.compile(r"^\$\.(?P<field>[A-Za-z_$][A-Za-z0-9_$]*)")
 _UNKNOWN_FIELD = re.compile(r"unknown field `(?P<field>[^`]*)`")
 _MISSING_FIELD = re.compile(r"missing required field `(?P<field>[^`]*)`")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+#: Limits of a plan document (README "Limits"), checked before anything recurses into
+#: it, so that no input ends in a RecursionError, a MemoryError or a conversion error.
+MAX_PLAN_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64  # levels of nested arrays/objects, the top-level object being level 1
+MAX_VALUES = 1_000_000  # strings, numbers, arrays, ... counted over the whole document
+MAX_INT_DIGITS = 4300  # Python's own limit for int <-> str conversion
+_INT_BOUND = 10**MAX_INT_DIGITS
+_MAX_DOCUMENT_PROBLEMS = 20  # enough to act on; a million of them helps nobody
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -61,12 +76,23 @@ class _DupKeys(dict[str, Any]):
 
 
 def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(keys) == len(set(keys)):
-        return dict(pairs)
-    out = _DupKeys(pairs)
-    out.dups = sorted({k for k in keys if keys.count(k) > 1})
-    return out
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    dups = _DupKeys(pairs)
+    # Counter, not keys.count: a huge object with one repeated key stays linear. key=str:
+    # YAML keys may be numbers and strings at once.
+    dups.dups = sorted((k for k, n in Counter(k for k, _ in pairs).items() if n > 1), key=str)
+    return dups
+
+
+class _YamlValueError(Exception):
+    """A YAML scalar that Python could not convert, at ``(line, column)``."""
+
+    def __init__(self, at: tuple[int, int], cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.at = at
+        self.cause = cause
 
 
 def _yaml_loader() -> type[Any]:
@@ -74,11 +100,27 @@ def _yaml_loader() -> type[Any]:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            # A scalar Python cannot convert (a 5,000-digit int, February 30th) raises
+            # ValueError without a position: give it the node's.
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, OverflowError) as exc:
+                mark = node.start_mark
+                raise _YamlValueError((mark.line + 1, mark.column + 1), exc) from None
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
         loader.flatten_mapping(node)
-        return _pairs_hook(loader.construct_pairs(node, deep=True))
+        pairs = loader.construct_pairs(node, deep=True)
+        for key, _ in pairs:
+            if not isinstance(key, Hashable):  # "? [a, b]: c" is valid YAML
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    "found a key that is a list or an object",
+                    node.start_mark,
+                )
+        return _pairs_hook(pairs)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return Loader
@@ -88,6 +130,13 @@ def _syntax(source: str, line: int, col: int, message: str, hint: str) -> PlanEr
     return PlanError([Problem(f"{line}:{col}", f"syntax error: {message}", hint=hint)], source)
 
 
+def _beyond_limit(source: str, at: tuple[int, int], message: str, hint: str) -> PlanError:
+    """A document the parser could not finish (too deep, a number Python cannot convert),
+    located by ``line:column`` when ``at`` knows it (``(0, 0)``: it does not)."""
+    path = f"{at[0]}:{at[1]}" if at != (0, 0) else "$"
+    return PlanError([Problem(path, message, hint=hint)], source)
+
+
 def read_document(path: str | os.PathLike[str]) -> Any:
     """Read a plan file into plain Python data (JSON, YAML or TOML by extension).
 
@@ -95,25 +144,102 @@ def read_document(path: str | os.PathLike[str]) -> Any:
     (located by ``line:column``).
     """
     p = Path(path)
-    source = str(p)
+    # Printable however it was spelled (an API caller may pass "\ud800.json").
+    source = str(p).encode("utf-8", "backslashreplace").decode("utf-8")
+    if source != str(p):  # the run store records the path: it must be text
+        raise PlanError(
+            [Problem("$", "the plan file's path is not valid UTF-8", hint="rename the file")],
+            source,
+        )
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as file:
+            data = file.read(MAX_PLAN_BYTES + 1)  # never more: /dev/zero is a "file" too
+        if len(data) > MAX_PLAN_BYTES:
+            raise PlanError([_too_big()], source)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise PlanError(
             [Problem("$", f"plan file not found: {source}", hint="check the path")], source
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError([Problem("$", f"cannot read plan file: {exc}")], source) from None
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        why = _shown(exc, 1000) if str(exc) else type(exc).__name__
+        raise PlanError([Problem("$", f"cannot read plan file: {why}")], source) from None
     return parse_document(text, p.suffix.lower(), source)
 
 
 def parse_document(text: str, suffix: str = ".json", source: str = "<plan>") -> Any:
-    """Parse plan text; ``suffix`` (``.json``, ``.yaml``/``.yml``, ``.toml``) picks the format."""
+    """Parse plan text; ``suffix`` (``.json``, ``.yaml``/``.yml``, ``.toml``) picks the format.
+
+    Raises :class:`PlanError` for a syntax error, a document over ``MAX_PLAN_BYTES``,
+    nesting the parser cannot follow, or a number Python cannot convert.
+    """
+    if len(text) > MAX_PLAN_BYTES:  # characters, not bytes: cheap, and enough here
+        raise PlanError([_too_big()], source)
+    try:
+        return _parse(text, suffix, source)
+    except RecursionError:
+        deep = f"nested deeper than {MAX_DEPTH} levels"
+        raise _beyond_limit(source, _deep_at(text), deep, _FLATTEN) from None
+    except (ValueError, OverflowError) as exc:  # JSON/TOML numbers Python cannot convert
+        message, hint = _conversion_message(exc)
+        raise _beyond_limit(source, _long_int_at(text), message, hint) from None
+
+
+def _too_big() -> Problem:
+    return Problem(
+        "$",
+        f"the plan is larger than {MAX_PLAN_BYTES // 2**20} MiB",
+        hint=_SPLIT,
+    )
+
+
+_TOO_LONG_INT = f"an integer with more than {MAX_INT_DIGITS} digits"
+_FLATTEN = f"use at most {MAX_DEPTH} levels of nested arrays and objects"
+_LONG_INT = re.compile(rf"[0-9_]{{{MAX_INT_DIGITS + 1},}}")
+_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"' + r"|'[^'\n]*'|[\[\]{}]")
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _deep_at(text: str) -> tuple[int, int]:
+    """Where brackets first nest deeper than ``MAX_DEPTH`` (quoted strings skipped);
+    ``(0, 0)`` when they never do (deep YAML block nesting, say)."""
+    depth = 0
+    for token in _BRACKETS.finditer(text):
+        kind = token[0]
+        if kind in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _line_col(text, token.start())
+        elif kind in "]}":
+            depth -= 1
+    return 0, 0
+
+
+def _long_int_at(text: str) -> tuple[int, int]:
+    """Where the first run of more than ``MAX_INT_DIGITS`` digits is, else ``(0, 0)``."""
+    found = _LONG_INT.search(text)
+    return _line_col(text, found.start()) if found else (0, 0)
+
+
+def _conversion_message(exc: BaseException) -> tuple[str, str]:
+    """A ValueError of a number or date conversion in planrun's words, and a hint."""
+    if "integer string conversion" in str(exc):
+        return _TOO_LONG_INT, "quote it to make it a string"
+    return f"cannot convert this value: {exc}", "fix the value or quote it"
+
+
+def _parse(text: str, suffix: str, source: str) -> Any:
     if suffix in (".yaml", ".yml"):
         import yaml
 
         try:
             return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+        except _YamlValueError as exc:
+            raise _beyond_limit(source, exc.at, *_conversion_message(exc.cause)) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -167,6 +293,8 @@ def _readable(message: str) -> str:
     message = re.sub(
         r"Object missing required field `([^`]*)`", r"missing required field '\1'", message
     )
+    # Our patterns end in \Z (see model.py); users know the regex from the README/schema.
+    message = message.replace("\\\\Z'", "$'")
     return message[0].lower() + message[1:]
 
 
@@ -238,11 +366,14 @@ def decode_plan(
     include type, value, unknown-field and duplicate-key errors for every step.
     """
     given = given or {}
-    problems: list[Problem] = []
+    problems = _check_document(doc)
+    if problems:  # nothing below may recurse into, convert or print such data
+        return None, problems
     ids = _raw_ids(doc.get("steps") if isinstance(doc, dict) else None)
     for path, key in _duplicate_keys(doc, "$"):
         at = re.match(r"\$\.steps\[(\d+)\]", path)
         sid = ids[int(at[1])] if at and int(at[1]) < len(ids) else None
+        sid = _shown(sid, 200) if sid is not None else None
         problems.append(
             Problem(path, f"key '{key}' appears more than once", sid, hint="keep one of them")
         )
@@ -271,7 +402,8 @@ def decode_plan(
                 problems.append(Problem(f"$.steps[{i}]", "expected an object (a step)"))
                 steps.append(None)
                 continue
-            sid = raw.get("id") if isinstance(raw.get("id"), str) else None
+            # Escaped: a bad id ("abc\n") must not break its message's line.
+            sid = _shown(raw["id"], 200) if isinstance(raw.get("id"), str) else None
             steps.append(_convert(raw, Step, f"$.steps[{i}]", problems, sid))
         if not raw_steps:
             problems.append(Problem("$.steps", "a plan needs at least one step"))
@@ -287,6 +419,71 @@ def decode_plan(
     if shell is None or len(indexed) != len(steps) or raw_steps is None:
         return None, problems
     return partial, problems
+
+
+def _shown(text: Any, limit: int = 80) -> str:
+    """``text`` fit to print in a message on one line: escaped (``\\n``, ``\\ud800``)
+    unless printable, at most ``limit`` characters."""
+    shown = str(text)
+    if not shown.isprintable():
+        shown = shown.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can be encoded as UTF-8 (no lone surrogate such as ``\\ud800``,
+    which a JSON escape or undecodable command-line bytes produce)."""
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def _check_document(doc: Any) -> list[Problem]:
+    """The limits of parsed plan data, checked without recursion: nesting depth, number
+    of values, integer size, and strings (keys too) that cannot be encoded.
+
+    Runs before anything else looks at ``doc``: a recursive walk, msgspec, the store
+    and the terminal could each fail on such data with an exception of their own.
+    YAML aliases can make a small file a huge (or cyclic) tree: the value count and
+    the depth bound both.
+    """
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str, int]] = [(doc, "$", 1)]
+    seen = 0
+    while stack and len(problems) < _MAX_DOCUMENT_PROBLEMS:
+        node, path, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            problems.append(
+                Problem("$", f"the plan holds more than {MAX_VALUES:,} values", hint=_SPLIT)
+            )
+            break
+        if isinstance(node, str):
+            if not _encodable(node):
+                problems.append(Problem(path, _UNENCODABLE, hint=_FIX_TEXT))
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not -_INT_BOUND < node < _INT_BOUND:
+                problems.append(Problem(path, _TOO_LONG_INT, hint="quote it to make it a string"))
+        elif isinstance(node, (dict, list, tuple, set, frozenset)):
+            if depth > MAX_DEPTH:
+                problems.append(
+                    Problem(path, f"nested deeper than {MAX_DEPTH} levels", hint=_FLATTEN)
+                )
+                continue
+            children: list[tuple[Any, str, int]] = []
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    where = f"{path}.{_shown(key)}"
+                    if isinstance(key, str) and not _encodable(key):
+                        problems.append(Problem(where, "the key " + _UNENCODABLE, hint=_FIX_TEXT))
+                    children.append((value, where, depth + 1))
+            else:
+                children = [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
+            stack.extend(reversed(children))  # popped in document order
+    return problems
+
+
+_SPLIT = "split it into smaller plans"
+_UNENCODABLE = "contains a lone surrogate (such as \\ud800), which is not valid UTF-8"
+_FIX_TEXT = "remove it or write the character it was meant to be"
 
 
 def _stand_in(variables: Any) -> Plan:
@@ -407,8 +604,8 @@ def _check_values(plan: Plan, indexed: Indexed) -> list[Problem]:
         if not _VAR_NAME.match(name) or name in BUILTIN_VARIABLES:
             problems.append(
                 Problem(
-                    f"$.variables.{name}",
-                    f"invalid variable name '{name}'",
+                    f"$.variables.{_shown(name)}",
+                    f"invalid variable name '{_shown(name)}'",
                     hint="use letters, digits and '_' (not starting with a digit); "
                     f"{', '.join(BUILTIN_VARIABLES)} is built in",
                 )
@@ -470,7 +667,7 @@ def _check_secrets(plan: Plan, given: Mapping[str, str], secrets: Collection[str
     declared += [(f"--secret {name}", name) for name in secrets if name not in plan.secrets]
     for where, name in declared:
         if not _VAR_NAME.match(name):
-            problems.append(Problem(where, f"invalid secret name '{name}'"))
+            problems.append(Problem(_shown(where), f"invalid secret name '{_shown(name)}'"))
         elif name in BUILTIN_VARIABLES or name in plan.variables or name in given:
             problems.append(
                 Problem(
@@ -515,21 +712,17 @@ def _check_variables(
             )
     values = {k: v for k, v in plan.variables.items() if isinstance(v, str)} | dict(given)
     for name, value in values.items():
-        if "\0" in value:
-            where = f"--var {name}" if name in given else f"$.variables.{name}"
-            problems.append(
-                Problem(
-                    where,
-                    f"variable '{name}' contains a NUL byte",
-                    hint="remove it: it cannot be passed to a program",
-                )
-            )
+        problem = _bad_value(name, value)
+        if problem is not None:
+            where = f"--var {_shown(name)}" if name in given else f"$.variables.{name}"
+            hint = "remove it: it cannot be passed to a program or stored"
+            problems.append(Problem(where, problem, hint=hint))
     for name in given:
-        if not _VAR_NAME.match(name):
+        if not isinstance(name, str) or not _VAR_NAME.match(name):
             problems.append(
                 Problem(
-                    f"--var {name}",
-                    f"invalid variable name '{name}'",
+                    f"--var {_shown(name)}",
+                    f"invalid variable name '{_shown(name)}'",
                     hint="use letters, digits and '_' (not starting with a digit)",
                 )
             )
@@ -579,6 +772,21 @@ def _check_variables(
                 )
             )
     return problems + _check_shadowed_env(plan, indexed, defined)
+
+
+def _bad_value(name: str, value: Any) -> str | None:
+    """Why a variable's value cannot be passed to a program or stored, if it cannot.
+
+    Plan values were checked by :func:`_check_document`; this is for ``--var`` and
+    ``run_plan(variables=...)``, whose undecodable bytes come as lone surrogates.
+    """
+    if not isinstance(value, str):
+        return f"variable '{_shown(name)}' is a {type(value).__name__}, not a string"
+    if "\0" in value:
+        return f"variable '{_shown(name)}' contains a NUL byte"
+    if not _encodable(value):
+        return f"variable '{_shown(name)}' is not valid UTF-8 (it holds a lone surrogate)"
+    return None
 
 
 def _check_shadowed_env(plan: Plan, indexed: Indexed, defined: Collection[str]) -> list[Problem]:
@@ -691,9 +899,9 @@ def validate(
     if isinstance(plan, Plan):
         doc: Any = msgspec.to_builtins(plan)
     elif isinstance(plan, (str, os.PathLike)):
+        doc = read_document(plan)  # first: it reports a path that cannot be resolved
         source = str(plan)
         base_dir = Path(plan).resolve().parent
-        doc = read_document(plan)
     else:
         doc = plan
     decoded, problems = decode_plan(doc, given, secrets)

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .model import AttemptState, OnFailure, Step, StepState, When
+from .model import MAX_SECONDS, AttemptState, OnFailure, Step, StepState, When
 
 __all__ = [
     "Blocked",
@@ -50,12 +50,18 @@ class Retry:
 def retry_delay(step: Step, attempt: int, rand: Callable[[], float] = random.random) -> float:
     """Delay before attempt ``attempt + 1`` after attempt ``attempt`` (1-based) ended.
 
-    ``retry_delay_sec * retry_backoff ** (attempt - 1)``, capped by
+    ``retry_delay_sec * retry_backoff ** (attempt - 1)``, at most ``MAX_SECONDS``, capped by
     ``retry_max_delay_sec``, then spread by ``retry_jitter`` (a factor drawn uniformly
     from ``[1 - jitter, 1 + jitter]``) and capped again.
     """
-    delay = step.retry_delay_sec * step.retry_backoff ** (attempt - 1)
     cap = step.retry_max_delay_sec
+    # Bounded growth: backoff ** attempts overflows a float long before the documented
+    # maximum retries (100.0 ** 999), and no delay may exceed MAX_SECONDS anyway.
+    try:
+        delay = step.retry_delay_sec * step.retry_backoff ** (attempt - 1)
+    except OverflowError:
+        delay = MAX_SECONDS if step.retry_delay_sec else 0.0
+    delay = min(delay, MAX_SECONDS)
     if cap is not None:
         delay = min(delay, cap)
     if step.retry_jitter:

@@ -1,0 +1,183 @@
+"""The limits of a plan document (README "Limits"): what is refused, where, and that
+what is within them still passes."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from planrun.api import run_plan
+from planrun.errors import PlanError
+from planrun.model import (
+    MAX_BACKOFF,
+    MAX_RETRIES,
+    MAX_SECONDS,
+    STEP_ID_PATTERN,
+    VAR_NAME_PATTERN,
+    Step,
+    json_schema,
+)
+from planrun.plan import MAX_DEPTH, MAX_PLAN_BYTES, MAX_VALUES, parse_document, validate
+from planrun.policy import retry_delay
+
+OK_STEPS = "steps: [{id: a, command: 'true'}]\n"
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def _plan(**fields: Any) -> dict[str, Any]:
+    return {"plan_id": "p", "steps": [{"id": "a", "command": "true"}], **fields}
+
+
+def test_depth_limit_counts_the_plan_object_as_level_one() -> None:
+    """``metadata`` is level 2: it may hold objects down to level MAX_DEPTH, no deeper."""
+    assert validate(_plan(metadata=_nested(MAX_DEPTH - 1))).ok
+    result = validate(_plan(metadata=_nested(MAX_DEPTH)))
+    assert [p.path for p in result.errors] == ["$.metadata" + ".x" * (MAX_DEPTH - 1)]
+    assert "nested deeper than 64 levels" in result.errors[0].message
+
+
+@pytest.mark.parametrize("value", ["&x [*x]", "&x {a: *x}", "&x [[*x]]"])
+def test_self_referencing_yaml_alias_is_refused_not_endless(value: str) -> None:
+    """An object that contains itself: refused by the YAML loader or, should one build
+    it, by the depth bound (the walk would never end)."""
+    with pytest.raises(PlanError):
+        validate(parse_document("plan_id: p\n" + OK_STEPS + f"metadata: {value}\n", ".yaml"))
+    looped: list[Any] = []
+    looped.append(looped)
+    result = validate(_plan(metadata=looped))
+    assert len(result.errors) == 1
+    assert "nested deeper than" in result.errors[0].message
+
+
+def test_yaml_alias_bomb_stops_at_the_value_count() -> None:
+    """Nine levels of ten aliases each would be 10**9 values: refused after MAX_VALUES."""
+    lines = ["plan_id: p", OK_STEPS.rstrip(), "metadata:", '  l0: &l0 ["x"]']
+    for level in range(1, 10):
+        refs = ", ".join([f"*l{level - 1}"] * 10)
+        lines.append(f"  l{level}: &l{level} [{refs}]")
+    doc = parse_document("\n".join(lines) + "\n", ".yaml")
+    result = validate(doc)
+    assert [p.message for p in result.errors] == [f"the plan holds more than {MAX_VALUES:,} values"]
+
+
+def test_oversized_text_and_file_are_refused(tmp_path: Path) -> None:
+    """Larger than MAX_PLAN_BYTES: refused, and a file is never read past the limit
+    (/dev/zero would fill the memory)."""
+    with pytest.raises(PlanError, match="larger than 16 MiB"):
+        parse_document(" " * (MAX_PLAN_BYTES + 1), ".json")
+    with pytest.raises(PlanError, match="larger than 16 MiB"):
+        validate("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("a\0b.json", "cannot read plan file"),
+        (chr(0xD800) + ".json", "not valid UTF-8"),
+        (chr(0xDCFF) + ".json", "not valid UTF-8"),  # from undecodable argv bytes
+    ],
+)
+def test_unusable_plan_paths_are_plan_errors(path: str, message: str) -> None:
+    """Paths an API caller (or undecodable argv bytes) can produce: a PlanError that
+    can be printed."""
+    with pytest.raises(PlanError, match=message) as caught:
+        validate(path)
+    str(caught.value).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "text", "where"),
+    [
+        (".json", '{"plan_id": "p", "steps": [], "n": ' + "9" * 5000 + "}", "1:36"),
+        (".yaml", "plan_id: p\nn: 0x" + "f" * 20000 + "\n" + OK_STEPS, None),
+        (".yaml", "plan_id: 2001-02-30\n" + OK_STEPS, "1:10"),
+        (".yaml", "plan_id: p\nx: {? [a]: b}\n" + OK_STEPS, None),
+        (".toml", 'plan_id = "p"\nn = ' + "9" * 5000 + "\n", "2:5"),
+    ],
+)
+def test_values_python_cannot_convert_are_located(
+    suffix: str, text: str, where: str | None
+) -> None:
+    """Numbers beyond 4300 digits (or hex ones that make such a number), impossible
+    dates and list keys: a PlanError, located when the parser knows where."""
+    try:
+        doc = parse_document(text, suffix)
+    except PlanError as exc:
+        problems = exc.problems
+    else:
+        problems = validate(doc).errors
+    assert len(problems) == 1, problems
+    if where is not None:
+        assert problems[0].path == where
+
+
+def test_patterns_match_ids_in_full() -> None:
+    """``\\Z``: a trailing newline is not ignored, as ``$`` would ignore it."""
+    for pattern, good in ((STEP_ID_PATTERN, "a.b-c_1"), (VAR_NAME_PATTERN, "A_1")):
+        assert re.search(pattern, good)
+        assert not re.search(pattern, good + "\n")
+
+
+def test_schema_patterns_are_ecma_262() -> None:
+    """The committed schema is read by editors (ECMA-262 regexes, where ``\\Z`` is not an
+    anchor): its patterns end in ``$``."""
+    patterns: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            patterns.extend(v for k, v in node.items() if k == "pattern" and isinstance(v, str))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json_schema())
+    assert patterns
+    assert all(p.endswith("$") and "\\Z" not in p for p in patterns)
+
+
+def test_retry_delay_cannot_overflow_at_the_maxima() -> None:
+    """``100.0 ** 999`` overflows a float: the delay is capped at MAX_SECONDS instead."""
+    step = Step(
+        id="a",
+        command="true",
+        retries=MAX_RETRIES,
+        retry_delay_sec=1,
+        retry_backoff=MAX_BACKOFF,
+        retry_jitter=0,
+    )
+    assert retry_delay(step, MAX_RETRIES) == MAX_SECONDS
+    assert retry_delay(step, 2) == MAX_BACKOFF
+    idle = Step(id="a", command="true", retries=MAX_RETRIES, retry_backoff=MAX_BACKOFF)
+    assert retry_delay(idle, MAX_RETRIES) == 0
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"X": "a\udcffb"}, "not valid UTF-8"),
+        ({"X": "a\0b"}, "NUL"),
+        ({"X\n": "1"}, "invalid variable name"),
+    ],
+)
+def test_run_plan_refuses_unusable_variables(
+    tmp_path: Path, variables: dict[str, str], message: str
+) -> None:
+    """``run_plan(variables=...)`` checks values as ``--var`` does: before the store."""
+    state = tmp_path / "state"
+    plan = _plan(variables={"X": "1"})
+    with pytest.raises(PlanError, match=message):
+        anyio.run(functools.partial(run_plan, plan, variables, state_dir=state))
+    assert not state.exists()
