@@ -220,6 +220,8 @@ def secret_hint(name: str, why: str) -> str:
     """What to do about secret ``name`` that :func:`secrets_from_env` refused."""
     if why in ("not set", "empty"):
         return f"export {name}=... in the environment planrun runs in"
+    if why == "not valid UTF-8":
+        return f"give {name} a value that is UTF-8 text (encode binary secrets, e.g. base64)"
     return (
         f"give {name} a value of at least {MIN_SECRET} characters (a shorter one occurs "
         "inside ids, paths and numbers, and cannot be masked without corrupting them)"

@@ -110,12 +110,19 @@ EVENT_KEPT_FIELDS = frozenset(
 
 
 def secret_problem(value: str) -> str | None:
-    """Why ``value`` cannot be a secret (``"empty"``, ``"shorter than 4 characters"``),
+    """Why ``value`` cannot be a secret (``"empty"``, ``"shorter than 4 characters"``,
+    ``"not valid UTF-8"``),
     or None if it can. The value itself is never part of the answer."""
     if not value:
         return "empty"
     if len(value) < MIN_SECRET:
         return f"shorter than {MIN_SECRET} characters"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 (decoded from the environment with surrogateescape):
+        # they could be neither masked in text nor stored.
+        return "not valid UTF-8"
     return None
 
 

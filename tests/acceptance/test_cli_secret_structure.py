@@ -53,6 +53,24 @@ def test_run_refuses_a_short_secret(tmp_path: Path, value: str, how: str) -> Non
 
 
 @pytest.mark.parametrize("how", ["plan", "flag"])
+def test_run_refuses_a_secret_that_is_not_utf8(tmp_path: Path, how: str) -> None:
+    """A secret whose bytes are not UTF-8 (it could be neither masked nor stored) exits
+    2 naming it, with no traceback; nothing is written."""
+    work = tmp_path / "work"
+    work.mkdir()
+    if how == "plan":
+        args: list[str | Path] = ["run", _gated_plan(tmp_path, secrets=["TOKEN"])]
+    else:
+        args = ["run", _gated_plan(tmp_path), "--secret", "TOKEN"]
+    # Passed to the child as the raw bytes ff fe, then "abcd" (surrogateescape).
+    result = planrun(*args, cwd=work, env=clean_env(TOKEN="\udcff\udcfeabcd"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "secret 'TOKEN' is not valid UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["plan", "flag"])
 def test_resume_refuses_a_short_secret(tmp_path: Path, how: str) -> None:
     """A run started with a good secret, resumed with a 2-character one: exit 2 naming
     it, and the run is left as it was."""
