@@ -63,7 +63,8 @@ def test_run_refuses_a_secret_that_is_not_utf8(tmp_path: Path, how: str) -> None
     else:
         args = ["run", _gated_plan(tmp_path), "--secret", "TOKEN"]
     # Passed to the child as the raw bytes ff fe, then "abcd" (surrogateescape).
-    result = planrun(*args, cwd=work, env=clean_env(TOKEN="\udcff\udcfeabcd"))
+    bad = "\udcff\udcfeabcd"
+    result = planrun(*args, cwd=work, env=clean_env(TOKEN=bad))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "secret 'TOKEN' is not valid UTF-8" in result.stderr
     assert "Traceback" not in result.stderr
