@@ -32,7 +32,7 @@ from .events import ConcurrencyCapped, Event, LockAcquired, utc_now
 from .executors.local import LocalExecutor, attempt_capacity
 from .locks import HeldLock, LockKey, resolve_key, try_lock
 from .masking import MIN_SECRET, PATH_VARIABLES, Masker, mask_event, secret_problem
-from .model import AttemptState, OnLockConflict, Plan, RunState, StepState
+from .model import MAX_CONCURRENCY, AttemptState, OnLockConflict, Plan, RunState, StepState
 from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
 from .ports import Executor
 from .resume import Action, Choice, PriorStep
@@ -196,6 +196,13 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+def check_concurrency(max_concurrency: int | None) -> None:
+    """``UsageError`` unless ``max_concurrency`` is None or within 1..MAX_CONCURRENCY
+    (the bound of ``globals.max_concurrency``)."""
+    if max_concurrency is not None and not 1 <= max_concurrency <= MAX_CONCURRENCY:
+        raise UsageError(f"--max-concurrency must be between 1 and {MAX_CONCURRENCY}")
+
+
 def secrets_from_env(
     names: Iterable[str], environ: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -299,8 +306,7 @@ async def execute(
     if resume is not None:
         run_id = resume.run_id
     run_id = check_run_id(run_id) if run_id is not None else new_run_id()
-    if max_concurrency is not None and max_concurrency < 1:
-        raise UsageError("--max-concurrency must be at least 1")
+    check_concurrency(max_concurrency)
     plan = prepared.plan
     lock = _lock_key(prepared)
     async with SqliteStore.open(state_dir or default_state_dir()) as store:

@@ -278,3 +278,17 @@ def test_undecodable_vars_are_located_errors(
     assert f"{plan}: {where}: " in result.stderr
     assert what in result.stderr
     assert not state.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "10001", "99999999999999999999"])
+def test_max_concurrency_flag_is_bounded(tmp_path: Path, value: str) -> None:
+    """``--max-concurrency`` outside 1..10000 (the bound of ``globals.max_concurrency``)
+    is an exit-2 usage error naming the flag, before anything runs."""
+    plan = write_json(
+        tmp_path / "p.json", {"plan_id": "c", "steps": [{"id": "a", "command": "true"}]}
+    )
+    state = tmp_path / "state"
+    result = planrun("run", plan, "--max-concurrency", value, "--state-dir", state, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--max-concurrency must be between 1 and 10000" in result.stderr
+    assert "Traceback" not in result.stderr

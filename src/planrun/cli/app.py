@@ -20,7 +20,16 @@ import typer
 from anyio.abc import TaskStatus
 from rich.console import Console
 
-from ..api import PreparedRun, Resume, RunResult, execute, prepare, secret_hint, secrets_from_env
+from ..api import (
+    PreparedRun,
+    Resume,
+    RunResult,
+    check_concurrency,
+    execute,
+    prepare,
+    secret_hint,
+    secrets_from_env,
+)
 from ..engine import EXIT_CANCELLED
 from ..errors import PlanError, PlanrunError, UsageError
 from ..executors.local import LocalExecutor
@@ -62,9 +71,7 @@ SecretOpt = Annotated[
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
 ]
-MaxConcurrencyOpt = Annotated[
-    int | None, typer.Option(min=1, help="Override globals.max_concurrency.")
-]
+MaxConcurrencyOpt = Annotated[int | None, typer.Option(help="Override globals.max_concurrency.")]
 
 
 def _secrets(names: list[str] | None) -> dict[str, str]:
@@ -110,6 +117,7 @@ def run(
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     try:
+        check_concurrency(max_concurrency)
         prepared = prepare(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
         raise fail(exc) from None
