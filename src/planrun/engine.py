@@ -364,6 +364,7 @@ class Engine:
             kill_grace=self._cfg.kill_grace,
             log_path=log_path,
             masker=self._cfg.masker,
+            max_log_bytes=rs.max_log_bytes,
         )
 
         def started(pid: int | None) -> None:

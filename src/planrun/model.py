@@ -33,6 +33,14 @@ StepId = Annotated[str, Meta(pattern=STEP_ID_PATTERN, description="Step id")]
 PosSeconds = Annotated[float, Meta(gt=0)]
 NonNegSeconds = Annotated[float, Meta(ge=0)]
 VarValue = str | int | float | bool | None
+LogBytes = Annotated[
+    int,
+    Meta(
+        ge=1,
+        description="Keep at most this many bytes of an attempt's log: the first and the "
+        "last half, with a line saying how many bytes were dropped between them",
+    ),
+]
 
 
 class OnFailure(enum.StrEnum):
@@ -125,6 +133,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     success_exit_codes: list[int] = msgspec.field(default_factory=lambda: [0])
     env: dict[str, str] = msgspec.field(default_factory=dict)
     cwd: str | None = None
+    max_log_bytes: LogBytes | None = None
 
     @property
     def display_name(self) -> str:
@@ -147,6 +156,7 @@ class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw
     lock: Annotated[str, Meta(min_length=1)] | None = None
     on_lock_conflict: OnLockConflict = OnLockConflict.FAIL
     lock_timeout_sec: PosSeconds | None = None
+    max_log_bytes: LogBytes | None = None
 
     @property
     def concurrency(self) -> int:

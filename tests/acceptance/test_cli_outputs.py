@@ -73,8 +73,9 @@ def test_outputs_pass_through_two_steps_into_args_env_and_cwd(tmp_path: Path) ->
     a_script = (
         f"printf 'greeting=hello world\\n' {OUT}; "
         f"printf 'notes<<EOF\\nline one\\n\\nline three\\nEOF\\n' {OUT}; "
-        f"printf 'dir=from-a\\nempty=\\ntwice=first\\n' {OUT}; "
-        f"printf '\\n\\ntwice=second\\n' {OUT}"
+        f"printf 'dir=from-a\\nempty=\\n' {OUT}; "
+        f"printf '\\n\\nlate<<%s\\nEOF\\n%s\\n' \"$PLANRUN_OUTPUT_DELIMITER\" "
+        f'"$PLANRUN_OUTPUT_DELIMITER" {OUT}'
     )
     plan = write_json(
         plans / "pass.json",
@@ -94,7 +95,7 @@ def test_outputs_pass_through_two_steps_into_args_env_and_cwd(tmp_path: Path) ->
                     "${steps.b.outputs.relay}",
                     "${steps.a.outputs.notes}",
                     "${steps.a.outputs.empty}",
-                    "${steps.a.outputs.twice}",
+                    "${steps.a.outputs.late}",
                     "code=${steps.a.exit_code}",
                     "$${steps.a.outputs.greeting}",
                     depends_on=["b"],
@@ -115,7 +116,7 @@ def test_outputs_pass_through_two_steps_into_args_env_and_cwd(tmp_path: Path) ->
         "hello world (via b)",
         "line one\n\nline three",
         "",
-        "second",  # a key set twice keeps its last value
+        "EOF",  # inside a value closed by $PLANRUN_OUTPUT_DELIMITER
         "code=0",
         "${steps.a.outputs.greeting}",  # $${ is a literal ${
     ]
@@ -128,7 +129,7 @@ def test_outputs_pass_through_two_steps_into_args_env_and_cwd(tmp_path: Path) ->
         "notes": "line one\n\nline three",
         "dir": "from-a",
         "empty": "",
-        "twice": "second",
+        "late": "EOF",
     }
     assert steps["b"]["outputs"] == {"relay": "hello world (via b)"}
     assert not steps["c"]["outputs"]  # c wrote none
@@ -441,8 +442,9 @@ def test_oversized_outputs_error_states_the_real_size(tmp_path: Path) -> None:
     assert f"holds {len(content)} bytes" in error or "more than 65536" in error, error
 
 
-def test_outputs_file_with_crlf_line_endings(tmp_path: Path) -> None:
-    """Lines ending in CRLF (a Windows-made file) give the same values as LF ones."""
+def test_outputs_keep_every_byte_of_a_value_cr_included(tmp_path: Path) -> None:
+    """Values keep their bytes: a ``\\r`` before ``\\n`` stays part of the value (a CRLF
+    file's heredoc closes at its ``EOF\\r`` line), nothing is normalised."""
     (tmp_path / "content.bin").write_bytes(b"k=v\r\nnotes<<EOF\r\none\r\ntwo\r\nEOF\r\n")
     out = tmp_path / "probe.json"
     plan = write_json(
@@ -459,7 +461,7 @@ def test_outputs_file_with_crlf_line_endings(tmp_path: Path) -> None:
     )
     result = planrun("run", plan, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert read_probe(out)["argv"] == ["v", "one\ntwo"]
+    assert read_probe(out)["argv"] == ["v\r", "one\r\ntwo\r"]
 
 
 def test_outputs_file_of_exactly_64_kib_is_accepted(tmp_path: Path) -> None:
