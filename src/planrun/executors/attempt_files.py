@@ -213,7 +213,7 @@ def open_log(path: str | None) -> LogFile:
         pass
     except OSError as exc:
         raise AttemptFileError(
-            exc.errno, f"cannot create the attempt's log {path}: {exc.strerror or exc}"
+            f"cannot create the attempt's log {path}: {exc.strerror or exc}"
         ) from None
     return LogFile(_reopen_leftover(path), path)
 
@@ -237,7 +237,7 @@ def _reopen_leftover(path: str) -> int:
         why = {errno.ELOOP: "a symbolic link", errno.ENXIO: "a FIFO"}.get(
             exc.errno or 0, exc.strerror or str(exc)
         )
-        raise AttemptFileError(exc.errno, refused.format(what=why)) from None
+        raise AttemptFileError(refused.format(what=why)) from None
     st = os.fstat(fd)
     what: str | None = None
     if not stat.S_ISREG(st.st_mode):
@@ -248,7 +248,7 @@ def _reopen_leftover(path: str) -> int:
         what = f"a hard link ({st.st_nlink} names)"
     if what is not None:
         os.close(fd)
-        raise AttemptFileError(errno.EEXIST, refused.format(what=what))
+        raise AttemptFileError(refused.format(what=what))
     os.set_blocking(fd, True)
     return fd
 
