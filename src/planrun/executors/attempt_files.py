@@ -3,11 +3,12 @@
 - **The outputs file** (``$PLANRUN_OUTPUT``): planrun creates it before the step starts
   (``O_CREAT|O_EXCL|O_NOFOLLOW``, 0600) as ``<root>/<random>/output``: ``<root>`` is a
   private temp dir of the executor, mode 0300 (entries can be made and entered but not
-  listed), ``<random>`` a 0700 dir named by 128 random bits, one per attempt. So a step
-  cannot find or guess another attempt's file by listing or counting. planrun reads the
-  file back only if it is still the regular file it created (same device and inode,
-  owned by us), opened without following links and without blocking: a FIFO, device,
-  symlink or replacement fails the attempt with the reason instead of hanging planrun.
+  listed by an ordinary user), ``<random>`` a 0700 dir named by 128 random bits, one
+  per attempt. So a step cannot guess another attempt's file, nor plant it in advance.
+  planrun keeps its own fd on the file (so its inode cannot be freed and reused) and
+  reads the outputs through that fd, never by opening the path again, and only if the
+  path still names that very inode: a FIFO, device, symlink, link or new file put in its
+  place fails the attempt with the reason, and nothing a step does can block planrun.
   Each attempt also gets a random heredoc delimiter (``$PLANRUN_OUTPUT_DELIMITER``).
   This is not a wall between steps of one user: a hostile step can ``chmod`` the root
   or read a sibling's ``/proc/PID/environ``; the README says so.
@@ -85,6 +86,8 @@ class OutputFile:
     """One attempt's ``$PLANRUN_OUTPUT``: where it is and which inode planrun made."""
 
     path: Path
+    #: planrun's own read fd on the file it created (closed by :meth:`remove`).
+    fd: int
     dev: int
     ino: int
     #: A random heredoc delimiter for this attempt (``$PLANRUN_OUTPUT_DELIMITER``).
@@ -111,37 +114,32 @@ class OutputFile:
     def read(self) -> dict[str, str]:
         """The outputs the step wrote; :class:`OutputError` if the file cannot be used.
 
-        Never blocks and never follows a link: ``lstat`` first (a FIFO or device is not
-        even opened), then ``O_NOFOLLOW|O_NONBLOCK`` and the same checks on the open fd
-        (the path could change in between). A file the step deleted means no outputs.
+        The path is only ``lstat``-ed (never opened: a FIFO or device there cannot
+        block or do anything); the data comes from planrun's own fd. A file the step
+        deleted means no outputs.
         """
         try:
             self._check(os.lstat(self.path))
-            fd = os.open(
-                self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-            )
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise OutputError("$PLANRUN_OUTPUT is a symbolic link now: refused") from None
             raise OutputError(f"cannot read $PLANRUN_OUTPUT: {exc.strerror or exc}") from None
         try:
-            st = os.fstat(fd)
-            self._check(st)
             # Measure first (the error states the real size) and never read more than
             # the limit: a step may have written gigabytes.
-            if st.st_size > MAX_OUTPUT_BYTES:
-                raise too_large(st.st_size)
-            data = os.read(fd, MAX_OUTPUT_BYTES + 1)
+            size = os.fstat(self.fd).st_size
+            if size > MAX_OUTPUT_BYTES:
+                raise too_large(size)
+            data = os.pread(self.fd, MAX_OUTPUT_BYTES + 1, 0)
         except OSError as exc:
             raise OutputError(f"cannot read $PLANRUN_OUTPUT: {exc.strerror or exc}") from None
-        finally:
-            os.close(fd)
         return parse_outputs(data, delimiter=self.delimiter)
 
     def remove(self) -> None:
-        """Delete the file and its directory (with whatever else the step put there)."""
+        """Close planrun's fd; delete the file and its directory (with whatever else
+        the step put there). Call once."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
         directory = self.path.parent
         with contextlib.suppress(OSError):
             os.unlink(self.path)
@@ -168,17 +166,16 @@ class OutputsRoot:
         directory = self._root / secrets.token_hex(16)
         os.mkdir(directory, 0o700)
         path = directory / OUTPUT_NAME
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        # Read and write: planrun only reads, but O_RDONLY|O_CREAT would be unusual.
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(path, flags, 0o600)
         except OSError:
             os.rmdir(directory)
             raise
-        try:
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
-        return OutputFile(path, st.st_dev, st.st_ino, f"PLANRUN_EOF_{secrets.token_hex(16)}")
+        st = os.fstat(fd)
+        delimiter = f"PLANRUN_EOF_{secrets.token_hex(16)}"
+        return OutputFile(path, fd, st.st_dev, st.st_ino, delimiter)
 
     def close(self) -> None:
         """Remove the directory and everything left in it."""

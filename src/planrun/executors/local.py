@@ -297,8 +297,16 @@ class LocalExecutor:
             on_started(None)
             return started
         attempt = started
+        try:
+            return await self._run_started(attempt, spec, on_started)
+        finally:
+            attempt.output.remove()  # also when cancelled: it holds an fd
+
+    async def _run_started(
+        self, attempt: _Attempt, spec: AttemptSpec, on_started: Callable[[int | None], None]
+    ) -> ProcessResult:
         if attempt.pump is None:
-            # The common case (a run without secrets): no task group to pay for.
+            # The common case (no secrets, no log cap): no task group to pay for.
             timed_out, code = await self._watch(attempt, spec, on_started)
         else:
             async with anyio.create_task_group() as tg:
@@ -310,7 +318,6 @@ class LocalExecutor:
         result = ProcessResult(exit_code=code, timed_out=timed_out)
         if not timed_out and code is not None and code >= 0:
             result = _with_outputs(result, attempt.output)
-        attempt.output.remove()
         return result
 
     async def _watch(
