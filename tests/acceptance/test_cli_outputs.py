@@ -1264,3 +1264,65 @@ def test_outputs_file_exists_before_the_step_starts_with_a_random_delimiter(
     delims = {lines[3], lines[7]}
     assert len(delims) == 2
     assert all(re.fullmatch(r"PLANRUN_EOF_[0-9a-f]{32}", d) for d in delims), delims
+
+
+def test_an_output_holding_a_secret_on_a_command_line_is_warned_about(tmp_path: Path) -> None:
+    """An output whose value holds a secret, bound into a step's args, gets a warning
+    when that step starts (in the plain log and its ``attempt_started`` event), as a
+    secret in args does at validation; bound into env, it gets none."""
+    state = tmp_path / "state"
+    token = "tok-3f9a2c1-secret"  # noqa: S105 - a test value
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "secret-out",
+            "secrets": ["TOKEN"],
+            "steps": [
+                sh("a", f'echo "k=x-$TOKEN" {OUT}; echo "plain=v" {OUT}'),
+                {
+                    "id": "argv",
+                    "command": "true",
+                    "args": ["${steps.a.outputs.k}"],
+                    "depends_on": ["a"],
+                },
+                {
+                    "id": "env",
+                    "command": "true",
+                    "env": {"K": "${steps.a.outputs.k}"},
+                    "depends_on": ["a"],
+                },
+                {
+                    "id": "harmless",
+                    "command": "true",
+                    "args": ["${steps.a.outputs.plain}"],
+                    "depends_on": ["a"],
+                },
+            ],
+        },
+    )
+    result = planrun(
+        "run",
+        plan,
+        "--run-id",
+        "r-sec",
+        "--state-dir",
+        state,
+        cwd=tmp_path,
+        env=clean_env(TOKEN=token),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert token not in result.stdout + result.stderr
+    warning = (
+        "warning: ${steps.a.outputs.k} holds a secret and is put on the command line "
+        "(args[0]), which other local users can read (ps, /proc)"
+    )
+    lines = [line for line in result.stdout.splitlines() if "holds a secret" in line]
+    assert len(lines) == 1, result.stdout
+    assert "argv running" in lines[0]
+    assert warning in lines[0]
+    started = {
+        e["step_id"]: e for e in read_events(state, "r-sec") if e["type"] == "attempt_started"
+    }
+    assert warning in started["argv"]["warning"]
+    assert "warning" not in started["env"]
+    assert "warning" not in started["harmless"]

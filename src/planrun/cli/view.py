@@ -159,7 +159,8 @@ class PlainLog(Renderer):
             case AttemptStarted():
                 total = view.steps[event.step_id].max_attempts
                 pid = f", pid {event.pid}" if event.pid is not None else ""
-                return f"{event.step_id} running (attempt {event.attempt}/{total}{pid})"
+                warning = f" {event.warning}" if event.warning else ""
+                return f"{event.step_id} running (attempt {event.attempt}/{total}{pid}){warning}"
             case AttemptFinished() if event.state.value != "succeeded":
                 detail = event.error or (
                     f"exit code {event.exit_code}" if event.exit_code is not None else ""
