@@ -368,7 +368,12 @@ class LocalExecutor:
             return ProcessResult(exit_code=None, error=str(exc))
         if not spec.masker and spec.max_log_bytes is None:
             return _Files(output, log_fd, log_fd, None)
-        pipe_read, out_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            pipe_read, out_fd = os.pipe2(os.O_CLOEXEC)
+        except OSError as exc:
+            os.close(log_fd)
+            output.remove()
+            return ProcessResult(exit_code=None, error=f"cannot create the output pipe: {exc}")
         os.set_blocking(pipe_read, False)
         return _Files(
             output, log_fd, out_fd, _Pump(pipe_read, log_fd, spec.masker, spec.max_log_bytes)
