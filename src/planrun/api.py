@@ -490,7 +490,8 @@ def _concurrency(
     if not isinstance(executor, LocalExecutor):
         return requested, ()
     wanted = min(requested, len(prepared.steps))
-    effective, limit = attempt_capacity(wanted, bool(prepared.masker))
+    pumped = bool(prepared.masker) or any(rs.max_log_bytes for rs in prepared.steps)
+    effective, limit = attempt_capacity(wanted, pumped)
     if effective >= wanted:
         return requested, ()
     fields = {"requested": wanted, "effective": effective, "fd_limit": limit}

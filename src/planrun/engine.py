@@ -395,11 +395,19 @@ class Engine:
             kill_grace=self._cfg.kill_grace,
             log_path=log_path,
             masker=self._cfg.masker,
+            max_log_bytes=rs.max_log_bytes,
         )
+
+        warning = self._secret_on_command_line(rs, argv)
 
         def started(pid: int | None) -> None:
             self._emit(
-                AttemptStarted, step_id=rs.step.id, attempt=attempt, pid=pid, log_path=log_path
+                AttemptStarted,
+                step_id=rs.step.id,
+                attempt=attempt,
+                pid=pid,
+                log_path=log_path,
+                **({"warning": warning} if warning else {}),
             )
 
         begin = time.monotonic()
@@ -411,6 +419,24 @@ class Engine:
         finally:
             node.scope = None
             self._inbox.send_nowait(_AttemptDone(index, attempt, result, time.monotonic() - begin))
+
+    def _secret_on_command_line(self, rs: ResolvedStep, argv: tuple[str, ...]) -> str | None:
+        """The warning for a step reference whose bound value holds a secret and went
+        into argv (validation warns about ``${SECRET}`` there, but an output's value is
+        only known now); None if there is none."""
+        masker = self._cfg.masker
+        if not masker:
+            return None
+        for kind, key, pieces in rs.late:
+            if kind == "argv" and isinstance(key, int) and masker.text(argv[key]) != argv[key]:
+                refs = ", ".join(p.text for p in pieces if isinstance(p, StepRef))
+                where = "command" if key == 0 else f"args[{key - 1}]"
+                return (
+                    f"warning: {refs} holds a secret and is put on the command line "
+                    f"({where}), which other local users can read (ps, /proc); pass it "
+                    "in env instead"
+                )
+        return None
 
     async def _retry_timer(self, index: int, delay: float) -> None:
         node = self._nodes[index]

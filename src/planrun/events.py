@@ -82,13 +82,16 @@ class RunResumed(_Base, frozen=True, tag="run_resumed"):
     kept: dict[str, StepState]
 
 
-class AttemptStarted(_Base, frozen=True, tag="attempt_started"):
+class AttemptStarted(_Base, frozen=True, tag="attempt_started", omit_defaults=True):
     """Attempt ``attempt`` (1-based) of a step started as process ``pid``."""
 
     step_id: str
     attempt: int
     pid: int | None
     log_path: str | None
+    #: Something the user should know about this start (e.g. a secret on its command
+    #: line that only the bound values revealed); absent when there is nothing.
+    warning: str | None = None
 
 
 class AttemptFinished(_Base, frozen=True, tag="attempt_finished"):

@@ -47,6 +47,14 @@ PosSeconds = Annotated[float, Meta(gt=0, le=MAX_SECONDS)]
 NonNegSeconds = Annotated[float, Meta(ge=0, le=MAX_SECONDS)]
 ExitCode = Annotated[int, Meta(ge=0, le=255)]
 VarValue = str | int | float | bool | None
+LogBytes = Annotated[
+    int,
+    Meta(
+        ge=1,
+        description="Keep at most this many bytes of an attempt's log: the first and the "
+        "last half, with a line saying how many bytes were dropped between them",
+    ),
+]
 
 
 class OnFailure(enum.StrEnum):
@@ -157,6 +165,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     env: dict[str, str] = msgspec.field(default_factory=dict)
     cwd: str | None = None
     resume: ResumeRule = ResumeRule.REUSE
+    max_log_bytes: LogBytes | None = None
 
     @property
     def display_name(self) -> str:
@@ -187,6 +196,7 @@ class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw
     lock: Annotated[str, Meta(min_length=1)] | Lock | None = None
     on_lock_conflict: OnLockConflict = OnLockConflict.FAIL
     lock_timeout_sec: PosSeconds | None = None
+    max_log_bytes: LogBytes | None = None
 
     @property
     def concurrency(self) -> int:

@@ -968,6 +968,8 @@ class ResolvedStep:
     #: (kind, key, pieces): kind "argv" (key: index), "env" (key: name) or "cwd".
     late: tuple[tuple[str, int | str | None, Pieces], ...] = ()
     base_dir: Path | None = None
+    #: The step's ``max_log_bytes``, else the global one (None: logs are not capped).
+    max_log_bytes: int | None = None
 
     @property
     def step_refs(self) -> list[subst.StepRef]:
@@ -1058,6 +1060,9 @@ def resolve_steps(
                 else plan.globals.default_timeout_sec,
                 late=tuple(late),
                 base_dir=base,
+                max_log_bytes=step.max_log_bytes
+                if step.max_log_bytes is not None
+                else plan.globals.max_log_bytes,
             )
         )
     return resolved

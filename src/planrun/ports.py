@@ -32,6 +32,8 @@ class AttemptSpec:
     log_path: str | None
     #: Masks the run's secrets in the log (None: the run has no secrets).
     masker: Masker | None = None
+    #: Keep at most this many bytes of the log: head, marker, tail (None: all of it).
+    max_log_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

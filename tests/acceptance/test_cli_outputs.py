@@ -7,13 +7,30 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ._cli import PY, planrun, sh, write_json
+from ._cli import (
+    PLANRUN,
+    PY,
+    REPO,
+    clean_env,
+    kill_pids,
+    live_pids_with_env,
+    planrun,
+    read_events,
+    sh,
+    wait_until,
+    write_json,
+)
 
 #: ``PY PROBE OUT ARGS...``: writes its args, its ``IN_*`` environment and its cwd to OUT.
 PROBE = (
@@ -73,8 +90,9 @@ def test_outputs_pass_through_two_steps_into_args_env_and_cwd(tmp_path: Path) ->
     a_script = (
         f"printf 'greeting=hello world\\n' {OUT}; "
         f"printf 'notes<<EOF\\nline one\\n\\nline three\\nEOF\\n' {OUT}; "
-        f"printf 'dir=from-a\\nempty=\\ntwice=first\\n' {OUT}; "
-        f"printf '\\n\\ntwice=second\\n' {OUT}"
+        f"printf 'dir=from-a\\nempty=\\n' {OUT}; "
+        f"printf '\\n\\nlate<<%s\\nEOF\\n%s\\n' \"$PLANRUN_OUTPUT_DELIMITER\" "
+        f'"$PLANRUN_OUTPUT_DELIMITER" {OUT}'
     )
     plan = write_json(
         plans / "pass.json",
@@ -94,7 +112,7 @@ def test_outputs_pass_through_two_steps_into_args_env_and_cwd(tmp_path: Path) ->
                     "${steps.b.outputs.relay}",
                     "${steps.a.outputs.notes}",
                     "${steps.a.outputs.empty}",
-                    "${steps.a.outputs.twice}",
+                    "${steps.a.outputs.late}",
                     "code=${steps.a.exit_code}",
                     "$${steps.a.outputs.greeting}",
                     depends_on=["b"],
@@ -115,7 +133,7 @@ def test_outputs_pass_through_two_steps_into_args_env_and_cwd(tmp_path: Path) ->
         "hello world (via b)",
         "line one\n\nline three",
         "",
-        "second",  # a key set twice keeps its last value
+        "EOF",  # inside a value closed by $PLANRUN_OUTPUT_DELIMITER
         "code=0",
         "${steps.a.outputs.greeting}",  # $${ is a literal ${
     ]
@@ -128,7 +146,7 @@ def test_outputs_pass_through_two_steps_into_args_env_and_cwd(tmp_path: Path) ->
         "notes": "line one\n\nline three",
         "dir": "from-a",
         "empty": "",
-        "twice": "second",
+        "late": "EOF",
     }
     assert steps["b"]["outputs"] == {"relay": "hello world (via b)"}
     assert not steps["c"]["outputs"]  # c wrote none
@@ -441,8 +459,9 @@ def test_oversized_outputs_error_states_the_real_size(tmp_path: Path) -> None:
     assert f"holds {len(content)} bytes" in error or "more than 65536" in error, error
 
 
-def test_outputs_file_with_crlf_line_endings(tmp_path: Path) -> None:
-    """Lines ending in CRLF (a Windows-made file) give the same values as LF ones."""
+def test_outputs_keep_every_byte_of_a_value_cr_included(tmp_path: Path) -> None:
+    """Values keep their bytes: a ``\\r`` before ``\\n`` stays part of the value (a CRLF
+    file's heredoc closes at its ``EOF\\r`` line), nothing is normalised."""
     (tmp_path / "content.bin").write_bytes(b"k=v\r\nnotes<<EOF\r\none\r\ntwo\r\nEOF\r\n")
     out = tmp_path / "probe.json"
     plan = write_json(
@@ -459,7 +478,7 @@ def test_outputs_file_with_crlf_line_endings(tmp_path: Path) -> None:
     )
     result = planrun("run", plan, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert read_probe(out)["argv"] == ["v", "one\ntwo"]
+    assert read_probe(out)["argv"] == ["v\r", "one\r\ntwo\r"]
 
 
 def test_outputs_file_of_exactly_64_kib_is_accepted(tmp_path: Path) -> None:
@@ -832,7 +851,7 @@ def test_outputs_file_is_private_outside_the_state_dir_and_removed(tmp_path: Pat
         assert not Path(path).exists()
         assert not Path(path).parent.exists()  # the private dir is removed too
     assert a_path != b_path
-    assert a_mode == b_mode == "700"
+    assert a_mode == b_mode == "300"  # enter and create, not list
     # Nothing named like an outputs file was left in the state dir either.
     assert not [p for p in state.rglob("*") if p.suffix == ".env"]
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
@@ -851,3 +870,459 @@ def test_default_state_dir_does_not_hold_outputs_file(tmp_path: Path) -> None:
     assert path
     assert not re.search(r"(^|/)\.planrun(/|$)", path), path
     assert not os.path.realpath(path).startswith(str((tmp_path / ".planrun").resolve()))
+
+
+# --- outputs that cannot be forged ----------------------------------------------------
+
+#: Step ``a`` of the forging tests: once ``b-ready`` exists (at once if ``b`` depends
+#: on ``a``), it writes ``sha=forged-by-a`` into every outputs file it can list in the
+#: outputs dirs or guess (the sequential names planrun used to give them), then sets
+#: its own output ``tried``. It never writes outside ``argv[2]`` (the run's TMPDIR, a
+#: test dir), whatever planrun's layout: the old one put the outputs dir straight in
+#: the temp dir, whose neighbours are not the test's to touch.
+FORGER = (
+    "import glob, os, sys, time\n"
+    "own = os.environ['PLANRUN_OUTPUT']\n"
+    "mine = os.path.dirname(own)\n"
+    "root = os.path.dirname(mine)\n"
+    "deadline = time.monotonic() + 20\n"
+    "while sys.argv[1] == 'wait' and not os.path.exists('b-ready'):\n"
+    "    if time.monotonic() > deadline:\n"
+    "        sys.exit('b never started')\n"
+    "    time.sleep(0.02)\n"
+    "targets = set(glob.glob(root + '/*') + glob.glob(root + '/*/*') + glob.glob(mine + '/*'))\n"
+    "for base in (root, mine):\n"
+    "    targets |= {f'{base}/{n}.env' for n in range(1, 21)}\n"
+    "    targets |= {f'{base}/{n}/output' for n in range(1, 21)}\n"
+    "sandbox = os.path.realpath(sys.argv[2]) + os.sep\n"
+    "targets = {t for t in targets if os.path.realpath(t).startswith(sandbox)}\n"
+    "for path in sorted(targets - {own}):\n"
+    "    try:\n"
+    "        with open(path, 'a') as f:\n"
+    "            f.write('sha=forged-by-a\\n')\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "with open(own, 'a') as f:\n"
+    "    f.write(f'tried={len(targets)}\\n')\n"
+    "open('a-done', 'w').close()\n"
+)
+
+#: Step ``b``: says it runs, waits until ``a`` has tried, writes no output itself.
+WAITER = (
+    "import os, time\n"
+    "open('b-ready', 'w').close()\n"
+    "deadline = time.monotonic() + 20\n"
+    "while not os.path.exists('a-done') and time.monotonic() < deadline:\n"
+    "    time.sleep(0.02)\n"
+)
+
+
+def _forging_plan(tmp_path: Path, sandbox: Path, parallel: bool, python: str = PY) -> Path:
+    """a forges (see ``FORGER``) inside ``sandbox``, b writes nothing, c needs b's
+    ``sha``."""
+    out = tmp_path / "probe.json"
+    return write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "forge",
+            "globals": {"max_concurrency": 2},
+            "steps": [
+                {
+                    "id": "a",
+                    "command": python,
+                    "args": ["-c", FORGER, "wait" if parallel else "go", str(sandbox)],
+                },
+                {
+                    "id": "b",
+                    "command": python,
+                    "args": ["-c", WAITER],
+                    "depends_on": [] if parallel else ["a"],
+                },
+                {
+                    **probe("c", out, "${steps.b.outputs.sha}"),
+                    "command": python,
+                    "depends_on": ["a", "b"],
+                },
+            ],
+        },
+    )
+
+
+def _assert_not_forged(result: subprocess.CompletedProcess[str], doc: dict[str, Any]) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    steps = steps_by_id(doc)
+    assert steps["a"]["state"] == "succeeded", steps["a"]
+    assert int(steps["a"]["outputs"]["tried"]) >= 20  # the guesses were written somewhere
+    assert steps["b"]["state"] == "succeeded"
+    assert not steps["b"]["outputs"], steps["b"]["outputs"]
+    assert steps["c"]["state"] == "failed"
+    assert "output 'sha' of step 'b' is missing" in steps["c"]["reason"]
+
+
+def test_a_step_cannot_plant_the_outputs_of_a_later_step(tmp_path: Path) -> None:
+    """a writes ``sha=...`` into every outputs file it can guess or list before b
+    starts; b writes nothing, so b has no outputs and the step that needs b's ``sha``
+    fails with "missing", never receiving the forged value."""
+    sandbox = tmp_path / "tmp"
+    sandbox.mkdir()
+    plan = _forging_plan(tmp_path, sandbox, parallel=False)
+    env = clean_env(TMPDIR=str(sandbox))
+    result = planrun("run", plan, "--run-id", "r-forge", cwd=tmp_path, env=env, timeout=60)
+    _assert_not_forged(result, show_json("r-forge", tmp_path))
+
+
+def _as_ordinary_user() -> tuple[tuple[str, ...], str, dict[str, str]] | None:
+    """(prefix, python, extra env) to run planrun as an ordinary user: as is when not
+    root; as root, ``nobody`` through setpriv with a system interpreter of this
+    version (this venv's may sit under an unreadable home) and this venv's packages.
+    None if that is not possible here."""
+    if os.geteuid() != 0:
+        return (), PY, {}
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    python = shutil.which(version, path="/usr/bin:/usr/local/bin")
+    if shutil.which("setpriv") is None or python is None:
+        return None
+    prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--")
+    path = os.pathsep.join([str(REPO / "src"), sysconfig.get_paths()["purelib"]])
+    return prefix, python, {"PYTHONPATH": path}
+
+
+def test_a_step_cannot_list_its_way_to_the_outputs_of_a_parallel_step() -> None:
+    """As an ordinary user (root can list any directory), a lists and guesses outputs
+    files while b runs beside it: it cannot list the outputs dir nor guess b's name, so
+    b has no outputs and the step that needs b's ``sha`` fails."""
+    how = _as_ordinary_user()
+    if how is None:
+        pytest.skip("running as root without setpriv or a system python of this version")
+    prefix, python, extra = how
+    work = Path(tempfile.mkdtemp(prefix="planrun-forge-"))
+    try:
+        if prefix:
+            os.chown(work, 65534, 65534)
+        sandbox = work / "tmp"
+        sandbox.mkdir()
+        if prefix:
+            os.chown(sandbox, 65534, 65534)
+        plan = _forging_plan(work, sandbox, parallel=True, python=python)
+        env = clean_env(TMPDIR=str(sandbox), HOME=str(work), **extra)
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            done = subprocess.run(
+                [*prefix, python, "-m", "planrun", *args],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert "Traceback" not in done.stderr, done.stderr
+            return done
+
+        run = cli("run", str(plan), "--run-id", "r-par")
+        assert (work / "a-done").exists(), run.stdout + run.stderr
+        show = cli("show", "r-par", "--json")
+        assert show.returncode == 0, show.stderr
+        _assert_not_forged(run, json.loads(show.stdout))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _readme_heredoc_line() -> str:
+    """The README's multi-line output example (section "Step outputs"), as shell."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Step outputs", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in block.splitlines() if "sha=" not in line]
+    assert any("notes<<" in line for line in lines), block
+    return "\n".join(lines)
+
+
+#: A hostile value: holds the fixed delimiter, a key, and reopens a value to swallow
+#: the closing line a fixed-delimiter template adds.
+HOSTILE_NOTES = "x\nEOF\nsha=attacker\nz<<EOF"
+
+
+def test_readme_heredoc_example_keeps_a_value_that_holds_eof_whole(tmp_path: Path) -> None:
+    """The README's example (the random ``$PLANRUN_OUTPUT_DELIMITER``) with a value that
+    holds ``EOF`` lines and ``sha=attacker``: the value arrives whole, ``sha`` keeps the
+    step's own value and no other key appears."""
+    out = tmp_path / "probe.json"
+    script = 'echo "sha=real" >> "$PLANRUN_OUTPUT"\n' + _readme_heredoc_line()
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "readme",
+            "variables": {"NOTES": ""},
+            "steps": [
+                sh("a", script),
+                probe(
+                    "b",
+                    out,
+                    "${steps.a.outputs.sha}",
+                    "${steps.a.outputs.notes}",
+                    depends_on=["a"],
+                ),
+            ],
+        },
+    )
+    result = planrun(
+        "run", plan, "--run-id", "r-readme", "--var", f"NOTES={HOSTILE_NOTES}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_probe(out)["argv"] == ["real", HOSTILE_NOTES]
+    assert steps_by_id(show_json("r-readme", tmp_path))["a"]["outputs"] == {
+        "sha": "real",
+        "notes": HOSTILE_NOTES,
+    }
+
+
+@pytest.mark.parametrize("sha_first", [True, False], ids=["sha-before", "sha-after"])
+def test_a_fixed_delimiter_value_cannot_override_another_key(
+    tmp_path: Path, sha_first: bool
+) -> None:
+    """The old fixed-``EOF`` form with the same hostile value: the smuggled ``sha=``
+    line never overrides the step's own ``sha`` (before or after it): the producer
+    fails with the reason, and the consumer never runs."""
+    out = tmp_path / "probe.json"
+    heredoc = 'printf \'notes<<EOF\\n%s\\nEOF\\n\' "$NOTES" >> "$PLANRUN_OUTPUT"'
+    own = 'echo "sha=real" >> "$PLANRUN_OUTPUT"'
+    script = f"{own}; {heredoc}" if sha_first else f"{heredoc}; {own}"
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "fixed",
+            "variables": {"NOTES": ""},
+            "steps": [
+                sh("a", script),
+                probe("b", out, "${steps.a.outputs.sha}", depends_on=["a"]),
+            ],
+        },
+    )
+    result = planrun(
+        "run", plan, "--run-id", "r-fixed", "--var", f"NOTES={HOSTILE_NOTES}", cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not out.exists()
+    a = steps_by_id(show_json("r-fixed", tmp_path))["a"]
+    assert a["state"] == "failed"
+    assert "'sha' is already set on line" in a["reason"], a["reason"]
+    assert "$PLANRUN_OUTPUT_DELIMITER" in a["reason"]
+    assert not a["outputs"]
+
+
+def test_a_fifo_at_planrun_output_fails_the_attempt_and_the_run_ends(tmp_path: Path) -> None:
+    """A step that replaces its outputs file by a FIFO and exits 0 fails with a reason
+    naming the FIFO; planrun never blocks on it, so the abort that follows stops the
+    step still sleeping beside it and the run ends."""
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "fifo",
+            "globals": {"max_concurrency": 2},
+            "steps": [
+                sh("a", 'rm "$PLANRUN_OUTPUT"; mkfifo "$PLANRUN_OUTPUT"'),
+                sh("slow", "sleep 60"),
+            ],
+        },
+    )
+    result = planrun("run", plan, "--run-id", "r-fifo", cwd=tmp_path, timeout=45)
+    assert result.returncode == 1, result.stdout + result.stderr
+    steps = steps_by_id(show_json("r-fifo", tmp_path))
+    a = steps["a"]
+    assert a["state"] == "failed"
+    assert a["attempts"][0]["exit_code"] == 0
+    assert "$PLANRUN_OUTPUT is a FIFO now" in a["reason"], a["reason"]
+    assert steps["slow"]["state"] == "cancelled"
+
+
+def test_a_fifo_at_planrun_output_leaves_the_run_deadline_working(tmp_path: Path) -> None:
+    """With the FIFO step non-critical, the run goes on and its deadline still ends it
+    (exit 124): planrun's loop was never blocked."""
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "fifo-deadline",
+            "globals": {"max_concurrency": 2, "timeout_sec": 3},
+            "steps": [
+                sh("a", 'rm "$PLANRUN_OUTPUT"; mkfifo "$PLANRUN_OUTPUT"', critical=False),
+                sh("slow", "sleep 60"),
+            ],
+        },
+    )
+    result = planrun("run", plan, "--run-id", "r-fifo-dl", cwd=tmp_path, timeout=45)
+    assert result.returncode == 124, result.stdout + result.stderr
+    steps = steps_by_id(show_json("r-fifo-dl", tmp_path))
+    assert "FIFO" in steps["a"]["reason"]
+    assert steps["slow"]["state"] in ("timed_out", "cancelled")
+
+
+def test_cancel_works_after_a_fifo_at_planrun_output(tmp_path: Path) -> None:
+    """``planrun cancel`` from another terminal still stops a run whose finished step
+    left a FIFO at $PLANRUN_OUTPUT (exit 130, the sleeping step cancelled)."""
+    state = tmp_path / "state"
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "fifo-cancel",
+            "globals": {"max_concurrency": 2},
+            "steps": [
+                sh("a", 'rm "$PLANRUN_OUTPUT"; mkfifo "$PLANRUN_OUTPUT"', critical=False),
+                sh("slow", "sleep 60"),
+            ],
+        },
+    )
+    run_id = "r-fifo-cancel"
+    with (tmp_path / "out.txt").open("wb") as log:
+        proc = subprocess.Popen(
+            [*PLANRUN, "run", str(plan), "--run-id", run_id, "--state-dir", str(state)],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def a_finished() -> bool:
+            return any(
+                e["type"] == "step_finished" and e["step_id"] == "a"
+                for e in read_events(state, run_id)
+            )
+
+        assert wait_until(a_finished, 30), (tmp_path / "out.txt").read_text()
+        result = planrun("cancel", run_id, "--timeout", "20", "--state-dir", state, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))
+    events = read_events(state, run_id)
+    a = next(e for e in events if e["type"] == "step_finished" and e["step_id"] == "a")
+    assert "FIFO" in a["reason"]
+    assert events[-1]["type"] == "run_finished"
+    assert events[-1]["state"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("link", "reason"),
+    [
+        pytest.param("ln -s", "$PLANRUN_OUTPUT is a symbolic link now", id="symlink"),
+        pytest.param("ln", "$PLANRUN_OUTPUT was replaced by another file", id="hard-link"),
+    ],
+)
+def test_a_link_at_planrun_output_is_refused_and_its_target_unchanged(
+    tmp_path: Path, link: str, reason: str
+) -> None:
+    """A step that puts a link to another file (with outputs-like content) at
+    $PLANRUN_OUTPUT fails with the reason; the file's content never becomes outputs,
+    and its content and mode are unchanged."""
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("k=stolen\n")
+    target.chmod(0o640)
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "link",
+            "steps": [sh("a", f'rm "$PLANRUN_OUTPUT"; {link} "{target}" "$PLANRUN_OUTPUT"')],
+        },
+    )
+    result = planrun("run", plan, "--run-id", "r-link", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    a = steps_by_id(show_json("r-link", tmp_path))["a"]
+    assert a["state"] == "failed"
+    assert reason in a["reason"], a["reason"]
+    assert not a["outputs"]
+    assert target.read_text() == "k=stolen\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_outputs_file_exists_before_the_step_starts_with_a_random_delimiter(
+    tmp_path: Path,
+) -> None:
+    """$PLANRUN_OUTPUT is an empty 0600 file when the step starts, in a 0300 directory
+    (not listable by an ordinary user);
+    ``$PLANRUN_OUTPUT_DELIMITER`` differs per attempt and is hard to guess."""
+    report = tmp_path / "report.txt"
+    script = (
+        'f="$PLANRUN_OUTPUT"; d=$(dirname "$f"); '
+        f'{{ stat -c "%s %a" "$f"; stat -c %a "$d"; '
+        f"printf '%s\\n' \"$PLANRUN_OUTPUT_DELIMITER\"; }} >> '{report}'"
+    )
+    plan = write_json(
+        tmp_path / "plan.json",
+        {"plan_id": "pre", "steps": [sh("a", script), sh("b", script, depends_on=["a"])]},
+    )
+    result = planrun("run", plan, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = report.read_text().splitlines()
+    assert len(lines) == 6, lines
+    for first in (0, 3):
+        assert lines[first : first + 2] == ["0 600", "300"]
+    delims = {lines[2], lines[5]}
+    assert len(delims) == 2
+    assert all(re.fullmatch(r"PLANRUN_EOF_[0-9a-f]{32}", d) for d in delims), delims
+
+
+def test_an_output_holding_a_secret_on_a_command_line_is_warned_about(tmp_path: Path) -> None:
+    """An output whose value holds a secret, bound into a step's args, gets a warning
+    when that step starts (in the plain log and its ``attempt_started`` event), as a
+    secret in args does at validation; bound into env, it gets none."""
+    state = tmp_path / "state"
+    token = "tok-3f9a2c1-secret"  # noqa: S105 - a test value
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "secret-out",
+            "secrets": ["TOKEN"],
+            "steps": [
+                sh("a", f'echo "k=x-$TOKEN" {OUT}; echo "plain=v" {OUT}'),
+                {
+                    "id": "argv",
+                    "command": "true",
+                    "args": ["${steps.a.outputs.k}"],
+                    "depends_on": ["a"],
+                },
+                {
+                    "id": "env",
+                    "command": "true",
+                    "env": {"K": "${steps.a.outputs.k}"},
+                    "depends_on": ["a"],
+                },
+                {
+                    "id": "harmless",
+                    "command": "true",
+                    "args": ["${steps.a.outputs.plain}"],
+                    "depends_on": ["a"],
+                },
+            ],
+        },
+    )
+    result = planrun(
+        "run",
+        plan,
+        "--run-id",
+        "r-sec",
+        "--state-dir",
+        state,
+        cwd=tmp_path,
+        env=clean_env(TOKEN=token),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert token not in result.stdout + result.stderr
+    warning = (
+        "warning: ${steps.a.outputs.k} holds a secret and is put on the command line "
+        "(args[0]), which other local users can read (ps, /proc)"
+    )
+    lines = [line for line in result.stdout.splitlines() if "holds a secret" in line]
+    assert len(lines) == 1, result.stdout
+    assert "argv running" in lines[0]
+    assert warning in lines[0]
+    started = {
+        e["step_id"]: e for e in read_events(state, "r-sec") if e["type"] == "attempt_started"
+    }
+    assert warning in started["argv"]["warning"]
+    assert "warning" not in started["env"]
+    assert "warning" not in started["harmless"]

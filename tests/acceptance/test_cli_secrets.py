@@ -573,8 +573,8 @@ def test_state_files_are_private_under_umask_000(tmp_path: Path, with_secret: bo
     try:
         assert wait_until(lambda: marker.exists() or proc.poll() is not None, timeout=20)
         assert proc.poll() is None, proc.communicate()
-        # The step really ran with umask 000; its outputs dir is private anyway.
-        assert report.read_text().split() == ["0000", "700"]
+        # The step really ran with umask 000; its outputs dir is private anyway (0300).
+        assert report.read_text().split() == ["0000", "300"]
 
         run_dir = state / "runs" / "r-umask"
         for directory in (state, state / "runs", run_dir, run_dir / "logs"):

@@ -21,10 +21,9 @@ from planrun.outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs
         pytest.param(b"a= spaced \n", {"a": " spaced "}, id="spaces-kept"),
         pytest.param(b"a=x<<y\n", {"a": "x<<y"}, id="heredoc-marker-in-value"),
         pytest.param(b"a=<<EOF\n", {"a": "<<EOF"}, id="value-starting-with-heredoc-marker"),
-        pytest.param(b"a=1\na=2\n", {"a": "2"}, id="duplicate-last-wins"),
         pytest.param(b"\na=1\n\n   \n", {"a": "1"}, id="blank-lines"),
-        pytest.param(b"a=1\r\nb=2\r\n", {"a": "1", "b": "2"}, id="crlf"),
-        pytest.param(b"a=1\r\n\r\nb=2\r\n", {"a": "1", "b": "2"}, id="crlf-blank-line"),
+        pytest.param(b"a=1\r\nb=2\r\n", {"a": "1\r", "b": "2\r"}, id="crlf-bytes-kept"),
+        pytest.param(b"a=1\r\n\r\nb=2\r\n", {"a": "1\r", "b": "2\r"}, id="crlf-blank-line"),
         pytest.param(b"a=x\ry\n", {"a": "x\ry"}, id="inner-cr-kept"),
         pytest.param(b"_A9_=v\n", {"_A9_": "v"}, id="key-underscore-digits"),
         pytest.param("k=caf\u00e9 \u2713\n".encode(), {"k": "caf\u00e9 \u2713"}, id="utf-8"),
@@ -38,13 +37,15 @@ from planrun.outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs
         pytest.param(b"n<<EOF\n\nx\n\nEOF\n", {"n": "\nx\n"}, id="heredoc-blank-lines-kept"),
         pytest.param(b"n<<EOF\na=1\nm<<X\nEOF\n", {"n": "a=1\nm<<X"}, id="heredoc-body-verbatim"),
         pytest.param(b"n<<EOF\n EOF\nEOF \nEOF\n", {"n": " EOF\nEOF "}, id="delimiter-exact"),
-        pytest.param(b"n<<EOF\r\nx\r\ny\r\nEOF\r\n", {"n": "x\ny"}, id="heredoc-crlf"),
+        pytest.param(b"n<<EOF\r\nx\r\ny\r\nEOF\r\n", {"n": "x\r\ny\r"}, id="heredoc-crlf"),
+        pytest.param(b"n<<EOF\nx\r\nEOF\n", {"n": "x\r"}, id="heredoc-cr-kept"),
+        pytest.param(b"a<<EOF\n1\nEOF\nb<<EOF\n2\nEOF\n", {"a": "1", "b": "2"}, id="delim-reused"),
         pytest.param(b"n<<EOF\nx\nEOF", {"n": "x"}, id="heredoc-no-final-newline"),
         pytest.param(b"n<<a=b\nx\na=b\n", {"n": "x"}, id="delimiter-with-eq"),
         pytest.param(
-            b"a=1\nn<<EOF\nx\nEOF\nb=2\nn<<END\ny\nEND\n",
-            {"a": "1", "n": "y", "b": "2"},
-            id="mixed-and-duplicate-heredoc",
+            b"a=1\nn<<EOF\nx\nEOF\nb=2\nm<<END\ny\nEND\n",
+            {"a": "1", "n": "x", "b": "2", "m": "y"},
+            id="mixed",
         ),
     ],
 )
@@ -58,10 +59,67 @@ def test_blank_lines_and_whitespace_lines_are_ignored() -> None:
     assert parse_outputs(b"\n \n\t\na=1\n  \nb=2\n\n") == {"a": "1", "b": "2"}
 
 
-def test_duplicate_key_keeps_last_value() -> None:
-    """A key set twice keeps its last value."""
-    out = parse_outputs(b"a=1\nb=2\na=3\n")
-    assert out == {"a": "3", "b": "2"}
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"a=1\nb=2\na=3\n", id="line-twice"),
+        pytest.param(b"a<<E\n1\nE\na=2\n", id="heredoc-then-line"),
+        pytest.param(b"a=1\na<<E\n2\nE\n", id="line-then-heredoc"),
+    ],
+)
+def test_a_key_set_twice_is_an_error(data: bytes) -> None:
+    """A key is set once: a second assignment fails, naming both lines."""
+    with pytest.raises(OutputError, match=r"line \d: 'a' is already set on line 1"):
+        parse_outputs(data)
+
+
+#: What ``printf 'notes<<EOF\n%s\nEOF\n' "$NOTES"`` writes for a hostile ``NOTES``.
+def _fixed_delimiter(notes: bytes, before: bytes = b"", after: bytes = b"") -> bytes:
+    return before + b"notes<<EOF\n" + notes + b"\nEOF\n" + after
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(
+            _fixed_delimiter(b"x\nEOF\nsha=attacker"),
+            "line 5: 'EOF' closes nothing: the value of 'notes' (line 1) held its delimiter",
+            id="stray-delimiter",
+        ),
+        pytest.param(
+            _fixed_delimiter(b"x\nEOF\nsha=attacker\nz<<EOF", before=b"sha=real\n"),
+            "line 5: 'sha' is already set on line 1",
+            id="swallowed-delimiter-sha-before",
+        ),
+        pytest.param(
+            _fixed_delimiter(b"x\nEOF\nsha=attacker\nz<<EOF", after=b"sha=real\n"),
+            "line 7: 'sha' is already set on line 4",
+            id="swallowed-delimiter-sha-after",
+        ),
+    ],
+)
+def test_a_value_holding_its_delimiter_cannot_override_a_key(data: bytes, message: str) -> None:
+    """A value that contains its own (fixed) delimiter line ends early; the lines it
+    smuggles in can never override a key the step sets: the file fails instead."""
+    with pytest.raises(OutputError) as info:
+        parse_outputs(data)
+    assert message in str(info.value)
+
+
+def test_the_handed_out_delimiter_keeps_a_hostile_value_whole() -> None:
+    """With the attempt's random delimiter, a value holding ``EOF`` lines (or any line)
+    is kept whole."""
+    delim = "PLANRUN_EOF_0123456789abcdef"
+    notes = "x\nEOF\nsha=attacker\nz<<EOF"
+    data = f"sha=real\nnotes<<{delim}\n{notes}\n{delim}\n".encode()
+    assert parse_outputs(data, delimiter=delim) == {"sha": "real", "notes": notes}
+
+
+def test_a_stray_handed_out_delimiter_line_is_an_error() -> None:
+    """The random delimiter alone on a line that closes nothing is an error."""
+    delim = "PLANRUN_EOF_0123456789abcdef"
+    with pytest.raises(OutputError, match="the \\$PLANRUN_OUTPUT_DELIMITER line closes nothing"):
+        parse_outputs(f"a=1\n{delim}\n".encode(), delimiter=delim)
 
 
 @pytest.mark.parametrize(
@@ -98,6 +156,11 @@ def test_duplicate_key_keeps_last_value() -> None:
             id="closing-delimiter-with-trailing-space",
         ),
         pytest.param(b"a=1\r\nbad\r\n", "line 2: expected KEY=VALUE", id="crlf-line-number"),
+        pytest.param(
+            b"n<<EOF\r\nx\nEOF\n",
+            "line 1: no closing 'EOF\\r' line for 'n<<EOF\\r'",
+            id="crlf-opener-lf-closer",
+        ),
         pytest.param(
             b"n<<E\nx\nE\nbad\n", "line 4: expected KEY=VALUE", id="line-number-after-heredoc"
         ),

@@ -9,6 +9,7 @@ rich never reads the state from another thread.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections import deque
 from datetime import datetime
@@ -90,7 +91,13 @@ def log_tail(path: str | None, lines: int = 10, max_bytes: int = 8192) -> list[s
     if path is None:
         return []
     try:
-        with open(path, "rb") as f:
+        # Never through a link, never blocking (a FIFO planted at a log path): a log
+        # planrun refused to write may be anything.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                return []
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - max_bytes))
@@ -162,7 +169,8 @@ class PlainLog(Renderer):
             case AttemptStarted():
                 total = view.steps[event.step_id].max_attempts
                 pid = f", pid {event.pid}" if event.pid is not None else ""
-                return f"{event.step_id} running (attempt {event.attempt}/{total}{pid})"
+                warning = f" {event.warning}" if event.warning else ""
+                return f"{event.step_id} running (attempt {event.attempt}/{total}{pid}){warning}"
             case AttemptFinished() if event.state.value != "succeeded":
                 detail = event.error or (
                     f"exit code {event.exit_code}" if event.exit_code is not None else ""

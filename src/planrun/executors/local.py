@@ -4,13 +4,15 @@ How an attempt is supervised (see shared/pitfalls.md for the evidence):
 
 - ``Popen`` with an argv (never a shell), ``start_new_session=True``: the attempt's
   process group id is its pid, recorded before any await.
-- stdout and stderr go straight to the attempt's log file: no pipe into planrun, so
-  nothing is buffered in memory and no grandchild can hold a pipe of ours open. The
-  exception is a run with secrets: output then flows through a pipe that planrun reads
-  and masks (``_Pump``) before it reaches the log, so no secret is ever on disk.
-- ``$PLANRUN_OUTPUT`` names a file in a private (0700) temp dir, not the state dir: a
-  step may write a secret there. It is not created in advance (most steps write no
-  output; ``>>`` creates it); it is parsed after a normal exit and deleted.
+- stdout and stderr go straight to the attempt's log file (a new file: see
+  ``attempt_files.py``): no pipe into planrun, so nothing is buffered in memory and no
+  grandchild can hold a pipe of ours open. The exceptions are a run with secrets and a
+  step with ``max_log_bytes``: output then flows through a pipe that planrun reads,
+  masks and caps (``_Pump``) before it reaches the log, so no secret is ever on disk.
+- ``$PLANRUN_OUTPUT`` names a file planrun creates for the attempt in a private temp
+  dir, not the state dir (a step may write a secret there), with a random name; it is
+  read back only if it is still that regular file, after a normal exit, and deleted
+  (see ``attempt_files.py``).
 - Leader exit is awaited through a pidfd (no thread per child); the leader is reaped
   only at the very end, so its pid, which is the group id, cannot be reused while we
   may still signal the group.
@@ -28,21 +30,19 @@ import contextlib
 import errno
 import os
 import resource
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 
 from ..masking import Masker
-from ..outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs, too_large
+from ..outputs import OutputError
 from ..ports import AttemptSpec, ProcessResult
 from ..proc import RUN_TREE, child_tree, environments, runs_of, tree_of
+from .attempt_files import CappedLog, OutputFile, OutputsRoot, open_log, write_all
 from .watchdog import Watchdog
 
 __all__ = ["LocalExecutor", "attempt_capacity"]
@@ -54,9 +54,12 @@ ESCAPE_CHECK_SEC = 0.2
 #: File descriptors one spawn may need at once (log, output pipe, sentinel pipe, the
 #: exec error pipe of ``subprocess``, /dev/null for stdin, the pidfd, with room to spare).
 SPAWN_FDS = 12
-#: File descriptors a running attempt holds: the sentinel's read end and the pidfd,
-#: and with secrets the masking pipe's read end and the log file.
-FDS_PER_ATTEMPT = 4
+#: File descriptors a running attempt holds: the sentinel's read end, the pidfd and
+#: its outputs file (planrun reads it back through its own fd) ...
+FDS_PER_ATTEMPT = 3
+#: ... and, when its output goes through a pump (secrets to mask, or a log cap), the
+#: pump's pipe and the log file.
+FDS_PER_PUMPED_ATTEMPT = FDS_PER_ATTEMPT + 2
 #: File descriptors kept free for everything else: SQLite (database, WAL, shared
 #: memory, temporary files), events.jsonl, the event loop, the watchdog's pipe, the
 #: pidfds of escapees being stopped, and one spawn in progress.
@@ -196,21 +199,35 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+class _LogSink:
+    """Where a pump's bytes go: the log file as is (no cap)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes) -> None:
+        write_all(self._fd, data)
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class _Pump:
     """Copies a step's output from a pipe to its log file, masking secrets on the way
-    (a secret split across two reads is still masked: see ``StreamMasker``)."""
+    (a secret split across two reads is still masked: see ``StreamMasker``) and then
+    keeping at most ``cap`` bytes (``CappedLog``: the head, a marker, the tail)."""
 
-    def __init__(self, read_fd: int, log_fd: int, masker: Masker) -> None:
+    def __init__(self, read_fd: int, log_fd: int, masker: Masker | None, cap: int | None) -> None:
         self._fd = read_fd
-        self._log = log_fd
-        self._stream = masker.stream()
+        self._log: _LogSink | CappedLog = (
+            _LogSink(log_fd) if cap is None else CappedLog(log_fd, cap)
+        )
+        self._stream = (masker or Masker(())).stream()
         self.done = anyio.Event()
+
+    def discard(self) -> None:
+        """Close the pipe's read end, never started (the log fd stays open)."""
+        os.close(self._fd)
 
     def _read_available(self) -> bool:
         """Copy what can be read now; False at end of file."""
@@ -221,7 +238,7 @@ class _Pump:
                 return True
             if not chunk:
                 return False
-            _write_all(self._log, self._stream.feed(chunk))
+            self._log.write(self._stream.feed(chunk))
 
     async def run(self) -> None:
         """Copy until every writer has closed the pipe (or until cancelled)."""
@@ -234,9 +251,10 @@ class _Pump:
             with contextlib.suppress(OSError):
                 self._read_available()
             with contextlib.suppress(OSError):
-                _write_all(self._log, self._stream.flush())
+                self._log.write(self._stream.flush())
             os.close(self._fd)
-            os.close(self._log)
+            with contextlib.suppress(OSError):
+                self._log.close()
             self.done.set()
 
 
@@ -248,14 +266,14 @@ class _Attempt:
         proc: subprocess.Popen[bytes],
         sentinel: int,
         tag: bytes,
-        output_path: Path,
+        output: OutputFile,
         pump: _Pump | None = None,
     ) -> None:
         self.proc = proc
         self.tag = tag
         #: This attempt as it appears in its descendants' ``PLANRUN_RUN_TREE``.
         self.tree = tag.decode().partition("=")[2]
-        self.output_path = output_path
+        self.output = output
         self.pump = pump
         self.pgid = proc.pid
         self.sentinel = sentinel
@@ -380,8 +398,7 @@ class LocalExecutor:
         self._live: dict[int, _Attempt] = {}
         self._watchdog = Watchdog()
         self._runs: set[str] = set()
-        self._outdir: Path | None = None
-        self._spawned = 0
+        self._outputs = OutputsRoot()
         self._scanner = _Scanner()
         #: Set (and replaced) whenever an attempt ends: what a spawn that ran out of
         #: file descriptors waits for.
@@ -403,9 +420,7 @@ class LocalExecutor:
                     os.kill(pid, signal.SIGKILL)
         self._runs.clear()
         self._watchdog.close()
-        if self._outdir is not None:
-            shutil.rmtree(self._outdir, ignore_errors=True)
-            self._outdir = None
+        self._outputs.close()
 
     def start_run(self, run_id: str) -> None:
         """Start guarding ``run_id``: from here on, if planrun is SIGKILLed, the
@@ -451,8 +466,16 @@ class LocalExecutor:
             on_started(None)
             return started
         attempt = started
+        try:
+            return await self._run_started(attempt, spec, on_started)
+        finally:
+            attempt.output.remove()  # also when cancelled: it holds an fd
+
+    async def _run_started(
+        self, attempt: _Attempt, spec: AttemptSpec, on_started: Callable[[int | None], None]
+    ) -> ProcessResult:
         if attempt.pump is None:
-            # The common case (a run without secrets): no task group to pay for.
+            # The common case (no secrets, no log cap): no task group to pay for.
             timed_out, code = await self._watch(attempt, spec, on_started)
         else:
             async with anyio.create_task_group() as tg:
@@ -463,9 +486,7 @@ class LocalExecutor:
                 tg.cancel_scope.cancel()
         result = ProcessResult(exit_code=code, timed_out=timed_out)
         if not timed_out and code is not None and code >= 0:
-            result = _with_outputs(result, attempt.output_path)
-        with contextlib.suppress(OSError):
-            attempt.output_path.unlink()
+            result = _with_outputs(result, attempt.output)
         return result
 
     async def _watch(
@@ -504,11 +525,30 @@ class LocalExecutor:
         await attempt.stop_stragglers(spec.kill_grace)
         return timed_out
 
-    def _output_path(self) -> Path:
-        if self._outdir is None:
-            self._outdir = Path(tempfile.mkdtemp(prefix="planrun-outputs-"))
-        self._spawned += 1
-        return self._outdir / f"{self._spawned}.env"
+    def _open_files(self, spec: AttemptSpec) -> _Files | ProcessResult:
+        """The attempt's outputs file, log and (masking or a cap) pump; or, if one
+        cannot be made safely, the failed result saying why."""
+        try:
+            output = self._outputs.create()
+        except OSError as exc:
+            return ProcessResult(exit_code=None, error=f"cannot create $PLANRUN_OUTPUT: {exc}")
+        try:
+            log_fd = open_log(spec.log_path).fd
+        except OSError as exc:
+            output.remove()
+            return ProcessResult(exit_code=None, error=str(exc))
+        if not spec.masker and spec.max_log_bytes is None:
+            return _Files(output, log_fd, log_fd, None)
+        try:
+            pipe_read, out_fd = os.pipe2(os.O_CLOEXEC)
+        except OSError as exc:
+            os.close(log_fd)
+            output.remove()
+            return ProcessResult(exit_code=None, error=f"cannot create the output pipe: {exc}")
+        os.set_blocking(pipe_read, False)
+        return _Files(
+            output, log_fd, out_fd, _Pump(pipe_read, log_fd, spec.masker, spec.max_log_bytes)
+        )
 
     def _spawn(self, spec: AttemptSpec) -> _Attempt | ProcessResult:
         env = dict(os.environ)
@@ -520,19 +560,11 @@ class LocalExecutor:
         name, _, value = tag.decode().partition("=")
         env[name] = value
         env[RUN_TREE] = child_tree(os.environ.get(RUN_TREE), value)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        try:
-            output_path = self._output_path()
-            log_fd = os.open(spec.log_path or os.devnull, flags, 0o600)
-        except OSError as exc:
-            return ProcessResult(exit_code=None, error=f"cannot create the attempt's files: {exc}")
-        env["PLANRUN_OUTPUT"] = str(output_path)
-        out_fd = log_fd
-        pump = None
-        if spec.masker:
-            pipe_read, out_fd = os.pipe2(os.O_CLOEXEC)
-            os.set_blocking(pipe_read, False)
-            pump = _Pump(pipe_read, log_fd, spec.masker)
+        files = self._open_files(spec)
+        if isinstance(files, ProcessResult):
+            return files
+        env.update(files.output.env)
+        log_fd, out_fd, pump = files.log_fd, files.out_fd, files.pump
         read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             proc = subprocess.Popen(
@@ -552,10 +584,9 @@ class LocalExecutor:
                 message = spec.masker.text(message)
             os.write(log_fd, f"planrun: {message}\n".encode())
             if pump is not None:
-                os.close(pipe_read)
+                pump.discard()
                 pump = None  # the log fd is closed below, not by the pump
-            with contextlib.suppress(OSError):
-                output_path.unlink()
+            files.output.remove()
             return ProcessResult(exit_code=None, error=message)
         finally:
             os.close(write_end)
@@ -563,21 +594,21 @@ class LocalExecutor:
                 os.close(out_fd)
             if pump is None:
                 os.close(log_fd)
-        return _Attempt(proc, read_end, tag, output_path, pump)
+        return _Attempt(proc, read_end, tag, files.output, pump)
 
 
 _FD_ERRORS = (errno.EMFILE, errno.ENFILE)
 _FD_ERROR_TEXTS = tuple(os.strerror(e) for e in _FD_ERRORS)
 
 
-def attempt_capacity(wanted: int, masked: bool) -> tuple[int, int]:
+def attempt_capacity(wanted: int, pumped: bool) -> tuple[int, int]:
     """How many attempts (at most ``wanted``) fit in the open-file limit, and the limit.
 
     The soft ``RLIMIT_NOFILE`` is raised first as far as ``wanted`` attempts need, at
     most to the hard limit: not further, because steps inherit it and some programs
     misbehave with a huge soft limit (``select()``, closing every possible fd).
     """
-    per_attempt = FDS_PER_ATTEMPT if masked else FDS_PER_ATTEMPT // 2
+    per_attempt = FDS_PER_PUMPED_ATTEMPT if pumped else FDS_PER_ATTEMPT
     in_use = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 16
     need = in_use + FDS_RESERVE + per_attempt * wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -617,20 +648,22 @@ def _out_of_fds(started: _Attempt | ProcessResult) -> bool:
     )
 
 
-def _with_outputs(result: ProcessResult, path: Path) -> ProcessResult:
+@dataclass(frozen=True, slots=True)
+class _Files:
+    """An attempt's open files: its log fd, the fd its output goes to (the log, or a
+    pipe into ``pump``) and its outputs file."""
+
+    output: OutputFile
+    log_fd: int
+    out_fd: int
+    pump: _Pump | None
+
+
+def _with_outputs(result: ProcessResult, output: OutputFile) -> ProcessResult:
     """``result`` with what the attempt wrote to ``$PLANRUN_OUTPUT``."""
     try:
-        with open(path, "rb") as f:
-            # Measure first (the error states the real size) and never read more
-            # than the limit: a step may have written gigabytes.
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_OUTPUT_BYTES:
-                raise too_large(size)
-            data = f.read(MAX_OUTPUT_BYTES + 1)
-        outputs = parse_outputs(data)
-    except FileNotFoundError:
-        outputs = {}  # the step wrote nothing
-    except (OSError, OutputError) as exc:
+        outputs = output.read()
+    except OutputError as exc:
         return ProcessResult(result.exit_code, result.timed_out, result.error, None, str(exc))
     return ProcessResult(result.exit_code, result.timed_out, result.error, outputs)
 
