@@ -5,6 +5,7 @@ missing log file is a message naming it with exit 1, not silence."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -143,3 +144,26 @@ def test_a_missing_log_file_is_an_error_naming_it(tmp_path: Path, one_step: bool
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"the log of step 'big' is missing: {gone}" in result.stderr
     assert result.stdout == ("" if one_step else "[small] small\n")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_logs_never_follows_a_link_or_blocks_on_a_fifo(tmp_path: Path, kind: str) -> None:
+    """Something other than the file planrun wrote at a log path (a step can plant a
+    link or a FIFO there): `logs` names it and exits 1, without printing the link's
+    target and without blocking on the FIFO; the other steps' logs are still printed."""
+    state = _finished_run(tmp_path)
+    log = _log(state, "big")
+    log.unlink()
+    if kind == "symlink":
+        target = tmp_path / "private.txt"
+        target.write_text("not a log\n")
+        log.symlink_to(target)
+        what = "a symbolic link"
+    else:
+        os.mkfifo(log)
+        what = "not a regular file"
+    result = planrun("logs", RUN_ID, "--state-dir", state, cwd=tmp_path, timeout=30)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"the log of step 'big' is {what}" in result.stderr
+    assert "not a log" not in result.stdout
+    assert result.stdout == "[small] small\n"

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import os
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -322,17 +324,21 @@ class _Tail:
         self.partial = b""
         #: Whether the next byte written starts a line (gets the prefix).
         self.at_line_start = True
-        self.missing = False
+        #: Why the log cannot be read (gone, or not a regular file), or None.
+        self.problem: str | None = None
         self.reported = False
+
+    @property
+    def missing(self) -> bool:
+        return self.problem is not None
 
     def pump(self, final: bool = False) -> None:
         """Write what was added since the last call (``final``: to the end, a last
         line without a newline included). A missing file sets ``missing``."""
         out = sys.stdout.buffer
-        try:
-            f = open(self.path, "rb")  # noqa: SIM115 - closed below, read in chunks
-        except FileNotFoundError:
-            self.missing = True
+        f = open_log(self.path)
+        if isinstance(f, str):
+            self.problem = f
             return
         with f:
             f.seek(self.offset)
@@ -364,13 +370,32 @@ class _Tail:
         self.at_line_start = data.endswith(b"\n")
 
 
+def open_log(path: str) -> BinaryIO | str:
+    """The log file at ``path`` opened for reading, or why it cannot be read.
+
+    Never follows a symbolic link and never blocks (a FIFO or a device planted at a
+    log path, by a step of the run, is refused): only a regular file is read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link, not a log file planrun wrote: not read"
+        return f"cannot be read: {exc.strerror}"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return "not a regular file, not a log planrun wrote: not read"
+    return os.fdopen(fd, "rb")
+
+
 def tail_offset(path: str, lines: int) -> int:
     """Where the last ``lines`` lines of the file at ``path`` begin, found by reading
     backwards from the end in blocks (a last line without a newline counts); 0 if the
     file has fewer lines, or is missing (the caller reports that)."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
+    f = open_log(path)
+    if isinstance(f, str):
         return 0
     with f:
         end = pos = f.seek(0, os.SEEK_END)
@@ -463,10 +488,12 @@ async def _logs(
 
 
 def _report_missing(tail: _Tail, step_id: str) -> None:
-    """Say once that a log file is gone (deleted since its attempt ran)."""
-    if tail.missing and not tail.reported:
+    """Say once that a log file cannot be read (deleted since its attempt ran, or
+    something else than the file planrun wrote is at its path)."""
+    if tail.problem is not None and not tail.reported:
         err_console().print(
-            f"planrun: the log of step '{step_id}' is missing: {tail.path} (deleted?)",
+            f"planrun: the log of step '{step_id}' is {tail.problem}: {tail.path}"
+            + (" (deleted?)" if tail.problem == "missing" else ""),
             markup=False,
         )
         tail.reported = True
