@@ -63,7 +63,7 @@ PATH_VARIABLES = frozenset({"PLAN_DIR"})
 # How each event field is masked. Every field of every event type is in exactly one
 # of these sets (tests/unit/test_masking.py checks it), so a new field is a decision.
 #: Free text (messages): masked.
-EVENT_TEXT_FIELDS = frozenset({"reason", "error"})
+EVENT_TEXT_FIELDS = frozenset({"reason", "error", "warning"})
 #: Maps of names to free text: values masked (``variables``: except PATH_VARIABLES);
 #: keys are variable names from the plan and stay. ``outputs`` keys are written by a
 #: step, so a key that holds a secret is masked too (and listed in ``masked_outputs``).
