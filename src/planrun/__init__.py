@@ -29,6 +29,7 @@ from .events import (
     RunStarted,
     StepFinished,
 )
+from .exitcodes import ExitCode
 from .model import AttemptState, OnFailure, Plan, RunState, Step, StepState, When
 from .plan import load_plan, validate
 
@@ -41,6 +42,7 @@ __all__ = [
     "AttemptState",
     "ConcurrencyCapped",
     "Event",
+    "ExitCode",
     "HelperError",
     "LockAcquired",
     "LockConflict",

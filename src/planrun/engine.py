@@ -48,6 +48,7 @@ from .events import (
     StepInfo,
     utc_now,
 )
+from .exitcodes import ExitCode
 from .masking import Masker
 from .model import AttemptState, OnFailure, RunState, StepState, When
 from .plan import ResolvedStep
@@ -60,7 +61,12 @@ __all__ = ["Engine", "EngineConfig", "Outcome"]
 _CLEANUP_RULES = (When.ALL_DONE, When.ONE_FAILED)
 _DONE_OK = (StepState.SUCCEEDED, StepState.SKIPPED)
 
-EXIT_OK, EXIT_FAILED, EXIT_DEADLINE, EXIT_CANCELLED = 0, 1, 124, 130
+EXIT_OK, EXIT_FAILED, EXIT_DEADLINE, EXIT_CANCELLED = (
+    ExitCode.OK,
+    ExitCode.FAILED,
+    ExitCode.DEADLINE,
+    ExitCode.CANCELLED,
+)
 
 
 @dataclass(frozen=True, slots=True)

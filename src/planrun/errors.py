@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from .exitcodes import ExitCode
+
 __all__ = [
     "HelperError",
     "LockConflict",
@@ -57,13 +59,13 @@ class Problem(msgspec.Struct, frozen=True):
 class PlanrunError(Exception):
     """Root of every error planrun raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.FAILED
 
 
 class PlanError(PlanrunError):
     """The plan cannot run: every problem found is in ``problems``."""
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID
 
     def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
         self.problems = tuple(problems)
@@ -78,23 +80,23 @@ class LockConflict(PlanrunError):
     """The plan's lock is held by another live run (``on_lock_conflict: fail``), or
     could not be had within ``lock_timeout_sec``."""
 
-    exit_code = 3
+    exit_code = ExitCode.LOCKED
 
 
 class UsageError(PlanrunError):
     """The caller passed something unusable (a malformed --var, an invalid run id)."""
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID
 
 
 class StoreError(PlanrunError):
     """The run store failed: the database could not be opened, read or written."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
 
 
 class HelperError(PlanrunError):
     """A process planrun needs beside the steps (the watchdog) could not be started;
     the run is recorded ``failed`` before any step starts."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED

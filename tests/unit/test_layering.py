@@ -20,6 +20,7 @@ PURE_CORE = [
     "events",
     "state",
     "errors",
+    "exitcodes",
     "masking",
     "outputs",
     "resume",
