@@ -14,7 +14,7 @@ PYTHON = "3.11"
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff: lint rules (incl. ASYNC) and formatting."""
-    session.install("ruff>=0.6")
+    session.install("ruff>=0.17,<0.18")
     session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "bench", "noxfile.py")
 
@@ -22,7 +22,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, the tests and the benchmarks."""
-    session.install("mypy>=1.10", "types-PyYAML", "nox", "-e", ".[test]")
+    session.install("mypy>=2.4,<2.5", "types-PyYAML>=6.0,<7", "nox>=2026.10,<2027", "-e", ".[test]")
     session.run("mypy", "--strict")
 
 
