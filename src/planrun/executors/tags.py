@@ -1,0 +1,115 @@
+"""Mark every process of an attempt, and find those processes again through ``/proc``.
+
+A process group is not a containment boundary (a descendant that calls ``setsid()``
+leaves it), so every step process carries its attempt in its environment:
+``PLANRUN_RUN_ID``, ``PLANRUN_STEP_ID``, ``PLANRUN_ATTEMPT``, ``PLANRUN_ATTEMPT_TAG``
+(``run/step/attempt``) and ``PLANRUN_RUN_TREE`` (the attempts of the enclosing runs, so
+the steps of a planrun started inside a step are found too: see ``proc.RUN_TREE``).
+
+Contract: :func:`step_env` builds that environment and nothing else;
+:func:`tagged_processes`, :func:`processes_of_runs` and :class:`Scanner` only read
+``/proc`` (they never signal). A pid they return may have exited since, or been
+reused: callers that signal it first hold it by pidfd and check :func:`still_tagged`,
+or accept that risk only for a process that carried the tag a moment ago.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from ..ports import AttemptSpec
+from ..proc import RUN_TREE, child_tree, environments, runs_of, tree_of
+
+__all__ = [
+    "Scanner",
+    "Tagged",
+    "attempt_tag",
+    "processes_of_runs",
+    "step_env",
+    "still_tagged",
+    "tagged_processes",
+]
+
+_ATTEMPT_TAG = b"PLANRUN_ATTEMPT_TAG="
+
+
+def attempt_tag(run_id: str, step_id: str, attempt: int) -> bytes:
+    """The environment entry that marks every process of one attempt."""
+    return f"PLANRUN_ATTEMPT_TAG={run_id}/{step_id}/{attempt}".encode()
+
+
+def step_env(spec: AttemptSpec) -> tuple[dict[str, str], bytes]:
+    """The environment of an attempt's leader (planrun's own, then the step's, then
+    the markers above, which win), and the attempt's tag."""
+    env = dict(os.environ)
+    env.update(spec.env)
+    env["PLANRUN_RUN_ID"] = spec.run_id
+    env["PLANRUN_STEP_ID"] = spec.step_id
+    env["PLANRUN_ATTEMPT"] = str(spec.attempt)
+    tag = attempt_tag(spec.run_id, spec.step_id, spec.attempt)
+    name, _, value = tag.decode().partition("=")
+    env[name] = value
+    env[RUN_TREE] = child_tree(os.environ.get(RUN_TREE), value)
+    return env, tag
+
+
+def tagged_processes(tag: bytes) -> list[int]:
+    """Pids of live processes whose environment holds ``tag`` (a ``/proc`` scan)."""
+    return [pid for pid, environ in environments() if tag in environ]
+
+
+def processes_of_runs(run_ids: set[str]) -> list[int]:
+    """Pids of live processes that belong to one of ``run_ids``, as their own run or
+    as an ancestor (the steps of nested runs: see ``proc.RUN_TREE``)."""
+    return [pid for pid, environ in environments() if run_ids.intersection(runs_of(environ))]
+
+
+def still_tagged(pid: int, tag: bytes) -> bool:
+    """Does ``pid`` still carry ``tag`` (and not a reused pid)?"""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return tag in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """What one ``/proc`` scan found: pids by attempt tag, and by ancestor attempt."""
+
+    taken_at: float
+    by_tag: dict[bytes, list[int]]
+    by_ancestor: dict[str, list[int]]
+
+
+class Scanner:
+    """``/proc`` scans shared by the attempts being stopped at the same moment.
+
+    Cancelling a run stops every attempt at once; one scan of every process's
+    environment per attempt would be quadratic, so a scan taken at or after the
+    moment a caller asks about is reused.
+    """
+
+    def __init__(self) -> None:
+        self._last: Tagged | None = None
+
+    def since(self, moment: float) -> Tagged:
+        """A scan taken no earlier than ``moment`` (``time.monotonic()``)."""
+        if self._last is None or self._last.taken_at < moment:
+            self._last = self._scan()
+        return self._last
+
+    @staticmethod
+    def _scan() -> Tagged:
+        taken_at = time.monotonic()
+        by_tag: dict[bytes, list[int]] = {}
+        by_ancestor: dict[str, list[int]] = {}
+        for pid, environ in environments():
+            for item in environ:
+                if item.startswith(_ATTEMPT_TAG):
+                    by_tag.setdefault(item, []).append(pid)
+            for ancestor in tree_of(environ)[:-1]:
+                by_ancestor.setdefault(ancestor, []).append(pid)
+        return Tagged(taken_at, by_tag, by_ancestor)
