@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,11 @@ def test_start_up_sweep_leaves_a_live_nested_run_alone(tmp_path: Path) -> None:
     try:
         assert wait_until(lambda: _inner_running(state, inner_id), 30)
         assert wait_until(lambda: len(_pids_naming(inner_id)) >= 12, 10)
-        before = set(_pids_naming(outer_id, inner_id))
+        # Only processes that last: a subshell such as `(setsid sleep 300 &)` exits by
+        # itself right after starting, and must not count as swept.
+        first = set(_pids_naming(outer_id, inner_id))
+        time.sleep(1.0)
+        before = first & set(_pids_naming(outer_id, inner_id))
         other = write_json(
             tmp_path / "other.json", {"plan_id": "other", "steps": [{"id": "a", "command": "true"}]}
         )
