@@ -51,7 +51,7 @@ from .events import (
 from .exitcodes import ExitCode
 from .masking import Masker
 from .model import AttemptState, OnFailure, RunState, StepState, When
-from .plan import ResolvedStep
+from .plan import ArgBinding, ResolvedStep
 from .ports import AttemptSpec, EventSink, Executor, ProcessResult
 from .resume import PriorStep
 from .subst import StepRef
@@ -433,9 +433,10 @@ class Engine:
         masker = self._cfg.masker
         if not masker:
             return None
-        for kind, key, pieces in rs.late:
-            if kind == "argv" and isinstance(key, int) and masker.text(argv[key]) != argv[key]:
-                refs = ", ".join(p.text for p in pieces if isinstance(p, StepRef))
+        for late in rs.late:
+            key = late.index if isinstance(late, ArgBinding) else None
+            if key is not None and masker.text(argv[key]) != argv[key]:
+                refs = ", ".join(p.text for p in late.pieces if isinstance(p, StepRef))
                 where = "command" if key == 0 else f"args[{key - 1}]"
                 return (
                     f"warning: {refs} holds a secret and is put on the command line "

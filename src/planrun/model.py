@@ -2,7 +2,7 @@
 
 Field names follow the original design so existing plans keep working. Constraints
 that msgspec can express live here; the cross-field and cross-step checks live in
-``plan.py``. This module is pure data: no I/O.
+the ``plan`` package. This module is pure data: no I/O.
 """
 
 from __future__ import annotations

@@ -1,0 +1,293 @@
+"""The checks of a decoded plan: ids and dependencies, values, step references.
+
+Each check returns the problems it found (empty when none) and never raises; the
+variable and secret rules are in :mod:`.variables`. Every template (a string that
+takes ``${...}``) is parsed once, into a :class:`Template`, and the rules share it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from .. import graph, subst
+from ..errors import Problem
+from ..model import VAR_NAME_PATTERN, Plan, Step
+from .text import shown
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "VAR_NAME",
+    "Indexed",
+    "Template",
+    "check_graph",
+    "check_values",
+    "check_step_refs",
+    "envs",
+    "parsed_templates",
+    "templates",
+]
+
+#: Variables planrun defines itself (they may not be declared or passed).
+BUILTIN_VARIABLES = ("PLAN_DIR",)
+VAR_NAME = re.compile(VAR_NAME_PATTERN)
+
+#: The steps that decoded, with their position in ``steps``.
+Indexed = Sequence[tuple[int, Step]]
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A string that takes ``${...}`` and holds a ``$``: where it is and what it uses."""
+
+    path: str
+    #: The step it belongs to (None: it is in ``globals``).
+    step_id: str | None
+    #: The variables it refers to, in order, repeats kept.
+    names: tuple[str, ...]
+    #: The step references it holds, in order, repeats kept.
+    refs: tuple[subst.StepRef, ...]
+    #: Why it is malformed (then ``names`` and ``refs`` are empty), else None.
+    error: str | None = None
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+def templates(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, str | None, str]]:
+    """Every string that takes ``${...}``: (path, step id, template)."""
+    for key, value in plan.globals.env.items():
+        yield f"$.globals.env.{key}", None, value
+    if plan.globals.cwd is not None:
+        yield "$.globals.cwd", None, plan.globals.cwd
+    for path, template in plan.globals.lock_templates():
+        yield path, None, template
+    for i, step in indexed:
+        base = f"$.steps[{i}]"
+        yield f"{base}.command", step.id, step.command
+        for j, arg in enumerate(step.args):
+            yield f"{base}.args[{j}]", step.id, arg
+        for key, value in step.env.items():
+            yield f"{base}.env.{key}", step.id, value
+        if step.cwd is not None:
+            yield f"{base}.cwd", step.id, step.cwd
+
+
+def parsed_templates(plan: Plan, indexed: Indexed) -> list[Template]:
+    """The templates that can refer to anything (they hold a ``$``), parsed once."""
+    return [_parse(path, sid, text) for path, sid, text in templates(plan, indexed) if "$" in text]
+
+
+def _parse(path: str, sid: str | None, text: str) -> Template:
+    try:
+        pieces = subst.parse(text)
+    except subst.SubstError as exc:
+        return Template(path, sid, (), (), str(exc))
+    names = tuple(p.name for p in pieces if isinstance(p, subst.Ref))
+    refs = tuple(p for p in pieces if isinstance(p, subst.StepRef))
+    return Template(path, sid, names, refs)
+
+
+# --- ids and dependencies ------------------------------------------------------------
+
+
+def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list[Problem]:
+    """Duplicate ids, self/unknown dependencies and cycles.
+
+    ``ids`` are the raw ids of every step (None where a step has no usable one) and
+    ``steps`` the decoded steps (None where a step did not decode), by position.
+    """
+    problems, first = _duplicate_ids(ids)
+    deps: dict[str, list[str]] = {}
+    known = list(first)
+    for i, step in enumerate(steps):
+        if step is None:
+            continue
+        problems += _check_depends_on(i, step, first, known)
+        if first.get(step.id) == i:
+            deps[step.id] = [d for d in step.depends_on if d != step.id]
+    return problems + _check_cycles(deps, first)
+
+
+def _duplicate_ids(ids: Sequence[str | None]) -> tuple[list[Problem], dict[str, int]]:
+    """Problems for ids used twice, and where each id is first used."""
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for i, sid in enumerate(ids):
+        if sid is None:
+            continue
+        if sid in first:
+            problems.append(
+                Problem(
+                    f"$.steps[{i}].id",
+                    f"duplicate step id '{sid}' (first used at $.steps[{first[sid]}])",
+                    sid,
+                    "give every step a unique id",
+                )
+            )
+        else:
+            first[sid] = i
+    return problems, first
+
+
+def _check_depends_on(
+    i: int, step: Step, first: Mapping[str, int], known: Sequence[str]
+) -> list[Problem]:
+    """A step's dependencies on itself, on unknown steps, or listed twice."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for j, dep in enumerate(step.depends_on):
+        where = f"$.steps[{i}].depends_on[{j}]"
+        if dep == step.id:
+            problems.append(Problem(where, "a step cannot depend on itself", step.id, "remove it"))
+        elif dep not in first:
+            close = difflib.get_close_matches(dep, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "check the step ids"
+            problems.append(Problem(where, f"unknown dependency '{dep}'", step.id, hint))
+        elif dep in seen:
+            problems.append(Problem(where, f"'{dep}' is listed twice", step.id, "remove one", True))
+        seen.add(dep)
+    return problems
+
+
+def _check_cycles(deps: Mapping[str, list[str]], first: Mapping[str, int]) -> list[Problem]:
+    problems: list[Problem] = []
+    for cycle in graph.find_cycles(deps):
+        if len(cycle) == 2 and cycle[0] == cycle[1]:
+            continue  # reported by _check_depends_on as a self-dependency
+        head = cycle[0]
+        problems.append(
+            Problem(
+                f"$.steps[{first[head]}].depends_on",
+                "dependency cycle: " + " -> ".join(cycle),
+                head,
+                "remove one of these dependencies",
+            )
+        )
+    return problems
+
+
+# --- values --------------------------------------------------------------------------
+
+
+def check_values(plan: Plan, indexed: Indexed) -> list[Problem]:
+    """Bad variable names, bad env names, empty or shell-like commands, NUL bytes."""
+    return [
+        *_bad_variable_names(plan),
+        *_bad_env_names(plan, indexed),
+        *_check_commands(indexed),
+        *_nul_bytes(plan, indexed),
+    ]
+
+
+def _bad_variable_names(plan: Plan) -> list[Problem]:
+    return [
+        Problem(
+            f"$.variables.{shown(name)}",
+            f"invalid variable name '{shown(name)}'",
+            hint="use letters, digits and '_' (not starting with a digit); "
+            f"{', '.join(BUILTIN_VARIABLES)} is built in",
+        )
+        for name in plan.variables
+        if not VAR_NAME.match(name) or name in BUILTIN_VARIABLES
+    ]
+
+
+Env = tuple[str, str | None, dict[str, str]]
+
+
+def envs(plan: Plan, indexed: Indexed) -> list[Env]:
+    """Every ``env`` object of the plan: (path, step id, env)."""
+    found: list[Env] = [("$.globals.env", None, plan.globals.env)]
+    found += [(f"$.steps[{i}].env", s.id, s.env) for i, s in indexed]
+    return found
+
+
+def _bad_env_names(plan: Plan, indexed: Indexed) -> list[Problem]:
+    return [
+        Problem(f"{base}.{key}", f"invalid environment variable name {key!r}", sid)
+        for base, sid, env in envs(plan, indexed)
+        for key in env
+        if not key or "=" in key or "\0" in key
+    ]
+
+
+def _check_commands(indexed: Indexed) -> list[Problem]:
+    """Empty commands, and commands that look like a shell line (a warning)."""
+    problems: list[Problem] = []
+    for i, step in indexed:
+        if not step.command.strip():
+            problems.append(
+                Problem(f"$.steps[{i}].command", "empty command", step.id, "name a program")
+            )
+        elif " " in step.command.strip() and "$" not in step.command:
+            first_word = step.command.split()[0]
+            problems.append(
+                Problem(
+                    f"$.steps[{i}].command",
+                    f"command {step.command!r} contains a space; planrun runs no shell",
+                    step.id,
+                    f"put the program in 'command' ({first_word!r}) and the rest in 'args'",
+                    warning=True,
+                )
+            )
+    return problems
+
+
+def _nul_bytes(plan: Plan, indexed: Indexed) -> list[Problem]:
+    return [
+        Problem(path, "contains a NUL byte", sid, "remove it")
+        for path, sid, template in templates(plan, indexed)
+        if "\0" in template
+    ]
+
+
+# --- step references -----------------------------------------------------------------
+
+
+def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Problem]:
+    """``${steps.ID...}``: only in a step's args/env/cwd, naming an ancestor."""
+    problems: list[Problem] = []
+    deps = {s.id: s.depends_on for _, s in indexed}
+    ids = list(deps)
+    for template in parsed:
+        refs = list(dict.fromkeys(template.refs))
+        if not refs:
+            continue
+        sid = template.step_id
+        if sid is None or template.path.endswith(".command"):
+            problems.append(
+                Problem(
+                    template.path,
+                    f"'{refs[0].text}': a step's results can be used only in the args, env "
+                    "and cwd of a later step",
+                    sid,
+                )
+            )
+            continue
+        above = graph.ancestors(deps, sid)
+        problems += [
+            _not_an_ancestor(template.path, sid, ref, deps, ids)
+            for ref in refs
+            if ref.step_id not in above
+        ]
+    return problems
+
+
+def _not_an_ancestor(
+    path: str, sid: str, ref: subst.StepRef, deps: Collection[str], ids: Sequence[str]
+) -> Problem:
+    """Why step ``sid`` cannot use ``ref`` (whose step is not one of its ancestors)."""
+    hint: str | None
+    if ref.step_id == sid:
+        message, hint = f"'{ref.text}' refers to the step itself", None
+    elif ref.step_id not in deps:
+        close = difflib.get_close_matches(ref.step_id, ids, n=1)
+        message = f"'{ref.text}' names an unknown step '{ref.step_id}'"
+        hint = f"did you mean '{close[0]}'?" if close else "check the step ids"
+    else:
+        message = f"'{ref.text}': step '{ref.step_id}' is not an ancestor of '{sid}'"
+        hint = f"add '{ref.step_id}' to depends_on, so it finishes first"
+    return Problem(path, message, sid, hint)

@@ -1,0 +1,295 @@
+"""Reading plan files: JSON, YAML or TOML text into plain Python data, within limits.
+
+Syntax errors are located by ``line:column``; the limits (README "Limits") are checked
+before anything recurses into the data, so that no input ends in a RecursionError, a
+MemoryError or a conversion error. The only module of the plan package that does I/O:
+:func:`read_document` reads the file it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Hashable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import PlanError, Problem
+from .text import encodable, shown
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "MAX_PLAN_BYTES",
+    "MAX_VALUES",
+    "check_limits",
+    "duplicate_keys",
+    "parse_document",
+    "read_document",
+]
+
+#: Limits of a plan document (README "Limits").
+MAX_PLAN_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64  # levels of nested arrays/objects, the top-level object being level 1
+MAX_VALUES = 1_000_000  # strings, numbers, arrays, ... counted over the whole document
+MAX_INT_DIGITS = 4300  # Python's own limit for int <-> str conversion
+_INT_BOUND = 10**MAX_INT_DIGITS
+_MAX_DOCUMENT_PROBLEMS = 20  # enough to act on; a million of them helps nobody
+_SPLIT = "split it into smaller plans"
+_UNENCODABLE = "contains a lone surrogate (such as \\ud800), which is not valid UTF-8"
+_FIX_TEXT = "remove it or write the character it was meant to be"
+
+
+class _DupKeys(dict[str, Any]):
+    """A JSON object that saw the same key more than once (``dups`` lists them)."""
+
+    dups: list[str]
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    dups = _DupKeys(pairs)
+    # Counter, not keys.count: a huge object with one repeated key stays linear. key=str:
+    # YAML keys may be numbers and strings at once.
+    dups.dups = sorted((k for k, n in Counter(k for k, _ in pairs).items() if n > 1), key=str)
+    return dups
+
+
+class _YamlValueError(Exception):
+    """A YAML scalar that Python could not convert, at ``(line, column)``."""
+
+    def __init__(self, at: tuple[int, int], cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.at = at
+        self.cause = cause
+
+
+def _yaml_loader() -> type[Any]:
+    """A ``SafeLoader`` whose mappings report duplicate keys, as JSON ones do."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            # A scalar Python cannot convert (a 5,000-digit int, February 30th) raises
+            # ValueError without a position: give it the node's.
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, OverflowError) as exc:
+                mark = node.start_mark
+                raise _YamlValueError((mark.line + 1, mark.column + 1), exc) from None
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+        loader.flatten_mapping(node)
+        pairs = loader.construct_pairs(node, deep=True)
+        for key, _ in pairs:
+            if not isinstance(key, Hashable):  # "? [a, b]: c" is valid YAML
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    "found a key that is a list or an object",
+                    node.start_mark,
+                )
+        return _pairs_hook(pairs)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
+def _syntax(source: str, line: int, col: int, message: str, hint: str) -> PlanError:
+    return PlanError([Problem(f"{line}:{col}", f"syntax error: {message}", hint=hint)], source)
+
+
+def _beyond_limit(source: str, at: tuple[int, int], message: str, hint: str) -> PlanError:
+    """A document the parser could not finish (too deep, a number Python cannot convert),
+    located by ``line:column`` when ``at`` knows it (``(0, 0)``: it does not)."""
+    path = f"{at[0]}:{at[1]}" if at != (0, 0) else "$"
+    return PlanError([Problem(path, message, hint=hint)], source)
+
+
+def read_document(path: str | os.PathLike[str]) -> Any:
+    """Read a plan file into plain Python data (JSON, YAML or TOML by extension).
+
+    Raises :class:`PlanError` for a missing or unreadable file or a syntax error
+    (located by ``line:column``).
+    """
+    p = Path(path)
+    # Printable however it was spelled (an API caller may pass "\ud800.json").
+    source = str(p).encode("utf-8", "backslashreplace").decode("utf-8")
+    if source != str(p):  # the run store records the path: it must be text
+        raise PlanError(
+            [Problem("$", "the plan file's path is not valid UTF-8", hint="rename the file")],
+            source,
+        )
+    try:
+        with p.open("rb") as file:
+            data = file.read(MAX_PLAN_BYTES + 1)  # never more: /dev/zero is a "file" too
+        if len(data) > MAX_PLAN_BYTES:
+            raise PlanError([_too_big()], source)
+        text = data.decode("utf-8")
+    except FileNotFoundError:
+        raise PlanError(
+            [Problem("$", f"plan file not found: {source}", hint="check the path")], source
+        ) from None
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        why = shown(exc, 1000) if str(exc) else type(exc).__name__
+        raise PlanError([Problem("$", f"cannot read plan file: {why}")], source) from None
+    return parse_document(text, p.suffix.lower(), source)
+
+
+def parse_document(text: str, suffix: str = ".json", source: str = "<plan>") -> Any:
+    """Parse plan text; ``suffix`` (``.json``, ``.yaml``/``.yml``, ``.toml``) picks the format.
+
+    Raises :class:`PlanError` for a syntax error, a document over ``MAX_PLAN_BYTES``,
+    nesting the parser cannot follow, or a number Python cannot convert.
+    """
+    if len(text) > MAX_PLAN_BYTES:  # characters, not bytes: cheap, and enough here
+        raise PlanError([_too_big()], source)
+    try:
+        return _parse(text, suffix, source)
+    except RecursionError:
+        deep = f"nested deeper than {MAX_DEPTH} levels"
+        raise _beyond_limit(source, _deep_at(text), deep, _FLATTEN) from None
+    except (ValueError, OverflowError) as exc:  # JSON/TOML numbers Python cannot convert
+        message, hint = _conversion_message(exc)
+        raise _beyond_limit(source, _long_int_at(text), message, hint) from None
+
+
+def _too_big() -> Problem:
+    return Problem(
+        "$",
+        f"the plan is larger than {MAX_PLAN_BYTES // 2**20} MiB",
+        hint=_SPLIT,
+    )
+
+
+_TOO_LONG_INT = f"an integer with more than {MAX_INT_DIGITS} digits"
+_FLATTEN = f"use at most {MAX_DEPTH} levels of nested arrays and objects"
+_LONG_INT = re.compile(rf"[0-9_]{{{MAX_INT_DIGITS + 1},}}")
+_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"' + r"|'[^'\n]*'|[\[\]{}]")
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _deep_at(text: str) -> tuple[int, int]:
+    """Where brackets first nest deeper than ``MAX_DEPTH`` (quoted strings skipped);
+    ``(0, 0)`` when they never do (deep YAML block nesting, say)."""
+    depth = 0
+    for token in _BRACKETS.finditer(text):
+        kind = token[0]
+        if kind in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _line_col(text, token.start())
+        elif kind in "]}":
+            depth -= 1
+    return 0, 0
+
+
+def _long_int_at(text: str) -> tuple[int, int]:
+    """Where the first run of more than ``MAX_INT_DIGITS`` digits is, else ``(0, 0)``."""
+    found = _LONG_INT.search(text)
+    return _line_col(text, found.start()) if found else (0, 0)
+
+
+def _conversion_message(exc: BaseException) -> tuple[str, str]:
+    """A ValueError of a number or date conversion in planrun's words, and a hint."""
+    if "integer string conversion" in str(exc):
+        return _TOO_LONG_INT, "quote it to make it a string"
+    return f"cannot convert this value: {exc}", "fix the value or quote it"
+
+
+def _parse(text: str, suffix: str, source: str) -> Any:
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+        except _YamlValueError as exc:
+            raise _beyond_limit(source, exc.at, *_conversion_message(exc.cause)) from None
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            raise _syntax(source, line, col, str(exc.problem), "fix the YAML syntax") from None
+        except yaml.YAMLError as exc:
+            raise _syntax(source, 0, 0, str(exc), "fix the YAML syntax") from None
+    if suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+            line, col = (int(found[1]), int(found[2])) if found else (0, 0)
+            message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            raise _syntax(source, line, col, message, "fix the TOML syntax") from None
+    try:
+        return json.loads(text, object_pairs_hook=_pairs_hook)
+    except json.JSONDecodeError as exc:
+        raise _syntax(
+            source, exc.lineno, exc.colno, exc.msg, "fix the JSON syntax (is a comma missing?)"
+        ) from None
+
+
+def check_limits(doc: Any) -> list[Problem]:
+    """The limits of parsed plan data, checked without recursion: nesting depth, number
+    of values, integer size, and strings (keys too) that cannot be encoded.
+
+    Runs before anything else looks at ``doc``: a recursive walk, msgspec, the store
+    and the terminal could each fail on such data with an exception of their own.
+    YAML aliases can make a small file a huge (or cyclic) tree: the value count and
+    the depth bound both.
+    """
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str, int]] = [(doc, "$", 1)]
+    seen = 0
+    while stack and len(problems) < _MAX_DOCUMENT_PROBLEMS:
+        node, path, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            problems.append(
+                Problem("$", f"the plan holds more than {MAX_VALUES:,} values", hint=_SPLIT)
+            )
+            break
+        if isinstance(node, str):
+            if not encodable(node):
+                problems.append(Problem(path, _UNENCODABLE, hint=_FIX_TEXT))
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not -_INT_BOUND < node < _INT_BOUND:
+                problems.append(Problem(path, _TOO_LONG_INT, hint="quote it to make it a string"))
+        elif isinstance(node, (dict, list, tuple, set, frozenset)):
+            if depth > MAX_DEPTH:
+                problems.append(
+                    Problem(path, f"nested deeper than {MAX_DEPTH} levels", hint=_FLATTEN)
+                )
+                continue
+            children: list[tuple[Any, str, int]] = []
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    where = f"{path}.{shown(key)}"
+                    if isinstance(key, str) and not encodable(key):
+                        problems.append(Problem(where, "the key " + _UNENCODABLE, hint=_FIX_TEXT))
+                    children.append((value, where, depth + 1))
+            else:
+                children = [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
+            stack.extend(reversed(children))  # popped in document order
+    return problems
+
+
+def duplicate_keys(node: Any, path: str = "$") -> Iterator[tuple[str, str]]:
+    """(path, key) of every key that appears more than once in an object of ``node``
+    (parsed by this module; call after :func:`check_limits`: it recurses)."""
+    if isinstance(node, dict):
+        if isinstance(node, _DupKeys):
+            for key in node.dups:
+                yield f"{path}.{key}", key
+        for key, value in node.items():
+            yield from duplicate_keys(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from duplicate_keys(item, f"{path}[{i}]")

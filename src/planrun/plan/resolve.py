@@ -1,0 +1,223 @@
+"""Resolving a valid plan into ready-to-run steps: variables substituted, and the
+fields that use another step's results kept as typed late bindings. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import subst
+from ..model import Plan, Step
+
+__all__ = [
+    "ArgBinding",
+    "CwdBinding",
+    "EnvBinding",
+    "LateBinding",
+    "Pieces",
+    "ResolvedStep",
+    "parse_var",
+    "resolve_steps",
+    "resolve_variables",
+]
+
+#: A template with its variables substituted: literal text and step references.
+Pieces = tuple[str | subst.StepRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArgBinding:
+    """``argv[index]`` uses a step's results (index 0 is the command)."""
+
+    index: int
+    pieces: Pieces
+
+
+@dataclass(frozen=True, slots=True)
+class EnvBinding:
+    """The environment variable ``name`` uses a step's results."""
+
+    name: str
+    pieces: Pieces
+
+
+@dataclass(frozen=True, slots=True)
+class CwdBinding:
+    """The working directory uses a step's results (relative to the plan's directory)."""
+
+    pieces: Pieces
+
+
+#: Where a step reference is filled in when the step starts.
+LateBinding = ArgBinding | EnvBinding | CwdBinding
+
+
+def parse_var(text: str) -> tuple[str, str]:
+    """Split a ``NAME=VALUE`` command-line assignment (``ValueError`` without ``=``)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--var expects NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _stringify(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve_variables(
+    plan: Plan, given: Mapping[str, str], plan_dir: Path | None
+) -> dict[str, str]:
+    """Plan defaults overridden by ``given``, plus the built-in ``PLAN_DIR``."""
+    values = {k: _stringify(v) for k, v in plan.variables.items() if v is not None}
+    values.update(given)
+    values["PLAN_DIR"] = str(plan_dir or Path.cwd())
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedStep:
+    """A step with every variable substituted: what the executor is given.
+
+    ``env`` holds only what the plan adds (``globals.env``, step ``env``, variables);
+    the executor lays it over the caller's environment. Fields that use another step's
+    results (``${steps.ID...}``) are in ``late`` and filled in by :meth:`bind` when the
+    step starts; ``argv``/``env``/``cwd`` hold them unbound until then.
+    """
+
+    step: Step
+    index: int
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(repr=False)
+    cwd: str | None
+    timeout: float | None
+    late: tuple[LateBinding, ...] = ()
+    base_dir: Path | None = None
+    #: The step's ``max_log_bytes``, else the global one (None: logs are not capped).
+    max_log_bytes: int | None = None
+
+    @property
+    def step_refs(self) -> list[subst.StepRef]:
+        """The step references this step uses, once each, in order."""
+        refs = (p for late in self.late for p in late.pieces if isinstance(p, subst.StepRef))
+        return list(dict.fromkeys(refs))
+
+    def bind(
+        self, lookup: Callable[[subst.StepRef], str]
+    ) -> tuple[tuple[str, ...], dict[str, str], str | None]:
+        """argv, env and cwd with step references filled in by ``lookup`` (whose
+        errors propagate: a missing output must fail the step, not become "")."""
+        if not self.late:
+            return self.argv, self.env, self.cwd
+        argv, env, cwd = list(self.argv), dict(self.env), self.cwd
+        for late in self.late:
+            value = subst.render(late.pieces, lookup)
+            if isinstance(late, ArgBinding):
+                argv[late.index] = value
+            elif isinstance(late, EnvBinding):
+                env[late.name] = value
+            else:
+                cwd = str((self.base_dir or Path.cwd()) / value)
+        return tuple(argv), env, cwd
+
+
+def resolve_steps(
+    plan: Plan, values: Mapping[str, str], plan_dir: Path | None
+) -> list[ResolvedStep]:
+    """Substitute variables into every step (validate first: unknown names raise).
+
+    ``values`` are the variables and secrets; every one is also put in the step's
+    environment.
+    """
+    base = plan_dir or Path.cwd()
+    global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
+    return [
+        _resolve(plan, index, step, values, global_env, base)
+        for index, step in enumerate(plan.steps)
+    ]
+
+
+def _resolve(
+    plan: Plan,
+    index: int,
+    step: Step,
+    values: Mapping[str, str],
+    global_env: Mapping[str, str],
+    base: Path,
+) -> ResolvedStep:
+    late: list[LateBinding] = []
+    env = _resolve_env(step, values, global_env, late)
+    cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
+    cwd = _resolve_cwd(cwd_template, values, base, late)
+    argv = _resolve_argv(step, values, late)
+    timeout = step.timeout_sec
+    max_log_bytes = step.max_log_bytes
+    return ResolvedStep(
+        step=step,
+        index=index,
+        argv=argv,
+        env=env,
+        cwd=cwd,
+        timeout=timeout if timeout is not None else plan.globals.default_timeout_sec,
+        late=tuple(late),
+        base_dir=base,
+        max_log_bytes=max_log_bytes if max_log_bytes is not None else plan.globals.max_log_bytes,
+    )
+
+
+def _resolve_env(
+    step: Step, values: Mapping[str, str], global_env: Mapping[str, str], late: list[LateBinding]
+) -> dict[str, str]:
+    """``globals.env``, the step's ``env`` and then every variable (which win)."""
+    env = dict(global_env)
+    for key, template in step.env.items():
+        pieces = subst.partial(template, values)
+        text = _finished(pieces)
+        if text is None:
+            if key not in values:  # a variable of that name wins, as below
+                late.append(EnvBinding(key, pieces))
+            text = _placeholder(pieces)
+        env[key] = text
+    env.update(values)
+    return env
+
+
+def _resolve_cwd(
+    template: str | None, values: Mapping[str, str], base: Path, late: list[LateBinding]
+) -> str | None:
+    if template is None:
+        return None
+    pieces = subst.partial(template, values)
+    text = _finished(pieces)
+    if text is None:
+        late.append(CwdBinding(pieces))
+        return None
+    return str(base / text)
+
+
+def _resolve_argv(
+    step: Step, values: Mapping[str, str], late: list[LateBinding]
+) -> tuple[str, ...]:
+    argv: list[str] = []
+    for i, template in enumerate((step.command, *step.args)):
+        pieces = subst.partial(template, values)
+        text = _finished(pieces)
+        if text is None:
+            late.append(ArgBinding(i, pieces))
+            text = _placeholder(pieces)
+        argv.append(text)
+    return tuple(argv)
+
+
+def _finished(pieces: Pieces) -> str | None:
+    """The finished string, or None when ``pieces`` still holds step references."""
+    if len(pieces) == 1 and isinstance(pieces[0], str):
+        return pieces[0]
+    return None
+
+
+def _placeholder(pieces: Pieces) -> str:
+    """How an unbound field reads until the step starts (``--dry-run`` shows it)."""
+    return subst.render(pieces, lambda ref: ref.text)

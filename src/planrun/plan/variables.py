@@ -1,0 +1,250 @@
+"""The variable and secret rules of a decoded plan, one function each.
+
+``given`` are the variables passed in (``--var``, ``run_plan(variables=...)``) and
+``secrets`` the secret names passed besides the plan's own (``--secret``). Every rule
+returns the problems it found and never raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from .. import subst
+from ..errors import Problem
+from ..model import Plan, Step
+from .checks import BUILTIN_VARIABLES, VAR_NAME, Indexed, Template, envs
+from .text import encodable, shown
+
+__all__ = ["check_variables"]
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
+
+
+def check_variables(
+    plan: Plan,
+    indexed: Indexed,
+    parsed: Iterable[Template],
+    given: Mapping[str, str],
+    secrets: Collection[str] = (),
+) -> list[Problem]:
+    """Undefined or malformed references, required variables without a value, secrets
+    that clash, variables spliced into ``sh -c`` scripts, and shadowed env entries."""
+    defined = (
+        set(plan.variables) | set(given) | set(BUILTIN_VARIABLES) | set(plan.secrets) | set(secrets)
+    )
+    secret_names = set(plan.secrets) | set(secrets)
+    # By id, as the references are: of two steps sharing an id (an error of its own)
+    # the later one counts.
+    script_at = {s.id: _shell_script_index(s) for _, s in indexed}
+    return [
+        *_check_secrets(plan, given, secrets),
+        *_required_without_value(plan, given),
+        *_unusable_values(plan, given),
+        *_bad_given_names(given),
+        *_check_references(parsed, defined, secret_names, script_at),
+        *_check_shadowed_env(plan, indexed, defined),
+    ]
+
+
+def _check_secrets(plan: Plan, given: Mapping[str, str], secrets: Collection[str]) -> list[Problem]:
+    """Secret names that are invalid or clash with variables or built-ins."""
+    problems: list[Problem] = []
+    declared = [(f"$.secrets[{i}]", name) for i, name in enumerate(plan.secrets)]
+    declared += [(f"--secret {name}", name) for name in secrets if name not in plan.secrets]
+    for where, name in declared:
+        if not VAR_NAME.match(name):
+            problems.append(Problem(shown(where), f"invalid secret name '{shown(name)}'"))
+        elif name in BUILTIN_VARIABLES or name in plan.variables or name in given:
+            problems.append(
+                Problem(
+                    where,
+                    f"'{name}' is both a secret and a variable",
+                    hint="rename one of them: a secret's value never comes from --var",
+                )
+            )
+    return problems + _secret_in_lock_name(plan, set(plan.secrets) | set(secrets))
+
+
+def _secret_in_lock_name(plan: Plan, secret_names: Collection[str]) -> list[Problem]:
+    """Lock names are stored and shown in clear: no secret may feed one."""
+    problems: list[Problem] = []
+    for path, template in plan.globals.lock_templates():
+        with contextlib.suppress(subst.SubstError):
+            # dict.fromkeys: each secret once, in order of first use.
+            for name in dict.fromkeys(subst.references(template)):
+                if name in secret_names:
+                    problems.append(
+                        Problem(
+                            path,
+                            f"the lock name uses secret '{name}'",
+                            hint="lock names are stored and shown in clear: use a variable",
+                        )
+                    )
+    return problems
+
+
+def _required_without_value(plan: Plan, given: Mapping[str, str]) -> list[Problem]:
+    return [
+        Problem(
+            f"$.variables.{name}",
+            f"variable '{name}' has no default and no value",
+            hint=f"pass --var {name}=...",
+        )
+        for name, default in plan.variables.items()
+        if default is None and name not in given
+    ]
+
+
+def _unusable_values(plan: Plan, given: Mapping[str, str]) -> list[Problem]:
+    """Values (plan defaults, then the given ones) no program can be passed."""
+    values = {k: v for k, v in plan.variables.items() if isinstance(v, str)} | dict(given)
+    problems: list[Problem] = []
+    for name, value in values.items():
+        problem = _bad_value(name, value)
+        if problem is not None:
+            where = f"--var {shown(name)}" if name in given else f"$.variables.{name}"
+            hint = "remove it: it cannot be passed to a program or stored"
+            problems.append(Problem(where, problem, hint=hint))
+    return problems
+
+
+def _bad_value(name: str, value: Any) -> str | None:
+    """Why a variable's value cannot be passed to a program or stored, if it cannot.
+
+    Plan values were checked by :func:`.read.check_limits`; this is for ``--var`` and
+    ``run_plan(variables=...)``, whose undecodable bytes come as lone surrogates.
+    """
+    if not isinstance(value, str):
+        return f"variable '{shown(name)}' is a {type(value).__name__}, not a string"
+    if "\0" in value:
+        return f"variable '{shown(name)}' contains a NUL byte"
+    if not encodable(value):
+        return f"variable '{shown(name)}' is not valid UTF-8 (it holds a lone surrogate)"
+    return None
+
+
+def _bad_given_names(given: Mapping[str, str]) -> list[Problem]:
+    """Given names that are not names, or name a built-in."""
+    problems: list[Problem] = []
+    for name in given:
+        if not isinstance(name, str) or not VAR_NAME.match(name):
+            problems.append(
+                Problem(
+                    f"--var {shown(name)}",
+                    f"invalid variable name '{shown(name)}'",
+                    hint="use letters, digits and '_' (not starting with a digit)",
+                )
+            )
+        elif name in BUILTIN_VARIABLES:
+            problems.append(Problem(f"--var {name}", f"'{name}' is built in and cannot be set"))
+    return problems
+
+
+def _check_references(
+    parsed: Iterable[Template],
+    defined: Collection[str],
+    secret_names: Collection[str],
+    script_at: Mapping[str, int | None],
+) -> list[Problem]:
+    """The rules for each template's ``${NAME}`` references, template by template."""
+    problems: list[Problem] = []
+    for template in parsed:
+        if template.error is not None:
+            problems.append(Problem(template.path, template.error, template.step_id))
+            continue
+        problems += _undefined(template, defined)
+        spliced = _spliced_into_script(template, script_at)
+        if spliced is not None:
+            problems.append(spliced)
+        on_command_line = _secret_on_command_line(template, secret_names)
+        if on_command_line is not None:
+            problems.append(on_command_line)
+    return problems
+
+
+def _undefined(template: Template, defined: Collection[str]) -> list[Problem]:
+    return [
+        Problem(
+            template.path,
+            f"variable '{name}' is not defined",
+            template.step_id,
+            f'pass --var {name}=... or declare it under "variables" (or "secrets")',
+        )
+        for name in dict.fromkeys(template.names)
+        if name not in defined
+    ]
+
+
+def _spliced_into_script(template: Template, script_at: Mapping[str, int | None]) -> Problem | None:
+    """A warning for ``${NAME}`` in the script of ``sh -c SCRIPT``."""
+    sid = template.step_id
+    index = script_at.get(sid) if sid is not None else None
+    if not template.names or index is None or not template.path.endswith(f".args[{index}]"):
+        return None
+    first = template.names[0]
+    return Problem(
+        template.path,
+        f"'${{{first}}}' is spliced into a shell script: a value with quotes or "
+        "';' would run as code",
+        sid,
+        f'use "${first}" instead (every variable is in the step\'s environment)',
+        warning=True,
+    )
+
+
+def _secret_on_command_line(template: Template, secret_names: Collection[str]) -> Problem | None:
+    """A warning for a secret in argv, which other local users can read."""
+    path = template.path
+    if ".args[" not in path and not path.endswith(".command"):
+        return None
+    secret = next((n for n in template.names if n in secret_names), None)
+    if secret is None:
+        return None
+    return Problem(
+        path,
+        f"secret '{secret}' is put on a command line, which other local users can read (ps, /proc)",
+        template.step_id,
+        f'read it from the environment instead ("${secret}" in a script)',
+        warning=True,
+    )
+
+
+def _shell_script_index(step: Step) -> int | None:
+    """Index in ``args`` of the script of ``sh -c SCRIPT`` (None if not such a step)."""
+    if os.path.basename(step.command) not in _SHELLS:
+        return None
+    takes_value = False
+    for j, arg in enumerate(step.args):
+        if takes_value:  # the value of -o/-O (e.g. "-o pipefail")
+            takes_value = False
+            continue
+        if arg == "--" or not arg.startswith(("-", "+")) or len(arg) < 2:
+            return None
+        if arg.startswith("--"):
+            continue  # long options such as --norc take no value
+        letters = arg[1:]
+        if "c" in letters and arg[0] == "-":
+            return j + 1 if j + 1 < len(step.args) else None
+        takes_value = letters[-1] in "oO"
+    return None
+
+
+def _check_shadowed_env(plan: Plan, indexed: Indexed, defined: Collection[str]) -> list[Problem]:
+    """Warn about env entries a variable or secret of the same name overrides (they
+    come last in a step's environment), unless the entry is just ``${NAME}``."""
+    return [
+        Problem(
+            f"{base}.{key}",
+            f"env '{key}' has no effect: the variable '{key}' overrides it "
+            "(variables and secrets come last in a step's environment)",
+            sid,
+            "rename the env entry or the variable",
+            warning=True,
+        )
+        for base, sid, env in envs(plan, indexed)
+        for key, value in env.items()
+        if key in defined and value != f"${{{key}}}"
+    ]
