@@ -130,6 +130,53 @@ async def test_abort_cancels_running_and_pending_but_runs_cleanup_and_rollback(
     assert [(e.step_id, e.reason) for e in aborting] == [("b", "step 'b' failed")]
 
 
+async def test_abort_lets_running_cleanup_steps_finish_and_retry(state_dir: Path) -> None:
+    """A cleanup step (when: all_done) already running when the run aborts is not
+    cancelled, and its failure during the abort is still retried."""
+    plan = _plan(
+        [
+            _step("fails", on_failure="abort"),
+            _step("tidy", when="all_done"),
+            _step("undo", when="all_done", retries=1, retry_delay_sec=0),
+        ],
+        max_concurrency=3,
+    )
+    executor = ScriptedExecutor(
+        {
+            "fails": Fail(1, delay=0.02),
+            "tidy": Succeed(delay=0.1),
+            "undo": [Fail(1, delay=0.1), Succeed()],
+        }
+    )
+    log = EventLog()
+    result = await run_plan(plan, state_dir=state_dir, on_event=log, executor=executor)
+    assert [e.step_id for e in log.of_type(RunAborting)] == ["fails"]
+    assert result.steps["tidy"].state is StepState.SUCCEEDED
+    assert [a.cancelled for a in executor.of_step("tidy")] == [False]
+    assert result.steps["undo"].state is StepState.SUCCEEDED
+    assert [a.state for a in result.steps["undo"].attempts] == [
+        AttemptState.FAILED,
+        AttemptState.SUCCEEDED,
+    ]
+    assert result.exit_code == 1
+
+
+async def test_a_failure_arriving_with_the_abort_is_not_retried(state_dir: Path) -> None:
+    """A step whose failure is reported in the same instant as the failure that aborts
+    the run ends failed: an aborting run schedules no retry (but for cleanup steps)."""
+    plan = _plan(
+        [_step("fails", on_failure="abort"), _step("also", retries=2, retry_delay_sec=0)],
+        max_concurrency=2,
+    )
+    executor = ScriptedExecutor({"fails": Fail(1), "also": Fail(3)})
+    log = EventLog()
+    result = await run_plan(plan, state_dir=state_dir, on_event=log, executor=executor)
+    assert [e.step_id for e in log.of_type(RunAborting)] == ["fails"]
+    assert result.steps["also"].state is StepState.FAILED
+    assert [a.exit_code for a in result.steps["also"].attempts] == [3]
+    assert log.of_type(RetryScheduled) == []
+
+
 async def test_skip_dependents_skips_only_what_needs_the_failed_step(state_dir: Path) -> None:
     """on_failure skip_dependents: dependents end skipped naming the failed step; the rest
     carries on and the run fails."""
