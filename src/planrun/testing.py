@@ -26,6 +26,7 @@ wall-clock timestamps, so keep scripted delays short (they only order things).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,8 @@ _SIGTERM_EXIT = -15
 @dataclass(frozen=True, slots=True)
 class Succeed:
     """The attempt exits ``exit_code`` (0) after ``delay`` seconds, having written
-    ``outputs`` to ``$PLANRUN_OUTPUT`` and ``log`` to its log.
+    ``outputs`` to ``$PLANRUN_OUTPUT`` and ``log`` to its log. A delay longer than the
+    step's ``timeout_sec`` times out at it, as a process stopped by SIGTERM.
 
     ``output_error`` plays an outputs file planrun refused (the attempt then fails
     with that error, as a real one would).
@@ -71,7 +73,8 @@ class Succeed:
 @dataclass(frozen=True, slots=True)
 class Fail:
     """The attempt exits ``exit_code`` (1; negative: killed by that signal) after
-    ``delay`` seconds, having written ``log`` to its log."""
+    ``delay`` seconds, having written ``log`` to its log (a delay longer than the step's
+    ``timeout_sec`` times out at it, as for :class:`Succeed`)."""
 
     exit_code: int = 1
     log: str = ""
@@ -202,21 +205,20 @@ class ScriptedExecutor:
             return ProcessResult(exit_code=None, error=failed)
         match action:
             case Succeed(outputs, exit_code, _, delay, output_error):
-                await _sleep(delay)
+                if not await _lasts(delay, spec.timeout):
+                    return ProcessResult(_SIGTERM_EXIT, timed_out=True)
                 return ProcessResult(
                     exit_code, outputs=dict(outputs or {}), output_error=output_error
                 )
             case Fail(exit_code, _, delay):
-                await _sleep(delay)
+                if not await _lasts(delay, spec.timeout):
+                    return ProcessResult(_SIGTERM_EXIT, timed_out=True)
                 return ProcessResult(exit_code)
             case TimeOut(after, exit_code):
-                await _sleep(after)
+                await _lasts(after, None)
                 return ProcessResult(exit_code, timed_out=True)
             case Hang():
-                if spec.timeout is None:
-                    await anyio.sleep_forever()
-                    raise AssertionError("unreachable: sleep_forever returned")
-                await anyio.sleep(spec.timeout)
+                await _lasts(math.inf, spec.timeout)
                 return ProcessResult(_SIGTERM_EXIT, timed_out=True)
             case _:
                 assert_never(action)
@@ -230,10 +232,17 @@ class ScriptedExecutor:
         return [a for a in self.attempts if a.step_id == step_id]
 
 
-async def _sleep(seconds: float) -> None:
-    # No delay: no checkpoint either, so the result is reported in the same instant.
-    if seconds > 0:
+async def _lasts(seconds: float, limit: float | None) -> bool:
+    """Wait ``seconds`` (forever: ``math.inf``); False if the step's timeout ``limit``
+    (None: none) expired first.
+
+    No delay: no checkpoint either, so the result is reported in the same instant.
+    """
+    if seconds <= 0:
+        return True
+    with anyio.move_on_after(math.inf if limit is None else limit) as scope:
         await anyio.sleep(seconds)
+    return not scope.cancelled_caught
 
 
 def _write_log(spec: AttemptSpec, text: str) -> str | None:

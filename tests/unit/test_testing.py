@@ -275,3 +275,18 @@ async def test_the_readme_example_passes(state_dir: Path) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(_readme_example(), "README.md", "exec"), namespace)  # noqa: S102 (our README)
     await namespace["test_a_timed_out_deploy_rolls_back"](state_dir)
+
+
+@pytest.mark.parametrize("action", [Succeed(delay=100), Fail(1, delay=100)])
+async def test_a_delay_past_the_steps_timeout_times_out(action: Succeed | Fail) -> None:
+    """An attempt scripted to take longer than its step's timeout_sec times out at it,
+    as a real process would."""
+    executor = ScriptedExecutor({"s": action})
+    with anyio.fail_after(10):
+        result, _ = await _run(executor, _spec(timeout=0.05))
+    assert result == ProcessResult(-15, timed_out=True)
+
+
+async def test_a_delay_within_the_steps_timeout_does_not_time_out() -> None:
+    result, _ = await _run(ScriptedExecutor({"s": Fail(2, delay=0.01)}), _spec(timeout=10))
+    assert result == ProcessResult(2)
