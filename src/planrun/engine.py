@@ -14,19 +14,18 @@ Stopping, three ways:
 - **cancellation of the caller** (Ctrl-C, a cancelled ``run_plan`` task): anyio cancels
   the task group; each attempt stops its process group in a shielded scope; then the
   remaining steps are recorded ``cancelled`` and the cancellation propagates.
+
+Beside it: ``engine_nodes`` (its configuration, per-step nodes, inbox messages),
+``engine_attempts`` (one attempt: its spec, its task, what its result means) and
+``engine_outcome`` (the run's first-event fields and its outcome).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-import os
-import random
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -34,6 +33,18 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import policy
+from .engine_attempts import (
+    Bound,
+    Unbound,
+    attempt_spec,
+    classify,
+    failure_reason,
+    lookup,
+    run_attempt,
+    secret_on_command_line,
+)
+from .engine_nodes import AttemptDone, Deadline, EngineConfig, Message, Node, RetryDue
+from .engine_outcome import Outcome, failed_steps, run_outcome, start_fields
 from .errors import PlanrunError
 from .events import (
     AttemptFinished,
@@ -45,122 +56,23 @@ from .events import (
     RunResumed,
     RunStarted,
     StepFinished,
-    StepInfo,
     utc_now,
 )
 from .exitcodes import ExitCode
-from .masking import Masker
-from .model import AttemptState, OnFailure, RunState, StepState, When
-from .plan import ArgBinding, ResolvedStep
-from .ports import AttemptSpec, EventSink, Executor, ProcessResult
-from .resume import PriorStep
+from .model import AttemptState, OnFailure, RunState, StepState
+from .plan import ResolvedStep
+from .ports import EventSink, Executor
 from .subst import StepRef
 
 __all__ = ["Engine", "EngineConfig", "Outcome"]
 
-_CLEANUP_RULES = (When.ALL_DONE, When.ONE_FAILED)
-_DONE_OK = (StepState.SUCCEEDED, StepState.SKIPPED)
-
+# Kept importable from here for code that still uses them; new code uses ExitCode.
 EXIT_OK, EXIT_FAILED, EXIT_DEADLINE, EXIT_CANCELLED = (
     ExitCode.OK,
     ExitCode.FAILED,
     ExitCode.DEADLINE,
     ExitCode.CANCELLED,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """What the engine needs besides the steps."""
-
-    run_id: str
-    plan_id: str
-    max_concurrency: int
-    kill_grace: float = 5.0
-    run_timeout: float | None = None
-    log_dir: Path | None = None
-    plan_path: str | None = None
-    variables: dict[str, str] = field(default_factory=dict)
-    rand: Callable[[], float] = random.random
-    #: Events to emit right after ``run_started`` (e.g. ``lock_acquired``): (type, fields).
-    prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
-    #: Masks the run's secrets in the attempts' logs (None: no secrets).
-    masker: Masker | None = None
-    #: A resume: the steps' earlier results, the ids to run again, and the last ``seq``
-    #: of the run so far. The first event is then ``run_resumed``.
-    prior: dict[str, PriorStep] = field(default_factory=dict)
-    rerun: frozenset[str] | None = None
-    last_seq: int = 0
-    #: Called after the first events, before any step starts (e.g. to start the
-    #: executor's watchdog). A ``PlanrunError`` from it fails the run with its message,
-    #: no step runs, and the error propagates.
-    before_steps: Callable[[], None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How the run ended (the last event also says so)."""
-
-    state: RunState
-    exit_code: int
-    reason: str | None
-
-
-@dataclass(eq=False, slots=True)
-class _Node:
-    rs: ResolvedStep
-    deps: list[int]
-    dependents: list[int] = field(default_factory=list)
-    state: StepState = StepState.PENDING
-    attempts: int = 0
-    queued: bool = False
-    outcome: policy.DepOutcome | None = None
-    scope: anyio.CancelScope | None = None
-    waiting_retry: bool = False
-    #: Attempts made before this run (a resume numbers its attempts after them).
-    base: int = 0
-    #: A resume left this step's earlier result as it was (it does not run).
-    kept: bool = False
-    exit_code: int | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def cleanup(self) -> bool:
-        return self.rs.step.when in _CLEANUP_RULES
-
-
-# Inbox messages: what attempt tasks and timers tell the scheduler.
-@dataclass(frozen=True, slots=True)
-class _AttemptDone:
-    index: int
-    attempt: int
-    result: ProcessResult | None  # None: cancelled before it could finish
-    duration: float
-
-
-@dataclass(frozen=True, slots=True)
-class _RetryDue:
-    index: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Deadline:
-    pass
-
-
-_Message = _AttemptDone | _RetryDue | _Deadline
-
-
-class _Unbound(Exception):
-    """A step reference has no value (the producer failed, or wrote no such key)."""
-
-
-def _failure_reason(state: StepState, exit_code: int | None, timeout: float | None) -> str:
-    if state is StepState.TIMED_OUT:
-        return f"timed out after {timeout:g}s" if timeout else "timed out"
-    if exit_code is not None and exit_code < 0:
-        return f"killed by signal {-exit_code}"
-    return f"exit code {exit_code}"
 
 
 class Engine:
@@ -178,7 +90,7 @@ class Engine:
         self._sink = sink
         index = {rs.step.id: i for i, rs in enumerate(steps)}
         self._index = index
-        self._nodes = [_Node(rs, sorted({index[d] for d in rs.step.depends_on})) for rs in steps]
+        self._nodes = [Node(rs, sorted({index[d] for d in rs.step.depends_on})) for rs in steps]
         for i, node in enumerate(self._nodes):
             for d in node.deps:
                 self._nodes[d].dependents.append(i)
@@ -196,12 +108,12 @@ class Engine:
         #: ``run_finished`` was emitted (the run failed before any step started).
         self._ended = False
         self._tg: TaskGroup | None = None
-        send: MemoryObjectSendStream[_Message]
-        recv: MemoryObjectReceiveStream[_Message]
-        send, recv = anyio.create_memory_object_stream[_Message](math.inf)
+        send: MemoryObjectSendStream[Message]
+        recv: MemoryObjectReceiveStream[Message]
+        send, recv = anyio.create_memory_object_stream[Message](math.inf)
         self._inbox, self._inbox_recv = send, recv
 
-    def _restore(self, node: _Node) -> None:
+    def _restore(self, node: Node) -> None:
         """A resume: carry over a step's earlier attempts, and its result if kept."""
         prior = self._cfg.prior.get(node.rs.step.id)
         if prior is None:
@@ -232,24 +144,7 @@ class Engine:
         """
         cfg = self._cfg
         try:
-            fields: dict[str, Any] = {
-                "plan_id": cfg.plan_id,
-                "plan_path": cfg.plan_path,
-                "variables": cfg.variables,
-                "max_concurrency": cfg.max_concurrency,
-                "steps": [
-                    StepInfo(
-                        n.rs.step.id,
-                        n.rs.step.display_name,
-                        list(n.rs.step.depends_on),
-                        n.rs.step.retries,
-                        n.rs.step.critical,
-                        n.base + 1,
-                    )
-                    for n in self._nodes
-                ],
-                "pid": os.getpid(),
-            }
+            fields = start_fields(cfg, self._nodes)
             if cfg.rerun is None:
                 self._emit(RunStarted, **fields)
             else:
@@ -294,7 +189,7 @@ class Engine:
             self._emit(
                 RunFinished,
                 state=RunState.FAILED,
-                exit_code=EXIT_FAILED,
+                exit_code=ExitCode.FAILED,
                 reason=reason,
                 failed_steps=[],
             )
@@ -342,31 +237,13 @@ class Engine:
 
     def _lookup(self, ref: StepRef) -> str:
         """The value of ``${steps.ID.outputs.KEY}`` / ``${steps.ID.exit_code}`` now."""
-        node = self._nodes[self._index[ref.step_id]]
-        if ref.key is None:
-            if node.exit_code is None:
-                raise _Unbound(
-                    f"'{ref.text}' has no value: step '{ref.step_id}' {node.state.value} "
-                    "without an exit code"
-                )
-            return str(node.exit_code)
-        if node.state is not StepState.SUCCEEDED:
-            raise _Unbound(
-                f"output '{ref.key}' of step '{ref.step_id}' is missing: "
-                f"'{ref.step_id}' {node.state.value}"
-            )
-        if ref.key not in node.outputs:
-            raise _Unbound(
-                f"output '{ref.key}' of step '{ref.step_id}' is missing: the step did not "
-                f"write {ref.key}=... to $PLANRUN_OUTPUT"
-            )
-        return node.outputs[ref.key]
+        return lookup(self._nodes, self._index, ref)
 
     def _start_attempt(self, index: int) -> None:
         node = self._nodes[index]
         try:
             bound = node.rs.bind(self._lookup)
-        except _Unbound as exc:
+        except Unbound as exc:
             # Never run with an empty string in place of a missing value; retrying
             # cannot make it appear.
             self._fail_step(index, StepState.FAILED, None, str(exc))
@@ -378,72 +255,22 @@ class Engine:
         assert self._tg is not None
         self._tg.start_soon(self._attempt_task, index, node.attempts, bound)
 
-    async def _attempt_task(
-        self,
-        index: int,
-        attempt: int,
-        bound: tuple[tuple[str, ...], dict[str, str], str | None],
-    ) -> None:
+    async def _attempt_task(self, index: int, attempt: int, bound: Bound) -> None:
         node = self._nodes[index]
-        rs = node.rs
-        argv, env, cwd = bound
-        log_path = None
-        if self._cfg.log_dir is not None:
-            log_path = str(self._cfg.log_dir / f"{rs.step.id}.{attempt}.log")
-        spec = AttemptSpec(
-            run_id=self._cfg.run_id,
-            step_id=rs.step.id,
-            attempt=attempt,
-            argv=argv,
-            env=env,
-            cwd=cwd,
-            timeout=rs.timeout,
-            kill_grace=self._cfg.kill_grace,
-            log_path=log_path,
-            masker=self._cfg.masker,
-            max_log_bytes=rs.max_log_bytes,
-        )
-
-        warning = self._secret_on_command_line(rs, argv)
+        spec = attempt_spec(self._cfg, node.rs, attempt, bound)
+        warning = secret_on_command_line(self._cfg.masker, node.rs, spec.argv)
 
         def started(pid: int | None) -> None:
             self._emit(
                 AttemptStarted,
-                step_id=rs.step.id,
+                step_id=node.rs.step.id,
                 attempt=attempt,
                 pid=pid,
-                log_path=log_path,
+                log_path=spec.log_path,
                 **({"warning": warning} if warning else {}),
             )
 
-        begin = time.monotonic()
-        result: ProcessResult | None = None
-        try:
-            with anyio.CancelScope() as scope:
-                node.scope = scope
-                result = await self._executor.run(spec, started)
-        finally:
-            node.scope = None
-            self._inbox.send_nowait(_AttemptDone(index, attempt, result, time.monotonic() - begin))
-
-    def _secret_on_command_line(self, rs: ResolvedStep, argv: tuple[str, ...]) -> str | None:
-        """The warning for a step reference whose bound value holds a secret and went
-        into argv (validation warns about ``${SECRET}`` there, but an output's value is
-        only known now); None if there is none."""
-        masker = self._cfg.masker
-        if not masker:
-            return None
-        for late in rs.late:
-            key = late.index if isinstance(late, ArgBinding) else None
-            if key is not None and masker.text(argv[key]) != argv[key]:
-                refs = ", ".join(p.text for p in late.pieces if isinstance(p, StepRef))
-                where = "command" if key == 0 else f"args[{key - 1}]"
-                return (
-                    f"warning: {refs} holds a secret and is put on the command line "
-                    f"({where}), which other local users can read (ps, /proc); pass it "
-                    "in env instead"
-                )
-        return None
+        await run_attempt(self._executor, spec, node, index, started, self._inbox)
 
     async def _retry_timer(self, index: int, delay: float) -> None:
         node = self._nodes[index]
@@ -451,40 +278,32 @@ class Engine:
             node.scope = scope
             await anyio.sleep(delay)
             node.scope = None
-            self._inbox.send_nowait(_RetryDue(index))
+            self._inbox.send_nowait(RetryDue(index))
 
     async def _deadline_timer(self, seconds: float) -> None:
         await anyio.sleep(seconds)
-        self._inbox.send_nowait(_Deadline())
+        self._inbox.send_nowait(Deadline())
 
     # --- reacting to messages --------------------------------------------------------
 
-    def _handle(self, msg: _Message) -> None:
+    def _handle(self, msg: Message) -> None:
         match msg:
-            case _AttemptDone():
+            case AttemptDone():
                 self._attempt_done(msg)
-            case _RetryDue(index):
+            case RetryDue(index):
                 node = self._nodes[index]
                 if node.waiting_retry and not node.queued:
                     node.queued = True
                     heapq.heappush(self._ready, index)
-            case _Deadline():
+            case Deadline():
                 self._deadline_hit = True
                 self._abort(f"run deadline of {self._cfg.run_timeout:g}s exceeded")
 
-    def _attempt_done(self, msg: _AttemptDone) -> None:
+    def _attempt_done(self, msg: AttemptDone) -> None:
         self._running -= 1
         node = self._nodes[msg.index]
         step = node.rs.step
-        result = msg.result
-        if result is None:
-            state = AttemptState.CANCELLED
-            exit_code, error = None, None
-        else:
-            exit_code, error = result.exit_code, result.error
-            state = policy.attempt_state(step, exit_code, timed_out=result.timed_out)
-            if state is AttemptState.SUCCEEDED and result.output_error is not None:
-                state, error = AttemptState.FAILED, result.output_error
+        state, exit_code, error = classify(step, msg.result)
         self._emit(
             AttemptFinished,
             step_id=step.id,
@@ -495,16 +314,23 @@ class Engine:
             error=error,
         )
         if state is AttemptState.SUCCEEDED:
-            assert result is not None
-            node.outputs = dict(result.outputs or {})
+            assert msg.result is not None
+            node.outputs = dict(msg.result.outputs or {})
             self._finish_step(
                 msg.index, StepState.SUCCEEDED, exit_code=exit_code, outputs=node.outputs
             )
-            return
-        if state is AttemptState.CANCELLED:
+        elif state is AttemptState.CANCELLED:
             reason = self._aborting or "run cancelled"
             self._finish_step(msg.index, StepState.CANCELLED, reason=reason)
-            return
+        else:
+            self._attempt_failed(msg, state, exit_code, error)
+
+    def _attempt_failed(
+        self, msg: AttemptDone, state: AttemptState, exit_code: int | None, error: str | None
+    ) -> None:
+        """An attempt failed or timed out: schedule its retry, or end the step."""
+        node = self._nodes[msg.index]
+        step = node.rs.step
         may_retry = self._aborting is None or node.cleanup
         # Retries count from this run's first attempt (a resume starts after ``base``).
         relative = msg.attempt - node.base
@@ -526,7 +352,7 @@ class Engine:
             self._tg.start_soon(self._retry_timer, msg.index, retry.delay)
             return
         final = StepState.TIMED_OUT if state is AttemptState.TIMED_OUT else StepState.FAILED
-        reason = error or _failure_reason(final, exit_code, node.rs.timeout)
+        reason = error or failure_reason(final, exit_code, node.rs.timeout)
         self._fail_step(msg.index, final, exit_code, reason)
 
     def _fail_step(self, index: int, final: StepState, exit_code: int | None, reason: str) -> None:
@@ -587,32 +413,13 @@ class Engine:
     # --- the end ---------------------------------------------------------------------
 
     def _finish(self) -> Outcome:
-        failed = [n for n in self._nodes if n.state.failed]
-        # --only leaves other unsuccessful steps as they were: the run is not a success.
-        left = [
-            n
-            for n in self._nodes
-            if n.kept and n.rs.step.critical and n.state not in _DONE_OK and not n.state.failed
-        ]
-        if self._deadline_hit:
-            outcome = Outcome(RunState.FAILED, EXIT_DEADLINE, self._aborting)
-        elif any(n.rs.step.critical for n in failed):
-            outcome = Outcome(
-                RunState.FAILED, EXIT_FAILED, self._aborting or "a critical step failed"
-            )
-        elif left:
-            step = left[0].rs.step.id
-            outcome = Outcome(
-                RunState.FAILED, EXIT_FAILED, f"step '{step}' is {left[0].state.value} (not rerun)"
-            )
-        else:
-            outcome = Outcome(RunState.SUCCEEDED, EXIT_OK, None)
+        outcome = run_outcome(self._nodes, deadline_hit=self._deadline_hit, aborting=self._aborting)
         self._emit(
             RunFinished,
             state=outcome.state,
             exit_code=outcome.exit_code,
             reason=outcome.reason,
-            failed_steps=[n.rs.step.id for n in failed],
+            failed_steps=failed_steps(self._nodes),
         )
         return outcome
 
@@ -625,7 +432,7 @@ class Engine:
                 msg = self._inbox_recv.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
-            if isinstance(msg, _AttemptDone):
+            if isinstance(msg, AttemptDone):
                 self._attempt_done(msg)
         for index, node in enumerate(self._nodes):
             if not node.state.terminal and not node.kept:
@@ -634,7 +441,7 @@ class Engine:
         self._emit(
             RunFinished,
             state=RunState.CANCELLED,
-            exit_code=EXIT_CANCELLED,
+            exit_code=ExitCode.CANCELLED,
             reason=reason,
-            failed_steps=[n.rs.step.id for n in self._nodes if n.state.failed],
+            failed_steps=failed_steps(self._nodes),
         )

@@ -10,7 +10,6 @@ import anyio
 import pytest
 
 from planrun import run_plan
-from planrun.model import AttemptState, RunState, StepState
 
 from .helpers import (
     EventLog,
@@ -102,29 +101,3 @@ async def test_cancelling_the_task_group_stops_live_processes(state_dir: Path) -
     assert results == []
     assert live_run_processes(run_id) == []
     _check_recorded_cancelled(state_dir, run_id)
-
-
-async def test_cancellation_does_not_wait_for_the_retry_delay(state_dir: Path) -> None:
-    """A step waiting 100 s for its retry is cancelled at once with the run."""
-    plan = make_plan([sh_step("retrying", "exit 1", retries=1, retry_delay_sec=100)])
-    with anyio.fail_after(10), anyio.move_on_after(0.5):
-        await run_plan(plan, state_dir=state_dir, run_id="retry-cancel")
-    (row,) = query(state_dir / "runs.db", "SELECT state, attempts FROM steps")
-    assert row == {"state": "cancelled", "attempts": 1}
-
-
-async def test_abort_does_not_wait_for_the_retry_delay(state_dir: Path) -> None:
-    """An abort cancels a step that is waiting for its retry, without waiting for it."""
-    plan = make_plan(
-        [
-            sh_step("retrying", "exit 1", retries=1, retry_delay_sec=100),
-            sh_step("fails", "sleep 0.3; exit 1"),
-        ]
-    )
-    with anyio.fail_after(10):
-        result = await run_plan(plan, state_dir=state_dir)
-    assert result.state is RunState.FAILED
-    retrying = result.steps["retrying"]
-    assert retrying.state is StepState.CANCELLED
-    assert retrying.reason == "step 'fails' failed"
-    assert [a.state for a in retrying.attempts] == [AttemptState.FAILED]

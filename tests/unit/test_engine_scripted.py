@@ -3,7 +3,6 @@ through orderings that are races with real processes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -13,28 +12,21 @@ from planrun.engine import Engine, EngineConfig
 from planrun.events import Event, RunFinished, StepFinished
 from planrun.model import StepState
 from planrun.plan import load_plan, resolve_steps
-from planrun.ports import AttemptSpec, ProcessResult
+from planrun.ports import AttemptSpec
+from planrun.testing import Action, Fail, Hang, ScriptedExecutor
 
 pytestmark = pytest.mark.anyio
 
 
-class _CancelWhileFailing:
+def _cancel_while_failing(scope: anyio.CancelScope) -> ScriptedExecutor:
     """``fails`` ends with exit 1 and, in the same instant, cancels ``scope`` (the
     caller of the run); every other step waits to be cancelled."""
 
-    def __init__(self, scope: anyio.CancelScope) -> None:
-        self.scope = scope
+    def fails(spec: AttemptSpec) -> Action:
+        scope.cancel()
+        return Fail(1)  # no delay: the result is reported without a checkpoint
 
-    async def run(
-        self, spec: AttemptSpec, on_started: Callable[[int | None], None]
-    ) -> ProcessResult:
-        on_started(None)
-        if spec.step_id == "fails":
-            await anyio.lowlevel.checkpoint()
-            self.scope.cancel()
-            return ProcessResult(exit_code=1)
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
+    return ScriptedExecutor({"fails": fails}, default=Hang())
 
 
 def _plan(**fields: Any) -> Any:
@@ -60,7 +52,7 @@ async def _run_cancelled(**fields: Any) -> list[Event]:
         engine = Engine(
             resolve_steps(plan, {}, None),
             EngineConfig(run_id="r", plan_id="p", max_concurrency=2),
-            _CancelWhileFailing(scope),
+            _cancel_while_failing(scope),
             sink,
         )
         await engine.run()

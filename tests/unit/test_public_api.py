@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
+import pytest
+
 import planrun
 
 
@@ -29,3 +34,30 @@ def test_entry_points_are_exported() -> None:
     assert callable(load_plan)
     assert issubclass(PlanError, planrun.PlanrunError)
     assert RunResult.__name__ == "RunResult"
+
+
+PUBLIC_SUBMODULES = ["planrun.monitor", "planrun.testing"]
+
+
+@pytest.mark.parametrize("name", PUBLIC_SUBMODULES)
+def test_public_submodules_export_what_they_define(name: str) -> None:
+    """A public submodule's ``__all__`` names exist, and list every public class or
+    function it defines."""
+    module = importlib.import_module(name)
+    exported = set(module.__all__)
+    assert {n for n in exported if not hasattr(module, n)} == set()
+    defined = {
+        n
+        for n, value in vars(module).items()
+        if not n.startswith("_") and getattr(value, "__module__", None) == name
+    }
+    assert defined - exported == set()
+
+
+def test_testing_is_documented_for_users() -> None:
+    """The scripted executor is public: named in the README's testing section."""
+    from planrun.testing import ScriptedExecutor
+
+    assert ScriptedExecutor.__doc__
+    readme = Path(planrun.__file__).parents[2] / "README.md"
+    assert "planrun.testing" in readme.read_text()

@@ -1,0 +1,116 @@
+"""The engine's bookkeeping: its configuration, one node per step, and the messages
+attempt tasks and timers send to the scheduler's inbox.
+
+Internal to the engine (``planrun.engine`` re-exports :class:`EngineConfig`). Only the
+scheduler task mutates a :class:`Node`; attempt tasks set and clear ``scope`` (their
+own cancel scope) and otherwise talk through messages.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from . import policy
+from .events import Event
+from .masking import Masker
+from .model import StepState, When
+from .plan import ResolvedStep
+from .ports import ProcessResult
+from .resume import PriorStep
+
+__all__ = [
+    "AttemptDone",
+    "Deadline",
+    "EngineConfig",
+    "Message",
+    "Node",
+    "RetryDue",
+]
+
+_CLEANUP_RULES = (When.ALL_DONE, When.ONE_FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """What the engine needs besides the steps."""
+
+    run_id: str
+    plan_id: str
+    max_concurrency: int
+    kill_grace: float = 5.0
+    run_timeout: float | None = None
+    log_dir: Path | None = None
+    plan_path: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    rand: Callable[[], float] = random.random
+    #: Events to emit right after ``run_started`` (e.g. ``lock_acquired``): (type, fields).
+    prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
+    #: Masks the run's secrets in the attempts' logs (None: no secrets).
+    masker: Masker | None = None
+    #: A resume: the steps' earlier results, the ids to run again, and the last ``seq``
+    #: of the run so far. The first event is then ``run_resumed``.
+    prior: dict[str, PriorStep] = field(default_factory=dict)
+    rerun: frozenset[str] | None = None
+    last_seq: int = 0
+    #: Called after the first events, before any step starts (e.g. to start the
+    #: executor's watchdog). A ``PlanrunError`` from it fails the run with its message,
+    #: no step runs, and the error propagates.
+    before_steps: Callable[[], None] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Node:
+    """One step as the scheduler tracks it."""
+
+    rs: ResolvedStep
+    deps: list[int]
+    dependents: list[int] = field(default_factory=list)
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    queued: bool = False
+    outcome: policy.DepOutcome | None = None
+    scope: anyio.CancelScope | None = None
+    waiting_retry: bool = False
+    #: Attempts made before this run (a resume numbers its attempts after them).
+    base: int = 0
+    #: A resume left this step's earlier result as it was (it does not run).
+    kept: bool = False
+    exit_code: int | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cleanup(self) -> bool:
+        """A cleanup/rollback step (``all_done``/``one_failed``): an abort lets it run."""
+        return self.rs.step.when in _CLEANUP_RULES
+
+
+# Inbox messages: what attempt tasks and timers tell the scheduler.
+@dataclass(frozen=True, slots=True)
+class AttemptDone:
+    """An attempt ended (``result`` None: cancelled before it could finish)."""
+
+    index: int
+    attempt: int
+    result: ProcessResult | None
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDue:
+    """A step's retry delay has passed."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The run's ``timeout_sec`` has passed."""
+
+
+Message = AttemptDone | RetryDue | Deadline
