@@ -5,8 +5,9 @@ The public API is what this module exports; everything else is private.
 """
 
 from . import monitor
-from .api import AttemptResult, RunResult, StepResult, run_plan
+from .api import AttemptResult, RunResult, StepResult, cancel_run, run_plan
 from .errors import (
+    CancelError,
     HelperError,
     LockConflict,
     PlanError,
@@ -31,6 +32,7 @@ from .events import (
 )
 from .exitcodes import ExitCode
 from .model import AttemptState, OnFailure, Plan, RunState, Step, StepState, When
+from .options import RunOptions
 from .plan import load_plan, validate
 
 __version__ = "0.1.0.dev0"
@@ -40,6 +42,7 @@ __all__ = [
     "AttemptResult",
     "AttemptStarted",
     "AttemptState",
+    "CancelError",
     "ConcurrencyCapped",
     "Event",
     "ExitCode",
@@ -55,6 +58,7 @@ __all__ = [
     "RunAborting",
     "RunCrashed",
     "RunFinished",
+    "RunOptions",
     "RunResult",
     "RunResumed",
     "RunStarted",
@@ -67,6 +71,7 @@ __all__ = [
     "UsageError",
     "When",
     "__version__",
+    "cancel_run",
     "load_plan",
     "monitor",
     "run_plan",
