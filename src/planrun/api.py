@@ -324,13 +324,11 @@ async def run_plan(
 
     ``plan`` is a :class:`Plan`, parsed plan data, or a path to a JSON/YAML/TOML file
     (relative step ``cwd`` values are then resolved against the file's directory).
-    How it runs is ``options`` (a :class:`~planrun.options.RunOptions`); the keyword
-    arguments of the same names are a shorthand and win over it. The run is recorded
-    under ``state_dir`` (default ``$PLANRUN_STATE_DIR`` or ``.planrun``). ``on_event``
-    is called with every event, in order, from the event loop: keep it fast and do not
-    raise from it. ``secrets`` maps secret names to values (the plan's ``secrets`` are
-    otherwise read from ``os.environ``): they reach the steps and are masked as ``***``
-    in every log, event and stored row.
+    How it runs is ``options`` (a :class:`~planrun.options.RunOptions`, which says
+    every default); the keyword arguments of the same names are a shorthand that win
+    over it. ``on_event`` is called with every event, in order, from the event loop:
+    keep it fast and do not raise from it. ``secrets`` values reach the steps and are
+    masked as ``***`` in every log, event and stored row.
 
     ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
     a new one: steps that did not succeed rerun (``from_step``: also that step and
@@ -359,19 +357,35 @@ async def run_plan(
         secrets=secrets,
     )
     if resume is not None:
-        loaded = await load_resume(
-            resume,
-            opts.state_dir,
-            plan=plan,
-            variables=opts.variables,
-            secrets=opts.secrets,
-            from_step=from_step,
-            only=only,
-            allow_changed=allow_changed,
+        return await _resume(
+            resume, plan, opts, from_step=from_step, only=only, allow_changed=allow_changed
         )
-        if not loaded.resume.rerun:
-            return stored_result(loaded.resume.history)
-        return await execute(loaded.prepared, opts, resume=loaded.resume)
     if plan is None:
         raise UsageError("run_plan needs a plan (or resume=RUN_ID)", field="plan")
     return await execute(prepare(plan, opts.variables, opts.secrets), opts)
+
+
+async def _resume(
+    run_id: str,
+    plan: Plan | Mapping[str, Any] | str | os.PathLike[str] | None,
+    options: RunOptions,
+    *,
+    from_step: str | None,
+    only: str | None,
+    allow_changed: bool,
+) -> RunResult:
+    """``run_plan(resume=run_id)``: take the run over, or return its stored result if
+    nothing would rerun."""
+    loaded = await load_resume(
+        run_id,
+        options.state_dir,
+        plan=plan,
+        variables=options.variables,
+        secrets=options.secrets,
+        from_step=from_step,
+        only=only,
+        allow_changed=allow_changed,
+    )
+    if not loaded.resume.rerun:
+        return stored_result(loaded.resume.history)
+    return await execute(loaded.prepared, options, resume=loaded.resume)
