@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import PlanError, PlanrunError, Problem, UsageError
+from ..paths import STATE_DIR_ENV
 
 __all__ = ["StateDirOpt", "cli_words", "err_console", "fail", "out_console", "print_problems"]
 
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option(envvar="PLANRUN_STATE_DIR", help="Where runs are stored [default: .planrun]"),
+    typer.Option(envvar=STATE_DIR_ENV, help="Where runs are stored [default: .planrun]"),
 ]
 
 
