@@ -15,6 +15,7 @@ import msgspec
 
 from .errors import UsageError
 from .events import Event
+from .exitcodes import ExitCode
 from .model import AttemptState, RunState, StepState
 from .state import AttemptView, RunView, StepView, replay
 
@@ -85,7 +86,7 @@ class RunResult(msgspec.Struct, frozen=True):
             view.run_id,
             view.plan_id,
             view.state,
-            view.exit_code or 0,
+            view.exit_code if view.exit_code is not None else ExitCode.OK,
             view.reason,
             view.started_at,
             view.ended_at,
