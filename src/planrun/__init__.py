@@ -5,8 +5,9 @@ The public API is what this module exports; everything else is private.
 """
 
 from . import monitor
-from .api import AttemptResult, RunResult, StepResult, run_plan
+from .api import AttemptResult, RunResult, StepResult, cancel_run, run_plan
 from .errors import (
+    CancelError,
     HelperError,
     LockConflict,
     PlanError,
@@ -23,6 +24,7 @@ from .events import (
     LockAcquired,
     RetryScheduled,
     RunAborting,
+    RunBegan,
     RunCrashed,
     RunFinished,
     RunResumed,
@@ -31,6 +33,7 @@ from .events import (
 )
 from .exitcodes import ExitCode
 from .model import AttemptState, OnFailure, Plan, RunState, Step, StepState, When
+from .options import RunOptions
 from .plan import load_plan, validate
 
 __version__ = "0.1.0.dev0"
@@ -40,6 +43,7 @@ __all__ = [
     "AttemptResult",
     "AttemptStarted",
     "AttemptState",
+    "CancelError",
     "ConcurrencyCapped",
     "Event",
     "ExitCode",
@@ -53,8 +57,10 @@ __all__ = [
     "Problem",
     "RetryScheduled",
     "RunAborting",
+    "RunBegan",
     "RunCrashed",
     "RunFinished",
+    "RunOptions",
     "RunResult",
     "RunResumed",
     "RunStarted",
@@ -67,6 +73,7 @@ __all__ = [
     "UsageError",
     "When",
     "__version__",
+    "cancel_run",
     "load_plan",
     "monitor",
     "run_plan",

@@ -22,6 +22,7 @@ import msgspec
 from .exitcodes import ExitCode
 
 __all__ = [
+    "CancelError",
     "HelperError",
     "LockConflict",
     "PlanError",
@@ -84,9 +85,30 @@ class LockConflict(PlanrunError):
 
 
 class UsageError(PlanrunError):
-    """The caller passed something unusable (a malformed --var, an invalid run id)."""
+    """The caller passed something unusable (a malformed variable, an invalid run id).
+
+    ``field`` names the library parameter at fault (``"max_concurrency"``,
+    ``"run_id"``, ``"allow_changed"``...), so a front end can point at its own way of
+    setting it (the CLI: a flag) without the library using its words.
+    """
 
     exit_code = ExitCode.INVALID
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class CancelError(PlanrunError):
+    """:func:`planrun.api.cancel_run` could not cancel the run: it is not running, it
+    runs on another host or inside a service, or it did not stop in time. ``state``
+    is the run's state when it gave up."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, message: str, *, state: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class StoreError(PlanrunError):

@@ -21,6 +21,7 @@ __all__ = [
     "LockAcquired",
     "RetryScheduled",
     "RunAborting",
+    "RunBegan",
     "RunCrashed",
     "RunFinished",
     "RunResumed",
@@ -56,8 +57,11 @@ class StepInfo(msgspec.Struct, frozen=True):
     first_attempt: int = 1
 
 
-class RunStarted(_Base, frozen=True, tag="run_started"):
-    """The run began; lists every step in plan order."""
+class RunBegan(_Base, frozen=True):
+    """What :class:`RunStarted` and :class:`RunResumed` both say: the plan, its
+    variables, the concurrency, every step in plan order and the owner's pid. Never
+    sent itself (``isinstance(event, RunBegan)``: a run started or was taken over).
+    Encoded, each is exactly the fields it always had, in the same order."""
 
     plan_id: str
     plan_path: str | None
@@ -67,16 +71,14 @@ class RunStarted(_Base, frozen=True, tag="run_started"):
     pid: int
 
 
-class RunResumed(_Base, frozen=True, tag="run_resumed"):
+class RunStarted(RunBegan, frozen=True, tag="run_started"):
+    """The run began; lists every step in plan order."""
+
+
+class RunResumed(RunBegan, frozen=True, tag="run_resumed"):
     """``planrun resume`` took the run over: the steps in ``rerun`` run again (new
     attempts, numbered after the earlier ones); every other step keeps its result."""
 
-    plan_id: str
-    plan_path: str | None
-    variables: dict[str, str]
-    max_concurrency: int
-    steps: list[StepInfo]
-    pid: int
     rerun: list[str]
     #: Every other step, with the state it keeps.
     kept: dict[str, StepState]

@@ -1,4 +1,4 @@
-"""The monitor API: read runs from any process, for programs and dashboards.
+"""The monitor API: read and follow runs from any process, for programs and dashboards.
 
 Every function opens the store, runs short read statements and closes it again, so
 it is safe to call from any number of processes while runs are being written::
@@ -9,36 +9,53 @@ it is safe to call from any number of processes while runs are being written::
     p = await monitor.progress(runs[0].run_id)
     print(p.progress_pct, [e.type for e in p.timeline])
 
+    async with contextlib.aclosing(monitor.follow(run_id)) as events:
+        async for event in events:  # through resumes, until the run ends
+            print(event.seq, type(event).__name__)
+
+:func:`open_session` keeps one connection for many reads (a loop that polls).
 For a GUI thread without an event loop, :class:`SyncMonitor` wraps the same calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import msgspec
 
 from . import crash
-from .events import Event, event_type
+from .errors import UsageError
+from .events import Event, RunCrashed, RunFinished, event_type
 from .model import RunState
+from .paths import state_dir_or_default
 from .records import RunRecord, StepRecord
 from .store.reader import RunReader
-from .store.sqlite import default_state_dir
 
 __all__ = [
+    "FOLLOW_POLL_SEC",
     "Progress",
+    "Session",
     "SyncMonitor",
     "TimelineEntry",
+    "follow",
     "get_events",
     "get_run",
     "get_steps",
     "list_runs",
+    "open_session",
     "progress",
 ]
 
 StateDir = str | os.PathLike[str] | None
+
+#: Seconds between two reads of the store while following a run.
+FOLLOW_POLL_SEC = 0.1
+#: Reads without a new event between two checks that the run's owner is alive.
+_OWNER_CHECK_EVERY = 10
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,8 +81,88 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
         return self.run.state is not RunState.RUNNING
 
 
-def _dir(state_dir: StateDir) -> str | os.PathLike[str]:
-    return state_dir if state_dir is not None else default_state_dir()
+class Session:
+    """Reads of one state dir over one connection (see :func:`open_session`).
+
+    Runs read through it are checked first: a ``running`` run whose owner process is
+    verifiably gone is marked ``crashed`` (see :mod:`planrun.crash`).
+    """
+
+    def __init__(self, reader: RunReader) -> None:
+        self._reader = reader
+        self.state_dir = reader.state_dir
+
+    async def list_runs(
+        self,
+        *,
+        state: RunState | str | None = None,
+        plan_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first (filtered by ``state`` and ``plan_id`` when given)."""
+        return await crash.list_runs(self._reader, state=state, plan_id=plan_id, limit=limit)
+
+    async def get_run(self, run_id: str, *, check_owner: bool = True) -> RunRecord | None:
+        """One run, or None. ``check_owner=False``: as stored, without the crash
+        check (see :meth:`mark_if_crashed`)."""
+        if check_owner:
+            return await crash.get_run(self._reader, run_id)
+        return await self._reader.get_run(run_id)
+
+    async def mark_if_crashed(self, run: RunRecord) -> bool:
+        """Mark ``run`` crashed if it is running and its owner is gone; True if so."""
+        return await crash.reap_crashed(self.state_dir, [run])
+
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        """A run's steps in plan order, each with its attempts."""
+        return await self._reader.get_steps(run_id)
+
+    async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
+        """A run's events after ``after_seq``, in ``seq`` order."""
+        return await self._reader.get_events(run_id, after_seq)
+
+    async def run_and_steps(self, run_id: str) -> tuple[RunRecord, list[StepRecord]] | None:
+        """The run and its steps as one consistent snapshot (None: no such run)."""
+        # Crash marking first, outside the snapshot: a snapshot begun before the mark
+        # was written would still show the run (and its steps) running.
+        if await self.get_run(run_id) is None:
+            return None
+        async with self._reader.snapshot():
+            run = await self._reader.get_run(run_id)
+            steps = await self._reader.get_steps(run_id)
+        assert run is not None  # runs are never deleted
+        return run, steps
+
+    async def progress(self, run_id: str) -> Progress | None:
+        """See :func:`progress`."""
+        if await self.get_run(run_id) is None:
+            return None
+        async with self._reader.snapshot():
+            run = await self._reader.get_run(run_id)
+            steps = await self._reader.get_steps(run_id)
+            events = await self._reader.get_events(run_id)
+        assert run is not None  # runs are never deleted
+        done = sum(step.state.terminal for step in steps)
+        timeline = [
+            TimelineEntry(
+                seq=e.seq,
+                ts=e.ts,
+                type=event_type(e),
+                step_id=getattr(e, "step_id", None),
+                event=e,
+            )
+            for e in events
+        ]
+        pct = done * 100 // len(steps) if steps else 100
+        return Progress(run=run, steps=steps, timeline=timeline, progress_pct=pct)
+
+
+@contextlib.asynccontextmanager
+async def open_session(state_dir: StateDir = None) -> AsyncIterator[Session]:
+    """One connection to ``state_dir``'s store for many reads (``StoreError`` if
+    there is no store there). Hold it only as long as a loop polls."""
+    async with RunReader.open(state_dir_or_default(state_dir)) as reader:
+        yield Session(reader)
 
 
 async def list_runs(
@@ -76,47 +173,89 @@ async def list_runs(
     state_dir: StateDir = None,
 ) -> list[RunRecord]:
     """Runs, newest first (filtered by ``state`` and ``plan_id`` when given)."""
-    async with RunReader.open(_dir(state_dir)) as reader:
-        return await crash.list_runs(reader, state=state, plan_id=plan_id, limit=limit)
+    async with open_session(state_dir) as session:
+        return await session.list_runs(state=state, plan_id=plan_id, limit=limit)
 
 
 async def get_run(run_id: str, *, state_dir: StateDir = None) -> RunRecord | None:
     """One run, or None if there is no such run."""
-    async with RunReader.open(_dir(state_dir)) as reader:
-        return await crash.get_run(reader, run_id)
+    async with open_session(state_dir) as session:
+        return await session.get_run(run_id)
 
 
 async def get_steps(run_id: str, *, state_dir: StateDir = None) -> list[StepRecord]:
     """A run's steps in plan order, each with its attempts."""
-    async with RunReader.open(_dir(state_dir)) as reader:
-        return await reader.get_steps(run_id)
+    async with open_session(state_dir) as session:
+        return await session.get_steps(run_id)
 
 
 async def get_events(run_id: str, after_seq: int = 0, *, state_dir: StateDir = None) -> list[Event]:
     """A run's events after ``after_seq``, in ``seq`` order (poll with the last seq)."""
-    async with RunReader.open(_dir(state_dir)) as reader:
-        return await reader.get_events(run_id, after_seq)
+    async with open_session(state_dir) as session:
+        return await session.get_events(run_id, after_seq)
 
 
 async def progress(run_id: str, *, state_dir: StateDir = None) -> Progress | None:
     """The run, its steps, its timeline and ``progress_pct`` = finished steps * 100 / all."""
-    async with RunReader.open(_dir(state_dir)) as reader:
-        if await crash.get_run(reader, run_id) is None:
-            return None
-        async with reader.snapshot():
-            run = await reader.get_run(run_id)
-            steps = await reader.get_steps(run_id)
-            events = await reader.get_events(run_id)
-    assert run is not None  # runs are never deleted
-    done = sum(step.state.terminal for step in steps)
-    timeline = [
-        TimelineEntry(
-            seq=e.seq, ts=e.ts, type=event_type(e), step_id=getattr(e, "step_id", None), event=e
+    async with open_session(state_dir) as session:
+        return await session.progress(run_id)
+
+
+async def follow(
+    run_id: str,
+    *,
+    state_dir: StateDir = None,
+    after_seq: int = 0,
+    on_notice: Callable[[str], None] | None = None,
+) -> AsyncGenerator[Event, None]:
+    """Every event of run ``run_id`` after ``after_seq``, in ``seq`` order, as it is
+    written, from any process; the iterator ends when the run ends (``run_finished``
+    or ``run_crashed``), unless a resume has taken it over since (its events follow).
+
+    Polls the store (the writer is another process, which cannot wake this one),
+    holding one connection and no transaction. While no event comes, it checks about
+    every second that the run's owner is alive: one verifiably gone is marked
+    ``crashed`` (``on_notice`` is told), and the ``run_crashed`` event ends the
+    iterator. ``UsageError`` (``field="run_id"``) if there is no such run. Close it
+    when stopping early: ``async with contextlib.aclosing(follow(...)) as events``.
+    """
+    async with open_session(state_dir) as session:
+        run = await session.get_run(run_id)
+        if run is None:
+            raise UsageError(f"no run '{run_id}' in {session.state_dir}", field="run_id")
+        idle = 0
+        while True:
+            events = await session.get_events(run_id, after_seq)
+            for event in events:
+                after_seq = event.seq
+                yield event
+            last = events[-1] if events else None
+            if isinstance(last, RunFinished | RunCrashed) and not await _resumed(
+                session, run_id, after_seq
+            ):
+                return
+            idle = 0 if events else idle + 1
+            if idle and idle % _OWNER_CHECK_EVERY == 0:
+                await _check_owner(session, run_id, on_notice)
+            await anyio.sleep(FOLLOW_POLL_SEC)
+
+
+async def _resumed(session: Session, run_id: str, seen: int) -> bool:
+    """Whether the run is running again (a resume) or has events after ``seen``."""
+    current = await session.get_run(run_id, check_owner=False)
+    return current is not None and (current.state is RunState.RUNNING or current.last_seq > seen)
+
+
+async def _check_owner(
+    session: Session, run_id: str, on_notice: Callable[[str], None] | None
+) -> None:
+    """Mark the run crashed if its owner is gone (its ``run_crashed`` event follows)."""
+    current = await session.get_run(run_id, check_owner=False)
+    if current is not None and await session.mark_if_crashed(current) and on_notice is not None:
+        on_notice(
+            f"the process running {run_id} (pid {current.owner_pid}) is gone: "
+            "the run is marked crashed"
         )
-        for e in events
-    ]
-    pct = done * 100 // len(steps) if steps else 100
-    return Progress(run=run, steps=steps, timeline=timeline, progress_pct=pct)
 
 
 class SyncMonitor:

@@ -23,7 +23,8 @@ PURE_CORE = [
     "exitcodes",
     "masking",
     "outputs",
-    "resume",
+    "resume/__init__",
+    "resume/decide",
     "records",
 ]
 IO_LIBRARIES = {"anyio", "aiosqlite", "sqlite3", "subprocess", "rich", "typer", "asyncio"}

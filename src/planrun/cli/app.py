@@ -7,11 +7,13 @@ is being resumed elsewhere), 124 run deadline exceeded, 130 cancelled (SIGINT/SI
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -20,26 +22,17 @@ import typer
 from anyio.abc import TaskStatus
 from rich.console import Console
 
-from ..api import (
-    PreparedRun,
-    Resume,
-    RunResult,
-    check_concurrency,
-    execute,
-    prepare,
-    secret_hint,
-    secrets_from_env,
-)
-from ..engine import EXIT_CANCELLED
+from ..api import PreparedRun, RunOptions, RunResult, execute, prepare
 from ..errors import PlanError, PlanrunError, UsageError
-from ..executors.local import LocalExecutor
+from ..exitcodes import ExitCode
 from ..graph import levels
 from ..model import json_schema
+from ..options import KillSwitch
 from ..plan import parse_var, validate
-from ..recovery import LoadedResume, load_resume
+from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
 from ..resume import Action
+from ..resume.load import LoadedResume, load_resume
 from ..state import replay
-from ..store.sqlite import default_state_dir
 from .common import StateDirOpt, err_console, fail, print_problems
 from .observe import register_observe_commands
 from .view import LiveView, PlainLog, Renderer, print_summary
@@ -116,6 +109,7 @@ def run(
     plain: PlainOpt = False,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
+    options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
         check_concurrency(max_concurrency)
         prepared = prepare(plan, _variables(var), _secrets(secret))
@@ -124,18 +118,13 @@ def run(
     if prepared.warnings:
         print_problems(err_console(), prepared.warnings, prepared.source)
     if dry_run:
-        _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, max_concurrency)
-        raise typer.Exit(0)
-    _run_and_exit(prepared, plain, state_dir, run_id, max_concurrency, None)
+        _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, options)
+        raise typer.Exit(ExitCode.OK)
+    _run_and_exit(prepared, plain, options, None)
 
 
 def _run_and_exit(
-    prepared: PreparedRun,
-    plain: bool,
-    state_dir: Path | None,
-    run_id: str | None,
-    max_concurrency: int | None,
-    resume: Resume | None,
+    prepared: PreparedRun, plain: bool, options: RunOptions, resume: Resume | None
 ) -> None:
     """Run (or resume) with a live view or plain log, print the summary, exit."""
     console = Console(highlight=False, soft_wrap=True)
@@ -146,69 +135,37 @@ def _run_and_exit(
         renderer.view = replay(resume.history)
     started = time.monotonic()
     try:
-        code = anyio.run(
-            _run,
-            prepared,
-            renderer,
-            state_dir,
-            run_id,
-            max_concurrency,
-            resume,
-            backend="asyncio",
-        )
+        code = anyio.run(_run, prepared, renderer, options, resume, backend="asyncio")
     except PlanrunError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:  # before our handlers were installed
-        code = EXIT_CANCELLED
+        code = ExitCode.CANCELLED
     if renderer.view is not None:
         print_summary(console, renderer.view, time.monotonic() - started)
     raise typer.Exit(code)
 
 
 async def _run(
-    prepared: PreparedRun,
-    renderer: Renderer,
-    state_dir: Path | None,
-    run_id: str | None,
-    max_concurrency: int | None,
-    resume: Resume | None = None,
+    prepared: PreparedRun, renderer: Renderer, options: RunOptions, resume: Resume | None
 ) -> int:
     """Run under signal handling: the first SIGINT/SIGTERM cancels gracefully, the
     second kills every step process at once."""
-    with LocalExecutor() as executor:
-        return await _run_with(
-            prepared, renderer, state_dir, run_id, max_concurrency, executor, resume
-        )
-
-
-async def _run_with(
-    prepared: PreparedRun,
-    renderer: Renderer,
-    state_dir: Path | None,
-    run_id: str | None,
-    max_concurrency: int | None,
-    executor: LocalExecutor,
-    resume: Resume | None = None,
-) -> int:
-    """The run itself, under signal handling (see :func:`_run`)."""
+    kill_switch = KillSwitch()
+    options = replace(
+        options,
+        on_event=renderer.on_event,
+        owner_kind="cli",
+        on_notice=lambda text: err_console().print(text, markup=False),
+        kill_switch=kill_switch,
+    )
     result: RunResult | None = None
     error: PlanrunError | None = None
     async with anyio.create_task_group() as tg:
         with anyio.CancelScope() as run_scope:
-            await tg.start(_handle_signals, run_scope, executor, renderer.console)
+            await tg.start(_handle_signals, run_scope, kill_switch, renderer.console)
             tg.start_soon(renderer.run)
             try:
-                result = await execute(
-                    prepared,
-                    state_dir=state_dir,
-                    run_id=run_id,
-                    max_concurrency=max_concurrency,
-                    on_event=renderer.on_event,
-                    executor=executor,
-                    owner_kind="cli",
-                    on_notice=lambda text: err_console().print(text, markup=False),
-                    resume=resume,
-                )
+                result = await execute(prepared, options, resume=resume)
             except PlanrunError as exc:
                 error = exc
         renderer.close()
@@ -219,13 +176,13 @@ async def _run_with(
         view = renderer.view
         if view is not None and view.exit_code is not None:
             return view.exit_code  # the signal came after the run had finished
-        return EXIT_CANCELLED
+        return ExitCode.CANCELLED
     return result.exit_code
 
 
 async def _handle_signals(
     run_scope: anyio.CancelScope,
-    executor: LocalExecutor,
+    kill_switch: KillSwitch,
     console: Console,
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
@@ -244,10 +201,10 @@ async def _handle_signals(
                 run_scope.cancel()
             else:
                 console.print(f"planrun: {name}: killing every step process", markup=False)
-                executor.kill_all()
+                kill_switch.kill_all()
 
 
-def _print_dry_run(console: Console, prepared: PreparedRun, max_concurrency: int | None) -> None:
+def _print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
     plan = prepared.plan
     masker = prepared.masker
 
@@ -261,7 +218,7 @@ def _print_dry_run(console: Console, prepared: PreparedRun, max_concurrency: int
 
     by_id = {rs.step.id: rs for rs in prepared.steps}
     tiers = levels({s.id: s.depends_on for s in plan.steps})
-    concurrency = max_concurrency or plan.globals.concurrency
+    concurrency = options.concurrency(plan)
     say(
         f"plan {plan.plan_id}: {len(plan.steps)} steps in {len(tiers)} levels, "
         f"max concurrency {concurrency} (dry run: nothing is written or started)"
@@ -323,52 +280,34 @@ def resume_cmd(
 ) -> None:
     """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
     did not succeed (and what depends on them), keep the ones that did."""
-    directory = state_dir if state_dir is not None else default_state_dir()
     try:
         loaded = anyio.run(
-            _load_resume,
-            run_id,
-            directory,
-            _variables(var),
-            _secrets(secret),
-            from_step,
-            only,
-            allow_changed,
+            functools.partial(
+                load_resume,
+                run_id,
+                state_dir,
+                variables=_variables(var),
+                secrets=_secrets(secret),
+                from_step=from_step,
+                only=only,
+                allow_changed=allow_changed,
+            ),
             backend="asyncio",
         )
     except PlanrunError as exc:
         raise fail(exc) from None
     if explain:
         _print_explain(Console(highlight=False, soft_wrap=True), loaded)
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
     if not loaded.resume.rerun:
         err_console().print(
             f"planrun: nothing to rerun: every step of run {run_id} succeeded "
             "(use --from STEP to run steps again)",
             markup=False,
         )
-        raise typer.Exit(0)
-    _run_and_exit(loaded.prepared, plain, directory, None, max_concurrency, loaded.resume)
-
-
-async def _load_resume(
-    run_id: str,
-    state_dir: Path,
-    variables: dict[str, str],
-    secrets: dict[str, str],
-    from_step: str | None,
-    only: str | None,
-    allow_changed: bool,
-) -> LoadedResume:
-    return await load_resume(
-        run_id,
-        state_dir,
-        variables=variables,
-        secrets=secrets,
-        from_step=from_step,
-        only=only,
-        allow_changed=allow_changed,
-    )
+        raise typer.Exit(ExitCode.OK)
+    options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
+    _run_and_exit(loaded.prepared, plain, options, loaded.resume)
 
 
 def _print_explain(console: Console, loaded: LoadedResume) -> None:

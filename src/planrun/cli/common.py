@@ -9,13 +9,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import PlanError, PlanrunError, Problem
+from ..errors import PlanError, PlanrunError, Problem, UsageError
+from ..paths import STATE_DIR_ENV
 
-__all__ = ["StateDirOpt", "err_console", "fail", "out_console", "print_problems"]
+__all__ = ["StateDirOpt", "cli_words", "err_console", "fail", "out_console", "print_problems"]
 
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option(envvar="PLANRUN_STATE_DIR", help="Where runs are stored [default: .planrun]"),
+    typer.Option(envvar=STATE_DIR_ENV, help="Where runs are stored [default: .planrun]"),
 ]
 
 
@@ -48,5 +49,29 @@ def fail(exc: PlanrunError) -> typer.Exit:
         )
         print_problems(console, exc.problems, exc.source)
     else:
-        console.print(f"[red]planrun: {escape(str(exc))}[/]", soft_wrap=True)
+        console.print(f"[red]planrun: {escape(cli_words(exc))}[/]", soft_wrap=True)
     return typer.Exit(exc.exit_code)
+
+
+#: Library words for a parameter, and the CLI's words for it (its flag).
+_FLAG_WORDS = {
+    "max_concurrency": ("max_concurrency", "--max-concurrency"),
+    "allow_changed": ("allow_changed=True", "--allow-changed"),
+    "from_step": ("from_step and only", "--from and --only"),
+}
+
+
+def cli_words(exc: PlanrunError) -> str:
+    """``exc``'s message, with the library's parameter names turned into the flags
+    that set them and the CLI's hint on what to do added (the library says what is
+    wrong in its own terms: see ``UsageError.field``)."""
+    message = str(exc)
+    field = exc.field if isinstance(exc, UsageError) else None
+    if field in _FLAG_WORDS:
+        library, flag = _FLAG_WORDS[field]
+        return message.replace(library, flag, 1)
+    if field == "run_id" and "already exists" in message:
+        return f"{message}; choose another --run-id"
+    if field == "run_id" and message.startswith("no run "):
+        return f"{message}; see `planrun list`"
+    return message

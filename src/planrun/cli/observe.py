@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import errno
 import os
-import signal
-import socket
-import stat
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated
 
 import anyio
 import msgspec
@@ -26,33 +22,28 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .. import crash
-from ..crash import reap_crashed
-from ..errors import PlanrunError, UsageError
-from ..events import RunCrashed, RunFinished, decode_event
+from .. import monitor
+from ..api import cancel_run
+from ..errors import CancelError, PlanrunError, UsageError
+from ..events import RunFinished, encode_event
+from ..exitcodes import ExitCode
 from ..model import RunState
-from ..proc import is_same_process
 from ..records import RunRecord, StepRecord
-from ..store.reader import RunReader
-from ..store.sqlite import default_state_dir
 from .common import StateDirOpt, err_console, fail, out_console
+from .logs import LogSet
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
 __all__ = ["register_observe_commands"]
 
-#: Seconds between two reads of the store while following a run.
-POLL_SEC = 0.1
+#: Seconds between two reads of the store and the log files while following logs.
+POLL_SEC = monitor.FOLLOW_POLL_SEC
 #: Exit code of watch/logs when the run's owner died without finishing it.
-EXIT_CRASHED = 1
+EXIT_CRASHED = ExitCode.FAILED
 
 RunIdArg = Annotated[
     str, typer.Argument(help="The run id (see `planrun list`).", show_default=False)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _state_dir(state_dir: Path | None) -> Path:
-    return state_dir if state_dir is not None else default_state_dir()
 
 
 def _run_sync(func: Callable[..., Awaitable[int]], *args: object) -> int:
@@ -62,86 +53,76 @@ def _run_sync(func: Callable[..., Awaitable[int]], *args: object) -> int:
     except PlanrunError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
-        code = 130
+        code = ExitCode.CANCELLED
     except BrokenPipeError:
         # The reader went away (`planrun watch --json | head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 0
+        code = ExitCode.OK
     return code
 
 
-async def _require_run(reader: RunReader, run_id: str, state_dir: Path) -> RunRecord:
-    run = await crash.get_run(reader, run_id)
+async def _require_run(session: monitor.Session, run_id: str) -> RunRecord:
+    run = await session.get_run(run_id)
     if run is None:
-        recent = [r.run_id for r in await reader.list_runs(limit=200)]
-        close = difflib.get_close_matches(run_id, recent, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else "; see `planrun list`"
-        raise UsageError(f"no run '{run_id}' in {state_dir}{hint}")
+        raise await _no_such_run(session, run_id)
     return run
+
+
+async def _no_such_run(session: monitor.Session, run_id: str) -> UsageError:
+    """The error for an unknown run id, naming the closest one as a hint."""
+    recent = [r.run_id for r in await session.list_runs(limit=200)]
+    close = difflib.get_close_matches(run_id, recent, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else "; see `planrun list`"
+    return UsageError(f"no run '{run_id}' in {session.state_dir}{hint}")
 
 
 # --- watch -----------------------------------------------------------------------------
 
 
-async def _watch(run_id: str, state_dir: Path, as_json: bool, renderer: Renderer) -> int:
-    async with RunReader.open(state_dir) as reader:
-        run = await _require_run(reader, run_id, state_dir)
-        error: BaseException | None = None
-        code = EXIT_CRASHED
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(renderer.run)
-            try:
-                code = await _follow_events(reader, run, 0, as_json, renderer)
-            except (PlanrunError, BrokenPipeError, SystemExit) as exc:
-                # Re-raised below, outside the task group's exception group. SystemExit:
-                # rich's answer to a closed stdout (`planrun watch RUN | head`).
-                error = exc
-            finally:
-                renderer.close()
-                tg.cancel_scope.cancel()
-        if error is not None:
-            raise error
+async def _watch(run_id: str, state_dir: Path | None, as_json: bool, renderer: Renderer) -> int:
+    async with monitor.open_session(state_dir) as session:
+        await _require_run(session, run_id)
+    error: BaseException | None = None
+    code: int = EXIT_CRASHED
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(renderer.run)
+        try:
+            code = await _follow_events(run_id, state_dir, as_json, renderer)
+        except (PlanrunError, BrokenPipeError, SystemExit) as exc:
+            # Re-raised below, outside the task group's exception group. SystemExit:
+            # rich's answer to a closed stdout (`planrun watch RUN | head`).
+            error = exc
+        finally:
+            renderer.close()
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
     if not as_json and renderer.view is not None:
         print_summary(renderer.console, renderer.view, 0.0)
     return code
 
 
 async def _follow_events(
-    reader: RunReader, run: RunRecord, after: int, as_json: bool, renderer: Renderer
+    run_id: str, state_dir: Path | None, as_json: bool, renderer: Renderer
 ) -> int:
-    idle_checks = 0
-    while True:
-        bodies = await reader.get_event_bodies(run.run_id, after)
-        last = None
-        for body in bodies:
-            last = event = decode_event(body)
-            after = event.seq
+    """Show the run's events as they come (``monitor.follow``); its exit code."""
+
+    def notice(text: str) -> None:
+        err_console().print(f"planrun: {text}")
+
+    last = None
+    events = monitor.follow(run_id, state_dir=state_dir, on_notice=notice)
+    async with contextlib.aclosing(events):
+        async for event in events:
+            last = event
             if as_json:
-                sys.stdout.write(body + "\n")
+                sys.stdout.write(encode_event(event).decode() + "\n")
+                sys.stdout.flush()
             else:
                 renderer.on_event(event)
-        if as_json and bodies:
-            sys.stdout.flush()
-        # The run's end, unless a resume has taken it over since (more events follow).
-        if isinstance(last, RunFinished | RunCrashed) and not await _resumed(reader, run, after):
-            return last.exit_code if isinstance(last, RunFinished) else EXIT_CRASHED
-        if not bodies:
-            idle_checks += 1
-            # Every ~second without news, check that someone is still writing.
-            if idle_checks % 10 == 0:
-                current = await reader.get_run(run.run_id)
-                if current is not None and await reap_crashed(reader.state_dir, [current]):
-                    err_console().print(
-                        f"planrun: the process running {run.run_id} (pid {run.owner_pid}) is "
-                        "gone: the run is marked crashed"
-                    )
-        await anyio.sleep(POLL_SEC)
-
-
-async def _resumed(reader: RunReader, run: RunRecord, seen: int) -> bool:
-    """Whether the run is running again (a resume) or has events after ``seen``."""
-    current = await reader.get_run(run.run_id)
-    return current is not None and (current.state is RunState.RUNNING or current.last_seq > seen)
+    if isinstance(last, RunFinished):
+        return last.exit_code
+    return EXIT_CRASHED
 
 
 def watch(
@@ -155,24 +136,23 @@ def watch(
     renderer: Renderer = (
         PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
     )
-    raise typer.Exit(_run_sync(_watch, run_id, _state_dir(state_dir), as_json, renderer))
+    raise typer.Exit(_run_sync(_watch, run_id, state_dir, as_json, renderer))
 
 
 # --- list ------------------------------------------------------------------------------
 
 
 async def _list(
-    state_dir: Path, state: str | None, plan_id: str | None, limit: int, as_json: bool
+    state_dir: Path | None, state: str | None, plan_id: str | None, limit: int, as_json: bool
 ) -> int:
-    async with RunReader.open(state_dir) as reader:
-        runs = await crash.list_runs(reader, state=state, plan_id=plan_id, limit=limit)
+    runs = await monitor.list_runs(state=state, plan_id=plan_id, limit=limit, state_dir=state_dir)
     if as_json:
         sys.stdout.write(msgspec.json.encode(runs).decode() + "\n")
-        return 0
+        return ExitCode.OK
     console = out_console()
     if not runs:
         console.print("no runs", markup=False)
-        return 0
+        return ExitCode.OK
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run id", "plan", "state", "started", "duration", "steps"):
         table.add_column(column, no_wrap=True)
@@ -188,7 +168,7 @@ async def _list(
             )
         )
     console.print(table)
-    return 0
+    return ExitCode.OK
 
 
 def list_cmd(
@@ -205,24 +185,22 @@ def list_cmd(
                 f"unknown state {state!r}; use one of: " + ", ".join(s.value for s in RunState)
             )
         )
-    raise typer.Exit(_run_sync(_list, _state_dir(state_dir), state, plan, limit, as_json))
+    raise typer.Exit(_run_sync(_list, state_dir, state, plan, limit, as_json))
 
 
 # --- show ------------------------------------------------------------------------------
 
 
-async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
-    async with RunReader.open(state_dir) as reader:
-        # Crash marking first, outside the snapshot: a snapshot begun before the mark
-        # was written would still show the run (and its steps) running.
-        await _require_run(reader, run_id, state_dir)
-        async with reader.snapshot():
-            run = await _require_run(reader, run_id, state_dir)
-            steps = await reader.get_steps(run_id)
+async def _show(run_id: str, state_dir: Path | None, as_json: bool) -> int:
+    async with monitor.open_session(state_dir) as session:
+        found = await session.run_and_steps(run_id)
+        if found is None:
+            raise await _no_such_run(session, run_id)
+    run, steps = found
     if as_json:
         doc = {"run": run, "steps": steps}
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
-        return 0
+        return ExitCode.OK
     console = out_console()
     lines = [
         f"run       {run.run_id}",
@@ -256,7 +234,7 @@ async def _show(run_id: str, state_dir: Path, as_json: bool) -> int:
         for step, key, value in outputs:
             masked = " (held a secret)" if key in step.masked_outputs else ""
             console.print(f"  {step.step_id}.{key} = {value!r}{masked}", markup=False)
-    return 0
+    return ExitCode.OK
 
 
 def _show_step(table: Table, step: StepRecord) -> None:
@@ -299,204 +277,40 @@ def _code(code: int | None) -> str:
 
 def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
     """Show a run: its state, variables, times, owner, and every step with every attempt."""
-    raise typer.Exit(_run_sync(_show, run_id, _state_dir(state_dir), as_json))
+    raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json))
 
 
 # --- logs ------------------------------------------------------------------------------
 
 
-#: Bytes read from a log file at a time: `logs` holds about this much, whatever the size.
-CHUNK = 64 * 1024
-#: Longest part of a line held back while following (so the lines of two steps do not
-#: interleave mid-line); a longer line is written as it comes.
-MAX_PARTIAL = 64 * 1024
-
-
-class _Tail:
-    """Copies one log file to stdout in chunks (constant memory), from ``offset`` on,
-    each line prefixed with ``prefix``. Logs are masked when written, so nothing is
-    masked here."""
-
-    def __init__(self, path: str, prefix: str, offset: int = 0) -> None:
-        self.path = path
-        self.prefix = prefix.encode()
-        self.offset = offset
-        self.partial = b""
-        #: Whether the next byte written starts a line (gets the prefix).
-        self.at_line_start = True
-        #: Why the log cannot be read (gone, or not a regular file), or None.
-        self.problem: str | None = None
-        self.reported = False
-
-    @property
-    def missing(self) -> bool:
-        return self.problem is not None
-
-    def pump(self, final: bool = False) -> None:
-        """Write what was added since the last call (``final``: to the end, a last
-        line without a newline included). A missing file sets ``missing``."""
-        out = sys.stdout.buffer
-        f = open_log(self.path)
-        if isinstance(f, str):
-            self.problem = f
-            return
-        with f:
-            f.seek(self.offset)
-            while chunk := f.read(CHUNK):
-                self.offset += len(chunk)
-                data = self.partial + chunk
-                cut = data.rfind(b"\n") + 1
-                self.partial = data[cut:]
-                self._write(out, data[:cut])
-                if len(self.partial) > MAX_PARTIAL:
-                    self._write(out, self.partial)
-                    self.partial = b""
-        if final and (self.partial or not self.at_line_start):
-            self._write(out, self.partial + b"\n")
-            self.partial = b""
-        out.flush()
-
-    def _write(self, out: BinaryIO, data: bytes) -> None:
-        if not data:
-            return
-        if self.prefix:
-            body = data[:-1] if data.endswith(b"\n") else data
-            body = body.replace(b"\n", b"\n" + self.prefix)
-            if self.at_line_start:
-                out.write(self.prefix)
-            out.write(body + (b"\n" if data.endswith(b"\n") else b""))
-        else:
-            out.write(data)
-        self.at_line_start = data.endswith(b"\n")
-
-
-def open_log(path: str) -> BinaryIO | str:
-    """The log file at ``path`` opened for reading, or why it cannot be read.
-
-    Never follows a symbolic link and never blocks (a FIFO or a device planted at a
-    log path, by a step of the run, is refused): only a regular file is read.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return "missing"
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "a symbolic link, not a log file planrun wrote: not read"
-        return f"cannot be read: {exc.strerror}"
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return "not a regular file, not a log planrun wrote: not read"
-    return os.fdopen(fd, "rb")
-
-
-def tail_offset(path: str, lines: int) -> int:
-    """Where the last ``lines`` lines of the file at ``path`` begin, found by reading
-    backwards from the end in blocks (a last line without a newline counts); 0 if the
-    file has fewer lines, or is missing (the caller reports that)."""
-    f = open_log(path)
-    if isinstance(f, str):
-        return 0
-    with f:
-        end = pos = f.seek(0, os.SEEK_END)
-        if lines <= 0 or end == 0:
-            return end
-        f.seek(end - 1)
-        # The newline that ends the last line does not start another one.
-        needed = lines + (f.read(1) == b"\n")
-        while pos > 0:
-            size = min(CHUNK, pos)
-            pos -= size
-            f.seek(pos)
-            block = f.read(size)
-            i = len(block)
-            while (i := block.rfind(b"\n", 0, i)) >= 0:
-                needed -= 1
-                if needed == 0:
-                    return pos + i + 1
-    return 0
-
-
-def _selected(
-    steps: list[StepRecord], step_id: str | None, attempt: int | None
-) -> list[tuple[StepRecord, int | None]]:
-    """(step, attempt number or None for 'the latest') pairs to print."""
-    if step_id is None:
-        return [(s, attempt) for s in steps]
-    return [(s, attempt) for s in steps if s.step_id == step_id]
-
-
 async def _logs(
     run_id: str,
-    state_dir: Path,
+    state_dir: Path | None,
     step_id: str | None,
     attempt: int | None,
     follow: bool,
     tail: int | None = None,
 ) -> int:
-    async with RunReader.open(state_dir) as reader:
-        run = await _require_run(reader, run_id, state_dir)
-        steps = await reader.get_steps(run_id)
+    async with monitor.open_session(state_dir) as session:
+        run = await _require_run(session, run_id)
+        steps = await session.get_steps(run_id)
         if step_id is not None and step_id not in {s.step_id for s in steps}:
             close = difflib.get_close_matches(step_id, [s.step_id for s in steps], n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise UsageError(f"run {run_id} has no step '{step_id}'{hint}")
-        tails: dict[str, _Tail] = {}
+        logs = LogSet(step_id, attempt, follow, tail)
         while True:
-            run = await reader.get_run(run_id) or run
-            steps = await reader.get_steps(run_id)
-            active = False
-            for step, number in _selected(steps, step_id, attempt):
-                chosen = [a for a in step.attempts if number is None or a.attempt == number]
-                if not chosen:
-                    if step_id is not None and number is not None and not follow:
-                        raise UsageError(f"step '{step.step_id}' has no attempt {number}")
-                    active |= not step.state.terminal
-                    continue
-                latest = chosen[-1]
-                prefix = "" if step_id is not None else f"[{step.step_id}] "
-                if latest.log_path is None:
-                    continue
-                current = tails.get(step.step_id)
-                if current is None or current.path != latest.log_path:
-                    if current is not None:
-                        current.pump(final=True)  # the rest of the attempt that just ended
-                        _report_missing(current, step.step_id)
-                    # --tail: the first file shown starts at its last N lines; later
-                    # attempts (while following) are shown whole.
-                    start = (
-                        tail_offset(latest.log_path, tail)
-                        if tail is not None and current is None
-                        else 0
-                    )
-                    current = tails[step.step_id] = _Tail(latest.log_path, prefix, start)
-                running = latest.state.value == "running"
-                current.pump(final=not running or not follow)
-                active |= running or (number is None and not step.state.terminal)
+            run = await session.get_run(run_id, check_owner=False) or run
+            active = logs.pump(await session.get_steps(run_id))
             done = not follow or (run.state is not RunState.RUNNING and not active)
             if done or (not active and step_id is not None):
-                missing = [t for t in tails.values() if t.missing]
-                for sid, t in tails.items():
-                    _report_missing(t, sid)
-                return 1 if missing else 0
-            if run.state is RunState.RUNNING and await reap_crashed(state_dir, [run]):
+                return logs.finish()
+            if run.state is RunState.RUNNING and await session.mark_if_crashed(run):
                 err_console().print(
                     f"planrun: the process running {run_id} is gone: the run is marked crashed"
                 )
                 return EXIT_CRASHED
             await anyio.sleep(POLL_SEC)
-
-
-def _report_missing(tail: _Tail, step_id: str) -> None:
-    """Say once that a log file cannot be read (deleted since its attempt ran, or
-    something else than the file planrun wrote is at its path)."""
-    if tail.problem is not None and not tail.reported:
-        err_console().print(
-            f"planrun: the log of step '{step_id}' is {tail.problem}: {tail.path}"
-            + (" (deleted?)" if tail.problem == "missing" else ""),
-            markup=False,
-        )
-        tail.reported = True
 
 
 def logs(
@@ -515,52 +329,26 @@ def logs(
     """Print a step's output (last attempt by default); with no STEP, every step's,
     each line prefixed [step-id]. --follow streams until the attempt (or run) ends;
     --tail N starts at the last N lines. Exit 1 if a log file is missing."""
-    raise typer.Exit(_run_sync(_logs, run_id, _state_dir(state_dir), step, attempt, follow, tail))
+    raise typer.Exit(_run_sync(_logs, run_id, state_dir, step, attempt, follow, tail))
 
 
 # --- cancel ----------------------------------------------------------------------------
 
 
-async def _cancel(run_id: str, state_dir: Path, wait_sec: float) -> int:
+async def _cancel(run_id: str, state_dir: Path | None, wait_sec: float) -> int:
     console = err_console()
-    async with RunReader.open(state_dir) as reader:
-        run = await _require_run(reader, run_id, state_dir)
-        if run.state is not RunState.RUNNING:
-            console.print(f"run {run_id} is not running (state: {run.state.value})", markup=False)
-            return 1
-        if run.owner_host != socket.gethostname():
-            console.print(f"run {run_id} runs on {run.owner_host}; cancel it there", markup=False)
-            return 1
-        if not is_same_process(run.owner_pid, run.owner_start_time):
-            console.print(
-                f"run {run_id} is not running: its process (pid {run.owner_pid}) is gone",
-                markup=False,
-            )
-            return 1
-        if run.owner_kind != "cli":
-            console.print(
-                f"run {run_id} is embedded in process {run.owner_pid} (run_plan); cancel "
-                "the task awaiting it there",
-                markup=False,
-            )
-            return 1
-        with contextlib.suppress(ProcessLookupError):  # it just ended: the state says how
-            os.kill(run.owner_pid, signal.SIGTERM)
-        with anyio.move_on_after(wait_sec):
-            while True:
-                current = await reader.get_run(run_id)
-                if current is None or current.state is not RunState.RUNNING:
-                    break
-                await anyio.sleep(POLL_SEC)
-        current = await reader.get_run(run_id)
-    if current is not None and current.state is RunState.CANCELLED:
-        console.print(f"run {run_id} cancelled", markup=False)
-        return 0
-    state = current.state.value if current is not None else "unknown"
-    console.print(
-        f"run {run_id} did not end as cancelled within {wait_sec:g}s (state: {state})", markup=False
-    )
-    return 1
+    try:
+        await cancel_run(run_id, state_dir=state_dir, wait_sec=wait_sec)
+    except CancelError as exc:
+        console.print(str(exc), markup=False)
+        return ExitCode.FAILED
+    except UsageError as exc:
+        if exc.field != "run_id":
+            raise
+        async with monitor.open_session(state_dir) as session:
+            raise await _no_such_run(session, run_id) from None
+    console.print(f"run {run_id} cancelled", markup=False)
+    return ExitCode.OK
 
 
 def cancel(
@@ -570,7 +358,7 @@ def cancel(
 ) -> None:
     """Cancel a running run from anywhere: its process stops every step (TERM, grace,
     KILL) and records it cancelled. Exit 0 when cancelled, 1 when it was not running."""
-    raise typer.Exit(_run_sync(_cancel, run_id, _state_dir(state_dir), timeout))
+    raise typer.Exit(_run_sync(_cancel, run_id, state_dir, timeout))
 
 
 def register_observe_commands(app: typer.Typer) -> None:

@@ -43,6 +43,7 @@ from ..events import (
     utc_now,
 )
 from ..model import AttemptState, StepState
+from ..paths import default_state_dir  # the one definition; re-exported for old imports
 from ..proc import boot_id, process_start_time
 from . import files, sql
 
@@ -52,11 +53,6 @@ __all__ = ["RunPaths", "SqliteStore", "default_state_dir"]
 MAX_BATCH = 2000
 #: Seconds without events after which the recorder writes a heartbeat.
 HEARTBEAT_SEC = 10.0
-
-
-def default_state_dir() -> Path:
-    """``$PLANRUN_STATE_DIR`` if set, else ``.planrun`` in the working directory."""
-    return Path(os.environ.get("PLANRUN_STATE_DIR") or ".planrun")
 
 
 def _ignore_itself(root: Path) -> None:

@@ -24,10 +24,10 @@ from typing import Any
 
 import msgspec
 
-from . import graph
-from .errors import UsageError
-from .model import Plan, ResumeRule, StepState
-from .subst import StepRef
+from .. import graph
+from ..errors import UsageError
+from ..model import Plan, ResumeRule, StepState
+from ..subst import StepRef
 
 __all__ = [
     "Action",

@@ -1,0 +1,123 @@
+"""How to run a plan: one :class:`RunOptions`, resolved once.
+
+Every default of a run is decided here and nowhere else: the state dir (by
+:func:`planrun.paths.default_state_dir`), the run id (a fresh one), the concurrency
+(``globals.max_concurrency`` unless overridden). ``run_plan``, ``execute`` and the CLI
+all build a :class:`RunOptions` and call :meth:`RunOptions.resolve`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .events import Event
+from .model import Plan
+from .paths import state_dir_or_default
+from .ports import Executor
+from .prepare import check_concurrency, check_run_id, new_run_id
+
+__all__ = ["KillSwitch", "ResolvedOptions", "RunOptions"]
+
+
+class KillSwitch:
+    """Lets a front end kill every step process of a run at once, without waiting for
+    the graceful stop (the CLI's second Ctrl-C). Give it as ``RunOptions.kill_switch``;
+    :meth:`kill_all` then SIGKILLs the process group of every running attempt of the
+    run's executor (a no-op before the run has started, or for an executor that has no
+    such notion)."""
+
+    def __init__(self) -> None:
+        self._kills: list[Callable[[], None]] = []
+
+    def attach(self, kill: Callable[[], None]) -> None:
+        """Called by ``execute`` with its executor's kill-everything function."""
+        self._kills.append(kill)
+
+    def kill_all(self) -> None:
+        for kill in list(self._kills):
+            kill()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """Everything about a run that is not the plan. Every field is optional.
+
+    ``state_dir``: where the run is recorded (default ``$PLANRUN_STATE_DIR`` or
+    ``.planrun``). ``run_id``: default a fresh, time-sorted one. ``max_concurrency``:
+    default the plan's ``globals.max_concurrency``. ``variables``/``secrets``: given to
+    :func:`~planrun.prepare.prepare` (secret values reach the steps and are masked
+    everywhere else). ``executor``: default a local subprocess executor. ``on_event``:
+    called with every event, in order, from the event loop (keep it fast).
+    ``on_notice``: called with a line for a person (e.g. "waiting for lock ...").
+    ``owner_kind``: ``"cli"`` records that the owning process cancels the run on
+    SIGTERM (what :func:`planrun.api.cancel_run` sends); embedders keep ``"api"``.
+    ``kill_switch``: see :class:`KillSwitch`.
+    """
+
+    state_dir: str | os.PathLike[str] | None = None
+    run_id: str | None = None
+    max_concurrency: int | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    executor: Executor | None = None
+    on_event: Callable[[Event], None] | None = None
+    on_notice: Callable[[str], None] | None = None
+    owner_kind: str = "api"
+    kill_switch: KillSwitch | None = None
+
+    def check(self) -> None:
+        """``UsageError`` (with ``field``) for a run id or concurrency that can never
+        be used, before anything is prepared or written."""
+        if self.run_id is not None:
+            check_run_id(self.run_id)
+        check_concurrency(self.max_concurrency)
+
+    def updated(self, **changes: Any) -> RunOptions:
+        """A copy with the ``changes`` that are not None (keyword arguments given
+        beside an options object win over it)."""
+        given = {name: value for name, value in changes.items() if value is not None}
+        return replace(self, **given) if given else self
+
+    def resolve(self, plan: Plan, *, run_id: str | None = None) -> ResolvedOptions:
+        """Every default decided: the options of one run of ``plan``. ``run_id`` (a
+        resumed run's) overrides ``self.run_id``. Raises ``UsageError``."""
+        self.check()
+        chosen = run_id if run_id is not None else self.run_id
+        return ResolvedOptions(
+            state_dir=state_dir_or_default(self.state_dir),
+            run_id=check_run_id(chosen) if chosen is not None else new_run_id(),
+            max_concurrency=self.concurrency(plan),
+            options=self,
+        )
+
+    def concurrency(self, plan: Plan) -> int:
+        """How many attempts may run at once: ``max_concurrency``, else the plan's
+        ``globals.max_concurrency`` (the open-file limit may still cap it)."""
+        return self.max_concurrency or plan.globals.concurrency
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedOptions:
+    """:class:`RunOptions` with every default filled in (see :meth:`RunOptions.resolve`)."""
+
+    state_dir: Path
+    run_id: str
+    #: What was asked for: the open-file limit may still cap it (ConcurrencyCapped).
+    max_concurrency: int
+    options: RunOptions
+
+    @property
+    def on_event(self) -> Callable[[Event], None] | None:
+        return self.options.on_event
+
+    @property
+    def on_notice(self) -> Callable[[str], None] | None:
+        return self.options.on_notice
+
+    @property
+    def owner_kind(self) -> str:
+        return self.options.owner_kind

@@ -1,0 +1,194 @@
+"""Preparing a run: validate the plan, resolve its variables and secrets. No run yet.
+
+Everything here is below :mod:`planrun.api` (which executes what this prepares) and
+below :mod:`planrun.resume.load` (which prepares a run again to resume it), so neither
+imports the other. No I/O but reading the plan file and the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .errors import PlanError, Problem, UsageError
+from .events import Event
+from .masking import MIN_SECRET, Masker, secret_problem
+from .model import MAX_CONCURRENCY, Plan
+from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
+from .resume import Action, Choice, PriorStep
+
+__all__ = [
+    "PreparedRun",
+    "Resume",
+    "check_concurrency",
+    "check_run_id",
+    "check_secrets",
+    "new_run_id",
+    "prepare",
+    "secret_hint",
+    "secrets_from_env",
+]
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A validated plan with its variables resolved: ready to execute.
+
+    ``variables`` are the plain variables (stored and shown); ``secrets`` hold the
+    secret values, which reach the steps but are masked everywhere else.
+    """
+
+    plan: Plan
+    steps: list[ResolvedStep]
+    variables: dict[str, str]
+    source: str | None
+    warnings: tuple[Problem, ...]
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def masker(self) -> Masker:
+        """Masks this run's secret values (built once: it compiles a pattern)."""
+        return Masker(self.secrets.values())
+
+    @functools.cached_property
+    def masked_variables(self) -> dict[str, str]:
+        """``variables`` as stored and shown: a value holding a secret is masked (names
+        and the ``PLAN_DIR`` path are kept)."""
+        return self.masker.variables(self.variables)
+
+    def plan_json(self) -> str:
+        """The plan as run, secrets masked: what ``resume`` compares against."""
+        return msgspec.json.encode(self.masker.struct(self.plan)).decode()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What a resume does (see :func:`planrun.resume.load.load_resume`)."""
+
+    run_id: str
+    choices: list[Choice]
+    prior: dict[str, PriorStep]
+    history: list[Event]
+    last_seq: int
+
+    @property
+    def rerun(self) -> list[str]:
+        return [c.step_id for c in self.choices if c.action is Action.RERUN]
+
+
+def new_run_id() -> str:
+    """A fresh run id that sorts by start time: ``20261124T101502123Z-3f9a2c``."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}{int(now % 1 * 1000):03d}Z-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is safe as a file name, else :class:`UsageError`."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise UsageError(
+            f"invalid run id {run_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return run_id
+
+
+def check_concurrency(max_concurrency: int | None) -> None:
+    """``UsageError`` unless ``max_concurrency`` is None or within 1..MAX_CONCURRENCY
+    (the bound of ``globals.max_concurrency``)."""
+    if max_concurrency is not None and not 1 <= max_concurrency <= MAX_CONCURRENCY:
+        raise UsageError(
+            f"max_concurrency must be between 1 and {MAX_CONCURRENCY}", field="max_concurrency"
+        )
+
+
+def secrets_from_env(
+    names: Iterable[str], environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The values of secrets ``names`` from ``environ`` (default ``os.environ``), and,
+    for each name without a usable one, why: ``"not set"``, ``"empty"`` (it would mask
+    nothing) or ``"shorter than 4 characters"`` (it would mask parts of ids, paths and
+    numbers). Callers word the error for their own input."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    for name in names:
+        value = environ.get(name)
+        why = "not set" if value is None else secret_problem(value)
+        if why is None and value is not None:
+            values[name] = value
+        else:
+            missing[name] = why or "not set"
+    return values, missing
+
+
+def secret_hint(name: str, why: str) -> str:
+    """What to do about secret ``name`` that :func:`secrets_from_env` refused."""
+    if why in ("not set", "empty"):
+        return f"export {name}=... in the environment planrun runs in"
+    if why == "not valid UTF-8":
+        return f"give {name} a value that is UTF-8 text (encode binary secrets, e.g. base64)"
+    return (
+        f"give {name} a value of at least {MIN_SECRET} characters (a shorter one occurs "
+        "inside ids, paths and numbers, and cannot be masked without corrupting them)"
+    )
+
+
+def check_secrets(secrets: Mapping[str, str]) -> None:
+    """``UsageError`` naming the first secret value given directly that is unusable."""
+    for name, value in secrets.items():
+        why = secret_problem(value)
+        if why is not None:
+            raise UsageError(f"secret '{name}' is {why}; {secret_hint(name, why)}")
+
+
+def prepare(
+    plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
+    variables: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PreparedRun:
+    """Validate ``plan`` and resolve its variables and secrets (raises ``PlanError``).
+
+    ``secrets`` are secret values given directly (the CLI's ``--secret``); the
+    plan's own ``secrets`` names are read from ``environ`` (default ``os.environ``)
+    unless given. No I/O but reading the plan file.
+    """
+    given = dict(variables or {})
+    explicit = dict(secrets or {})
+    check_secrets(explicit)
+    validation = validate(plan, given, secrets=list(explicit))
+    checked = validation.raise_for_errors()
+    found, missing = secrets_from_env((n for n in checked.secrets if n not in explicit), environ)
+    if missing:
+        problems = [
+            Problem(
+                f"$.secrets[{i}]",
+                f"secret '{name}' is {missing[name]}",
+                hint=secret_hint(name, missing[name]),
+            )
+            for i, name in enumerate(checked.secrets)
+            if name in missing
+        ]
+        raise PlanError(problems, validation.source)
+    explicit |= found
+    values = resolve_variables(checked, given, validation.base_dir)
+    return PreparedRun(
+        plan=checked,
+        steps=resolve_steps(checked, values | explicit, validation.base_dir),
+        variables=values,
+        source=str(Path(validation.source).resolve()) if validation.source else None,
+        warnings=validation.warnings,
+        secrets=explicit,
+    )
