@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import PlanError, PlanrunError, Problem
+from ..errors import NoRunStore, PlanError, PlanrunError, Problem, ResumeConflict, RunExists
 
 __all__ = ["StateDirOpt", "err_console", "fail", "out_console", "print_problems"]
 
@@ -37,6 +37,20 @@ def print_problems(console: Console, problems: tuple[Problem, ...], source: str 
         console.print(f"[{style}]{escape(problem.render(source))}[/]", soft_wrap=True)
 
 
+#: What to do about a library error, in the CLI's own terms (its flags and commands):
+#: the library says what is wrong, the CLI adds the hint.
+_HINTS: tuple[tuple[type[PlanrunError], str], ...] = (
+    (RunExists, "choose another --run-id"),
+    (NoRunStore, "pass --state-dir (or set PLANRUN_STATE_DIR) to where the run was started"),
+    (ResumeConflict, "look at `planrun show` and resume again if needed"),
+)
+
+
+def _worded(exc: PlanrunError) -> str:
+    hint = next((hint for kind, hint in _HINTS if isinstance(exc, kind)), None)
+    return f"{exc}; {hint}" if hint else str(exc)
+
+
 def fail(exc: PlanrunError) -> typer.Exit:
     """Print ``exc`` for a person and return the ``typer.Exit`` with its exit code."""
     console = err_console()
@@ -48,5 +62,5 @@ def fail(exc: PlanrunError) -> typer.Exit:
         )
         print_problems(console, exc.problems, exc.source)
     else:
-        console.print(f"[red]planrun: {escape(str(exc))}[/]", soft_wrap=True)
+        console.print(f"[red]planrun: {escape(_worded(exc))}[/]", soft_wrap=True)
     return typer.Exit(exc.exit_code)
