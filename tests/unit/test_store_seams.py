@@ -25,7 +25,7 @@ def _attribute_uses(tree: ast.AST) -> set[str]:
 
 
 def _imported_names(tree: ast.AST) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             names.update(alias.name for alias in node.names)
