@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from .cancel import cancel_run
 from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
-from .errors import PlanrunError, UsageError
+from .errors import PlanrunError, RunExists, UsageError
 from .events import ConcurrencyCapped, Event, utc_now
 from .executors.local import LocalExecutor, attempt_capacity
 from .masking import PATH_VARIABLES, Masker, mask_event
@@ -271,21 +271,15 @@ async def _claim(
             plan_json=prepared.plan_json(),
             secret_names=sorted(prepared.secrets),
         )
-    except UsageError as exc:
-        # The run id was taken: that run is not ours to touch. Said in library terms
-        # (the store's wording may carry the CLI's flag): front ends add their hint.
-        raise UsageError(_taken(str(exc)), field="run_id") from None
+    except RunExists:
+        # The run id was taken: that run is not ours to touch (front ends add a hint).
+        raise
     except BaseException:
         # Cancelled (or failed) once the row may be committed: never leave a run that
         # will not start looking "running".
         await store.abandon_run(run_id, "cancelled before it started")
         raise
     return paths, 0
-
-
-def _taken(message: str) -> str:
-    """The store's "run id exists" message without a front end's hint."""
-    return message.removesuffix("; choose another --run-id")
 
 
 @contextlib.contextmanager

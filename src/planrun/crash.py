@@ -15,18 +15,15 @@ runs this store knows is no longer running, the process is killed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import socket
 from collections.abc import Iterable
 
 from .model import RunState
-from .proc import boot_id, environments, is_same_process, runs_of
+from .proc import environments, is_gone, kill_all, run_chains, runs_of
 from .records import RunRecord
 from .store.reader import RunReader
-from .store.sqlite import SqliteStore, fetch_dicts
+from .store.sqlite import SqliteStore
 
 __all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "sweep_leftovers", "tagged_runs"]
 
@@ -43,11 +40,6 @@ def tagged_runs() -> dict[str, list[int]]:
     return found
 
 
-def _chains() -> dict[int, list[str]]:
-    """Every tagged process's runs, outermost first (a ``/proc`` scan)."""
-    return {pid: runs for pid, environ in environments() if (runs := runs_of(environ))}
-
-
 async def sweep_leftovers(store: SqliteStore) -> list[int]:
     """Kill processes of this store's runs that are over (crashed, failed, ...).
 
@@ -59,40 +51,30 @@ async def sweep_leftovers(store: SqliteStore) -> list[int]:
     ids this store does not know (another state dir's), are left alone. Returns the
     pids killed.
     """
-    chains = _chains()
+    chains = run_chains()
     if not chains:
         return []
-    known = await _states(store, {run_id for runs in chains.values() for run_id in runs})
-    running = [rid for rid, state in known.items() if state == RunState.RUNNING.value]
+    ids = {run_id for runs in chains.values() for run_id in runs}
+    known = await store.run_states(ids)
+    running = [rid for rid, state in known.items() if state is RunState.RUNNING]
     if running:
-        async with RunReader.open(store.state_dir) as reader:
-            records = [run for rid in running if (run := await reader.get_run(rid)) is not None]
-        gone = [run for run in records if owner_gone(run)]
+        gone = [
+            run for run in await store.runs_in_state(RunState.RUNNING, running) if owner_gone(run)
+        ]
         await _mark_crashed(store, gone)
         for run in gone:
-            known[run.run_id] = RunState.CRASHED.value
-    killed = []
-    for pid, runs in chains.items():
-        innermost = next((rid for rid in reversed(runs) if rid in known), None)
-        if innermost is None or known[innermost] == RunState.RUNNING.value:
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+            known[run.run_id] = RunState.CRASHED
+    killed = kill_all(pid for pid, runs in chains.items() if _over(runs, known))
     if killed:
         _LOG.warning("killed %d leftover step process(es) of ended runs", len(killed))
     return killed
 
 
-async def _states(store: SqliteStore, run_ids: set[str]) -> dict[str, str]:
-    """The state of each of ``run_ids`` this store knows."""
-    marks = ",".join("?" * len(run_ids))
-    rows = await fetch_dicts(
-        store.db,
-        f"SELECT run_id, state FROM runs WHERE run_id IN ({marks})",  # noqa: S608 - only ?s
-        tuple(run_ids),
-    )
-    return {row["run_id"]: row["state"] for row in rows}
+def _over(runs: list[str], known: dict[str, RunState]) -> bool:
+    """True if the innermost of ``runs`` (outermost first) that this store knows has
+    ended; False if none is known or it is still running."""
+    innermost = next((rid for rid in reversed(runs) if rid in known), None)
+    return innermost is not None and known[innermost] is not RunState.RUNNING
 
 
 async def _mark_crashed(store: SqliteStore, gone: Iterable[RunRecord]) -> bool:
@@ -106,12 +88,12 @@ async def _mark_crashed(store: SqliteStore, gone: Iterable[RunRecord]) -> bool:
 
 def owner_gone(run: RunRecord) -> bool:
     """True only if ``run`` is ``running`` and its owner is known to be dead."""
-    if run.state is not RunState.RUNNING or run.owner_host != socket.gethostname():
-        return False
-    current = boot_id()
-    if run.owner_boot_id and current and run.owner_boot_id != current:
-        return True  # the machine rebooted since
-    return not is_same_process(run.owner_pid, run.owner_start_time)
+    return run.state is RunState.RUNNING and is_gone(
+        run.owner_pid,
+        run.owner_start_time,
+        host=run.owner_host,
+        owner_boot_id=run.owner_boot_id,
+    )
 
 
 async def reap_crashed(state_dir: str | os.PathLike[str], runs: Iterable[RunRecord]) -> bool:

@@ -5,8 +5,11 @@
     PlanrunError
     ├── PlanError        the plan is invalid (carries every Problem found)    exit 2
     ├── UsageError       bad arguments: --var syntax, a bad run id, ...         exit 2
+    │   └── RunExists    the run id is taken in this state dir
     ├── LockConflict     the plan's lock is held by another live run            exit 3
+    │   └── ResumeConflict  another process resumed the run meanwhile
     ├── StoreError       the run store could not be opened, read or written    exit 1
+    │   └── NoRunStore   there is no run store where a reader looked
     └── HelperError      a helper process (the watchdog) could not be started   exit 1
 
 A failed *step* is not an exception: it is an outcome recorded in the run.
@@ -25,9 +28,12 @@ __all__ = [
     "CancelError",
     "HelperError",
     "LockConflict",
+    "NoRunStore",
     "PlanError",
     "PlanrunError",
     "Problem",
+    "ResumeConflict",
+    "RunExists",
     "StoreError",
     "UsageError",
 ]
@@ -122,3 +128,32 @@ class HelperError(PlanrunError):
     the run is recorded ``failed`` before any step starts."""
 
     exit_code = ExitCode.FAILED
+
+
+# Store errors a front end words with its own hint (which flag to pass): the library
+# says what is wrong and carries what the hint needs.
+
+
+class RunExists(UsageError):
+    """``run_id`` is already taken in the state dir (a run id names one run, forever)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run id '{run_id}' already exists", field="run_id")
+
+
+class ResumeConflict(LockConflict):
+    """Another process resumed ``run_id`` after this resume read it (and decided what
+    to rerun from what it read): look at the run again before resuming it."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id} was resumed by another process since this resume read it")
+
+
+class NoRunStore(StoreError):
+    """There is no run store at ``path`` (``<state dir>/runs.db``): readers never create one."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no run store at {path}")

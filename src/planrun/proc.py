@@ -3,13 +3,18 @@ And which processes carry a planrun tag in their environment (and so belong to w
 runs, nested runs included: see :data:`RUN_TREE`)?
 
 A pid alone is not an identity (pids are reused), so owners are recorded as pid plus
-start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot).
+start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot), host and boot id;
+:func:`is_gone` is the one place that decides from those that an owner is dead, and
+:func:`kill_all` the one way crash handling signals the processes it found.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -18,8 +23,11 @@ __all__ = [
     "boot_id",
     "child_tree",
     "environments",
+    "is_gone",
     "is_same_process",
+    "kill_all",
     "process_start_time",
+    "run_chains",
     "runs_of",
     "tree_of",
 ]
@@ -80,6 +88,33 @@ def is_same_process(pid: int | None, start_time: int | None) -> bool:
     return process_start_time(pid) == start_time
 
 
+def is_gone(
+    pid: int | None, start_time: int | None, *, host: str, owner_boot_id: str | None
+) -> bool:
+    """True only if the process recorded as ``pid`` started at ``start_time`` on
+    ``host`` during boot ``owner_boot_id`` is verifiably dead: same host, and then a
+    different boot id, or no live process with that pid *and* start time. A process
+    of another host is never gone (nothing here can tell); a busy one is not either.
+    """
+    if host != socket.gethostname():
+        return False
+    current = boot_id()
+    if owner_boot_id and current and owner_boot_id != current:
+        return True  # the machine rebooted since
+    return not is_same_process(pid, start_time)
+
+
+def kill_all(pids: Iterable[int], sig: signal.Signals = signal.SIGKILL) -> list[int]:
+    """Send ``sig`` to each of ``pids``; returns those it reached (a process already
+    gone, or one this user may not signal, is skipped)."""
+    reached = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+            reached.append(pid)
+    return reached
+
+
 #: The environment entry that places a process in the tree of runs: every attempt it
 #: descends from, outermost first, as ``run/step/attempt`` joined by ``:``. A step
 #: inherits its planrun's value and appends its own attempt, so a planrun started
@@ -119,3 +154,8 @@ def runs_of(environ: Iterable[bytes]) -> list[str]:
         if item.startswith(_RUN_ID_TAG):
             runs.append(item[len(_RUN_ID_TAG) :].decode(errors="replace"))
     return list(dict.fromkeys(runs))  # in order, each once
+
+
+def run_chains() -> dict[int, list[str]]:
+    """Every live tagged process's runs, outermost first, by pid (a ``/proc`` scan)."""
+    return {pid: runs for pid, environ in environments() if (runs := runs_of(environ))}

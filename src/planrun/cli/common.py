@@ -9,7 +9,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import PlanError, PlanrunError, Problem, UsageError
+from ..errors import (
+    NoRunStore,
+    PlanError,
+    PlanrunError,
+    Problem,
+    ResumeConflict,
+    RunExists,
+    UsageError,
+)
 from ..paths import STATE_DIR_ENV
 
 __all__ = ["StateDirOpt", "cli_words", "err_console", "fail", "out_console", "print_problems"]
@@ -38,6 +46,23 @@ def print_problems(console: Console, problems: tuple[Problem, ...], source: str 
         console.print(f"[{style}]{escape(problem.render(source))}[/]", soft_wrap=True)
 
 
+#: What to do about a library error, in the CLI's own terms (its flags and commands):
+#: the library says what is wrong, the CLI adds the hint.
+_HINTS: tuple[tuple[type[PlanrunError], str], ...] = (
+    (RunExists, "choose another --run-id"),
+    (NoRunStore, "pass --state-dir (or set PLANRUN_STATE_DIR) to where the run was started"),
+    (ResumeConflict, "look at `planrun show` and resume again if needed"),
+)
+
+
+def _worded(exc: PlanrunError) -> str:
+    """``exc`` as the CLI says it: flags for parameters (:func:`cli_words`), then the
+    hint on what to do for the store's typed errors."""
+    message = cli_words(exc)
+    hint = next((hint for kind, hint in _HINTS if isinstance(exc, kind)), None)
+    return f"{message}; {hint}" if hint and hint not in message else message
+
+
 def fail(exc: PlanrunError) -> typer.Exit:
     """Print ``exc`` for a person and return the ``typer.Exit`` with its exit code."""
     console = err_console()
@@ -49,7 +74,7 @@ def fail(exc: PlanrunError) -> typer.Exit:
         )
         print_problems(console, exc.problems, exc.source)
     else:
-        console.print(f"[red]planrun: {escape(cli_words(exc))}[/]", soft_wrap=True)
+        console.print(f"[red]planrun: {escape(_worded(exc))}[/]", soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -70,8 +95,6 @@ def cli_words(exc: PlanrunError) -> str:
     if field in _FLAG_WORDS:
         library, flag = _FLAG_WORDS[field]
         return message.replace(library, flag, 1)
-    if field == "run_id" and "already exists" in message:
-        return f"{message}; choose another --run-id"
     if field == "run_id" and message.startswith("no run "):
         return f"{message}; see `planrun list`"
     return message

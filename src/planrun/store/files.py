@@ -25,7 +25,22 @@ from pathlib import Path
 
 from ..errors import StoreError
 
-__all__ = ["check_not_link", "dir_fd", "open_file", "private_dir", "refusal"]
+__all__ = [
+    "DB_SIDE_FILES",
+    "append",
+    "check_not_link",
+    "dir_fd",
+    "line_count",
+    "open_file",
+    "private_dir",
+    "private_run_files",
+    "private_store",
+    "refusal",
+    "write_all",
+]
+
+#: Files next to runs.db that SQLite opens by name (never through a planted link).
+DB_SIDE_FILES = ("runs.db-wal", "runs.db-shm", "runs.db-journal")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -148,3 +163,62 @@ def check_not_link(root: Path, parts: Sequence[str], *, directory: bool = False)
         raise StoreError(f"{path} is not a directory; remove it")
     if not directory and not stat.S_ISREG(mode):
         raise StoreError(f"{path} is not a regular file; remove it")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _ignore_itself(root: Path) -> None:
+    """``root/.gitignore`` of ``*`` (like pytest's cache), so a state dir in a git work
+    tree never shows up as untracked. Never replaces an existing one (O_EXCL)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(root / ".gitignore", flags, 0o600)
+    except FileExistsError:
+        return
+    try:
+        write_all(fd, b"# Created by planrun: its run store, ignored by git.\n*\n")
+    finally:
+        os.close(fd)
+
+
+def private_store(root: Path) -> None:
+    """The state dir (0700), its ``runs/`` (0700) and ``runs.db`` (0600), made or
+    checked without following a link."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _ignore_itself(root)
+    private_dir(root, ["runs"])
+    os.close(open_file(root, ["runs.db"], os.O_RDWR, create=True))
+    for name in DB_SIDE_FILES:
+        check_not_link(root, [name])
+
+
+def private_run_files(root: Path, run_id: str, *, new: bool) -> None:
+    """A run's directories (0700) and events file (0600), whatever the umask, without
+    following a link; ``new``: the events file must not exist yet."""
+    private_dir(root, ["runs", run_id, "logs"])
+    events = ["runs", run_id, "events.jsonl"]
+    os.close(open_file(root, events, os.O_WRONLY, create=True, exclusive=new))
+
+
+def line_count(root: Path, parts: Sequence[str]) -> int:
+    """How many lines ``root/parts...`` has (0 if it is missing), never through a link."""
+    try:
+        fd = open_file(root, parts, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    with os.fdopen(fd, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def append(root: Path, parts: Sequence[str], data: bytes) -> None:
+    """Append ``data`` to ``root/parts...`` (made 0600 if missing), never through a link."""
+    fd = open_file(root, parts, os.O_WRONLY | os.O_APPEND, create=True)
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)

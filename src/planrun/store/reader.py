@@ -17,12 +17,13 @@ import aiosqlite
 import anyio
 import msgspec
 
-from ..errors import StoreError
+from ..errors import NoRunStore
 from ..events import Event, decode_event
 from ..model import RunState
-from ..records import AttemptRecord, RunRecord, StepRecord, duration_between
+from ..records import AttemptRecord, RunRecord, StepRecord
 from . import files, sql
-from .sqlite import DB_SIDE_FILES, _translated, fetch_dicts, migrate
+from .connection import fetch_dicts, migrate, translated
+from .rows import attempt_record, run_record, step_record
 
 __all__ = ["RunReader"]
 
@@ -37,22 +38,19 @@ class RunReader:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, state_dir: str | os.PathLike[str]) -> AsyncIterator[RunReader]:
-        """Open ``<state_dir>/runs.db``; ``StoreError`` if there is no store there."""
+        """Open ``<state_dir>/runs.db``; :class:`NoRunStore` if there is no store there."""
         path = Path(state_dir) / "runs.db"
         if not await anyio.Path(path).exists():
-            raise StoreError(
-                f"no run store at {path}; pass --state-dir (or set PLANRUN_STATE_DIR) "
-                "to where the run was started"
-            )
+            raise NoRunStore(str(path))
         # SQLite opens these by name, and a reader too may create the -shm and -wal:
         # never through a planted link.
-        for name in ("runs.db", *DB_SIDE_FILES):
+        for name in ("runs.db", *files.DB_SIDE_FILES):
             files.check_not_link(Path(state_dir), [name])
         files.check_not_link(Path(state_dir), ["runs"], directory=True)
-        with _translated(f"opening {path}"):
+        with translated(f"opening {path}"):
             db = await aiosqlite.connect(path, isolation_level=None)
         try:
-            with _translated("setting up the connection"):
+            with translated("setting up the connection"):
                 await db.execute("PRAGMA busy_timeout=5000")
                 await migrate(db)  # a store written by an older planrun
                 await db.execute("PRAGMA query_only=ON")
@@ -64,16 +62,16 @@ class RunReader:
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:
         """Make the reads inside one consistent snapshot (a short read transaction)."""
-        with _translated("reading the run store"):
+        with translated("reading the run store"):
             await self._db.execute("BEGIN")
         try:
             yield
         finally:
-            with anyio.CancelScope(shield=True), _translated("reading the run store"):
+            with anyio.CancelScope(shield=True), translated("reading the run store"):
                 await self._db.execute("COMMIT")
 
     async def _rows(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with _translated("reading the run store"):
+        with translated("reading the run store"):
             return await fetch_dicts(self._db, query, params)
 
     async def list_runs(
@@ -96,12 +94,12 @@ class RunReader:
         if limit is not None:
             query += " LIMIT ?"
             params.append(str(int(limit)))
-        return [_run(row) for row in await self._rows(query, tuple(params))]
+        return [run_record(row) for row in await self._rows(query, tuple(params))]
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run ``run_id``, or None."""
         rows = await self._rows(sql.SELECT_RUNS + " WHERE r.run_id = ?", (run_id,))
-        return _run(rows[0]) if rows else None
+        return run_record(rows[0]) if rows else None
 
     async def get_plan(self, run_id: str) -> dict[str, Any] | None:
         """The plan ``run_id`` ran (masked), as builtins; None if not recorded."""
@@ -115,9 +113,9 @@ class RunReader:
         """The steps of a run in plan order, each with its attempts."""
         attempts: dict[str, list[AttemptRecord]] = {}
         for row in await self._rows(sql.SELECT_ATTEMPTS, (run_id,)):
-            attempts.setdefault(row["step_id"], []).append(msgspec.convert(row, AttemptRecord))
+            attempts.setdefault(row["step_id"], []).append(attempt_record(row))
         steps = await self._rows(sql.SELECT_STEPS, (run_id,))
-        return [_step(row, attempts.get(row["step_id"], [])) for row in steps]
+        return [step_record(row, attempts.get(row["step_id"], [])) for row in steps]
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
         """Events of a run with ``seq > after_seq``, in ``seq`` order."""
@@ -127,27 +125,3 @@ class RunReader:
         """Like :meth:`get_events`, as the stored JSON text (for ``watch --json``)."""
         rows = await self._rows(sql.SELECT_EVENTS, (run_id, after_seq))
         return [str(row["body"]) for row in rows]
-
-
-# Rows carry extra columns (run_id, ...): msgspec ignores what a record does not have.
-def _run(row: dict[str, Any]) -> RunRecord:
-    derived = {
-        "variables": msgspec.json.decode(row["variables"]),
-        "secret_names": msgspec.json.decode(row["secret_names"]),
-        "duration_sec": duration_between(row["started_at"], row["ended_at"]),
-    }
-    return msgspec.convert(row | derived, RunRecord)
-
-
-def _step(row: dict[str, Any], attempts: list[AttemptRecord]) -> StepRecord:
-    derived = {
-        "duration_sec": duration_between(row["started_at"], row["ended_at"]),
-        "attempts": attempts,
-        "outputs": _decode_json(row["outputs"]),
-        "masked_outputs": _decode_json(row["masked_outputs"]) or [],
-    }
-    return msgspec.convert(row | derived, StepRecord)
-
-
-def _decode_json(text: str | None) -> Any:
-    return msgspec.json.decode(text) if text is not None else None

@@ -1,4 +1,9 @@
-"""SQL statements of the run store, as data. Parameters are always ``?``."""
+"""SQL statements of the run store, as data.
+
+Parameters are named (``:name``, bound from a dict or a struct's fields) in every
+statement with more than two; the short ones keep ``?``. A set of ids is one JSON
+array parameter read with ``json_each`` (no SQL built from the number of ids).
+"""
 
 from __future__ import annotations
 
@@ -45,19 +50,19 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 ABANDON_RUN = """
-UPDATE runs SET state = 'cancelled', exit_code = 130, ended_at = ?, reason = ?
-WHERE run_id = ? AND state = 'running'
+UPDATE runs SET state = 'cancelled', exit_code = :exit_code, ended_at = :now, reason = :reason
+WHERE run_id = :run_id AND state = 'running'
 """
 ABANDON_STEPS = """
 UPDATE steps SET state = 'cancelled', reason = ? WHERE run_id = ? AND state = 'pending'
 """
 CRASH_RUN = """
-UPDATE runs SET state = 'crashed', ended_at = ?, reason = ?, last_seq = ?
-WHERE run_id = ? AND state = 'running'
+UPDATE runs SET state = 'crashed', ended_at = :now, reason = :reason, last_seq = :seq
+WHERE run_id = :run_id AND state = 'running'
 """
 CRASH_STEPS = """
-UPDATE steps SET state = 'crashed', ended_at = ?, reason = ?
-WHERE run_id = ? AND state = 'running'
+UPDATE steps SET state = 'crashed', ended_at = :now, reason = :reason
+WHERE run_id = :run_id AND state = 'running'
 """
 CRASH_ATTEMPTS = """
 UPDATE attempts SET state = 'crashed', ended_at = ? WHERE run_id = ? AND state = 'running'
@@ -76,13 +81,17 @@ INSERT_RUN = """
 INSERT INTO runs (run_id, plan_id, plan_path, state, variables, started_at, owner_pid,
                   owner_start_time, owner_host, owner_kind, step_count, owner_boot_id,
                   plan_json, secret_names, heartbeat_at)
-VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (:run_id, :plan_id, :plan_path, 'running', :variables, :started_at, :owner_pid,
+        :owner_start_time, :owner_host, :owner_kind, :step_count, :owner_boot_id,
+        :plan_json, :secret_names, :started_at)
 """
 CLAIM_RUN = """
 UPDATE runs SET state = 'running', ended_at = NULL, exit_code = NULL, reason = NULL,
-    owner_pid = ?, owner_start_time = ?, owner_host = ?, owner_kind = ?, owner_boot_id = ?,
-    heartbeat_at = ?, variables = ?, plan_json = ?, secret_names = ?, resumes = resumes + 1
-WHERE run_id = ? AND state != 'running'
+    owner_pid = :owner_pid, owner_start_time = :owner_start_time, owner_host = :owner_host,
+    owner_kind = :owner_kind, owner_boot_id = :owner_boot_id, heartbeat_at = :now,
+    variables = :variables, plan_json = :plan_json, secret_names = :secret_names,
+    resumes = resumes + 1
+WHERE run_id = :run_id AND state != 'running'
 """
 RESUME_STEP = """
 UPDATE steps SET state = 'pending', exit_code = NULL, reason = NULL, started_at = NULL,
@@ -90,10 +99,16 @@ UPDATE steps SET state = 'pending', exit_code = NULL, reason = NULL, started_at 
 WHERE run_id = ? AND step_id = ?
 """
 UPSERT_PLAN_STEP = """
-INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')
+INSERT INTO steps (run_id, step_id, position, name, state)
+VALUES (:run_id, :step_id, :position, :name, 'pending')
 ON CONFLICT (run_id, step_id) DO UPDATE SET position = excluded.position, name = excluded.name
 """
-SELECT_CLAIMABLE = "SELECT state, last_seq, owner_pid, owner_host FROM runs WHERE run_id = ?"
+#: What a claim (resume) or a crash mark checks first.
+SELECT_RUN_HEAD = "SELECT state, last_seq, owner_pid, owner_host FROM runs WHERE run_id = ?"
+#: ``(run_id, state)`` of the runs among the JSON array of ids ``?``.
+SELECT_RUN_STATES = """
+SELECT run_id, state FROM runs WHERE run_id IN (SELECT value FROM json_each(?))
+"""
 UPDATE_STEP_COUNT = """
 UPDATE runs SET step_count = (SELECT COUNT(*) FROM steps WHERE run_id = ?) WHERE run_id = ?
 """
@@ -102,17 +117,20 @@ DELETE_STEP = "DELETE FROM steps WHERE run_id = ? AND step_id = ?"
 DELETE_STEP_ATTEMPTS = "DELETE FROM attempts WHERE run_id = ? AND step_id = ?"
 HEARTBEAT = "UPDATE runs SET heartbeat_at = ? WHERE run_id = ?"
 INSERT_STEP = """
-INSERT INTO steps (run_id, step_id, position, name, state) VALUES (?, ?, ?, ?, 'pending')
+INSERT INTO steps (run_id, step_id, position, name, state)
+VALUES (:run_id, :step_id, :position, :name, 'pending')
 """
 RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"
 
 INSERT_EVENT = """
-INSERT OR IGNORE INTO events (run_id, seq, ts, type, step_id, body) VALUES (?, ?, ?, ?, ?, ?)
+INSERT OR IGNORE INTO events (run_id, seq, ts, type, step_id, body)
+VALUES (:run_id, :seq, :ts, :type, :step_id, :body)
 """
 UPSERT_ATTEMPT = """
 INSERT INTO attempts (run_id, step_id, attempt, state, exit_code, pid, log_path, started_at,
                       ended_at, duration_sec, error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (:run_id, :step_id, :attempt, :state, :exit_code, :pid, :log_path, :started_at,
+        :ended_at, :duration_sec, :error)
 ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET
     state = excluded.state,
     exit_code = COALESCE(excluded.exit_code, exit_code),
@@ -125,21 +143,22 @@ ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET
 """
 UPDATE_STEP = """
 UPDATE steps SET
-    state = ?,
-    attempts = MAX(attempts, ?),
-    exit_code = COALESCE(?, exit_code),
-    reason = COALESCE(?, reason),
-    started_at = COALESCE(started_at, ?),
-    ended_at = COALESCE(?, ended_at),
-    outputs = COALESCE(?, outputs),
-    masked_outputs = COALESCE(?, masked_outputs)
-WHERE run_id = ? AND step_id = ?
+    state = :state,
+    attempts = MAX(attempts, :attempts),
+    exit_code = COALESCE(:exit_code, exit_code),
+    reason = COALESCE(:reason, reason),
+    started_at = COALESCE(started_at, :started_at),
+    ended_at = COALESCE(:ended_at, ended_at),
+    outputs = COALESCE(:outputs, outputs),
+    masked_outputs = COALESCE(:masked_outputs, masked_outputs)
+WHERE run_id = :run_id AND step_id = :step_id
 """
 UPDATE_RUN_SEQ = """
-UPDATE runs SET last_seq = MAX(last_seq, ?), heartbeat_at = ? WHERE run_id = ?
+UPDATE runs SET last_seq = MAX(last_seq, :seq), heartbeat_at = :ts WHERE run_id = :run_id
 """
 FINISH_RUN = """
-UPDATE runs SET state = ?, exit_code = ?, reason = ?, ended_at = ? WHERE run_id = ?
+UPDATE runs SET state = :state, exit_code = :exit_code, reason = :reason, ended_at = :ended_at
+WHERE run_id = :run_id
 """
 
 # Every runs column but plan_json (large; read only by resume: SELECT_PLAN_JSON).
@@ -151,6 +170,10 @@ SELECT r.run_id, r.plan_id, r.plan_path, r.state, r.variables, r.started_at, r.e
         AND s.state NOT IN ('pending', 'running')) AS steps_done
 FROM runs r
 """
+#: The runs in state ``:state`` among the JSON array of ids ``:run_ids``.
+SELECT_RUNS_IN_STATE = SELECT_RUNS + (  # noqa: S608 - constants only, no input
+    " WHERE r.state = :state AND r.run_id IN (SELECT value FROM json_each(:run_ids))"
+)
 SELECT_PLAN_JSON = "SELECT plan_json FROM runs WHERE run_id = ?"
 SELECT_STEPS = "SELECT * FROM steps WHERE run_id = ? ORDER BY position"
 SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE run_id = ? ORDER BY step_id, attempt"

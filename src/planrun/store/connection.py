@@ -1,0 +1,111 @@
+"""What the writer (:mod:`.sqlite`) and the readers (:mod:`.reader`) share about a
+connection to ``runs.db``: sqlite errors turned into :class:`StoreError`, rows as
+dicts, one ``BEGIN IMMEDIATE`` transaction, WAL mode and schema migrations.
+
+sqlite errors become :class:`~planrun.errors.StoreError` through :func:`translated`
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from ..errors import StoreError
+from . import sql
+
+__all__ = ["enable_wal", "fetch_dicts", "immediate", "migrate", "translated"]
+
+#: Query parameters: positional (``?``) or named (``:name``).
+Params = tuple[Any, ...] | Mapping[str, Any]
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Re-raise an sqlite error inside as ``StoreError`` saying ``what`` failed."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"run store: {what} failed: {exc}") from exc
+
+
+async def fetch_dicts(
+    db: aiosqlite.Connection, query: str, params: Params = ()
+) -> list[dict[str, Any]]:
+    """Run ``query`` and return its rows as dicts by column name (the cursor is closed
+    on return)."""
+    async with db.execute(query, params) as cursor:
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+
+@contextlib.asynccontextmanager
+async def immediate(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` around the body (a ``return`` inside
+    commits); rolled back if the body raises or is cancelled."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        await db.execute("COMMIT")
+    except BaseException:
+        # A cancelled await does not cancel the statement (it may have COMMITted):
+        # roll back only what is still open, and never replace the original error.
+        with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+        raise
+
+
+async def enable_wal(db: aiosqlite.Connection) -> None:
+    """Switch the database to WAL, waiting out other connections' locks.
+
+    Changing the journal mode of a fresh database needs an exclusive lock, and SQLite
+    reports SQLITE_BUSY at once for it, ignoring the busy timeout. Another process that
+    is creating the same store holds that lock only briefly, so retry (with backoff) for
+    as long as the busy timeout would have waited. Once the file is in WAL mode the
+    pragma needs no lock, so this loop only ever runs on a brand-new store.
+    """
+    deadline = anyio.current_time() + sql.BUSY_TIMEOUT_SEC
+    delay = 0.005
+    while True:
+        try:
+            cursor = await db.execute(sql.ENABLE_WAL)
+            row = await cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or anyio.current_time() + delay > deadline:
+                raise
+        else:
+            mode = str(row[0]) if row else "?"
+            if mode.lower() != "wal":
+                raise StoreError(f"the run store cannot use WAL mode (journal_mode={mode})")
+            return
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+async def _user_version(db: aiosqlite.Connection) -> int:
+    cursor = await db.execute("PRAGMA user_version")
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(db: aiosqlite.Connection) -> None:
+    """Bring the schema to ``SCHEMA_VERSION`` (``StoreError`` if it is newer)."""
+    version = await _user_version(db)
+    if version > sql.SCHEMA_VERSION:
+        raise StoreError(
+            f"the run store was written by a newer planrun (schema {version}); upgrade planrun"
+        )
+    if version < sql.SCHEMA_VERSION:
+        # One transaction; the version is read again inside it because another
+        # process may have created the schema meanwhile.
+        async with immediate(db):
+            for step in range(await _user_version(db) + 1, sql.SCHEMA_VERSION + 1):
+                for statement in sql.MIGRATIONS[step]:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {step}")
