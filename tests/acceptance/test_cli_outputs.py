@@ -1229,7 +1229,10 @@ def test_a_link_at_planrun_output_is_refused_and_its_target_unchanged(
             "steps": [sh("a", f'rm "$PLANRUN_OUTPUT"; {link} "{target}" "$PLANRUN_OUTPUT"')],
         },
     )
-    result = planrun("run", plan, "--run-id", "r-link", cwd=tmp_path)
+    # $TMPDIR on tmp_path's file system (else the outputs dir is in /dev/shm), so that
+    # a hard link to the target can be made at $PLANRUN_OUTPUT.
+    env = clean_env(TMPDIR=str(tmp_path))
+    result = planrun("run", plan, "--run-id", "r-link", cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     a = steps_by_id(show_json("r-link", tmp_path))["a"]
     assert a["state"] == "failed"

@@ -100,9 +100,14 @@ def test_outputs_files_are_new_private_and_unguessable() -> None:
         pytest.param(lambda p, t: Path(p).write_text("k=new\n"), "was replaced", id="new-file"),
     ],
 )
-def test_a_replaced_outputs_file_is_refused(tmp_path: Path, replace: object, message: str) -> None:
+def test_a_replaced_outputs_file_is_refused(
+    tmp_path: Path, replace: object, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Whatever takes the place of the outputs file, reading it fails with the reason
     (and never blocks); the file the link points to is untouched."""
+    # An explicit $TMPDIR keeps the outputs dir on tmp_path's file system (not in
+    # /dev/shm), so the hard link below can be made.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     target = tmp_path / "target"
     target.write_text("k=stolen\n")
     root = OutputsRoot()
@@ -156,3 +161,24 @@ def test_open_log_creates_a_new_file_and_refuses_links(tmp_path: Path) -> None:
     os.write(left.fd, b"after\n")
     os.close(left.fd)
     assert (tmp_path / "left.log").read_text() == "before\nafter\n"
+
+
+def test_the_outputs_dir_is_in_tmpdir_when_set_else_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An explicit $TMPDIR holds the outputs dir; without one it goes to /dev/shm when
+    that is usable (memory: an output holding a secret never reaches a disk)."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    root = OutputsRoot()
+    try:
+        assert root.create().path.parent.parent == tmp_path
+    finally:
+        root.close()
+    monkeypatch.delenv("TMPDIR")
+    if not (os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK)):
+        pytest.skip("no usable /dev/shm here")
+    root = OutputsRoot()
+    try:
+        assert root.create().path.parent.parent == Path("/dev/shm")
+    finally:
+        root.close()
