@@ -19,6 +19,10 @@ from ._cli import (
 GRANDCHILDREN = "sleep 1000 & sleep 1000 & (sleep 1000 &) ; wait"
 
 
+def sh_step(step_id: str, script: str) -> dict[str, object]:
+    return {"id": step_id, "command": "sh", "args": ["-c", script]}
+
+
 def test_sigkill_of_planrun_leaves_no_step_process(tmp_path: Path) -> None:
     """kill -9 of a run with 8 running steps (with grandchildren, one escaping with
     setsid) leaves no step process alive 2 s later."""
@@ -96,3 +100,33 @@ def test_clean_exit_dismisses_the_watchdog(tmp_path: Path) -> None:
         except OSError:
             continue
     assert left == []
+
+
+def test_sigkill_of_planrun_removes_its_outputs_dir(tmp_path: Path) -> None:
+    """kill -9 of planrun while a step runs: the watchdog also removes planrun's private
+    outputs directory (mode 0300, so a user could not even list it to clean it up)."""
+    where = tmp_path / "output-path"
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "outputs-dir",
+            "steps": [sh_step("a", f'echo "$PLANRUN_OUTPUT" > "{where}"; exec sleep 1000')],
+        },
+    )
+    proc = subprocess.Popen(
+        [*PLANRUN, "run", str(plan), "--state-dir", str(tmp_path / "state"), "--plain"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: where.exists() and where.read_text().strip() != "", 20)
+        outputs_dir = Path(where.read_text().strip()).parent
+        assert outputs_dir.is_dir()
+        proc.kill()
+        proc.wait(timeout=10)
+        assert wait_until(lambda: not outputs_dir.exists(), 5), outputs_dir
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

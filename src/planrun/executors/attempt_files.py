@@ -32,6 +32,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,10 +166,14 @@ def _outputs_parent() -> str | None:
 
 
 class OutputsRoot:
-    """The executor's private directory of outputs files, made on first use."""
+    """The executor's private directory of outputs files, made on first use.
 
-    def __init__(self) -> None:
+    ``on_created(path)`` is called once the directory exists (the executor has the
+    watchdog remove it if planrun is killed before :meth:`close`)."""
+
+    def __init__(self, on_created: Callable[[str], None] | None = None) -> None:
         self._root: Path | None = None
+        self._on_created = on_created
 
     def create(self) -> OutputFile:
         """A new, empty outputs file for one attempt (raises ``OSError``)."""
@@ -176,6 +181,8 @@ class OutputsRoot:
             root = Path(tempfile.mkdtemp(prefix="planrun-outputs-", dir=_outputs_parent()))
             os.chmod(root, ROOT_MODE)
             self._root = root
+            if self._on_created is not None:
+                self._on_created(str(root))
         path = self._root / secrets.token_hex(16)
         # Read and write: planrun only reads, but O_RDONLY|O_CREAT would be unusual.
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -96,7 +96,7 @@ class LocalExecutor:
         self._live: dict[int, Attempt] = {}
         self._watchdog = Watchdog()
         self._runs: set[str] = set()
-        self._outputs = OutputsRoot()
+        self._outputs = OutputsRoot(on_created=self._watchdog.remove_on_death)
         self._scanner = Scanner()
         #: Set (and replaced) whenever an attempt ends: what a spawn that ran out of
         #: file descriptors waits for.

@@ -30,8 +30,8 @@ __all__ = ["Watchdog"]
 
 # Runs as `python -I -S -c SOURCE`: standard library only, no planrun import.
 SOURCE = r"""
-import os, signal, sys
-groups, runs = set(), set()
+import os, shutil, signal, sys
+groups, runs, dirs = set(), set(), []
 for raw in sys.stdin.buffer:
     line = raw.strip().decode()
     if line == "ok":
@@ -42,6 +42,8 @@ for raw in sys.stdin.buffer:
         groups.add(int(line[1:]))
     elif line.startswith("-"):
         groups.discard(int(line[1:]))
+    elif line.startswith("dir "):
+        dirs.append(os.fsdecode(bytes.fromhex(line[4:])))
 for pgid in groups:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -80,6 +82,13 @@ for _ in range(20):
                 pass
     if not killed:
         break
+# planrun's private directories (the outputs files: mode 0300, so made listable first).
+for path in dirs:
+    try:
+        os.chmod(path, 0o700)
+    except OSError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)
 """
 
 
@@ -135,6 +144,11 @@ class Watchdog:
     def watch_run(self, run_id: str) -> None:
         """Processes carrying ``PLANRUN_RUN_ID=run_id`` die with planrun."""
         self._send(f"run {run_id}")
+
+    def remove_on_death(self, path: str) -> None:
+        """Directory ``path`` (one of planrun's own, private) is removed if planrun
+        dies; sent hex-encoded, so any file name fits on one line."""
+        self._send(f"dir {os.fsencode(path).hex()}")
 
     def track(self, pgid: int) -> None:
         """Process group ``pgid`` dies with planrun (until :meth:`untrack`)."""
