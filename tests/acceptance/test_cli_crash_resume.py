@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from planrun.executors.watchdog import SOURCE
+
 from ._cli import (
     PLANRUN,
     attempts,
@@ -43,7 +45,8 @@ GRANDCHILDREN = (
 #: Attempt 1 hangs with a grandchild that left the group and session with setsid.
 SETSID = 'if [ "$PLANRUN_ATTEMPT" = 1 ]; then setsid sleep 1000 & sleep 1000 & wait; fi'
 #: A line of the watchdog's source (it runs as ``python -I -S -c SOURCE``).
-WATCHDOG_MARKER = b"groups, runs = set(), set()"
+#: A line of the watchdog's source (it runs as ``python -c SOURCE``): found in its cmdline.
+WATCHDOG_MARKER = SOURCE.strip().splitlines()[1].encode()
 
 
 def step(step_id: str, script: str = "true", **fields: Any) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from planrun.executors.watchdog import SOURCE
+
 from ._cli import (
     PLANRUN,
     clean_env,
@@ -17,6 +19,8 @@ from ._cli import (
 )
 
 GRANDCHILDREN = "sleep 1000 & sleep 1000 & (sleep 1000 &) ; wait"
+#: A line of the watchdog's source (it runs as ``python -c SOURCE``): found in its cmdline.
+WATCHDOG_LINE = SOURCE.strip().splitlines()[1].encode()
 
 
 def sh_step(step_id: str, script: str) -> dict[str, object]:
@@ -87,7 +91,7 @@ def test_clean_exit_dismisses_the_watchdog(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0
-    marker = b"groups, runs = set(), set()"  # a line of the watchdog's source
+    marker = WATCHDOG_LINE  # a line of the watchdog's source: only it has this cmdline
     left = []
     for entry in Path("/proc").iterdir():
         try:
