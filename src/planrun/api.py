@@ -33,17 +33,12 @@ from .ports import Executor
 from .prepare import (
     PreparedRun,
     Resume,
-    check_concurrency,
-    check_run_id,
-    check_secrets,
     new_run_id,
     prepare,
-    secret_hint,
-    secrets_from_env,
 )
 from .results import AttemptResult, RunResult, StepResult, stored_result
 from .resume.load import load_resume
-from .runlock import LOCK_POLL_SEC, Prelude, lock_key, run_lock
+from .runlock import Prelude, lock_key, run_lock
 from .state import RunView, apply, replay
 from .store.sqlite import RunPaths, SqliteStore
 
@@ -60,15 +55,6 @@ __all__ = [
     "run_plan",
 ]
 
-#: Moved below this module (prepare, runlock); still importable from here.
-_MOVED = (
-    LOCK_POLL_SEC,
-    check_concurrency,
-    check_run_id,
-    check_secrets,
-    secret_hint,
-    secrets_from_env,
-)
 
 _LOG = logging.getLogger("planrun")
 

@@ -66,14 +66,6 @@ from .subst import StepRef
 
 __all__ = ["Engine", "EngineConfig", "Outcome"]
 
-# Kept importable from here for code that still uses them; new code uses ExitCode.
-EXIT_OK, EXIT_FAILED, EXIT_DEADLINE, EXIT_CANCELLED = (
-    ExitCode.OK,
-    ExitCode.FAILED,
-    ExitCode.DEADLINE,
-    ExitCode.CANCELLED,
-)
-
 
 class Engine:
     """Runs one plan once. Create, then ``await run()`` exactly once."""

@@ -48,37 +48,19 @@ from ..outputs import OutputError
 from ..ports import AttemptSpec, ProcessResult
 from .attempt_files import OutputFile, OutputsRoot
 from .capacity import (
-    FDS_PER_ATTEMPT,
-    FDS_PER_PUMPED_ATTEMPT,
-    FDS_RESERVE,
     SPAWN_FDS,
     attempt_capacity,
     fds_available,
     no_fds_left,
     out_of_fds,
 )
-from .group import ESCAPE_CHECK_SEC, ESCAPE_SCAN_REUSE_SEC, KILL_WAIT_SEC, Attempt, killpg
+from .group import KILL_WAIT_SEC, Attempt, killpg
 from .pump import DRAIN_SEC
 from .spawn import spawn
-from .tags import Scanner, attempt_tag, processes_of_runs, tagged_processes
+from .tags import Scanner, processes_of_runs
 from .watchdog import Watchdog
 
-# Names re-exported for code that imports them from here (api.py, the tests).
-__all__ = [
-    "DRAIN_SEC",
-    "ESCAPE_CHECK_SEC",
-    "ESCAPE_SCAN_REUSE_SEC",
-    "FDS_PER_ATTEMPT",
-    "FDS_PER_PUMPED_ATTEMPT",
-    "FDS_RESERVE",
-    "KILL_WAIT_SEC",
-    "SPAWN_FDS",
-    "LocalExecutor",
-    "attempt_capacity",
-    "attempt_tag",
-    "processes_of_runs",
-    "tagged_processes",
-]
+__all__ = ["SPAWN_FDS", "LocalExecutor", "attempt_capacity"]
 
 
 class LocalExecutor:

@@ -1,5 +1,5 @@
 """The embedded run store: SQLite (WAL) plus a JSONL mirror of every run's events."""
 
-from .sqlite import RunPaths, SqliteStore, default_state_dir
+from .sqlite import RunPaths, SqliteStore
 
-__all__ = ["RunPaths", "SqliteStore", "default_state_dir"]
+__all__ = ["RunPaths", "SqliteStore"]

@@ -36,7 +36,6 @@ from ..errors import LockConflict, ResumeConflict, RunExists, StoreError, UsageE
 from ..events import Event, RunCrashed, encode_event, utc_now
 from ..exitcodes import ExitCode
 from ..model import RunState
-from ..paths import default_state_dir  # the one definition; re-exported for old imports
 from ..proc import boot_id, process_start_time
 from ..records import RunRecord
 from . import files, sql
@@ -44,7 +43,7 @@ from .connection import enable_wal, fetch_dicts, immediate, migrate, translated
 from .projection import Projection
 from .rows import run_record
 
-__all__ = ["RunPaths", "SqliteStore", "default_state_dir"]
+__all__ = ["RunPaths", "SqliteStore"]
 
 #: Most events written in one transaction.
 MAX_BATCH = 2000
