@@ -38,6 +38,9 @@ _SCRUB = (
     "LINES",
     "TMUX",
     "TMUX_PANE",
+    "GITHUB_ACTIONS",
+    "GITHUB_STEP_SUMMARY",
+    "CI",
 )
 
 
