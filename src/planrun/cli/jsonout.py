@@ -162,7 +162,8 @@ def validation_doc(plan: str, result: Validation | None, error: PlanError | None
     parsed = result.plan if result is not None else None
     problems = result.problems if result is not None else error.problems if error else ()
     ok = result is not None and result.ok
-    tiers = levels({s.id: s.depends_on for s in parsed.steps}) if parsed is not None else []
+    # Levels only of a valid plan: an unknown dependency or a cycle has none.
+    tiers = levels({s.id: s.depends_on for s in parsed.steps}) if ok and parsed else []
     return {
         "type": "validation",
         "ok": ok,
