@@ -341,6 +341,7 @@ def _error_cases(tmp_path: Path) -> dict[str, tuple[list[str], str, int]]:
         "cancel unknown": (["cancel", "nope", "--json"], "unknown_run", EXIT_INVALID),
         "show unknown": (["show", "nope", "--json"], "unknown_run", EXIT_INVALID),
         "watch unknown": (["watch", "nope", "--json"], "unknown_run", EXIT_INVALID),
+        "list bad state": (["list", "--state", "nope", "--json"], "usage", EXIT_INVALID),
         "run id taken": (["run", plan, "--json", "--run-id", "taken"], "run_exists", 2),
     }
 
@@ -357,6 +358,7 @@ def _error_cases(tmp_path: Path) -> dict[str, tuple[list[str], str, int]]:
         "cancel unknown",
         "show unknown",
         "watch unknown",
+        "list bad state",
         "run id taken",
     ],
 )

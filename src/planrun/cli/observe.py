@@ -29,7 +29,7 @@ from ..exitcodes import ExitCode
 from ..model import RunState
 from ..records import RunRecord, StepRecord
 from . import jsonout
-from .common import StateDirOpt, err_console, fail, out_console
+from .common import StateDirOpt, err_console, out_console
 from .logs import LogSet
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
@@ -180,10 +180,11 @@ def list_cmd(
 ) -> None:
     """List runs, newest first: id, plan, state, start, duration, steps done/total."""
     if state is not None and state not in {s.value for s in RunState}:
-        raise fail(
+        raise jsonout.fail(
             UsageError(
                 f"unknown state {state!r}; use one of: " + ", ".join(s.value for s in RunState)
-            )
+            ),
+            as_json,
         )
     raise typer.Exit(_run_sync(_list, state_dir, state, plan, limit, as_json, as_json=as_json))
 
