@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import termios
@@ -494,3 +495,57 @@ def test_json_on_a_terminal_is_plain_json(tmp_path: Path) -> None:
         if args[0] == "run":
             assert docs[-1]["type"] == "result"
             assert long_value in json.dumps(docs)
+
+
+def test_run_json_interrupted_ends_with_the_cancelled_result(tmp_path: Path) -> None:
+    """SIGINT under `run --json`: the notice on stderr, the events on stdout, and a last
+    `result` line saying cancelled, exit 130."""
+    plan = write_json(
+        tmp_path / "slow.json",
+        {"plan_id": "slow", "globals": {"kill_grace_sec": 1}, "steps": [sh("s", "sleep 60")]},
+    )
+    run_id = f"sigint-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [*PLANRUN, "run", str(plan), "--json", "--run-id", run_id, "--state-dir", str(state)],
+        cwd=tmp_path, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        started = lambda: any(e["type"] == "attempt_started" for e in read_events(state, run_id))  # noqa: E731
+        assert wait_until(started, timeout=20)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))
+    assert proc.returncode == EXIT_CANCELLED, err
+    assert "cancelling the run" in err
+    *events, final = lines(out)
+    assert events == read_events(state, run_id)
+    assert (final["type"], final["state"], final["exit_code"]) == ("result", "cancelled", 130)
+
+
+def test_run_json_reader_that_leaves_does_not_stop_the_run(tmp_path: Path) -> None:
+    """`run --json | head -1`: the run goes on to its end (an observer never breaks the
+    run it observes), no traceback, the run's exit code."""
+    plan = write_json(
+        tmp_path / "two.json",
+        {"plan_id": "two", "steps": [sh("a", "sleep 0.3"), sh("b", "true", depends_on=["a"])]},
+    )
+    run_id = f"pipe-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [*PLANRUN, "run", str(plan), "--json", "--run-id", run_id, "--state-dir", str(state)],
+        cwd=tmp_path, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert json.loads(proc.stdout.readline())["type"] == "run_started"
+    proc.stdout.close()  # the reader leaves
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_OK, err
+    assert b"Traceback" not in err
+    assert read_events(state, run_id)[-1]["state"] == "succeeded"
