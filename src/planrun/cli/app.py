@@ -33,7 +33,9 @@ from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
 from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
+from . import jsonout
 from .common import StateDirOpt, err_console, fail, print_problems
+from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .view import LiveView, PlainLog, Renderer, print_summary
 
@@ -107,6 +109,7 @@ def run(
         typer.Option("--dry-run", help="Print the resolved steps level by level; run nothing."),
     ] = False,
     plain: PlainOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
@@ -114,22 +117,34 @@ def run(
         check_concurrency(max_concurrency)
         prepared = prepare(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
     if prepared.warnings:
         print_problems(err_console(), prepared.warnings, prepared.source)
+    if dry_run and as_json:
+        jsonout.write_doc(jsonout.dry_run_doc(prepared, options))
+        raise typer.Exit(ExitCode.OK)
     if dry_run:
         _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, options)
         raise typer.Exit(ExitCode.OK)
-    _run_and_exit(prepared, plain, options, None)
+    _run_and_exit(prepared, plain, options, None, as_json)
 
 
 def _run_and_exit(
-    prepared: PreparedRun, plain: bool, options: RunOptions, resume: Resume | None
+    prepared: PreparedRun,
+    plain: bool,
+    options: RunOptions,
+    resume: Resume | None,
+    as_json: bool = False,
 ) -> None:
-    """Run (or resume) with a live view or plain log, print the summary, exit."""
+    """Run (or resume) with a live view or plain log, print the summary, exit; under
+    ``as_json`` the events and the result as NDJSON (``jsonout``)."""
     console = Console(highlight=False, soft_wrap=True)
     renderer: Renderer = (
-        PlainLog(console) if plain or not console.is_terminal else LiveView(console)
+        jsonout.JsonEvents()
+        if as_json
+        else PlainLog(console)
+        if plain or not console.is_terminal
+        else LiveView(console)
     )
     if resume is not None:  # the view starts from the run's history, without printing it
         renderer.view = replay(resume.history)
@@ -137,10 +152,12 @@ def _run_and_exit(
     try:
         code = anyio.run(_run, prepared, renderer, options, resume, backend="asyncio")
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
     except KeyboardInterrupt:  # before our handlers were installed
         code = ExitCode.CANCELLED
-    if renderer.view is not None:
+    if as_json:
+        jsonout.write_result(renderer.view, code)
+    elif renderer.view is not None:
         print_summary(console, renderer.view, time.monotonic() - started)
     raise typer.Exit(code)
 
@@ -277,6 +294,7 @@ def resume_cmd(
     state_dir: StateDirOpt = None,
     max_concurrency: MaxConcurrencyOpt = None,
     plain: PlainOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
     did not succeed (and what depends on them), keep the ones that did."""
@@ -295,7 +313,10 @@ def resume_cmd(
             backend="asyncio",
         )
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
+    if explain and as_json:
+        jsonout.write_doc(jsonout.explain_doc(loaded))
+        raise typer.Exit(ExitCode.OK)
     if explain:
         _print_explain(Console(highlight=False, soft_wrap=True), loaded)
         raise typer.Exit(ExitCode.OK)
@@ -305,9 +326,11 @@ def resume_cmd(
             "(use --from STEP to run steps again)",
             markup=False,
         )
+        if as_json:  # the run as it stands: there is nothing new to stream
+            jsonout.write_result(replay(loaded.resume.history), ExitCode.OK)
         raise typer.Exit(ExitCode.OK)
     options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
-    _run_and_exit(loaded.prepared, plain, options, loaded.resume)
+    _run_and_exit(loaded.prepared, plain, options, loaded.resume, as_json)
 
 
 def _print_explain(console: Console, loaded: LoadedResume) -> None:
@@ -329,16 +352,24 @@ def _print_explain(console: Console, loaded: LoadedResume) -> None:
 
 
 @app.command(name="validate")
-def validate_cmd(plan: PlanArg, var: VarOpt = None) -> None:
+def validate_cmd(plan: PlanArg, var: VarOpt = None, as_json: JsonOpt = False) -> None:
     """Check a plan and report every problem at once; exit 0 if valid, 2 if not."""
     try:
         result = validate(plan, _variables(var))
-    except PlanrunError as exc:
+    except PlanError as exc:  # nothing could be checked: still a validation's answer
+        if as_json:
+            jsonout.write_doc(jsonout.validation_doc(str(plan), None, exc))
         raise fail(exc) from None
+    except PlanrunError as exc:
+        raise jsonout.fail(exc, as_json) from None
+    if as_json:
+        jsonout.write_doc(jsonout.validation_doc(str(plan), result, None))
     console = Console(highlight=False, soft_wrap=True)
     if not result.ok:
         raise fail(PlanError(result.problems, result.source))
     print_problems(err_console(), result.warnings, result.source)
+    if as_json:
+        raise typer.Exit(ExitCode.OK)
     assert result.plan is not None
     tiers = levels({s.id: s.depends_on for s in result.plan.steps})
     console.print(
