@@ -33,8 +33,10 @@ from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
 from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
+from .ci import CiChoice
 from .common import StateDirOpt, err_console, fail, print_problems
 from .observe import register_observe_commands
+from .reports import RunReports, unstarted_view
 from .view import LiveView, PlainLog, Renderer, print_summary
 
 app = typer.Typer(
@@ -65,6 +67,23 @@ PlainOpt = Annotated[
     bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
 ]
 MaxConcurrencyOpt = Annotated[int | None, typer.Option(help="Override globals.max_concurrency.")]
+CiOpt = Annotated[
+    CiChoice,
+    typer.Option(
+        "--ci",
+        help="CI output: github = annotations for failed steps and a job summary; "
+        "auto = github when GITHUB_ACTIONS=true.",
+    ),
+]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit",
+        help="Write a JUnit XML report (one testcase per step) to FILE.",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
 
 
 def _secrets(names: list[str] | None) -> dict[str, str]:
@@ -107,10 +126,13 @@ def run(
         typer.Option("--dry-run", help="Print the resolved steps level by level; run nothing."),
     ] = False,
     plain: PlainOpt = False,
+    ci: CiOpt = CiChoice.AUTO,
+    junit: JunitOpt = None,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
+        reports = RunReports.from_options(ci, junit)
         check_concurrency(max_concurrency)
         prepared = prepare(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
@@ -120,11 +142,15 @@ def run(
     if dry_run:
         _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, options)
         raise typer.Exit(ExitCode.OK)
-    _run_and_exit(prepared, plain, options, None)
+    _run_and_exit(prepared, plain, options, None, reports)
 
 
 def _run_and_exit(
-    prepared: PreparedRun, plain: bool, options: RunOptions, resume: Resume | None
+    prepared: PreparedRun,
+    plain: bool,
+    options: RunOptions,
+    resume: Resume | None,
+    reports: RunReports,
 ) -> None:
     """Run (or resume) with a live view or plain log, print the summary, exit."""
     console = Console(highlight=False, soft_wrap=True)
@@ -137,11 +163,18 @@ def _run_and_exit(
     try:
         code = anyio.run(_run, prepared, renderer, options, resume, backend="asyncio")
     except PlanrunError as exc:
+        if renderer.view is not None:  # it failed mid-run: report what did happen
+            reports.finish(renderer.view, prepared, time.monotonic() - started)
         raise fail(exc) from None
     except KeyboardInterrupt:  # before our handlers were installed
         code = ExitCode.CANCELLED
     if renderer.view is not None:
         print_summary(console, renderer.view, time.monotonic() - started)
+    reports.finish(
+        renderer.view or unstarted_view(prepared, options.run_id),
+        prepared,
+        time.monotonic() - started,
+    )
     raise typer.Exit(code)
 
 
@@ -277,10 +310,13 @@ def resume_cmd(
     state_dir: StateDirOpt = None,
     max_concurrency: MaxConcurrencyOpt = None,
     plain: PlainOpt = False,
+    ci: CiOpt = CiChoice.AUTO,
+    junit: JunitOpt = None,
 ) -> None:
     """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
     did not succeed (and what depends on them), keep the ones that did."""
     try:
+        reports = RunReports.from_options(ci, junit)
         loaded = anyio.run(
             functools.partial(
                 load_resume,
@@ -307,7 +343,7 @@ def resume_cmd(
         )
         raise typer.Exit(ExitCode.OK)
     options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
-    _run_and_exit(loaded.prepared, plain, options, loaded.resume)
+    _run_and_exit(loaded.prepared, plain, options, loaded.resume, reports)
 
 
 def _print_explain(console: Console, loaded: LoadedResume) -> None:
