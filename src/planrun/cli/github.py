@@ -100,6 +100,7 @@ def _failures(view: RunView, masker: Masker) -> list[str]:
         named = f" ({step.name})" if step.name != step.id else ""
         detail = markdown_text(masker.text(f"{step.id}{named}: {step_detail(step)}"))
         tail = html.escape(xml_text("\n".join(step_tail(step, masker))))
+        tail = tail.replace("@", "&#64;")  # no @mention from a log line
         out += ["", f"<details><summary>{detail}</summary>", "", f"<pre>{tail}</pre>"]
         out += ["</details>"]
     return out
