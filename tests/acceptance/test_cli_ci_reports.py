@@ -201,7 +201,7 @@ def test_junit_report_parses_with_one_testcase_per_step(tmp_path: Path) -> None:
     }
 
     xml = JUnitXml.fromfile(str(report))
-    suites = [xml] if isinstance(xml, TestSuite) else list(xml)
+    suites = list(xml)  # <testsuites> around one <testsuite>
     assert len(suites) == 1
     suite = suites[0]
     assert suite.name == "ci-demo"
@@ -336,3 +336,18 @@ def test_junit_on_resume_reports_every_step_of_the_run(tmp_path: Path) -> None:
     assert [case.name for case in suite] == ["first", "second"]
     assert _case(suite, "first").system_out == "one"
     assert all(case.is_passed for case in suite)
+
+
+def test_junit_on_a_resume_with_nothing_to_rerun_still_writes_the_report(
+    tmp_path: Path,
+) -> None:
+    """A CI job that resumes a run which already succeeded still gets its report (the
+    upload step after it would fail on a missing file)."""
+    plan = write_json(tmp_path / "plan.json", {"plan_id": "done", "steps": [sh("a", "echo hi")]})
+    assert planrun("run", plan, "--run-id", "d1", cwd=tmp_path).returncode == 0
+    result = planrun("resume", "d1", "--junit", tmp_path / "r.xml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to rerun" in result.stderr
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "r.xml"))))
+    assert isinstance(suite, TestSuite)
+    assert [(case.name, case.is_passed, case.system_out) for case in suite] == [("a", True, "hi")]
