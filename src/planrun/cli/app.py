@@ -34,9 +34,11 @@ from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
 from . import jsonout
+from .ci import CiChoice
 from .common import StateDirOpt, err_console, fail, print_problems
 from .jsonout import JsonOpt
 from .observe import register_observe_commands
+from .reports import RunReports, unstarted_view
 from .view import LiveView, PlainLog, Renderer, print_summary
 
 app = typer.Typer(
@@ -67,6 +69,23 @@ PlainOpt = Annotated[
     bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
 ]
 MaxConcurrencyOpt = Annotated[int | None, typer.Option(help="Override globals.max_concurrency.")]
+CiOpt = Annotated[
+    CiChoice,
+    typer.Option(
+        "--ci",
+        help="CI output: github = annotations for failed steps and a job summary; "
+        "auto = github when GITHUB_ACTIONS=true.",
+    ),
+]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit",
+        help="Write a JUnit XML report (one testcase per step) to FILE.",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
 
 
 def _secrets(names: list[str] | None) -> dict[str, str]:
@@ -110,10 +129,13 @@ def run(
     ] = False,
     plain: PlainOpt = False,
     as_json: JsonOpt = False,
+    ci: CiOpt = CiChoice.AUTO,
+    junit: JunitOpt = None,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
+        reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         check_concurrency(max_concurrency)
         prepared = prepare(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
@@ -126,7 +148,7 @@ def run(
     if dry_run:
         _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, options)
         raise typer.Exit(ExitCode.OK)
-    _run_and_exit(prepared, plain, options, None, as_json)
+    _run_and_exit(prepared, plain, options, None, as_json, reports)
 
 
 def _run_and_exit(
@@ -134,7 +156,8 @@ def _run_and_exit(
     plain: bool,
     options: RunOptions,
     resume: Resume | None,
-    as_json: bool = False,
+    as_json: bool,
+    reports: RunReports,
 ) -> None:
     """Run (or resume) with a live view or plain log, print the summary, exit; under
     ``as_json`` the events and the result as NDJSON (``jsonout``)."""
@@ -152,6 +175,8 @@ def _run_and_exit(
     try:
         code = anyio.run(_run, prepared, renderer, options, resume, backend="asyncio")
     except PlanrunError as exc:
+        if renderer.view is not None:  # it failed mid-run: report what did happen
+            reports.finish(renderer.view, prepared, time.monotonic() - started)
         raise jsonout.fail(exc, as_json) from None
     except KeyboardInterrupt:  # before our handlers were installed
         code = ExitCode.CANCELLED
@@ -159,6 +184,11 @@ def _run_and_exit(
         jsonout.write_result(renderer.view, code)
     elif renderer.view is not None:
         print_summary(console, renderer.view, time.monotonic() - started)
+    reports.finish(
+        renderer.view or unstarted_view(prepared, options.run_id),
+        prepared,
+        time.monotonic() - started,
+    )
     raise typer.Exit(code)
 
 
@@ -295,10 +325,13 @@ def resume_cmd(
     max_concurrency: MaxConcurrencyOpt = None,
     plain: PlainOpt = False,
     as_json: JsonOpt = False,
+    ci: CiOpt = CiChoice.AUTO,
+    junit: JunitOpt = None,
 ) -> None:
     """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
     did not succeed (and what depends on them), keep the ones that did."""
     try:
+        reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         loaded = anyio.run(
             functools.partial(
                 load_resume,
@@ -326,11 +359,14 @@ def resume_cmd(
             "(use --from STEP to run steps again)",
             markup=False,
         )
+        stored = replay(loaded.resume.history)
         if as_json:  # the run as it stands: there is nothing new to stream
-            jsonout.write_result(replay(loaded.resume.history), ExitCode.OK)
+            jsonout.write_result(stored, ExitCode.OK)
+        if stored is not None:  # CI still gets its report
+            reports.finish(stored, loaded.prepared, 0.0)
         raise typer.Exit(ExitCode.OK)
     options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
-    _run_and_exit(loaded.prepared, plain, options, loaded.resume, as_json)
+    _run_and_exit(loaded.prepared, plain, options, loaded.resume, as_json, reports)
 
 
 def _print_explain(console: Console, loaded: LoadedResume) -> None:
