@@ -22,7 +22,7 @@ import typer
 from anyio.abc import TaskStatus
 from rich.console import Console
 
-from ..api import PreparedRun, RunOptions, RunResult, execute, prepare
+from ..api import PreparedRun, RunOptions, RunResult, execute
 from ..errors import PlanError, PlanrunError, UsageError
 from ..exitcodes import ExitCode
 from ..graph import levels
@@ -35,6 +35,7 @@ from ..resume.load import LoadedResume, load_resume
 from ..state import replay
 from .common import StateDirOpt, err_console, fail, print_problems
 from .observe import register_observe_commands
+from .plan_input import plan_source, prepare_plan
 from .view import LiveView, PlainLog, Renderer, print_summary
 
 app = typer.Typer(
@@ -47,6 +48,13 @@ app = typer.Typer(
 
 PlanArg = Annotated[
     Path, typer.Argument(help="Plan file (.json, .yaml/.yml or .toml).", show_default=False)
+]
+RunPlanArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Plan file (.json, .yaml/.yml or .toml), or - to read it from stdin.",
+        show_default=False,
+    ),
 ]
 VarOpt = Annotated[
     list[str] | None,
@@ -94,7 +102,7 @@ def _variables(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def run(
-    plan: PlanArg,
+    plan: RunPlanArg,
     var: VarOpt = None,
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
@@ -112,7 +120,7 @@ def run(
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
         check_concurrency(max_concurrency)
-        prepared = prepare(plan, _variables(var), _secrets(secret))
+        prepared = prepare_plan(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
         raise fail(exc) from None
     if prepared.warnings:
@@ -131,6 +139,7 @@ def _run_and_exit(
     renderer: Renderer = (
         PlainLog(console) if plain or not console.is_terminal else LiveView(console)
     )
+    renderer.state_dir = options.state_dir
     if resume is not None:  # the view starts from the run's history, without printing it
         renderer.view = replay(resume.history)
     started = time.monotonic()
@@ -272,6 +281,15 @@ def resume_cmd(
         bool,
         typer.Option("--allow-changed", help="Resume even if the plan or variables changed."),
     ] = False,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            help="The plan (a file, or - for stdin) when the run's file is gone or it "
+            "came from stdin; it must be the run's plan (else --allow-changed).",
+            show_default=False,
+        ),
+    ] = None,
     var: VarOpt = None,
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
@@ -286,6 +304,7 @@ def resume_cmd(
                 load_resume,
                 run_id,
                 state_dir,
+                plan=plan_source(plan) if plan is not None else None,
                 variables=_variables(var),
                 secrets=_secrets(secret),
                 from_step=from_step,
