@@ -291,10 +291,15 @@ def _a(value: object) -> str:
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
-def _check_strings(kind: str, given: Mapping[Any, Any]) -> None:
-    """``UsageError`` naming the first ``kind`` (variable, secret) whose name or value
-    is not a string: they reach programs' arguments and environments, and the store, as
-    text only. A secret's value is never shown."""
+def _check_strings(**kinds: Mapping[Any, Any]) -> None:
+    """``UsageError`` naming the first of each kind (``variable=``, ``secret=``) whose
+    name or value is not a string: they reach programs' arguments and environments, and
+    the store, as text only. A secret's value is never shown."""
+    for kind, given in kinds.items():
+        _check_kind(kind, given)
+
+
+def _check_kind(kind: str, given: Mapping[Any, Any]) -> None:
     for name, value in given.items():
         if not isinstance(name, str):
             raise UsageError(
@@ -362,8 +367,7 @@ async def run_plan(
         variables=variables,
         secrets=secrets,
     )
-    _check_strings("variable", opts.variables)
-    _check_strings("secret", opts.secrets)
+    _check_strings(variable=opts.variables, secret=opts.secrets)
     if resume is not None:
         return await _resume(
             resume, plan, opts, from_step=from_step, only=only, allow_changed=allow_changed

@@ -122,16 +122,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
-#: Set per test (conftest.py) in os.environ, so in every process the test starts
+#: Set per session (conftest.py) in os.environ, so in every process the tests start
 #: (clean_env copies it): the steps and the watchdog keep it (the watchdog drops only
-#: ``PLANRUN_*`` variables). The /proc scans below require it: they see this test's
+#: ``PLANRUN_*`` variables). The /proc scans below require it: they see this session's
 #: processes only, never another planrun run on the machine (another suite running
 #: the same tests with the same run ids, a user's run).
 TEST_MARK_VAR = "ATEST_PROCESS_MARK"
 
 
 def process_mark() -> bytes:
-    """This test's ``ATEST_PROCESS_MARK=...`` environment entry."""
+    """This session's ``ATEST_PROCESS_MARK=...`` environment entry."""
     value = os.environ.get(TEST_MARK_VAR)
     assert value, f"{TEST_MARK_VAR} is set by tests/acceptance/conftest.py"
     return f"{TEST_MARK_VAR}={value}".encode()
@@ -140,7 +140,7 @@ def process_mark() -> bytes:
 def own_pids(
     environ_has: Callable[[list[bytes]], bool] = lambda _: True, cmdline: bytes | None = None
 ) -> list[int]:
-    """Live (non-zombie) processes of this test (its mark in their environment) whose
+    """Live (non-zombie) processes of this test session (its mark in their environment) whose
     environment entries satisfy ``environ_has`` and whose command line contains
     ``cmdline`` (when given)."""
     mark = process_mark()
@@ -163,7 +163,7 @@ def own_pids(
 
 def own_watchdogs() -> list[int]:
     """This test's live watchdogs: a line of the watchdog's source in the command line
-    (only it has that), this test's mark in the environment (not another run's)."""
+    (only it has that), this session's mark in the environment (not another run's)."""
     return own_pids(cmdline=WATCHDOG_LINE)
 
 
@@ -176,7 +176,7 @@ def _is_zombie(pid: int) -> bool:
 
 
 def live_pids_with_env(name: str, value: str) -> list[int]:
-    """Pids of this test's live (non-zombie) processes whose environment has
+    """Pids of this session's live (non-zombie) processes whose environment has
     ``name=value``."""
     wanted = f"{name}={value}".encode()
     return own_pids(lambda environ: wanted in environ)

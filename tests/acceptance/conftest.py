@@ -1,5 +1,6 @@
-"""Acceptance fixtures: each test's processes carry its own mark, so the /proc scans
-of ``_cli.py`` see only them, and none is left behind when the test ends."""
+"""Acceptance fixtures: every process this test session starts carries the session's
+mark, so the /proc scans of ``_cli.py`` see only them (never another planrun run on
+the machine, nor another copy of the suite), and none is left behind at the end."""
 
 from __future__ import annotations
 
@@ -7,26 +8,24 @@ import contextlib
 import os
 import secrets
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ._cli import TEST_MARK_VAR, own_pids
 
+#: One mark per session, set before any fixture starts a process (module-scoped
+#: fixtures start runs too); tests run one at a time within a session.
+_MARK = f"{TEST_MARK_VAR}={secrets.token_hex(8)}"
+os.environ[TEST_MARK_VAR] = _MARK.split("=", 1)[1]
 
-@pytest.fixture(autouse=True)
-def _process_mark(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Tag this test's processes through the inherited environment (see
-    ``_cli.TEST_MARK_VAR``) and SIGKILL any still alive afterwards."""
-    mark = f"{TEST_MARK_VAR}={secrets.token_hex(8)}"
-    name, value = mark.split("=")
-    monkeypatch.setenv(name, value)
-    yield
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """SIGKILL whatever this session left alive."""
     for pid in own_pids():
         # Checked again here, not only in own_pids: this kills, so it must never
         # depend on one function being right (nor reach pytest itself).
         with contextlib.suppress(OSError):
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            if pid != os.getpid() and mark.encode() in environ:
+            if pid != os.getpid() and _MARK.encode() in environ:
                 os.kill(pid, signal.SIGKILL)

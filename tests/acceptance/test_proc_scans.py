@@ -63,7 +63,7 @@ def _every_watchdog() -> list[int]:
 def test_scans_see_only_this_tests_processes_while_another_run_is_alive(
     tmp_path: Path,
 ) -> None:
-    """Another run (started without this test's mark, as another suite's or a user's
+    """Another run (started without this session's mark, as another suite's or a user's
     would be) is alive throughout: the scans find this test's step and watchdog, never
     the other's, and the clean-exit check passes.
 

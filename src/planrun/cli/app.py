@@ -35,7 +35,7 @@ from ..resume.load import LoadedResume, load_resume
 from ..state import replay
 from .common import StateDirOpt, err_console, fail, print_problems
 from .observe import register_observe_commands
-from .plan_input import plan_source, prepare_plan
+from .plan_input import ResumePlanOpt, plan_source, prepare_plan
 from .view import LiveView, PlainLog, Renderer, print_summary
 
 app = typer.Typer(
@@ -281,15 +281,7 @@ def resume_cmd(
         bool,
         typer.Option("--allow-changed", help="Resume even if the plan or variables changed."),
     ] = False,
-    plan: Annotated[
-        Path | None,
-        typer.Option(
-            "--plan",
-            help="The plan (a file, or - for stdin) when the run's file is gone or it "
-            "came from stdin; it must be the run's plan (else --allow-changed).",
-            show_default=False,
-        ),
-    ] = None,
+    plan: ResumePlanOpt = None,
     var: VarOpt = None,
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
