@@ -29,6 +29,7 @@ from .executors.local import LocalExecutor, attempt_capacity
 from .masking import PATH_VARIABLES, Masker, mask_event
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
+from .plan.text import shown
 from .ports import Executor
 from .prepare import (
     PreparedRun,
@@ -287,6 +288,36 @@ def _unwrap_planrun_errors() -> Iterator[None]:
         raise first from group
 
 
+def _a(value: object) -> str:
+    """``a int``'s better spelling: the type of ``value`` with its article."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _check_strings(**kinds: Mapping[Any, Any]) -> None:
+    """``UsageError`` naming the first of each kind (``variable=``, ``secret=``) whose
+    name or value is not a string: they reach programs' arguments and environments, and
+    the store, as text only. A secret's value is never shown."""
+    for kind, given in kinds.items():
+        _check_kind(kind, given)
+
+
+def _check_kind(kind: str, given: Mapping[Any, Any]) -> None:
+    for name, value in given.items():
+        if not isinstance(name, str):
+            raise UsageError(
+                f"{kind} name {shown(repr(name), 80)} is {_a(name)}, not a "
+                "string; name it with a str",
+                field=f"{kind}s",
+            )
+        if not isinstance(value, str):
+            raise UsageError(
+                f"{kind} '{shown(name, 80)}' is {_a(value)}, not a string; "
+                f"pass its text (e.g. str(value)) in {kind}s",
+                field=f"{kind}s",
+            )
+
+
 async def run_plan(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str] | None,
     variables: Mapping[str, str] | None = None,
@@ -339,6 +370,7 @@ async def run_plan(
         variables=variables,
         secrets=secrets,
     )
+    _check_strings(variable=opts.variables, secret=opts.secrets)
     if resume is not None:
         return await _resume(
             resume, plan, opts, from_step=from_step, only=only, allow_changed=allow_changed

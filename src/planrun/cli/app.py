@@ -15,14 +15,14 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import anyio
 import typer
 from anyio.abc import TaskStatus
 from rich.console import Console
 
-from ..api import PreparedRun, RunOptions, RunResult, execute, prepare
+from ..api import PreparedRun, RunOptions, RunResult, execute
 from ..errors import PlanError, PlanrunError, UsageError
 from ..exitcodes import ExitCode
 from ..graph import levels
@@ -38,6 +38,7 @@ from .ci import CiChoice
 from .common import StateDirOpt, err_console, fail, print_problems
 from .jsonout import JsonOpt
 from .observe import register_observe_commands
+from .plan_input import ResumePlanOpt, plan_source, prepare_plan
 from .reports import RunReports, unstarted_view
 from .view import LiveView, PlainLog, Renderer, print_summary
 
@@ -51,6 +52,13 @@ app = typer.Typer(
 
 PlanArg = Annotated[
     Path, typer.Argument(help="Plan file (.json, .yaml/.yml or .toml).", show_default=False)
+]
+RunPlanArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Plan file (.json, .yaml/.yml or .toml), or - to read it from stdin.",
+        show_default=False,
+    ),
 ]
 VarOpt = Annotated[
     list[str] | None,
@@ -115,7 +123,7 @@ def _variables(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def run(
-    plan: PlanArg,
+    plan: RunPlanArg,
     var: VarOpt = None,
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
@@ -137,7 +145,7 @@ def run(
     try:
         reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         check_concurrency(max_concurrency)
-        prepared = prepare(plan, _variables(var), _secrets(secret))
+        prepared = prepare_plan(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
         raise jsonout.fail(exc, as_json) from None
     if prepared.warnings:
@@ -169,6 +177,7 @@ def _run_and_exit(
         if plain or not console.is_terminal
         else LiveView(console)
     )
+    renderer.state_dir = options.state_dir
     if resume is not None:  # the view starts from the run's history, without printing it
         renderer.view = replay(resume.history)
     started = time.monotonic()
@@ -319,6 +328,7 @@ def resume_cmd(
         bool,
         typer.Option("--allow-changed", help="Resume even if the plan or variables changed."),
     ] = False,
+    plan: ResumePlanOpt = None,
     var: VarOpt = None,
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
@@ -337,6 +347,7 @@ def resume_cmd(
                 load_resume,
                 run_id,
                 state_dir,
+                plan=plan_source(plan) if plan is not None else None,
                 variables=_variables(var),
                 secrets=_secrets(secret),
                 from_step=from_step,
@@ -354,19 +365,24 @@ def resume_cmd(
         _print_explain(Console(highlight=False, soft_wrap=True), loaded)
         raise typer.Exit(ExitCode.OK)
     if not loaded.resume.rerun:
-        err_console().print(
-            f"planrun: nothing to rerun: every step of run {run_id} succeeded "
-            "(use --from STEP to run steps again)",
-            markup=False,
-        )
-        stored = replay(loaded.resume.history)
-        if as_json:  # the run as it stands: there is nothing new to stream
-            jsonout.write_result(stored, ExitCode.OK)
-        if stored is not None:  # CI still gets its report
-            reports.finish(stored, loaded.prepared, 0.0)
-        raise typer.Exit(ExitCode.OK)
+        _nothing_to_rerun(loaded, as_json, reports)
     options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
     _run_and_exit(loaded.prepared, plain, options, loaded.resume, as_json, reports)
+
+
+def _nothing_to_rerun(loaded: LoadedResume, as_json: bool, reports: RunReports) -> NoReturn:
+    """Every step of the run succeeded: say so, report the run as it stands, exit 0."""
+    err_console().print(
+        f"planrun: nothing to rerun: every step of run {loaded.run.run_id} succeeded "
+        "(use --from STEP to run steps again)",
+        markup=False,
+    )
+    stored = replay(loaded.resume.history)
+    if as_json:  # the run as it stands: there is nothing new to stream
+        jsonout.write_result(stored, ExitCode.OK)
+    if stored is not None:  # CI still gets its report
+        reports.finish(stored, loaded.prepared, 0.0)
+    raise typer.Exit(ExitCode.OK)
 
 
 def _print_explain(console: Console, loaded: LoadedResume) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -18,12 +20,13 @@ from ..errors import (
     RunExists,
     UsageError,
 )
-from ..paths import STATE_DIR_ENV
+from ..paths import STATE_DIR_ENV, state_dir_to_name
 
 __all__ = [
     "StateDirOpt",
     "cli_hint",
     "cli_words",
+    "command_hint",
     "err_console",
     "fail",
     "out_console",
@@ -32,8 +35,20 @@ __all__ = [
 
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option(envvar=STATE_DIR_ENV, help="Where runs are stored [default: .planrun]"),
+    typer.Option(
+        envvar=STATE_DIR_ENV,
+        help="Where runs are stored [default: the nearest .planrun here or above, else ./.planrun]",
+    ),
 ]
+
+
+def command_hint(*words: str, state_dir: str | os.PathLike[str] | None) -> str:
+    """``planrun WORDS...`` as a command to copy and paste where it is printed: with
+    ``--state-dir DIR`` when the state dir discovery finds from the working directory
+    is not ``state_dir`` (None: the default one)."""
+    named = state_dir_to_name(state_dir)
+    extra = ("--state-dir", str(named)) if named is not None else ()
+    return shlex.join(("planrun", *words, *extra))
 
 
 def out_console() -> Console:
@@ -96,6 +111,7 @@ _FLAG_WORDS = {
     "max_concurrency": ("max_concurrency", "--max-concurrency"),
     "allow_changed": ("allow_changed=True", "--allow-changed"),
     "from_step": ("from_step and only", "--from and --only"),
+    "plan": ("(plan=...)", "with --plan FILE (or --plan - to read it from stdin)"),
 }
 
 

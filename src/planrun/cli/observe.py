@@ -29,7 +29,7 @@ from ..exitcodes import ExitCode
 from ..model import RunState
 from ..records import RunRecord, StepRecord
 from . import jsonout
-from .common import StateDirOpt, err_console, out_console
+from .common import StateDirOpt, command_hint, err_console, out_console
 from .logs import LogSet
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
@@ -73,7 +73,8 @@ async def _no_such_run(session: monitor.Session, run_id: str) -> UsageError:
     """The error for an unknown run id, naming the closest one as a hint."""
     recent = [r.run_id for r in await session.list_runs(limit=200)]
     close = difflib.get_close_matches(run_id, recent, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else "; see `planrun list`"
+    listing = command_hint("list", state_dir=session.state_dir)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; see `{listing}`"
     return UsageError(f"no run '{run_id}' in {session.state_dir}{hint}")
 
 
@@ -136,6 +137,7 @@ def watch(
     renderer: Renderer = (
         PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
     )
+    renderer.state_dir = state_dir
     raise typer.Exit(_run_sync(_watch, run_id, state_dir, as_json, renderer, as_json=as_json))
 
 
@@ -151,7 +153,8 @@ async def _list(
         return ExitCode.OK
     console = out_console()
     if not runs:
-        console.print("no runs", markup=False)
+        filtered = state is not None or plan_id is not None
+        console.print("no runs" if filtered else "no runs yet", markup=False)
         return ExitCode.OK
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run id", "plan", "state", "started", "duration", "steps"):
