@@ -299,6 +299,7 @@ async def run_plan(
     from_step: str | None = None,
     only: str | None = None,
     allow_changed: bool = False,
+    allow_undeclared: bool = False,
 ) -> RunResult:
     """Validate and run a plan; return its :class:`RunResult` when every step is done.
 
@@ -308,7 +309,9 @@ async def run_plan(
     every default); the keyword arguments of the same names are a shorthand that win
     over it. ``on_event`` is called with every event, in order, from the event loop:
     keep it fast and do not raise from it. ``secrets`` values reach the steps and are
-    masked as ``***`` in every log, event and stored row.
+    masked as ``***`` in every log, event and stored row. A variable the plan neither
+    declares nor uses is a ``PlanError`` (a typo, most likely) unless
+    ``allow_undeclared`` (then it reaches the steps' environment).
 
     ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
     a new one: steps that did not succeed rerun (``from_step``: also that step and
@@ -338,11 +341,18 @@ async def run_plan(
     )
     if resume is not None:
         return await _resume(
-            resume, plan, opts, from_step=from_step, only=only, allow_changed=allow_changed
+            resume,
+            plan,
+            opts,
+            from_step=from_step,
+            only=only,
+            allow_changed=allow_changed,
+            allow_undeclared=allow_undeclared,
         )
     if plan is None:
         raise UsageError("run_plan needs a plan (or resume=RUN_ID)", field="plan")
-    return await execute(prepare(plan, opts.variables, opts.secrets), opts)
+    prepared = prepare(plan, opts.variables, opts.secrets, allow_undeclared=allow_undeclared)
+    return await execute(prepared, opts)
 
 
 async def _resume(
@@ -353,6 +363,7 @@ async def _resume(
     from_step: str | None,
     only: str | None,
     allow_changed: bool,
+    allow_undeclared: bool,
 ) -> RunResult:
     """``run_plan(resume=run_id)``: take the run over, or return its stored result if
     nothing would rerun."""
@@ -365,6 +376,7 @@ async def _resume(
         from_step=from_step,
         only=only,
         allow_changed=allow_changed,
+        allow_undeclared=allow_undeclared,
     )
     if not loaded.resume.rerun:
         return stored_result(loaded.resume.history)

@@ -28,8 +28,8 @@ from ..exitcodes import ExitCode
 from ..graph import levels
 from ..model import json_schema
 from ..options import KillSwitch
-from ..plan import parse_var, validate
-from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
+from ..plan import parse_var
+from ..prepare import Resume, check_concurrency, check_plan, secret_hint, secrets_from_env
 from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
@@ -65,6 +65,13 @@ PlainOpt = Annotated[
     bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
 ]
 MaxConcurrencyOpt = Annotated[int | None, typer.Option(help="Override globals.max_concurrency.")]
+AllowUndeclaredOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-undeclared",
+        help="Accept a --var the plan does not declare (it reaches the steps' environment).",
+    ),
+]
 
 
 def _secrets(names: list[str] | None) -> dict[str, str]:
@@ -82,13 +89,18 @@ def _secrets(names: list[str] | None) -> dict[str, str]:
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:
+    """``--var NAME=VALUE`` pairs; every malformed one is named in one ``UsageError``."""
     out: dict[str, str] = {}
+    bad: list[str] = []
     for pair in pairs or []:
         try:
             name, value = parse_var(pair)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            bad.append(str(exc))
+            continue
         out[name] = value
+    if bad:
+        raise UsageError("\n".join(bad))
     return out
 
 
@@ -107,12 +119,19 @@ def run(
         typer.Option("--dry-run", help="Print the resolved steps level by level; run nothing."),
     ] = False,
     plain: PlainOpt = False,
+    allow_undeclared: AllowUndeclaredOpt = False,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
         check_concurrency(max_concurrency)
-        prepared = prepare(plan, _variables(var), _secrets(secret))
+        prepared = prepare(
+            plan,
+            _variables(var),
+            _secrets(secret),
+            allow_undeclared=allow_undeclared,
+            check_host=dry_run,  # what validate warns about; a run reports the real failure
+        )
     except PlanrunError as exc:
         raise fail(exc) from None
     if prepared.warnings:
@@ -277,6 +296,7 @@ def resume_cmd(
     state_dir: StateDirOpt = None,
     max_concurrency: MaxConcurrencyOpt = None,
     plain: PlainOpt = False,
+    allow_undeclared: AllowUndeclaredOpt = False,
 ) -> None:
     """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
     did not succeed (and what depends on them), keep the ones that did."""
@@ -291,6 +311,7 @@ def resume_cmd(
                 from_step=from_step,
                 only=only,
                 allow_changed=allow_changed,
+                allow_undeclared=allow_undeclared,
             ),
             backend="asyncio",
         )
@@ -329,16 +350,21 @@ def _print_explain(console: Console, loaded: LoadedResume) -> None:
 
 
 @app.command(name="validate")
-def validate_cmd(plan: PlanArg, var: VarOpt = None) -> None:
+def validate_cmd(
+    plan: PlanArg, var: VarOpt = None, allow_undeclared: AllowUndeclaredOpt = False
+) -> None:
     """Check a plan and report every problem at once; exit 0 if valid, 2 if not."""
     try:
-        result = validate(plan, _variables(var))
+        result = check_plan(plan, _variables(var), allow_undeclared=allow_undeclared)
     except PlanrunError as exc:
         raise fail(exc) from None
     console = Console(highlight=False, soft_wrap=True)
     if not result.ok:
         raise fail(PlanError(result.problems, result.source))
     print_problems(err_console(), result.warnings, result.source)
+    if result.unset:
+        names = ", ".join(result.unset)
+        err_console().print(f"{plan}: note: required at run time: {names}", markup=False)
     assert result.plan is not None
     tiers = levels({s.id: s.depends_on for s in result.plan.steps})
     console.print(
