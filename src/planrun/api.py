@@ -309,9 +309,7 @@ async def run_plan(
     every default); the keyword arguments of the same names are a shorthand that win
     over it. ``on_event`` is called with every event, in order, from the event loop:
     keep it fast and do not raise from it. ``secrets`` values reach the steps and are
-    masked as ``***`` in every log, event and stored row. A variable the plan neither
-    declares nor uses is a ``PlanError`` (a typo, most likely) unless
-    ``allow_undeclared`` (then it reaches the steps' environment).
+    masked as ``***`` in every log, event and stored row.
 
     ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
     a new one: steps that did not succeed rerun (``from_step``: also that step and
@@ -322,8 +320,9 @@ async def run_plan(
     if the run is running. A run with nothing to rerun returns its stored result.
 
     A failed run is a result, not an exception. Raises ``PlanError`` for an invalid
-    plan (before anything is written or started), ``UsageError`` for a bad
-    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails, ``HelperError``
+    plan or a variable it does not declare (unless ``allow_undeclared``: then it is
+    in the steps' environment) before anything is written or started, ``UsageError``
+    for a bad ``run_id``/``max_concurrency``, ``StoreError`` if the store fails, ``HelperError``
     if the watchdog cannot start (the run is then recorded ``failed`` and no step
     starts). Fewer attempts than ``max_concurrency`` run at once if the open-file
     limit cannot hold them (a ``ConcurrencyCapped`` event says so). Cancelling the
@@ -340,15 +339,7 @@ async def run_plan(
         secrets=secrets,
     )
     if resume is not None:
-        return await _resume(
-            resume,
-            plan,
-            opts,
-            from_step=from_step,
-            only=only,
-            allow_changed=allow_changed,
-            allow_undeclared=allow_undeclared,
-        )
+        return await _resume(resume, plan, opts, from_step, only, allow_changed, allow_undeclared)
     if plan is None:
         raise UsageError("run_plan needs a plan (or resume=RUN_ID)", field="plan")
     prepared = prepare(plan, opts.variables, opts.secrets, allow_undeclared=allow_undeclared)
@@ -359,7 +350,6 @@ async def _resume(
     run_id: str,
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str] | None,
     options: RunOptions,
-    *,
     from_step: str | None,
     only: str | None,
     allow_changed: bool,

@@ -29,6 +29,12 @@ _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox
 _LEADING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: The inside of each ``${...}`` that is not the escape ``$${``.
 _FORM = re.compile(r"(?<!\$)\$\{([^}]*)\}")
+#: A shell's parameter expansion (``X:-default``, ``#X``, ``1``, ``@``), not ours.
+_SHELL_FORM = re.compile(
+    r"[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(?:[-:=+?#%/^,\[].*)?", re.S
+)
+#: The name a malformed reference starts with (``${X:-y}``, ``${X``): used all the same.
+_NAME_AFTER_BRACE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +77,13 @@ def check_variables(
     # the later one counts.
     script_at = {s.id: _shell_script_index(s) for _, s in indexed}
     texts = {path: text for path, _, text in templates(plan, indexed)}
+    uses = [*parsed, *_names_of_malformed(parsed, texts)]
     return [
         *_check_secrets(plan, given, secrets),
         *(_required_without_value(plan, given) if rules.require_values else []),
         *_unusable_values(plan, given),
         *_bad_given_names(given),
-        *_undeclared(plan, parsed, given, secret_names, rules),
+        *_undeclared(plan, uses, given, secret_names, rules),
         *_check_references(parsed, defined, secret_names, script_at, texts),
         *_check_shadowed_env(plan, indexed, defined),
     ]
@@ -176,6 +183,16 @@ def _bad_given_names(given: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
+def _names_of_malformed(parsed: Iterable[Template], texts: Mapping[str, str]) -> list[Template]:
+    """Stand-ins naming what the malformed templates refer to (``${X:-y}``: X), so
+    that a variable given for them is not also reported as undeclared."""
+    return [
+        Template(t.path, t.step_id, tuple(_NAME_AFTER_BRACE.findall(texts[t.path])), ())
+        for t in parsed
+        if t.error is not None and t.path in texts
+    ]
+
+
 def _undeclared(
     plan: Plan,
     parsed: Iterable[Template],
@@ -245,7 +262,7 @@ def _shell_form_hint(template: Template, text: str | None) -> str | None:
     if text is None or template.error is None or "invalid variable name" not in template.error:
         return None
     fixed = escaped_for_shell(text)
-    if fixed == text:
+    if fixed == text or not any(_SHELL_FORM.fullmatch(f) for f in _FORM.findall(text)):
         return None
     quoted = json.dumps(fixed, ensure_ascii=False)
     hint = (
