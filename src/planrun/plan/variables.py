@@ -207,8 +207,8 @@ def _undeclared(
     # A name the plan uses is declared by that use (the format lets ``${X}`` be given
     # with --var alone); built-in, secret and malformed names have rules of their own.
     used = {name for template in parsed for name in template.names}
-    candidates = sorted(set(plan.variables) | used)
-    accepted = {*candidates, *rules.known, *BUILTIN_VARIABLES, *secret_names}
+    candidates = sorted((set(plan.variables) | used | rules.known) - set(BUILTIN_VARIABLES))
+    accepted = {*candidates, *BUILTIN_VARIABLES, *secret_names}
     return [
         Problem(
             f"--var {name}",
