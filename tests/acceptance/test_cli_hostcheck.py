@@ -98,5 +98,6 @@ def test_globals_cwd_is_reported_once_naming_its_steps(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = _warnings(result.stderr)
     assert len(lines) == 1, result.stderr
-    assert f"$.globals.cwd: warning: working directory '{tmp_path}/nowhere' does not exist" in lines[0]
+    missing = f"working directory '{tmp_path}/nowhere' does not exist"
+    assert f"$.globals.cwd: warning: {missing}" in lines[0]
     assert "(the working directory of steps a, b)" in lines[0]

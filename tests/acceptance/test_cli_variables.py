@@ -59,7 +59,12 @@ def test_allow_undeclared_lets_the_variable_reach_the_steps_environment(tmp_path
 def test_a_variable_the_plan_uses_counts_as_declared(tmp_path: Path) -> None:
     """``${X}`` in the plan with X given by --var alone still works (the format allows it)."""
     out = tmp_path / "out.txt"
-    plan = _plan(tmp_path, {"id": "a", "command": "sh", "args": ["-c", f'printf %s "$X" > {out}', "${X}"]})
+    step: dict[str, object] = {
+        "id": "a",
+        "command": "sh",
+        "args": ["-c", f'printf %s "$X" > {out}', "${X}"],
+    }
+    plan = _plan(tmp_path, step)
     result = planrun("run", plan, "--var", "X=used", "--plain", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert out.read_text() == "used"
@@ -125,7 +130,8 @@ def test_every_malformed_var_is_named(tmp_path: Path) -> None:
     plan = _plan(tmp_path, sh("a", "true"))
     result = planrun("validate", plan, "--var", "one", "--var", "two", cwd=tmp_path)
     assert result.returncode == 2
-    assert "got 'one'" in result.stderr and "got 'two'" in result.stderr
+    assert "got 'one'" in result.stderr
+    assert "got 'two'" in result.stderr
 
 
 @pytest.mark.parametrize("plan", SHIPPED, ids=[p.name for p in SHIPPED])

@@ -49,7 +49,8 @@ def test_the_path_searched_is_the_steps(tmp_path: Path) -> None:
     tool.write_text("#!/bin/sh\n")
     tool.chmod(0o755)
     assert _check(tmp_path, {"id": "a", "command": "t", "env": {"PATH": str(tmp_path)}}) == []
-    assert _check(tmp_path, {"id": "a", "command": "t"}, globals={"env": {"PATH": str(tmp_path)}}) == []
+    in_globals = {"env": {"PATH": str(tmp_path)}}
+    assert _check(tmp_path, {"id": "a", "command": "t"}, globals=in_globals) == []
     (found,) = _check(tmp_path, {"id": "a", "command": "sh", "env": {"PATH": "/nonexistent"}})
     assert found[2] == "program 'sh' is not on the step's PATH (/nonexistent) on this host"
     assert _check(tmp_path, {"id": "a", "command": "t"}, variables={"PATH": str(tmp_path)}) == []
@@ -79,9 +80,10 @@ def test_script_is_resolved_against_the_steps_cwd(tmp_path: Path) -> None:
         {"id": "b", "command": "python3", "args": ["-u", "lib/x.py"], "cwd": "sub"},
         {"id": "c", "command": "sh", "args": ["./ok.sh"]},  # runs in planrun's cwd
     )
+    gone = "does not exist on this host"
     assert found == [
-        ("$.steps[1].args[1]", "b", f"script '{tmp_path}/sub/lib/x.py' does not exist on this host"),
-        ("$.steps[2].args[0]", "c", f"script '{tmp_path}/ok.sh' does not exist on this host"),
+        ("$.steps[1].args[1]", "b", f"script '{tmp_path}/sub/lib/x.py' {gone}"),
+        ("$.steps[2].args[0]", "c", f"script '{tmp_path}/ok.sh' {gone}"),
     ]
 
 
@@ -92,9 +94,10 @@ def test_cwd_missing_or_a_file(tmp_path: Path) -> None:
         {"id": "a", "command": "true", "cwd": "gone"},
         {"id": "b", "command": "true", "cwd": "file"},
     )
+    where = f"working directory '{tmp_path}"
     assert found == [
-        ("$.steps[0].cwd", "a", f"working directory '{tmp_path}/gone' does not exist on this host"),
-        ("$.steps[1].cwd", "b", f"working directory '{tmp_path}/file' is not a directory on this host"),
+        ("$.steps[0].cwd", "a", f"{where}/gone' does not exist on this host"),
+        ("$.steps[1].cwd", "b", f"{where}/file' is not a directory on this host"),
     ]
 
 

@@ -29,20 +29,24 @@ def test_undeclared_variable_is_an_error_with_did_you_mean() -> None:
     (problem,) = validate(doc, {"BRANCH": "b", "TARGT": "x"}).errors
     assert problem.path == "--var TARGT"
     assert problem.message == "variable 'TARGT' is not declared in the plan"
-    assert problem.hint is not None and problem.hint.startswith("did you mean 'TARGET'?")
+    assert problem.hint is not None
+    assert problem.hint.startswith("did you mean 'TARGET'?")
     assert "--allow-undeclared" in problem.hint
 
 
 def test_did_you_mean_ignores_case() -> None:
     (problem,) = validate(_doc(variables={"TEST_CMD": "true"}), {"test_cmd": "x"}).errors
-    assert problem.hint is not None and "did you mean 'TEST_CMD'?" in problem.hint
+    assert problem.hint is not None
+    assert "did you mean 'TEST_CMD'?" in problem.hint
 
 
 def test_without_a_close_match_the_hint_lists_the_variables() -> None:
     (problem,) = validate(_doc(variables={"B": "1", "A": "2"}), {"ZZZZ": "x"}).errors
-    assert problem.hint is not None and problem.hint.startswith("the plan's variables are A, B;")
+    assert problem.hint is not None
+    assert problem.hint.startswith("the plan's variables are A, B;")
     (problem,) = validate(_doc(), {"ZZZZ": "x"}).errors
-    assert problem.hint is not None and problem.hint.startswith("the plan declares no variables")
+    assert problem.hint is not None
+    assert problem.hint.startswith("the plan declares no variables")
 
 
 def test_allow_undeclared_and_known_names_let_it_through() -> None:
@@ -55,7 +59,8 @@ def test_a_variable_the_plan_uses_counts_as_declared() -> None:
     """``${X}`` (even in a malformed ``${X:-y}``) declares X by its use."""
     assert validate(_doc("-c", "true", "${X}"), {"X": "1"}).ok
     errors = _messages(_doc("-c", "echo ${X:-y}"), {"X": "1"})
-    assert len(errors) == 1 and "invalid variable name 'X:-y'" in errors[0]
+    assert len(errors) == 1
+    assert "invalid variable name 'X:-y'" in errors[0]
 
 
 def test_builtin_and_secret_names_keep_their_own_rules() -> None:
@@ -78,7 +83,8 @@ def test_each_variable_problem_is_its_own() -> None:
 def test_require_values_false_lists_unset_but_checks_given() -> None:
     doc = _doc(variables={"A": None, "B": None, "C": "c"})
     result = validate(doc, require_values=False)
-    assert result.ok and result.unset == ("A", "B")
+    assert result.ok
+    assert result.unset == ("A", "B")
     result = validate(doc, {"A": "a\0", "TYPO": "x"}, require_values=False)
     assert [p.path for p in result.errors] == ["--var A", "--var TYPO"]
     assert result.unset == ("B",)
@@ -117,7 +123,8 @@ def test_prepare_reports_secrets_with_the_other_problems() -> None:
     doc = _doc(variables={"A": None}, secrets=["TOKEN"])
     with pytest.raises(PlanError) as caught:
         prepare(doc, {"TYPO": "1"}, environ={})
-    assert [p.path for p in caught.value.problems] == ["$.variables.A", "--var TYPO", "$.secrets[0]"]
+    paths = [p.path for p in caught.value.problems]
+    assert paths == ["$.variables.A", "--var TYPO", "$.secrets[0]"]
 
 
 def test_prepare_allow_undeclared_puts_it_in_the_environment() -> None:
@@ -141,6 +148,9 @@ def test_run_plan_refuses_a_typo_before_writing_anything(tmp_path: Path) -> None
 
 def test_check_plan_validates_without_values(tmp_path: Path) -> None:
     plan = tmp_path / "p.json"
-    plan.write_text('{"plan_id": "p", "variables": {"B": null}, "steps": [{"id": "a", "command": "true"}]}')
+    step = '{"id": "a", "command": "true"}'
+    plan.write_text(f'{{"plan_id": "p", "variables": {{"B": null}}, "steps": [{step}]}}')
     result = check_plan(plan)
-    assert result.ok and result.unset == ("B",) and result.warnings == ()
+    assert result.ok
+    assert result.unset == ("B",)
+    assert result.warnings == ()
