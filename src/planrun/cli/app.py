@@ -28,8 +28,8 @@ from ..exitcodes import ExitCode
 from ..graph import levels
 from ..model import json_schema
 from ..options import KillSwitch
-from ..plan import parse_var, validate
-from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
+from ..plan import parse_var
+from ..prepare import Resume, check_concurrency, check_plan, secret_hint, secrets_from_env
 from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
@@ -94,6 +94,13 @@ JunitOpt = Annotated[
         show_default=False,
     ),
 ]
+AllowUndeclaredOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-undeclared",
+        help="Accept a --var the plan does not declare (it reaches the steps' environment).",
+    ),
+]
 
 
 def _secrets(names: list[str] | None) -> dict[str, str]:
@@ -111,13 +118,18 @@ def _secrets(names: list[str] | None) -> dict[str, str]:
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:
+    """``--var NAME=VALUE`` pairs; every malformed one is named in one ``UsageError``."""
     out: dict[str, str] = {}
+    bad: list[str] = []
     for pair in pairs or []:
         try:
             name, value = parse_var(pair)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            bad.append(str(exc))
+            continue
         out[name] = value
+    if bad:
+        raise UsageError("\n".join(bad))
     return out
 
 
@@ -139,13 +151,20 @@ def run(
     as_json: JsonOpt = False,
     ci: CiOpt = CiChoice.AUTO,
     junit: JunitOpt = None,
+    allow_undeclared: AllowUndeclaredOpt = False,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
         reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         check_concurrency(max_concurrency)
-        prepared = prepare_plan(plan, _variables(var), _secrets(secret))
+        prepared = prepare_plan(
+            plan,
+            _variables(var),
+            _secrets(secret),
+            allow_undeclared=allow_undeclared,
+            check_host=dry_run,  # what validate warns about; a run reports the real failure
+        )
     except PlanrunError as exc:
         raise jsonout.fail(exc, as_json) from None
     if prepared.warnings:
@@ -337,6 +356,7 @@ def resume_cmd(
     as_json: JsonOpt = False,
     ci: CiOpt = CiChoice.AUTO,
     junit: JunitOpt = None,
+    allow_undeclared: AllowUndeclaredOpt = False,
 ) -> None:
     """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
     did not succeed (and what depends on them), keep the ones that did."""
@@ -353,6 +373,7 @@ def resume_cmd(
                 from_step=from_step,
                 only=only,
                 allow_changed=allow_changed,
+                allow_undeclared=allow_undeclared,
             ),
             backend="asyncio",
         )
@@ -404,10 +425,15 @@ def _print_explain(console: Console, loaded: LoadedResume) -> None:
 
 
 @app.command(name="validate")
-def validate_cmd(plan: PlanArg, var: VarOpt = None, as_json: JsonOpt = False) -> None:
+def validate_cmd(
+    plan: PlanArg,
+    var: VarOpt = None,
+    allow_undeclared: AllowUndeclaredOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Check a plan and report every problem at once; exit 0 if valid, 2 if not."""
     try:
-        result = validate(plan, _variables(var))
+        result = check_plan(plan, _variables(var), allow_undeclared=allow_undeclared)
     except PlanError as exc:  # nothing could be checked: still a validation's answer
         if as_json:
             jsonout.write_doc(jsonout.validation_doc(str(plan), None, exc))
@@ -420,6 +446,9 @@ def validate_cmd(plan: PlanArg, var: VarOpt = None, as_json: JsonOpt = False) ->
     if not result.ok:
         raise fail(PlanError(result.problems, result.source))
     print_problems(err_console(), result.warnings, result.source)
+    if result.unset:
+        names = ", ".join(result.unset)
+        err_console().print(f"{plan}: note: required at run time: {names}", markup=False)
     if as_json:
         raise typer.Exit(ExitCode.OK)
     assert result.plan is not None

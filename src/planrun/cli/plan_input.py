@@ -44,13 +44,24 @@ def plan_source(plan: Path) -> Path | Any:
 
 
 def prepare_plan(
-    plan: Path, variables: Mapping[str, str], secrets: Mapping[str, str]
+    plan: Path,
+    variables: Mapping[str, str],
+    secrets: Mapping[str, str],
+    *,
+    allow_undeclared: bool = False,
+    check_host: bool = False,
 ) -> PreparedRun:
     """:func:`planrun.prepare.prepare` of the plan argument (``-``: standard input);
     problems of a plan from standard input are reported as ``<stdin>``'s."""
     source = plan_source(plan)
     try:
-        return prepare(source, variables, secrets)
+        return prepare(
+            source,
+            variables,
+            secrets,
+            allow_undeclared=allow_undeclared,
+            check_host=check_host,
+        )
     except PlanError as exc:
         if source is plan or exc.source is not None:
             raise
