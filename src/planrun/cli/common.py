@@ -24,7 +24,12 @@ __all__ = ["StateDirOpt", "cli_words", "err_console", "fail", "out_console", "pr
 
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option(envvar=STATE_DIR_ENV, help="Where runs are stored [default: .planrun]"),
+    typer.Option(
+        envvar=STATE_DIR_ENV,
+        metavar="DIR",
+        show_default=False,
+        help="Where runs are stored [default: .planrun]",
+    ),
 ]
 
 

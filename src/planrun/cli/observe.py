@@ -41,7 +41,8 @@ POLL_SEC = monitor.FOLLOW_POLL_SEC
 EXIT_CRASHED = ExitCode.FAILED
 
 RunIdArg = Annotated[
-    str, typer.Argument(help="The run id (see `planrun list`).", show_default=False)
+    str,
+    typer.Argument(metavar="RUN_ID", help="The run id (see `planrun list`).", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -131,7 +132,9 @@ def watch(
     as_json: JsonOpt = False,
     plain: Annotated[bool, typer.Option("--plain", help="One line per state change.")] = False,
 ) -> None:
-    """Follow a run from another terminal (or replay a finished one); exit with its code."""
+    """Follow a run from another terminal (or replay a finished one).
+
+    Exits with the run's exit code."""
     console = out_console()
     renderer: Renderer = (
         PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
@@ -173,12 +176,24 @@ async def _list(
 
 def list_cmd(
     state_dir: StateDirOpt = None,
-    state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
-    plan: Annotated[str | None, typer.Option(help="Only runs of this plan id.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 20,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            metavar="STATE",
+            help="Only runs in this state: " + ", ".join(s.value for s in RunState) + ".",
+        ),
+    ] = None,
+    plan: Annotated[
+        str | None, typer.Option(metavar="PLAN_ID", help="Only runs of this plan id.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most N runs.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs, newest first: id, plan, state, start, duration, steps done/total."""
+    """List runs, newest first.
+
+    One row per run: id, state, plan, start (UTC), steps done/total, duration. On a
+    narrow terminal the columns after the run id are dropped (duration first) rather
+    than cutting the id; --json has everything."""
     if state is not None and state not in {s.value for s in RunState}:
         raise fail(
             UsageError(
@@ -276,7 +291,9 @@ def _code(code: int | None) -> str:
 
 
 def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
-    """Show a run: its state, variables, times, owner, and every step with every attempt."""
+    """Show a run: its state, times, steps and attempts.
+
+    Times are UTC; log paths are relative to the state dir (printed first)."""
     raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json))
 
 
@@ -315,20 +332,28 @@ async def _logs(
 
 def logs(
     run_id: RunIdArg,
-    step: Annotated[str | None, typer.Argument(help="Only this step.", show_default=False)] = None,
+    step: Annotated[
+        str | None,
+        typer.Argument(metavar="[STEP]", help="Only this step's output.", show_default=False),
+    ] = None,
     attempt: Annotated[
-        int | None, typer.Option(min=1, help="This attempt (default: the last).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Attempt N of the step (default: the last)."),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
     tail: Annotated[
         int | None,
-        typer.Option("--tail", "-n", min=0, help="Start at the last N lines (of each step)."),
+        typer.Option(
+            "--tail", "-n", min=0, metavar="N", help="Start at the last N lines (of each step)."
+        ),
     ] = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Print a step's output (last attempt by default); with no STEP, every step's,
-    each line prefixed [step-id]. --follow streams until the attempt (or run) ends;
-    --tail N starts at the last N lines. Exit 1 if a log file is missing."""
+    """Print a step's output, or every step's.
+
+    The last attempt by default; with no STEP, every step's output, each line prefixed
+    [step-id]. --follow streams until the attempt (or run) ends; --tail N starts at the
+    last N lines. Exit 1 if a log file is missing."""
     raise typer.Exit(_run_sync(_logs, run_id, state_dir, step, attempt, follow, tail))
 
 
@@ -354,10 +379,14 @@ async def _cancel(run_id: str, state_dir: Path | None, wait_sec: float) -> int:
 def cancel(
     run_id: RunIdArg,
     state_dir: StateDirOpt = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run to stop.")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="How long to wait for the run to stop.")
+    ] = 60.0,
 ) -> None:
-    """Cancel a running run from anywhere: its process stops every step (TERM, grace,
-    KILL) and records it cancelled. Exit 0 when cancelled, 1 when it was not running."""
+    """Cancel a running run, from any terminal.
+
+    The run's process stops every step (TERM, grace, KILL) and records the run
+    cancelled. Exit 0 when cancelled, 1 when it was not running."""
     raise typer.Exit(_run_sync(_cancel, run_id, state_dir, timeout))
 
 
