@@ -60,6 +60,9 @@ PlanArg = Annotated[
         metavar="PLAN", help="Plan file (.json, .yaml/.yml or .toml).", show_default=False
     ),
 ]
+ResumeIdArg = Annotated[
+    str, typer.Argument(metavar="RUN_ID", help="The run to resume.", show_default=False)
+]
 VarOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -282,9 +285,7 @@ def _print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions)
 
 @app.command(name="resume")
 def resume_cmd(
-    run_id: Annotated[
-        str, typer.Argument(metavar="RUN_ID", help="The run to resume.", show_default=False)
-    ],
+    run_id: ResumeIdArg,
     from_step: Annotated[
         str | None,
         typer.Option(
@@ -312,8 +313,7 @@ def resume_cmd(
 ) -> None:
     """Resume a failed, cancelled or crashed run, in the same run id.
 
-    Reruns the steps that did not succeed (and what depends on them) and keeps the ones
-    that did."""
+    Reruns the steps that did not succeed, and what depends on them."""
     try:
         loaded = anyio.run(
             functools.partial(

@@ -19,8 +19,7 @@ from typing import Annotated
 import anyio
 import msgspec
 import typer
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console
 
 from .. import monitor
 from ..api import cancel_run
@@ -28,9 +27,11 @@ from ..errors import CancelError, PlanrunError, UsageError
 from ..events import RunFinished, encode_event
 from ..exitcodes import ExitCode
 from ..model import RunState
-from ..records import RunRecord, StepRecord
+from ..records import RunRecord
 from .common import StateDirOpt, err_console, fail, out_console
 from .logs import LogSet
+from .showtext import run_lines, state_dir_lines, step_lines
+from .tables import Column, layout, utc_stamp
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
 __all__ = ["register_observe_commands"]
@@ -156,22 +157,40 @@ async def _list(
     if not runs:
         console.print("no runs", markup=False)
         return ExitCode.OK
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("run id", "plan", "state", "started", "duration", "steps"):
-        table.add_column(column, no_wrap=True)
-    for run in runs:
-        table.add_row(
-            *_cells(
-                run.run_id,
-                run.plan_id,
-                run.state.value,
-                run.started_at[:19] + "Z",
-                format_duration(run.duration_sec),
-                f"{run.steps_done}/{run.step_count}",
-            )
-        )
-    console.print(table)
+    rows = [
+        [
+            run.run_id,
+            run.plan_id,
+            run.state.value,
+            utc_stamp(run.started_at, suffix=False, ms=False),
+            format_duration(run.duration_sec),
+            f"{run.steps_done}/{run.step_count}",
+        ]
+        for run in runs
+    ]
+    _print_lines(console, layout(_LIST_COLUMNS, rows, _width(console)))
     return ExitCode.OK
+
+
+#: ``list``'s columns; on a narrow terminal "took" goes first, the run id never.
+_LIST_COLUMNS = (
+    Column("run id"),
+    Column("plan", drop=4),
+    Column("state", drop=5),
+    Column("started (UTC)", drop=3),
+    Column("took", drop=1),
+    Column("steps", drop=2),
+)
+
+
+def _width(console: Console) -> int | None:
+    """The width to fit in: the terminal's, or None (no limit) when not a terminal."""
+    return console.width if console.is_terminal else None
+
+
+def _print_lines(console: Console, lines: list[str]) -> None:
+    for line in lines:
+        console.print(line, markup=False, emoji=False)
 
 
 def list_cmd(
@@ -217,77 +236,16 @@ async def _show(run_id: str, state_dir: Path | None, as_json: bool) -> int:
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
         return ExitCode.OK
     console = out_console()
-    lines = [
-        f"run       {run.run_id}",
-        f"plan      {run.plan_id}" + (f" ({run.plan_path})" if run.plan_path else ""),
-        f"state     {run.state.value}"
-        + (f" (exit code {run.exit_code})" if run.exit_code is not None else "")
-        + (f": {run.reason}" if run.reason else ""),
-        f"started   {run.started_at}",
-        f"ended     {run.ended_at or '-'}"
-        + (f" ({format_duration(run.duration_sec)})" if run.duration_sec is not None else ""),
-        f"owner     pid {run.owner_pid} on {run.owner_host} ({run.owner_kind})"
-        + (f", last heartbeat {run.heartbeat_at}" if run.heartbeat_at else ""),
-    ]
-    if run.resumes:
-        lines.append(f"resumed   {run.resumes} time(s)")
-    if run.variables:
-        lines.append("variables " + " ".join(f"{k}={v}" for k, v in run.variables.items()))
-    if run.secret_names:
-        lines.append("secrets   " + " ".join(run.secret_names) + " (values masked as ***)")
-    for line in lines:
-        console.print(line, markup=False)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("step", "attempt", "state", "exit", "started", "duration", "pid", "detail"):
-        table.add_column(column, no_wrap=column != "detail")
-    for step in steps:
-        _show_step(table, step)
-    console.print(table)
+    state_dir = session.state_dir
+    _print_lines(console, run_lines(run, state_dir) + state_dir_lines(state_dir, _width(console)))
+    _print_lines(console, step_lines(steps, state_dir, _width(console)))
     outputs = [(step, key, value) for step in steps for key, value in (step.outputs or {}).items()]
     if outputs:
         console.print("outputs", markup=False)
         for step, key, value in outputs:
             masked = " (held a secret)" if key in step.masked_outputs else ""
-            console.print(f"  {step.step_id}.{key} = {value!r}{masked}", markup=False)
+            console.print(f"  {step.step_id}.{key} = {value!r}{masked}", markup=False, emoji=False)
     return ExitCode.OK
-
-
-def _show_step(table: Table, step: StepRecord) -> None:
-    table.add_row(
-        *_cells(
-            step.step_id,
-            "",
-            step.state.value,
-            _code(step.exit_code),
-            (step.started_at or "")[11:23],
-            format_duration(step.duration_sec),
-            "",
-            step.reason or "",
-        )
-    )
-    for a in step.attempts:
-        detail = a.error or (a.log_path or "")
-        table.add_row(
-            *_cells(
-                "",
-                str(a.attempt),
-                a.state.value,
-                _code(a.exit_code),
-                (a.started_at or "")[11:23],
-                format_duration(a.duration_sec),
-                str(a.pid or ""),
-                detail,
-            )
-        )
-
-
-def _cells(*values: str) -> list[Text]:
-    """Table cells as plain text: stored strings are data, never rich markup."""
-    return [Text(value) for value in values]
-
-
-def _code(code: int | None) -> str:
-    return "" if code is None else str(code)
 
 
 def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
