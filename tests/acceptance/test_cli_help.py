@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -225,3 +227,35 @@ def test_completion_offers_commands_and_options(tmp_path: Path) -> None:
     assert _complete("planrun ru", tmp_path) == ["run"]
     assert sorted(_complete("planrun list --st", tmp_path)) == ["--state", "--state-dir"]
     assert "resume" in _complete("planrun re", tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_installed_completion_works_in_bash(tmp_path: Path) -> None:
+    """``--install-completion bash`` (into a temporary HOME) writes a script that
+    ``.bashrc`` sources; real bash, with that script, completes ``planrun ru`` to ``run``
+    by calling the installed ``planrun``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(HOME=str(home), SHELL="/bin/bash")
+    result = planrun("--install-completion", "bash", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    script = home / ".bash_completions" / "planrun.sh"
+    assert f"source '{script}'" in (home / ".bashrc").read_text()
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "planrun").exists()  # the console script the function calls
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    probe = (
+        f"source '{script}'; COMP_WORDS=(planrun ru); COMP_CWORD=1; "
+        '_planrun_completion planrun; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    out = subprocess.run(
+        ["bash", "--norc", "-c", probe],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["run"]
