@@ -75,7 +75,7 @@ def step_lines(steps: list[StepRecord], state_dir: Path, width: int | None) -> l
         return inline
     lines = layout(_STEP_COLUMNS, rows, width)
     # Under the "try" column, or 8 columns in when step ids are long.
-    indent = min(max(len("step"), *(len(s.step_id) for s in steps)) + GAP, 8)
+    indent = min(max([len("step"), *(len(s.step_id) for s in steps)]) + GAP, 8)
     out = lines[:1]
     for line, detail in zip(lines[1:], details, strict=True):
         out.append(line)
