@@ -36,6 +36,7 @@ from .prepare import (
     new_run_id,
     prepare,
 )
+from .proc import run_key
 from .results import AttemptResult, RunResult, StepResult, stored_result
 from .resume.load import load_resume
 from .runlock import Prelude, lock_key, run_lock
@@ -122,8 +123,10 @@ async def _execute_in_store(
     )
     concurrency, capped = _concurrency(resolved.max_concurrency, prepared, executor)
     plan = prepared.plan
+    key = run_key(resolved.run_id, store.state_dir)
     config = EngineConfig(
         run_id=resolved.run_id,
+        run_key=key,
         plan_id=plan.plan_id,
         max_concurrency=concurrency,
         kill_grace=plan.globals.kill_grace_sec,
@@ -138,7 +141,7 @@ async def _execute_in_store(
         last_seq=last_seq,
         # The watchdog starts before the first step: if it cannot, nothing runs.
         before_steps=(
-            functools.partial(executor.start_run, resolved.run_id)
+            functools.partial(executor.start_run, key)
             if isinstance(executor, LocalExecutor)
             else None
         ),

@@ -122,7 +122,9 @@ def test_help_is_well_formed(command: str, tmp_path: Path) -> None:
         if param.is_flag:
             assert re.match(r"(\s{2,}|$)", after), f"flag {long} shows a value: {line!r}"
         else:
-            assert re.match(r" [A-Z][A-Z_=]*\b", after), f"{long} has no metavar: {line!r}"
+            # An upper-case name of what to type, or the choices: ``[auto|github|none]``.
+            metavar = re.match(r" ([A-Z][A-Z_=]*\b|\[[a-z_-]+(\|[a-z_-]+)+\])", after)
+            assert metavar, f"{long} has no metavar: {line!r}"
 
 
 def test_brackets_and_defaults_survive(tmp_path: Path) -> None:

@@ -491,10 +491,11 @@ def test_show_json_mid_run_and_after(tmp_path: Path, runs: list[Running]) -> Non
 
 
 def test_show_of_an_unknown_run_exits_2(finished: Finished) -> None:
-    """`show` of a run id that does not exist exits 2 naming it."""
+    """`show` of a run id that does not exist exits 2 naming it (under --json, stdout
+    holds only the error object: README "JSON output")."""
     result = planrun("show", "nope", "--json", "--state-dir", finished.state, cwd=finished.workdir)
     assert result.returncode == 2
-    assert result.stdout == ""
+    assert json.loads(result.stdout)["error"] == "unknown_run"
     assert "no run 'nope'" in result.stderr
 
 

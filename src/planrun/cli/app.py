@@ -33,9 +33,13 @@ from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
 from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
+from . import jsonout
+from .ci import CiChoice
 from .command import CONTEXT_SETTINGS, build_command
 from .common import StateDirOpt, err_console, fail, print_problems
+from .jsonout import JsonOpt
 from .observe import register_observe_commands
+from .reports import RunReports, unstarted_view
 from .version import VersionOpt, register_version_command
 from .view import LiveView, PlainLog, Renderer, print_summary
 
@@ -92,6 +96,23 @@ MaxConcurrencyOpt = Annotated[
         help="Run at most N steps at once (overrides the plan's globals.max_concurrency).",
     ),
 ]
+CiOpt = Annotated[
+    CiChoice,
+    typer.Option(
+        "--ci",
+        help="CI output: github = annotations for failed steps and a job summary; "
+        "auto = github when GITHUB_ACTIONS=true.",
+    ),
+]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit",
+        help="Write a JUnit XML report (one testcase per step) to FILE.",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
 
 
 def _secrets(names: list[str] | None) -> dict[str, str]:
@@ -134,31 +155,48 @@ def run(
         typer.Option("--dry-run", help="Print the resolved steps level by level; run nothing."),
     ] = False,
     plain: PlainOpt = False,
+    as_json: JsonOpt = False,
+    ci: CiOpt = CiChoice.AUTO,
+    junit: JunitOpt = None,
 ) -> None:
     """Validate and run a plan, showing progress.
 
     Exits with the run's exit code (see the README's table)."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
+        reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         check_concurrency(max_concurrency)
         prepared = prepare(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
     if prepared.warnings:
         print_problems(err_console(), prepared.warnings, prepared.source)
+    if dry_run and as_json:
+        jsonout.write_doc(jsonout.dry_run_doc(prepared, options))
+        raise typer.Exit(ExitCode.OK)
     if dry_run:
         _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, options)
         raise typer.Exit(ExitCode.OK)
-    _run_and_exit(prepared, plain, options, None)
+    _run_and_exit(prepared, plain, options, None, as_json, reports)
 
 
 def _run_and_exit(
-    prepared: PreparedRun, plain: bool, options: RunOptions, resume: Resume | None
+    prepared: PreparedRun,
+    plain: bool,
+    options: RunOptions,
+    resume: Resume | None,
+    as_json: bool,
+    reports: RunReports,
 ) -> None:
-    """Run (or resume) with a live view or plain log, print the summary, exit."""
+    """Run (or resume) with a live view or plain log, print the summary, exit; under
+    ``as_json`` the events and the result as NDJSON (``jsonout``)."""
     console = Console(highlight=False, soft_wrap=True)
     renderer: Renderer = (
-        PlainLog(console) if plain or not console.is_terminal else LiveView(console)
+        jsonout.JsonEvents()
+        if as_json
+        else PlainLog(console)
+        if plain or not console.is_terminal
+        else LiveView(console)
     )
     if resume is not None:  # the view starts from the run's history, without printing it
         renderer.view = replay(resume.history)
@@ -166,11 +204,20 @@ def _run_and_exit(
     try:
         code = anyio.run(_run, prepared, renderer, options, resume, backend="asyncio")
     except PlanrunError as exc:
-        raise fail(exc) from None
+        if renderer.view is not None:  # it failed mid-run: report what did happen
+            reports.finish(renderer.view, prepared, time.monotonic() - started)
+        raise jsonout.fail(exc, as_json) from None
     except KeyboardInterrupt:  # before our handlers were installed
         code = ExitCode.CANCELLED
-    if renderer.view is not None:
+    if as_json:
+        jsonout.write_result(renderer.view, code)
+    elif renderer.view is not None:
         print_summary(console, renderer.view, time.monotonic() - started)
+    reports.finish(
+        renderer.view or unstarted_view(prepared, options.run_id),
+        prepared,
+        time.monotonic() - started,
+    )
     raise typer.Exit(code)
 
 
@@ -283,38 +330,46 @@ def _print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions)
                 say(f"      {'; '.join(details)}")
 
 
+#: ``resume``'s own options (named here so the command stays readable).
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", metavar="STEP", help="Also rerun STEP and everything downstream of it."),
+]
+OnlyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--only", metavar="STEP", help="Rerun just STEP (its dependencies must have succeeded)."
+    ),
+]
+ExplainOpt = Annotated[
+    bool, typer.Option("--explain", help="Print what each step would do and why; run nothing.")
+]
+AllowChangedOpt = Annotated[
+    bool, typer.Option("--allow-changed", help="Resume even if the plan or variables changed.")
+]
+
+
 @app.command(name="resume")
 def resume_cmd(
     run_id: ResumeIdArg,
-    from_step: Annotated[
-        str | None,
-        typer.Option(
-            "--from", metavar="STEP", help="Also rerun STEP and everything downstream of it."
-        ),
-    ] = None,
-    only: Annotated[
-        str | None,
-        typer.Option(
-            "--only", metavar="STEP", help="Rerun just STEP (its dependencies must have succeeded)."
-        ),
-    ] = None,
-    explain: Annotated[
-        bool, typer.Option("--explain", help="Print what each step would do and why; run nothing.")
-    ] = False,
-    allow_changed: Annotated[
-        bool,
-        typer.Option("--allow-changed", help="Resume even if the plan or variables changed."),
-    ] = False,
+    from_step: FromOpt = None,
+    only: OnlyOpt = None,
+    explain: ExplainOpt = False,
+    allow_changed: AllowChangedOpt = False,
     var: VarOpt = None,
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
     max_concurrency: MaxConcurrencyOpt = None,
     plain: PlainOpt = False,
+    as_json: JsonOpt = False,
+    ci: CiOpt = CiChoice.AUTO,
+    junit: JunitOpt = None,
 ) -> None:
     """Resume a failed, cancelled or crashed run, in the same run id.
 
     Reruns the steps that did not succeed, and what depends on them."""
     try:
+        reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         loaded = anyio.run(
             functools.partial(
                 load_resume,
@@ -329,7 +384,10 @@ def resume_cmd(
             backend="asyncio",
         )
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
+    if explain and as_json:
+        jsonout.write_doc(jsonout.explain_doc(loaded))
+        raise typer.Exit(ExitCode.OK)
     if explain:
         _print_explain(Console(highlight=False, soft_wrap=True), loaded)
         raise typer.Exit(ExitCode.OK)
@@ -339,9 +397,14 @@ def resume_cmd(
             "(use --from STEP to run steps again)",
             markup=False,
         )
+        stored = replay(loaded.resume.history)
+        if as_json:  # the run as it stands: there is nothing new to stream
+            jsonout.write_result(stored, ExitCode.OK)
+        if stored is not None:  # CI still gets its report
+            reports.finish(stored, loaded.prepared, 0.0)
         raise typer.Exit(ExitCode.OK)
     options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
-    _run_and_exit(loaded.prepared, plain, options, loaded.resume)
+    _run_and_exit(loaded.prepared, plain, options, loaded.resume, as_json, reports)
 
 
 def _print_explain(console: Console, loaded: LoadedResume) -> None:
@@ -363,18 +426,26 @@ def _print_explain(console: Console, loaded: LoadedResume) -> None:
 
 
 @app.command(name="validate")
-def validate_cmd(plan: PlanArg, var: VarOpt = None) -> None:
+def validate_cmd(plan: PlanArg, var: VarOpt = None, as_json: JsonOpt = False) -> None:
     """Check a plan and report every problem at once.
 
     Exits 0 if the plan is valid, 2 if not."""
     try:
         result = validate(plan, _variables(var))
-    except PlanrunError as exc:
+    except PlanError as exc:  # nothing could be checked: still a validation's answer
+        if as_json:
+            jsonout.write_doc(jsonout.validation_doc(str(plan), None, exc))
         raise fail(exc) from None
+    except PlanrunError as exc:
+        raise jsonout.fail(exc, as_json) from None
+    if as_json:
+        jsonout.write_doc(jsonout.validation_doc(str(plan), result, None))
     console = Console(highlight=False, soft_wrap=True)
     if not result.ok:
         raise fail(PlanError(result.problems, result.source))
     print_problems(err_console(), result.warnings, result.source)
+    if as_json:
+        raise typer.Exit(ExitCode.OK)
     assert result.plan is not None
     tiers = levels({s.id: s.depends_on for s in result.plan.steps})
     console.print(

@@ -20,7 +20,15 @@ from ..errors import (
 )
 from ..paths import STATE_DIR_ENV
 
-__all__ = ["StateDirOpt", "cli_words", "err_console", "fail", "out_console", "print_problems"]
+__all__ = [
+    "StateDirOpt",
+    "cli_hint",
+    "cli_words",
+    "err_console",
+    "fail",
+    "out_console",
+    "print_problems",
+]
 
 StateDirOpt = Annotated[
     Path | None,
@@ -60,11 +68,16 @@ _HINTS: tuple[tuple[type[PlanrunError], str], ...] = (
 )
 
 
+def cli_hint(exc: PlanrunError) -> str | None:
+    """What to do about ``exc`` in the CLI's terms, for the store's typed errors."""
+    return next((hint for kind, hint in _HINTS if isinstance(exc, kind)), None)
+
+
 def _worded(exc: PlanrunError) -> str:
     """``exc`` as the CLI says it: flags for parameters (:func:`cli_words`), then the
     hint on what to do for the store's typed errors."""
     message = cli_words(exc)
-    hint = next((hint for kind, hint in _HINTS if isinstance(exc, kind)), None)
+    hint = cli_hint(exc)
     return f"{message}; {hint}" if hint and hint not in message else message
 
 

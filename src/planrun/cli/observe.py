@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,12 +22,13 @@ from rich.console import Console
 
 from .. import monitor
 from ..api import cancel_run
-from ..errors import CancelError, PlanrunError, UsageError
-from ..events import RunFinished, encode_event
+from ..errors import PlanrunError, UsageError
+from ..events import RunFinished
 from ..exitcodes import ExitCode
 from ..model import RunState
 from ..records import RunRecord
-from .common import StateDirOpt, err_console, fail, out_console
+from . import jsonout
+from .common import StateDirOpt, err_console, out_console
 from .logs import LogSet
 from .showtext import run_lines, state_dir_lines, step_lines
 from .tables import Column, layout, utc_stamp
@@ -48,17 +48,18 @@ RunIdArg = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _run_sync(func: Callable[..., Awaitable[int]], *args: object) -> int:
-    """Run a command's coroutine; PlanrunError becomes a message and its exit code."""
+def _run_sync(func: Callable[..., Awaitable[int]], *args: object, as_json: bool = False) -> int:
+    """Run a command's coroutine; PlanrunError becomes a message and its exit code
+    (and, under ``--json``, the error object on stdout)."""
     try:
         code: int = anyio.run(func, *args, backend="asyncio")
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
     except KeyboardInterrupt:
         code = ExitCode.CANCELLED
     except BrokenPipeError:
         # The reader went away (`planrun watch --json | head`): stop quietly.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        jsonout.quiet_stdout()
         code = ExitCode.OK
     return code
 
@@ -118,8 +119,7 @@ async def _follow_events(
         async for event in events:
             last = event
             if as_json:
-                sys.stdout.write(encode_event(event).decode() + "\n")
-                sys.stdout.flush()
+                jsonout.write_event(event)
             else:
                 renderer.on_event(event)
     if isinstance(last, RunFinished):
@@ -140,7 +140,7 @@ def watch(
     renderer: Renderer = (
         PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
     )
-    raise typer.Exit(_run_sync(_watch, run_id, state_dir, as_json, renderer))
+    raise typer.Exit(_run_sync(_watch, run_id, state_dir, as_json, renderer, as_json=as_json))
 
 
 # --- list ------------------------------------------------------------------------------
@@ -210,16 +210,17 @@ def list_cmd(
 ) -> None:
     """List runs, newest first.
 
-    One row per run: id, state, plan, start (UTC), steps done/total, duration. On a
-    narrow terminal the columns after the run id are dropped (duration first) rather
-    than cutting the id; --json has everything."""
+    One row per run: id, plan, state, start (UTC), time taken, steps done/total. On
+    a narrow terminal whole columns are dropped (time taken first), never the run id
+    nor part of a value; --json has everything."""
     if state is not None and state not in {s.value for s in RunState}:
-        raise fail(
+        raise jsonout.fail(
             UsageError(
                 f"unknown state {state!r}; use one of: " + ", ".join(s.value for s in RunState)
-            )
+            ),
+            as_json,
         )
-    raise typer.Exit(_run_sync(_list, state_dir, state, plan, limit, as_json))
+    raise typer.Exit(_run_sync(_list, state_dir, state, plan, limit, as_json, as_json=as_json))
 
 
 # --- show ------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = Fal
     """Show a run: its state, times, steps and attempts.
 
     Times are UTC; log paths are relative to the state dir (printed first)."""
-    raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json))
+    raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json, as_json=as_json))
 
 
 # --- logs ------------------------------------------------------------------------------
@@ -318,19 +319,20 @@ def logs(
 # --- cancel ----------------------------------------------------------------------------
 
 
-async def _cancel(run_id: str, state_dir: Path | None, wait_sec: float) -> int:
-    console = err_console()
+async def _cancel(run_id: str, state_dir: Path | None, wait_sec: float, as_json: bool) -> int:
+    """Cancel the run; its result on stdout (errors on stderr, and as the error
+    object under ``--json``: ``_run_sync``)."""
     try:
-        await cancel_run(run_id, state_dir=state_dir, wait_sec=wait_sec)
-    except CancelError as exc:
-        console.print(str(exc), markup=False)
-        return ExitCode.FAILED
+        record = await cancel_run(run_id, state_dir=state_dir, wait_sec=wait_sec)
     except UsageError as exc:
         if exc.field != "run_id":
             raise
         async with monitor.open_session(state_dir) as session:
             raise await _no_such_run(session, run_id) from None
-    console.print(f"run {run_id} cancelled", markup=False)
+    if as_json:
+        jsonout.write_doc(jsonout.cancel_doc(record))
+    else:
+        out_console().print(f"run {run_id} cancelled", markup=False)
     return ExitCode.OK
 
 
@@ -340,12 +342,13 @@ def cancel(
     timeout: Annotated[
         float, typer.Option(metavar="SECONDS", help="How long to wait for the run to stop.")
     ] = 60.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Cancel a running run, from any terminal.
 
     The run's process stops every step (TERM, grace, KILL) and records the run
     cancelled. Exit 0 when cancelled, 1 when it was not running."""
-    raise typer.Exit(_run_sync(_cancel, run_id, state_dir, timeout))
+    raise typer.Exit(_run_sync(_cancel, run_id, state_dir, timeout, as_json, as_json=as_json))
 
 
 def register_observe_commands(app: typer.Typer) -> None:
