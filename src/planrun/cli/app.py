@@ -35,23 +35,38 @@ from ..resume.load import LoadedResume, load_resume
 from ..state import replay
 from . import jsonout
 from .ci import CiChoice
+from .command import CONTEXT_SETTINGS, build_command
 from .common import StateDirOpt, err_console, fail, print_problems
 from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .plan_input import ResumePlanOpt, plan_source, prepare_plan
 from .reports import RunReports, unstarted_view
+from .version import VersionOpt, register_version_command
 from .view import LiveView, PlainLog, Renderer, print_summary
 
 app = typer.Typer(
     name="planrun",
     help="Run plans: DAGs of subprocess steps with timeouts, retries and failure policies.",
     no_args_is_help=True,
-    add_completion=False,
+    context_settings=CONTEXT_SETTINGS,
+    rich_markup_mode=None,  # help shown literally by click: see cli/command.py
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root(version: VersionOpt = False) -> None:
+    """Run plans: DAGs of subprocess steps with timeouts, retries and failure policies."""
+
+
 PlanArg = Annotated[
-    Path, typer.Argument(help="Plan file (.json, .yaml/.yml or .toml).", show_default=False)
+    Path,
+    typer.Argument(
+        metavar="PLAN", help="Plan file (.json, .yaml/.yml or .toml).", show_default=False
+    ),
+]
+ResumeIdArg = Annotated[
+    str, typer.Argument(metavar="RUN_ID", help="The run to resume.", show_default=False)
 ]
 RunPlanArg = Annotated[
     Path,
@@ -62,12 +77,18 @@ RunPlanArg = Annotated[
 ]
 VarOpt = Annotated[
     list[str] | None,
-    typer.Option("--var", help="Set a variable: NAME=VALUE (repeatable).", show_default=False),
+    typer.Option(
+        "--var",
+        metavar="NAME=VALUE",
+        help="Set the plan variable NAME (repeatable).",
+        show_default=False,
+    ),
 ]
 SecretOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--secret",
+        metavar="NAME",
         help="Pass the environment variable NAME to the steps as a secret: usable as "
         "${NAME}, masked as *** in every log, event and stored row (repeatable).",
         show_default=False,
@@ -76,7 +97,13 @@ SecretOpt = Annotated[
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
 ]
-MaxConcurrencyOpt = Annotated[int | None, typer.Option(help="Override globals.max_concurrency.")]
+MaxConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        help="Run at most N steps at once (overrides the plan's globals.max_concurrency).",
+    ),
+]
 CiOpt = Annotated[
     CiChoice,
     typer.Option(
@@ -140,7 +167,7 @@ def run(
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
     run_id: Annotated[
-        str | None, typer.Option(help="Use this run id instead of a new one.")
+        str | None, typer.Option(metavar="RUN_ID", help="Use this run id instead of a new one.")
     ] = None,
     max_concurrency: MaxConcurrencyOpt = None,
     dry_run: Annotated[
@@ -153,7 +180,9 @@ def run(
     junit: JunitOpt = None,
     allow_undeclared: AllowUndeclaredOpt = False,
 ) -> None:
-    """Validate and run a plan, showing progress; exit with the run's exit code."""
+    """Validate and run a plan, showing progress.
+
+    Exits with the run's exit code (see the README's table)."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
         reports = RunReports.from_options(ci, junit, json_stdout=as_json)
@@ -329,24 +358,32 @@ def _print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions)
                 say(f"      {'; '.join(details)}")
 
 
+#: ``resume``'s own options (named here so the command stays readable).
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", metavar="STEP", help="Also rerun STEP and everything downstream of it."),
+]
+OnlyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--only", metavar="STEP", help="Rerun just STEP (its dependencies must have succeeded)."
+    ),
+]
+ExplainOpt = Annotated[
+    bool, typer.Option("--explain", help="Print what each step would do and why; run nothing.")
+]
+AllowChangedOpt = Annotated[
+    bool, typer.Option("--allow-changed", help="Resume even if the plan or variables changed.")
+]
+
+
 @app.command(name="resume")
 def resume_cmd(
-    run_id: Annotated[str, typer.Argument(help="The run to resume.", show_default=False)],
-    from_step: Annotated[
-        str | None,
-        typer.Option("--from", help="Also rerun STEP and everything downstream of it."),
-    ] = None,
-    only: Annotated[
-        str | None,
-        typer.Option("--only", help="Rerun just STEP (its dependencies must have succeeded)."),
-    ] = None,
-    explain: Annotated[
-        bool, typer.Option("--explain", help="Print what each step would do and why; run nothing.")
-    ] = False,
-    allow_changed: Annotated[
-        bool,
-        typer.Option("--allow-changed", help="Resume even if the plan or variables changed."),
-    ] = False,
+    run_id: ResumeIdArg,
+    from_step: FromOpt = None,
+    only: OnlyOpt = None,
+    explain: ExplainOpt = False,
+    allow_changed: AllowChangedOpt = False,
     plan: ResumePlanOpt = None,
     var: VarOpt = None,
     secret: SecretOpt = None,
@@ -358,8 +395,9 @@ def resume_cmd(
     junit: JunitOpt = None,
     allow_undeclared: AllowUndeclaredOpt = False,
 ) -> None:
-    """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
-    did not succeed (and what depends on them), keep the ones that did."""
+    """Resume a failed, cancelled or crashed run, in the same run id.
+
+    Reruns the steps that did not succeed, and what depends on them."""
     try:
         reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         loaded = anyio.run(
@@ -431,7 +469,9 @@ def validate_cmd(
     allow_undeclared: AllowUndeclaredOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a plan and report every problem at once; exit 0 if valid, 2 if not."""
+    """Check a plan and report every problem at once.
+
+    Exits 0 if the plan is valid, 2 if not."""
     try:
         result = check_plan(plan, _variables(var), allow_undeclared=allow_undeclared)
     except PlanError as exc:  # nothing could be checked: still a validation's answer
@@ -462,16 +502,19 @@ def validate_cmd(
 
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of the plan format (for editors: "$schema" in a plan)."""
+    """Print the JSON Schema of the plan format.
+
+    For editors: point a plan's "$schema" at the file."""
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
 register_observe_commands(app)
+register_version_command(app)
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        build_command(app)(prog_name="planrun")
     except UsageError as exc:  # pragma: no cover - typer handles most paths
         raise SystemExit(fail(exc).exit_code) from None

@@ -37,6 +37,8 @@ StateDirOpt = Annotated[
     Path | None,
     typer.Option(
         envvar=STATE_DIR_ENV,
+        metavar="DIR",
+        show_default=False,
         help="Where runs are stored [default: the nearest .planrun here or above, else ./.planrun]",
     ),
 ]

@@ -28,6 +28,7 @@ ResumePlanOpt = Annotated[
     Path | None,
     typer.Option(
         "--plan",
+        metavar="FILE",
         help="The plan (a file, or - for stdin) when the run's file is gone or it came "
         "from stdin; it must be the run's plan (else --allow-changed).",
         show_default=False,
