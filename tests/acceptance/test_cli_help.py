@@ -46,6 +46,7 @@ COMMANDS = (
     "logs",
     "cancel",
     "version",
+    "completion",
 )
 #: click's names for value types: an option showing one of these has no metavar of ours.
 GENERIC_METAVARS = re.compile(r"\b(TEXT|INTEGER|FLOAT|PATH|BOOLEAN|RANGE|FILENAME)\b")
@@ -210,8 +211,9 @@ def test_version_json_names_what_a_bug_report_needs(tmp_path: Path) -> None:
 
 
 def test_completion_script_for_bash(tmp_path: Path) -> None:
-    """``--show-completion bash`` prints a bash script that calls back into planrun."""
-    result = planrun("--show-completion", "bash", cwd=tmp_path, env=clean_env(SHELL="/bin/zsh"))
+    """``completion bash`` prints a bash script that calls back into planrun, whatever
+    shell (if any) started planrun."""
+    result = planrun("completion", "bash", cwd=tmp_path, env=clean_env(SHELL="/bin/zsh"))
     assert result.returncode == 0, result.stderr
     assert "complete -o default -F _planrun_completion planrun" in result.stdout
     assert "_PLANRUN_COMPLETE=complete_bash" in result.stdout

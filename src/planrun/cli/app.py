@@ -37,6 +37,7 @@ from . import jsonout
 from .ci import CiChoice
 from .command import CONTEXT_SETTINGS, build_command
 from .common import StateDirOpt, err_console, fail, print_problems
+from .completion import register_completion_command
 from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .plan_input import ResumePlanOpt, plan_source, prepare_plan
@@ -510,6 +511,7 @@ def schema() -> None:
 
 register_observe_commands(app)
 register_version_command(app)
+register_completion_command(app)
 
 
 def main() -> None:
