@@ -35,6 +35,7 @@ from ..resume.load import LoadedResume, load_resume
 from ..state import replay
 from .common import StateDirOpt, err_console, fail, print_problems
 from .observe import register_observe_commands
+from .ui_cmd import register_ui_command
 from .view import LiveView, PlainLog, Renderer, print_summary
 
 app = typer.Typer(
@@ -355,6 +356,7 @@ def schema() -> None:
 
 
 register_observe_commands(app)
+register_ui_command(app)
 
 
 def main() -> None:
