@@ -4,14 +4,11 @@ dashboard, and a dashboard stopped while it owns a run."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,51 +25,11 @@ from ._cli import (
     wait_until,
     write_json,
 )
+from ._ui import Server, ui_server
 
 TOKEN = "acceptance-token-0123456789"  # noqa: S105 - a test value
 #: Every interface: what needs a token (the token-guarded test binds it briefly).
 ALL = "0.0.0.0"  # noqa: S104 - on purpose
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    err: Path
-
-    def csrf(self, client: httpx.Client) -> str:
-        found = re.search(r'name="csrf-token" content="([^"]+)"', client.get(self.url).text)
-        assert found is not None
-        return found.group(1)
-
-
-@contextlib.contextmanager
-def ui_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """``planrun ui --port 0`` on the test's state dir; its URL read from what it prints."""
-    err = tmp_path / "ui-err.txt"
-    with err.open("wb") as err_file:
-        proc = subprocess.Popen(
-            [*PLANRUN, "ui", "--port", "0", "--state-dir", str(tmp_path / "state"), *args],
-            cwd=tmp_path,
-            env=env or clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err_file,
-        )
-    try:
-        assert wait_until(lambda: "serving" in err.read_text() or proc.poll() is not None, 30)
-        found = re.search(r"at (http://\S+/)", err.read_text())
-        assert found is not None, err.read_text()
-        yield Server(proc, found.group(1), err)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        assert "Traceback" not in err.read_text(), err.read_text()
 
 
 def _start_run(tmp_path: Path, plan: dict[str, Any], run_id: str) -> subprocess.Popen[bytes]:

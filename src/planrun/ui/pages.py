@@ -36,9 +36,10 @@ def _layout(title: str, body: str, csrf: str, live: str = "") -> str:
     )
 
 
-def _bar(pct: int) -> str:
+def _bar(pct: int, state: str) -> str:
     return (
-        f'<div class="bar" role="progressbar" aria-valuenow="{pct}" aria-valuemin="0" '
+        f'<div class="bar state-{_e(state)}" role="progressbar" aria-valuenow="{pct}" '
+        'aria-valuemin="0" '
         f'aria-valuemax="100"><div class="fill" style="width:{pct}%"></div>'
         f'<span class="pct">{pct}%</span></div>'
     )
@@ -64,7 +65,7 @@ def run_row(run: dict[str, Any]) -> str:
     return (
         f'<tr data-run="{rid}"><td><a href="/runs/{quote(run["run_id"])}">{rid}</a></td>'
         f"<td>{_e(run['plan_id'])}</td><td>{_state(run['state'])}</td>"
-        f"<td>{_bar(run['progress_pct'])}</td><td>{_e(run['started_at'])}</td>"
+        f"<td>{_bar(run['progress_pct'], run['state'])}</td><td>{_e(run['started_at'])}</td>"
         f"<td>{_duration(run['duration_sec'])}</td>"
         f"<td>{run['steps_done']}/{run['step_count']}</td></tr>"
     )
@@ -116,32 +117,36 @@ def _header(run: dict[str, Any], owned: bool) -> str:
         f"<li><code>{_e(k)}</code> = <code>{_e(v)}</code></li>" for k, v in run["variables"].items()
     )
     owner = f"{run['owner_kind']} pid {run['owner_pid']} on {run['owner_host']}"
-    reason = f'<p class="reason">{_e(run["reason"])}</p>' if run.get("reason") else ""
+    reason = f'<p class="reason" id="run-reason">{_e(run.get("reason"))}</p>'
     return (
         f'<section class="run-head"><h1>{_e(run["run_id"])}</h1>'
         f'<p>plan <b>{_e(run["plan_id"])}</b> · <span id="run-state">{_state(run["state"])}'
         f'</span> · started {_e(run["started_at"])} · <span id="run-duration">'
         f"{_duration(run['duration_sec'])}</span> · owner {_e(owner)}"
         f"{' (this dashboard)' if owned else ''}</p>"
-        f'<div id="run-progress">{_bar(run["progress_pct"])}</div>{reason}'
+        f'<div id="run-progress">{_bar(run["progress_pct"], run["state"])}</div>{reason}'
         f"<details><summary>variables ({len(run['variables'])})</summary><ul>{variables}"
         "</ul></details></section>"
     )
 
 
+#: States a run can be resumed from (the same as ``planrun resume``).
+_RESUMABLE = frozenset({RunState.FAILED, RunState.CANCELLED, RunState.CRASHED})
+
+
 def _actions(run: dict[str, Any], csrf: str) -> str:
+    """The cancel and resume forms; the one that does not apply is hidden (the page's
+    script switches them when the run's state changes live)."""
     rid = quote(run["run_id"])
     hidden = f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
-    if run["state"] == RunState.RUNNING:
-        return (
-            f'<form class="actions" method="post" action="/runs/{rid}/cancel">{hidden}'
-            '<button type="submit" class="danger" id="cancel">cancel run</button></form>'
-        )
-    if run["state"] == RunState.SUCCEEDED:
-        return ""
+    cancel = "" if run["state"] == RunState.RUNNING else " hidden"
+    resume = "" if run["state"] in _RESUMABLE else " hidden"
     return (
-        f'<form class="actions" method="post" action="/runs/{rid}/resume">{hidden}'
-        '<button type="submit" id="resume">resume run</button></form>'
+        f'<div class="actions"><form id="cancel-form" method="post" '
+        f'action="/runs/{rid}/cancel"{cancel}>{hidden}'
+        '<button type="submit" class="danger" id="cancel">cancel run</button></form>'
+        f'<form id="resume-form" method="post" action="/runs/{rid}/resume"{resume}>{hidden}'
+        '<button type="submit" id="resume">resume run</button></form></div>'
     )
 
 

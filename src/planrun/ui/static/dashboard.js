@@ -23,9 +23,12 @@ function stateBadge(state) {
   return el("span", "state state-" + state, state);
 }
 
-function setBar(container, pct) {
+const RESUMABLE = new Set(["failed", "cancelled", "crashed"]);
+
+function setBar(container, pct, state) {
   const bar = container.querySelector(".bar");
   if (!bar) return;
+  bar.setAttribute("class", "bar state-" + state);
   bar.setAttribute("aria-valuenow", String(pct));
   bar.querySelector(".fill").style.width = pct + "%";
   bar.querySelector(".pct").textContent = pct + "%";
@@ -37,7 +40,13 @@ function updateRun(run) {
   const dur = document.getElementById("run-duration");
   if (dur) dur.textContent = duration(run.duration_sec);
   const prog = document.getElementById("run-progress");
-  if (prog) setBar(prog, run.progress_pct);
+  if (prog) setBar(prog, run.progress_pct, run.state);
+  const reason = document.getElementById("run-reason");
+  if (reason) reason.textContent = run.reason || "";
+  const cancel = document.getElementById("cancel-form");
+  if (cancel) cancel.hidden = run.state !== "running";
+  const resume = document.getElementById("resume-form");
+  if (resume) resume.hidden = !RESUMABLE.has(run.state);
   document.body.dataset.runState = run.state;
 }
 
@@ -97,6 +106,7 @@ async function toggleLog(button) {
   if (!resp.ok) { pre.textContent = data.error; return; }
   const head = `attempt ${data.attempt ?? "-"}` + (data.truncated ? " (last lines)" : "");
   pre.textContent = data.problem ? `${head}: ${data.problem}` : head + "\n" + data.lines.join("\n");
+  pre.scrollTop = pre.scrollHeight; // a tail: the newest lines in view
 }
 
 function runsRow(run) {
@@ -110,7 +120,7 @@ function runsRow(run) {
     const td = el("td");
     if (i === 3) {
       td.innerHTML = '<div class="bar"><div class="fill"></div><span class="pct"></span></div>';
-      setBar(td, run.progress_pct);
+      setBar(td, run.progress_pct, run.state);
     } else if (value instanceof Node) td.append(value);
     else td.textContent = value;
     tr.append(td);
