@@ -111,6 +111,10 @@ async def test_runs_page_lists_runs_newest_first_with_progress(
     assert 'aria-valuenow="100"' in html
     assert "4/4" in html
     assert "Traceback" not in html
+    for asset in ("/static/dashboard.css", "/static/dashboard.js"):  # shipped, no CDN
+        assert f'"{asset}"' in html
+        assert (await client.get(asset)).status_code == 200
+    assert "https://" not in html.replace("https://example.com/x", "")
 
 
 async def test_runs_filter_by_state_and_plan(client: httpx.AsyncClient, store: Store) -> None:
