@@ -188,3 +188,50 @@ def test_cancelling_from_the_page_ends_the_run_cancelled(tmp_path: Path, browser
         if proc.poll() is None:
             proc.kill()
         kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))
+
+
+def test_new_runs_appear_and_a_failure_turns_the_path_red_live(
+    tmp_path: Path, browser: Any, shots: Path
+) -> None:
+    """The runs page of an empty store shows a run started after it was opened; the
+    run's page shows its step failing, and the failing path, without a reload."""
+    gate = tmp_path / "gate"
+    run_id = "browser-fails-live"
+    plan = _failing()
+    plan["steps"][1] = sh(
+        "build", f"while [ ! -f '{gate}' ]; do sleep 0.05; done", depends_on=["fetch"]
+    )
+    with ui_server(tmp_path) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(server.url)
+        assert page.locator("p.empty").is_visible()
+        page.evaluate("window.__not_reloaded = true")
+        proc = _start_run(tmp_path, plan, run_id)
+        try:
+            page.wait_for_selector(f'tr[data-run="{run_id}"]', timeout=30_000)
+            assert page.locator("p.empty").is_hidden()
+            assert page.evaluate("window.__not_reloaded") is True
+            page.click(f'tr[data-run="{run_id}"] a')
+            page.wait_for_selector('svg.dag g.node.state-running[data-step="build"]')
+            assert page.locator("svg.dag path.fail-path").count() == 0
+            page.evaluate("window.__not_reloaded = true")
+            gate.touch()
+            # (a straight edge has no height: Playwright calls it hidden, so: attached)
+            for edge in (
+                '[data-from="build"][data-to="test"]',
+                '[data-from="test"][data-to="deploy"]',
+            ):
+                page.wait_for_selector(
+                    f"svg.dag path.fail-path{edge}", state="attached", timeout=30_000
+                )
+            page.wait_for_function("document.body.dataset.live === 'ended'", timeout=30_000)
+            assert page.evaluate("window.__not_reloaded") is True
+            assert page.locator("#resume-form").is_visible()
+            assert page.locator("#run-reason").inner_text() == "step 'test' failed"
+            page.screenshot(path=str(shots / "run-failed-live.png"), full_page=True)
+            assert proc.wait(timeout=30) == 1
+        finally:
+            gate.touch()
+            if proc.poll() is None:
+                proc.kill()
+            kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))

@@ -120,10 +120,12 @@ class Runner:
             self._runs[run_id] = (scope, ended)
             try:
                 await run_plan(None, resume=run_id, options=options, allow_changed=allow_changed)
-            except PlanrunError as exc:
+            except Exception as exc:
                 if not reported:
-                    raise
-                _LOG.warning("resumed run %s failed: %s", run_id, exc)
+                    raise  # to the request that asked for the resume
+                # The run is recorded as it ended; one run's failure must not stop
+                # the server (and with it every other run it owns).
+                _LOG.warning("resumed run %s ended with an error: %r", run_id, exc)
             finally:
                 del self._runs[run_id]
                 ended.set()

@@ -74,12 +74,30 @@ function updateStep(step) {
   }));
 }
 
+// The failing path, as graph_svg.py draws it: edges into a failed step, and from a
+// failed step into the steps it kept from running.
+const FAILED = new Set(["failed", "timed_out", "crashed"]);
+const BLOCKED = new Set(["skipped", "cancelled"]);
+
+function refreshEdges() {
+  const states = {};
+  document.querySelectorAll("svg.dag g.node").forEach((node) => {
+    states[node.dataset.step] = node.getAttribute("class").replace("node state-", "");
+  });
+  document.querySelectorAll("svg.dag path.edge").forEach((edge) => {
+    const from = states[edge.dataset.from], to = states[edge.dataset.to];
+    const bad = FAILED.has(to) || (FAILED.has(from) && BLOCKED.has(to));
+    edge.setAttribute("class", bad ? "edge fail-path" : "edge");
+  });
+}
+
 function followRun(url) {
   const source = new EventSource(url);
   source.addEventListener("update", (msg) => {
     const data = JSON.parse(msg.data);
     updateRun(data.run);
     data.steps.forEach(updateStep);
+    if (data.steps.length) refreshEdges();
   });
   source.addEventListener("end", () => {
     source.close();
@@ -135,6 +153,8 @@ function pollRuns(url) {
     if (!resp.ok) return;
     const data = await resp.json();
     body.replaceChildren(...data.runs.map(runsRow));
+    const empty = document.querySelector("p.empty");
+    if (empty) empty.hidden = data.runs.length > 0;
   }, RUNS_EVERY_MS);
 }
 
