@@ -309,3 +309,16 @@ async def test_cancel_of_a_finished_run_says_why(client: httpx.AsyncClient, stor
     assert response.json()["message"] == f"run {store.ok_id} is not running (state: succeeded)"
     missing = await client.post("/api/runs/nope/cancel", headers={"x-csrf-token": csrf})
     assert missing.status_code == 404
+
+
+async def test_an_unreadable_store_is_a_clear_page(tmp_path: Path) -> None:
+    """A state dir whose runs.db is not a database: a page saying so, not a traceback."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "runs.db").write_bytes(b"this is not a SQLite database" * 100)
+    async with _client(state_dir) as c:
+        for path in ("/", "/api/runs", "/runs/x"):
+            response = await c.get(path)
+            assert response.status_code == 500, path
+            assert "Traceback" not in response.text
+            assert "runs.db" in response.text or "run store" in response.text, response.text
