@@ -134,6 +134,12 @@ def test_a_live_run_page_rises_to_100_without_a_reload(
             fill = page.locator("#run-progress .bar .fill").evaluate("e => e.style.width")
             assert fill == "100%"
             assert page.locator("#cancel-form").is_hidden()  # the run ended: nothing to cancel
+            # the timeline was redrawn live: publish had not started when the page loaded
+            assert page.locator('svg.gantt rect[data-step="publish"]').count() == 1
+            # drawn at the width the server computed (no page CSS may resize the bars)
+            wait_bar = page.locator('svg.gantt rect[data-step="wait"]')
+            drawn = wait_bar.evaluate("e => e.getBoundingClientRect().width")
+            assert abs(drawn - float(wait_bar.get_attribute("width") or 0)) < 1
             assert page.locator("#run-state .state").inner_text() == "succeeded"
             assert page.locator('svg.dag g.node[data-step="publish"]').get_attribute("class") == (
                 "node state-succeeded"

@@ -159,6 +159,16 @@ async def test_run_page_has_the_graph_steps_and_no_secret(
     assert re.search(r'class="edge fail-path" data-from="test" data-to="deploy"', html)
     assert re.search(r'class="edge" data-from="fetch" data-to="build"', html)
     assert "#2 failed exit 3" in html
+    # the timeline: a bar per attempt (the retry is the second bar of its row)
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="gantt"' in html
+    bars = re.findall(r'<rect class="span state-(\w+)" data-step="test" data-attempt="(\d)"', html)
+    assert bars == [("failed", "1"), ("failed", "2")]
+    assert 'data-step="deploy" data-attempt' not in html  # it never started
+    gantt = await client.get(f"/runs/{store.failed_id}/gantt.svg")
+    assert gantt.headers["content-type"].startswith("image/svg+xml")
+    assert gantt.text.startswith("<svg")
+    assert 'data-step="test" data-attempt="2"' in gantt.text
+    assert (await client.get("/runs/nope/gantt.svg")).status_code == 404
     assert 'action="/runs/' + store.failed_id + '/resume"' in html
     for path in ("/", f"/runs/{store.failed_id}", f"/api/runs/{store.failed_id}"):
         assert SECRET not in (await client.get(path)).text, path

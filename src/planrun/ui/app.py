@@ -117,6 +117,15 @@ async def run_page(request: Request) -> Response:
     return HTMLResponse(pages.run_page(detail, csrf=ctx.guard.csrf, owned=owned))
 
 
+async def run_gantt(request: Request) -> Response:
+    """The run's Gantt chart alone (SVG), for the page to redraw it live."""
+    detail, error = await _detail(request)
+    if error is not None:
+        return error
+    assert detail is not None
+    return Response(pages.gantt_fragment(detail), media_type="image/svg+xml")
+
+
 async def api_run(request: Request) -> Response:
     detail, error = await _detail(request)
     return error if error is not None else JSONResponse(detail)
@@ -260,6 +269,7 @@ def create_app(
         Route("/", runs_page),
         Route("/runs/{run_id}", run_page),
         Route("/runs/{run_id}/live", run_live),
+        Route("/runs/{run_id}/gantt.svg", run_gantt),
         Route("/runs/{run_id}/cancel", cancel, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume, methods=["POST"]),
         Route("/api/runs", api_runs),

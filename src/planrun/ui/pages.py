@@ -12,10 +12,12 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from ..events import utc_now
 from ..model import RunState
+from .gantt_svg import render_gantt
 from .graph_svg import render_graph
 
-__all__ = ["error_page", "message_page", "run_page", "runs_page"]
+__all__ = ["error_page", "gantt_fragment", "message_page", "run_page", "runs_page"]
 
 
 def _e(value: object) -> str:
@@ -184,6 +186,7 @@ def run_page(detail: dict[str, Any], *, csrf: str, owned: bool) -> str:
         _header(run, owned)
         + _actions(run, csrf)
         + f'<section><h2>graph</h2><div class="graph">{graph}</div></section>'
+        + _timeline(detail)
         + '<section><h2>steps</h2><table class="steps" id="steps"><thead><tr><th>step</th>'
         "<th>state</th><th>attempts</th><th>exit</th><th>duration</th><th>outputs</th>"
         f"<th>reason</th></tr></thead><tbody>{rows}</tbody></table>"
@@ -191,6 +194,32 @@ def run_page(detail: dict[str, Any], *, csrf: str, owned: bool) -> str:
     )
     rid = quote(run["run_id"])
     return _layout(f"run {run['run_id']}", body, csrf, live=f"/runs/{rid}/live")
+
+
+#: Events listed on a run page at most (the newest; ``/api/runs/ID`` has them all).
+TIMELINE_EVENTS = 200
+
+
+def _timeline(detail: dict[str, Any]) -> str:
+    """The attempts on a time axis (refreshed live by the script) and the events."""
+    gantt = render_gantt(detail["run"], detail["steps"], utc_now())
+    events = detail["timeline"][-TIMELINE_EVENTS:]
+    items = "".join(
+        f"<li><code>{_e(e['ts'])}</code> {_e(e['type'])}"
+        f"{' <b>' + _e(e['step_id']) + '</b>' if e['step_id'] else ''}</li>"
+        for e in events
+    )
+    return (
+        '<section><h2>timeline</h2><div class="gantt-box" id="gantt">'
+        f"{gantt or '<p class=empty>No attempt has started.</p>'}</div>"
+        f"<details><summary>events ({len(detail['timeline'])}, the last "
+        f'{len(events)} listed)</summary><ol class="events">{items}</ol></details></section>'
+    )
+
+
+def gantt_fragment(detail: dict[str, Any]) -> str:
+    """Just the Gantt chart (what the page's script fetches to redraw it)."""
+    return render_gantt(detail["run"], detail["steps"], utc_now())
 
 
 def message_page(title: str, message: str, *, csrf: str, back: str = "/") -> str:

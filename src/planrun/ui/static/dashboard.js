@@ -91,6 +91,18 @@ function refreshEdges() {
   });
 }
 
+// The Gantt chart is drawn by the server: fetch it again at most once a second.
+let ganttTimer = null;
+function refreshGantt(then) {
+  if (ganttTimer) return;
+  ganttTimer = setTimeout(async () => {
+    const resp = await fetch(location.pathname + "/gantt.svg");
+    if (resp.ok) document.getElementById("gantt").innerHTML = await resp.text();
+    ganttTimer = null;
+    if (then) then();
+  }, 1000);
+}
+
 function followRun(url) {
   const source = new EventSource(url);
   source.addEventListener("update", (msg) => {
@@ -98,10 +110,13 @@ function followRun(url) {
     updateRun(data.run);
     data.steps.forEach(updateStep);
     if (data.steps.length) refreshEdges();
+    if (data.run.state === "running") refreshGantt();
   });
   source.addEventListener("end", () => {
     source.close();
-    document.body.dataset.live = "ended";
+    clearTimeout(ganttTimer);
+    ganttTimer = null;
+    refreshGantt(() => { document.body.dataset.live = "ended"; });
   });
 }
 
