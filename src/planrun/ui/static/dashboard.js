@@ -94,6 +94,7 @@ function refreshEdges() {
 // The Gantt chart is drawn by the server: fetch it again at most once a second.
 let ganttTimer = null;
 function refreshGantt(then) {
+  if (document.getElementById("gantt").dataset.live !== "on") { if (then) then(); return; }
   if (ganttTimer) return;
   ganttTimer = setTimeout(async () => {
     const resp = await fetch(location.pathname + "/gantt.svg");
