@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -22,12 +25,27 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, the tests and the benchmarks."""
-    session.install("mypy>=2.4,<2.5", "types-PyYAML>=6.0,<7", "nox>=2026.10,<2027", "-e", ".[test]")
+    session.install(
+        "mypy>=2.4,<2.5", "types-PyYAML>=6.0,<7", "nox>=2026.10,<2027", "-e", ".[test,browser]"
+    )
     session.run("mypy", "--strict")
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """The dashboard's browser tests drive the system Chromium (Debian's ``chromium``;
+    Playwright's own download cannot work offline): install it if missing (as root)."""
+    if shutil.which("chromium"):
+        return
+    if os.geteuid() != 0:
+        session.error("the browser tests need Chromium: apt-get install -y chromium")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True)
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite: unit, integration and acceptance (real processes and files)."""
-    session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    """The test suite: unit, integration and acceptance (real processes and files),
+    the dashboard's in a real headless Chromium included (a missing browser fails)."""
+    session.install("-e", ".[test,browser]")
+    _ensure_chromium(session)
+    session.run("pytest", *session.posargs, env={"PLANRUN_REQUIRE_BROWSER": "1"})

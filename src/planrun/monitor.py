@@ -43,10 +43,12 @@ __all__ = [
     "TimelineEntry",
     "follow",
     "get_events",
+    "get_plan",
     "get_run",
     "get_steps",
     "list_runs",
     "open_session",
+    "percent_done",
     "progress",
 ]
 
@@ -121,6 +123,11 @@ class Session:
         """A run's events after ``after_seq``, in ``seq`` order."""
         return await self._reader.get_events(run_id, after_seq)
 
+    async def get_plan(self, run_id: str) -> dict[str, Any] | None:
+        """The plan the run ran (secrets masked), as JSON builtins; None if the run
+        was recorded without it (an older planrun)."""
+        return await self._reader.get_plan(run_id)
+
     async def run_and_steps(self, run_id: str) -> tuple[RunRecord, list[StepRecord]] | None:
         """The run and its steps as one consistent snapshot (None: no such run)."""
         # Crash marking first, outside the snapshot: a snapshot begun before the mark
@@ -153,8 +160,14 @@ class Session:
             )
             for e in events
         ]
-        pct = done * 100 // len(steps) if steps else 100
+        pct = percent_done(done, len(steps))
         return Progress(run=run, steps=steps, timeline=timeline, progress_pct=pct)
+
+
+def percent_done(done: int, total: int) -> int:
+    """``progress_pct``: finished steps * 100 // all steps (100 for a run of none).
+    :attr:`RunRecord.steps_done` / ``step_count`` give it without reading the steps."""
+    return done * 100 // total if total else 100
 
 
 @contextlib.asynccontextmanager
@@ -197,6 +210,13 @@ async def get_events(run_id: str, after_seq: int = 0, *, state_dir: StateDir = N
     """A run's events after ``after_seq``, in ``seq`` order (poll with the last seq)."""
     async with open_session(state_dir) as session:
         return await session.get_events(run_id, after_seq)
+
+
+async def get_plan(run_id: str, *, state_dir: StateDir = None) -> dict[str, Any] | None:
+    """The plan run ``run_id`` ran (secrets masked) as JSON builtins, or None if the
+    run is unknown or was recorded without its plan."""
+    async with open_session(state_dir) as session:
+        return await session.get_plan(run_id)
 
 
 async def progress(run_id: str, *, state_dir: StateDir = None) -> Progress | None:

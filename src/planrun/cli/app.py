@@ -42,6 +42,7 @@ from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .plan_input import ResumePlanOpt, plan_source, prepare_plan
 from .reports import RunReports, unstarted_view
+from .ui_cmd import register_ui_command
 from .version import VersionOpt, register_version_command
 from .view import LiveView, PlainLog, Renderer, print_summary
 
@@ -512,6 +513,7 @@ def schema() -> None:
 register_observe_commands(app)
 register_version_command(app)
 register_completion_command(app)
+register_ui_command(app)
 
 
 def main() -> None:

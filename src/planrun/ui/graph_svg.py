@@ -1,0 +1,81 @@
+"""The run's DAG as an SVG, laid out by level on the server (no JS layout library).
+
+Level ``k`` (from :func:`planrun.graph.levels`) is column ``k``; a step's row is its
+place in its level. Nodes carry ``data-step`` and a ``state-*`` class, so the page's
+script recolours them live. The failing path is drawn in red: the edges into a failed
+step and from it into the steps it kept from running (skipped or cancelled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+
+from ..graph import levels
+
+__all__ = ["render_graph"]
+
+NODE_W = 150
+NODE_H = 30
+COL_GAP = 60
+ROW_GAP = 14
+PAD = 10
+#: Characters of a step id shown in a node (the full id is in its tooltip).
+LABEL_CHARS = 20
+
+_FAILED = frozenset({"failed", "timed_out", "crashed"})
+_BLOCKED = frozenset({"skipped", "cancelled"})
+
+
+def _positions(deps: Mapping[str, Sequence[str]]) -> dict[str, tuple[int, int]]:
+    """step id -> (x, y) of its node's top-left corner."""
+    out: dict[str, tuple[int, int]] = {}
+    for col, tier in enumerate(levels(deps)):
+        for row, step_id in enumerate(tier):
+            out[step_id] = (PAD + col * (NODE_W + COL_GAP), PAD + row * (NODE_H + ROW_GAP))
+    return out
+
+
+def _edge_class(source: str, target: str) -> str:
+    """``edge`` plus ``fail-path`` when the edge is on the failing path."""
+    if target in _FAILED or (source in _FAILED and target in _BLOCKED):
+        return "edge fail-path"
+    return "edge"
+
+
+def render_graph(deps: Mapping[str, Sequence[str]], states: Mapping[str, str]) -> str:
+    """The SVG of the graph ``deps`` (step id -> its dependencies) with each node
+    coloured by ``states`` (step id -> state). Empty string for an empty graph."""
+    pos = _positions(deps)
+    if not pos:
+        return ""
+    width = max(x for x, _ in pos.values()) + NODE_W + PAD
+    height = max(y for _, y in pos.values()) + NODE_H + PAD
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="dag" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="step graph">'
+    ]
+    for step_id, step_deps in deps.items():
+        tx, ty = pos[step_id]
+        for dep in step_deps:
+            sx, sy = pos[dep]
+            x1, y1 = sx + NODE_W, sy + NODE_H // 2
+            x2, y2 = tx, ty + NODE_H // 2
+            mid = (x1 + x2) // 2
+            cls = _edge_class(states.get(dep, ""), states.get(step_id, ""))
+            parts.append(
+                f'<path class="{cls}" data-from="{escape(dep)}" data-to="{escape(step_id)}" '
+                f'd="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"/>'
+            )
+    for step_id, (x, y) in pos.items():
+        state = states.get(step_id, "pending")
+        label = step_id if len(step_id) <= LABEL_CHARS else step_id[: LABEL_CHARS - 1] + "…"
+        sid = escape(step_id)
+        parts.append(
+            f'<g class="node state-{escape(state)}" data-step="{sid}" tabindex="0">'
+            f"<title>{sid} ({escape(state)})</title>"
+            f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="5"/>'
+            f'<text x="{x + 8}" y="{y + NODE_H // 2 + 4}">{escape(label)}</text></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

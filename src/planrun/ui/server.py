@@ -1,0 +1,85 @@
+"""Serving the dashboard: check the binding is safe, listen, run uvicorn.
+
+:func:`check_binding` is the security default (``UsageError`` for a non-loopback
+address without a token); :func:`listen` opens the socket first, so a port in use is a
+clear error and ``--port 0`` reports the port it got; :func:`serve` runs until SIGINT
+or SIGTERM (uvicorn's handlers), then cancels the runs this server owns.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import webbrowser
+from pathlib import Path
+
+import uvicorn
+
+from ..errors import UsageError
+from .app import create_app
+from .security import TOKEN_ENV, is_loopback
+
+__all__ = ["check_binding", "listen", "serve"]
+
+#: Seconds uvicorn waits for open streams (live pages) before closing them at exit.
+GRACEFUL_SEC = 3
+
+
+def check_binding(host: str, token: str | None) -> None:
+    """``UsageError`` unless ``host`` is loopback or a token protects the dashboard."""
+    if not is_loopback(host) and not token:
+        raise UsageError(
+            f"--host {host} would serve the dashboard beyond this machine without a "
+            f"token: pass --token (or set {TOKEN_ENV}), or bind to 127.0.0.1",
+            field="host",
+        )
+    if token is not None and len(token) < 16:
+        raise UsageError("--token must be at least 16 characters", field="token")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (``UsageError`` if it cannot be had)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}", field="port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(state_dir: Path, host: str, port: int, token: str | None, open_browser: bool) -> None:
+    """Serve the dashboard over ``state_dir`` until interrupted."""
+    check_binding(host, token)
+    sock = listen(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/"
+    app = create_app(state_dir, token=token, loopback_only=token is None and is_loopback(host))
+    sys.stderr.write(
+        f"planrun ui: serving {state_dir} at {url}"
+        + (" (open it with ?token=... once)" if token else "")
+        + " - Ctrl-C to stop\n"
+    )
+    sys.stderr.flush()
+    if open_browser:
+        webbrowser.open(url)
+    config = uvicorn.Config(
+        app,
+        loop="asyncio",  # uvloop is slower at spawning step processes (design.md §7)
+        http="h11",
+        ws="none",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SEC,
+    )
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
