@@ -29,7 +29,7 @@ from .executors.local import LocalExecutor, attempt_capacity
 from .masking import PATH_VARIABLES, Masker, mask_event
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
-from .ports import Executor
+from .ports import Executor, OutputLine, OutputSink
 from .prepare import (
     PreparedRun,
     Resume,
@@ -44,6 +44,7 @@ from .store.sqlite import RunPaths, SqliteStore
 
 __all__ = [
     "AttemptResult",
+    "OutputLine",
     "PreparedRun",
     "RunOptions",
     "RunResult",
@@ -67,6 +68,7 @@ async def execute(
     run_id: str | None = None,
     max_concurrency: int | None = None,
     on_event: Callable[[Event], None] | None = None,
+    on_output: OutputSink | None = None,
     executor: Executor | None = None,
     owner_kind: str | None = None,
     on_notice: Callable[[str], None] | None = None,
@@ -84,6 +86,7 @@ async def execute(
         run_id=run_id,
         max_concurrency=max_concurrency,
         on_event=on_event,
+        on_output=on_output,
         executor=executor,
         owner_kind=owner_kind,
         on_notice=on_notice,
@@ -97,7 +100,9 @@ async def execute(
             key, resolved.run_id, store.state_dir, prepared.plan, resolved.on_notice
         ) as prelude:
             with contextlib.ExitStack() as stack:
-                chosen = opts.executor or stack.enter_context(LocalExecutor())
+                chosen = opts.executor or stack.enter_context(
+                    LocalExecutor(_guarded(opts.on_output))
+                )
                 if opts.kill_switch is not None and isinstance(chosen, LocalExecutor):
                     opts.kill_switch.attach(chosen.kill_all)
                 return await _execute_in_store(store, prepared, resolved, chosen, prelude, resume)
@@ -120,7 +125,9 @@ async def _execute_in_store(
         replay(resume.history) if resume is not None else None,
         resolved.on_event,
     )
-    concurrency, capped = _concurrency(resolved.max_concurrency, prepared, executor)
+    concurrency, capped = _concurrency(
+        resolved.max_concurrency, prepared, executor, resolved.options.on_output is not None
+    )
     plan = prepared.plan
     config = EngineConfig(
         run_id=resolved.run_id,
@@ -207,14 +214,37 @@ class _Sink:
                 _LOG.warning("on_event raised %r; no more events are sent to it", exc)
 
 
-def _concurrency(requested: int, prepared: PreparedRun, executor: Executor) -> tuple[int, Prelude]:
+def _guarded(callback: OutputSink | None) -> OutputSink | None:
+    """``callback``, dropped (with one warning) the first time it raises: a broken
+    observer must not break the run it observes (as ``on_event`` in :class:`_Sink`)."""
+    if callback is None:
+        return None
+    alive = [callback]
+
+    def deliver(line: OutputLine) -> None:
+        if not alive:
+            return
+        try:
+            alive[0](line)
+        except (Exception, SystemExit) as exc:
+            alive.clear()
+            _LOG.warning("on_output raised %r; no more lines are sent to it", exc)
+
+    return deliver
+
+
+def _concurrency(
+    requested: int, prepared: PreparedRun, executor: Executor, on_output: bool = False
+) -> tuple[int, Prelude]:
     """The run's effective ``max_concurrency``, and the ``concurrency_capped`` event to
     emit if local attempts would not fit in the open-file limit (see
     :func:`~planrun.executors.local.attempt_capacity`)."""
     if not isinstance(executor, LocalExecutor):
         return requested, ()
     wanted = min(requested, len(prepared.steps))
-    pumped = bool(prepared.masker) or any(rs.max_log_bytes for rs in prepared.steps)
+    pumped = (
+        on_output or bool(prepared.masker) or any(rs.max_log_bytes for rs in prepared.steps)
+    )
     effective, limit = attempt_capacity(wanted, pumped)
     if effective >= wanted:
         return requested, ()
@@ -293,6 +323,7 @@ async def run_plan(
     run_id: str | None = None,
     max_concurrency: int | None = None,
     on_event: Callable[[Event], None] | None = None,
+    on_output: OutputSink | None = None,
     executor: Executor | None = None,
     secrets: Mapping[str, str] | None = None,
     resume: str | None = None,
@@ -307,7 +338,10 @@ async def run_plan(
     How it runs is ``options`` (a :class:`~planrun.options.RunOptions`, which says
     every default); the keyword arguments of the same names are a shorthand that win
     over it. ``on_event`` is called with every event, in order, from the event loop:
-    keep it fast and do not raise from it. ``secrets`` values reach the steps and are
+    keep it fast and do not raise from it. ``on_output`` is called with each line a
+    step writes, as an :class:`~planrun.ports.OutputLine`, while it runs (see
+    :class:`~planrun.options.RunOptions`); one that raises is dropped with a
+    warning, the run goes on. ``secrets`` values reach the steps and are
     masked as ``***`` in every log, event and stored row.
 
     ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
@@ -332,6 +366,7 @@ async def run_plan(
         run_id=run_id,
         max_concurrency=max_concurrency,
         on_event=on_event,
+        on_output=on_output,
         executor=executor,
         variables=variables,
         secrets=secrets,
