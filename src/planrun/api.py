@@ -242,9 +242,7 @@ def _concurrency(
     if not isinstance(executor, LocalExecutor):
         return requested, ()
     wanted = min(requested, len(prepared.steps))
-    pumped = (
-        on_output or bool(prepared.masker) or any(rs.max_log_bytes for rs in prepared.steps)
-    )
+    pumped = on_output or bool(prepared.masker) or any(rs.max_log_bytes for rs in prepared.steps)
     effective, limit = attempt_capacity(wanted, pumped)
     if effective >= wanted:
         return requested, ()

@@ -15,7 +15,7 @@ from .helpers import make_plan, py_step, read_text, sh_step
 
 pytestmark = pytest.mark.anyio
 
-SECRET = "hunter2-very-secret"
+SECRET = "hunter2-very-secret"  # noqa: S105 - a test value
 
 #: Writes to stdout and stderr in turns, a secret split across two writes (with a
 #: pause, so the pump reads them apart), a line longer than the cap, and a last line
@@ -101,7 +101,8 @@ async def test_the_log_is_the_same_with_or_without_on_output(
             assert result.ok
             path = result.steps["chatty"].attempts[0].log_path
             assert path is not None
-            logs[("secret" if with_secret else "plain", with_callback)] = Path(path).read_bytes()
+            key = ("secret" if with_secret else "plain", with_callback)
+            logs[key] = read_text(path).encode()
     assert logs[("secret", True)] == logs[("secret", False)]
     assert logs[("plain", True)] == logs[("plain", False)]
     assert b"token=*** end" in logs[("secret", True)]

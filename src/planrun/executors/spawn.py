@@ -8,8 +8,8 @@ written to the attempt's log as ``planrun: ...``), having closed every fd it ope
 and removed the outputs file. (Only creating the sentinel pipe may raise ``OSError``:
 callers check ``capacity.fds_available`` first.) The leader gets an argv (never a
 shell), stdin from ``/dev/null``, stdout and stderr on the log file (or the pump's
-pipe: also when ``on_output`` is given), a new session, and the write end of the sentinel pipe; planrun keeps no write
-end of any pipe.
+pipe, also whenever ``on_output`` is given), a new session, and the write end of the
+sentinel pipe; planrun keeps no write end of any pipe.
 """
 
 from __future__ import annotations
@@ -75,9 +75,7 @@ def _open_files(
         output.remove()
         return ProcessResult(exit_code=None, error=f"cannot create the output pipe: {exc}")
     os.set_blocking(pipe_read, False)
-    pump = Pump(
-        pipe_read, log_fd, spec.masker, spec.max_log_bytes, _line_callback(spec, on_output)
-    )
+    pump = Pump(pipe_read, log_fd, spec.masker, spec.max_log_bytes, _line_callback(spec, on_output))
     return _Files(output, log_fd, out_fd, pump)
 
 
