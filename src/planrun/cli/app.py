@@ -33,9 +33,19 @@ from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
 from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
-from .common import StateDirOpt, err_console, fail, print_problems
+from .ci import detect_ci
+from .common import (
+    ColorChoice,
+    ColorOpt,
+    StateDirOpt,
+    err_console,
+    fail,
+    make_console,
+    print_problems,
+)
 from .observe import register_observe_commands
-from .view import LiveView, PlainLog, Renderer, print_summary
+from .output import OutputChoice, OutputOpt, choose_renderer
+from .view import Renderer, print_summary
 
 app = typer.Typer(
     name="planrun",
@@ -107,6 +117,8 @@ def run(
         typer.Option("--dry-run", help="Print the resolved steps level by level; run nothing."),
     ] = False,
     plain: PlainOpt = False,
+    output: OutputOpt = OutputChoice.AUTO,
+    color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
@@ -118,19 +130,23 @@ def run(
     if prepared.warnings:
         print_problems(err_console(), prepared.warnings, prepared.source)
     if dry_run:
-        _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, options)
+        _print_dry_run(make_console(color=color), prepared, options)
         raise typer.Exit(ExitCode.OK)
-    _run_and_exit(prepared, plain, options, None)
+    _run_and_exit(prepared, plain, options, None, output=output, color=color)
 
 
 def _run_and_exit(
-    prepared: PreparedRun, plain: bool, options: RunOptions, resume: Resume | None
+    prepared: PreparedRun,
+    plain: bool,
+    options: RunOptions,
+    resume: Resume | None,
+    *,
+    output: OutputChoice = OutputChoice.AUTO,
+    color: ColorChoice = ColorChoice.AUTO,
 ) -> None:
     """Run (or resume) with a live view or plain log, print the summary, exit."""
-    console = Console(highlight=False, soft_wrap=True)
-    renderer: Renderer = (
-        PlainLog(console) if plain or not console.is_terminal else LiveView(console)
-    )
+    console = make_console(color=color)
+    renderer = choose_renderer(console, output, plain, detect_ci())
     if resume is not None:  # the view starts from the run's history, without printing it
         renderer.view = replay(resume.history)
     started = time.monotonic()
@@ -154,6 +170,7 @@ async def _run(
     options = replace(
         options,
         on_event=renderer.on_event,
+        on_output=renderer.on_output if renderer.wants_output else None,
         owner_kind="cli",
         on_notice=lambda text: err_console().print(text, markup=False),
         kill_switch=kill_switch,
@@ -277,6 +294,8 @@ def resume_cmd(
     state_dir: StateDirOpt = None,
     max_concurrency: MaxConcurrencyOpt = None,
     plain: PlainOpt = False,
+    output: OutputOpt = OutputChoice.AUTO,
+    color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
     did not succeed (and what depends on them), keep the ones that did."""
@@ -297,7 +316,7 @@ def resume_cmd(
     except PlanrunError as exc:
         raise fail(exc) from None
     if explain:
-        _print_explain(Console(highlight=False, soft_wrap=True), loaded)
+        _print_explain(make_console(color=color), loaded)
         raise typer.Exit(ExitCode.OK)
     if not loaded.resume.rerun:
         err_console().print(
@@ -307,7 +326,7 @@ def resume_cmd(
         )
         raise typer.Exit(ExitCode.OK)
     options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
-    _run_and_exit(loaded.prepared, plain, options, loaded.resume)
+    _run_and_exit(loaded.prepared, plain, options, loaded.resume, output=output, color=color)
 
 
 def _print_explain(console: Console, loaded: LoadedResume) -> None:
@@ -335,7 +354,7 @@ def validate_cmd(plan: PlanArg, var: VarOpt = None) -> None:
         result = validate(plan, _variables(var))
     except PlanrunError as exc:
         raise fail(exc) from None
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console()
     if not result.ok:
         raise fail(PlanError(result.problems, result.source))
     print_problems(err_console(), result.warnings, result.source)

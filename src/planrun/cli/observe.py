@@ -29,7 +29,7 @@ from ..events import RunFinished, encode_event
 from ..exitcodes import ExitCode
 from ..model import RunState
 from ..records import RunRecord, StepRecord
-from .common import StateDirOpt, err_console, fail, out_console
+from .common import ColorChoice, ColorOpt, StateDirOpt, err_console, fail, out_console
 from .logs import LogSet
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
@@ -130,9 +130,10 @@ def watch(
     state_dir: StateDirOpt = None,
     as_json: JsonOpt = False,
     plain: Annotated[bool, typer.Option("--plain", help="One line per state change.")] = False,
+    color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Follow a run from another terminal (or replay a finished one); exit with its code."""
-    console = out_console()
+    console = out_console(color)
     renderer: Renderer = (
         PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
     )
