@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "plans" / "demo.json"
 SCHEMA_FILE = REPO / "plans" / "plan.schema.json"
 
-#: ``HH:MM:SS.mmm `` at the start of every plain-mode state-change line.
-STAMP = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")
+#: ``HH:MM:SS.mmm UTC `` at the start of every plain-mode state-change line.
+STAMP = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} UTC ")
 
 #: Environment variables that would change what the CLI does or draws.
 _SCRUB = (
