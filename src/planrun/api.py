@@ -331,16 +331,13 @@ async def run_plan(
 ) -> RunResult:
     """Validate and run a plan; return its :class:`RunResult` when every step is done.
 
-    ``plan`` is a :class:`Plan`, parsed plan data, or a path to a JSON/YAML/TOML file
-    (relative step ``cwd`` values are then resolved against the file's directory).
-    How it runs is ``options`` (a :class:`~planrun.options.RunOptions`, which says
-    every default); the keyword arguments of the same names are a shorthand that win
-    over it. ``on_event`` is called with every event, in order, from the event loop:
-    keep it fast and do not raise from it. ``on_output`` is called with each line a
-    step writes, as an :class:`~planrun.ports.OutputLine`, while it runs (see
-    :class:`~planrun.options.RunOptions`); one that raises is dropped with a
-    warning, the run goes on. ``secrets`` values reach the steps and are
-    masked as ``***`` in every log, event and stored row.
+    ``plan`` is a :class:`Plan`, parsed plan data, or a path to a JSON/YAML/TOML file (relative
+    step ``cwd`` values are then resolved against the file's directory). How it runs is
+    ``options`` (a :class:`~planrun.options.RunOptions`, which says every default); the keyword
+    arguments of the same names are a shorthand that win over it. ``on_event`` gets every event,
+    ``on_output`` every line a step writes (an :class:`~planrun.ports.OutputLine`) as it runs,
+    in order, on the event loop: keep them fast (one that raises is dropped with a warning; the
+    run goes on). ``secrets`` values reach the steps and are masked as ``***`` everywhere else.
 
     ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
     a new one: steps that did not succeed rerun (``from_step``: also that step and
@@ -350,13 +347,12 @@ async def run_plan(
     if the plan or variables changed (unless ``allow_changed``) and ``LockConflict``
     if the run is running. A run with nothing to rerun returns its stored result.
 
-    A failed run is a result, not an exception. Raises ``PlanError`` for an invalid
-    plan (before anything is written or started), ``UsageError`` for a bad
-    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails, ``HelperError``
-    if the watchdog cannot start (the run is then recorded ``failed`` and no step
-    starts). Fewer attempts than ``max_concurrency`` run at once if the open-file
-    limit cannot hold them (a ``ConcurrencyCapped`` event says so). Cancelling the
-    awaiting task stops every step process (TERM, grace, KILL), records the run
+    A failed run is a result, not an exception. Raises ``PlanError`` for an invalid plan (before
+    anything is written or started), ``UsageError`` for a bad ``run_id``/``max_concurrency``,
+    ``StoreError`` if the store fails, ``HelperError`` if the watchdog cannot start (the run is
+    then recorded ``failed`` and no step starts). Fewer attempts than ``max_concurrency`` run at
+    once if the open-file limit cannot hold them (a ``ConcurrencyCapped`` event says so).
+    Cancelling the awaiting task stops every step process (TERM, grace, KILL), records the run
     ``cancelled`` and re-raises the cancellation.
     """
     opts = (options or RunOptions()).updated(

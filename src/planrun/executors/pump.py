@@ -34,6 +34,9 @@ __all__ = ["DRAIN_SEC", "MAX_LINE_BYTES", "LineSplitter", "Pump"]
 #: that left the group may still hold it).
 DRAIN_SEC = 0.5
 
+#: Reads (of up to 64 KiB) per turn of the event loop, before letting others run.
+READS_PER_TURN = 16
+
 #: The longest line passed on whole; a longer one is passed on cut to this many bytes
 #: (memory stays bounded whatever a step writes without a newline).
 MAX_LINE_BYTES = 8192
@@ -129,9 +132,13 @@ class Pump:
         """Close the pipe's read end, never started (the log fd stays open)."""
         os.close(self._fd)
 
-    def _read_available(self) -> bool:
-        """Copy what can be read now; False at end of file."""
-        while True:
+    def _read_available(self, most: int | None = READS_PER_TURN) -> bool:
+        """Copy what can be read now (at most ``most`` reads: a step that writes as fast
+        as we copy must not keep the event loop from everything else); False at end
+        of file."""
+        reads = 0
+        while most is None or reads < most:
+            reads += 1
             try:
                 chunk = os.read(self._fd, 65536)
             except BlockingIOError:
@@ -139,6 +146,7 @@ class Pump:
             if not chunk:
                 return False
             self._copy(self._stream.feed(chunk))
+        return True
 
     def _copy(self, masked: bytes) -> None:
         self._log.write(masked)
@@ -155,7 +163,7 @@ class Pump:
             # when cancelled: the group is stopped by then, so nothing more will come.
             try:
                 with contextlib.suppress(OSError):
-                    self._read_available()
+                    self._read_available(None)
                 with contextlib.suppress(OSError):
                     self._copy(self._stream.flush())
                 if self._lines is not None:
