@@ -265,3 +265,33 @@ def test_live_view_shows_the_last_line_of_a_running_step(tmp_path: Path) -> None
     assert code == 0, raw
     assert "worker | halfway there" in re.sub(r"\x1b\[[0-9;]*m", "", raw), raw
     assert not CURSOR.search(raw)
+
+
+def test_resume_takes_output_and_color(tmp_path: Path) -> None:
+    """`resume --output grouped` shows the rerun attempt's block; `watch --color`
+    colours a replay on request and never draws a live view when redirected."""
+    flag = tmp_path / "fixed"
+    script = f'if [ -e {flag} ]; then echo "fixed now"; else echo "broken"; exit 4; fi'
+    plan = write_json(tmp_path / "plan.json", {"plan_id": "res", "steps": [sh("fix", script)]})
+    state = tmp_path / "state"
+    first = _run(tmp_path, plan, "--run-id", "res-1")
+    assert first.returncode == 1, first.stderr
+    assert "fix | broken" in first.stdout
+    flag.touch()
+    resumed = planrun(
+        "resume", "res-1", "--state-dir", state, "--output", "grouped", "--color", "never",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    block = r"^── fix · attempt 2/2 · succeeded in \S+ ──\nfixed now\n"
+    assert re.search(block, resumed.stdout, re.M), resumed.stdout
+    assert "\x1b" not in resumed.stdout
+    env = clean_env(FORCE_COLOR="1")
+    watched = planrun("watch", "res-1", "--state-dir", state, cwd=tmp_path, env=env)
+    assert watched.returncode == 0, watched.stderr
+    assert "\x1b[" in watched.stdout
+    assert not CURSOR.search(watched.stdout)
+    never = planrun(
+        "watch", "res-1", "--state-dir", state, "--color", "never", cwd=tmp_path, env=env
+    )
+    assert "\x1b" not in never.stdout
