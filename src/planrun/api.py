@@ -29,6 +29,7 @@ from .executors.local import LocalExecutor, attempt_capacity
 from .masking import PATH_VARIABLES, Masker, mask_event
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
+from .plan.text import shown
 from .ports import Executor, OutputLine, OutputSink
 from .prepare import (
     PreparedRun,
@@ -36,6 +37,7 @@ from .prepare import (
     new_run_id,
     prepare,
 )
+from .proc import run_key
 from .results import AttemptResult, RunResult, StepResult, stored_result
 from .resume.load import load_resume
 from .runlock import Prelude, lock_key, run_lock
@@ -129,8 +131,10 @@ async def _execute_in_store(
         resolved.max_concurrency, prepared, executor, resolved.options.on_output is not None
     )
     plan = prepared.plan
+    key = run_key(resolved.run_id, store.state_dir)
     config = EngineConfig(
         run_id=resolved.run_id,
+        run_key=key,
         plan_id=plan.plan_id,
         max_concurrency=concurrency,
         kill_grace=plan.globals.kill_grace_sec,
@@ -145,7 +149,7 @@ async def _execute_in_store(
         last_seq=last_seq,
         # The watchdog starts before the first step: if it cannot, nothing runs.
         before_steps=(
-            functools.partial(executor.start_run, resolved.run_id)
+            functools.partial(executor.start_run, key)
             if isinstance(executor, LocalExecutor)
             else None
         ),
@@ -312,6 +316,36 @@ def _unwrap_planrun_errors() -> Iterator[None]:
         raise first from group
 
 
+def _a(value: object) -> str:
+    """``a int``'s better spelling: the type of ``value`` with its article."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _check_strings(**kinds: Mapping[Any, Any]) -> None:
+    """``UsageError`` naming the first of each kind (``variable=``, ``secret=``) whose
+    name or value is not a string: they reach programs' arguments and environments, and
+    the store, as text only. A secret's value is never shown."""
+    for kind, given in kinds.items():
+        _check_kind(kind, given)
+
+
+def _check_kind(kind: str, given: Mapping[Any, Any]) -> None:
+    for name, value in given.items():
+        if not isinstance(name, str):
+            raise UsageError(
+                f"{kind} name {shown(repr(name), 80)} is {_a(name)}, not a "
+                "string; name it with a str",
+                field=f"{kind}s",
+            )
+        if not isinstance(value, str):
+            raise UsageError(
+                f"{kind} '{shown(name, 80)}' is {_a(value)}, not a string; "
+                f"pass its text (e.g. str(value)) in {kind}s",
+                field=f"{kind}s",
+            )
+
+
 async def run_plan(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str] | None,
     variables: Mapping[str, str] | None = None,
@@ -333,19 +367,18 @@ async def run_plan(
 
     ``plan`` is a :class:`Plan`, parsed plan data, or a path to a JSON/YAML/TOML file (relative
     step ``cwd`` values are then resolved against the file's directory). How it runs is
-    ``options`` (a :class:`~planrun.options.RunOptions`, which says every default); the keyword
-    arguments of the same names are a shorthand that win over it. ``on_event`` gets every event,
-    ``on_output`` every line a step writes (an :class:`~planrun.ports.OutputLine`) as it runs,
-    in order, on the event loop: keep them fast (one that raises is dropped with a warning; the
-    run goes on). ``secrets`` values reach the steps and are masked as ``***`` everywhere else.
+    ``options`` (:class:`~planrun.options.RunOptions`: every default); keyword arguments of the
+    same names win over it. ``on_event`` gets every event and ``on_output`` every line a step
+    writes (:class:`~planrun.ports.OutputLine`), in order, on the event loop (keep them fast;
+    one that raises is dropped). ``secrets`` reach the steps, masked ``***`` everywhere else.
 
-    ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
-    a new one: steps that did not succeed rerun (``from_step``: also that step and
-    everything downstream; ``only``: just that step) with new attempts in the same run
-    id. ``plan=None`` means the file the run was started from; the run's variables are
-    used again, with ``variables`` overriding some of them. It raises ``UsageError``
-    if the plan or variables changed (unless ``allow_changed``) and ``LockConflict``
-    if the run is running. A run with nothing to rerun returns its stored result.
+    ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting a new
+    one: steps that did not succeed rerun (``from_step``: also that step and everything
+    downstream; ``only``: just that step) with new attempts in the same run id. ``plan=None``
+    means the file the run was started from; the run's variables are used again, with
+    ``variables`` overriding some of them. It raises ``UsageError`` if the plan or variables
+    changed (unless ``allow_changed``) and ``LockConflict`` if the run is running. A run with
+    nothing to rerun returns its stored result.
 
     A failed run is a result, not an exception. Raises ``PlanError`` for an invalid plan (before
     anything is written or started), ``UsageError`` for a bad ``run_id``/``max_concurrency``,
@@ -365,6 +398,7 @@ async def run_plan(
         variables=variables,
         secrets=secrets,
     )
+    _check_strings(variable=opts.variables, secret=opts.secrets)
     if resume is not None:
         return await _resume(
             resume, plan, opts, from_step=from_step, only=only, allow_changed=allow_changed

@@ -8,9 +8,11 @@ Every planrun command that reads runs calls :func:`reap_crashed` first.
 
 :func:`sweep_leftovers` runs when a run starts: a step process that escaped both its
 process group and the watchdog (``setsid`` and every fd closed, or a watchdog that was
-itself killed) still carries its run's ``PLANRUN_RUN_ID`` (and, for the steps of a
-nested run, the outer runs' ids in ``PLANRUN_RUN_TREE``); if the innermost of those
-runs this store knows is no longer running, the process is killed.
+itself killed) still carries its run's key ``PLANRUN_RUN_KEY`` (``RUN_ID@SCOPE``: the
+scope names the state dir, so a run of another store with the same id is never taken
+for one of ours; for the steps of a nested run, the outer runs' keys are in
+``PLANRUN_RUN_TREE``); if the innermost of those runs this store knows is no longer
+running, the process is killed.
 """
 
 from __future__ import annotations
@@ -20,24 +22,14 @@ import os
 from collections.abc import Iterable
 
 from .model import RunState
-from .proc import environments, is_gone, kill_all, run_chains, runs_of
+from .proc import is_gone, kill_all, run_chains, scope_of, split_key
 from .records import RunRecord
 from .store.reader import RunReader
 from .store.sqlite import SqliteStore
 
-__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "sweep_leftovers", "tagged_runs"]
+__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "sweep_leftovers"]
 
 _LOG = logging.getLogger("planrun")
-
-
-def tagged_runs() -> dict[str, list[int]]:
-    """Live processes carrying a planrun tag, by run id (a ``/proc`` scan): a process
-    is listed under its own run and under every run it descends from (nested runs)."""
-    found: dict[str, list[int]] = {}
-    for pid, environ in environments():
-        for run_id in runs_of(environ):
-            found.setdefault(run_id, []).append(pid)
-    return found
 
 
 async def sweep_leftovers(store: SqliteStore) -> list[int]:
@@ -47,11 +39,11 @@ async def sweep_leftovers(store: SqliteStore) -> list[int]:
     started inside a step: see ``proc.RUN_TREE``); the innermost of those this store
     knows decides. So the steps of a live nested run are left alone even if an outer
     run is over (the nested planrun, a step of that outer run, is killed instead, and
-    its watchdog stops its steps). Runs still ``running`` with a live owner, and run
-    ids this store does not know (another state dir's), are left alone. Returns the
-    pids killed.
+    its watchdog stops its steps). Runs still ``running`` with a live owner, and runs
+    of other state dirs (another scope in their key, even with an id this store also
+    has), are left alone. Returns the pids killed.
     """
-    chains = run_chains()
+    chains = _chains_in(scope_of(store.state_dir))
     if not chains:
         return []
     ids = {run_id for runs in chains.values() for run_id in runs}
@@ -68,6 +60,17 @@ async def sweep_leftovers(store: SqliteStore) -> list[int]:
     if killed:
         _LOG.warning("killed %d leftover step process(es) of ended runs", len(killed))
     return killed
+
+
+def _chains_in(scope: str) -> dict[int, list[str]]:
+    """``proc.run_chains()`` as run ids of the store ``scope`` names: the other
+    stores' runs dropped from each chain, processes with none of ours left out."""
+    chains: dict[int, list[str]] = {}
+    for pid, keys in run_chains().items():
+        ours = [run_id for run_id, s in map(split_key, keys) if s == scope]
+        if ours:
+            chains[pid] = ours
+    return chains
 
 
 def _over(runs: list[str], known: dict[str, RunState]) -> bool:

@@ -84,6 +84,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
         log_path=log_path,
         masker=cfg.masker,
         max_log_bytes=rs.max_log_bytes,
+        run_key=cfg.run_key,
     )
 
 

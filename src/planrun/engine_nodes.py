@@ -62,6 +62,8 @@ class EngineConfig:
     #: executor's watchdog). A ``PlanrunError`` from it fails the run with its message,
     #: no step runs, and the error propagates.
     before_steps: Callable[[], None] | None = None
+    #: The run across state dirs, passed on to the executor (``AttemptSpec.run_key``).
+    run_key: str = ""
 
 
 @dataclass(eq=False, slots=True)

@@ -28,7 +28,7 @@ import anyio
 import msgspec
 
 from . import crash
-from .errors import UsageError
+from .errors import NoRunStore, UsageError
 from .events import Event, RunCrashed, RunFinished, event_type
 from .model import RunState
 from .paths import state_dir_or_default
@@ -172,9 +172,13 @@ async def list_runs(
     limit: int | None = None,
     state_dir: StateDir = None,
 ) -> list[RunRecord]:
-    """Runs, newest first (filtered by ``state`` and ``plan_id`` when given)."""
-    async with open_session(state_dir) as session:
-        return await session.list_runs(state=state, plan_id=plan_id, limit=limit)
+    """Runs, newest first (filtered by ``state`` and ``plan_id`` when given); an empty
+    list where no run was ever started (no store in ``state_dir`` yet)."""
+    try:
+        async with open_session(state_dir) as session:
+            return await session.list_runs(state=state, plan_id=plan_id, limit=limit)
+    except NoRunStore:
+        return []
 
 
 async def get_run(run_id: str, *, state_dir: StateDir = None) -> RunRecord | None:

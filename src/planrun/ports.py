@@ -34,6 +34,15 @@ class AttemptSpec:
     masker: Masker | None = None
     #: Keep at most this many bytes of the log: head, marker, tail (None: all of it).
     max_log_bytes: int | None = None
+    #: The run across state dirs (``RUN_ID@SCOPE``, see ``proc.run_key``): what the
+    #: run's processes are tagged with and found by. Empty: ``run_id`` in a scope of
+    #: its own (a spec made by hand, e.g. in a test).
+    run_key: str = ""
+
+    @property
+    def key(self) -> str:
+        """``run_key``, or one made from ``run_id`` when none was given."""
+        return self.run_key or f"{self.run_id}@{'0' * 12}"
 
 
 @dataclass(frozen=True, slots=True)

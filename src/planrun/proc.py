@@ -11,6 +11,7 @@ start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot), host and 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 __all__ = [
+    "RUN_KEY",
     "RUN_TREE",
     "boot_id",
     "child_tree",
@@ -28,7 +30,10 @@ __all__ = [
     "kill_all",
     "process_start_time",
     "run_chains",
+    "run_key",
     "runs_of",
+    "scope_of",
+    "split_key",
     "tree_of",
 ]
 
@@ -115,18 +120,44 @@ def kill_all(pids: Iterable[int], sig: signal.Signals = signal.SIGKILL) -> list[
     return reached
 
 
+#: The environment entry that names a step process's run across state dirs:
+#: ``RUN_ID@SCOPE``, where SCOPE stands for the run's state dir (:func:`run_key`).
+#: Run ids are unique only within one store; two state dirs may both have a live run
+#: ``nightly``, and cleaning up one must never touch the other's processes.
+RUN_KEY = "PLANRUN_RUN_KEY"
+
 #: The environment entry that places a process in the tree of runs: every attempt it
-#: descends from, outermost first, as ``run/step/attempt`` joined by ``:``. A step
+#: descends from, outermost first, as ``RUN_KEY/step/attempt`` joined by ``:``. A step
 #: inherits its planrun's value and appends its own attempt, so a planrun started
 #: inside a step (a nested run) and everything it starts still name the outer run.
 RUN_TREE = "PLANRUN_RUN_TREE"
 #: A bound on the inherited chain (an environment entry is not free): deeper
 #: nesting keeps the outermost entries, which are the ones that must not be lost.
 MAX_TREE_DEPTH = 64
-_RUN_ID_TAG = b"PLANRUN_RUN_ID="
+_RUN_KEY_TAG = RUN_KEY.encode() + b"="
 _TREE_TAG = RUN_TREE.encode() + b"="
 _ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-_ATTEMPT = re.compile(rf"{_ID}/{_ID}/[0-9]{{1,9}}")
+_SCOPE_LEN = 12
+_KEY = rf"{_ID}@[0-9a-f]{{{_SCOPE_LEN}}}"
+_ATTEMPT = re.compile(rf"{_KEY}/{_ID}/[0-9]{{1,9}}")
+
+
+def scope_of(state_dir: str | os.PathLike[str]) -> str:
+    """The scope of a state dir in run keys: a short hash of its real path."""
+    real = os.path.realpath(state_dir)
+    return hashlib.sha256(os.fsencode(real)).hexdigest()[:_SCOPE_LEN]
+
+
+def run_key(run_id: str, state_dir: str | os.PathLike[str]) -> str:
+    """``RUN_ID@SCOPE``: the run ``run_id`` of the store in ``state_dir``, as its step
+    processes carry it (``PLANRUN_RUN_KEY``, ``PLANRUN_RUN_TREE``)."""
+    return f"{run_id}@{scope_of(state_dir)}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(run_id, scope)`` of a run key."""
+    run_id, _, scope = key.rpartition("@")
+    return run_id, scope
 
 
 def child_tree(inherited: str | None, attempt: str) -> str:
@@ -137,7 +168,7 @@ def child_tree(inherited: str | None, attempt: str) -> str:
 
 
 def tree_of(environ: Iterable[bytes]) -> list[str]:
-    """The attempts (``run/step/n``) a process descends from, outermost first."""
+    """The attempts (``RUN_KEY/step/n``) a process descends from, outermost first."""
     for item in environ:
         if item.startswith(_TREE_TAG):
             text = item[len(_TREE_TAG) :].decode(errors="replace")
@@ -146,16 +177,17 @@ def tree_of(environ: Iterable[bytes]) -> list[str]:
 
 
 def runs_of(environ: Iterable[bytes]) -> list[str]:
-    """The run ids a process belongs to, outermost first: those of its tree and its
-    ``PLANRUN_RUN_ID`` (its own run: the last one)."""
+    """The run keys (``RUN_ID@SCOPE``) a process belongs to, outermost first: those of
+    its tree and its ``PLANRUN_RUN_KEY`` (its own run: the last one)."""
     entries = list(environ)
     runs = [c.partition("/")[0] for c in tree_of(entries)]
     for item in entries:
-        if item.startswith(_RUN_ID_TAG):
-            runs.append(item[len(_RUN_ID_TAG) :].decode(errors="replace"))
+        if item.startswith(_RUN_KEY_TAG):
+            runs.append(item[len(_RUN_KEY_TAG) :].decode(errors="replace"))
     return list(dict.fromkeys(runs))  # in order, each once
 
 
 def run_chains() -> dict[int, list[str]]:
-    """Every live tagged process's runs, outermost first, by pid (a ``/proc`` scan)."""
+    """Every live tagged process's run keys, outermost first, by pid (a ``/proc``
+    scan)."""
     return {pid: runs for pid, environ in environments() if (runs := runs_of(environ))}

@@ -23,14 +23,33 @@ __all__ = ["AttemptResult", "RunResult", "StepResult", "stored_result"]
 
 
 class AttemptResult(msgspec.Struct, frozen=True):
+    """One attempt of a step: one process started (or refused to start) once.
+
+    Timestamps are UTC, ISO 8601 with microseconds (``2026-12-01T08:18:58.474000Z``).
+    Free text (``error``) has every secret masked as ``***``.
+    """
+
     number: int
+    """The attempt's number, from 1; a retry or a resume adds one."""
     state: AttemptState
+    """How it ended: ``succeeded`` (exit code 0), ``failed``, ``timed_out``,
+    ``cancelled`` or ``crashed`` (``running`` only while the run is)."""
     exit_code: int | None
+    """The process's exit code; negative: killed by that signal (``-9``: SIGKILL);
+    None when it never started or its end was not seen."""
     pid: int | None
+    """The process id of the step's program (the leader of its process group); None
+    when it could not be started."""
     log_path: str | None
+    """The file holding the attempt's stdout and stderr, interleaved
+    (``<state dir>/runs/<run id>/logs/<step>.<number>.log``); None when none was made."""
     started_at: str | None
+    """When the process was started (None: it never was)."""
     ended_at: str | None
+    """When the attempt ended (None: it has not)."""
     error: str | None
+    """Why planrun ended the attempt or could not start it (a timeout, a program that
+    could not be started, ...), secrets masked; None when the program simply exited."""
 
     @classmethod
     def from_view(cls, view: AttemptView) -> AttemptResult:
@@ -47,14 +66,27 @@ class AttemptResult(msgspec.Struct, frozen=True):
 
 
 class StepResult(msgspec.Struct, frozen=True):
+    """One step of the run, as it ended, with every attempt it made (in order)."""
+
     id: str
+    """The step's id in the plan."""
     state: StepState
+    """The step's final state: ``succeeded``, ``failed``, ``timed_out``, ``skipped``
+    (its trigger rule did not hold, or the run aborted before it), ``cancelled``,
+    ``crashed``; ``pending``/``running`` only for a run that did not finish."""
     reason: str | None
+    """Why it ended this way, in words (e.g. ``exit code 1``, or why it was skipped or
+    cancelled), secrets masked; None when there is nothing to say."""
     exit_code: int | None
+    """The exit code of its last attempt (None: no attempt ended with one)."""
     critical: bool
+    """Whether its failure fails the run (``critical: false`` in the plan: it does not)."""
     attempts: list[AttemptResult]
-    #: What the step wrote to $PLANRUN_OUTPUT (secrets masked).
+    """Every attempt, first to last (empty for a skipped step); ``attempts[-1]`` is
+    the one that decided ``state``."""
     outputs: dict[str, str] | None = None
+    """What the step wrote to ``$PLANRUN_OUTPUT`` (``key=value`` lines), secrets masked
+    as ``***``; None when it wrote nothing."""
 
     @classmethod
     def from_view(cls, view: StepView) -> StepResult:

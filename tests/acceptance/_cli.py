@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from planrun.executors.watchdog import SOURCE
+
 #: The interpreter running the tests: ``[PY, "-m", "planrun"]`` works in any venv.
 PY = sys.executable
 PLANRUN = (PY, "-m", "planrun")
@@ -23,6 +25,9 @@ PLANRUN = (PY, "-m", "planrun")
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "plans" / "demo.json"
 SCHEMA_FILE = REPO / "plans" / "plan.schema.json"
+
+#: A line of the watchdog's source (it runs as ``python -c SOURCE``): found in its cmdline.
+WATCHDOG_LINE = SOURCE.strip().splitlines()[1].encode()
 
 #: ``HH:MM:SS.mmm UTC `` at the start of every plain-mode state-change line.
 STAMP = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} UTC ")
@@ -117,6 +122,51 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         time.sleep(interval)
 
 
+#: Set per session (conftest.py) in os.environ, so in every process the tests start
+#: (clean_env copies it): the steps and the watchdog keep it (the watchdog drops only
+#: ``PLANRUN_*`` variables). The /proc scans below require it: they see this session's
+#: processes only, never another planrun run on the machine (another suite running
+#: the same tests with the same run ids, a user's run).
+TEST_MARK_VAR = "ATEST_PROCESS_MARK"
+
+
+def process_mark() -> bytes:
+    """This session's ``ATEST_PROCESS_MARK=...`` environment entry."""
+    value = os.environ.get(TEST_MARK_VAR)
+    assert value, f"{TEST_MARK_VAR} is set by tests/acceptance/conftest.py"
+    return f"{TEST_MARK_VAR}={value}".encode()
+
+
+def own_pids(
+    environ_has: Callable[[list[bytes]], bool] = lambda _: True, cmdline: bytes | None = None
+) -> list[int]:
+    """Live (non-zombie) processes of this test session (its mark in their environment) whose
+    environment entries satisfy ``environ_has`` and whose command line contains
+    ``cmdline`` (when given)."""
+    mark = process_mark()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            if mark not in environ or not environ_has(environ):
+                continue
+            if cmdline is not None and cmdline not in (entry / "cmdline").read_bytes():
+                continue
+        except OSError:
+            continue
+        if not _is_zombie(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def own_watchdogs() -> list[int]:
+    """This test's live watchdogs: a line of the watchdog's source in the command line
+    (only it has that), this session's mark in the environment (not another run's)."""
+    return own_pids(cmdline=WATCHDOG_LINE)
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -126,19 +176,10 @@ def _is_zombie(pid: int) -> bool:
 
 
 def live_pids_with_env(name: str, value: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose environment has ``name=value``."""
+    """Pids of this session's live (non-zombie) processes whose environment has
+    ``name=value``."""
     wanted = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if wanted in environ.split(b"\0") and not _is_zombie(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+    return own_pids(lambda environ: wanted in environ)
 
 
 def kill_pids(pids: Sequence[int]) -> None:

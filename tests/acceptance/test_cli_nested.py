@@ -11,27 +11,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._cli import PLANRUN, clean_env, kill_pids, planrun, read_events, wait_until, write_json
+from ._cli import (
+    PLANRUN,
+    clean_env,
+    kill_pids,
+    own_pids,
+    planrun,
+    read_events,
+    wait_until,
+    write_json,
+)
 
 GRANDCHILDREN = "sleep 300 & sleep 300 & (setsid sleep 300 &) ; wait"
 
 
 def _pids_naming(*run_ids: str) -> list[int]:
-    """Live (non-zombie) processes whose environment names one of ``run_ids`` anywhere
-    (``PLANRUN_RUN_ID``, ``PLANRUN_RUN_TREE``, ...): only this test's runs."""
+    """This test's live (non-zombie) processes whose environment names one of
+    ``run_ids`` anywhere (``PLANRUN_RUN_ID``, ``PLANRUN_RUN_TREE``, ...)."""
     wanted = [r.encode() for r in run_ids]
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and any(w in environ for w in wanted):
-            found.append(int(entry.name))
-    return found
+    return own_pids(lambda environ: any(w in entry for entry in environ for w in wanted))
 
 
 def _nested_plans(tmp_path: Path, inner_state: Path, inner_id: str) -> Path:

@@ -328,12 +328,13 @@ def test_watch_of_an_unknown_run_exits_2_with_a_hint(finished: Finished) -> None
 
 @pytest.mark.parametrize(
     "args",
-    [["watch", "x"], ["show", "x"], ["logs", "x"], ["list"], ["cancel", "x"]],
+    [["watch", "x"], ["show", "x"], ["logs", "x"], ["cancel", "x"]],
     ids=lambda a: a[0],
 )
 def test_commands_on_a_dir_without_a_store_fail_clearly(tmp_path: Path, args: list[str]) -> None:
-    """Every observe command pointed at an empty dir exits non-zero saying there is no store
-    there (and creates nothing)."""
+    """Every observe command given a run id, pointed at an empty dir, exits non-zero
+    saying there is no store there (and creates nothing). (``list`` there says "no runs
+    yet": test_cli_state_discovery.py.)"""
     empty = tmp_path / "empty"
     empty.mkdir()
     result = planrun(*args, "--state-dir", empty, cwd=tmp_path)
@@ -490,10 +491,11 @@ def test_show_json_mid_run_and_after(tmp_path: Path, runs: list[Running]) -> Non
 
 
 def test_show_of_an_unknown_run_exits_2(finished: Finished) -> None:
-    """`show` of a run id that does not exist exits 2 naming it."""
+    """`show` of a run id that does not exist exits 2 naming it (under --json, stdout
+    holds only the error object: README "JSON output")."""
     result = planrun("show", "nope", "--json", "--state-dir", finished.state, cwd=finished.workdir)
     assert result.returncode == 2
-    assert result.stdout == ""
+    assert json.loads(result.stdout)["error"] == "unknown_run"
     assert "no run 'nope'" in result.stderr
 
 

@@ -93,7 +93,7 @@ def test_cancel_stops_a_running_run(tmp_path: Path) -> None:
         began = time.monotonic()
         result = planrun("cancel", run_id, "--timeout", "8", "--state-dir", state, cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"run {run_id} cancelled" in result.stderr
+        assert f"run {run_id} cancelled" in result.stdout  # a result: stdout (issue 13)
         assert proc.wait(timeout=8) == EXIT_CANCELLED, _output(tmp_path)
         assert time.monotonic() - began < 6
         assert live_pids_with_env("PLANRUN_RUN_ID", run_id) == []

@@ -5,13 +5,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from planrun.executors.watchdog import SOURCE
-
 from ._cli import (
     PLANRUN,
     clean_env,
     kill_pids,
     live_pids_with_env,
+    own_watchdogs,
     read_events,
     sigkill_leaves_no_step_alive,
     wait_until,
@@ -19,8 +18,6 @@ from ._cli import (
 )
 
 GRANDCHILDREN = "sleep 1000 & sleep 1000 & (sleep 1000 &) ; wait"
-#: A line of the watchdog's source (it runs as ``python -c SOURCE``): found in its cmdline.
-WATCHDOG_LINE = SOURCE.strip().splitlines()[1].encode()
 
 
 def sh_step(step_id: str, script: str) -> dict[str, object]:
@@ -78,32 +75,17 @@ def test_clean_exit_dismisses_the_watchdog(tmp_path: Path) -> None:
     plan = write_json(
         tmp_path / "plan.json", {"plan_id": "ok", "steps": [{"id": "a", "command": "true"}]}
     )
-    # The watchdog keeps every environment variable but planrun's own: this one tells
-    # this test's watchdog from those of other runs on the machine.
-    mark = f"WATCHDOG_TEST_MARK={tmp_path}".encode()
     result = subprocess.run(
         [*PLANRUN, "run", str(plan), "--state-dir", str(tmp_path / "state"), "--plain"],
         cwd=tmp_path,
-        env=clean_env(WATCHDOG_TEST_MARK=str(tmp_path)),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert result.returncode == 0
-    marker = WATCHDOG_LINE  # a line of the watchdog's source: only it has this cmdline
-    left = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (
-                entry.name.isdigit()
-                and marker in (entry / "cmdline").read_bytes()
-                and mark in (entry / "environ").read_bytes().split(b"\0")
-            ):
-                left.append(int(entry.name))
-        except OSError:
-            continue
-    assert left == []
+    assert own_watchdogs() == []
 
 
 def test_sigkill_of_planrun_removes_its_outputs_dir(tmp_path: Path) -> None:

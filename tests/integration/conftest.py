@@ -10,9 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .helpers import live_processes_with
-
-MARK_VAR = "PLANRUN_ITEST_MARK"
+from .helpers import MARK_VAR, live_processes_with
 
 
 @pytest.fixture(autouse=True)

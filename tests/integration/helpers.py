@@ -109,14 +109,22 @@ def unique_run_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
+#: Set per test (conftest.py) in the environment the test's step processes inherit:
+#: a /proc scan that requires it sees this test's processes only, never those of
+#: another planrun run on the machine (another suite may use the same run ids).
+MARK_VAR = "PLANRUN_ITEST_MARK"
+
+
 def live_run_processes(run_id: str) -> list[int]:
-    """Pids of live (not zombie) processes whose environment has PLANRUN_RUN_ID=run_id."""
-    return live_processes_with(f"PLANRUN_RUN_ID={run_id}")
+    """Pids of this test's live (not zombie) processes whose environment has
+    PLANRUN_RUN_ID=run_id (and this test's mark)."""
+    return live_processes_with(f"PLANRUN_RUN_ID={run_id}", f"{MARK_VAR}={os.environ[MARK_VAR]}")
 
 
-def live_processes_with(env_entry: str) -> list[int]:
-    """Pids of live (not zombie) processes whose environment contains ``NAME=value``."""
-    needle = env_entry.encode()
+def live_processes_with(*env_entries: str) -> list[int]:
+    """Pids of live (not zombie) processes whose environment contains every
+    ``NAME=value`` of ``env_entries``."""
+    needles = [entry.encode() for entry in env_entries]
     found: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -125,7 +133,8 @@ def live_processes_with(env_entry: str) -> list[int]:
             environ = Path(f"/proc/{entry}/environ").read_bytes()
         except OSError:
             continue
-        if needle not in environ.split(b"\0"):
+        entries = environ.split(b"\0")
+        if not all(needle in entries for needle in needles):
             continue
         if _state_of(entry) not in (None, "Z", "X"):
             found.append(int(entry))

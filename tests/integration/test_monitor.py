@@ -148,7 +148,8 @@ async def test_progress_while_the_run_goes(state_dir: Path) -> None:
 
 async def test_unknown_runs_and_missing_stores(state_dir: Path, tmp_path: Path) -> None:
     """get_run/progress of an unknown id are None (get_steps/get_events empty); a dir
-    without a store raises StoreError rather than creating one."""
+    without a store has no runs to list, and raises StoreError for a run id, rather than
+    creating one."""
     live = LiveRun(state_dir, unique_run_id("known"))
     with anyio.fail_after(10):
         await live.run(make_plan([sh_step("only", "true")]))
@@ -161,8 +162,9 @@ async def test_unknown_runs_and_missing_stores(state_dir: Path, tmp_path: Path) 
     assert known.owner_kind == "api"
     empty = tmp_path / "empty"
     empty.mkdir()
+    assert await monitor.list_runs(state_dir=empty) == []  # no run yet: none to list
     with pytest.raises(StoreError, match="no run store"):
-        await monitor.list_runs(state_dir=empty)
+        await monitor.get_run("any", state_dir=empty)
     assert list(empty.iterdir()) == []
 
 

@@ -128,8 +128,9 @@ def test_every_spelling_of_the_repository_is_one_lock(tmp_path: Path) -> None:
             (linked, "."),
         ]
         for n, (cwd, spelling) in enumerate(spellings):
-            # The first from the subdirectory uses its default store (lib/.planrun).
-            store = ["--state-dir", str(tmp_path / f"state-{n}")] if n else []
+            # The first from the subdirectory uses a store of its own there (lib/.planrun;
+            # by default it would find the holder's, repo/.planrun, as git finds .git).
+            store = ["--state-dir", str(tmp_path / f"state-{n}") if n else ".planrun"]
             second = planrun(
                 "run", SAFE_MERGE, "--run-id", f"sm-second-{n}", *store,
                 "--var", f"REPO={spelling}", "--var", "BRANCH=other",

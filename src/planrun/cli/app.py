@@ -15,14 +15,14 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import anyio
 import typer
 from anyio.abc import TaskStatus
 from rich.console import Console
 
-from ..api import PreparedRun, RunOptions, RunResult, execute, prepare
+from ..api import PreparedRun, RunOptions, RunResult, execute
 from ..errors import PlanError, PlanrunError, UsageError
 from ..exitcodes import ExitCode
 from ..graph import levels
@@ -33,7 +33,8 @@ from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
 from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
-from .ci import detect_ci
+from . import jsonout
+from .ci import CiChoice
 from .common import (
     ColorChoice,
     ColorOpt,
@@ -43,8 +44,11 @@ from .common import (
     make_console,
     print_problems,
 )
+from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .output import OutputChoice, OutputOpt, choose_renderer
+from .plan_input import ResumePlanOpt, plan_source, prepare_plan
+from .reports import RunReports, unstarted_view
 from .view import Renderer, print_summary
 
 app = typer.Typer(
@@ -57,6 +61,13 @@ app = typer.Typer(
 
 PlanArg = Annotated[
     Path, typer.Argument(help="Plan file (.json, .yaml/.yml or .toml).", show_default=False)
+]
+RunPlanArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Plan file (.json, .yaml/.yml or .toml), or - to read it from stdin.",
+        show_default=False,
+    ),
 ]
 VarOpt = Annotated[
     list[str] | None,
@@ -75,6 +86,23 @@ PlainOpt = Annotated[
     bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
 ]
 MaxConcurrencyOpt = Annotated[int | None, typer.Option(help="Override globals.max_concurrency.")]
+CiOpt = Annotated[
+    CiChoice,
+    typer.Option(
+        "--ci",
+        help="CI output: github = annotations for failed steps and a job summary; "
+        "auto = github when GITHUB_ACTIONS=true.",
+    ),
+]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit",
+        help="Write a JUnit XML report (one testcase per step) to FILE.",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
 
 
 def _secrets(names: list[str] | None) -> dict[str, str]:
@@ -104,7 +132,7 @@ def _variables(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def run(
-    plan: PlanArg,
+    plan: RunPlanArg,
     var: VarOpt = None,
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
@@ -117,22 +145,29 @@ def run(
         typer.Option("--dry-run", help="Print the resolved steps level by level; run nothing."),
     ] = False,
     plain: PlainOpt = False,
+    as_json: JsonOpt = False,
+    ci: CiOpt = CiChoice.AUTO,
+    junit: JunitOpt = None,
     output: OutputOpt = OutputChoice.AUTO,
     color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Validate and run a plan, showing progress; exit with the run's exit code."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
+        reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         check_concurrency(max_concurrency)
-        prepared = prepare(plan, _variables(var), _secrets(secret))
+        prepared = prepare_plan(plan, _variables(var), _secrets(secret))
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
     if prepared.warnings:
         print_problems(err_console(), prepared.warnings, prepared.source)
+    if dry_run and as_json:
+        jsonout.write_doc(jsonout.dry_run_doc(prepared, options))
+        raise typer.Exit(ExitCode.OK)
     if dry_run:
         _print_dry_run(make_console(color=color), prepared, options)
         raise typer.Exit(ExitCode.OK)
-    _run_and_exit(prepared, plain, options, None, output=output, color=color)
+    _run_and_exit(prepared, plain, options, None, as_json, reports, output=output, color=color)
 
 
 def _run_and_exit(
@@ -140,24 +175,39 @@ def _run_and_exit(
     plain: bool,
     options: RunOptions,
     resume: Resume | None,
-    *,
+    as_json: bool,
+    reports: RunReports,
     output: OutputChoice = OutputChoice.AUTO,
     color: ColorChoice = ColorChoice.AUTO,
 ) -> None:
-    """Run (or resume) with a live view or plain log, print the summary, exit."""
+    """Run (or resume) with a live view, plain log or step output (``--output``), print
+    the summary, exit; under ``as_json`` the events and the result as NDJSON
+    (``jsonout``)."""
     console = make_console(color=color)
-    renderer = choose_renderer(console, output, plain, detect_ci())
+    renderer: Renderer = (
+        jsonout.JsonEvents() if as_json else choose_renderer(console, output, plain, reports.ci)
+    )
+    renderer.state_dir = options.state_dir
     if resume is not None:  # the view starts from the run's history, without printing it
         renderer.view = replay(resume.history)
     started = time.monotonic()
     try:
         code = anyio.run(_run, prepared, renderer, options, resume, backend="asyncio")
     except PlanrunError as exc:
-        raise fail(exc) from None
+        if renderer.view is not None:  # it failed mid-run: report what did happen
+            reports.finish(renderer.view, prepared, time.monotonic() - started)
+        raise jsonout.fail(exc, as_json) from None
     except KeyboardInterrupt:  # before our handlers were installed
         code = ExitCode.CANCELLED
-    if renderer.view is not None:
+    if as_json:
+        jsonout.write_result(renderer.view, code)
+    elif renderer.view is not None:
         print_summary(console, renderer.view, time.monotonic() - started)
+    reports.finish(
+        renderer.view or unstarted_view(prepared, options.run_id),
+        prepared,
+        time.monotonic() - started,
+    )
     raise typer.Exit(code)
 
 
@@ -289,22 +339,28 @@ def resume_cmd(
         bool,
         typer.Option("--allow-changed", help="Resume even if the plan or variables changed."),
     ] = False,
+    plan: ResumePlanOpt = None,
     var: VarOpt = None,
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
     max_concurrency: MaxConcurrencyOpt = None,
     plain: PlainOpt = False,
+    as_json: JsonOpt = False,
+    ci: CiOpt = CiChoice.AUTO,
+    junit: JunitOpt = None,
     output: OutputOpt = OutputChoice.AUTO,
     color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
     did not succeed (and what depends on them), keep the ones that did."""
     try:
+        reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         loaded = anyio.run(
             functools.partial(
                 load_resume,
                 run_id,
                 state_dir,
+                plan=plan_source(plan) if plan is not None else None,
                 variables=_variables(var),
                 secrets=_secrets(secret),
                 from_step=from_step,
@@ -314,19 +370,32 @@ def resume_cmd(
             backend="asyncio",
         )
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
+    if explain and as_json:
+        jsonout.write_doc(jsonout.explain_doc(loaded))
+        raise typer.Exit(ExitCode.OK)
     if explain:
         _print_explain(make_console(color=color), loaded)
         raise typer.Exit(ExitCode.OK)
     if not loaded.resume.rerun:
-        err_console().print(
-            f"planrun: nothing to rerun: every step of run {run_id} succeeded "
-            "(use --from STEP to run steps again)",
-            markup=False,
-        )
-        raise typer.Exit(ExitCode.OK)
-    options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
-    _run_and_exit(loaded.prepared, plain, options, loaded.resume, output=output, color=color)
+        _nothing_to_rerun(loaded, as_json, reports)
+    opts = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
+    _run_and_exit(loaded.prepared, plain, opts, loaded.resume, as_json, reports, output, color)
+
+
+def _nothing_to_rerun(loaded: LoadedResume, as_json: bool, reports: RunReports) -> NoReturn:
+    """Every step of the run succeeded: say so, report the run as it stands, exit 0."""
+    err_console().print(
+        f"planrun: nothing to rerun: every step of run {loaded.run.run_id} succeeded "
+        "(use --from STEP to run steps again)",
+        markup=False,
+    )
+    stored = replay(loaded.resume.history)
+    if as_json:  # the run as it stands: there is nothing new to stream
+        jsonout.write_result(stored, ExitCode.OK)
+    if stored is not None:  # CI still gets its report
+        reports.finish(stored, loaded.prepared, 0.0)
+    raise typer.Exit(ExitCode.OK)
 
 
 def _print_explain(console: Console, loaded: LoadedResume) -> None:
@@ -348,16 +417,24 @@ def _print_explain(console: Console, loaded: LoadedResume) -> None:
 
 
 @app.command(name="validate")
-def validate_cmd(plan: PlanArg, var: VarOpt = None) -> None:
+def validate_cmd(plan: PlanArg, var: VarOpt = None, as_json: JsonOpt = False) -> None:
     """Check a plan and report every problem at once; exit 0 if valid, 2 if not."""
     try:
         result = validate(plan, _variables(var))
-    except PlanrunError as exc:
+    except PlanError as exc:  # nothing could be checked: still a validation's answer
+        if as_json:
+            jsonout.write_doc(jsonout.validation_doc(str(plan), None, exc))
         raise fail(exc) from None
+    except PlanrunError as exc:
+        raise jsonout.fail(exc, as_json) from None
+    if as_json:
+        jsonout.write_doc(jsonout.validation_doc(str(plan), result, None))
     console = make_console()
     if not result.ok:
         raise fail(PlanError(result.problems, result.source))
     print_problems(err_console(), result.warnings, result.source)
+    if as_json:
+        raise typer.Exit(ExitCode.OK)
     assert result.plan is not None
     tiers = levels({s.id: s.depends_on for s in result.plan.steps})
     console.print(

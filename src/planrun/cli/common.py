@@ -10,6 +10,7 @@ whether the stream is a terminal (and not ``TERM=dumb``).
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Mapping
 from enum import StrEnum
@@ -29,13 +30,15 @@ from ..errors import (
     RunExists,
     UsageError,
 )
-from ..paths import STATE_DIR_ENV
+from ..paths import STATE_DIR_ENV, state_dir_to_name
 
 __all__ = [
     "ColorChoice",
     "ColorOpt",
     "StateDirOpt",
+    "cli_hint",
     "cli_words",
+    "command_hint",
     "err_console",
     "fail",
     "is_tty",
@@ -47,7 +50,10 @@ __all__ = [
 
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option(envvar=STATE_DIR_ENV, help="Where runs are stored [default: .planrun]"),
+    typer.Option(
+        envvar=STATE_DIR_ENV,
+        help="Where runs are stored [default: the nearest .planrun here or above, else ./.planrun]",
+    ),
 ]
 
 
@@ -118,6 +124,15 @@ def make_console(
     )
 
 
+def command_hint(*words: str, state_dir: str | os.PathLike[str] | None) -> str:
+    """``planrun WORDS...`` as a command to copy and paste where it is printed: with
+    ``--state-dir DIR`` when the state dir discovery finds from the working directory
+    is not ``state_dir`` (None: the default one)."""
+    named = state_dir_to_name(state_dir)
+    extra = ("--state-dir", str(named)) if named is not None else ()
+    return shlex.join(("planrun", *words, *extra))
+
+
 def out_console(color: ColorChoice = ColorChoice.AUTO) -> Console:
     """stdout for tables and text; wide when not a terminal so nothing is cut off."""
     console = make_console(color=color)
@@ -145,11 +160,16 @@ _HINTS: tuple[tuple[type[PlanrunError], str], ...] = (
 )
 
 
+def cli_hint(exc: PlanrunError) -> str | None:
+    """What to do about ``exc`` in the CLI's terms, for the store's typed errors."""
+    return next((hint for kind, hint in _HINTS if isinstance(exc, kind)), None)
+
+
 def _worded(exc: PlanrunError) -> str:
     """``exc`` as the CLI says it: flags for parameters (:func:`cli_words`), then the
     hint on what to do for the store's typed errors."""
     message = cli_words(exc)
-    hint = next((hint for kind, hint in _HINTS if isinstance(exc, kind)), None)
+    hint = cli_hint(exc)
     return f"{message}; {hint}" if hint and hint not in message else message
 
 
@@ -173,6 +193,7 @@ _FLAG_WORDS = {
     "max_concurrency": ("max_concurrency", "--max-concurrency"),
     "allow_changed": ("allow_changed=True", "--allow-changed"),
     "from_step": ("from_step and only", "--from and --only"),
+    "plan": ("(plan=...)", "with --plan FILE (or --plan - to read it from stdin)"),
 }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,12 +23,13 @@ from rich.text import Text
 
 from .. import monitor
 from ..api import cancel_run
-from ..errors import CancelError, PlanrunError, UsageError
-from ..events import RunFinished, encode_event
+from ..errors import PlanrunError, UsageError
+from ..events import RunFinished
 from ..exitcodes import ExitCode
 from ..model import RunState
 from ..records import RunRecord, StepRecord
-from .common import ColorChoice, ColorOpt, StateDirOpt, err_console, fail, out_console
+from . import jsonout
+from .common import ColorChoice, ColorOpt, StateDirOpt, command_hint, err_console, out_console
 from .logs import LogSet
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
@@ -46,17 +46,18 @@ RunIdArg = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _run_sync(func: Callable[..., Awaitable[int]], *args: object) -> int:
-    """Run a command's coroutine; PlanrunError becomes a message and its exit code."""
+def _run_sync(func: Callable[..., Awaitable[int]], *args: object, as_json: bool = False) -> int:
+    """Run a command's coroutine; PlanrunError becomes a message and its exit code
+    (and, under ``--json``, the error object on stdout)."""
     try:
         code: int = anyio.run(func, *args, backend="asyncio")
     except PlanrunError as exc:
-        raise fail(exc) from None
+        raise jsonout.fail(exc, as_json) from None
     except KeyboardInterrupt:
         code = ExitCode.CANCELLED
     except BrokenPipeError:
         # The reader went away (`planrun watch --json | head`): stop quietly.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        jsonout.quiet_stdout()
         code = ExitCode.OK
     return code
 
@@ -72,7 +73,8 @@ async def _no_such_run(session: monitor.Session, run_id: str) -> UsageError:
     """The error for an unknown run id, naming the closest one as a hint."""
     recent = [r.run_id for r in await session.list_runs(limit=200)]
     close = difflib.get_close_matches(run_id, recent, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else "; see `planrun list`"
+    listing = command_hint("list", state_dir=session.state_dir)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; see `{listing}`"
     return UsageError(f"no run '{run_id}' in {session.state_dir}{hint}")
 
 
@@ -116,8 +118,7 @@ async def _follow_events(
         async for event in events:
             last = event
             if as_json:
-                sys.stdout.write(encode_event(event).decode() + "\n")
-                sys.stdout.flush()
+                jsonout.write_event(event)
             else:
                 renderer.on_event(event)
     if isinstance(last, RunFinished):
@@ -137,7 +138,8 @@ def watch(
     renderer: Renderer = (
         PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
     )
-    raise typer.Exit(_run_sync(_watch, run_id, state_dir, as_json, renderer))
+    renderer.state_dir = state_dir
+    raise typer.Exit(_run_sync(_watch, run_id, state_dir, as_json, renderer, as_json=as_json))
 
 
 # --- list ------------------------------------------------------------------------------
@@ -152,7 +154,8 @@ async def _list(
         return ExitCode.OK
     console = out_console()
     if not runs:
-        console.print("no runs", markup=False)
+        filtered = state is not None or plan_id is not None
+        console.print("no runs" if filtered else "no runs yet", markup=False)
         return ExitCode.OK
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run id", "plan", "state", "started", "duration", "steps"):
@@ -181,12 +184,13 @@ def list_cmd(
 ) -> None:
     """List runs, newest first: id, plan, state, start, duration, steps done/total."""
     if state is not None and state not in {s.value for s in RunState}:
-        raise fail(
+        raise jsonout.fail(
             UsageError(
                 f"unknown state {state!r}; use one of: " + ", ".join(s.value for s in RunState)
-            )
+            ),
+            as_json,
         )
-    raise typer.Exit(_run_sync(_list, state_dir, state, plan, limit, as_json))
+    raise typer.Exit(_run_sync(_list, state_dir, state, plan, limit, as_json, as_json=as_json))
 
 
 # --- show ------------------------------------------------------------------------------
@@ -278,7 +282,7 @@ def _code(code: int | None) -> str:
 
 def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
     """Show a run: its state, variables, times, owner, and every step with every attempt."""
-    raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json))
+    raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json, as_json=as_json))
 
 
 # --- logs ------------------------------------------------------------------------------
@@ -336,19 +340,20 @@ def logs(
 # --- cancel ----------------------------------------------------------------------------
 
 
-async def _cancel(run_id: str, state_dir: Path | None, wait_sec: float) -> int:
-    console = err_console()
+async def _cancel(run_id: str, state_dir: Path | None, wait_sec: float, as_json: bool) -> int:
+    """Cancel the run; its result on stdout (errors on stderr, and as the error
+    object under ``--json``: ``_run_sync``)."""
     try:
-        await cancel_run(run_id, state_dir=state_dir, wait_sec=wait_sec)
-    except CancelError as exc:
-        console.print(str(exc), markup=False)
-        return ExitCode.FAILED
+        record = await cancel_run(run_id, state_dir=state_dir, wait_sec=wait_sec)
     except UsageError as exc:
         if exc.field != "run_id":
             raise
         async with monitor.open_session(state_dir) as session:
             raise await _no_such_run(session, run_id) from None
-    console.print(f"run {run_id} cancelled", markup=False)
+    if as_json:
+        jsonout.write_doc(jsonout.cancel_doc(record))
+    else:
+        out_console().print(f"run {run_id} cancelled", markup=False)
     return ExitCode.OK
 
 
@@ -356,10 +361,11 @@ def cancel(
     run_id: RunIdArg,
     state_dir: StateDirOpt = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run to stop.")] = 60.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Cancel a running run from anywhere: its process stops every step (TERM, grace,
     KILL) and records it cancelled. Exit 0 when cancelled, 1 when it was not running."""
-    raise typer.Exit(_run_sync(_cancel, run_id, state_dir, timeout))
+    raise typer.Exit(_run_sync(_cancel, run_id, state_dir, timeout, as_json, as_json=as_json))
 
 
 def register_observe_commands(app: typer.Typer) -> None:

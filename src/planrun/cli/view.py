@@ -41,6 +41,7 @@ from ..events import (
 from ..model import RunState, StepState
 from ..ports import OutputLine
 from ..state import RunView, StepView, apply
+from .common import command_hint
 
 __all__ = [
     "LiveView",
@@ -154,6 +155,12 @@ class Renderer:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.view: RunView | None = None
+        #: The run's state dir, for the commands the view suggests (None: the default).
+        self.state_dir: str | os.PathLike[str] | None = None
+
+    def follow_hint(self, run_id: str) -> str:
+        """The command that follows ``run_id``, runnable where it is printed."""
+        return command_hint("watch", run_id, state_dir=self.state_dir)
 
     def on_event(self, event: Event) -> None:
         self.view = apply(self.view, event)
@@ -187,14 +194,14 @@ class PlainLog(Renderer):
                 return (
                     f"run {event.run_id} started: plan {event.plan_id}, "
                     f"{len(event.steps)} steps, max concurrency {event.max_concurrency} "
-                    f"(follow it: planrun watch {event.run_id})"
+                    f"(follow it: {self.follow_hint(event.run_id)})"
                 )
             case RunResumed():
                 kept = len(event.steps) - len(event.rerun)
                 return (
                     f"run {event.run_id} resumed: rerunning {', '.join(event.rerun)}; "
                     f"{kept} step(s) keep their result "
-                    f"(follow it: planrun watch {event.run_id})"
+                    f"(follow it: {self.follow_hint(event.run_id)})"
                 )
             case AttemptStarted():
                 total = view.steps[event.step_id].max_attempts
@@ -261,9 +268,10 @@ class LiveView(Renderer):
     def on_event(self, event: Event) -> None:
         super().on_event(event)
         if isinstance(event, RunStarted):
+            hint = escape(self.follow_hint(event.run_id))
             self.console.print(
                 f"run [bold]{event.run_id}[/] started: plan {escape(event.plan_id)}, "
-                f"{len(event.steps)} steps [dim](follow it: planrun watch {event.run_id})[/]"
+                f"{len(event.steps)} steps [dim](follow it: {hint})[/]"
             )
         elif isinstance(event, ConcurrencyCapped):
             self.console.print(f"[yellow]{escape(capped_text(event))}[/]")

@@ -97,7 +97,7 @@ class LocalExecutor:
         self.close()
 
     def close(self) -> None:
-        """End of the runs: kill any process still tagged with their run ids (one that
+        """End of the runs: kill any process still tagged with their run keys (one that
         left its group with ``setsid`` and closed every inherited fd, or a step of a
         nested run), then dismiss the watchdog. Call when no attempt runs any more."""
         if self._runs:
@@ -108,13 +108,14 @@ class LocalExecutor:
         self._watchdog.close()
         self._outputs.close()
 
-    def start_run(self, run_id: str) -> None:
-        """Start guarding ``run_id``: from here on, if planrun is SIGKILLed, the
-        watchdog kills every process of the run. Called before the run's first step
-        (``HelperError`` if the watchdog cannot start); ``run`` calls it too."""
-        if run_id not in self._runs:
-            self._watchdog.watch_run(run_id)
-            self._runs.add(run_id)
+    def start_run(self, run_key: str) -> None:
+        """Start guarding the run ``run_key`` (``RUN_ID@SCOPE``, see ``proc.run_key``):
+        from here on, if planrun is SIGKILLed, the watchdog kills every process of the
+        run. Called before the run's first step (``HelperError`` if the watchdog cannot
+        start); ``run`` calls it too."""
+        if run_key not in self._runs:
+            self._watchdog.watch_run(run_key)
+            self._runs.add(run_key)
 
     async def _spawn_when_fds_allow(self, spec: AttemptSpec) -> Attempt | ProcessResult:
         """``spawn.spawn``, but never failing for want of file descriptors while another
@@ -141,7 +142,7 @@ class LocalExecutor:
         self, spec: AttemptSpec, on_started: Callable[[int | None], None]
     ) -> ProcessResult:
         """Run one attempt; see :class:`~planrun.ports.Executor` for the contract."""
-        self.start_run(spec.run_id)
+        self.start_run(spec.key)
         started = await self._spawn_when_fds_allow(spec)
         if isinstance(started, ProcessResult):
             on_started(None)

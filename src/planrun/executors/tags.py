@@ -2,8 +2,9 @@
 
 A process group is not a containment boundary (a descendant that calls ``setsid()``
 leaves it), so every step process carries its attempt in its environment:
-``PLANRUN_RUN_ID``, ``PLANRUN_STEP_ID``, ``PLANRUN_ATTEMPT``, ``PLANRUN_ATTEMPT_TAG``
-(``run/step/attempt``) and ``PLANRUN_RUN_TREE`` (the attempts of the enclosing runs, so
+``PLANRUN_RUN_ID``, ``PLANRUN_STEP_ID``, ``PLANRUN_ATTEMPT``, ``PLANRUN_RUN_KEY``
+(``RUN_ID@SCOPE``: the run id is unique only within its state dir), ``PLANRUN_ATTEMPT_TAG``
+(``RUN_KEY/step/attempt``) and ``PLANRUN_RUN_TREE`` (the attempts of the enclosing runs, so
 the steps of a planrun started inside a step are found too: see ``proc.RUN_TREE``).
 
 Contract: :func:`step_env` builds that environment and nothing else;
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from ..ports import AttemptSpec
-from ..proc import RUN_TREE, child_tree, environments, runs_of, tree_of
+from ..proc import RUN_KEY, RUN_TREE, child_tree, environments, runs_of, tree_of
 
 __all__ = [
     "Scanner",
@@ -35,9 +36,10 @@ __all__ = [
 _ATTEMPT_TAG = b"PLANRUN_ATTEMPT_TAG="
 
 
-def attempt_tag(run_id: str, step_id: str, attempt: int) -> bytes:
-    """The environment entry that marks every process of one attempt."""
-    return f"PLANRUN_ATTEMPT_TAG={run_id}/{step_id}/{attempt}".encode()
+def attempt_tag(run_key: str, step_id: str, attempt: int) -> bytes:
+    """The environment entry that marks every process of one attempt (``run_key``:
+    ``RUN_ID@SCOPE``, so equal run ids of two state dirs never share a tag)."""
+    return f"PLANRUN_ATTEMPT_TAG={run_key}/{step_id}/{attempt}".encode()
 
 
 def step_env(spec: AttemptSpec) -> tuple[dict[str, str], bytes]:
@@ -48,7 +50,8 @@ def step_env(spec: AttemptSpec) -> tuple[dict[str, str], bytes]:
     env["PLANRUN_RUN_ID"] = spec.run_id
     env["PLANRUN_STEP_ID"] = spec.step_id
     env["PLANRUN_ATTEMPT"] = str(spec.attempt)
-    tag = attempt_tag(spec.run_id, spec.step_id, spec.attempt)
+    env[RUN_KEY] = spec.key
+    tag = attempt_tag(spec.key, spec.step_id, spec.attempt)
     name, _, value = tag.decode().partition("=")
     env[name] = value
     env[RUN_TREE] = child_tree(os.environ.get(RUN_TREE), value)
@@ -60,10 +63,10 @@ def tagged_processes(tag: bytes) -> list[int]:
     return [pid for pid, environ in environments() if tag in environ]
 
 
-def processes_of_runs(run_ids: set[str]) -> list[int]:
-    """Pids of live processes that belong to one of ``run_ids``, as their own run or
-    as an ancestor (the steps of nested runs: see ``proc.RUN_TREE``)."""
-    return [pid for pid, environ in environments() if run_ids.intersection(runs_of(environ))]
+def processes_of_runs(run_keys: set[str]) -> list[int]:
+    """Pids of live processes that belong to one of ``run_keys`` (``RUN_ID@SCOPE``), as
+    their own run or as an ancestor (the steps of nested runs: see ``proc.RUN_TREE``)."""
+    return [pid for pid, environ in environments() if run_keys.intersection(runs_of(environ))]
 
 
 def still_tagged(pid: int, tag: bytes) -> bool:

@@ -5,8 +5,8 @@ watchdog is a separate Python process in its own session; planrun holds the writ
 of a pipe to its stdin and tells it, one line each, which run ids and process groups
 are live (``run ID``, ``+PGID``, ``-PGID``). A clean exit writes ``ok``. If the pipe
 reaches EOF without ``ok`` (planrun died: SIGKILL, OOM killer), the watchdog SIGKILLs
-every group still listed and every process whose environment carries one of the run ids
-(descendants that left their group with ``setsid``), as its own run (``PLANRUN_RUN_ID``)
+every group still listed and every process whose environment carries one of the run keys
+(descendants that left their group with ``setsid``), as its own run (``PLANRUN_RUN_KEY``)
 or as an ancestor (``PLANRUN_RUN_TREE``: the steps of a planrun started inside a step),
 rescanning until a pass finds nothing (a process may fork while it scans), then exits.
 It carries no planrun tag itself, so the watchdog of a nested run outlives the outer
@@ -49,7 +49,7 @@ for pgid in groups:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
-ids = {b"PLANRUN_RUN_ID=" + r.encode() for r in runs}
+ids = {b"PLANRUN_RUN_KEY=" + r.encode() for r in runs}
 def ours(environ):
     # Its own run, or any run it descends from (PLANRUN_RUN_TREE: run/step/n:...).
     for item in environ:
@@ -141,9 +141,10 @@ class Watchdog:
         with contextlib.suppress(BrokenPipeError):  # it died: nothing more to do
             os.write(self._write, f"{line}\n".encode())
 
-    def watch_run(self, run_id: str) -> None:
-        """Processes carrying ``PLANRUN_RUN_ID=run_id`` die with planrun."""
-        self._send(f"run {run_id}")
+    def watch_run(self, run_key: str) -> None:
+        """Processes carrying ``PLANRUN_RUN_KEY=run_key`` (or descending from that run)
+        die with planrun."""
+        self._send(f"run {run_key}")
 
     def remove_on_death(self, path: str) -> None:
         """Directory ``path`` (one of planrun's own, private) is removed if planrun

@@ -3,7 +3,7 @@
 Syntax errors are located by ``line:column``; the limits (README "Limits") are checked
 before anything recurses into the data, so that no input ends in a RecursionError, a
 MemoryError or a conversion error. The only module of the plan package that does I/O:
-:func:`read_document` reads the file it is given.
+:func:`read_document` reads the file it is given, :func:`read_stream` the stream.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Hashable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import PlanError, Problem
 from .text import encodable, shown
@@ -27,12 +27,17 @@ __all__ = [
     "MAX_VALUES",
     "check_limits",
     "duplicate_keys",
+    "STDIN_SOURCE",
     "parse_document",
     "read_document",
+    "read_stream",
+    "sniff_suffix",
 ]
 
 #: Limits of a plan document (README "Limits").
 MAX_PLAN_BYTES = 16 * 1024 * 1024
+#: How a plan read from standard input is named in messages.
+STDIN_SOURCE = "<stdin>"
 MAX_DEPTH = 64  # levels of nested arrays/objects, the top-level object being level 1
 MAX_VALUES = 1_000_000  # strings, numbers, arrays, ... counted over the whole document
 MAX_INT_DIGITS = 4300  # Python's own limit for int <-> str conversion
@@ -139,6 +144,46 @@ def read_document(path: str | os.PathLike[str]) -> Any:
         why = shown(exc, 1000) if str(exc) else type(exc).__name__
         raise PlanError([Problem("$", f"cannot read plan file: {why}")], source) from None
     return parse_document(text, p.suffix.lower(), source)
+
+
+def read_stream(stream: BinaryIO, source: str = STDIN_SOURCE) -> Any:
+    """Read a plan from ``stream`` (``planrun run -``: standard input) into plain data,
+    within the same limits as a file; the format is sniffed (:func:`sniff_suffix`).
+
+    Raises :class:`PlanError` (named ``source``) for unreadable or non-UTF-8 input, an
+    empty stream or a syntax error.
+    """
+    try:
+        data = stream.read(MAX_PLAN_BYTES + 1)
+        if len(data) > MAX_PLAN_BYTES:
+            raise PlanError([_too_big()], source)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeError, ValueError) as exc:
+        why = shown(exc, 1000) if str(exc) else type(exc).__name__
+        raise PlanError([Problem("$", f"cannot read the plan: {why}")], source) from None
+    if not text.strip():
+        empty = Problem("$", "no plan on standard input (it was empty)", hint=_PIPE_IT)
+        raise PlanError([empty], source)
+    return parse_document(text, sniff_suffix(text), source)
+
+
+_PIPE_IT = "pipe a plan in: planrun run - < plan.yaml"
+#: A TOML first line: ``key = ...`` (bare, dotted or quoted key) or a ``[table]`` header.
+_TOML_START = re.compile(r"""^\s*(\[|[A-Za-z0-9_\-."']+\s*=)""")
+
+
+def sniff_suffix(text: str) -> str:
+    """The format of plan text without a file name, as a suffix for
+    :func:`parse_document`: ``.json`` when the first character that is not white space
+    is ``{``; ``.toml`` when the first line that is not blank or a ``#`` comment is a
+    ``key = value`` or a ``[table]`` header (a plan is a mapping, so a ``[`` cannot
+    start a JSON or YAML plan); else ``.yaml``."""
+    if text.lstrip().startswith("{"):
+        return ".json"
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return ".toml" if _TOML_START.match(line) else ".yaml"
+    return ".yaml"
 
 
 def parse_document(text: str, suffix: str = ".json", source: str = "<plan>") -> Any:

@@ -132,10 +132,16 @@ async def _plan_source(run: RunRecord, plan: PlanSource | None) -> PlanSource:
     source = plan if plan is not None else run.plan_path
     if source is None:
         raise UsageError(
-            f"run {run.run_id} was started from plan data, not a file: pass the plan to resume"
+            f"run {run.run_id} was started from plan data, not a file (e.g. read from "
+            "standard input): pass the plan again (plan=...) to resume it",
+            field="plan",
         )
     if isinstance(source, (str, os.PathLike)) and not await anyio.Path(source).exists():
-        raise UsageError(f"the plan file of run {run.run_id} is gone: {source}")
+        raise UsageError(
+            f"the plan file of run {run.run_id} is gone: {source}; pass the plan again "
+            "(plan=...) to resume it",
+            field="plan",
+        )
     return source
 
 
