@@ -191,6 +191,13 @@ def test_github_actions_groups_each_attempt_and_fences_its_output(tmp_path: Path
     ]
     assert "ok" in fenced
     assert " | " not in result.stdout  # grouped, not prefixed
+    # --ci none turns the GitHub framing off: prefixed again.
+    off = _run(tmp_path, plan, "--ci", "none", GITHUB_ACTIONS="true")
+    assert "::group::" not in off.stdout
+    assert "evil | ::endgroup::" in off.stdout
+    # --ci github forces it without the variable.
+    forced = _run(tmp_path, plan, "--ci", "github")
+    assert [name for name, _ in _workflow_commands(forced.stdout)[0]] == names
 
 
 def test_a_silent_step_gets_still_running_lines(tmp_path: Path) -> None:
