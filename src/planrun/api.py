@@ -362,6 +362,7 @@ async def run_plan(
     from_step: str | None = None,
     only: str | None = None,
     allow_changed: bool = False,
+    allow_undeclared: bool = False,
 ) -> RunResult:
     """Validate and run a plan; return its :class:`RunResult` when every step is done.
 
@@ -372,21 +373,20 @@ async def run_plan(
     writes (:class:`~planrun.ports.OutputLine`), in order, on the event loop (keep them fast;
     one that raises is dropped). ``secrets`` reach the steps, masked ``***`` everywhere else.
 
-    ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting a new
-    one: steps that did not succeed rerun (``from_step``: also that step and everything
-    downstream; ``only``: just that step) with new attempts in the same run id. ``plan=None``
-    means the file the run was started from; the run's variables are used again, with
-    ``variables`` overriding some of them. It raises ``UsageError`` if the plan or variables
-    changed (unless ``allow_changed``) and ``LockConflict`` if the run is running. A run with
-    nothing to rerun returns its stored result.
+    ``resume=RUN_ID`` resumes that failed, cancelled or crashed run: steps that did not succeed
+    rerun (``from_step``: also that step and everything downstream; ``only``: just that step)
+    with new attempts in the same run id. ``plan=None`` means the file the run was started from;
+    its variables are used again, ``variables`` overriding. It raises ``UsageError`` if the plan
+    or variables changed (unless ``allow_changed``) and ``LockConflict`` if the run is running.
+    A run with nothing to rerun returns its stored result.
 
-    A failed run is a result, not an exception. Raises ``PlanError`` for an invalid plan (before
-    anything is written or started), ``UsageError`` for a bad ``run_id``/``max_concurrency``,
-    ``StoreError`` if the store fails, ``HelperError`` if the watchdog cannot start (the run is
-    then recorded ``failed`` and no step starts). Fewer attempts than ``max_concurrency`` run at
-    once if the open-file limit cannot hold them (a ``ConcurrencyCapped`` event says so).
-    Cancelling the awaiting task stops every step process (TERM, grace, KILL), records the run
-    ``cancelled`` and re-raises the cancellation.
+    A failed run is a result, not an exception. Raises ``PlanError`` for an invalid plan or a
+    variable it does not declare (unless ``allow_undeclared``: then it is in the steps'
+    environment) before anything is written or started, ``UsageError`` for a bad
+    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails, ``HelperError`` if the
+    watchdog cannot start (the run is recorded ``failed``, no step starts). The open-file limit
+    may cap concurrency (a ``ConcurrencyCapped`` event). Cancelling the awaiting task stops
+    every step process, records the run ``cancelled`` and re-raises the cancellation.
     """
     opts = (options or RunOptions()).updated(
         state_dir=state_dir,
@@ -400,22 +400,22 @@ async def run_plan(
     )
     _check_strings(variable=opts.variables, secret=opts.secrets)
     if resume is not None:
-        return await _resume(
-            resume, plan, opts, from_step=from_step, only=only, allow_changed=allow_changed
-        )
+        return await _resume(resume, plan, opts, from_step, only, allow_changed, allow_undeclared)
     if plan is None:
         raise UsageError("run_plan needs a plan (or resume=RUN_ID)", field="plan")
-    return await execute(prepare(plan, opts.variables, opts.secrets), opts)
+    return await execute(
+        prepare(plan, opts.variables, opts.secrets, allow_undeclared=allow_undeclared), opts
+    )
 
 
 async def _resume(
     run_id: str,
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str] | None,
     options: RunOptions,
-    *,
     from_step: str | None,
     only: str | None,
     allow_changed: bool,
+    allow_undeclared: bool,
 ) -> RunResult:
     """``run_plan(resume=run_id)``: take the run over, or return its stored result if
     nothing would rerun."""
@@ -428,6 +428,7 @@ async def _resume(
         from_step=from_step,
         only=only,
         allow_changed=allow_changed,
+        allow_undeclared=allow_undeclared,
     )
     if not loaded.resume.rerun:
         return stored_result(loaded.resume.history)

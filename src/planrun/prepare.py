@@ -2,34 +2,39 @@
 
 Everything here is below :mod:`planrun.api` (which executes what this prepares) and
 below :mod:`planrun.resume.load` (which prepares a run again to resume it), so neither
-imports the other. No I/O but reading the plan file and the environment.
+imports the other. No I/O but reading the plan file and the environment, and, when
+asked (``check_host``, :func:`check_plan`), looking for the plan's programs, scripts
+and working directories on this host (:mod:`planrun.hostcheck`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from . import hostcheck
 from .errors import PlanError, Problem, UsageError
 from .events import Event
 from .masking import MIN_SECRET, Masker, secret_problem
 from .model import MAX_CONCURRENCY, Plan
-from .plan import ResolvedStep, resolve_steps, resolve_variables, validate
+from .plan import ResolvedStep, Validation, resolve_steps, resolve_variables, validate
 from .resume import Action, Choice, PriorStep
 
 __all__ = [
     "PreparedRun",
     "Resume",
     "check_concurrency",
+    "check_plan",
     "check_run_id",
     "check_secrets",
     "new_run_id",
@@ -158,33 +163,40 @@ def prepare(
     variables: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    allow_undeclared: bool = False,
+    known_variables: Collection[str] = (),
+    check_host: bool = False,
 ) -> PreparedRun:
-    """Validate ``plan`` and resolve its variables and secrets (raises ``PlanError``).
+    """Validate ``plan`` and resolve its variables and secrets (raises ``PlanError``
+    listing every problem: each bad, missing or undeclared variable and each unusable
+    secret on its own).
 
     ``secrets`` are secret values given directly (the CLI's ``--secret``); the
     plan's own ``secrets`` names are read from ``environ`` (default ``os.environ``)
-    unless given. No I/O but reading the plan file.
+    unless given. A variable the plan neither declares nor uses is an error (a typo,
+    most likely) unless ``allow_undeclared`` or it is in ``known_variables`` (a resumed
+    run's own). ``check_host`` adds warnings for programs, scripts and working
+    directories missing on this host (see :mod:`planrun.hostcheck`). No I/O but
+    reading the plan file (and what ``check_host`` looks at).
     """
     given = dict(variables or {})
     explicit = dict(secrets or {})
     check_secrets(explicit)
-    validation = validate(plan, given, secrets=list(explicit))
+    validation = validate(
+        plan,
+        given,
+        secrets=list(explicit),
+        allow_undeclared=allow_undeclared,
+        known=known_variables,
+    )
+    found, missing = _plan_secrets(validation.plan, explicit, environ)
+    if missing or not validation.ok:
+        raise PlanError(validation.problems + tuple(missing), validation.source)
     checked = validation.raise_for_errors()
-    found, missing = secrets_from_env((n for n in checked.secrets if n not in explicit), environ)
-    if missing:
-        problems = [
-            Problem(
-                f"$.secrets[{i}]",
-                f"secret '{name}' is {missing[name]}",
-                hint=secret_hint(name, missing[name]),
-            )
-            for i, name in enumerate(checked.secrets)
-            if name in missing
-        ]
-        raise PlanError(problems, validation.source)
     explicit |= found
     values = resolve_variables(checked, given, validation.base_dir)
-    return PreparedRun(
+    prepared = PreparedRun(
         plan=checked,
         steps=resolve_steps(checked, values | explicit, validation.base_dir),
         variables=values,
@@ -192,3 +204,55 @@ def prepare(
         warnings=validation.warnings,
         secrets=explicit,
     )
+    if not check_host:
+        return prepared
+    # Only the plain variables: a field using a secret is not checked. The paths shown
+    # are masked all the same (a variable's value may hold a secret).
+    masker = prepared.masker
+    host = [
+        msgspec.structs.replace(p, message=masker.text(p.message))
+        for p in hostcheck.check_host(checked, values, validation.base_dir, environ)
+    ]
+    return dataclasses.replace(prepared, warnings=prepared.warnings + tuple(host))
+
+
+def _plan_secrets(
+    plan: Plan | None, explicit: Mapping[str, str], environ: Mapping[str, str] | None
+) -> tuple[dict[str, str], list[Problem]]:
+    """The values of the plan's own secrets from ``environ``, and a problem for each
+    one without a usable value (reported with the plan's other problems)."""
+    if plan is None:
+        return {}, []
+    found, missing = secrets_from_env((n for n in plan.secrets if n not in explicit), environ)
+    problems = [
+        Problem(
+            f"$.secrets[{i}]",
+            f"secret '{name}' is {missing[name]}",
+            hint=secret_hint(name, missing[name]),
+        )
+        for i, name in enumerate(plan.secrets)
+        if name in missing
+    ]
+    return found, problems
+
+
+def check_plan(
+    plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
+    variables: Mapping[str, str] | None = None,
+    *,
+    allow_undeclared: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Validation:
+    """What ``planrun validate`` reports: the plan checked without requiring values for
+    its required variables (they are listed in ``Validation.unset``), the given
+    ``variables`` checked as a run checks them, and, for a valid plan, warnings for
+    programs, scripts and working directories missing on this host (``environ``:
+    default ``os.environ``). Raises ``PlanError`` only when the file cannot be read
+    or parsed."""
+    given = dict(variables or {})
+    validation = validate(plan, given, require_values=False, allow_undeclared=allow_undeclared)
+    if not validation.ok or validation.plan is None:
+        return validation
+    values = resolve_variables(validation.plan, given, validation.base_dir)
+    host = hostcheck.check_host(validation.plan, values, validation.base_dir, environ)
+    return dataclasses.replace(validation, problems=validation.problems + tuple(host))

@@ -155,7 +155,7 @@ INJECTION = [
 def _plan_with(args: list[str]) -> Plan:
     """A one-step plan ``echo ARGS`` that validates without errors for V and W."""
     plan = Plan(plan_id="inj", steps=[Step(id="s", command="echo", args=args)])
-    result = validate(plan, {"V": "x", "W": "y"})
+    result = validate(plan, {"V": "x", "W": "y"}, allow_undeclared=True)
     assert result.errors == ()
     return plan
 

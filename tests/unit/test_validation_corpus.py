@@ -753,7 +753,7 @@ CORPUS = [
         id="surrogate-metadata-key",
     ),
     pytest.param(
-        _plan(_step()),
+        _plan(_step(), variables={"X": None}),
         {"X": "a\udcffb"},
         "--var X",
         None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shlex
 import signal
 import sys
 import time
@@ -28,13 +27,13 @@ from ..exitcodes import ExitCode
 from ..graph import levels
 from ..model import json_schema
 from ..options import KillSwitch
-from ..plan import parse_var, validate
-from ..prepare import Resume, check_concurrency, secret_hint, secrets_from_env
-from ..resume import Action
+from ..plan import parse_var
+from ..prepare import Resume, check_concurrency, check_plan, secret_hint, secrets_from_env
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
 from . import jsonout
 from .ci import CiChoice
+from .command import CONTEXT_SETTINGS, build_command
 from .common import (
     ColorChoice,
     ColorOpt,
@@ -48,19 +47,34 @@ from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .output import OutputChoice, OutputOpt, choose_renderer
 from .plan_input import ResumePlanOpt, plan_source, prepare_plan
+from .plan_text import print_dry_run, print_explain
 from .reports import RunReports, unstarted_view
+from .version import VersionOpt, register_version_command
 from .view import Renderer, print_summary
 
 app = typer.Typer(
     name="planrun",
     help="Run plans: DAGs of subprocess steps with timeouts, retries and failure policies.",
     no_args_is_help=True,
-    add_completion=False,
+    context_settings=CONTEXT_SETTINGS,
+    rich_markup_mode=None,  # help shown literally by click: see cli/command.py
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root(version: VersionOpt = False) -> None:
+    """Run plans: DAGs of subprocess steps with timeouts, retries and failure policies."""
+
+
 PlanArg = Annotated[
-    Path, typer.Argument(help="Plan file (.json, .yaml/.yml or .toml).", show_default=False)
+    Path,
+    typer.Argument(
+        metavar="PLAN", help="Plan file (.json, .yaml/.yml or .toml).", show_default=False
+    ),
+]
+ResumeIdArg = Annotated[
+    str, typer.Argument(metavar="RUN_ID", help="The run to resume.", show_default=False)
 ]
 RunPlanArg = Annotated[
     Path,
@@ -71,12 +85,18 @@ RunPlanArg = Annotated[
 ]
 VarOpt = Annotated[
     list[str] | None,
-    typer.Option("--var", help="Set a variable: NAME=VALUE (repeatable).", show_default=False),
+    typer.Option(
+        "--var",
+        metavar="NAME=VALUE",
+        help="Set the plan variable NAME (repeatable).",
+        show_default=False,
+    ),
 ]
 SecretOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--secret",
+        metavar="NAME",
         help="Pass the environment variable NAME to the steps as a secret: usable as "
         "${NAME}, masked as *** in every log, event and stored row (repeatable).",
         show_default=False,
@@ -85,7 +105,13 @@ SecretOpt = Annotated[
 PlainOpt = Annotated[
     bool, typer.Option("--plain", help="One line per state change, even on a terminal.")
 ]
-MaxConcurrencyOpt = Annotated[int | None, typer.Option(help="Override globals.max_concurrency.")]
+MaxConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        help="Run at most N steps at once (overrides the plan's globals.max_concurrency).",
+    ),
+]
 CiOpt = Annotated[
     CiChoice,
     typer.Option(
@@ -101,6 +127,13 @@ JunitOpt = Annotated[
         help="Write a JUnit XML report (one testcase per step) to FILE.",
         metavar="FILE",
         show_default=False,
+    ),
+]
+AllowUndeclaredOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-undeclared",
+        help="Accept a --var the plan does not declare (it reaches the steps' environment).",
     ),
 ]
 
@@ -120,13 +153,18 @@ def _secrets(names: list[str] | None) -> dict[str, str]:
 
 
 def _variables(pairs: list[str] | None) -> dict[str, str]:
+    """``--var NAME=VALUE`` pairs; every malformed one is named in one ``UsageError``."""
     out: dict[str, str] = {}
+    bad: list[str] = []
     for pair in pairs or []:
         try:
             name, value = parse_var(pair)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            bad.append(str(exc))
+            continue
         out[name] = value
+    if bad:
+        raise UsageError("\n".join(bad))
     return out
 
 
@@ -137,7 +175,7 @@ def run(
     secret: SecretOpt = None,
     state_dir: StateDirOpt = None,
     run_id: Annotated[
-        str | None, typer.Option(help="Use this run id instead of a new one.")
+        str | None, typer.Option(metavar="RUN_ID", help="Use this run id instead of a new one.")
     ] = None,
     max_concurrency: MaxConcurrencyOpt = None,
     dry_run: Annotated[
@@ -148,15 +186,24 @@ def run(
     as_json: JsonOpt = False,
     ci: CiOpt = CiChoice.AUTO,
     junit: JunitOpt = None,
+    allow_undeclared: AllowUndeclaredOpt = False,
     output: OutputOpt = OutputChoice.AUTO,
     color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
-    """Validate and run a plan, showing progress; exit with the run's exit code."""
+    """Validate and run a plan, showing progress.
+
+    Exits with the run's exit code (see the README's table)."""
     options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
         reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         check_concurrency(max_concurrency)
-        prepared = prepare_plan(plan, _variables(var), _secrets(secret))
+        prepared = prepare_plan(
+            plan,
+            _variables(var),
+            _secrets(secret),
+            allow_undeclared=allow_undeclared,
+            check_host=dry_run,  # what validate warns about; a run reports the real failure
+        )
     except PlanrunError as exc:
         raise jsonout.fail(exc, as_json) from None
     if prepared.warnings:
@@ -165,7 +212,7 @@ def run(
         jsonout.write_doc(jsonout.dry_run_doc(prepared, options))
         raise typer.Exit(ExitCode.OK)
     if dry_run:
-        _print_dry_run(make_console(color=color), prepared, options)
+        print_dry_run(make_console(color=color), prepared, options)
         raise typer.Exit(ExitCode.OK)
     _run_and_exit(prepared, plain, options, None, as_json, reports, output=output, color=color)
 
@@ -271,74 +318,32 @@ async def _handle_signals(
                 kill_switch.kill_all()
 
 
-def _print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
-    plan = prepared.plan
-    masker = prepared.masker
-
-    def say(text: str) -> None:
-        console.print(masker.text(text), markup=False, soft_wrap=True)
-
-    def quote(value: str) -> str:
-        # Mask before quoting: shlex would rewrite a secret holding a quote into a
-        # form the masker does not know.
-        return shlex.quote(masker.text(value))
-
-    by_id = {rs.step.id: rs for rs in prepared.steps}
-    tiers = levels({s.id: s.depends_on for s in plan.steps})
-    concurrency = options.concurrency(plan)
-    say(
-        f"plan {plan.plan_id}: {len(plan.steps)} steps in {len(tiers)} levels, "
-        f"max concurrency {concurrency} (dry run: nothing is written or started)"
-    )
-    shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
-    if shown:
-        say("variables: " + " ".join(f"{k}={quote(v)}" for k, v in shown.items()))
-    for depth, tier in enumerate(tiers):
-        say(f"level {depth}:")
-        for step_id in tier:
-            rs = by_id[step_id]
-            step = rs.step
-            say(f"  {step_id}: {' '.join(map(quote, rs.argv))}")
-            details = []
-            if step.depends_on:
-                details.append(f"after {', '.join(step.depends_on)}")
-            if step.when.value != "all_success":
-                details.append(f"when {step.when.value}")
-            if rs.cwd:
-                details.append(f"cwd {rs.cwd}")
-            if rs.timeout:
-                details.append(f"timeout {rs.timeout:g}s")
-            if step.retries:
-                details.append(f"retries {step.retries}")
-            if step.on_failure.value != "abort":
-                details.append(f"on_failure {step.on_failure.value}")
-            if not step.critical:
-                details.append("non-critical")
-            extra_env = {**plan.globals.env, **step.env}
-            if extra_env:
-                details.append("env " + " ".join(f"{k}={quote(rs.env[k])}" for k in extra_env))
-            if details:
-                say(f"      {'; '.join(details)}")
+#: ``resume``'s own options (named here so the command stays readable).
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", metavar="STEP", help="Also rerun STEP and everything downstream of it."),
+]
+OnlyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--only", metavar="STEP", help="Rerun just STEP (its dependencies must have succeeded)."
+    ),
+]
+ExplainOpt = Annotated[
+    bool, typer.Option("--explain", help="Print what each step would do and why; run nothing.")
+]
+AllowChangedOpt = Annotated[
+    bool, typer.Option("--allow-changed", help="Resume even if the plan or variables changed.")
+]
 
 
 @app.command(name="resume")
 def resume_cmd(
-    run_id: Annotated[str, typer.Argument(help="The run to resume.", show_default=False)],
-    from_step: Annotated[
-        str | None,
-        typer.Option("--from", help="Also rerun STEP and everything downstream of it."),
-    ] = None,
-    only: Annotated[
-        str | None,
-        typer.Option("--only", help="Rerun just STEP (its dependencies must have succeeded)."),
-    ] = None,
-    explain: Annotated[
-        bool, typer.Option("--explain", help="Print what each step would do and why; run nothing.")
-    ] = False,
-    allow_changed: Annotated[
-        bool,
-        typer.Option("--allow-changed", help="Resume even if the plan or variables changed."),
-    ] = False,
+    run_id: ResumeIdArg,
+    from_step: FromOpt = None,
+    only: OnlyOpt = None,
+    explain: ExplainOpt = False,
+    allow_changed: AllowChangedOpt = False,
     plan: ResumePlanOpt = None,
     var: VarOpt = None,
     secret: SecretOpt = None,
@@ -348,11 +353,13 @@ def resume_cmd(
     as_json: JsonOpt = False,
     ci: CiOpt = CiChoice.AUTO,
     junit: JunitOpt = None,
+    allow_undeclared: AllowUndeclaredOpt = False,
     output: OutputOpt = OutputChoice.AUTO,
     color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
-    """Resume a failed, cancelled or crashed run in the same run id: rerun the steps that
-    did not succeed (and what depends on them), keep the ones that did."""
+    """Resume a failed, cancelled or crashed run, in the same run id.
+
+    Reruns the steps that did not succeed, and what depends on them."""
     try:
         reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         loaded = anyio.run(
@@ -366,6 +373,7 @@ def resume_cmd(
                 from_step=from_step,
                 only=only,
                 allow_changed=allow_changed,
+                allow_undeclared=allow_undeclared,
             ),
             backend="asyncio",
         )
@@ -375,7 +383,7 @@ def resume_cmd(
         jsonout.write_doc(jsonout.explain_doc(loaded))
         raise typer.Exit(ExitCode.OK)
     if explain:
-        _print_explain(make_console(color=color), loaded)
+        print_explain(make_console(color=color), loaded)
         raise typer.Exit(ExitCode.OK)
     if not loaded.resume.rerun:
         _nothing_to_rerun(loaded, as_json, reports)
@@ -398,29 +406,18 @@ def _nothing_to_rerun(loaded: LoadedResume, as_json: bool, reports: RunReports) 
     raise typer.Exit(ExitCode.OK)
 
 
-def _print_explain(console: Console, loaded: LoadedResume) -> None:
-    run = loaded.run
-    choices = loaded.resume.choices
-    rerun = sum(c.action is Action.RERUN for c in choices)
-    console.print(
-        f"run {run.run_id} ({run.state.value}): a resume would rerun {rerun} of "
-        f"{len(choices)} steps (nothing is run: --explain)",
-        markup=False,
-    )
-    for change in loaded.changes:
-        console.print(f"changed since the run (allowed): {change}", markup=False)
-    width = max(len(c.step_id) for c in choices)
-    for choice in choices:
-        console.print(
-            f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
-        )
-
-
 @app.command(name="validate")
-def validate_cmd(plan: PlanArg, var: VarOpt = None, as_json: JsonOpt = False) -> None:
-    """Check a plan and report every problem at once; exit 0 if valid, 2 if not."""
+def validate_cmd(
+    plan: PlanArg,
+    var: VarOpt = None,
+    allow_undeclared: AllowUndeclaredOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a plan and report every problem at once.
+
+    Exits 0 if the plan is valid, 2 if not."""
     try:
-        result = validate(plan, _variables(var))
+        result = check_plan(plan, _variables(var), allow_undeclared=allow_undeclared)
     except PlanError as exc:  # nothing could be checked: still a validation's answer
         if as_json:
             jsonout.write_doc(jsonout.validation_doc(str(plan), None, exc))
@@ -433,6 +430,9 @@ def validate_cmd(plan: PlanArg, var: VarOpt = None, as_json: JsonOpt = False) ->
     if not result.ok:
         raise fail(PlanError(result.problems, result.source))
     print_problems(err_console(), result.warnings, result.source)
+    if result.unset:
+        names = ", ".join(result.unset)
+        err_console().print(f"{plan}: note: required at run time: {names}", markup=False)
     if as_json:
         raise typer.Exit(ExitCode.OK)
     assert result.plan is not None
@@ -446,16 +446,19 @@ def validate_cmd(plan: PlanArg, var: VarOpt = None, as_json: JsonOpt = False) ->
 
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of the plan format (for editors: "$schema" in a plan)."""
+    """Print the JSON Schema of the plan format.
+
+    For editors: point a plan's "$schema" at the file."""
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
 register_observe_commands(app)
+register_version_command(app)
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        build_command(app)(prog_name="planrun")
     except UsageError as exc:  # pragma: no cover - typer handles most paths
         raise SystemExit(fail(exc).exit_code) from None

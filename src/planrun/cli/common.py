@@ -52,6 +52,8 @@ StateDirOpt = Annotated[
     Path | None,
     typer.Option(
         envvar=STATE_DIR_ENV,
+        metavar="DIR",
+        show_default=False,
         help="Where runs are stored [default: the nearest .planrun here or above, else ./.planrun]",
     ),
 ]
@@ -69,6 +71,8 @@ ColorOpt = Annotated[
     ColorChoice,
     typer.Option(
         "--color",
+        metavar="WHEN",
+        show_default=False,
         help="Colour: auto (a terminal, unless NO_COLOR; FORCE_COLOR forces it), always, never.",
         case_sensitive=False,
     ),

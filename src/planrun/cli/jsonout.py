@@ -171,6 +171,8 @@ def validation_doc(plan: str, result: Validation | None, error: PlanError | None
         "plan_id": parsed.plan_id if parsed is not None else None,
         "steps": [s.id for s in parsed.steps] if parsed is not None else [],
         "levels": [list(tier) for tier in tiers],
+        # Variables with no value yet: fine for validate, a run must be given them.
+        "required_at_run_time": list(result.unset) if result is not None else [],
         "problems": [problem_doc(p) for p in problems],
     }
 

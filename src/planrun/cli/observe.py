@@ -18,8 +18,7 @@ from typing import Annotated
 import anyio
 import msgspec
 import typer
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console
 
 from .. import monitor
 from ..api import cancel_run
@@ -27,10 +26,12 @@ from ..errors import PlanrunError, UsageError
 from ..events import RunFinished
 from ..exitcodes import ExitCode
 from ..model import RunState
-from ..records import RunRecord, StepRecord
+from ..records import RunRecord
 from . import jsonout
 from .common import ColorChoice, ColorOpt, StateDirOpt, command_hint, err_console, out_console
 from .logs import LogSet
+from .showtext import run_lines, state_dir_lines, step_lines
+from .tables import Column, layout, utc_stamp
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
 __all__ = ["register_observe_commands"]
@@ -41,7 +42,8 @@ POLL_SEC = monitor.FOLLOW_POLL_SEC
 EXIT_CRASHED = ExitCode.FAILED
 
 RunIdArg = Annotated[
-    str, typer.Argument(help="The run id (see `planrun list`).", show_default=False)
+    str,
+    typer.Argument(metavar="RUN_ID", help="The run id (see `planrun list`).", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -133,7 +135,9 @@ def watch(
     plain: Annotated[bool, typer.Option("--plain", help="One line per state change.")] = False,
     color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
-    """Follow a run from another terminal (or replay a finished one); exit with its code."""
+    """Follow a run from another terminal (or replay a finished one).
+
+    Exits with the run's exit code."""
     console = out_console(color)
     renderer: Renderer = (
         PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
@@ -157,32 +161,62 @@ async def _list(
         filtered = state is not None or plan_id is not None
         console.print("no runs" if filtered else "no runs yet", markup=False)
         return ExitCode.OK
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("run id", "plan", "state", "started", "duration", "steps"):
-        table.add_column(column, no_wrap=True)
-    for run in runs:
-        table.add_row(
-            *_cells(
-                run.run_id,
-                run.plan_id,
-                run.state.value,
-                run.started_at[:19] + "Z",
-                format_duration(run.duration_sec),
-                f"{run.steps_done}/{run.step_count}",
-            )
-        )
-    console.print(table)
+    rows = [
+        [
+            run.run_id,
+            run.plan_id,
+            run.state.value,
+            utc_stamp(run.started_at, suffix=False, ms=False),
+            format_duration(run.duration_sec),
+            f"{run.steps_done}/{run.step_count}",
+        ]
+        for run in runs
+    ]
+    _print_lines(console, layout(_LIST_COLUMNS, rows, _width(console)))
     return ExitCode.OK
+
+
+#: ``list``'s columns; on a narrow terminal "took" goes first, the run id never.
+_LIST_COLUMNS = (
+    Column("run id"),
+    Column("plan", drop=4),
+    Column("state", drop=5),
+    Column("started (UTC)", drop=3),
+    Column("took", drop=1),
+    Column("steps", drop=2),
+)
+
+
+def _width(console: Console) -> int | None:
+    """The width to fit in: the terminal's, or None (no limit) when not a terminal."""
+    return console.width if console.is_terminal else None
+
+
+def _print_lines(console: Console, lines: list[str]) -> None:
+    for line in lines:
+        console.print(line, markup=False, emoji=False)
 
 
 def list_cmd(
     state_dir: StateDirOpt = None,
-    state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
-    plan: Annotated[str | None, typer.Option(help="Only runs of this plan id.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 20,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            metavar="STATE",
+            help="Only runs in this state: " + ", ".join(s.value for s in RunState) + ".",
+        ),
+    ] = None,
+    plan: Annotated[
+        str | None, typer.Option(metavar="PLAN_ID", help="Only runs of this plan id.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most N runs.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs, newest first: id, plan, state, start, duration, steps done/total."""
+    """List runs, newest first.
+
+    One row per run: id, plan, state, start (UTC), time taken, steps done/total. On
+    a narrow terminal whole columns are dropped (time taken first), never the run id
+    nor part of a value; --json has everything."""
     if state is not None and state not in {s.value for s in RunState}:
         raise jsonout.fail(
             UsageError(
@@ -207,81 +241,22 @@ async def _show(run_id: str, state_dir: Path | None, as_json: bool) -> int:
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
         return ExitCode.OK
     console = out_console()
-    lines = [
-        f"run       {run.run_id}",
-        f"plan      {run.plan_id}" + (f" ({run.plan_path})" if run.plan_path else ""),
-        f"state     {run.state.value}"
-        + (f" (exit code {run.exit_code})" if run.exit_code is not None else "")
-        + (f": {run.reason}" if run.reason else ""),
-        f"started   {run.started_at}",
-        f"ended     {run.ended_at or '-'}"
-        + (f" ({format_duration(run.duration_sec)})" if run.duration_sec is not None else ""),
-        f"owner     pid {run.owner_pid} on {run.owner_host} ({run.owner_kind})"
-        + (f", last heartbeat {run.heartbeat_at}" if run.heartbeat_at else ""),
-    ]
-    if run.resumes:
-        lines.append(f"resumed   {run.resumes} time(s)")
-    if run.variables:
-        lines.append("variables " + " ".join(f"{k}={v}" for k, v in run.variables.items()))
-    if run.secret_names:
-        lines.append("secrets   " + " ".join(run.secret_names) + " (values masked as ***)")
-    for line in lines:
-        console.print(line, markup=False)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("step", "attempt", "state", "exit", "started", "duration", "pid", "detail"):
-        table.add_column(column, no_wrap=column != "detail")
-    for step in steps:
-        _show_step(table, step)
-    console.print(table)
+    state_dir = session.state_dir
+    _print_lines(console, run_lines(run, state_dir) + state_dir_lines(state_dir, _width(console)))
+    _print_lines(console, step_lines(steps, state_dir, _width(console)))
     outputs = [(step, key, value) for step in steps for key, value in (step.outputs or {}).items()]
     if outputs:
         console.print("outputs", markup=False)
         for step, key, value in outputs:
             masked = " (held a secret)" if key in step.masked_outputs else ""
-            console.print(f"  {step.step_id}.{key} = {value!r}{masked}", markup=False)
+            console.print(f"  {step.step_id}.{key} = {value!r}{masked}", markup=False, emoji=False)
     return ExitCode.OK
 
 
-def _show_step(table: Table, step: StepRecord) -> None:
-    table.add_row(
-        *_cells(
-            step.step_id,
-            "",
-            step.state.value,
-            _code(step.exit_code),
-            (step.started_at or "")[11:23],
-            format_duration(step.duration_sec),
-            "",
-            step.reason or "",
-        )
-    )
-    for a in step.attempts:
-        detail = a.error or (a.log_path or "")
-        table.add_row(
-            *_cells(
-                "",
-                str(a.attempt),
-                a.state.value,
-                _code(a.exit_code),
-                (a.started_at or "")[11:23],
-                format_duration(a.duration_sec),
-                str(a.pid or ""),
-                detail,
-            )
-        )
-
-
-def _cells(*values: str) -> list[Text]:
-    """Table cells as plain text: stored strings are data, never rich markup."""
-    return [Text(value) for value in values]
-
-
-def _code(code: int | None) -> str:
-    return "" if code is None else str(code)
-
-
 def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
-    """Show a run: its state, variables, times, owner, and every step with every attempt."""
+    """Show a run: its state, times, steps and attempts.
+
+    Times are UTC; log paths are relative to the state dir (printed first)."""
     raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json, as_json=as_json))
 
 
@@ -320,20 +295,28 @@ async def _logs(
 
 def logs(
     run_id: RunIdArg,
-    step: Annotated[str | None, typer.Argument(help="Only this step.", show_default=False)] = None,
+    step: Annotated[
+        str | None,
+        typer.Argument(metavar="[STEP]", help="Only this step's output.", show_default=False),
+    ] = None,
     attempt: Annotated[
-        int | None, typer.Option(min=1, help="This attempt (default: the last).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Attempt N of the step (default: the last)."),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
     tail: Annotated[
         int | None,
-        typer.Option("--tail", "-n", min=0, help="Start at the last N lines (of each step)."),
+        typer.Option(
+            "--tail", "-n", min=0, metavar="N", help="Start at the last N lines (of each step)."
+        ),
     ] = None,
     state_dir: StateDirOpt = None,
 ) -> None:
-    """Print a step's output (last attempt by default); with no STEP, every step's,
-    each line prefixed [step-id]. --follow streams until the attempt (or run) ends;
-    --tail N starts at the last N lines. Exit 1 if a log file is missing."""
+    """Print a step's output, or every step's.
+
+    The last attempt by default; with no STEP, every step's output, each line prefixed
+    [step-id]. --follow streams until the attempt (or run) ends; --tail N starts at the
+    last N lines. Exit 1 if a log file is missing."""
     raise typer.Exit(_run_sync(_logs, run_id, state_dir, step, attempt, follow, tail))
 
 
@@ -360,11 +343,15 @@ async def _cancel(run_id: str, state_dir: Path | None, wait_sec: float, as_json:
 def cancel(
     run_id: RunIdArg,
     state_dir: StateDirOpt = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run to stop.")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="How long to wait for the run to stop.")
+    ] = 60.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cancel a running run from anywhere: its process stops every step (TERM, grace,
-    KILL) and records it cancelled. Exit 0 when cancelled, 1 when it was not running."""
+    """Cancel a running run, from any terminal.
+
+    The run's process stops every step (TERM, grace, KILL) and records the run
+    cancelled. Exit 0 when cancelled, 1 when it was not running."""
     raise typer.Exit(_run_sync(_cancel, run_id, state_dir, timeout, as_json, as_json=as_json))
 
 

@@ -70,11 +70,13 @@ OutputOpt = Annotated[
     OutputChoice,
     typer.Option(
         "--output",
-        help="Step output while running: prefixed (each line as 'step | line'), grouped "
+        metavar="MODE",
+        help="Step output while running (auto, prefixed, grouped, quiet): prefixed (each line as 'step | line'), grouped "
         "(one block per attempt when it ends), quiet (none). Default: the live view "
         "shows each running step's last line on a terminal; grouped on GitHub Actions, "
         "prefixed elsewhere.",
         case_sensitive=False,
+        show_default=False,
     ),
 ]
 

@@ -28,6 +28,7 @@ ResumePlanOpt = Annotated[
     Path | None,
     typer.Option(
         "--plan",
+        metavar="FILE",
         help="The plan (a file, or - for stdin) when the run's file is gone or it came "
         "from stdin; it must be the run's plan (else --allow-changed).",
         show_default=False,
@@ -44,13 +45,24 @@ def plan_source(plan: Path) -> Path | Any:
 
 
 def prepare_plan(
-    plan: Path, variables: Mapping[str, str], secrets: Mapping[str, str]
+    plan: Path,
+    variables: Mapping[str, str],
+    secrets: Mapping[str, str],
+    *,
+    allow_undeclared: bool = False,
+    check_host: bool = False,
 ) -> PreparedRun:
     """:func:`planrun.prepare.prepare` of the plan argument (``-``: standard input);
     problems of a plan from standard input are reported as ``<stdin>``'s."""
     source = plan_source(plan)
     try:
-        return prepare(source, variables, secrets)
+        return prepare(
+            source,
+            variables,
+            secrets,
+            allow_undeclared=allow_undeclared,
+            check_host=check_host,
+        )
     except PlanError as exc:
         if source is plan or exc.source is not None:
             raise

@@ -22,7 +22,7 @@ from ..model import Globals, Plan, Step
 from .checks import Indexed, check_graph, check_step_refs, check_values, parsed_templates
 from .read import check_limits, duplicate_keys
 from .text import shown
-from .variables import check_variables
+from .variables import STRICT, GivenRules, check_variables
 
 __all__ = ["decode_plan"]
 
@@ -36,12 +36,16 @@ _STEP_PATH = re.compile(r"\$\.steps\[(\d+)\]")
 
 
 def decode_plan(
-    doc: Any, given: Mapping[str, str] | None = None, secrets: Collection[str] = ()
+    doc: Any,
+    given: Mapping[str, str] | None = None,
+    secrets: Collection[str] = (),
+    rules: GivenRules = STRICT,
 ) -> tuple[Plan | None, list[Problem]]:
     """Turn parsed plan data into a :class:`Plan`, collecting every structural problem.
 
     Returns the plan (None if it could not be built) and the problems found, which
     include type, value, unknown-field and duplicate-key errors for every step.
+    ``rules`` says how the ``given`` variables are checked (see :class:`GivenRules`).
     """
     problems = check_limits(doc)
     if problems:  # nothing below may recurse into, convert or print such data
@@ -63,20 +67,24 @@ def decode_plan(
     # problems are still reported in this pass.
     base = shell if shell is not None else _stand_in(doc.get("variables"))
     partial = msgspec.structs.replace(base, steps=[s for _, s in indexed], globals=globals_)
-    problems += _check(partial, indexed, given or {}, secrets)
+    problems += _check(partial, indexed, given or {}, secrets, rules)
     if shell is None or len(indexed) != len(steps) or raw_steps is None:
         return None, problems
     return partial, problems
 
 
 def _check(
-    plan: Plan, indexed: Indexed, given: Mapping[str, str], secrets: Collection[str]
+    plan: Plan,
+    indexed: Indexed,
+    given: Mapping[str, str],
+    secrets: Collection[str],
+    rules: GivenRules,
 ) -> list[Problem]:
     """Every check of a decoded (maybe partial) plan, in the order they are reported."""
     parsed = parsed_templates(plan, indexed)
     return [
         *check_values(plan, indexed),
-        *check_variables(plan, indexed, parsed, given, secrets),
+        *check_variables(plan, indexed, parsed, given, secrets, rules),
         *check_step_refs(indexed, parsed),
     ]
 

@@ -16,6 +16,7 @@ from ..errors import PlanError, Problem
 from ..model import Plan
 from .decode import decode_plan
 from .read import read_document
+from .variables import GivenRules
 
 __all__ = ["Validation", "load_plan", "validate"]
 
@@ -30,6 +31,9 @@ class Validation:
     problems: tuple[Problem, ...]
     source: str | None = None
     base_dir: Path | None = None
+    #: Required variables (``null`` default) that were given no value: errors, unless
+    #: validated with ``require_values=False`` (then a run must give them).
+    unset: tuple[str, ...] = ()
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -54,11 +58,19 @@ def validate(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
     variables: Mapping[str, str] | None = None,
     secrets: Collection[str] = (),
+    *,
+    require_values: bool = True,
+    allow_undeclared: bool = False,
+    known: Collection[str] = (),
 ) -> Validation:
     """Validate a plan (a :class:`Plan`, parsed data, or a file path) in one pass.
 
     ``secrets`` names secrets given besides the plan's own ``secrets`` list (the CLI's
-    ``--secret``); their values are not needed here.
+    ``--secret``); their values are not needed here. A given variable the plan neither
+    declares nor uses is an error (a typo, most likely) unless ``allow_undeclared`` or
+    it is in ``known``. With ``require_values=False`` a required variable without a
+    value is not an error but listed in :attr:`Validation.unset` (checking a plan's
+    structure before its values are known); given values are checked either way.
 
     Syntax errors and an unreadable file raise :class:`PlanError` (nothing else can be
     checked then); every other problem is collected into the returned
@@ -75,8 +87,15 @@ def validate(
         base_dir = Path(plan).resolve().parent
     else:
         doc = plan
-    decoded, problems = decode_plan(doc, given, secrets)
-    return Validation(decoded, tuple(sorted(problems, key=_step_order)), source, base_dir)
+    rules = GivenRules(require_values, allow_undeclared, frozenset(known))
+    decoded, problems = decode_plan(doc, given, secrets, rules)
+    unset = tuple(
+        name
+        for name, default in (decoded.variables.items() if decoded is not None else ())
+        if default is None and name not in given
+    )
+    ordered = tuple(sorted(problems, key=_step_order))
+    return Validation(decoded, ordered, source, base_dir, unset)
 
 
 def _step_order(problem: Problem) -> int:
@@ -88,6 +107,8 @@ def _step_order(problem: Problem) -> int:
 def load_plan(
     plan: Mapping[str, Any] | str | os.PathLike[str],
     variables: Mapping[str, str] | None = None,
+    *,
+    allow_undeclared: bool = False,
 ) -> Plan:
     """Read and validate a plan; raise :class:`PlanError` listing every problem."""
-    return validate(plan, variables).raise_for_errors()
+    return validate(plan, variables, allow_undeclared=allow_undeclared).raise_for_errors()

@@ -2,36 +2,73 @@
 
 ``given`` are the variables passed in (``--var``, ``run_plan(variables=...)``) and
 ``secrets`` the secret names passed besides the plan's own (``--secret``). Every rule
-returns the problems it found and never raises.
+returns the problems it found and never raises; each variable's problem is its own
+:class:`Problem` (three bad variables: three problems, each located).
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import json
 import os
-from collections.abc import Collection, Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .. import subst
 from ..errors import Problem
 from ..model import Plan, Step
-from .checks import BUILTIN_VARIABLES, VAR_NAME, Indexed, Template, envs
+from .checks import BUILTIN_VARIABLES, VAR_NAME, Indexed, Template, envs, templates
 from .text import encodable, shown
 
-__all__ = ["check_variables"]
+__all__ = ["STRICT", "GivenRules", "check_variables", "escaped_for_shell"]
 
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
+_LEADING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The inside of each ``${...}`` that is not the escape ``$${``.
+_FORM = re.compile(r"(?<!\$)\$\{([^}]*)\}")
+#: A shell's parameter expansion (``X:-default``, ``#X``, ``1``, ``@``), not ours.
+_SHELL_FORM = re.compile(
+    r"[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(?:[-:=+?#%/^,\[].*)?", re.S
+)
+#: The name a malformed reference starts with (``${X:-y}``, ``${X``): used all the same.
+_NAME_AFTER_BRACE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class GivenRules:
+    """How strictly the given variables are checked.
+
+    ``require_values``: a required variable (``null`` default) without a value is an
+    error; ``planrun validate`` turns it off, to check a plan's structure before the
+    values are known. ``allow_undeclared``: a given variable the plan neither declares
+    nor uses is let through (to the steps' environment) instead of being an error.
+    ``known``: names accepted as declared besides the plan's own (a resumed run's
+    variables, accepted when the run started).
+    """
+
+    require_values: bool = True
+    allow_undeclared: bool = False
+    known: frozenset[str] = frozenset()
+
+
+#: The rules of a run: every required variable given, no undeclared one.
+STRICT = GivenRules()
 
 
 def check_variables(
     plan: Plan,
     indexed: Indexed,
-    parsed: Iterable[Template],
+    parsed: Sequence[Template],
     given: Mapping[str, str],
     secrets: Collection[str] = (),
+    rules: GivenRules = STRICT,
 ) -> list[Problem]:
-    """Undefined or malformed references, required variables without a value, secrets
-    that clash, variables spliced into ``sh -c`` scripts, and shadowed env entries."""
+    """Undefined or malformed references, required variables without a value,
+    undeclared given variables, secrets that clash, variables spliced into ``sh -c``
+    scripts, and shadowed env entries."""
     defined = (
         set(plan.variables) | set(given) | set(BUILTIN_VARIABLES) | set(plan.secrets) | set(secrets)
     )
@@ -39,12 +76,15 @@ def check_variables(
     # By id, as the references are: of two steps sharing an id (an error of its own)
     # the later one counts.
     script_at = {s.id: _shell_script_index(s) for _, s in indexed}
+    texts = {path: text for path, _, text in templates(plan, indexed)}
+    uses = [*parsed, *_names_of_malformed(parsed, texts)]
     return [
         *_check_secrets(plan, given, secrets),
-        *_required_without_value(plan, given),
+        *(_required_without_value(plan, given) if rules.require_values else []),
         *_unusable_values(plan, given),
         *_bad_given_names(given),
-        *_check_references(parsed, defined, secret_names, script_at),
+        *_undeclared(plan, uses, given, secret_names, rules),
+        *_check_references(parsed, defined, secret_names, script_at, texts),
         *_check_shadowed_env(plan, indexed, defined),
     ]
 
@@ -143,17 +183,68 @@ def _bad_given_names(given: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
+def _names_of_malformed(parsed: Iterable[Template], texts: Mapping[str, str]) -> list[Template]:
+    """Stand-ins naming what the malformed templates refer to (``${X:-y}``: X), so
+    that a variable given for them is not also reported as undeclared."""
+    return [
+        Template(t.path, t.step_id, tuple(_NAME_AFTER_BRACE.findall(texts[t.path])), ())
+        for t in parsed
+        if t.error is not None and t.path in texts
+    ]
+
+
+def _undeclared(
+    plan: Plan,
+    parsed: Iterable[Template],
+    given: Mapping[str, str],
+    secret_names: Collection[str],
+    rules: GivenRules,
+) -> list[Problem]:
+    """Given variables the plan neither declares nor uses (``${NAME}``): most likely a
+    typo, which would otherwise vanish into the steps' environment unnoticed."""
+    if rules.allow_undeclared:
+        return []
+    # A name the plan uses is declared by that use (the format lets ``${X}`` be given
+    # with --var alone); built-in, secret and malformed names have rules of their own.
+    used = {name for template in parsed for name in template.names}
+    candidates = sorted((set(plan.variables) | used | rules.known) - set(BUILTIN_VARIABLES))
+    accepted = {*candidates, *BUILTIN_VARIABLES, *secret_names}
+    return [
+        Problem(
+            f"--var {name}",
+            f"variable '{name}' is not declared in the plan",
+            hint=_undeclared_hint(name, candidates),
+        )
+        for name in given
+        if isinstance(name, str) and VAR_NAME.match(name) and name not in accepted
+    ]
+
+
+def _undeclared_hint(name: str, candidates: Sequence[str]) -> str:
+    """Did you mean (case-insensitively, then by difflib), else what the plan declares."""
+    folded = {c.casefold(): c for c in candidates}
+    close = difflib.get_close_matches(name.casefold(), list(folded), n=1)
+    anyway = "or pass --allow-undeclared to put it in the steps' environment anyway"
+    if close:
+        return f"did you mean '{folded[close[0]]}'? ({anyway})"
+    if candidates:
+        return f"the plan's variables are {', '.join(candidates)}; {anyway}"
+    return f"the plan declares no variables; {anyway}"
+
+
 def _check_references(
     parsed: Iterable[Template],
     defined: Collection[str],
     secret_names: Collection[str],
     script_at: Mapping[str, int | None],
+    texts: Mapping[str, str],
 ) -> list[Problem]:
     """The rules for each template's ``${NAME}`` references, template by template."""
     problems: list[Problem] = []
     for template in parsed:
         if template.error is not None:
-            problems.append(Problem(template.path, template.error, template.step_id))
+            hint = _shell_form_hint(template, texts.get(template.path))
+            problems.append(Problem(template.path, template.error, template.step_id, hint))
             continue
         problems += _undefined(template, defined)
         spliced = _spliced_into_script(template, script_at)
@@ -163,6 +254,63 @@ def _check_references(
         if on_command_line is not None:
             problems.append(on_command_line)
     return problems
+
+
+def _shell_form_hint(template: Template, text: str | None) -> str | None:
+    """For ``${X:-default}`` and other shell forms: how to write the ``${`` so that a
+    shell (``sh -c``) expands it, in the exact form to paste."""
+    if text is None or template.error is None or "invalid variable name" not in template.error:
+        return None
+    fixed = escaped_for_shell(text)
+    if fixed == text or not any(_SHELL_FORM.fullmatch(f) for f in _FORM.findall(text)):
+        return None
+    quoted = json.dumps(fixed, ensure_ascii=False)
+    hint = (
+        "planrun's ${NAME} takes no shell forms such as ${X:-default}; '$${' writes a "
+        f"literal '${{', so that a shell (sh -c) expands it itself: {quoted}"
+    )
+    for inner in _FORM.findall(text):
+        lead = _LEADING_NAME.match(inner)
+        if lead and inner[lead.end() :].startswith((":-", ":=", "-", "=")):
+            hint += (
+                f' (or give {lead[0]} a default under "variables": every variable is in '
+                f"the step's environment, as ${lead[0]})"
+            )
+            break
+    return hint
+
+
+def escaped_for_shell(text: str) -> str:
+    """``text`` with every ``${`` that is not a valid planrun reference written as
+    ``$${`` (a literal ``${``), valid references and existing escapes kept."""
+    out: list[str] = []
+    i = 0
+    while (dollar := text.find("$", i)) >= 0:
+        out.append(text[i:dollar])
+        if text.startswith("$${", dollar):
+            out.append("$${")
+            i = dollar + 3
+        elif text.startswith("${", dollar):
+            end = text.find("}", dollar + 2)
+            if end >= 0 and _valid_reference(text[dollar : end + 1]):
+                out.append(text[dollar : end + 1])
+                i = end + 1
+            else:
+                out.append("$${")
+                i = dollar + 2
+        else:
+            out.append("$")
+            i = dollar + 1
+    out.append(text[i:])
+    return "".join(out)
+
+
+def _valid_reference(reference: str) -> bool:
+    try:
+        subst.parse(reference)
+    except subst.SubstError:
+        return False
+    return True
 
 
 def _undefined(template: Template, defined: Collection[str]) -> list[Problem]:

@@ -74,6 +74,7 @@ async def load_resume(
     from_step: str | None = None,
     only: str | None = None,
     allow_changed: bool = False,
+    allow_undeclared: bool = False,
 ) -> LoadedResume:
     """Read run ``run_id`` and decide what a resume reruns.
 
@@ -82,7 +83,8 @@ async def load_resume(
     environment again (or taken from ``secrets``). ``state_dir`` defaults as for
     every run. Raises ``UsageError`` (no such run, nothing to resume from, the plan or
     variables changed without ``allow_changed``), ``LockConflict`` (the run is
-    running), ``PlanError`` (the plan is no longer valid).
+    running), ``PlanError`` (the plan is no longer valid, or a new variable is not
+    declared and not ``allow_undeclared``: the run's own were accepted when it started).
     """
     if from_step is not None and only is not None:
         raise UsageError("from_step and only cannot be combined", field="from_step")
@@ -91,7 +93,13 @@ async def load_resume(
     source = await _plan_source(run, plan)
     given = {k: v for k, v in run.variables.items() if k != "PLAN_DIR"}
     given.update(variables or {})
-    prepared = prepare(source, given, _secrets(run, secrets))
+    prepared = prepare(
+        source,
+        given,
+        _secrets(run, secrets),
+        allow_undeclared=allow_undeclared,
+        known_variables=run.variables.keys(),
+    )
     changes = _changes(stored, prepared)
     if changes and not allow_changed:
         raise UsageError(
