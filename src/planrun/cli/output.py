@@ -71,8 +71,9 @@ OutputOpt = Annotated[
     typer.Option(
         "--output",
         metavar="MODE",
-        help="Step output while running (auto, prefixed, grouped, quiet): prefixed (each line as 'step | line'), grouped "
-        "(one block per attempt when it ends), quiet (none). Default: the live view "
+        help="Step output while running (auto, prefixed, grouped, quiet): prefixed "
+        "(each line as 'step | line'), grouped (one block per attempt when it ends), "
+        "quiet (none). Default: the live view "
         "shows each running step's last line on a terminal; grouped on GitHub Actions, "
         "prefixed elsewhere.",
         case_sensitive=False,
