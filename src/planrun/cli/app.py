@@ -43,6 +43,7 @@ from .common import (
     make_console,
     print_problems,
 )
+from .completion import register_completion_command
 from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .output import OutputChoice, OutputOpt, choose_renderer
@@ -454,6 +455,7 @@ def schema() -> None:
 
 register_observe_commands(app)
 register_version_command(app)
+register_completion_command(app)
 
 
 def main() -> None:
