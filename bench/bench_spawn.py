@@ -12,7 +12,9 @@ Tools, each run with 8-way concurrency:
 * ``planrun cli``: ``python -m planrun run PLAN --max-concurrency 8 --plain
   --state-dir <fresh>`` as a subprocess (includes interpreter start-up and imports);
 * ``planrun api``: ``anyio.run(run_plan, ...)`` in this process (asyncio backend),
-  with a fresh state dir each repetition.
+  with a fresh state dir each repetition;
+* ``planrun api+out`` (with ``--on-output``): the same with an ``on_output`` callback
+  that does nothing (every step's output then goes through a pipe and the pump).
 
 Each planrun run is checked (exit 0 / ``RunResult.ok``) and its ``runs.db`` must hold
 ``3 * steps + 2`` events. The table shows the best and median wall time
@@ -48,7 +50,7 @@ from pathlib import Path
 
 import anyio
 
-from planrun import run_plan
+from planrun import OutputLine, run_plan
 
 CONCURRENCY = 8
 
@@ -197,25 +199,36 @@ def bench_cli(w: Workload, root: Path, repeat: int) -> Row:
     return Row(w.name, "planrun cli", w.steps, times, bad[0] if bad else checks[-1])
 
 
-def api_once(w: Workload, state: Path) -> tuple[float, bool]:
-    call = functools.partial(run_plan, w.plan, state_dir=state, max_concurrency=CONCURRENCY)
+def _ignore_line(line: OutputLine) -> None:
+    """An ``on_output`` that does nothing: what the pipe and the pump cost."""
+
+
+def api_once(w: Workload, state: Path, on_output: bool = False) -> tuple[float, bool]:
+    call = functools.partial(
+        run_plan,
+        w.plan,
+        state_dir=state,
+        max_concurrency=CONCURRENCY,
+        on_output=_ignore_line if on_output else None,
+    )
     start = time.perf_counter()
     result = anyio.run(call, backend="asyncio")
     return time.perf_counter() - start, result.ok
 
 
-def bench_api(w: Workload, root: Path, repeat: int) -> Row:
+def bench_api(w: Workload, root: Path, repeat: int, on_output: bool = False) -> Row:
     times: list[float] = []
     checks: list[str] = []
     expected = 3 * w.steps + 2
     for i in range(repeat):
         state = root / f"state-api-{w.name}-{i}"
-        wall, ok = api_once(w, state)
+        wall, ok = api_once(w, state, on_output)
         times.append(wall)
         checks.append(_check(ok, count_events(state), expected))
         shutil.rmtree(state, ignore_errors=True)
     bad = [c for c in checks if not c.startswith("ok")]
-    return Row(w.name, "planrun api", w.steps, times, bad[0] if bad else checks[-1])
+    tool = "planrun api+out" if on_output else "planrun api"
+    return Row(w.name, tool, w.steps, times, bad[0] if bad else checks[-1])
 
 
 def peak_rss_mib() -> float:
@@ -263,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200/100 steps, 1 repetition")
     parser.add_argument("--repeat", type=int, default=None, help="repetitions (default 3)")
     parser.add_argument("--profile", action="store_true", help="cProfile one API run")
+    parser.add_argument(
+        "--on-output", action="store_true", help="also the API with an on_output callback"
+    )
     args = parser.parse_args(argv)
     repeat: int = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     n_independent, n_chain = (200, 100) if args.quick else (2000, 500)
@@ -290,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                 tools.append(functools.partial(bench_build_tool, "ninja", ninja_argv, w, repeat))
             tools.append(functools.partial(bench_cli, w, root, repeat))
             tools.append(functools.partial(bench_api, w, root, repeat))
+            if args.on_output:
+                tools.append(functools.partial(bench_api, w, root, repeat, True))
             for run in tools:
                 rows.append(run())
             rss.append((f"after API runs of {w.name}", peak_rss_mib()))

@@ -5,7 +5,7 @@ The public API is what this module exports; everything else is private.
 """
 
 from . import monitor
-from .api import AttemptResult, RunResult, StepResult, cancel_run, run_plan
+from .api import AttemptResult, OutputLine, RunResult, StepResult, cancel_run, run_plan
 from .errors import (
     CancelError,
     HelperError,
@@ -51,6 +51,7 @@ __all__ = [
     "LockAcquired",
     "LockConflict",
     "OnFailure",
+    "OutputLine",
     "Plan",
     "PlanError",
     "PlanrunError",

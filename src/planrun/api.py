@@ -30,7 +30,7 @@ from .masking import PATH_VARIABLES, Masker, mask_event
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
 from .plan.text import shown
-from .ports import Executor
+from .ports import Executor, OutputLine, OutputSink
 from .prepare import (
     PreparedRun,
     Resume,
@@ -46,6 +46,7 @@ from .store.sqlite import RunPaths, SqliteStore
 
 __all__ = [
     "AttemptResult",
+    "OutputLine",
     "PreparedRun",
     "RunOptions",
     "RunResult",
@@ -69,6 +70,7 @@ async def execute(
     run_id: str | None = None,
     max_concurrency: int | None = None,
     on_event: Callable[[Event], None] | None = None,
+    on_output: OutputSink | None = None,
     executor: Executor | None = None,
     owner_kind: str | None = None,
     on_notice: Callable[[str], None] | None = None,
@@ -86,6 +88,7 @@ async def execute(
         run_id=run_id,
         max_concurrency=max_concurrency,
         on_event=on_event,
+        on_output=on_output,
         executor=executor,
         owner_kind=owner_kind,
         on_notice=on_notice,
@@ -99,7 +102,9 @@ async def execute(
             key, resolved.run_id, store.state_dir, prepared.plan, resolved.on_notice
         ) as prelude:
             with contextlib.ExitStack() as stack:
-                chosen = opts.executor or stack.enter_context(LocalExecutor())
+                chosen = opts.executor or stack.enter_context(
+                    LocalExecutor(_guarded(opts.on_output))
+                )
                 if opts.kill_switch is not None and isinstance(chosen, LocalExecutor):
                     opts.kill_switch.attach(chosen.kill_all)
                 return await _execute_in_store(store, prepared, resolved, chosen, prelude, resume)
@@ -122,7 +127,9 @@ async def _execute_in_store(
         replay(resume.history) if resume is not None else None,
         resolved.on_event,
     )
-    concurrency, capped = _concurrency(resolved.max_concurrency, prepared, executor)
+    concurrency, capped = _concurrency(
+        resolved.max_concurrency, prepared, executor, resolved.options.on_output is not None
+    )
     plan = prepared.plan
     key = run_key(resolved.run_id, store.state_dir)
     config = EngineConfig(
@@ -211,14 +218,35 @@ class _Sink:
                 _LOG.warning("on_event raised %r; no more events are sent to it", exc)
 
 
-def _concurrency(requested: int, prepared: PreparedRun, executor: Executor) -> tuple[int, Prelude]:
+def _guarded(callback: OutputSink | None) -> OutputSink | None:
+    """``callback``, dropped (with one warning) the first time it raises: a broken
+    observer must not break the run it observes (as ``on_event`` in :class:`_Sink`)."""
+    if callback is None:
+        return None
+    alive = [callback]
+
+    def deliver(line: OutputLine) -> None:
+        if not alive:
+            return
+        try:
+            alive[0](line)
+        except (Exception, SystemExit) as exc:
+            alive.clear()
+            _LOG.warning("on_output raised %r; no more lines are sent to it", exc)
+
+    return deliver
+
+
+def _concurrency(
+    requested: int, prepared: PreparedRun, executor: Executor, on_output: bool = False
+) -> tuple[int, Prelude]:
     """The run's effective ``max_concurrency``, and the ``concurrency_capped`` event to
     emit if local attempts would not fit in the open-file limit (see
     :func:`~planrun.executors.local.attempt_capacity`)."""
     if not isinstance(executor, LocalExecutor):
         return requested, ()
     wanted = min(requested, len(prepared.steps))
-    pumped = bool(prepared.masker) or any(rs.max_log_bytes for rs in prepared.steps)
+    pumped = on_output or bool(prepared.masker) or any(rs.max_log_bytes for rs in prepared.steps)
     effective, limit = attempt_capacity(wanted, pumped)
     if effective >= wanted:
         return requested, ()
@@ -327,6 +355,7 @@ async def run_plan(
     run_id: str | None = None,
     max_concurrency: int | None = None,
     on_event: Callable[[Event], None] | None = None,
+    on_output: OutputSink | None = None,
     executor: Executor | None = None,
     secrets: Mapping[str, str] | None = None,
     resume: str | None = None,
@@ -337,35 +366,34 @@ async def run_plan(
 ) -> RunResult:
     """Validate and run a plan; return its :class:`RunResult` when every step is done.
 
-    ``plan`` is a :class:`Plan`, parsed plan data, or a path to a JSON/YAML/TOML file
-    (relative step ``cwd`` values are then resolved against the file's directory).
-    How it runs is ``options`` (a :class:`~planrun.options.RunOptions`, which says
-    every default); the keyword arguments of the same names are a shorthand that win
-    over it. ``on_event`` is called with every event, in order, from the event loop:
-    keep it fast and do not raise from it. ``secrets`` reach the steps, masked as ``***``.
+    ``plan`` is a :class:`Plan`, parsed plan data, or a path to a JSON/YAML/TOML file (relative
+    step ``cwd`` values are then resolved against the file's directory). How it runs is
+    ``options`` (:class:`~planrun.options.RunOptions`: every default); keyword arguments of the
+    same names win over it. ``on_event`` gets every event and ``on_output`` every line a step
+    writes (:class:`~planrun.ports.OutputLine`), in order, on the event loop (keep them fast;
+    one that raises is dropped). ``secrets`` reach the steps, masked ``***`` everywhere else.
 
-    ``resume=RUN_ID`` resumes that failed, cancelled or crashed run instead of starting
-    a new one: steps that did not succeed rerun (``from_step``: also that step and
-    everything downstream; ``only``: just that step) with new attempts in the same run
-    id. ``plan=None`` means the file the run was started from; the run's variables are
-    used again, with ``variables`` overriding some of them. It raises ``UsageError``
-    if the plan or variables changed (unless ``allow_changed``) and ``LockConflict``
-    if the run is running. A run with nothing to rerun returns its stored result.
+    ``resume=RUN_ID`` resumes that failed, cancelled or crashed run: steps that did not succeed
+    rerun (``from_step``: also that step and everything downstream; ``only``: just that step)
+    with new attempts in the same run id. ``plan=None`` means the file the run was started from;
+    its variables are used again, ``variables`` overriding. It raises ``UsageError`` if the plan
+    or variables changed (unless ``allow_changed``) and ``LockConflict`` if the run is running.
+    A run with nothing to rerun returns its stored result.
 
-    A failed run is a result, not an exception. Raises ``PlanError`` for an invalid
-    plan or a variable it does not declare (unless ``allow_undeclared``: then it is
-    in the steps' environment) before anything is written or started, ``UsageError``
-    for a bad ``run_id``/``max_concurrency``, ``StoreError`` if the store fails, ``HelperError``
-    if the watchdog cannot start (the run is then recorded ``failed`` and no step
-    starts). The open-file limit may cap concurrency (a ``ConcurrencyCapped`` event). Cancelling the
-    awaiting task stops every step process (TERM, grace, KILL), records the run
-    ``cancelled`` and re-raises the cancellation.
+    A failed run is a result, not an exception. Raises ``PlanError`` for an invalid plan or a
+    variable it does not declare (unless ``allow_undeclared``: then it is in the steps'
+    environment) before anything is written or started, ``UsageError`` for a bad
+    ``run_id``/``max_concurrency``, ``StoreError`` if the store fails, ``HelperError`` if the
+    watchdog cannot start (the run is recorded ``failed``, no step starts). The open-file limit
+    may cap concurrency (a ``ConcurrencyCapped`` event). Cancelling the awaiting task stops
+    every step process, records the run ``cancelled`` and re-raises the cancellation.
     """
     opts = (options or RunOptions()).updated(
         state_dir=state_dir,
         run_id=run_id,
         max_concurrency=max_concurrency,
         on_event=on_event,
+        on_output=on_output,
         executor=executor,
         variables=variables,
         secrets=secrets,

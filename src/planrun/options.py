@@ -17,7 +17,7 @@ from typing import Any
 from .events import Event
 from .model import Plan
 from .paths import state_dir_or_default
-from .ports import Executor
+from .ports import Executor, OutputSink
 from .prepare import check_concurrency, check_run_id, new_run_id
 
 __all__ = ["KillSwitch", "ResolvedOptions", "RunOptions"]
@@ -52,6 +52,12 @@ class RunOptions:
     :func:`~planrun.prepare.prepare` (secret values reach the steps and are masked
     everywhere else). ``executor``: default a local subprocess executor. ``on_event``:
     called with every event, in order, from the event loop (keep it fast).
+    ``on_output``: called with every line a step writes (an
+    :class:`~planrun.ports.OutputLine`: stdout and stderr as the log has them, secrets
+    masked), as it is written, in order per attempt, from the event loop (keep it
+    fast); every line of an attempt comes before its ``AttemptFinished``. Only the
+    default executor delivers lines (a given ``executor`` does not). Without it,
+    steps write their logs directly, which is cheaper.
     ``on_notice``: called with a line for a person (e.g. "waiting for lock ...").
     ``owner_kind``: ``"cli"`` records that the owning process cancels the run on
     SIGTERM (what :func:`planrun.api.cancel_run` sends); embedders keep ``"api"``.
@@ -65,6 +71,7 @@ class RunOptions:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     executor: Executor | None = None
     on_event: Callable[[Event], None] | None = None
+    on_output: OutputSink | None = None
     on_notice: Callable[[str], None] | None = None
     owner_kind: str = "api"
     kill_switch: KillSwitch | None = None

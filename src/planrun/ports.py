@@ -14,7 +14,7 @@ from typing import Protocol
 from .events import Event
 from .masking import Masker
 
-__all__ = ["AttemptSpec", "EventSink", "Executor", "ProcessResult"]
+__all__ = ["AttemptSpec", "EventSink", "Executor", "OutputLine", "OutputSink", "ProcessResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,29 @@ class AttemptSpec:
     def key(self) -> str:
         """``run_key``, or one made from ``run_id`` when none was given."""
         return self.run_key or f"{self.run_id}@{'0' * 12}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLine:
+    """One line a step wrote (stdout and stderr interleaved, as its log has them),
+    secrets masked, without its line ending (``\\n``, or ``\\r\\n``).
+
+    ``cut`` is True when the line was longer than the executor delivers whole (8 KiB
+    for the local executor): ``text`` is then its start and the rest of the line is
+    not delivered (the log keeps it). A last line without a newline is delivered when
+    the attempt ends. ``text`` is decoded as UTF-8 (invalid bytes replaced) and may
+    hold control characters: a front end that draws it decides what to do with them.
+    """
+
+    step_id: str
+    attempt: int
+    text: str
+    cut: bool = False
+
+
+#: Receives an attempt's lines as they are written, in order per attempt, on the event
+#: loop thread (see ``RunOptions.on_output``). Must be fast and must not block.
+OutputSink = Callable[[OutputLine], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,8 @@ SCHEMA_FILE = REPO / "plans" / "plan.schema.json"
 #: A line of the watchdog's source (it runs as ``python -c SOURCE``): found in its cmdline.
 WATCHDOG_LINE = SOURCE.strip().splitlines()[1].encode()
 
-#: ``HH:MM:SS.mmm `` at the start of every plain-mode state-change line.
-STAMP = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")
+#: ``HH:MM:SS.mmm UTC `` at the start of every plain-mode state-change line.
+STAMP = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} UTC ")
 
 #: Environment variables that would change what the CLI does or draws.
 _SCRUB = (

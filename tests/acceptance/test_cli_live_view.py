@@ -203,5 +203,5 @@ def test_plain_flag_on_a_terminal_logs_lines(tmp_path: Path, backend: str) -> No
     run = _in_tmux if backend == "tmux" else _in_pty
     drawn = run(argv, tmp_path, env)
     assert drawn.exit_code == 0, drawn.text
-    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} only succeeded", drawn.text, re.M), drawn.text
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} UTC only succeeded", drawn.text, re.M), drawn.text
     assert "run plain succeeded" in drawn.text

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shlex
 import signal
 import sys
 import time
@@ -30,21 +29,30 @@ from ..model import json_schema
 from ..options import KillSwitch
 from ..plan import parse_var
 from ..prepare import Resume, check_concurrency, check_plan, secret_hint, secrets_from_env
-from ..resume import Action
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
 from . import jsonout
 from .ci import CiChoice
 from .command import CONTEXT_SETTINGS, build_command
-from .common import StateDirOpt, err_console, fail, print_problems
+from .common import (
+    ColorChoice,
+    ColorOpt,
+    StateDirOpt,
+    err_console,
+    fail,
+    make_console,
+    print_problems,
+)
 from .completion import register_completion_command
 from .jsonout import JsonOpt
 from .observe import register_observe_commands
+from .output import OutputChoice, OutputOpt, choose_renderer
 from .plan_input import ResumePlanOpt, plan_source, prepare_plan
+from .plan_text import print_dry_run, print_explain
 from .reports import RunReports, unstarted_view
 from .ui_cmd import register_ui_command
 from .version import VersionOpt, register_version_command
-from .view import LiveView, PlainLog, Renderer, print_summary
+from .view import Renderer, print_summary
 
 app = typer.Typer(
     name="planrun",
@@ -181,6 +189,8 @@ def run(
     ci: CiOpt = CiChoice.AUTO,
     junit: JunitOpt = None,
     allow_undeclared: AllowUndeclaredOpt = False,
+    output: OutputOpt = OutputChoice.AUTO,
+    color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Validate and run a plan, showing progress.
 
@@ -204,9 +214,9 @@ def run(
         jsonout.write_doc(jsonout.dry_run_doc(prepared, options))
         raise typer.Exit(ExitCode.OK)
     if dry_run:
-        _print_dry_run(Console(highlight=False, soft_wrap=True), prepared, options)
+        print_dry_run(make_console(color=color), prepared, options)
         raise typer.Exit(ExitCode.OK)
-    _run_and_exit(prepared, plain, options, None, as_json, reports)
+    _run_and_exit(prepared, plain, options, None, as_json, reports, output=output, color=color)
 
 
 def _run_and_exit(
@@ -216,16 +226,15 @@ def _run_and_exit(
     resume: Resume | None,
     as_json: bool,
     reports: RunReports,
+    output: OutputChoice = OutputChoice.AUTO,
+    color: ColorChoice = ColorChoice.AUTO,
 ) -> None:
-    """Run (or resume) with a live view or plain log, print the summary, exit; under
-    ``as_json`` the events and the result as NDJSON (``jsonout``)."""
-    console = Console(highlight=False, soft_wrap=True)
+    """Run (or resume) with a live view, plain log or step output (``--output``), print
+    the summary, exit; under ``as_json`` the events and the result as NDJSON
+    (``jsonout``)."""
+    console = make_console(color=color)
     renderer: Renderer = (
-        jsonout.JsonEvents()
-        if as_json
-        else PlainLog(console)
-        if plain or not console.is_terminal
-        else LiveView(console)
+        jsonout.JsonEvents() if as_json else choose_renderer(console, output, plain, reports.ci)
     )
     renderer.state_dir = options.state_dir
     if resume is not None:  # the view starts from the run's history, without printing it
@@ -260,6 +269,7 @@ async def _run(
     options = replace(
         options,
         on_event=renderer.on_event,
+        on_output=renderer.on_output if renderer.wants_output else None,
         owner_kind="cli",
         on_notice=lambda text: err_console().print(text, markup=False),
         kill_switch=kill_switch,
@@ -310,56 +320,6 @@ async def _handle_signals(
                 kill_switch.kill_all()
 
 
-def _print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
-    plan = prepared.plan
-    masker = prepared.masker
-
-    def say(text: str) -> None:
-        console.print(masker.text(text), markup=False, soft_wrap=True)
-
-    def quote(value: str) -> str:
-        # Mask before quoting: shlex would rewrite a secret holding a quote into a
-        # form the masker does not know.
-        return shlex.quote(masker.text(value))
-
-    by_id = {rs.step.id: rs for rs in prepared.steps}
-    tiers = levels({s.id: s.depends_on for s in plan.steps})
-    concurrency = options.concurrency(plan)
-    say(
-        f"plan {plan.plan_id}: {len(plan.steps)} steps in {len(tiers)} levels, "
-        f"max concurrency {concurrency} (dry run: nothing is written or started)"
-    )
-    shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
-    if shown:
-        say("variables: " + " ".join(f"{k}={quote(v)}" for k, v in shown.items()))
-    for depth, tier in enumerate(tiers):
-        say(f"level {depth}:")
-        for step_id in tier:
-            rs = by_id[step_id]
-            step = rs.step
-            say(f"  {step_id}: {' '.join(map(quote, rs.argv))}")
-            details = []
-            if step.depends_on:
-                details.append(f"after {', '.join(step.depends_on)}")
-            if step.when.value != "all_success":
-                details.append(f"when {step.when.value}")
-            if rs.cwd:
-                details.append(f"cwd {rs.cwd}")
-            if rs.timeout:
-                details.append(f"timeout {rs.timeout:g}s")
-            if step.retries:
-                details.append(f"retries {step.retries}")
-            if step.on_failure.value != "abort":
-                details.append(f"on_failure {step.on_failure.value}")
-            if not step.critical:
-                details.append("non-critical")
-            extra_env = {**plan.globals.env, **step.env}
-            if extra_env:
-                details.append("env " + " ".join(f"{k}={quote(rs.env[k])}" for k in extra_env))
-            if details:
-                say(f"      {'; '.join(details)}")
-
-
 #: ``resume``'s own options (named here so the command stays readable).
 FromOpt = Annotated[
     str | None,
@@ -396,6 +356,8 @@ def resume_cmd(
     ci: CiOpt = CiChoice.AUTO,
     junit: JunitOpt = None,
     allow_undeclared: AllowUndeclaredOpt = False,
+    output: OutputOpt = OutputChoice.AUTO,
+    color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Resume a failed, cancelled or crashed run, in the same run id.
 
@@ -423,12 +385,12 @@ def resume_cmd(
         jsonout.write_doc(jsonout.explain_doc(loaded))
         raise typer.Exit(ExitCode.OK)
     if explain:
-        _print_explain(Console(highlight=False, soft_wrap=True), loaded)
+        print_explain(make_console(color=color), loaded)
         raise typer.Exit(ExitCode.OK)
     if not loaded.resume.rerun:
         _nothing_to_rerun(loaded, as_json, reports)
-    options = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
-    _run_and_exit(loaded.prepared, plain, options, loaded.resume, as_json, reports)
+    opts = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
+    _run_and_exit(loaded.prepared, plain, opts, loaded.resume, as_json, reports, output, color)
 
 
 def _nothing_to_rerun(loaded: LoadedResume, as_json: bool, reports: RunReports) -> NoReturn:
@@ -444,24 +406,6 @@ def _nothing_to_rerun(loaded: LoadedResume, as_json: bool, reports: RunReports) 
     if stored is not None:  # CI still gets its report
         reports.finish(stored, loaded.prepared, 0.0)
     raise typer.Exit(ExitCode.OK)
-
-
-def _print_explain(console: Console, loaded: LoadedResume) -> None:
-    run = loaded.run
-    choices = loaded.resume.choices
-    rerun = sum(c.action is Action.RERUN for c in choices)
-    console.print(
-        f"run {run.run_id} ({run.state.value}): a resume would rerun {rerun} of "
-        f"{len(choices)} steps (nothing is run: --explain)",
-        markup=False,
-    )
-    for change in loaded.changes:
-        console.print(f"changed since the run (allowed): {change}", markup=False)
-    width = max(len(c.step_id) for c in choices)
-    for choice in choices:
-        console.print(
-            f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
-        )
 
 
 @app.command(name="validate")
@@ -484,7 +428,7 @@ def validate_cmd(
         raise jsonout.fail(exc, as_json) from None
     if as_json:
         jsonout.write_doc(jsonout.validation_doc(str(plan), result, None))
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console()
     if not result.ok:
         raise fail(PlanError(result.problems, result.source))
     print_problems(err_console(), result.warnings, result.source)

@@ -1,11 +1,21 @@
-"""Helpers shared by the CLI commands: consoles, error reporting, common options."""
+"""Helpers shared by the CLI commands: consoles, error reporting, common options.
+
+Every console is made here (:func:`make_console`). Whether a stream is a terminal is
+decided by the stream itself (``isatty``), never by ``FORCE_COLOR``: a live view is
+drawn only on a real terminal. Colour is decided apart from that: ``--color
+always|never`` wins, then ``NO_COLOR``, then ``FORCE_COLOR`` (both non-empty), then
+whether the stream is a terminal (and not ``TERM=dumb``).
+"""
 
 from __future__ import annotations
 
 import os
 import shlex
+import sys
+from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, TextIO
 
 import typer
 from rich.console import Console
@@ -23,14 +33,19 @@ from ..errors import (
 from ..paths import STATE_DIR_ENV, state_dir_to_name
 
 __all__ = [
+    "ColorChoice",
+    "ColorOpt",
     "StateDirOpt",
     "cli_hint",
     "cli_words",
     "command_hint",
     "err_console",
     "fail",
+    "is_tty",
+    "make_console",
     "out_console",
     "print_problems",
+    "wants_color",
 ]
 
 StateDirOpt = Annotated[
@@ -44,6 +59,75 @@ StateDirOpt = Annotated[
 ]
 
 
+class ColorChoice(StrEnum):
+    """What ``--color`` accepts."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+ColorOpt = Annotated[
+    ColorChoice,
+    typer.Option(
+        "--color",
+        metavar="WHEN",
+        show_default=False,
+        help="Colour: auto (a terminal, unless NO_COLOR; FORCE_COLOR forces it), always, never.",
+        case_sensitive=False,
+    ),
+]
+
+
+def is_tty(stream: TextIO) -> bool:
+    """Whether ``stream`` is a real terminal (what the live view needs)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # closed, or not a real file
+        return False
+
+
+def wants_color(choice: ColorChoice, tty: bool, env: Mapping[str, str]) -> bool:
+    """Whether to colour a stream (a terminal if ``tty``) under ``env``: see the
+    module docstring for the order."""
+    if choice is not ColorChoice.AUTO:
+        return choice is ColorChoice.ALWAYS
+    if env.get("NO_COLOR", ""):
+        return False
+    if env.get("FORCE_COLOR", ""):
+        return True
+    return tty and env.get("TERM", "").lower() != "dumb"
+
+
+ColorSystem = Literal["standard", "256", "truecolor"]
+
+
+def _color_system(env: Mapping[str, str]) -> ColorSystem:
+    """How many colours the reader likely has (rich's guess needs a terminal)."""
+    if env.get("COLORTERM", "").strip().lower() in ("truecolor", "24bit"):
+        return "truecolor"
+    return "256" if env.get("TERM", "").endswith("256color") else "standard"
+
+
+def make_console(
+    *, stderr: bool = False, color: ColorChoice = ColorChoice.AUTO, width: int | None = None
+) -> Console:
+    """A console on stdout (or stderr) that is a terminal only if the stream is one,
+    coloured as :func:`wants_color` says. Not a terminal: never cursor movement."""
+    stream = sys.stderr if stderr else sys.stdout
+    tty = is_tty(stream)
+    colored = wants_color(color, tty, os.environ)
+    return Console(
+        stderr=stderr,
+        force_terminal=tty,
+        color_system=_color_system(os.environ) if colored else None,
+        no_color=not colored,
+        highlight=False,
+        soft_wrap=True,
+        width=width,
+    )
+
+
 def command_hint(*words: str, state_dir: str | os.PathLike[str] | None) -> str:
     """``planrun WORDS...`` as a command to copy and paste where it is printed: with
     ``--state-dir DIR`` when the state dir discovery finds from the working directory
@@ -53,16 +137,16 @@ def command_hint(*words: str, state_dir: str | os.PathLike[str] | None) -> str:
     return shlex.join(("planrun", *words, *extra))
 
 
-def out_console() -> Console:
+def out_console(color: ColorChoice = ColorChoice.AUTO) -> Console:
     """stdout for tables and text; wide when not a terminal so nothing is cut off."""
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(color=color)
     if not console.is_terminal:
-        console = Console(highlight=False, soft_wrap=True, width=400)
+        console = make_console(color=color, width=400)
     return console
 
 
-def err_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+def err_console(color: ColorChoice = ColorChoice.AUTO) -> Console:
+    return make_console(stderr=True, color=color)
 
 
 def print_problems(console: Console, problems: tuple[Problem, ...], source: str | None) -> None:

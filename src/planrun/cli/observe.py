@@ -28,7 +28,7 @@ from ..exitcodes import ExitCode
 from ..model import RunState
 from ..records import RunRecord
 from . import jsonout
-from .common import StateDirOpt, command_hint, err_console, out_console
+from .common import ColorChoice, ColorOpt, StateDirOpt, command_hint, err_console, out_console
 from .logs import LogSet
 from .showtext import run_lines, state_dir_lines, step_lines
 from .tables import Column, layout, utc_stamp
@@ -133,11 +133,12 @@ def watch(
     state_dir: StateDirOpt = None,
     as_json: JsonOpt = False,
     plain: Annotated[bool, typer.Option("--plain", help="One line per state change.")] = False,
+    color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Follow a run from another terminal (or replay a finished one).
 
     Exits with the run's exit code."""
-    console = out_console()
+    console = out_console(color)
     renderer: Renderer = (
         PlainLog(console) if plain or as_json or not console.is_terminal else LiveView(console)
     )

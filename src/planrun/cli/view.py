@@ -3,12 +3,14 @@
 Both renderers are fed events through ``on_event`` (called on the event loop thread)
 and fold them with the shared reducer, ``planrun.state.apply``. The live view redraws
 from its own task, at most ``MAX_FPS`` times a second, with ``auto_refresh`` off so
-rich never reads the state from another thread.
+rich never reads the state from another thread. A renderer that shows step output
+says so (``wants_output``) and gets each line through ``on_output``, on the same thread.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from collections import deque
@@ -37,10 +39,20 @@ from ..events import (
     StepFinished,
 )
 from ..model import RunState, StepState
+from ..ports import OutputLine
 from ..state import RunView, StepView, apply
 from .common import command_hint
 
-__all__ = ["LiveView", "PlainLog", "Renderer", "format_duration", "log_tail", "print_summary"]
+__all__ = [
+    "LiveView",
+    "PlainLog",
+    "Renderer",
+    "clock",
+    "format_duration",
+    "log_tail",
+    "printable",
+    "print_summary",
+]
 
 MAX_FPS = 10
 #: Plans with more steps than this show only running, failed and recent steps.
@@ -65,9 +77,21 @@ RUN_STYLE = {
 }
 
 
-def _clock(ts: str) -> str:
-    """``HH:MM:SS.mmm`` of an event timestamp (UTC)."""
-    return ts[11:23]
+def clock(ts: str) -> str:
+    """``HH:MM:SS.mmm UTC`` of an event timestamp (stored in UTC: the line says so)."""
+    return f"{ts[11:23]} UTC"
+
+
+#: Escape sequences (CSI, OSC, two-byte) and the other control characters but tab.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?|[\x00-\x08\x0a-\x1f\x7f]"
+)
+
+
+def printable(text: str) -> str:
+    """A step's line, safe to draw: no escape sequence or control character of the
+    step's can move the cursor, clear the screen or retitle the terminal."""
+    return _CONTROL.sub("", text) if not text.isprintable() else text
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -125,6 +149,9 @@ def _last_log(step: StepView) -> str | None:
 class Renderer:
     """Base: folds events into ``self.view``."""
 
+    #: Whether the renderer shows step output (the run then passes ``on_output``).
+    wants_output = False
+
     def __init__(self, console: Console) -> None:
         self.console = console
         self.view: RunView | None = None
@@ -137,6 +164,9 @@ class Renderer:
 
     def on_event(self, event: Event) -> None:
         self.view = apply(self.view, event)
+
+    def on_output(self, line: OutputLine) -> None:
+        """A line a step wrote (masked); nothing to do unless ``wants_output``."""
 
     async def run(self) -> None:
         """Draw until cancelled (nothing to do for line-based output)."""
@@ -153,7 +183,7 @@ class PlainLog(Renderer):
         line = self._line(event)
         if line is not None:
             self.console.print(
-                f"{_clock(event.ts)} {line}", markup=False, highlight=False, soft_wrap=True
+                f"{clock(event.ts)} {line}", markup=False, highlight=False, soft_wrap=True
             )
 
     def _line(self, event: Event) -> str | None:
@@ -217,10 +247,13 @@ class PlainLog(Renderer):
 
 
 class LiveView(Renderer):
-    """A rich live table: a row per step (folded for large plans) and an overall bar."""
+    """A rich live table: a row per step (folded for large plans) and an overall bar;
+    with ``show_output``, a running step's row ends with the last line it wrote."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, show_output: bool = False) -> None:
         super().__init__(console)
+        self.wants_output = show_output
+        self._last_line: dict[str, str] = {}
         self._live = Live(
             console=console,
             auto_refresh=False,
@@ -244,7 +277,15 @@ class LiveView(Renderer):
             self.console.print(f"[yellow]{escape(capped_text(event))}[/]")
         elif isinstance(event, StepFinished):
             self._recent.append(event.step_id)
+        elif isinstance(event, AttemptStarted):
+            self._last_line.pop(event.step_id, None)
         self._dirty.set()
+
+    def on_output(self, line: OutputLine) -> None:
+        text = printable(line.text).strip()
+        if text:
+            self._last_line[line.step_id] = text
+            self._dirty.set()
 
     async def run(self) -> None:
         self._live.start()
@@ -292,6 +333,8 @@ class LiveView(Renderer):
             note = step.reason or ""
             if step.retry_in is not None and step.state is StepState.RUNNING:
                 note = f"retrying in {step.retry_in:g}s"
+            elif step.state is StepState.RUNNING:
+                note = self._last_line.get(step.id, note)
             if step.state.failed:
                 tail = log_tail(_last_log(step), 1)
                 note = f"{note} | {tail[-1]}" if tail else note

@@ -7,7 +7,8 @@ How an attempt is supervised (see shared/pitfalls.md for the evidence):
 - stdout and stderr go straight to the attempt's log file (a new file: see
   ``attempt_files.py``): no pipe into planrun, so nothing is buffered in memory and no
   grandchild can hold a pipe of ours open. The exceptions are a run with secrets and a
-  step with ``max_log_bytes``: output then flows through a pipe that planrun reads,
+  step with ``max_log_bytes`` and an executor made with ``on_output`` (the lines go
+  to that callback too, as they are written): output then flows through a pipe that planrun reads,
   masks and caps (``pump.Pump``) before it reaches the log, so no secret is ever on disk.
 - ``$PLANRUN_OUTPUT`` names a file planrun creates for the attempt in a private temp
   dir, not the state dir (a step may write a secret there), with a random name; it is
@@ -45,7 +46,7 @@ from collections.abc import Callable
 import anyio
 
 from ..outputs import OutputError
-from ..ports import AttemptSpec, ProcessResult
+from ..ports import AttemptSpec, OutputSink, ProcessResult
 from .attempt_files import OutputFile, OutputsRoot
 from .capacity import (
     SPAWN_FDS,
@@ -72,9 +73,14 @@ class LocalExecutor:
     Every step process carries ``PLANRUN_RUN_ID``, ``PLANRUN_STEP_ID``,
     ``PLANRUN_ATTEMPT`` and ``PLANRUN_ATTEMPT_TAG`` (``run/step/attempt``) in its
     environment, so descendants that left the process group are still found.
+
+    ``on_output``: called with every line an attempt writes, as it is written (see
+    :class:`~planrun.ports.OutputLine`), on the event loop thread; it must not raise
+    (``run_plan`` guards the caller's). Without it, steps write their logs directly.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_output: OutputSink | None = None) -> None:
+        self._on_output = on_output
         self._live: dict[int, Attempt] = {}
         self._watchdog = Watchdog()
         self._runs: set[str] = set()
@@ -120,7 +126,7 @@ class LocalExecutor:
         """
         while True:
             if fds_available(SPAWN_FDS):
-                started = spawn(spec, self._outputs)
+                started = spawn(spec, self._outputs, self._on_output)
                 if not (self._live and out_of_fds(started)):
                     return started
             elif not self._live:  # nothing will free any: waiting cannot help

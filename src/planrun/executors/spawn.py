@@ -8,8 +8,8 @@ written to the attempt's log as ``planrun: ...``), having closed every fd it ope
 and removed the outputs file. (Only creating the sentinel pipe may raise ``OSError``:
 callers check ``capacity.fds_available`` first.) The leader gets an argv (never a
 shell), stdin from ``/dev/null``, stdout and stderr on the log file (or the pump's
-pipe), a new session, and the write end of the sentinel pipe; planrun keeps no write
-end of any pipe.
+pipe, also whenever ``on_output`` is given), a new session, and the write end of the
+sentinel pipe; planrun keeps no write end of any pipe.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from ..ports import AttemptSpec, ProcessResult
+from ..ports import AttemptSpec, OutputLine, OutputSink, ProcessResult
 from .attempt_files import OutputFile, OutputsRoot, open_log
 from .group import Attempt
-from .pump import Pump
+from .pump import LineCallback, Pump
 from .tags import step_env
 
 __all__ = ["spawn", "spawn_error"]
@@ -39,9 +39,23 @@ class _Files:
     pump: Pump | None
 
 
-def _open_files(spec: AttemptSpec, outputs: OutputsRoot) -> _Files | ProcessResult:
-    """The attempt's outputs file, log and (masking or a cap) pump; or, if one
-    cannot be made safely, the failed result saying why."""
+def _line_callback(spec: AttemptSpec, on_output: OutputSink | None) -> LineCallback | None:
+    """What the pump calls per line: ``on_output`` with the attempt's :class:`OutputLine`."""
+    if on_output is None:
+        return None
+    step_id, attempt = spec.step_id, spec.attempt
+
+    def deliver(text: str, cut: bool) -> None:
+        on_output(OutputLine(step_id, attempt, text, cut))
+
+    return deliver
+
+
+def _open_files(
+    spec: AttemptSpec, outputs: OutputsRoot, on_output: OutputSink | None
+) -> _Files | ProcessResult:
+    """The attempt's outputs file, log and (masking, a cap or ``on_output``) pump; or,
+    if one cannot be made safely, the failed result saying why."""
     try:
         output = outputs.create()
     except OSError as exc:
@@ -51,7 +65,8 @@ def _open_files(spec: AttemptSpec, outputs: OutputsRoot) -> _Files | ProcessResu
     except OSError as exc:
         output.remove()
         return ProcessResult(exit_code=None, error=str(exc))
-    if not spec.masker and spec.max_log_bytes is None:
+    if not spec.masker and spec.max_log_bytes is None and on_output is None:
+        # The fast path: the step writes its log itself, nothing passes through us.
         return _Files(output, log_fd, log_fd, None)
     try:
         pipe_read, out_fd = os.pipe2(os.O_CLOEXEC)
@@ -60,14 +75,17 @@ def _open_files(spec: AttemptSpec, outputs: OutputsRoot) -> _Files | ProcessResu
         output.remove()
         return ProcessResult(exit_code=None, error=f"cannot create the output pipe: {exc}")
     os.set_blocking(pipe_read, False)
-    return _Files(output, log_fd, out_fd, Pump(pipe_read, log_fd, spec.masker, spec.max_log_bytes))
+    pump = Pump(pipe_read, log_fd, spec.masker, spec.max_log_bytes, _line_callback(spec, on_output))
+    return _Files(output, log_fd, out_fd, pump)
 
 
-def spawn(spec: AttemptSpec, outputs: OutputsRoot) -> Attempt | ProcessResult:
+def spawn(
+    spec: AttemptSpec, outputs: OutputsRoot, on_output: OutputSink | None = None
+) -> Attempt | ProcessResult:
     """Start the attempt (see the module's contract); ``outputs`` makes its
-    ``$PLANRUN_OUTPUT`` file."""
+    ``$PLANRUN_OUTPUT`` file; ``on_output`` gets its lines as they are written."""
     env, tag = step_env(spec)
-    files = _open_files(spec, outputs)
+    files = _open_files(spec, outputs, on_output)
     if isinstance(files, ProcessResult):
         return files
     env.update(files.output.env)

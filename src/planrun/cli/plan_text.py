@@ -1,0 +1,85 @@
+"""What ``run --dry-run`` and ``resume --explain`` print for a person (moved out of
+``app.py`` to keep it under the 500-line rule)."""
+
+from __future__ import annotations
+
+import shlex
+
+from rich.console import Console
+
+from ..api import PreparedRun, RunOptions
+from ..graph import levels
+from ..resume import Action
+from ..resume.load import LoadedResume
+
+__all__ = ["print_dry_run", "print_explain"]
+
+
+def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
+    """``run --dry-run``: the resolved steps level by level, secrets masked."""
+    plan = prepared.plan
+    masker = prepared.masker
+
+    def say(text: str) -> None:
+        console.print(masker.text(text), markup=False, soft_wrap=True)
+
+    def quote(value: str) -> str:
+        # Mask before quoting: shlex would rewrite a secret holding a quote into a
+        # form the masker does not know.
+        return shlex.quote(masker.text(value))
+
+    by_id = {rs.step.id: rs for rs in prepared.steps}
+    tiers = levels({s.id: s.depends_on for s in plan.steps})
+    concurrency = options.concurrency(plan)
+    say(
+        f"plan {plan.plan_id}: {len(plan.steps)} steps in {len(tiers)} levels, "
+        f"max concurrency {concurrency} (dry run: nothing is written or started)"
+    )
+    shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
+    if shown:
+        say("variables: " + " ".join(f"{k}={quote(v)}" for k, v in shown.items()))
+    for depth, tier in enumerate(tiers):
+        say(f"level {depth}:")
+        for step_id in tier:
+            rs = by_id[step_id]
+            step = rs.step
+            say(f"  {step_id}: {' '.join(map(quote, rs.argv))}")
+            details = []
+            if step.depends_on:
+                details.append(f"after {', '.join(step.depends_on)}")
+            if step.when.value != "all_success":
+                details.append(f"when {step.when.value}")
+            if rs.cwd:
+                details.append(f"cwd {rs.cwd}")
+            if rs.timeout:
+                details.append(f"timeout {rs.timeout:g}s")
+            if step.retries:
+                details.append(f"retries {step.retries}")
+            if step.on_failure.value != "abort":
+                details.append(f"on_failure {step.on_failure.value}")
+            if not step.critical:
+                details.append("non-critical")
+            extra_env = {**plan.globals.env, **step.env}
+            if extra_env:
+                details.append("env " + " ".join(f"{k}={quote(rs.env[k])}" for k in extra_env))
+            if details:
+                say(f"      {'; '.join(details)}")
+
+
+def print_explain(console: Console, loaded: LoadedResume) -> None:
+    """``resume --explain``: what each step would do and why."""
+    run = loaded.run
+    choices = loaded.resume.choices
+    rerun = sum(c.action is Action.RERUN for c in choices)
+    console.print(
+        f"run {run.run_id} ({run.state.value}): a resume would rerun {rerun} of "
+        f"{len(choices)} steps (nothing is run: --explain)",
+        markup=False,
+    )
+    for change in loaded.changes:
+        console.print(f"changed since the run (allowed): {change}", markup=False)
+    width = max(len(c.step_id) for c in choices)
+    for choice in choices:
+        console.print(
+            f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
+        )
