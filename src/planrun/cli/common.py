@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal, TextIO
+from typing import IO, Annotated, Literal, TextIO
 
 import typer
 from rich.console import Console
@@ -109,6 +109,28 @@ def _color_system(env: Mapping[str, str]) -> ColorSystem:
     return "256" if env.get("TERM", "").endswith("256color") else "standard"
 
 
+class _Console(Console):
+    """A rich console that outlives its reader: when stdout's reader goes away
+    (``planrun run | head``), the rest of the output goes to /dev/null and the run
+    goes on to its end (rich's default raises ``SystemExit(1)`` from inside whatever
+    was printing, mid-run)."""
+
+    def on_broken_pipe(self) -> None:
+        quiet_stream(self.file)
+
+
+def quiet_stream(stream: IO[str]) -> None:
+    """Send what is still written to ``stream`` (and the interpreter's final flush)
+    to /dev/null: its reader went away."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # not a real file (a test's StringIO): nothing to do
+        pass
+    finally:
+        os.close(devnull)
+
+
 def make_console(
     *, stderr: bool = False, color: ColorChoice = ColorChoice.AUTO, width: int | None = None
 ) -> Console:
@@ -117,7 +139,7 @@ def make_console(
     stream = sys.stderr if stderr else sys.stdout
     tty = is_tty(stream)
     colored = wants_color(color, tty, os.environ)
-    return Console(
+    return _Console(
         stderr=stderr,
         force_terminal=tty,
         color_system=_color_system(os.environ) if colored else None,

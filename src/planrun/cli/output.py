@@ -35,6 +35,7 @@ from rich.text import Text
 from ..events import AttemptFinished, AttemptStarted, Event, utc_now
 from ..ports import OutputLine
 from .ci import CiMode
+from .common import quiet_stream
 from .view import LiveView, PlainLog, Renderer, clock, format_duration, printable
 
 __all__ = [
@@ -191,8 +192,11 @@ class StepOutputLog(PlainLog):
         """Straight to the console's file: a rich ``print`` per line costs ~75 µs,
         too much for a step that writes 100,000 lines (the prefix is rendered once)."""
         file = self.console.file
-        file.write(text)
-        file.flush()
+        try:
+            file.write(text)
+            file.flush()
+        except BrokenPipeError:  # the reader went away: the run goes on, unprinted
+            quiet_stream(file)
 
     def _prefix(self, step_id: str) -> str:
         """``step | `` padded to the longest step id, in the step's colour (rendered
