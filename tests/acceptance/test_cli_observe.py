@@ -507,22 +507,36 @@ def test_logs_follow_streams_a_running_step_until_its_attempt_ends(
     tmp_path: Path, runs: list[Running]
 ) -> None:
     """`logs RUN STEP --follow` started while the step runs prints its lines as they are
-    written and exits 0 when the attempt ends, while the run is still going."""
+    written and exits 0 when the attempt ends, while the run is still going.
+
+    No timing: the step prints its first line, then waits for a file the test creates
+    only once the follower has printed that line, so the line can only have been
+    streamed from a running attempt."""
     state = tmp_path / "state"
-    run = start_run(tmp_path, state, _obs_plan(bravo_sleep=1.5), _new_id("follow"))
+    go = tmp_path / "go"
+    plan = {
+        "plan_id": "follow",
+        "steps": [
+            sh("alpha", f"echo first; while [ ! -e '{go}' ]; do sleep 0.05; done; echo second"),
+            sh("bravo", "sleep 1.5", depends_on=["alpha"]),
+        ],
+    }
+    run = start_run(tmp_path, state, plan, _new_id("follow"))
     runs.append(run)
     run.wait_event(lambda e: e["type"] == "attempt_started" and e["step_id"] == "alpha")
     follower = stream(
         ["logs", run.run_id, "alpha", "--follow", "--state-dir", str(state)], tmp_path, run.proc
     )
     try:
+        assert wait_until(lambda: follower.texts() == ["first"], 10), follower.lines
+        assert follower.proc.poll() is None, "the attempt is still running: keep following"
+        go.touch()
         assert follower.finish(timeout=10) == 0
         assert run.proc.poll() is None, "logs --follow should end with the attempt, not the run"
     finally:
+        go.touch()
         follower.kill()
-    assert follower.texts() == ALPHA_LINES
-    times = [t for t, _, _ in follower.lines]
-    assert times[-1] - times[0] > 0.2, follower.lines  # written 0.25 s apart: streamed
+    assert follower.texts() == ["first", "second"]
 
 
 def test_logs_follow_keeps_every_line_of_retried_attempts(
