@@ -46,6 +46,7 @@ def _ensure_chromium(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite: unit, integration and acceptance (real processes and files),
     the dashboard's in a real headless Chromium included (a missing browser fails)."""
-    session.install("-e", ".[test,browser]")
+    # mypy too: a test checks that a user's `mypy --strict` sees planrun as typed.
+    session.install("-e", ".[test,browser]", "mypy>=2.4,<2.5")
     _ensure_chromium(session)
     session.run("pytest", *session.posargs, env={"PLANRUN_REQUIRE_BROWSER": "1"})

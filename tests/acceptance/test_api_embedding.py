@@ -89,7 +89,7 @@ USER_CODE = """
 def test_a_users_mypy_strict_sees_planrun_typed(tmp_path: Path) -> None:
     """``mypy --strict`` of a user's file importing the installed planrun passes (no
     "missing library stubs or py.typed marker"), and catches a wrong variable type."""
-    pytest.importorskip("mypy", reason="mypy is installed with the dev tools")
+    pytest.importorskip("mypy", reason="mypy is installed by the nox tests session")
     good = tmp_path / "service.py"
     good.write_text(textwrap.dedent(USER_CODE))
     bad = tmp_path / "wrong.py"
