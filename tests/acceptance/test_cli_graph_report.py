@@ -32,7 +32,7 @@ def _plan(tmp_path: Path) -> Path:
             "plan_id": 'g"raph',
             "variables": {"TARGET": None},
             "steps": [
-                sh("a.b", "echo \"$TARGET\""),
+                sh("a.b", 'echo "$TARGET"'),
                 sh("a-b", "true", name=NASTY, depends_on=["a.b"]),
                 sh("end", "true", depends_on=["a-b", "a.b"], when="all_done", critical=False),
                 sh("o1", "true", depends_on=["end"], when="one_failed"),
@@ -71,7 +71,8 @@ def _parse_mermaid(
             label = m.group(2).replace("<br>", "\n")
             nodes[m.group(1)] = re.sub(r"#(\d+);", lambda g: chr(int(g.group(1))), label)
         elif m := EDGE.match(line):
-            assert m.group(1) in nodes and m.group(3) in nodes, line
+            assert m.group(1) in nodes, line
+            assert m.group(3) in nodes, line
             edges.append((m.group(1), m.group(2), m.group(3)))
         elif m := CLASSDEF.match(line):
             defined.add(m.group(1))
@@ -120,7 +121,7 @@ def test_graph_dot_compiles_and_shows_the_plan_s_text(tmp_path: Path) -> None:
     )
     assert drawn.returncode == 0, drawn.stderr
     assert drawn.stderr == ""  # not even a syntax warning
-    svg = ET.fromstring(drawn.stdout)
+    svg = ET.fromstring(drawn.stdout)  # noqa: S314 - our own document
     groups = {
         g.findtext(f"{SVG_NS}title"): g
         for g in svg.iter(f"{SVG_NS}g")
@@ -135,14 +136,15 @@ def test_graph_dot_compiles_and_shows_the_plan_s_text(tmp_path: Path) -> None:
         "when all_done, non-critical",
     ]
     dashed = groups["end"].find(f"{SVG_NS}path")
-    assert dashed is not None and dashed.get("stroke-dasharray")  # non-critical: dashed
+    assert dashed is not None
+    assert dashed.get("stroke-dasharray")  # non-critical: dashed
     assert svg.findtext(f"{SVG_NS}g/{SVG_NS}title") == 'g"raph'
 
 
 def test_graph_svg_is_standalone_xml_with_the_marks(tmp_path: Path) -> None:
     result = _graph(tmp_path, "--format", "svg")
     assert result.returncode == 0, result.stderr
-    svg = ET.fromstring(result.stdout)
+    svg = ET.fromstring(result.stdout)  # noqa: S314 - our own document
     assert svg.find(f"{SVG_NS}style") is not None  # readable on its own
     nodes = {g.get("data-step"): g for g in svg.iter(f"{SVG_NS}g")}
     assert set(nodes) == {"a.b", "a-b", "end", "o1"}
@@ -194,7 +196,7 @@ def test_graph_usage_errors_are_exit_2(
 
 # --- report ---------------------------------------------------------------------
 
-SECRET = "s3cr3t-value-xyz"
+SECRET = "s3cr3t-value-xyz"  # noqa: S105 - a test value
 
 
 def _failed_run(tmp_path: Path) -> tuple[Path, str]:
@@ -267,7 +269,8 @@ def test_report_of_a_failed_run_with_retries(tmp_path: Path) -> None:
     for _, text in tails:
         assert text == "attempt boom &lt;script&gt;alert(1)&lt;/script&gt; ***"
     assert SECRET not in html
-    assert "rep&lt;ort&gt;" in html and "rep<ort>" not in html
+    assert "rep&lt;ort&gt;" in html
+    assert "rep<ort>" not in html
     assert "setup ok" not in html  # only failed steps' logs are shown
 
 
@@ -303,7 +306,8 @@ def test_report_into_a_missing_directory_fails_before_reading(tmp_path: Path) ->
         cwd=tmp_path,
     )
     assert result.returncode == 2
-    assert "directory" in result.stderr and "does not exist" in result.stderr
+    assert "directory" in result.stderr
+    assert "does not exist" in result.stderr
     assert "run store" not in result.stderr
     assert list(tmp_path.iterdir()) == []
 

@@ -107,10 +107,10 @@ def graph(
     ] = None,
     output: OutFileOpt = None,
 ) -> None:
-    """Print a plan's graph (Mermaid, Graphviz DOT or SVG); run nothing.
+    """Print a plan's graph as Mermaid, Graphviz DOT or SVG.
 
     Steps are nodes, depends_on the edges; when rules and non-critical steps are
-    marked. Exits 2 (with every problem) for an invalid plan."""
+    marked. Nothing runs; an invalid plan exits 2 with every problem."""
     try:
         if output is not None:
             check_output_dir(output)

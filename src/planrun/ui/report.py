@@ -16,8 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .. import monitor
-from .. import __version__
+from .. import __version__, monitor
 from ..events import utc_now
 from .data import plan_deps, read_tail, run_summary, step_summary
 from .gantt_svg import render_gantt
