@@ -44,11 +44,13 @@ from .common import (
     print_problems,
 )
 from .completion import register_completion_command
+from .graph_cmd import register_graph_command
 from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .output import OutputChoice, OutputOpt, choose_renderer
 from .plan_input import ResumePlanOpt, plan_source, prepare_plan
 from .plan_text import print_dry_run, print_explain
+from .report_cmd import register_report_command
 from .reports import RunReports, unstarted_view
 from .ui_cmd import register_ui_command
 from .version import VersionOpt, register_version_command
@@ -458,6 +460,8 @@ register_observe_commands(app)
 register_version_command(app)
 register_completion_command(app)
 register_ui_command(app)
+register_graph_command(app)
+register_report_command(app)
 
 
 def main() -> None:
