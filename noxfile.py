@@ -31,15 +31,21 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict")
 
 
-def _ensure_chromium(session: nox.Session) -> None:
-    """The dashboard's browser tests drive the system Chromium (Debian's ``chromium``;
-    Playwright's own download cannot work offline): install it if missing (as root)."""
-    if shutil.which("chromium"):
+#: Debian packages the tests drive, by the program they provide: the dashboard's browser
+#: tests use the system Chromium (Playwright's own download cannot work offline), the
+#: `planrun graph --format dot` test compiles its output with Graphviz.
+DEBIAN_TOOLS = {"chromium": "chromium", "dot": "graphviz"}
+
+
+def _ensure_debian_tools(session: nox.Session) -> None:
+    """Install the packages of DEBIAN_TOOLS whose program is missing (as root)."""
+    missing = [pkg for prog, pkg in DEBIAN_TOOLS.items() if not shutil.which(prog)]
+    if not missing:
         return
     if os.geteuid() != 0:
-        session.error("the browser tests need Chromium: apt-get install -y chromium")
+        session.error(f"the tests need: apt-get install -y {' '.join(missing)}")
     session.run("apt-get", "update", "-qq", external=True)
-    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True)
+    session.run("apt-get", "install", "-y", "-qq", *missing, external=True)
 
 
 @nox.session(python=PYTHON)
@@ -48,5 +54,5 @@ def tests(session: nox.Session) -> None:
     the dashboard's in a real headless Chromium included (a missing browser fails)."""
     # mypy too: a test checks that a user's `mypy --strict` sees planrun as typed.
     session.install("-e", ".[test,browser]", "mypy>=2.4,<2.5")
-    _ensure_chromium(session)
+    _ensure_debian_tools(session)
     session.run("pytest", *session.posargs, env={"PLANRUN_REQUIRE_BROWSER": "1"})
