@@ -187,7 +187,7 @@ def test_run_reads_the_plan_from_stdin(tmp_path: Path, fmt: str) -> None:
     assert logs.stdout == f"plan dir: {work}\n"
     dry = _stdin_run(["run", "-", "--dry-run"], text, work)
     assert dry.returncode == ExitCode.OK, dry.stderr
-    assert "plan from-stdin: 1 steps" in dry.stdout
+    assert "plan from-stdin: 1 step in 1 level" in dry.stdout
 
 
 def test_bad_plans_on_stdin_are_named_stdin_and_write_nothing(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ from .report_cmd import register_report_command
 from .reports import RunReports, unstarted_view
 from .ui_cmd import register_ui_command
 from .version import VersionOpt, register_version_command
-from .view import Renderer, print_summary
+from .view import Renderer, counted, print_summary
 
 app = typer.Typer(
     name="planrun",
@@ -442,8 +442,8 @@ def validate_cmd(
     assert result.plan is not None
     tiers = levels({s.id: s.depends_on for s in result.plan.steps})
     console.print(
-        f"{plan}: valid plan '{result.plan.plan_id}': {len(result.plan.steps)} steps "
-        f"in {len(tiers)} levels",
+        f"{plan}: valid plan '{result.plan.plan_id}': "
+        f"{counted(len(result.plan.steps), 'step')} in {counted(len(tiers), 'level')}",
         markup=False,
     )
 

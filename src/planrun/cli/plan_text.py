@@ -11,6 +11,7 @@ from ..api import PreparedRun, RunOptions
 from ..graph import levels
 from ..resume import Action
 from ..resume.load import LoadedResume
+from .view import counted
 
 __all__ = ["print_dry_run", "print_explain"]
 
@@ -32,7 +33,8 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
     tiers = levels({s.id: s.depends_on for s in plan.steps})
     concurrency = options.concurrency(plan)
     say(
-        f"plan {plan.plan_id}: {len(plan.steps)} steps in {len(tiers)} levels, "
+        f"plan {plan.plan_id}: {counted(len(plan.steps), 'step')} in "
+        f"{counted(len(tiers), 'level')}, "
         f"max concurrency {concurrency} (dry run: nothing is written or started)"
     )
     shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}

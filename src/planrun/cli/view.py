@@ -45,6 +45,7 @@ from .common import command_hint
 
 __all__ = [
     "LiveView",
+    "counted",
     "PlainLog",
     "Renderer",
     "clock",
@@ -100,6 +101,11 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     t0 = datetime.fromisoformat(start)
     t1 = datetime.fromisoformat(end) if end else datetime.now(t0.tzinfo)
     return (t1 - t0).total_seconds()
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 step``, ``2 steps``: ``n`` and ``noun``, plural unless ``n`` is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -193,7 +199,8 @@ class PlainLog(Renderer):
             case RunStarted():
                 return (
                     f"run {event.run_id} started: plan {event.plan_id}, "
-                    f"{len(event.steps)} steps, max concurrency {event.max_concurrency} "
+                    f"{counted(len(event.steps), 'step')}, "
+                    f"max concurrency {event.max_concurrency} "
                     f"(follow it: {self.follow_hint(event.run_id)})"
                 )
             case RunResumed():
@@ -271,7 +278,7 @@ class LiveView(Renderer):
             hint = escape(self.follow_hint(event.run_id))
             self.console.print(
                 f"run [bold]{event.run_id}[/] started: plan {escape(event.plan_id)}, "
-                f"{len(event.steps)} steps [dim](follow it: {hint})[/]"
+                f"{counted(len(event.steps), 'step')} [dim](follow it: {hint})[/]"
             )
         elif isinstance(event, ConcurrencyCapped):
             self.console.print(f"[yellow]{escape(capped_text(event))}[/]")
