@@ -109,3 +109,13 @@ def test_module_help_lists_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for command in ("run", "validate", "schema"):
         assert re.search(rf"^\W*{command}\s", result.stdout, re.M), result.stdout
+
+
+def test_an_empty_plan_file_says_it_is_empty(tmp_path: Path) -> None:
+    """Not "is a comma missing?": the file has nothing in it."""
+    plan = tmp_path / "empty.json"
+    plan.write_text("\n")
+    result = planrun("validate", plan, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "the file is empty" in result.stderr
+    assert "comma" not in result.stderr

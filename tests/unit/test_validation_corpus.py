@@ -821,7 +821,7 @@ SYNTAX = [
         "fix the JSON syntax",
         id="json-trailing-comma",
     ),
-    pytest.param("plan.json", "", "1:1", "Expecting value", "fix the JSON", id="json-empty"),
+    pytest.param("plan.json", "", "1:1", "the file is empty", "write a plan", id="json-empty"),
     pytest.param(
         "plan.yaml",
         "plan_id: p\nsteps:\n  - id: a\n   command: echo\n",

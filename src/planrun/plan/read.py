@@ -276,6 +276,14 @@ def _parse(text: str, suffix: str, source: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_pairs_hook)
     except json.JSONDecodeError as exc:
+        if not text.strip():  # an empty file: no syntax to fix
+            raise _syntax(
+                source,
+                1,
+                1,
+                "the file is empty",
+                'write a plan: {"plan_id": "...", "steps": [...]}',
+            ) from None
         raise _syntax(
             source, exc.lineno, exc.colno, exc.msg, "fix the JSON syntax (is a comma missing?)"
         ) from None
