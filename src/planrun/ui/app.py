@@ -26,9 +26,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from ..errors import PlanrunError
-from . import data, pages
+from . import data, pages, paging
 from .actions import Runner, ui_words
-from .live import RunFeed
+from .graph_levels import render_dag, render_level
+from .live import RunFeed, RunsFeed, RunsHub
 from .security import COOKIE, Guard
 
 __all__ = ["STATIC_DIR", "Guarded", "create_app"]
@@ -46,6 +47,7 @@ class _Ctx:
         self.state_dir = state_dir
         self.guard = guard
         self.runner: Runner | None = None
+        self.runs_hub = RunsHub(state_dir)
 
 
 def _ctx(request: Request) -> _Ctx:
@@ -136,6 +138,49 @@ async def run_live(request: Request) -> Any:
     if not await data.run_exists(ctx.state_dir, run_id):
         return _error(request, 404, f"no run '{run_id}' in {ctx.state_dir}")
     return RunFeed(ctx.state_dir, run_id)
+
+
+async def runs_live(request: Request) -> Any:
+    """The runs list's server-sent events (one shared poller: live.RunsHub)."""
+    state, plan_id = _filters(request)
+    if not data.is_state(state):
+        return _error(request, 400, f"unknown state '{state}'")
+    return RunsFeed(_ctx(request).runs_hub, state, plan_id)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    """Query parameter ``name`` as a whole number (None if absent); ValueError if not."""
+    value = request.query_params.get(name)
+    return None if value in (None, "") else int(value)
+
+
+async def run_graph(request: Request) -> Response:
+    """The run's graph (collapsed by level when big), or ``?level=N``: that level's steps."""
+    run_id, state_dir = request.path_params["run_id"], _ctx(request).state_dir
+    try:
+        level = _int_param(request, "level")
+    except ValueError:
+        return _error(request, 400, "level must be a whole number")
+    found = await paging.graph_inputs(state_dir, run_id)
+    if found is None:
+        return _error(request, 404, f"no run '{run_id}' in {state_dir}")
+    svg = render_dag(*found) if level is None else render_level(*found, level)
+    if level is not None and not svg:
+        return _error(request, 404, f"no level {level} in run '{run_id}'")
+    return Response(svg, media_type="image/svg+xml")
+
+
+async def run_steps(request: Request) -> Response:
+    """Rows of the run's step table from ``?offset=N`` (HTML, for the page's script)."""
+    run_id, state_dir = request.path_params["run_id"], _ctx(request).state_dir
+    try:
+        offset = _int_param(request, "offset") or 0
+    except ValueError:
+        return _error(request, 400, "offset must be a whole number")
+    steps = await paging.step_rows(state_dir, run_id)
+    if steps is None:
+        return _error(request, 404, f"no run '{run_id}' in {state_dir}")
+    return HTMLResponse(paging.rows_page(steps, offset))
 
 
 async def api_log(request: Request) -> Response:
@@ -261,6 +306,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             ctx.runner = Runner(tg, ctx.state_dir)
+            tg.start_soon(ctx.runs_hub.run)
             yield
             tg.cancel_scope.cancel()  # the server stops: runs it owns are cancelled
 
@@ -269,6 +315,9 @@ def create_app(
         Route("/runs/{run_id}", run_page),
         Route("/runs/{run_id}/live", run_live),
         Route("/runs/{run_id}/gantt.svg", run_gantt),
+        Route("/runs/{run_id}/graph.svg", run_graph),
+        Route("/runs/{run_id}/steps", run_steps),
+        Route("/live/runs", runs_live),
         Route("/runs/{run_id}/cancel", cancel, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume, methods=["POST"]),
         Route("/api/runs", api_runs),
