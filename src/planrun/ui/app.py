@@ -29,7 +29,7 @@ from ..errors import PlanrunError
 from . import data, pages, paging
 from .actions import Runner, ui_words
 from .graph_levels import render_dag, render_level
-from .live import RunFeed, RunsFeed, RunsHub
+from .live import RunFeed, RunsFeed, RunsHub, Stopping
 from .security import COOKIE, Guard
 
 __all__ = ["STATIC_DIR", "Guarded", "create_app"]
@@ -48,6 +48,7 @@ class _Ctx:
         self.guard = guard
         self.runner: Runner | None = None
         self.runs_hub = RunsHub(state_dir)
+        self.stopping = Stopping()
 
 
 def _ctx(request: Request) -> _Ctx:
@@ -137,7 +138,7 @@ async def run_live(request: Request) -> Any:
     ctx, run_id = _ctx(request), request.path_params["run_id"]
     if not await data.run_exists(ctx.state_dir, run_id):
         return _error(request, 404, f"no run '{run_id}' in {ctx.state_dir}")
-    return RunFeed(ctx.state_dir, run_id)
+    return RunFeed(ctx.state_dir, run_id, ctx.stopping)
 
 
 async def runs_live(request: Request) -> Any:
@@ -145,7 +146,8 @@ async def runs_live(request: Request) -> Any:
     state, plan_id = _filters(request)
     if not data.is_state(state):
         return _error(request, 400, f"unknown state '{state}'")
-    return RunsFeed(_ctx(request).runs_hub, state, plan_id)
+    ctx = _ctx(request)
+    return RunsFeed(ctx.runs_hub, state, plan_id, ctx.stopping)
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -255,6 +257,11 @@ class Guarded:
         self.app = app
         self.guard = guard
         self._lifespan = lifespan
+
+    def stop_streams(self) -> None:
+        """End every open live stream (the server is stopping)."""
+        ctx: _Ctx = self.app.state.ctx
+        ctx.stopping.set()
 
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
         """The app's lifespan (its task group), for servers that do not run it (tests

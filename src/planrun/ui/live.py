@@ -30,7 +30,15 @@ from .. import monitor
 from ..errors import PlanrunError
 from .data import list_runs, run_summary, step_summary
 
-__all__ = ["MIN_INTERVAL_SEC", "RUNS_POLL_SEC", "RunFeed", "RunsFeed", "RunsHub", "sse_message"]
+__all__ = [
+    "MIN_INTERVAL_SEC",
+    "RUNS_POLL_SEC",
+    "RunFeed",
+    "RunsFeed",
+    "RunsHub",
+    "Stopping",
+    "sse_message",
+]
 
 #: Least time between two messages of one stream (the page's refresh rate).
 MIN_INTERVAL_SEC = 0.5
@@ -44,12 +52,41 @@ def sse_message(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+class Stopping:
+    """Set when the server begins to stop: every open stream then ends at once.
+
+    (Else uvicorn waits for them, its grace period long, then cancels them and logs a
+    traceback.) :func:`planrun.ui.server.serve` sets it from uvicorn's shutdown.
+    """
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._events: list[anyio.Event] = []
+
+    def set(self) -> None:
+        self.is_set = True
+        for event in self._events:
+            event.set()
+
+    async def ends(self, scope: anyio.CancelScope) -> None:
+        """Cancel ``scope`` (a stream's own) once the server stops."""
+        event = anyio.Event()
+        self._events.append(event)
+        try:
+            if not self.is_set:
+                await event.wait()
+            scope.cancel()
+        finally:
+            self._events.remove(event)
+
+
 class RunFeed:
     """The ASGI response streaming run ``run_id``'s changes as server-sent events."""
 
-    def __init__(self, state_dir: Path, run_id: str) -> None:
+    def __init__(self, state_dir: Path, run_id: str, stopping: Stopping | None = None) -> None:
         self.state_dir = state_dir
         self.run_id = run_id
+        self.stopping = stopping or Stopping()
         self._wake = anyio.Event()
         self._ended = False
         #: step id -> (state, attempts, exit code) as last sent.
@@ -69,6 +106,7 @@ class RunFeed:
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._until_disconnect, receive, tg.cancel_scope)
+            tg.start_soon(self.stopping.ends, tg.cancel_scope)
             tg.start_soon(self._follow)
             await self._send_updates(send)
             tg.cancel_scope.cancel()
@@ -178,8 +216,11 @@ class RunsFeed:
     """The ASGI response streaming the runs list (filtered by ``state`` and
     ``plan_id``) as ``runs`` events, each the whole list, sent when it changed."""
 
-    def __init__(self, hub: RunsHub, state: str | None, plan_id: str | None) -> None:
+    def __init__(
+        self, hub: RunsHub, state: str | None, plan_id: str | None, stopping: Stopping
+    ) -> None:
         self.hub = hub
+        self.stopping = stopping
         self.state = state
         self.plan_id = plan_id
 
@@ -197,6 +238,7 @@ class RunsFeed:
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(RunFeed._until_disconnect, receive, tg.cancel_scope)
+            tg.start_soon(self.stopping.ends, tg.cancel_scope)
             with self.hub.listening():
                 await self._send_changes(send)
         with contextlib.suppress(OSError):

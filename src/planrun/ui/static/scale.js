@@ -29,6 +29,7 @@
     holder.innerHTML = svg; // drawn and escaped by the server (graph_levels.py)
     box.replaceChildren(head, holder);
     box.dataset.level = String(level);
+    box.scrollIntoView({ block: "nearest" });
   }
 
   function markOpen() {
@@ -79,6 +80,8 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     const graph = document.querySelector(".graph");
+    const detail = document.getElementById("level-detail");
+    if (graph && detail) graph.after(detail); // below the levels' scroll box, in view
     if (graph) {
       graph.addEventListener("click", (e) => {
         const g = e.target.closest && e.target.closest("svg.levels g.level");
