@@ -182,7 +182,7 @@ async def run_steps(request: Request) -> Response:
     steps = await paging.step_rows(state_dir, run_id)
     if steps is None:
         return _error(request, 404, f"no run '{run_id}' in {state_dir}")
-    return HTMLResponse(paging.rows_page(steps, offset))
+    return HTMLResponse(paging.rows_page(steps, offset, pages.step_row))
 
 
 async def api_log(request: Request) -> Response:

@@ -182,7 +182,7 @@ def run_page(detail: dict[str, Any], *, csrf: str, owned: bool) -> str:
     run = detail["run"]
     states = {s["step_id"]: s["state"] for s in detail["steps"]}
     graph = render_dag(detail["deps"], states) or '<p class="empty">No steps.</p>'
-    rows = first_rows(detail["steps"])  # a big run's table is paged (paging.py)
+    rows = first_rows(detail["steps"], step_row)  # a big run's table is paged (paging.py)
     body = (
         _header(run, owned)
         + _actions(run, csrf)

@@ -10,6 +10,7 @@ here, by the same :func:`planrun.ui.pages.step_row` as the first ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ PAGE_ROWS = 500
 #: Steps pinned into the first page wherever they are in the plan.
 PINNED = frozenset({"failed", "timed_out", "crashed", "running"})
 COLUMNS = 7
+#: Draws one step's row (:func:`planrun.ui.pages.step_row`, passed in: pages imports this).
+RowFn = Callable[[dict[str, Any]], str]
 
 
 def _more(offset: int, total: int) -> str:
@@ -39,11 +42,9 @@ def _more(offset: int, total: int) -> str:
     )
 
 
-def first_rows(steps: list[dict[str, Any]]) -> str:
+def first_rows(steps: list[dict[str, Any]], step_row: RowFn) -> str:
     """The step table's first rows: the first :data:`FIRST_ROWS` steps, then the failed
     and running steps after them (``tr.pinned``), then the "more" row."""
-    from .pages import step_row  # (pages imports this module)
-
     head = "".join(step_row(s) for s in steps[:FIRST_ROWS])
     pinned = "".join(
         step_row(s).replace('class="step"', 'class="step pinned"', 1)
@@ -53,10 +54,10 @@ def first_rows(steps: list[dict[str, Any]]) -> str:
     return head + pinned + _more(min(FIRST_ROWS, len(steps)), len(steps))
 
 
-def rows_page(steps: list[dict[str, Any]], offset: int, limit: int = PAGE_ROWS) -> str:
+def rows_page(
+    steps: list[dict[str, Any]], offset: int, step_row: RowFn, limit: int = PAGE_ROWS
+) -> str:
     """The rows of ``steps[offset:offset + limit]`` and the "more" row after them."""
-    from .pages import step_row
-
     offset = max(0, offset)
     chunk = steps[offset : offset + max(1, min(limit, PAGE_ROWS))]
     return "".join(step_row(s) for s in chunk) + _more(offset + len(chunk), len(steps))
