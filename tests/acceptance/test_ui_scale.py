@@ -199,3 +199,8 @@ def test_a_10000_step_run_page_shows_its_graph_by_level(
         page.wait_for_function("document.querySelectorAll('#steps tr.step').length > 1000")
         ids = page.eval_on_selector_all("#steps tr.step", "rs => rs.map(r => r.dataset.step)")
         assert len(ids) == len(set(ids))  # a pinned row is not listed twice
+        # the event list: the newest 200, older ones on request
+        page.click("details:has(ol.events) > summary")
+        assert page.locator("ol.events li").count() == 200
+        page.click("#events-more")
+        page.wait_for_function("document.querySelectorAll('ol.events li').length === 400")

@@ -102,3 +102,21 @@ async def test_a_small_run_graph_svg_is_drawn_whole(tmp_path: Path) -> None:
     assert 'data-from="a" data-to="b"' in svg
     assert "steps-more" not in page
     assert 'class="step pinned"' not in page
+
+
+async def test_older_events_come_on_request(tmp_path: Path) -> None:
+    state_dir, run_id = await _big_run(tmp_path)
+    async with _client(state_dir) as client:
+        html = (await client.get(f"/runs/{run_id}")).text
+        found = re.search(r'id="events-more" data-before="(\d+)"', html)
+        assert found is not None
+        before = int(found.group(1))
+        older = await client.get(f"/runs/{run_id}/events?before={before}")
+        first = await client.get(f"/runs/{run_id}/events?before=3")
+        bad = await client.get(f"/runs/{run_id}/events?before=x")
+        missing = await client.get("/runs/no-such-run/events?before=3")
+    seqs = [int(s) for s in re.findall(r'<li data-seq="(\d+)">', older.text)]
+    assert seqs == list(range(before - 200, before))
+    assert re.findall(r'<li data-seq="(\d+)">', first.text) == ["1", "2"]
+    assert "run_started" in first.text
+    assert (bad.status_code, missing.status_code) == (400, 404)

@@ -2,7 +2,9 @@
 
 ``create_app(state_dir, token=...)`` returns a Starlette app. Pages: ``/`` (runs),
 ``/runs/{id}`` (a run), ``/runs/{id}/live`` (its server-sent events), POST
-``/runs/{id}/cancel`` and ``/runs/{id}/resume``. JSON: ``/api/runs``,
+``/runs/{id}/cancel`` and ``/runs/{id}/resume``. Pieces of a big run's page:
+``/runs/{id}/graph.svg[?level=N]``, ``/runs/{id}/steps?offset=N`` (table rows),
+``/runs/{id}/events?before=SEQ``; the runs list's events: ``/live/runs``. JSON: ``/api/runs``,
 ``/api/runs/{id}``, ``/api/runs/{id}/steps/{step}/log?tail=N``. A missing run is a
 404 page (or JSON), a missing store an empty runs list, any planrun error a page with
 its message: never a traceback.
@@ -185,6 +187,19 @@ async def run_steps(request: Request) -> Response:
     return HTMLResponse(paging.rows_page(steps, offset, pages.step_row))
 
 
+async def run_events(request: Request) -> Response:
+    """``<li>`` items of the events before ``?before=SEQ`` (a run page's "show more")."""
+    run_id, state_dir = request.path_params["run_id"], _ctx(request).state_dir
+    try:
+        before = _int_param(request, "before") or 0
+    except ValueError:
+        return _error(request, 400, "before must be a whole number")
+    events = await paging.events_before(state_dir, run_id, before)
+    if events is None:
+        return _error(request, 404, f"no run '{run_id}' in {state_dir}")
+    return HTMLResponse(paging.event_items(events))
+
+
 async def api_log(request: Request) -> Response:
     params = request.query_params
     try:
@@ -324,6 +339,7 @@ def create_app(
         Route("/runs/{run_id}/gantt.svg", run_gantt),
         Route("/runs/{run_id}/graph.svg", run_graph),
         Route("/runs/{run_id}/steps", run_steps),
+        Route("/runs/{run_id}/events", run_events),
         Route("/live/runs", runs_live),
         Route("/runs/{run_id}/cancel", cancel, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume, methods=["POST"]),

@@ -16,7 +16,7 @@ from ..events import utc_now
 from ..model import RunState
 from .gantt_svg import render_gantt
 from .graph_levels import render_dag
-from .paging import first_rows
+from .paging import event_items, first_rows
 
 __all__ = ["error_page", "gantt_fragment", "message_page", "run_page", "runs_page"]
 
@@ -208,17 +208,19 @@ def _timeline(detail: dict[str, Any]) -> str:
     """The attempts on a time axis (refreshed live by the script) and the events."""
     gantt = render_gantt(detail["run"], detail["steps"], utc_now())
     events = detail["timeline"][-TIMELINE_EVENTS:]
-    items = "".join(
-        f"<li><code>{_e(e['ts'])}</code> {_e(e['type'])}"
-        f"{' <b>' + _e(e['step_id']) + '</b>' if e['step_id'] else ''}</li>"
-        for e in events
+    items = event_items(events)
+    older = events[0]["seq"] if events and events[0]["seq"] > 1 else 0
+    more = (  # older events on request (scale.js, /runs/ID/events?before=SEQ)
+        f'<button type="button" id="events-more" data-before="{older}">show older events</button>'
+        if older
+        else ""
     )
     return (
         '<section><h2>timeline</h2><div class="gantt-box" id="gantt" '
         f'data-live="{"on" if len(detail["steps"]) <= GANTT_LIVE_MAX_STEPS else "off"}">'
         f"{gantt or '<p class=empty>No attempt has started.</p>'}</div>"
         f"<details><summary>events ({len(detail['timeline'])}, the last "
-        f'{len(events)} listed)</summary><ol class="events">{items}</ol></details></section>'
+        f'{len(events)} listed)</summary>{more}<ol class="events">{items}</ol></details></section>'
     )
 
 

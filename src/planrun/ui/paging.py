@@ -11,19 +11,33 @@ here, by the same :func:`planrun.ui.pages.step_row` as the first ones.
 from __future__ import annotations
 
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from .. import monitor
 from ..errors import NoRunStore
+from ..events import event_type
 from .data import plan_deps, step_summary
 
-__all__ = ["FIRST_ROWS", "PAGE_ROWS", "first_rows", "graph_inputs", "rows_page", "step_rows"]
+__all__ = [
+    "EVENTS_PAGE",
+    "FIRST_ROWS",
+    "PAGE_ROWS",
+    "event_items",
+    "events_before",
+    "first_rows",
+    "graph_inputs",
+    "rows_page",
+    "step_rows",
+]
 
 #: Steps in the table as the page loads (plus the failed and running ones after them).
 FIRST_ROWS = 200
 #: Steps fetched per scroll.
 PAGE_ROWS = 500
+#: Events listed per "show more" of a run page's event list.
+EVENTS_PAGE = 200
 #: Steps pinned into the first page wherever they are in the plan.
 PINNED = frozenset({"failed", "timed_out", "crashed", "running"})
 COLUMNS = 7
@@ -87,3 +101,30 @@ async def graph_inputs(
     except NoRunStore:
         return None
     return plan_deps(plan, steps), {s.step_id: s.state.value for s in steps}
+
+
+def event_items(events: list[dict[str, Any]]) -> str:
+    """``<li>`` items of the event list (``seq``, ``ts``, ``type``, ``step_id``)."""
+    return "".join(
+        f'<li data-seq="{int(e["seq"])}"><code>{escape(str(e["ts"]))}</code> '
+        f"{escape(str(e['type']))}"
+        f"{' <b>' + escape(str(e['step_id'])) + '</b>' if e.get('step_id') else ''}</li>"
+        for e in events
+    )
+
+
+async def events_before(state_dir: Path, run_id: str, before: int) -> list[dict[str, Any]] | None:
+    """The :data:`EVENTS_PAGE` events of a run just before ``seq`` ``before``, or None."""
+    try:
+        async with monitor.open_session(state_dir) as session:
+            if await session.get_run(run_id, check_owner=False) is None:
+                return None
+            # (seqs count up from 1 in a run: start just before the page wanted)
+            events = await session.get_events(run_id, max(0, before - 1 - EVENTS_PAGE))
+    except NoRunStore:
+        return None
+    return [
+        {"seq": e.seq, "ts": e.ts, "type": event_type(e), "step_id": getattr(e, "step_id", None)}
+        for e in events
+        if e.seq < before
+    ][-EVENTS_PAGE:]

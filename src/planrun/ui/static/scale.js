@@ -78,7 +78,21 @@
     if (next) observer.observe(next);
   }
 
+  async function olderEvents(button) {
+    button.disabled = true;
+    const html = await fetchText(`${base()}/events?before=${button.dataset.before}`);
+    button.disabled = false;
+    if (html === null) return;
+    const list = document.querySelector("ol.events");
+    list.insertAdjacentHTML("afterbegin", html); // drawn and escaped by the server
+    const first = list.querySelector("li");
+    const seq = first ? Number(first.dataset.seq) : 1;
+    if (seq <= 1) button.remove(); else button.dataset.before = String(seq);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const older = document.getElementById("events-more");
+    if (older) older.addEventListener("click", () => olderEvents(older));
     const graph = document.querySelector(".graph");
     const detail = document.getElementById("level-detail");
     if (graph && detail) graph.after(detail); // below the levels' scroll box, in view
