@@ -4,7 +4,10 @@ Builds a run of N steps with :class:`planrun.testing.ScriptedExecutor` (no proce
 ``LEVELS`` levels, each step depending on two of the level before; a few non-critical
 steps fail and skip their dependents), serves it with a real ``planrun ui``, and times
 the run page in Chromium (``/usr/bin/chromium``, Playwright): server time of the HTML,
-its size, ``DOMContentLoaded`` and ``load``. Also times the runs page.
+its size, ``DOMContentLoaded`` and ``load``; the pieces the page fetches later
+(the collapsed graph, a level, a page of table rows). Then, live: a second N-step run
+whose steps each take ``--delay`` seconds, its page opened mid-run: the load, how many
+times the progress bar moved, and how long after the run's end the page showed 100%.
 Run: ``python bench/bench_ui_page.py [--steps 10000] [--levels 100]``. Prints a table;
 asserts nothing.
 """
@@ -19,14 +22,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 
 from planrun import run_plan
-from planrun.testing import Fail, ScriptedExecutor
+from planrun.testing import Fail, ScriptedExecutor, Succeed
 
 CHROMIUM = os.environ.get("PLANRUN_CHROMIUM", "/usr/bin/chromium")
 
@@ -60,12 +65,14 @@ def failing(plan: dict[str, Any]) -> list[str]:
     return [s["id"] for n, s in enumerate(plan["steps"]) if n % 997 == 500]
 
 
-async def build(state_dir: Path, steps: int, levels: int, run_id: str) -> None:
+async def build(state_dir: Path, steps: int, levels: int, run_id: str, delay: float = 0.0) -> float:
+    """Run the big plan (each step taking ``delay`` s); the time it ended (perf_counter)."""
     plan = big_plan(steps, levels)
-    path = state_dir.parent / "big.json"
+    path = state_dir.parent / f"{run_id}.json"
     path.write_text(json.dumps(plan))
-    executor = ScriptedExecutor({s: Fail(1) for s in failing(plan)})
+    executor = ScriptedExecutor({s: Fail(1) for s in failing(plan)}, Succeed(delay=delay))
     await run_plan(path, state_dir=state_dir, run_id=run_id, executor=executor)
+    return time.perf_counter()
 
 
 def serve(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -128,11 +135,66 @@ def measure(url: str, tries: int) -> list[tuple[str, float]]:
     return rows
 
 
+def pieces(url: str) -> list[tuple[str, float]]:
+    """Server time of what the page fetches after it loads."""
+    rows = []
+    with httpx.Client(timeout=60) as client:
+        for label, path in (
+            ("graph.svg, collapsed (ms)", "/graph.svg"),
+            ("graph.svg?level=50 (ms)", "/graph.svg?level=50"),
+            ("steps?offset=200, 500 rows (ms)", "/steps?offset=200"),
+            ("events?before=1000 (ms)", "/events?before=1000"),
+        ):
+            t0 = time.perf_counter()
+            client.get(url + path).raise_for_status()
+            rows.append((label, (time.perf_counter() - t0) * 1000))
+    return rows
+
+
+def live(tmp: Path, url: str, steps: int, levels: int, delay: float) -> list[tuple[str, float]]:
+    """A run going on while its page is open: load time, bar moves, lag at the end."""
+    from playwright.sync_api import sync_playwright
+
+    ended: list[float] = []
+    state = tmp / "state"
+    builder = threading.Thread(
+        target=lambda: ended.append(anyio.run(build, state, steps, levels, "bench-live", delay))
+    )
+    builder.start()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        while page.goto(url + "runs/bench-live").status != 200:
+            time.sleep(0.2)
+        loaded = page.evaluate(
+            "performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"
+        )
+        start = page.locator("#run-progress .bar").get_attribute("aria-valuenow")
+        seen = [start]
+        while not ended or seen[-1] != "100":
+            value = page.locator("#run-progress .bar").get_attribute("aria-valuenow")
+            if value != seen[-1]:
+                seen.append(value)
+            time.sleep(0.05)
+            if ended and time.perf_counter() - ended[0] > 30:
+                break
+        lag = time.perf_counter() - ended[0]
+        browser.close()
+    builder.join()
+    return [
+        ("live: DOMContentLoaded mid-run (ms)", loaded),
+        ("live: % when the page opened", float(start or 0)),
+        ("live: times the bar moved", float(len(seen) - 1)),
+        ("live: 100% shown after the end (ms)", lag * 1000),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--levels", type=int, default=100)
     parser.add_argument("--tries", type=int, default=3)
+    parser.add_argument("--delay", type=float, default=0.2, help="each live step's seconds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -143,6 +205,8 @@ def main() -> None:
         try:
             rows = [("steps", float(args.steps)), ("build the run (s)", built)]
             rows += measure(url + "runs/bench-big", args.tries)
+            rows += pieces(url + "runs/bench-big")
+            rows += live(tmp, url, args.steps, args.levels, args.delay)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
