@@ -164,8 +164,8 @@ def live(tmp: Path, url: str, steps: int, levels: int, delay: float) -> list[tup
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        while page.goto(url + "runs/bench-live").status != 200:
-            time.sleep(0.2)
+        while (response := page.goto(url + "runs/bench-live")) is None or response.status != 200:
+            time.sleep(0.2)  # (the run is not in the store yet)
         loaded = page.evaluate(
             "performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"
         )
