@@ -324,3 +324,32 @@ def test_report_onto_a_directory_is_exit_2(tmp_path: Path) -> None:
     result = planrun("report", run_id, "-o", tmp_path, "--state-dir", state, cwd=tmp_path)
     assert result.returncode == 2
     assert "is a directory" in result.stderr
+
+
+def test_report_of_a_big_run_draws_one_row_per_level(tmp_path: Path) -> None:
+    """Above the run page's threshold (300 steps) a node per step is unreadable and
+    megabytes: the report draws the collapsed graph, one row per level."""
+    steps = [{"id": f"a{i}", "command": "true"} for i in range(160)]
+    steps += [{"id": f"b{i}", "command": "true", "depends_on": [f"a{i}"]} for i in range(160)]
+    plan = write_json(tmp_path / "big.json", {"plan_id": "big", "steps": steps})
+    state = tmp_path / "state"
+    ran = planrun(
+        "run",
+        plan,
+        "--state-dir",
+        state,
+        "--run-id",
+        "big-1",
+        "--output",
+        "quiet",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    out = tmp_path / "report.html"
+    result = planrun("report", "big-1", "-o", out, "--state-dir", state, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    html = out.read_text(encoding="utf-8")
+    assert 'class="dag levels"' in html
+    assert len(re.findall(r'<g class="level[^"]*" data-level="\d+"', html)) == 2
+    assert 'class="node ' not in html  # no per-step node

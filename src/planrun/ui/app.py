@@ -2,7 +2,9 @@
 
 ``create_app(state_dir, token=...)`` returns a Starlette app. Pages: ``/`` (runs),
 ``/runs/{id}`` (a run), ``/runs/{id}/live`` (its server-sent events), POST
-``/runs/{id}/cancel`` and ``/runs/{id}/resume``. JSON: ``/api/runs``,
+``/runs/{id}/cancel`` and ``/runs/{id}/resume``. Pieces of a big run's page:
+``/runs/{id}/graph.svg[?level=N]``, ``/runs/{id}/steps?offset=N`` (table rows),
+``/runs/{id}/events?before=SEQ``; the runs list's events: ``/live/runs``. JSON: ``/api/runs``,
 ``/api/runs/{id}``, ``/api/runs/{id}/steps/{step}/log?tail=N``. A missing run is a
 404 page (or JSON), a missing store an empty runs list, any planrun error a page with
 its message: never a traceback.
@@ -26,9 +28,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from ..errors import PlanrunError
-from . import data, pages
+from . import data, pages, paging
 from .actions import Runner, ui_words
-from .live import RunFeed
+from .graph_levels import render_dag, render_level
+from .live import RunFeed, RunsFeed, RunsHub, Stopping
 from .security import COOKIE, Guard
 
 __all__ = ["STATIC_DIR", "Guarded", "create_app"]
@@ -46,6 +49,8 @@ class _Ctx:
         self.state_dir = state_dir
         self.guard = guard
         self.runner: Runner | None = None
+        self.runs_hub = RunsHub(state_dir)
+        self.stopping = Stopping()
 
 
 def _ctx(request: Request) -> _Ctx:
@@ -135,7 +140,64 @@ async def run_live(request: Request) -> Any:
     ctx, run_id = _ctx(request), request.path_params["run_id"]
     if not await data.run_exists(ctx.state_dir, run_id):
         return _error(request, 404, f"no run '{run_id}' in {ctx.state_dir}")
-    return RunFeed(ctx.state_dir, run_id)
+    return RunFeed(ctx.state_dir, run_id, ctx.stopping)
+
+
+async def runs_live(request: Request) -> Any:
+    """The runs list's server-sent events (one shared poller: live.RunsHub)."""
+    state, plan_id = _filters(request)
+    if not data.is_state(state):
+        return _error(request, 400, f"unknown state '{state}'")
+    ctx = _ctx(request)
+    return RunsFeed(ctx.runs_hub, state, plan_id, ctx.stopping)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    """Query parameter ``name`` as a whole number (None if absent); ValueError if not."""
+    value = request.query_params.get(name)
+    return None if value in (None, "") else int(value)
+
+
+async def run_graph(request: Request) -> Response:
+    """The run's graph (collapsed by level when big), or ``?level=N``: that level's steps."""
+    run_id, state_dir = request.path_params["run_id"], _ctx(request).state_dir
+    try:
+        level = _int_param(request, "level")
+    except ValueError:
+        return _error(request, 400, "level must be a whole number")
+    found = await paging.graph_inputs(state_dir, run_id)
+    if found is None:
+        return _error(request, 404, f"no run '{run_id}' in {state_dir}")
+    svg = render_dag(*found) if level is None else render_level(*found, level)
+    if level is not None and not svg:
+        return _error(request, 404, f"no level {level} in run '{run_id}'")
+    return Response(svg, media_type="image/svg+xml")
+
+
+async def run_steps(request: Request) -> Response:
+    """Rows of the run's step table from ``?offset=N`` (HTML, for the page's script)."""
+    run_id, state_dir = request.path_params["run_id"], _ctx(request).state_dir
+    try:
+        offset = _int_param(request, "offset") or 0
+    except ValueError:
+        return _error(request, 400, "offset must be a whole number")
+    steps = await paging.step_rows(state_dir, run_id)
+    if steps is None:
+        return _error(request, 404, f"no run '{run_id}' in {state_dir}")
+    return HTMLResponse(paging.rows_page(steps, offset, pages.step_row))
+
+
+async def run_events(request: Request) -> Response:
+    """``<li>`` items of the events before ``?before=SEQ`` (a run page's "show more")."""
+    run_id, state_dir = request.path_params["run_id"], _ctx(request).state_dir
+    try:
+        before = _int_param(request, "before") or 0
+    except ValueError:
+        return _error(request, 400, "before must be a whole number")
+    events = await paging.events_before(state_dir, run_id, before)
+    if events is None:
+        return _error(request, 404, f"no run '{run_id}' in {state_dir}")
+    return HTMLResponse(paging.event_items(events))
 
 
 async def api_log(request: Request) -> Response:
@@ -211,6 +273,11 @@ class Guarded:
         self.guard = guard
         self._lifespan = lifespan
 
+    def stop_streams(self) -> None:
+        """End every open live stream (the server is stopping)."""
+        ctx: _Ctx = self.app.state.ctx
+        ctx.stopping.set()
+
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
         """The app's lifespan (its task group), for servers that do not run it (tests
         over an ASGI transport)."""
@@ -261,6 +328,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             ctx.runner = Runner(tg, ctx.state_dir)
+            tg.start_soon(ctx.runs_hub.run)
             yield
             tg.cancel_scope.cancel()  # the server stops: runs it owns are cancelled
 
@@ -269,6 +337,10 @@ def create_app(
         Route("/runs/{run_id}", run_page),
         Route("/runs/{run_id}/live", run_live),
         Route("/runs/{run_id}/gantt.svg", run_gantt),
+        Route("/runs/{run_id}/graph.svg", run_graph),
+        Route("/runs/{run_id}/steps", run_steps),
+        Route("/runs/{run_id}/events", run_events),
+        Route("/live/runs", runs_live),
         Route("/runs/{run_id}/cancel", cancel, methods=["POST"]),
         Route("/runs/{run_id}/resume", resume, methods=["POST"]),
         Route("/api/runs", api_runs),

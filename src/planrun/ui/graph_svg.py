@@ -1,7 +1,12 @@
 """The run's DAG as an SVG, laid out by level on the server (no JS layout library).
 
 Level ``k`` (from :func:`planrun.graph.levels`) is column ``k``; a step's row is its
-place in its level. Nodes carry ``data-step`` and a ``state-*`` class, so the page's
+place in its level. An edge between neighbouring columns is one curve through the gap
+between them; a longer edge never passes behind the nodes of the columns in between: it
+drops into the gap after its source's column, runs along the empty lane between two
+rows (the lane just above its target's row), and rises into the gap before its target.
+
+Nodes carry ``data-step`` and a ``state-*`` class, so the page's
 script recolours them live. The failing path is drawn in red: the edges into a failed
 step and from it into the steps it kept from running (skipped or cancelled).
 """
@@ -13,7 +18,7 @@ from html import escape
 
 from ..graph import levels
 
-__all__ = ["render_graph"]
+__all__ = ["edge_path", "render_graph"]
 
 NODE_W = 150
 NODE_H = 30
@@ -43,6 +48,23 @@ def _edge_class(source: str, target: str) -> str:
     return "edge"
 
 
+def edge_path(source: tuple[int, int], target: tuple[int, int]) -> tuple[str, bool]:
+    """(the SVG path data of the edge from the node at ``source`` to the node at
+    ``target`` (top-left corners), whether it is a long edge routed around columns)."""
+    x1, y1 = source[0] + NODE_W, source[1] + NODE_H // 2
+    x2, y2 = target[0], target[1] + NODE_H // 2
+    if x2 - x1 <= COL_GAP:  # neighbouring columns: the gap is free
+        mid = (x1 + x2) // 2
+        return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}", False
+    lane = target[1] - ROW_GAP // 2  # the empty lane above the target's row
+    g1, g2 = x1 + COL_GAP // 2, x2 - COL_GAP // 2
+    q = COL_GAP // 4
+    return (
+        f"M{x1},{y1} C{x1 + q},{y1} {g1 - q},{lane} {g1},{lane} L{g2},{lane} "
+        f"C{g2 + q},{lane} {x2 - q},{y2} {x2},{y2}"
+    ), True
+
+
 def render_graph(deps: Mapping[str, Sequence[str]], states: Mapping[str, str]) -> str:
     """The SVG of the graph ``deps`` (step id -> its dependencies) with each node
     coloured by ``states`` (step id -> state). Empty string for an empty graph."""
@@ -58,14 +80,12 @@ def render_graph(deps: Mapping[str, Sequence[str]], states: Mapping[str, str]) -
     for step_id, step_deps in deps.items():
         tx, ty = pos[step_id]
         for dep in step_deps:
-            sx, sy = pos[dep]
-            x1, y1 = sx + NODE_W, sy + NODE_H // 2
-            x2, y2 = tx, ty + NODE_H // 2
-            mid = (x1 + x2) // 2
+            path, long = edge_path(pos[dep], (tx, ty))
             cls = _edge_class(states.get(dep, ""), states.get(step_id, ""))
+            mark = ' data-long="1"' if long else ""  # (the script rewrites the class)
             parts.append(
-                f'<path class="{cls}" data-from="{escape(dep)}" data-to="{escape(step_id)}" '
-                f'd="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"/>'
+                f'<path class="{cls}" data-from="{escape(dep)}" data-to="{escape(step_id)}"'
+                f'{mark} d="{path}"/>'
             )
     for step_id, (x, y) in pos.items():
         state = states.get(step_id, "pending")

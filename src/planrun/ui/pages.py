@@ -15,7 +15,8 @@ from urllib.parse import quote
 from ..events import utc_now
 from ..model import RunState
 from .gantt_svg import render_gantt
-from .graph_svg import render_graph
+from .graph_levels import render_dag
+from .paging import event_items, first_rows
 
 __all__ = ["error_page", "gantt_fragment", "message_page", "run_page", "runs_page"]
 
@@ -32,7 +33,8 @@ def _layout(title: str, body: str, csrf: str, live: str = "") -> str:
         f'<meta name="csrf-token" content="{_e(csrf)}">'
         f"<title>{_e(title)} · planrun</title>"
         '<link rel="stylesheet" href="/static/dashboard.css">'
-        '<script src="/static/dashboard.js" defer></script></head>'
+        '<script src="/static/dashboard.js" defer></script>'
+        '<script src="/static/scale.js" defer></script></head>'
         f'<body data-live="{_e(live)}"><header class="top"><a href="/" class="brand">planrun</a>'
         f"<span>{_e(title)}</span></header><main>{body}</main></body></html>"
     )
@@ -110,7 +112,7 @@ def runs_page(
         f'<tbody id="runs-body">{rows}</tbody></table>'
     )
     query = f"state={quote(state or '')}&plan={quote(plan_id or '')}"
-    return _layout("runs", filters + note + table, csrf, live=f"/api/runs?{query}")
+    return _layout("runs", filters + note + table, csrf, live=f"/live/runs?{query}")
 
 
 def _header(run: dict[str, Any], owned: bool) -> str:
@@ -179,8 +181,8 @@ def run_page(detail: dict[str, Any], *, csrf: str, owned: bool) -> str:
     """A run: header, actions, the graph, the step table (log tails on demand)."""
     run = detail["run"]
     states = {s["step_id"]: s["state"] for s in detail["steps"]}
-    graph = render_graph(detail["deps"], states) or '<p class="empty">No steps.</p>'
-    rows = "".join(step_row(s) for s in detail["steps"])
+    graph = render_dag(detail["deps"], states) or '<p class="empty">No steps.</p>'
+    rows = first_rows(detail["steps"], step_row)  # a big run's table is paged (paging.py)
     body = (
         _header(run, owned)
         + _actions(run, csrf)
@@ -206,17 +208,19 @@ def _timeline(detail: dict[str, Any]) -> str:
     """The attempts on a time axis (refreshed live by the script) and the events."""
     gantt = render_gantt(detail["run"], detail["steps"], utc_now())
     events = detail["timeline"][-TIMELINE_EVENTS:]
-    items = "".join(
-        f"<li><code>{_e(e['ts'])}</code> {_e(e['type'])}"
-        f"{' <b>' + _e(e['step_id']) + '</b>' if e['step_id'] else ''}</li>"
-        for e in events
+    items = event_items(events)
+    older = events[0]["seq"] if events and events[0]["seq"] > 1 else 0
+    more = (  # older events on request (scale.js, /runs/ID/events?before=SEQ)
+        f'<button type="button" id="events-more" data-before="{older}">show older events</button>'
+        if older
+        else ""
     )
     return (
         '<section><h2>timeline</h2><div class="gantt-box" id="gantt" '
         f'data-live="{"on" if len(detail["steps"]) <= GANTT_LIVE_MAX_STEPS else "off"}">'
         f"{gantt or '<p class=empty>No attempt has started.</p>'}</div>"
         f"<details><summary>events ({len(detail['timeline'])}, the last "
-        f'{len(events)} listed)</summary><ol class="events">{items}</ol></details></section>'
+        f'{len(events)} listed)</summary>{more}<ol class="events">{items}</ol></details></section>'
     )
 
 

@@ -20,6 +20,7 @@ from .. import __version__, monitor
 from ..events import utc_now
 from .data import plan_deps, read_tail, run_summary, step_summary
 from .gantt_svg import render_gantt
+from .graph_levels import COLLAPSE_ABOVE, render_levels
 from .graph_svg import render_graph
 
 __all__ = ["TAIL_LINES", "RunReport", "load_report", "render_report"]
@@ -155,7 +156,10 @@ def render_report(report: RunReport) -> str:
     """The whole HTML document of ``report``."""
     run = report.run
     states = {s["step_id"]: s["state"] for s in report.steps}
-    graph = render_graph(report.deps, states) or '<p class="empty">No steps.</p>'
+    # A node per step is unreadable (and megabytes) above COLLAPSE_ABOVE: one row per
+    # level, as on the run page (a file on disk cannot expand a level on click).
+    draw = render_levels if len(report.deps) > COLLAPSE_ABOVE else render_graph
+    graph = draw(report.deps, states) or '<p class="empty">No steps.</p>'
     gantt = render_gantt(run, report.steps, run["ended_at"] or utc_now())
     rows = "".join(_step_row(s) for s in report.steps)
     body = (

@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from ..errors import UsageError
-from .app import create_app
+from .app import Guarded, create_app
 from .security import TOKEN_ENV, is_loopback
 
 __all__ = ["check_binding", "listen", "serve"]
@@ -55,6 +55,19 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the app's live streams as it begins to stop (else it
+    waits :data:`GRACEFUL_SEC` for them, then cancels them with a traceback)."""
+
+    def __init__(self, config: uvicorn.Config, app: Guarded) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._app.stop_streams()
+        await super().shutdown(sockets)
+
+
 def serve(state_dir: Path, host: str, port: int, token: str | None, open_browser: bool) -> None:
     """Serve the dashboard over ``state_dir`` until interrupted."""
     check_binding(host, token)
@@ -82,4 +95,4 @@ def serve(state_dir: Path, host: str, port: int, token: str | None, open_browser
         timeout_graceful_shutdown=GRACEFUL_SEC,
     )
     with sock:
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config, app).run(sockets=[sock])

@@ -1,9 +1,7 @@
 // planrun dashboard: live updates for the page the server rendered. No framework,
-// no build step. A run page follows its server-sent events; the runs list re-reads
-// /api/runs every 2 s (never faster than once a second).
+// no build step. A run page follows its server-sent events, so does the runs list
+// (/live/runs: the server reads the store once a second for all open lists).
 "use strict";
-
-const RUNS_EVERY_MS = 2000;
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -112,6 +110,7 @@ function followRun(url) {
     data.steps.forEach(updateStep);
     if (data.steps.length) refreshEdges();
     if (data.run.state === "running") refreshGantt();
+    document.dispatchEvent(new CustomEvent("planrun:update", { detail: data })); // scale.js
   });
   source.addEventListener("end", () => {
     source.close();
@@ -162,23 +161,24 @@ function runsRow(run) {
   return tr;
 }
 
-function pollRuns(url) {
+function followRuns(url) {
   const body = document.getElementById("runs-body");
-  setInterval(async () => {
-    const resp = await fetch(url);
-    if (!resp.ok) return;
-    const data = await resp.json();
+  const source = new EventSource(url);
+  source.addEventListener("runs", (msg) => {
+    const data = JSON.parse(msg.data);
     body.replaceChildren(...data.runs.map(runsRow));
     const empty = document.querySelector("p.empty");
     if (empty) empty.hidden = data.runs.length > 0;
-  }, RUNS_EVERY_MS);
+    document.body.dataset.runsSeen = String(Number(document.body.dataset.runsSeen || 0) + 1);
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   const live = document.body.dataset.live;
-  if (live && live.startsWith("/api/runs")) pollRuns(live);
+  if (live && live.startsWith("/live/runs")) followRuns(live);
   else if (live && live.endsWith("/live")) followRun(live);
-  document.querySelectorAll("button.log-toggle").forEach((b) => {
-    b.addEventListener("click", () => toggleLog(b));
+  document.addEventListener("click", (e) => { // (rows loaded later too: scale.js)
+    const b = e.target.closest && e.target.closest("button.log-toggle");
+    if (b) toggleLog(b);
   });
 });
