@@ -34,7 +34,7 @@ from .showtext import run_lines, state_dir_lines, step_lines
 from .tables import Column, layout, utc_stamp
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
-__all__ = ["register_observe_commands"]
+__all__ = ["no_such_run", "register_observe_commands"]
 
 #: Seconds between two reads of the store and the log files while following logs.
 POLL_SEC = monitor.FOLLOW_POLL_SEC
@@ -67,11 +67,11 @@ def _run_sync(func: Callable[..., Awaitable[int]], *args: object, as_json: bool 
 async def _require_run(session: monitor.Session, run_id: str) -> RunRecord:
     run = await session.get_run(run_id)
     if run is None:
-        raise await _no_such_run(session, run_id)
+        raise await no_such_run(session, run_id)
     return run
 
 
-async def _no_such_run(session: monitor.Session, run_id: str) -> UsageError:
+async def no_such_run(session: monitor.Session, run_id: str) -> UsageError:
     """The error for an unknown run id, naming the closest one as a hint."""
     recent = [r.run_id for r in await session.list_runs(limit=200)]
     close = difflib.get_close_matches(run_id, recent, n=1)
@@ -234,7 +234,7 @@ async def _show(run_id: str, state_dir: Path | None, as_json: bool) -> int:
     async with monitor.open_session(state_dir) as session:
         found = await session.run_and_steps(run_id)
         if found is None:
-            raise await _no_such_run(session, run_id)
+            raise await no_such_run(session, run_id)
     run, steps = found
     if as_json:
         doc = {"run": run, "steps": steps}
@@ -332,7 +332,7 @@ async def _cancel(run_id: str, state_dir: Path | None, wait_sec: float, as_json:
         if exc.field != "run_id":
             raise
         async with monitor.open_session(state_dir) as session:
-            raise await _no_such_run(session, run_id) from None
+            raise await no_such_run(session, run_id) from None
     if as_json:
         jsonout.write_doc(jsonout.cancel_doc(record))
     else:

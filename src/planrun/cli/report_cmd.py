@@ -17,7 +17,7 @@ from .. import monitor
 from ..errors import PlanrunError
 from .common import StateDirOpt, fail
 from .graph_cmd import check_output_dir, write_output
-from .observe import RunIdArg, _no_such_run
+from .observe import RunIdArg, no_such_run
 
 __all__ = ["register_report_command"]
 
@@ -29,7 +29,7 @@ async def _build(state_dir: Path | None, run_id: str) -> str:
     async with monitor.open_session(state_dir) as session:
         report = await load_report(session, run_id)
         if report is None:
-            raise await _no_such_run(session, run_id)
+            raise await no_such_run(session, run_id)
     return render_report(report)
 
 
