@@ -329,7 +329,7 @@ def test_report_onto_a_directory_is_exit_2(tmp_path: Path) -> None:
 def test_report_of_a_big_run_draws_one_row_per_level(tmp_path: Path) -> None:
     """Above the run page's threshold (300 steps) a node per step is unreadable and
     megabytes: the report draws the collapsed graph, one row per level."""
-    steps = [{"id": f"a{i}", "command": "true"} for i in range(160)]
+    steps: list[dict[str, object]] = [{"id": f"a{i}", "command": "true"} for i in range(160)]
     steps += [{"id": f"b{i}", "command": "true", "depends_on": [f"a{i}"]} for i in range(160)]
     plan = write_json(tmp_path / "big.json", {"plan_id": "big", "steps": steps})
     state = tmp_path / "state"
