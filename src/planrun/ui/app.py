@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from ..errors import PlanrunError
-from . import data, pages
+from . import data, log_view, pages, plan_page
 from .actions import Runner, ui_words
 from .live import RunFeed
 from .security import COOKIE, Guard
@@ -276,6 +276,8 @@ def create_app(
         Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
         Route("/api/runs/{run_id}/resume", resume, methods=["POST"]),
         Route("/api/runs/{run_id}/steps/{step_id}/log", api_log),
+        *plan_page.ROUTES,  # /plans/{id}, /api/plans/{id}
+        *log_view.ROUTES,  # /runs/{id}/steps/{step}/log, .../log/window, .../log/search
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

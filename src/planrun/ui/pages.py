@@ -66,7 +66,8 @@ def run_row(run: dict[str, Any]) -> str:
     rid = _e(run["run_id"])
     return (
         f'<tr data-run="{rid}"><td><a href="/runs/{quote(run["run_id"])}">{rid}</a></td>'
-        f"<td>{_e(run['plan_id'])}</td><td>{_state(run['state'])}</td>"
+        f'<td><a href="/plans/{quote(run["plan_id"])}">{_e(run["plan_id"])}</a></td>'
+        f"<td>{_state(run['state'])}</td>"
         f"<td>{_bar(run['progress_pct'], run['state'])}</td><td>{_e(run['started_at'])}</td>"
         f"<td>{_duration(run['duration_sec'])}</td>"
         f"<td>{run['steps_done']}/{run['step_count']}</td></tr>"
@@ -121,7 +122,8 @@ def _header(run: dict[str, Any], owned: bool) -> str:
     reason = f'<p class="reason" id="run-reason">{_e(run.get("reason"))}</p>'
     return (
         f'<section class="run-head"><h1>{_e(run["run_id"])}</h1>'
-        f'<p>plan <b>{_e(run["plan_id"])}</b> · <span id="run-state">{_state(run["state"])}'
+        f'<p>plan <a href="/plans/{quote(run["plan_id"])}"><b>{_e(run["plan_id"])}</b></a> · '
+        f'<span id="run-state">{_state(run["state"])}'
         f'</span> · started {_e(run["started_at"])} · <span id="run-duration">'
         f"{_duration(run['duration_sec'])}</span> · owner {_e(owner)}"
         f"{' (this dashboard)' if owned else ''}</p>"
@@ -151,8 +153,14 @@ def _actions(run: dict[str, Any], csrf: str) -> str:
     )
 
 
-def step_row(step: dict[str, Any]) -> str:
-    """One row of a run's step table."""
+def step_row(step: dict[str, Any], run_id: str = "") -> str:
+    """One row of a run's step table (with a link to its full log given ``run_id``)."""
+    log = (
+        f' <a class="full-log" href="/runs/{quote(run_id)}/steps/{quote(step["step_id"])}/log">'
+        "full log</a>"
+        if run_id and step["attempts"]
+        else ""
+    )
     sid = _e(step["step_id"])
     attempts = " ".join(
         f'<span class="attempt state-{_e(a["state"])}" title="{_e(a["error"] or "")}">'
@@ -168,7 +176,8 @@ def step_row(step: dict[str, Any]) -> str:
     code = "" if step["exit_code"] is None else str(step["exit_code"])
     return (
         f'<tr data-step="{sid}" class="step"><td><button type="button" class="log-toggle" '
-        f'data-step="{sid}">{sid}</button></td><td class="st">{_state(step["state"])}</td>'
+        f'data-step="{sid}">{sid}</button>{log}</td>'
+        f'<td class="st">{_state(step["state"])}</td>'
         f'<td class="attempts">{attempts}</td><td class="code">{_e(code)}</td>'
         f'<td class="dur">{_duration(step["duration_sec"])}</td><td>{outputs}</td>'
         f'<td class="why">{_e(step.get("reason") or "")}</td></tr>'
@@ -180,7 +189,7 @@ def run_page(detail: dict[str, Any], *, csrf: str, owned: bool) -> str:
     run = detail["run"]
     states = {s["step_id"]: s["state"] for s in detail["steps"]}
     graph = render_graph(detail["deps"], states) or '<p class="empty">No steps.</p>'
-    rows = "".join(step_row(s) for s in detail["steps"])
+    rows = "".join(step_row(s, run["run_id"]) for s in detail["steps"])
     body = (
         _header(run, owned)
         + _actions(run, csrf)
