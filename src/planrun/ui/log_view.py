@@ -174,11 +174,12 @@ def _chunks(f: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-def search(path: str, query: str, cap: int = MAX_MATCHES) -> dict[str, Any]:
+def search(path: str, query: str, cap: int | None = None) -> dict[str, Any]:
     """Lines containing ``query`` (ASCII case-insensitive), in file order: their line
     number (1-based), offsets and text. Streams the file in chunks, carrying a chunk's
     last partial line into the next (a line across two chunks is still found); stops
-    after ``cap`` matches (``truncated``)."""
+    after ``cap`` (default :data:`MAX_MATCHES`) matches (``truncated``)."""
+    cap = MAX_MATCHES if cap is None else cap
     needle = query.encode("utf-8").lower()
     matches: list[dict[str, Any]] = []
     line_no, offset, carry = 0, 0, b""
