@@ -292,7 +292,8 @@ async def test_a_line_longer_than_the_window_comes_in_pieces(
     monkeypatch.setattr(log_view, "MAX_WINDOW_BYTES", 30)
     monkeypatch.setattr(log_view, "READ_CHUNK", 7)
     async for logged in _logged(tmp_path, content):
-        got, before, cuts = [], None, 0
+        got: list[str] = []
+        before, cuts = None, 0
         while True:
             params: dict[str, Any] = {"lines": 5} | ({} if before is None else {"before": before})
             window = (await logged.client.get(logged.api("window"), params=params)).json()
