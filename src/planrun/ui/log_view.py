@@ -1,7 +1,8 @@
 """A log view that scales: one attempt's log, read a window at a time.
 
 The page (``/runs/{id}/steps/{step}/log``) shows the tail; the script
-(``static/logs.js``) loads older lines on scroll from
+(``static/logs.js``) loads older lines on scroll up (newer ones on scroll down, after a
+search jumped into the middle) from
 ``/api/runs/{id}/steps/{step}/log/window?before=OFFSET&lines=N`` (newer ones with
 ``after=OFFSET``) and searches with ``.../log/search?q=TEXT``. Only the bytes of the
 window are read (at most :data:`MAX_WINDOW_BYTES`), never the whole file; a search
@@ -324,6 +325,7 @@ def _page_html(info: dict[str, Any], window: dict[str, Any], problem: str) -> st
         f'<p class="problem">{escape(problem)}</p>'
         f'<div id="log" class="log-view" data-api="{escape(api)}" '
         f'data-attempt="{escape(str(info["attempt"] or ""))}" data-start="{window["start"]}" '
+        f'data-end="{window.get("end", 0)}" '
         f'data-at-start="{"1" if window["at_start"] else "0"}">'
         f'<div id="log-older" class="older">{"" if window["at_start"] else "older lines…"}'
         f'</div><div id="log-lines">{lines}</div></div>'

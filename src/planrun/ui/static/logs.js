@@ -28,6 +28,8 @@ function setupLog(view) {
   const status = document.getElementById("log-status");
   let start = Number(view.dataset.start);
   let atStart = view.dataset.atStart === "1";
+  let end = Number(view.dataset.end);
+  let atEnd = true; // the page opens at the tail
   let loading = false;
 
   function url(path, params) {
@@ -55,6 +57,21 @@ function setupLog(view) {
     }
   }
 
+  async function loadNewer() {
+    if (loading || atEnd) return;
+    loading = true;
+    try {
+      const resp = await fetch(url("window", { after: String(end), lines: String(PAGE_LINES) }));
+      const data = await resp.json();
+      if (!resp.ok || data.problem) return;
+      box.append(lineNodes(data.lines));
+      end = data.end;
+      atEnd = data.end >= data.size;
+    } finally {
+      loading = false;
+    }
+  }
+
   async function openAt(match) {
     // The lines up to and including the match, then scroll it into view.
     const resp = await fetch(url("window", { before: String(match.end), lines: String(PAGE_LINES) }));
@@ -63,12 +80,17 @@ function setupLog(view) {
     box.replaceChildren(lineNodes(data.lines));
     start = data.start;
     atStart = data.at_start;
+    end = data.end;
+    atEnd = data.end >= data.size;
     older.textContent = atStart ? "(start of the log)" : "older lines…";
     const hit = box.querySelector(`.ln[data-offset="${Number(match.offset)}"]`);
     if (hit) { hit.classList.add("hit"); hit.scrollIntoView({ block: "center" }); }
   }
 
-  view.addEventListener("scroll", () => { if (view.scrollTop < 40) loadOlder(); });
+  view.addEventListener("scroll", () => {
+    if (view.scrollTop < 40) loadOlder();
+    else if (view.scrollHeight - view.scrollTop - view.clientHeight < 40) loadNewer();
+  });
   view.scrollTop = view.scrollHeight; // the tail first
   if (!atStart && view.scrollHeight <= view.clientHeight) loadOlder();
 
