@@ -84,7 +84,9 @@ def test_plan_page_and_a_big_log_in_the_browser(tmp_path: Path, browser: Any, sh
     for i, fail in enumerate([False, True, False, True]):
         _run(tmp_path, f"nightly-{i}", fail)
     with ui_server(tmp_path) as server:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url[:-1])
+        page = context.new_page()
         page.goto(server.url)
         page.click('a[href="/plans/nightly"]')
         page.wait_for_selector("svg.plan-chart")
@@ -104,6 +106,12 @@ def test_plan_page_and_a_big_log_in_the_browser(tmp_path: Path, browser: Any, sh
         link = last.locator("a")
         assert link.get_attribute("href") == f"https://example.com/b/{BIG_LINES}"
         page.screenshot(path=str(shots / "log-tail.png"))
+        page.click("#log-copy")
+        page.wait_for_function("document.getElementById('log-status').textContent !== ''")
+        assert page.locator("#log-status").inner_text() == "copied 200 lines"
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.splitlines()[-1].startswith(f"log line {BIG_LINES:06d}")
+        assert len(copied.splitlines()) == 200
 
         page.locator("#log").evaluate("e => { e.scrollTop = 0; }")
         page.wait_for_function(
@@ -130,4 +138,4 @@ def test_plan_page_and_a_big_log_in_the_browser(tmp_path: Path, browser: Any, sh
             ".some(n => n.textContent.startsWith('log line 012346'))",
             timeout=15_000,
         )
-        page.close()
+        context.close()
