@@ -285,6 +285,23 @@ async def test_paging_forward_from_an_offset(logged: Logged) -> None:
     assert window["end"] == len(LOG_BYTES)
 
 
+@pytest.mark.parametrize("chunk", [5, 64 * 1024])
+async def test_paging_forward_returns_every_line_exactly_once(
+    logged: Logged, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(log_view, "READ_CHUNK", chunk)
+    got: list[tuple[int, str]] = []
+    after = 0
+    while after < len(LOG_BYTES):
+        window = (
+            await logged.client.get(logged.api("window"), params={"after": after, "lines": 4})
+        ).json()
+        assert 0 < len(window["lines"]) <= 4
+        got += [(line["offset"], line["text"]) for line in window["lines"]]
+        after = window["end"]
+    assert got == _expected_lines(LOG_BYTES)
+
+
 async def test_a_line_longer_than_the_window_comes_in_pieces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -164,7 +164,13 @@ def read_after(path: str, after: int, lines: int) -> dict[str, Any]:
         size = f.seek(0, os.SEEK_END)
         start = max(0, min(after, size))
         f.seek(start)
-        blob = f.read(min(MAX_WINDOW_BYTES, size - start))
+        blob = b""
+        # Read on only until the bytes hold ``lines`` newlines (or the window is full).
+        while blob.count(b"\n") < lines and len(blob) < MAX_WINDOW_BYTES:
+            piece = f.read(min(READ_CHUNK, MAX_WINDOW_BYTES - len(blob)))
+            if not piece:
+                break
+            blob += piece
     kept = _lines(blob, start)[:lines]
     end = kept[-1]["end"] if kept else start
     return {"lines": kept, "start": start, "end": end, "size": size, "at_start": start == 0}
