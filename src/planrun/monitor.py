@@ -37,7 +37,9 @@ from .store.reader import RunReader
 
 __all__ = [
     "FOLLOW_POLL_SEC",
+    "PLAN_HISTORY_LIMIT",
     "Progress",
+    "RunSteps",
     "Session",
     "SyncMonitor",
     "TimelineEntry",
@@ -49,6 +51,7 @@ __all__ = [
     "list_runs",
     "open_session",
     "percent_done",
+    "plan_history",
     "progress",
 ]
 
@@ -56,6 +59,8 @@ StateDir = str | os.PathLike[str] | None
 
 #: Seconds between two reads of the store while following a run.
 FOLLOW_POLL_SEC = 0.1
+#: Runs :func:`plan_history` reads at most (the newest): bounds the work of a plan's page.
+PLAN_HISTORY_LIMIT = 200
 #: Reads without a new event between two checks that the run's owner is alive.
 _OWNER_CHECK_EVERY = 10
 
@@ -81,6 +86,13 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def finished(self) -> bool:
         return self.run.state is not RunState.RUNNING
+
+
+class RunSteps(msgspec.Struct, frozen=True, kw_only=True):
+    """One run and its steps (with their attempts and ``duration_sec``), as stored."""
+
+    run: RunRecord
+    steps: list[StepRecord]
 
 
 class Session:
@@ -139,6 +151,13 @@ class Session:
             steps = await self._reader.get_steps(run_id)
         assert run is not None  # runs are never deleted
         return run, steps
+
+    async def plan_history(
+        self, plan_id: str, *, limit: int = PLAN_HISTORY_LIMIT
+    ) -> list[RunSteps]:
+        """See :func:`plan_history`."""
+        runs = await self.list_runs(plan_id=plan_id, limit=max(1, limit))
+        return [RunSteps(run=run, steps=await self.get_steps(run.run_id)) for run in runs]
 
     async def progress(self, run_id: str) -> Progress | None:
         """See :func:`progress`."""
@@ -223,6 +242,21 @@ async def progress(run_id: str, *, state_dir: StateDir = None) -> Progress | Non
     """The run, its steps, its timeline and ``progress_pct`` = finished steps * 100 / all."""
     async with open_session(state_dir) as session:
         return await session.progress(run_id)
+
+
+async def plan_history(
+    plan_id: str, *, limit: int = PLAN_HISTORY_LIMIT, state_dir: StateDir = None
+) -> list[RunSteps]:
+    """The last ``limit`` runs of plan ``plan_id`` (newest first, at most
+    :data:`PLAN_HISTORY_LIMIT` by default), each with its steps: what a plan's
+    durations and failures over time are computed from. Empty if the plan never ran
+    (or no run was ever started in ``state_dir``). Reads one run list and one step
+    list per run: the work grows with ``limit``, not with the store."""
+    try:
+        async with open_session(state_dir) as session:
+            return await session.plan_history(plan_id, limit=limit)
+    except NoRunStore:
+        return []
 
 
 async def follow(

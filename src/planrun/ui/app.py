@@ -13,6 +13,7 @@ its message: never a traceback.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from ..errors import PlanrunError
-from . import data, pages, paging
+from . import data, log_view, pages, paging, plan_page
 from .actions import Runner, ui_words
 from .graph_levels import render_dag, render_level
 from .live import RunFeed, RunsFeed, RunsHub, Stopping
@@ -184,7 +185,9 @@ async def run_steps(request: Request) -> Response:
     steps = await paging.step_rows(state_dir, run_id)
     if steps is None:
         return _error(request, 404, f"no run '{run_id}' in {state_dir}")
-    return HTMLResponse(paging.rows_page(steps, offset, pages.step_row))
+    return HTMLResponse(
+        paging.rows_page(steps, offset, functools.partial(pages.step_row, run_id=run_id))
+    )
 
 
 async def run_events(request: Request) -> Response:
@@ -348,6 +351,8 @@ def create_app(
         Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
         Route("/api/runs/{run_id}/resume", resume, methods=["POST"]),
         Route("/api/runs/{run_id}/steps/{step_id}/log", api_log),
+        *plan_page.ROUTES,  # /plans/{id}, /api/plans/{id}
+        *log_view.ROUTES,  # /runs/{id}/steps/{step}/log, .../log/window, .../log/search
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 

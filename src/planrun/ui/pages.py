@@ -7,6 +7,7 @@ reaches here: the store holds variables and outputs masked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from html import escape
 from typing import Any
@@ -18,14 +19,23 @@ from .gantt_svg import render_gantt
 from .graph_levels import render_dag
 from .paging import event_items, first_rows
 
-__all__ = ["error_page", "gantt_fragment", "message_page", "run_page", "runs_page"]
+__all__ = [
+    "error_page",
+    "gantt_fragment",
+    "layout",
+    "message_page",
+    "run_page",
+    "runs_page",
+    "state_badge",
+    "step_row",
+]
 
 
 def _e(value: object) -> str:
     return escape("" if value is None else str(value))
 
 
-def _layout(title: str, body: str, csrf: str, live: str = "") -> str:
+def layout(title: str, body: str, csrf: str, live: str = "") -> str:
     """The page around ``body``; ``live`` is the URL of the page's live feed."""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -59,7 +69,7 @@ def _duration(sec: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
-def _state(state: str) -> str:
+def state_badge(state: str) -> str:
     return f'<span class="state state-{_e(state)}">{_e(state)}</span>'
 
 
@@ -68,7 +78,8 @@ def run_row(run: dict[str, Any]) -> str:
     rid = _e(run["run_id"])
     return (
         f'<tr data-run="{rid}"><td><a href="/runs/{quote(run["run_id"])}">{rid}</a></td>'
-        f"<td>{_e(run['plan_id'])}</td><td>{_state(run['state'])}</td>"
+        f'<td><a href="/plans/{quote(run["plan_id"])}">{_e(run["plan_id"])}</a></td>'
+        f"<td>{state_badge(run['state'])}</td>"
         f"<td>{_bar(run['progress_pct'], run['state'])}</td><td>{_e(run['started_at'])}</td>"
         f"<td>{_duration(run['duration_sec'])}</td>"
         f"<td>{run['steps_done']}/{run['step_count']}</td></tr>"
@@ -112,7 +123,7 @@ def runs_page(
         f'<tbody id="runs-body">{rows}</tbody></table>'
     )
     query = f"state={quote(state or '')}&plan={quote(plan_id or '')}"
-    return _layout("runs", filters + note + table, csrf, live=f"/live/runs?{query}")
+    return layout("runs", filters + note + table, csrf, live=f"/live/runs?{query}")
 
 
 def _header(run: dict[str, Any], owned: bool) -> str:
@@ -123,7 +134,8 @@ def _header(run: dict[str, Any], owned: bool) -> str:
     reason = f'<p class="reason" id="run-reason">{_e(run.get("reason"))}</p>'
     return (
         f'<section class="run-head"><h1>{_e(run["run_id"])}</h1>'
-        f'<p>plan <b>{_e(run["plan_id"])}</b> · <span id="run-state">{_state(run["state"])}'
+        f'<p>plan <a href="/plans/{quote(run["plan_id"])}"><b>{_e(run["plan_id"])}</b></a> · '
+        f'<span id="run-state">{state_badge(run["state"])}'
         f'</span> · started {_e(run["started_at"])} · <span id="run-duration">'
         f"{_duration(run['duration_sec'])}</span> · owner {_e(owner)}"
         f"{' (this dashboard)' if owned else ''}</p>"
@@ -153,8 +165,14 @@ def _actions(run: dict[str, Any], csrf: str) -> str:
     )
 
 
-def step_row(step: dict[str, Any]) -> str:
-    """One row of a run's step table."""
+def step_row(step: dict[str, Any], run_id: str = "") -> str:
+    """One row of a run's step table (with a link to its full log given ``run_id``)."""
+    log = (
+        f' <a class="full-log" href="/runs/{quote(run_id)}/steps/{quote(step["step_id"])}/log">'
+        "full log</a>"
+        if run_id and step["attempts"]
+        else ""
+    )
     sid = _e(step["step_id"])
     attempts = " ".join(
         f'<span class="attempt state-{_e(a["state"])}" title="{_e(a["error"] or "")}">'
@@ -170,7 +188,8 @@ def step_row(step: dict[str, Any]) -> str:
     code = "" if step["exit_code"] is None else str(step["exit_code"])
     return (
         f'<tr data-step="{sid}" class="step"><td><button type="button" class="log-toggle" '
-        f'data-step="{sid}">{sid}</button></td><td class="st">{_state(step["state"])}</td>'
+        f'data-step="{sid}">{sid}</button>{log}</td>'
+        f'<td class="st">{state_badge(step["state"])}</td>'
         f'<td class="attempts">{attempts}</td><td class="code">{_e(code)}</td>'
         f'<td class="dur">{_duration(step["duration_sec"])}</td><td>{outputs}</td>'
         f'<td class="why">{_e(step.get("reason") or "")}</td></tr>'
@@ -182,7 +201,8 @@ def run_page(detail: dict[str, Any], *, csrf: str, owned: bool) -> str:
     run = detail["run"]
     states = {s["step_id"]: s["state"] for s in detail["steps"]}
     graph = render_dag(detail["deps"], states) or '<p class="empty">No steps.</p>'
-    rows = first_rows(detail["steps"], step_row)  # a big run's table is paged (paging.py)
+    # A big run's table is paged (paging.py); each row links to the step's full log.
+    rows = first_rows(detail["steps"], functools.partial(step_row, run_id=run["run_id"]))
     body = (
         _header(run, owned)
         + _actions(run, csrf)
@@ -194,7 +214,7 @@ def run_page(detail: dict[str, Any], *, csrf: str, owned: bool) -> str:
         '<p class="hint">Click a step for the tail of its last attempt\'s log.</p></section>'
     )
     rid = quote(run["run_id"])
-    return _layout(f"run {run['run_id']}", body, csrf, live=f"/runs/{rid}/live")
+    return layout(f"run {run['run_id']}", body, csrf, live=f"/runs/{rid}/live")
 
 
 #: Largest run whose time axis the page redraws live (a 10,000-step chart is ~2 MB and
@@ -235,7 +255,7 @@ def message_page(title: str, message: str, *, csrf: str, back: str = "/") -> str
         f'<section class="message"><h1>{_e(title)}</h1><pre class="msg">{_e(message)}</pre>'
         f'<p><a href="{_e(back)}">back</a></p></section>'
     )
-    return _layout(title, body, csrf)
+    return layout(title, body, csrf)
 
 
 def error_page(status: int, message: str, *, csrf: str) -> str:

@@ -147,7 +147,9 @@ function runsRow(run) {
   tr.dataset.run = run.run_id;
   const link = el("a", "", run.run_id);
   link.href = "/runs/" + encodeURIComponent(run.run_id);
-  const cells = [link, run.plan_id, stateBadge(run.state), null, run.started_at,
+  const plan = el("a", "", run.plan_id); // its plan's page (ui/plan_page.py)
+  plan.href = "/plans/" + encodeURIComponent(run.plan_id);
+  const cells = [link, plan, stateBadge(run.state), null, run.started_at,
     duration(run.duration_sec), `${run.steps_done}/${run.step_count}`];
   cells.forEach((value, i) => {
     const td = el("td");
