@@ -174,6 +174,8 @@ def test_clicking_a_failed_step_shows_its_log_tail(
         assert "attempt 2" in log.inner_text()
         # a tail: scrolled to its newest line
         assert log.evaluate("e => e.scrollTop + e.clientHeight >= e.scrollHeight - 1")
+        # the step has ended: its tail is loaded once, nothing polls
+        assert page.evaluate("tails.get('test').timer") is None
         page.screenshot(path=str(shots / "run-failed.png"), full_page=True)
 
 
@@ -241,3 +243,78 @@ def test_new_runs_appear_and_a_failure_turns_the_path_red_live(
             if proc.poll() is None:
                 proc.kill()
             kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))
+
+
+def _gated(gates: list[Path]) -> dict[str, Any]:
+    """One step: attempt 1 prints 60 lines, then "first line", waits for gate 0, prints
+    "second line", waits for gate 1 and fails; attempt 2 prints 60 lines, waits for
+    gate 2, prints "retry last" and succeeds."""
+
+    def hold(gate: Path) -> str:
+        return f"while [ ! -f '{gate}' ]; do sleep 0.05; done"
+
+    script = (
+        'if [ "$PLANRUN_ATTEMPT" = 1 ]; then'
+        " for i in $(seq 1 60); do echo early $i; done; echo first line;"
+        f" {hold(gates[0])}; echo second line; {hold(gates[1])}; exit 1; fi;"
+        f" for i in $(seq 1 60); do echo retry $i; done; {hold(gates[2])}; echo retry last"
+    )
+    return {
+        "plan_id": "gated",
+        "globals": {"kill_grace_sec": 0.5},
+        "steps": [sh("live", script, retries=1)],
+    }
+
+
+def test_an_open_log_tail_follows_its_running_step_and_its_retry(
+    tmp_path: Path, browser: Any, shots: Path
+) -> None:
+    gates = [tmp_path / f"gate{i}" for i in range(3)]
+    run_id = "browser-livelog"
+    proc = _start_run(tmp_path, _gated(gates), run_id)
+    text = "document.querySelector('pre.log[data-step=\"live\"]').textContent"
+    try:
+        with ui_server(tmp_path) as server:
+            assert wait_until(lambda: live_pids_with_env("PLANRUN_STEP_ID", "live") != [], 30)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{server.url}runs/{run_id}")
+            page.wait_for_selector('#steps tr.step[data-step="live"] td.st .state-running')
+            page.evaluate("window.__not_reloaded = true")
+            page.click('button.log-toggle[data-step="live"]')
+            log = page.locator('pre.log[data-step="live"]')
+            page.wait_for_function(f"{text}.includes('first line')", timeout=10_000)
+            assert "second line" not in log.inner_text()
+            gates[0].touch()
+            page.wait_for_function(f"{text}.includes('second line')", timeout=10_000)
+            assert log.inner_text().startswith("attempt 1")
+            # pinned to the bottom: the new line is in view
+            assert log.evaluate("e => e.scrollTop + e.clientHeight >= e.scrollHeight - 1")
+            page.screenshot(path=str(shots / "live-log.png"), full_page=True)
+            gates[1].touch()  # attempt 1 fails: the retry's log replaces it
+            page.wait_for_function(f"{text}.includes('retry 60')", timeout=10_000)
+            assert log.inner_text().startswith("attempt 2")
+            assert "first line" not in log.inner_text()
+            assert log.evaluate("e => e.scrollTop + e.clientHeight >= e.scrollHeight - 1")
+            log.evaluate("e => { e.scrollTop = 0; }")  # the reader scrolls up: it stays
+            gates[2].touch()
+            page.wait_for_function(f"{text}.includes('retry last')", timeout=10_000)
+            assert log.evaluate("e => e.scrollTop") == 0
+            page.wait_for_function("document.body.dataset.live === 'ended'", timeout=30_000)
+            # the step ended: the tail's timer stopped (and the last lines are in)
+            page.wait_for_function(
+                "tails.get('live').timer === null && !tails.get('live').busy"
+                " && document.querySelector('pre.log').dataset.live === 'off'",
+                timeout=10_000,
+            )
+            assert "retry last" in log.inner_text()
+            assert page.evaluate("window.__not_reloaded") is True
+            page.screenshot(path=str(shots / "live-log-retried.png"), full_page=True)
+            page.click('button.log-toggle[data-step="live"]')  # closed: forgotten
+            assert page.evaluate("tails.has('live')") is False
+        assert proc.wait(timeout=30) == 0
+    finally:
+        for gate in gates:
+            gate.touch()
+        if proc.poll() is None:
+            proc.kill()
+        kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))

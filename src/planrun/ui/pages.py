@@ -211,7 +211,8 @@ def run_page(detail: dict[str, Any], *, csrf: str, owned: bool) -> str:
         + '<section><h2>steps</h2><table class="steps" id="steps"><thead><tr><th>step</th>'
         "<th>state</th><th>attempts</th><th>exit</th><th>duration</th><th>outputs</th>"
         f"<th>reason</th></tr></thead><tbody>{rows}</tbody></table>"
-        '<p class="hint">Click a step for the tail of its last attempt\'s log.</p></section>'
+        '<p class="hint">Click a step for the tail of its last attempt\'s log'
+        " (live while it runs).</p></section>"
     )
     rid = quote(run["run_id"])
     return layout(f"run {run['run_id']}", body, csrf, live=f"/runs/{rid}/live")

@@ -120,12 +120,64 @@ function followRun(url) {
   });
 }
 
-async function toggleLog(button) {
+// A step's log tail, opened by a click. While its step runs it stays live: fetched
+// again at most once a second, on an update for the step or on a 1 s timer that stops
+// when the step ends or the panel closes (a retry's new attempt replaces the old one).
+// The newest lines stay in view unless the reader scrolled up. Text only: textContent.
+const TAIL_LINES = 200, TAIL_EVERY_MS = 1000;
+const tails = new Map(); // step id -> {step, pre, running, timer, last, busy, again}
+
+function closeTail(step) {
+  const tail = tails.get(step);
+  if (tail) clearTimeout(tail.timer);
+  tails.delete(step);
+}
+
+function scheduleTail(tail) {
+  if (tail.timer || !tail.pre.isConnected) return;
+  const wait = Math.max(0, tail.last + TAIL_EVERY_MS - Date.now());
+  tail.timer = setTimeout(() => loadTail(tail), wait);
+}
+
+function renderTail(pre, ok, data) {
+  let text = data.error;
+  if (ok) {
+    const head = `attempt ${data.attempt ?? "-"}` + (data.truncated ? " (last lines)" : "");
+    text = data.problem ? `${head}: ${data.problem}` : head + "\n" + data.lines.join("\n");
+  }
+  const attempt = String(data.attempt ?? "");
+  if (pre.textContent === text && pre.dataset.attempt === attempt) return;
+  const pinned = pre.dataset.attempt !== attempt
+    || pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4; // at the bottom
+  pre.textContent = text;
+  pre.dataset.attempt = attempt;
+  if (pinned) pre.scrollTop = pre.scrollHeight; // a tail: the newest lines in view
+}
+
+async function loadTail(tail) {
+  tail.timer = null;
+  if (tails.get(tail.step) !== tail || !tail.pre.isConnected) return;
+  if (tail.busy) { tail.again = true; return; }
+  tail.busy = true;
+  tail.last = Date.now();
+  try {
+    const runId = location.pathname.split("/")[2];
+    const resp = await fetch(
+      `/api/runs/${runId}/steps/${encodeURIComponent(tail.step)}/log?tail=${TAIL_LINES}`);
+    renderTail(tail.pre, resp.ok, await resp.json());
+  } catch (err) { /* a dropped request: the next one tries again */ }
+  tail.busy = false;
+  if (tails.get(tail.step) !== tail || !tail.pre.isConnected) { closeTail(tail.step); return; }
+  if (tail.again || tail.running) scheduleTail(tail);
+  tail.again = false;
+  tail.pre.dataset.live = tail.running ? "on" : "off";
+}
+
+function toggleLog(button) {
   const row = button.closest("tr");
-  const next = row.nextElementSibling;
-  if (next && next.classList.contains("log-row")) { next.remove(); return; }
-  const runId = location.pathname.split("/")[2];
   const step = button.dataset.step;
+  const next = row.nextElementSibling;
+  if (next && next.classList.contains("log-row")) { next.remove(); closeTail(step); return; }
   const logRow = el("tr", "log-row");
   const cell = el("td");
   cell.colSpan = row.children.length;
@@ -134,13 +186,22 @@ async function toggleLog(button) {
   cell.append(pre);
   logRow.append(cell);
   row.after(logRow);
-  const resp = await fetch(`/api/runs/${runId}/steps/${encodeURIComponent(step)}/log?tail=200`);
-  const data = await resp.json();
-  if (!resp.ok) { pre.textContent = data.error; return; }
-  const head = `attempt ${data.attempt ?? "-"}` + (data.truncated ? " (last lines)" : "");
-  pre.textContent = data.problem ? `${head}: ${data.problem}` : head + "\n" + data.lines.join("\n");
-  pre.scrollTop = pre.scrollHeight; // a tail: the newest lines in view
+  const badge = row.querySelector("td.st .state");
+  closeTail(step);
+  const tail = { step, pre, running: badge !== null && badge.textContent === "running",
+    timer: null, last: 0, busy: false, again: false };
+  tails.set(step, tail);
+  loadTail(tail);
 }
+
+document.addEventListener("planrun:update", (e) => { // steps that changed: their tails
+  e.detail.steps.forEach((step) => {
+    const tail = tails.get(step.step_id);
+    if (!tail) return;
+    tail.running = step.state === "running";
+    scheduleTail(tail);
+  });
+});
 
 function runsRow(run) {
   const tr = el("tr");
