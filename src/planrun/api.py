@@ -110,6 +110,16 @@ async def execute(
                 return await _execute_in_store(store, prepared, resolved, chosen, prelude, resume)
 
 
+def _executor_name(executor: object) -> str:
+    """The short name a run records for ``executor``: ``"local"`` for the
+    :class:`LocalExecutor`, else its ``name`` attribute (a non-empty string), else its
+    class name."""
+    if isinstance(executor, LocalExecutor):
+        return "local"
+    name = getattr(executor, "name", None)
+    return name if isinstance(name, str) and name else type(executor).__name__
+
+
 async def _execute_in_store(
     store: SqliteStore,
     prepared: PreparedRun,
@@ -135,6 +145,7 @@ async def _execute_in_store(
     config = EngineConfig(
         run_id=resolved.run_id,
         run_key=key,
+        executor_name=_executor_name(executor),
         plan_id=plan.plan_id,
         max_concurrency=concurrency,
         kill_grace=plan.globals.kill_grace_sec,

@@ -64,6 +64,9 @@ class EngineConfig:
     before_steps: Callable[[], None] | None = None
     #: The run across state dirs, passed on to the executor (``AttemptSpec.run_key``).
     run_key: str = ""
+    #: A short name of the executor (``run_started.executor``), chosen by the caller:
+    #: the engine knows executors only through the port.
+    executor_name: str | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -49,6 +49,7 @@ def start_fields(cfg: EngineConfig, nodes: Sequence[Node]) -> dict[str, Any]:
             for n in nodes
         ],
         "pid": os.getpid(),
+        "executor": cfg.executor_name,
     }
 
 

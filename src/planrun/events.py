@@ -57,11 +57,9 @@ class StepInfo(msgspec.Struct, frozen=True):
     first_attempt: int = 1
 
 
-class RunBegan(_Base, frozen=True):
-    """What :class:`RunStarted` and :class:`RunResumed` both say: the plan, its
-    variables, the concurrency, every step in plan order and the owner's pid. Never
-    sent itself (``isinstance(event, RunBegan)``: a run started or was taken over).
-    Encoded, each is exactly the fields it always had, in the same order."""
+class _RunBeganFields(_Base, frozen=True):
+    """The positional fields of :class:`RunBegan` (a keyword-only field with a default
+    must come after them and after :class:`RunResumed`'s own)."""
 
     plan_id: str
     plan_path: str | None
@@ -69,6 +67,17 @@ class RunBegan(_Base, frozen=True):
     max_concurrency: int
     steps: list[StepInfo]
     pid: int
+
+
+class RunBegan(_RunBeganFields, frozen=True, kw_only=True, omit_defaults=True):
+    """What :class:`RunStarted` and :class:`RunResumed` both say: the plan, its
+    variables, the concurrency, every step in plan order, the owner's pid and the
+    executor. Never sent itself (``isinstance(event, RunBegan)``: a run started or was
+    taken over). Encoded, each is the fields it always had, in the same order, then
+    ``executor`` when known (events written before it existed decode with None)."""
+
+    #: A short name of the executor that ran the attempts (``"local"``); None: unknown.
+    executor: str | None = None
 
 
 class RunStarted(RunBegan, frozen=True, tag="run_started"):

@@ -93,6 +93,8 @@ EVENT_KEPT_FIELDS = frozenset(
         "attempts",
         "masked_outputs",  # not masked: set by mask_event from ``outputs``
         "owner_pid",
+        # The executor's short name (planrun's or the executor's own, not free text).
+        "executor",
         # The lock name: secrets are refused in it at validation.
         "name",
         "waited_sec",

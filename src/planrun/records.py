@@ -84,6 +84,8 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_at: str | None = None
     #: How many times ``planrun resume`` took the run over.
     resumes: int = 0
+    #: The executor's short name (``"local"``); None for runs recorded before it was.
+    executor: str | None = None
 
     def to_builtins(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self)

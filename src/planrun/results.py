@@ -107,6 +107,8 @@ class RunResult(msgspec.Struct, frozen=True):
     started_at: str | None
     ended_at: str | None
     steps: dict[str, StepResult]
+    #: The executor's short name (``"local"``); None for runs recorded before it was.
+    executor: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -123,6 +125,7 @@ class RunResult(msgspec.Struct, frozen=True):
             view.started_at,
             view.ended_at,
             {s.id: StepResult.from_view(s) for s in view.steps.values()},
+            view.executor,
         )
 
 

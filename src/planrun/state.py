@@ -77,6 +77,8 @@ class RunView:
     #: capped it (None: not capped).
     max_concurrency: int | None = None
     requested_concurrency: int | None = None
+    #: The executor's short name (``run_started.executor``; None: not recorded).
+    executor: str | None = None
 
     @property
     def finished(self) -> int:
@@ -128,6 +130,7 @@ def _resume(view: RunView, event: RunResumed) -> None:
 def _start(view: RunView, event: RunStarted) -> None:
     view.max_concurrency = event.max_concurrency
     view.plan_id = event.plan_id
+    view.executor = event.executor
     view.started_at = event.ts
     view.steps = {s.id: StepView(s.id, s.name, s.retries + 1, s.critical) for s in event.steps}
     view.counts = Counter({StepState.PENDING: len(event.steps)})
@@ -173,6 +176,7 @@ def apply(view: RunView | None, event: Event) -> RunView:
         case RunResumed():
             view.max_concurrency = event.max_concurrency
             view.requested_concurrency = None
+            view.executor = event.executor
             _resume(view, event)
         case ConcurrencyCapped():
             view.max_concurrency = event.effective

@@ -146,6 +146,17 @@ async def test_api_runs_and_run_match_the_monitor(client: httpx.AsyncClient, sto
     assert [e["seq"] for e in detail["timeline"]] == sorted(e["seq"] for e in detail["timeline"])
 
 
+async def test_run_page_header_names_the_executor(client: httpx.AsyncClient, store: Store) -> None:
+    """The header says which executor ran the run (the local one, here), and the run's
+    JSON carries it too."""
+    html = (await client.get(f"/runs/{store.ok_id}")).text
+    head = html[html.index('<section class="run-head">') :]
+    head = head[: head.index("</section>")]
+    assert ' · executor <code id="run-executor">local</code>' in head
+    run = (await client.get(f"/api/runs/{store.ok_id}")).json()
+    assert run["run"]["executor"] == "local"
+
+
 async def test_run_page_has_the_graph_steps_and_no_secret(
     client: httpx.AsyncClient, store: Store
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+import msgspec
+
 from planrun.events import (
     AttemptFinished,
     AttemptStarted,
@@ -13,6 +15,7 @@ from planrun.events import (
     RetryScheduled,
     RunAborting,
     RunFinished,
+    RunResumed,
     RunStarted,
     StepFinished,
     StepInfo,
@@ -367,3 +370,42 @@ def test_concurrency_capped_is_kept_in_the_view() -> None:
     apply(view, capped)
     assert (view.max_concurrency, view.requested_concurrency) == (12, 100)
     assert decode_event(encode_event(capped)) == capped
+
+
+def test_the_executor_round_trips_and_old_events_decode_without_it() -> None:
+    """``executor`` is encoded when set and kept on the view (a resume's replaces the
+    start's); a run-begin event written before the field existed decodes with None,
+    and one without an executor encodes exactly as before (no ``executor`` key)."""
+    ev = _Events()
+    started = msgspec.structs.replace(ev.run_started(_info("a")), executor="local")
+    body = encode_event(started)
+    assert b'"executor":"local"' in body
+    assert decode_event(body) == started
+    assert apply(None, decode_event(body)).executor == "local"
+    seq, ts = ev._next()
+    resumed = RunResumed(
+        run_id=RUN,
+        seq=seq,
+        ts=ts,
+        plan_id="plan-x",
+        plan_path=None,
+        variables={},
+        max_concurrency=1,
+        steps=[_info("a")],
+        pid=2,
+        rerun=["a"],
+        kept={},
+        executor="remote",
+    )
+    view = _fold([started, decode_event(encode_event(resumed))])
+    assert view.executor == "remote"
+
+    old = (
+        b'{"type":"run_started","plan_id":"p","plan_path":null,"variables":{},'
+        b'"max_concurrency":1,"steps":[],"pid":1,"run_id":"r","seq":1,"ts":"t"}'
+    )
+    decoded = decode_event(old)
+    assert isinstance(decoded, RunStarted)
+    assert decoded.executor is None
+    assert apply(None, decoded).executor is None
+    assert encode_event(decoded) == old

@@ -211,6 +211,21 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+async def test_a_run_records_its_executors_name_or_class_name(state_dir: Path) -> None:
+    """``executor`` on the result and the stored run: the executor's ``name`` attribute
+    when it has one, else its class name (the local executor is ``local``: acceptance)."""
+
+    class Named(ScriptedExecutor):
+        name = "fake-remote"
+
+    plan = {"plan_id": "named", "steps": [{"id": "a", "command": "true"}]}
+    unnamed = await run_plan(plan, state_dir=state_dir, executor=ScriptedExecutor({}))
+    named = await run_plan(plan, state_dir=state_dir, executor=Named({}))
+    assert (unnamed.executor, named.executor) == ("ScriptedExecutor", "fake-remote")
+    rows = _rows(state_dir / "runs.db", "SELECT run_id, executor FROM runs")
+    assert dict(rows) == {unnamed.run_id: "ScriptedExecutor", named.run_id: "fake-remote"}
+
+
 async def test_run_plan_with_a_scripted_executor_is_recorded_without_processes(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

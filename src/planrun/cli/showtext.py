@@ -27,6 +27,8 @@ def run_lines(run: RunRecord, state_dir: Path) -> list[str]:
         + (f" ({format_duration(run.duration_sec)})" if run.duration_sec is not None else ""),
         f"owner     pid {run.owner_pid} on {run.owner_host} ({run.owner_kind})",
     ]
+    if run.executor:
+        lines.append(f"executor  {run.executor}")
     if run.heartbeat_at:
         lines.append(f"heartbeat {utc_stamp(run.heartbeat_at)}")
     if run.resumes:

@@ -18,6 +18,7 @@ from ..events import (
     AttemptFinished,
     AttemptStarted,
     Event,
+    RunBegan,
     RunFinished,
     StepFinished,
     event_type,
@@ -75,9 +76,9 @@ class StepRow(msgspec.Struct):
 class Projection:
     """Turns a batch of events into rows: the row changes merged per key, in order.
 
-    ``events``, :meth:`attempts`, :meth:`steps` and ``run_updates`` are parameter
-    dicts for ``executemany`` of ``INSERT_EVENT``, ``UPSERT_ATTEMPT``, ``UPDATE_STEP``
-    and ``FINISH_RUN``.
+    ``events``, :meth:`attempts`, :meth:`steps`, ``run_updates`` and
+    ``executor_updates`` are parameter dicts for ``executemany`` of ``INSERT_EVENT``,
+    ``UPSERT_ATTEMPT``, ``UPDATE_STEP``, ``FINISH_RUN`` and ``SET_RUN_EXECUTOR``.
     """
 
     def __init__(self, batch: Sequence[Event], bodies: Sequence[bytes]) -> None:
@@ -95,6 +96,7 @@ class Projection:
         self._attempts: dict[tuple[str, str, int], AttemptRow] = {}
         self._steps: dict[tuple[str, str], StepRow] = {}
         self.run_updates: list[dict[str, Any]] = []
+        self.executor_updates: list[dict[str, Any]] = []
         for event in batch:
             self._add(event)
 
@@ -116,6 +118,8 @@ class Projection:
                         "ended_at": event.ts,
                     }
                 )
+            case RunBegan():
+                self.executor_updates.append({"run_id": event.run_id, "executor": event.executor})
             case _:
                 pass
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 #: The schema as single statements (run one by one inside one transaction).
 SCHEMA_STATEMENTS = [
@@ -48,6 +48,8 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE steps ADD COLUMN outputs TEXT",
         "ALTER TABLE steps ADD COLUMN masked_outputs TEXT",
     ],
+    # The executor's short name, from run_started/run_resumed (NULL: not recorded).
+    6: ["ALTER TABLE runs ADD COLUMN executor TEXT"],
 }
 ABANDON_RUN = """
 UPDATE runs SET state = 'cancelled', exit_code = :exit_code, ended_at = :now, reason = :reason
@@ -156,6 +158,7 @@ WHERE run_id = :run_id AND step_id = :step_id
 UPDATE_RUN_SEQ = """
 UPDATE runs SET last_seq = MAX(last_seq, :seq), heartbeat_at = :ts WHERE run_id = :run_id
 """
+SET_RUN_EXECUTOR = "UPDATE runs SET executor = :executor WHERE run_id = :run_id"
 FINISH_RUN = """
 UPDATE runs SET state = :state, exit_code = :exit_code, reason = :reason, ended_at = :ended_at
 WHERE run_id = :run_id
@@ -166,6 +169,7 @@ SELECT_RUNS = """
 SELECT r.run_id, r.plan_id, r.plan_path, r.state, r.variables, r.started_at, r.ended_at,
        r.exit_code, r.reason, r.owner_pid, r.owner_start_time, r.owner_host, r.step_count,
        r.last_seq, r.owner_kind, r.owner_boot_id, r.secret_names, r.heartbeat_at, r.resumes,
+       r.executor,
        (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id
         AND s.state NOT IN ('pending', 'running')) AS steps_done
 FROM runs r

@@ -331,6 +331,7 @@ class SqliteStore:
                 await self._db.executemany(sql.UPSERT_ATTEMPT, project.attempts())
                 await self._db.executemany(sql.UPDATE_STEP, project.steps())
                 await self._db.executemany(sql.FINISH_RUN, project.run_updates)
+                await self._db.executemany(sql.SET_RUN_EXECUTOR, project.executor_updates)
                 await self._db.execute(
                     sql.UPDATE_RUN_SEQ, {"seq": last.seq, "ts": last.ts, "run_id": last.run_id}
                 )

@@ -132,13 +132,16 @@ def _header(run: dict[str, Any], owned: bool) -> str:
     )
     owner = f"{run['owner_kind']} pid {run['owner_pid']} on {run['owner_host']}"
     reason = f'<p class="reason" id="run-reason">{_e(run.get("reason"))}</p>'
+    # Runs recorded before the executor was have none: nothing is shown.
+    name = run.get("executor")
+    executor = f' · executor <code id="run-executor">{_e(name)}</code>' if name else ""
     return (
         f'<section class="run-head"><h1>{_e(run["run_id"])}</h1>'
         f'<p>plan <a href="/plans/{quote(run["plan_id"])}"><b>{_e(run["plan_id"])}</b></a> · '
         f'<span id="run-state">{state_badge(run["state"])}'
         f'</span> · started {_e(run["started_at"])} · <span id="run-duration">'
         f"{_duration(run['duration_sec'])}</span> · owner {_e(owner)}"
-        f"{' (this dashboard)' if owned else ''}</p>"
+        f"{' (this dashboard)' if owned else ''}{executor}</p>"
         f'<div id="run-progress">{_bar(run["progress_pct"], run["state"])}</div>{reason}'
         f"<details><summary>variables ({len(run['variables'])})</summary><ul>{variables}"
         "</ul></details></section>"
