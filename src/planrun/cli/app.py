@@ -27,7 +27,6 @@ from ..exitcodes import ExitCode
 from ..graph import levels
 from ..model import json_schema
 from ..options import KillSwitch
-from ..plan import parse_var
 from ..prepare import Resume, check_concurrency, check_plan, secret_hint, secrets_from_env
 from ..resume.load import LoadedResume, load_resume
 from ..state import replay
@@ -42,6 +41,7 @@ from .common import (
     fail,
     make_console,
     print_problems,
+    var_values,
 )
 from .completion import register_completion_command
 from .graph_cmd import register_graph_command
@@ -156,22 +156,6 @@ def _secrets(names: list[str] | None) -> dict[str, str]:
     return values
 
 
-def _variables(pairs: list[str] | None) -> dict[str, str]:
-    """``--var NAME=VALUE`` pairs; every malformed one is named in one ``UsageError``."""
-    out: dict[str, str] = {}
-    bad: list[str] = []
-    for pair in pairs or []:
-        try:
-            name, value = parse_var(pair)
-        except ValueError as exc:
-            bad.append(str(exc))
-            continue
-        out[name] = value
-    if bad:
-        raise UsageError("\n".join(bad))
-    return out
-
-
 @app.command()
 def run(
     plan: RunPlanArg,
@@ -203,7 +187,7 @@ def run(
         check_concurrency(max_concurrency)
         prepared = prepare_plan(
             plan,
-            _variables(var),
+            var_values(var),
             _secrets(secret),
             allow_undeclared=allow_undeclared,
             check_host=dry_run,  # what validate warns about; a run reports the real failure
@@ -372,7 +356,7 @@ def resume_cmd(
                 run_id,
                 state_dir,
                 plan=plan_source(plan) if plan is not None else None,
-                variables=_variables(var),
+                variables=var_values(var),
                 secrets=_secrets(secret),
                 from_step=from_step,
                 only=only,
@@ -421,7 +405,7 @@ def validate_cmd(
 
     Exits 0 if the plan is valid, 2 if not."""
     try:
-        result = check_plan(plan, _variables(var), allow_undeclared=allow_undeclared)
+        result = check_plan(plan, var_values(var), allow_undeclared=allow_undeclared)
     except PlanError as exc:  # nothing could be checked: still a validation's answer
         if as_json:
             jsonout.write_doc(jsonout.validation_doc(str(plan), None, exc))

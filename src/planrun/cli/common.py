@@ -31,6 +31,7 @@ from ..errors import (
     UsageError,
 )
 from ..paths import STATE_DIR_ENV, state_dir_to_name
+from ..plan import parse_var
 
 __all__ = [
     "ColorChoice",
@@ -45,6 +46,7 @@ __all__ = [
     "make_console",
     "out_console",
     "print_problems",
+    "var_values",
     "wants_color",
 ]
 
@@ -235,3 +237,19 @@ def cli_words(exc: PlanrunError) -> str:
     if field == "run_id" and message.startswith("no run "):
         return f"{message}; see `planrun list`"
     return message
+
+
+def var_values(pairs: list[str] | None) -> dict[str, str]:
+    """``--var NAME=VALUE`` pairs; every malformed one is named in one ``UsageError``."""
+    out: dict[str, str] = {}
+    bad: list[str] = []
+    for pair in pairs or []:
+        try:
+            name, value = parse_var(pair)
+        except ValueError as exc:
+            bad.append(str(exc))
+            continue
+        out[name] = value
+    if bad:
+        raise UsageError("\n".join(bad))
+    return out

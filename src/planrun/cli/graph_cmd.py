@@ -16,10 +16,9 @@ from typing import Annotated
 import typer
 
 from ..errors import PlanError, PlanrunError, UsageError
-from ..plan import parse_var
 from ..plan.read import STDIN_SOURCE
 from ..prepare import check_plan
-from .common import err_console, fail, print_problems
+from .common import err_console, fail, print_problems, var_values
 from .plan_input import plan_source
 
 __all__ = ["OutFileOpt", "check_output_dir", "register_graph_command", "write_output"]
@@ -43,22 +42,6 @@ OutFileOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _variables(pairs: list[str] | None) -> dict[str, str]:
-    """``--var NAME=VALUE`` pairs (every malformed one named in one ``UsageError``)."""
-    out: dict[str, str] = {}
-    bad: list[str] = []
-    for pair in pairs or []:
-        try:
-            name, value = parse_var(pair)
-        except ValueError as exc:
-            bad.append(str(exc))
-            continue
-        out[name] = value
-    if bad:
-        raise UsageError("\n".join(bad))
-    return out
 
 
 def check_output_dir(path: Path) -> None:
@@ -115,7 +98,7 @@ def graph(
         if output is not None:
             check_output_dir(output)
         source = plan_source(plan)
-        result = check_plan(source, _variables(var))
+        result = check_plan(source, var_values(var))
     except PlanrunError as exc:
         raise fail(exc) from None
     shown = result.source or (STDIN_SOURCE if source is not plan else str(plan))

@@ -52,6 +52,21 @@ def sse_message(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+async def _start_event_stream(send: Send) -> None:
+    """Open a server-sent-events response: never cached, never buffered by a proxy."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-store"),
+                (b"x-accel-buffering", b"no"),
+            ],
+        }
+    )
+
+
 class Stopping:
     """Set when the server begins to stop: every open stream then ends at once.
 
@@ -93,17 +108,7 @@ class RunFeed:
         self._sent: dict[str, tuple[str, int, int | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-store"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
+        await _start_event_stream(send)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._until_disconnect, receive, tg.cancel_scope)
             tg.start_soon(self.stopping.ends, tg.cancel_scope)
@@ -225,17 +230,7 @@ class RunsFeed:
         self.plan_id = plan_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-store"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
+        await _start_event_stream(send)
         async with anyio.create_task_group() as tg:
             tg.start_soon(RunFeed._until_disconnect, receive, tg.cancel_scope)
             tg.start_soon(self.stopping.ends, tg.cancel_scope)

@@ -22,6 +22,7 @@ from .data import plan_deps, read_tail, run_summary, step_summary
 from .gantt_svg import render_gantt
 from .graph_levels import COLLAPSE_ABOVE, render_levels
 from .graph_svg import render_graph
+from .pages import state_badge
 
 __all__ = ["TAIL_LINES", "RunReport", "load_report", "render_report"]
 
@@ -83,10 +84,6 @@ def _e(value: object) -> str:
     return escape("" if value is None else str(value))
 
 
-def _state(state: str) -> str:
-    return f'<span class="state state-{_e(state)}">{_e(state)}</span>'
-
-
 def _duration(sec: float | None) -> str:
     return "" if sec is None else f"{sec:.1f}s"
 
@@ -99,7 +96,7 @@ def _header(run: dict[str, Any]) -> str:
     reason = f'<p class="reason">{_e(run["reason"])}</p>' if run.get("reason") else ""
     return (
         f'<section class="run-head"><h1>run {_e(run["run_id"])}</h1>'
-        f"<p>plan <b>{_e(run['plan_id'])}</b> · {_state(run['state'])} · exit "
+        f"<p>plan <b>{_e(run['plan_id'])}</b> · {state_badge(run['state'])} · exit "
         f"{_e(run['exit_code'])} · started {_e(run['started_at'])} · ended "
         f"{_e(run['ended_at'] or '-')} · {_duration(run['duration_sec'])} · "
         f"{run['steps_done']}/{run['step_count']} steps · owner {_e(run['owner_kind'])} "
@@ -126,7 +123,7 @@ def _step_row(step: dict[str, Any]) -> str:
     name = step["name"] if step["name"] != step["step_id"] else ""
     return (
         f'<tr data-step="{_e(step["step_id"])}"><td><code>{_e(step["step_id"])}</code>'
-        f"{'<br>' + _e(name) if name else ''}</td><td>{_state(step['state'])}</td>"
+        f"{'<br>' + _e(name) if name else ''}</td><td>{state_badge(step['state'])}</td>"
         f"<td>{attempts}</td><td>{_e(step['exit_code'])}</td>"
         f"<td>{_duration(step['duration_sec'])}</td><td>{outputs}</td>"
         f"<td>{_e(step.get('reason') or '')}</td></tr>"
