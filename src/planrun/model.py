@@ -17,6 +17,7 @@ from msgspec import Meta
 __all__ = [
     "AttemptState",
     "Globals",
+    "Handlers",
     "Lock",
     "LockResolve",
     "OnFailure",
@@ -27,6 +28,8 @@ __all__ = [
     "Step",
     "StepState",
     "When",
+    "base_id",
+    "instance_id",
 ]
 
 # ``\Z``, not ``$``: Python's ``$`` also matches before a final newline, so ``"abc\n"``
@@ -96,6 +99,9 @@ class When(enum.StrEnum):
     ALL_DONE = "all_done"
     ONE_FAILED = "one_failed"
     NONE_FAILED = "none_failed"
+    ONE_SUCCESS = "one_success"
+    NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"
+    ALL_FAILED = "all_failed"
 
 
 class RunState(enum.StrEnum):
@@ -166,6 +172,65 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     cwd: str | None = None
     resume: ResumeRule = ResumeRule.REUSE
     max_log_bytes: LogBytes | None = None
+    #: A condition (``planrun.expr``), checked after ``when``: false ends it ``skipped``.
+    if_: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                description="Run only if this expression is true, e.g. "
+                "\"vars.TARGET == 'prod' && steps.build.outputs.changed == 'yes'\"",
+            ),
+        ]
+        | None
+    ) = msgspec.field(default=None, name="if")
+    #: Axes (name -> values) plus ``include``/``exclude`` (lists of objects).
+    matrix: (
+        Annotated[
+            dict[str, list[Any]],
+            Meta(
+                description="Run one instance per combination of the axes' values, "
+                "e.g. {\"python\": [\"3.11\", \"3.12\"]}; 'include' and 'exclude' "
+                "take lists of objects"
+            ),
+        ]
+        | None
+    ) = None
+    for_each: (
+        Annotated[
+            str,
+            Meta(
+                description="Run one instance per item of a JSON array, e.g. "
+                "\"${steps.list.outputs.ITEMS}\"",
+            ),
+        ]
+        | None
+    ) = None
+    max_items: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
+    max_parallel: Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)] | None = None
+    fail_fast: bool = False
+    uses: (
+        Annotated[str, Meta(min_length=1, description="Run this plan file as a child run")]
+        | None
+    ) = None
+    with_: dict[str, str] = msgspec.field(default_factory=dict, name="with")
+    #: Names of the parent's secrets a ``uses`` child run is given (none unless named).
+    pass_secrets: list[Annotated[str, Meta(pattern=VAR_NAME_PATTERN)]] = msgspec.field(
+        default_factory=list, name="secrets"
+    )
+    pool: Annotated[str, Meta(min_length=1)] | None = None
+    skip_exit_codes: list[ExitCode] = msgspec.field(default_factory=list)
+    stop_signal: (
+        Annotated[
+            str,
+            Meta(
+                pattern=r"^(SIG)?[A-Z0-9+-]+\Z",
+                description="Signal that asks the step to stop (default SIGTERM); "
+                "SIGKILL follows after kill_grace_sec",
+            ),
+        ]
+        | None
+    ) = None
 
     @property
     def display_name(self) -> str:
@@ -197,6 +262,12 @@ class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw
     on_lock_conflict: OnLockConflict = OnLockConflict.FAIL
     lock_timeout_sec: PosSeconds | None = None
     max_log_bytes: LogBytes | None = None
+    #: Named pools: at most this many of the steps with ``"pool": NAME`` run at once.
+    pools: dict[str, Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)]] = msgspec.field(
+        default_factory=dict
+    )
+    #: How long the run handlers of a cancelled run may take in all.
+    handler_timeout_sec: PosSeconds = 60.0
 
     @property
     def concurrency(self) -> int:
@@ -215,6 +286,15 @@ class Globals(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw
         return out
 
 
+class Handlers(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """Steps that run after the DAG ended in that outcome; they never change it."""
+
+    on_success: list[Step] = msgspec.field(default_factory=list)
+    on_failure: list[Step] = msgspec.field(default_factory=list)
+    on_cancel: list[Step] = msgspec.field(default_factory=list)
+    on_exit: list[Step] = msgspec.field(default_factory=list)
+
+
 class Plan(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
     """A plan: a DAG of steps plus variables and global settings."""
 
@@ -228,6 +308,7 @@ class Plan(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
         Meta(description="Names of secrets, read from planrun's environment; masked as ***"),
     ] = msgspec.field(default_factory=list)
     globals: Globals = msgspec.field(default_factory=Globals)
+    handlers: Handlers = msgspec.field(default_factory=Handlers)
     schema: str | None = msgspec.field(default=None, name="$schema")
 
     def step(self, step_id: str) -> Step:
@@ -236,6 +317,18 @@ class Plan(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
             if step.id == step_id:
                 return step
         raise KeyError(step_id)
+
+
+def instance_id(base: str, label: str) -> str:
+    """The id of one instance of a matrix or ``for_each`` step: ``base[label]``
+    (``test[python=3.11,db=pg]``, ``process[0:doc-17]``). A plan's own ids cannot hold
+    ``[``, so an instance id never collides with a written one."""
+    return f"{base}[{label}]"
+
+
+def base_id(step_id: str) -> str:
+    """The step an instance id was expanded from (the id itself if it is not one)."""
+    return step_id.partition("[")[0]
 
 
 def json_schema() -> dict[str, Any]:
