@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from . import policy
+from .engine_handlers import HandlerStop, WriteSummary
 from .events import Event
 from .masking import Masker
 from .model import StepState, When
@@ -67,6 +68,13 @@ class EngineConfig:
     #: A short name of the executor (``run_started.executor``), chosen by the caller:
     #: the engine knows executors only through the port.
     executor_name: str | None = None
+    #: The run handlers (step id -> its list, ``on_failure``, ...; their steps come after
+    #: the DAG's), how long a cancelled run's handlers may take in all, what stops them
+    #: (the CLI's second Ctrl-C) and what writes ``$PLANRUN_SUMMARY`` (``engine_handlers``).
+    handlers: dict[str, str] = field(default_factory=dict)
+    handler_timeout: float = 60.0
+    handler_stop: HandlerStop = field(default_factory=HandlerStop)
+    write_summary: WriteSummary | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -88,6 +96,9 @@ class Node:
     kept: bool = False
     exit_code: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    #: A run handler's list (None: a step of the DAG); ``held``: it waits for the DAG.
+    handler: str | None = None
+    held: bool = False
 
     @property
     def cleanup(self) -> bool:

@@ -28,6 +28,7 @@ from .events import Event
 from .masking import MIN_SECRET, Masker, secret_problem
 from .model import MAX_CONCURRENCY, Plan
 from .plan import ResolvedStep, Validation, resolve_steps, resolve_variables, validate
+from .plan.handlers import resolve_handlers
 from .resume import Action, Choice, PriorStep
 
 __all__ = [
@@ -60,6 +61,8 @@ class PreparedRun:
     source: str | None
     warnings: tuple[Problem, ...]
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The run handlers resolved like steps, each with its list (``on_failure``, ...).
+    handlers: tuple[tuple[str, ResolvedStep], ...] = ()
 
     @functools.cached_property
     def masker(self) -> Masker:
@@ -203,6 +206,7 @@ def prepare(
         source=str(Path(validation.source).resolve()) if validation.source else None,
         warnings=validation.warnings,
         secrets=explicit,
+        handlers=tuple(resolve_handlers(checked, values | explicit, validation.base_dir)),
     )
     if not check_host:
         return prepared

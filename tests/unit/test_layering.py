@@ -26,6 +26,7 @@ PURE_CORE = [
     "resume/__init__",
     "resume/decide",
     "records",
+    "summary",
 ]
 IO_LIBRARIES = {"anyio", "aiosqlite", "sqlite3", "subprocess", "rich", "typer", "asyncio"}
 

@@ -1,0 +1,179 @@
+"""Run handlers, for the engine: which lists run after the DAG, in what order, and how
+a cancelled run's handlers are bounded.
+
+The handlers are nodes of the engine like any step (announced in ``run_started``,
+recorded with the same events), *held* until the DAG has ended: the run's outcome is
+decided from the DAG alone, then the list of that outcome runs (``on_success``,
+``on_failure`` — failed or aborted — or ``on_cancel``), then ``on_exit``; each list is
+a small DAG the engine's scheduler runs to its end before the next. The lists that do
+not apply end ``skipped`` ("handler on_success: the run failed"), so every announced
+step ends. Before each list, the run summary (``$PLANRUN_SUMMARY``) is written.
+
+A cancelled run's handlers run shielded from the cancellation that stopped the DAG,
+under one deadline for all of them (``globals.handler_timeout_sec``); a second
+interrupt (:meth:`HandlerStop.stop`, the CLI's kill switch) stops them, or skips them
+if they have not started. The cancellation propagates afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .model import RunState, StepState
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .engine_nodes import Node
+    from .engine_outcome import Outcome
+
+__all__ = [
+    "HANDLER_KINDS",
+    "HandlerStop",
+    "applicable",
+    "handler_phases",
+    "hold_handlers",
+    "run_cancelled_handlers",
+    "run_handlers",
+]
+
+HANDLER_KINDS = ("on_success", "on_failure", "on_cancel", "on_exit")
+
+_FIRST = {
+    RunState.SUCCEEDED: "on_success",
+    RunState.FAILED: "on_failure",
+    RunState.CANCELLED: "on_cancel",
+}
+
+#: Writes the run summary for an outcome and the DAG's failed steps (``api``).
+WriteSummary = Callable[["Outcome", list[str]], None]
+FinishStep = Callable[..., None]
+
+
+def applicable(state: RunState) -> tuple[str, ...]:
+    """The handler lists that run, in order, after the DAG ended ``state``."""
+    first = _FIRST.get(state)
+    return (first, "on_exit") if first is not None else ("on_exit",)
+
+
+class HandlerStop:
+    """Stops a cancelled run's handlers: the second interrupt, or their deadline.
+
+    :meth:`stop` may come before the handlers start (they are then skipped) or while
+    they run (their processes are stopped as a cancelled run's are). ``reason`` is the
+    cancelled run's reason, saying so when the handlers were stopped.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self._why: str | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self._why = self._why or "interrupted again"
+        if self._scope is not None:
+            self._scope.cancel()
+
+    @property
+    def reason(self) -> str:
+        return f"run cancelled; handlers stopped: {self._why}" if self._why else "run cancelled"
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Shield the body from the cancellation around it, for at most ``seconds``
+        (or until :meth:`stop`)."""
+        with anyio.move_on_after(seconds, shield=True) as scope:
+            self._scope = scope
+            if self.stopped:
+                scope.cancel()
+            try:
+                yield
+            finally:
+                self._scope = None
+        if scope.cancelled_caught and self._why is None:
+            self._why = f"handler_timeout_sec ({seconds:g}s) passed"
+
+
+def hold_handlers(nodes: Sequence[Node], handlers: Mapping[str, str]) -> int:
+    """Mark the handler nodes (``handlers``: step id -> list) and hold them until the
+    DAG ends; how many there are (they do not count as the DAG's unfinished steps)."""
+    count = 0
+    for node in nodes:
+        kind = handlers.get(node.rs.step.id)
+        if kind is not None and not node.kept and not node.state.terminal:
+            node.handler, node.held = kind, True
+            count += 1
+    return count
+
+
+def handler_phases(
+    nodes: Sequence[Node],
+    decided: tuple[Outcome, list[str]],
+    stop: HandlerStop,
+    finish_step: FinishStep,
+    write_summary: WriteSummary | None,
+) -> Iterator[list[int]]:
+    """The handler lists to run, in order, each as the indices of its nodes, released.
+
+    Ends the lists that do not apply ``skipped`` first; a list reached after
+    :meth:`HandlerStop.stop` is skipped too. The summary is written before each list.
+    """
+    outcome, failed = decided
+    lists = applicable(outcome.state)
+    for kind in HANDLER_KINDS:
+        if kind not in lists:
+            for i in _held(nodes, kind):
+                finish_step(i, StepState.SKIPPED, reason=f"handler {kind}: the run {outcome.state}")
+    for kind in lists:
+        indices = _held(nodes, kind)
+        if not indices:
+            continue
+        if stop.stopped:
+            for i in indices:
+                finish_step(i, StepState.SKIPPED, reason="handlers skipped: interrupted again")
+            continue
+        if write_summary is not None:
+            write_summary(outcome, failed)
+        for i in indices:
+            nodes[i].held = False
+        yield indices
+
+
+def _held(nodes: Sequence[Node], kind: str) -> list[int]:
+    return [i for i, n in enumerate(nodes) if n.handler == kind and n.held and not n.state.terminal]
+
+
+async def run_handlers(engine: Engine, decided: tuple[Outcome, list[str]]) -> None:
+    """Run the handlers of the outcome ``decided``, list by list, with the engine's own
+    scheduler (its methods are the scheduler's; only its loop is repeated here)."""
+    cfg = engine._cfg
+    phases = handler_phases(
+        engine._nodes, decided, cfg.handler_stop, engine._finish_step, cfg.write_summary
+    )
+    for indices in phases:
+        async with anyio.create_task_group() as tg:
+            # The DAG's abort or cancellation is over: it must not stop the handlers.
+            engine._tg, engine._aborting, engine._cancelling = tg, None, False
+            engine._unfinished = len(indices)
+            engine._check.extend(indices)
+            engine._settle()
+            while engine._unfinished:
+                engine._handle(await engine._inbox_recv.receive())
+                engine._settle()
+
+
+async def run_cancelled_handlers(engine: Engine) -> None:
+    """A cancelled run: record its steps' end, then run ``on_cancel`` and ``on_exit``
+    shielded, under ``handler_timeout_sec`` (or until :meth:`HandlerStop.stop`)."""
+    from .engine_outcome import Outcome, failed_steps
+    from .exitcodes import ExitCode
+
+    engine._finish_cancelled(end=False)
+    cancelled = Outcome(RunState.CANCELLED, ExitCode.CANCELLED, "run cancelled")
+    with engine._cfg.handler_stop.deadline(engine._cfg.handler_timeout):
+        await run_handlers(engine, (cancelled, failed_steps(engine._nodes)))
