@@ -160,7 +160,9 @@ class Engine:
                     self._handle(await self._inbox_recv.receive())
                     self._settle()
                 tg.cancel_scope.cancel()  # stop the deadline timer
-            outcome = run_outcome(self._nodes, deadline_hit=self._deadline_hit, aborting=self._aborting)
+            outcome = run_outcome(
+                self._nodes, deadline_hit=self._deadline_hit, aborting=self._aborting
+            )
             self._decided = (outcome, failed_steps(self._nodes))
             await run_handlers(self, self._decided)
         except anyio.get_cancelled_exc_class():
@@ -438,7 +440,7 @@ class Engine:
             if isinstance(msg, AttemptDone):
                 self._attempt_done(msg)
         for index, node in enumerate(self._nodes):
-            if not node.state.terminal and not node.kept:
+            if not node.state.terminal and not node.kept and (end or not node.held):
                 self._finish_step(index, StepState.CANCELLED, reason=reason)
         self._check.clear()
         if not end or self._decided is not None:

@@ -17,22 +17,22 @@ if they have not started. The cancellation propagates afterwards.
 
 from __future__ import annotations
 
-import contextlib
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
 
+from .engine_nodes import EngineConfig, Message, Node
+from .engine_outcome import Outcome, failed_steps
+from .exitcodes import ExitCode
+from .handler_stop import HandlerStop
 from .model import RunState, StepState
-
-if TYPE_CHECKING:
-    from .engine import Engine
-    from .engine_nodes import Node
-    from .engine_outcome import Outcome
 
 __all__ = [
     "HANDLER_KINDS",
-    "HandlerStop",
     "applicable",
     "handler_phases",
     "hold_handlers",
@@ -48,55 +48,32 @@ _FIRST = {
     RunState.CANCELLED: "on_cancel",
 }
 
-#: Writes the run summary for an outcome and the DAG's failed steps (``api``).
-WriteSummary = Callable[["Outcome", list[str]], None]
 FinishStep = Callable[..., None]
+
+
+class Scheduler(Protocol):
+    """The parts of :class:`planrun.engine.Engine` the handlers run with (its own
+    scheduler: only its loop is repeated here)."""
+
+    _cfg: EngineConfig
+    _nodes: list[Node]
+    _tg: TaskGroup | None
+    _aborting: str | None
+    _cancelling: bool
+    _unfinished: int
+    _check: deque[int]
+    _inbox_recv: MemoryObjectReceiveStream[Message]
+
+    def _settle(self) -> None: ...
+    def _handle(self, msg: Message) -> None: ...
+    def _finish_step(self, index: int, state: StepState, *, reason: str | None = None) -> None: ...
+    def _finish_cancelled(self, reason: str = ..., *, end: bool = ...) -> None: ...
 
 
 def applicable(state: RunState) -> tuple[str, ...]:
     """The handler lists that run, in order, after the DAG ended ``state``."""
     first = _FIRST.get(state)
     return (first, "on_exit") if first is not None else ("on_exit",)
-
-
-class HandlerStop:
-    """Stops a cancelled run's handlers: the second interrupt, or their deadline.
-
-    :meth:`stop` may come before the handlers start (they are then skipped) or while
-    they run (their processes are stopped as a cancelled run's are). ``reason`` is the
-    cancelled run's reason, saying so when the handlers were stopped.
-    """
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self._why: str | None = None
-        self._scope: anyio.CancelScope | None = None
-
-    def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            self._why = self._why or "interrupted again"
-        if self._scope is not None:
-            self._scope.cancel()
-
-    @property
-    def reason(self) -> str:
-        return f"run cancelled; handlers stopped: {self._why}" if self._why else "run cancelled"
-
-    @contextlib.contextmanager
-    def deadline(self, seconds: float) -> Iterator[None]:
-        """Shield the body from the cancellation around it, for at most ``seconds``
-        (or until :meth:`stop`)."""
-        with anyio.move_on_after(seconds, shield=True) as scope:
-            self._scope = scope
-            if self.stopped:
-                scope.cancel()
-            try:
-                yield
-            finally:
-                self._scope = None
-        if scope.cancelled_caught and self._why is None:
-            self._why = f"handler_timeout_sec ({seconds:g}s) passed"
 
 
 def hold_handlers(nodes: Sequence[Node], handlers: Mapping[str, str]) -> int:
@@ -116,7 +93,7 @@ def handler_phases(
     decided: tuple[Outcome, list[str]],
     stop: HandlerStop,
     finish_step: FinishStep,
-    write_summary: WriteSummary | None,
+    write_summary: Callable[[RunState, int, str | None, list[str]], None] | None,
 ) -> Iterator[list[int]]:
     """The handler lists to run, in order, each as the indices of its nodes, released.
 
@@ -138,7 +115,7 @@ def handler_phases(
                 finish_step(i, StepState.SKIPPED, reason="handlers skipped: interrupted again")
             continue
         if write_summary is not None:
-            write_summary(outcome, failed)
+            write_summary(outcome.state, outcome.exit_code, outcome.reason, failed)
         for i in indices:
             nodes[i].held = False
         yield indices
@@ -148,9 +125,9 @@ def _held(nodes: Sequence[Node], kind: str) -> list[int]:
     return [i for i, n in enumerate(nodes) if n.handler == kind and n.held and not n.state.terminal]
 
 
-async def run_handlers(engine: Engine, decided: tuple[Outcome, list[str]]) -> None:
+async def run_handlers(engine: Scheduler, decided: tuple[Outcome, list[str]]) -> None:
     """Run the handlers of the outcome ``decided``, list by list, with the engine's own
-    scheduler (its methods are the scheduler's; only its loop is repeated here)."""
+    scheduler."""
     cfg = engine._cfg
     phases = handler_phases(
         engine._nodes, decided, cfg.handler_stop, engine._finish_step, cfg.write_summary
@@ -167,12 +144,9 @@ async def run_handlers(engine: Engine, decided: tuple[Outcome, list[str]]) -> No
                 engine._settle()
 
 
-async def run_cancelled_handlers(engine: Engine) -> None:
+async def run_cancelled_handlers(engine: Scheduler) -> None:
     """A cancelled run: record its steps' end, then run ``on_cancel`` and ``on_exit``
     shielded, under ``handler_timeout_sec`` (or until :meth:`HandlerStop.stop`)."""
-    from .engine_outcome import Outcome, failed_steps
-    from .exitcodes import ExitCode
-
     engine._finish_cancelled(end=False)
     cancelled = Outcome(RunState.CANCELLED, ExitCode.CANCELLED, "run cancelled")
     with engine._cfg.handler_stop.deadline(engine._cfg.handler_timeout):

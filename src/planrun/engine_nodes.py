@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 
 from . import policy
-from .engine_handlers import HandlerStop, WriteSummary
 from .events import Event
+from .handler_stop import HandlerStop, WriteSummary
 from .masking import Masker
 from .model import StepState, When
 from .plan import ResolvedStep

@@ -16,10 +16,10 @@ from typing import Any
 
 import msgspec
 
-from .engine_handlers import HandlerStop, WriteSummary
-from .engine_outcome import Outcome
 from .errors import StoreError
+from .handler_stop import HandlerStop, WriteSummary
 from .masking import Masker
+from .model import RunState
 from .options import ResolvedOptions
 from .plan import ResolvedStep
 from .prepare import PreparedRun
@@ -66,11 +66,11 @@ def _writer(
     view: Callable[[], RunView | None],
     masker: Masker,
 ) -> WriteSummary:
-    def write(outcome: Outcome, failed: list[str]) -> None:
+    def write(state: RunState, exit_code: int, reason: str | None, failed: list[str]) -> None:
         current = view()
         assert current is not None  # run_started came first
-        reason = masker.text(outcome.reason) if outcome.reason is not None else None
-        doc = summary_document(current, outcome.state, outcome.exit_code, reason, failed)
+        masked = masker.text(reason) if reason is not None else None
+        doc = summary_document(current, state, exit_code, masked, failed)
         data = msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n"
         try:
             files.replace_file(resolved.state_dir, ["runs", run_dir.name, SUMMARY_FILE], data)

@@ -26,7 +26,7 @@ import msgspec
 from .. import graph
 from ..errors import Problem
 from ..model import Handlers, OnFailure, Plan, Step
-from .resolve import ResolvedStep, _resolve
+from .resolve import ResolvedStep, resolve_more
 from .text import shown
 
 __all__ = [
@@ -91,7 +91,9 @@ def decode_handlers(
             problems.append(Problem(f"$.handlers.{shown(key)}", "unknown handler list", hint=hint))
     for kind in HANDLER_KINDS:
         entries += _decode_list(kind, raw.get(kind), problems, convert)
-    lists = {k: [e.step for e in entries if e.kind == k and e.step is not None] for k in HANDLER_KINDS}
+    lists = {
+        k: [e.step for e in entries if e.kind == k and e.step is not None] for k in HANDLER_KINDS
+    }
     return Handlers(**lists), entries
 
 
@@ -140,7 +142,9 @@ def check_handlers(
     "unknown dependency" of a main step naming a handler).
     """
     problems: list[Problem] = []
-    first: dict[str, str] = {sid: f"$.steps[{i}]" for i, sid in reversed(list(enumerate(raw_ids))) if sid}
+    first: dict[str, str] = {
+        sid: f"$.steps[{i}]" for i, sid in reversed(list(enumerate(raw_ids))) if sid
+    }
     kind_of: dict[str, str] = {}
     for e in entries:
         if e.raw_id is None:
@@ -268,7 +272,8 @@ def relocate(
     """``problems`` with the extra positions of :func:`check_view` turned into the
     handlers' paths, and a main step's use of a handler's results said plainly."""
     out = []
-    for p in problems:
+    for problem in problems:
+        p = problem
         found = _STEPS_AT.match(p.path)
         if found and int(found[1]) in at:
             p = msgspec.structs.replace(p, path=at[int(found[1])] + p.path[found.end() :])
@@ -294,13 +299,12 @@ def resolve_handlers(
     A handler never aborts anything: ``on_failure: abort`` acts as ``skip_dependents``
     (its dependents in its list are skipped; the run's outcome is already decided).
     """
-    from .. import subst
-
-    base = plan_dir or Path.cwd()
-    global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
-    out = []
-    for k, (kind, step) in enumerate(handler_steps(plan.handlers)):
-        if step.on_failure is OnFailure.ABORT:
-            step = msgspec.structs.replace(step, on_failure=OnFailure.SKIP_DEPENDENTS)
-        out.append((kind, _resolve(plan, len(plan.steps) + k, step, values, global_env, base)))
-    return out
+    found = handler_steps(plan.handlers)
+    steps = [
+        msgspec.structs.replace(s, on_failure=OnFailure.SKIP_DEPENDENTS)
+        if s.on_failure is OnFailure.ABORT
+        else s
+        for _, s in found
+    ]
+    resolved = resolve_more(plan, steps, len(plan.steps), values, plan_dir)
+    return [(kind, rs) for (kind, _), rs in zip(found, resolved, strict=True)]

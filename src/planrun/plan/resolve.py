@@ -3,7 +3,7 @@ fields that use another step's results kept as typed late bindings. Pure: no I/O
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ __all__ = [
     "Pieces",
     "ResolvedStep",
     "parse_var",
+    "resolve_more",
     "resolve_steps",
     "resolve_variables",
 ]
@@ -136,6 +137,18 @@ def resolve_steps(
     return [
         _resolve(plan, index, step, values, global_env, base)
         for index, step in enumerate(plan.steps)
+    ]
+
+
+def resolve_more(
+    plan: Plan, steps: Sequence[Step], first: int, values: Mapping[str, str], plan_dir: Path | None
+) -> list[ResolvedStep]:
+    """Steps beside the plan's ``steps`` (its run handlers) resolved as they are, at
+    positions ``first``, ``first + 1``, ..."""
+    base = plan_dir or Path.cwd()
+    global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
+    return [
+        _resolve(plan, first + k, step, values, global_env, base) for k, step in enumerate(steps)
     ]
 
 
