@@ -11,6 +11,7 @@ from ..api import PreparedRun, RunOptions
 from ..graph import levels
 from ..resume import Action
 from ..resume.load import LoadedResume
+from .handler_text import print_handlers
 from .view import counted
 
 __all__ = ["print_dry_run", "print_explain"]
@@ -66,6 +67,7 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
                 details.append("env " + " ".join(f"{k}={quote(rs.env[k])}" for k in extra_env))
             if details:
                 say(f"      {'; '.join(details)}")
+    print_handlers(say, prepared)
 
 
 def print_explain(console: Console, loaded: LoadedResume) -> None:
