@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ._cli import (
     PLANRUN,
     clean_env,
@@ -22,6 +24,7 @@ from ._cli import (
     query,
     read_events,
     sh,
+    sigkill_leaves_no_step_alive,
     wait_until,
     write_json,
 )
@@ -198,9 +201,11 @@ def _cleanup(proc: subprocess.Popen[bytes], run_id: str) -> None:
     kill_pids(live_pids_with_env("PLANRUN_RUN_ID", run_id))
 
 
-def test_sigint_runs_on_cancel_and_on_exit(tmp_path: Path) -> None:
-    """SIGINT: the main step is stopped, then on_cancel and on_exit run (on_failure is
-    skipped); exit 130, the run cancelled, no process left."""
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "planrun cancel"])
+def test_a_cancel_runs_on_cancel_and_on_exit(tmp_path: Path, how: str) -> None:
+    """SIGINT, SIGTERM or ``planrun cancel``: the main step is stopped, then on_cancel
+    and on_exit run (on_failure is skipped); exit 130, the run cancelled, no process
+    left."""
     run_id = f"hc-{uuid.uuid4().hex[:8]}"
     plan = {
         "plan_id": "cancel",
@@ -217,7 +222,11 @@ def test_sigint_runs_on_cancel_and_on_exit(tmp_path: Path) -> None:
     proc = _start(tmp_path, plan, run_id)
     try:
         assert wait_until(lambda: _started(tmp_path, run_id, "sleepy"), 10), _output(tmp_path)
-        proc.send_signal(signal.SIGINT)
+        if how == "planrun cancel":
+            done = planrun("cancel", run_id, cwd=tmp_path)
+            assert done.returncode == 0, done.stdout + done.stderr
+        else:
+            proc.send_signal(signal.Signals[how])
         code = proc.wait(timeout=30)
         assert code == EXIT_CANCELLED, _output(tmp_path)
         assert json.loads((tmp_path / "cancel.json").read_text())["state"] == "cancelled"
@@ -324,6 +333,42 @@ def test_a_second_sigint_stops_a_running_handler(tmp_path: Path) -> None:
         assert time.monotonic() - sent < 15
         assert _states(tmp_path, run_id)["stubborn"][0] == "cancelled"
         assert live_pids_with_env("PLANRUN_RUN_ID", run_id) == []
+    finally:
+        _cleanup(proc, run_id)
+
+
+def test_kill_9_runs_no_handler_and_the_run_is_crashed(tmp_path: Path) -> None:
+    """``kill -9`` of planrun: nothing runs its handlers; the watchdog stops the step,
+    the run reads crashed (its handlers pending), and a resume runs them at its end."""
+    run_id = f"hk-{uuid.uuid4().hex[:8]}"
+    plan = {
+        "plan_id": "killed",
+        "steps": [sh("sleepy", f"test -f {tmp_path}/ok || sleep 1000")],
+        "handlers": {
+            "on_cancel": [sh("cleanup", f"echo cancel >> {tmp_path}/log")],
+            "on_success": [sh("yay", f"echo success >> {tmp_path}/log")],
+            "on_exit": [sh("bye", f"echo exit >> {tmp_path}/log")],
+        },
+    }
+    proc = _start(tmp_path, plan, run_id)
+    try:
+        assert wait_until(lambda: _started(tmp_path, run_id, "sleepy"), 10), _output(tmp_path)
+        assert wait_until(lambda: len(live_pids_with_env("PLANRUN_RUN_ID", run_id)) >= 2, 5)
+        sigkill_leaves_no_step_alive(proc, run_id)
+        shown = json.loads(planrun("show", run_id, "--json", cwd=tmp_path).stdout)
+        assert shown["run"]["state"] == "crashed"
+        states = {s["step_id"]: s["state"] for s in shown["steps"]}
+        assert states == {
+            "sleepy": "crashed",
+            "cleanup": "pending",
+            "yay": "pending",
+            "bye": "pending",
+        }
+        assert not (tmp_path / "log").exists()
+        (tmp_path / "ok").touch()
+        again = planrun("resume", run_id, cwd=tmp_path)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert (tmp_path / "log").read_text().split() == ["success", "exit"]
     finally:
         _cleanup(proc, run_id)
 
