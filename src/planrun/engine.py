@@ -166,8 +166,7 @@ class Engine:
             self._decided = (outcome, failed_steps(self._nodes))
             await run_handlers(self, self._decided)
         except anyio.get_cancelled_exc_class():
-            if self._decided is None:  # the DAG was stopped: on_cancel/on_exit, bounded
-                await run_cancelled_handlers(self)
+            await run_cancelled_handlers(self)  # shielded and bounded
             self._finish_cancelled(self._cfg.handler_stop.reason)
             raise
         except BaseException:

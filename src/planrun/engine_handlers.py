@@ -63,6 +63,7 @@ class Scheduler(Protocol):
     _unfinished: int
     _check: deque[int]
     _inbox_recv: MemoryObjectReceiveStream[Message]
+    _decided: tuple[Outcome, list[str]] | None
 
     def _settle(self) -> None: ...
     def _handle(self, msg: Message) -> None: ...
@@ -145,9 +146,17 @@ async def run_handlers(engine: Scheduler, decided: tuple[Outcome, list[str]]) ->
 
 
 async def run_cancelled_handlers(engine: Scheduler) -> None:
-    """A cancelled run: record its steps' end, then run ``on_cancel`` and ``on_exit``
-    shielded, under ``handler_timeout_sec`` (or until :meth:`HandlerStop.stop`)."""
+    """A cancellation: record the end of what it stopped, then run the handlers still
+    to run, shielded, under ``handler_timeout_sec`` (or until :meth:`HandlerStop.stop`).
+
+    Stopping the DAG runs ``on_cancel`` and ``on_exit``. Stopping the handlers of a
+    decided outcome (a cancel while ``on_failure`` runs) keeps that outcome: the
+    handlers it stopped end ``cancelled``, and ``on_exit`` still runs if it had not.
+    """
     engine._finish_cancelled(end=False)
-    cancelled = Outcome(RunState.CANCELLED, ExitCode.CANCELLED, "run cancelled")
+    decided = engine._decided
+    if decided is None:
+        cancelled = Outcome(RunState.CANCELLED, ExitCode.CANCELLED, "run cancelled")
+        decided = (cancelled, failed_steps(engine._nodes))
     with engine._cfg.handler_stop.deadline(engine._cfg.handler_timeout):
-        await run_handlers(engine, (cancelled, failed_steps(engine._nodes)))
+        await run_handlers(engine, decided)
