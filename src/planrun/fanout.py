@@ -89,8 +89,17 @@ def item_text(item: Any) -> str:
 
 def slug(item: Any) -> str:
     """The item's text in ``[A-Za-z0-9._-]``, runs of other characters as one ``-``,
-    trimmed of ``-`` at both ends, at most :data:`SLUG_MAX` characters."""
+    trimmed of ``-`` at both ends, at most :data:`SLUG_MAX` characters. An object is
+    known by its first string or number value (``{"id": "doc-17", ...}``: ``doc-17``),
+    which reads better than its JSON."""
+    if isinstance(item, dict):
+        first = next((v for v in item.values() if _scalar(v)), None)
+        item = first if first is not None else item
     return _NOT_SLUG.sub("-", item_text(item)).strip("-")[:SLUG_MAX].rstrip("-")
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def instance_label(index: int, item: Any) -> str:
