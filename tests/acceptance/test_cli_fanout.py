@@ -8,11 +8,22 @@ from "ran again"."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from ._cli import planrun, read_events, sh, show_run, write_json
+from ._cli import (
+    PLANRUN,
+    clean_env,
+    planrun,
+    read_events,
+    sh,
+    show_run,
+    sigkill_leaves_no_step_alive,
+    wait_until,
+    write_json,
+)
 
 RECORD = 'echo "$PLANRUN_STEP_ID $PLANRUN_ATTEMPT" >> "$CALLS"; '
 EXIT_FAILED = 1
@@ -310,3 +321,42 @@ def test_thousand_items_measured(tmp_path: Path) -> None:
     print(f"\n1,000 for_each instances of true: {took:.2f}s (CLI start to end)")
     doc = show_run(tmp_path, "r1")
     assert sum(1 for s in doc["steps"] if s["step_id"].startswith("process[")) == 1000
+
+
+def test_kill_9_during_instances_leaves_nothing_and_resume_completes(tmp_path: Path) -> None:
+    """kill -9 of planrun while instances run: no instance process survives (the
+    watchdog), the run is crashed, and ``resume`` reruns only the unfinished instances
+    from the recorded items, not the producer nor the instance that had finished."""
+    hang = (
+        'if [ "$0" = b ] && [ "$PLANRUN_ATTEMPT" = 1 ]; then '
+        'touch "$WORK/b-started"; sleep 1000; fi'
+    )
+    step = _sh(
+        "process",
+        hang,
+        "${item}",
+        depends_on=["list"],
+        for_each="${steps.list.outputs.ITEMS}",
+    )
+    plan = _plan(tmp_path, [_producer(["a", "b"]), step])
+    with (tmp_path / "out.txt").open("wb") as out:
+        proc = subprocess.Popen(
+            [*PLANRUN, "run", plan, "--state-dir", tmp_path / "state", "--run-id", "r1", "--plain"],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    assert wait_until(
+        lambda: (tmp_path / "b-started").exists() and "process[0:a] 1" in _calls(tmp_path), 30
+    ), (tmp_path / "out.txt").read_text()
+    assert wait_until(lambda: _states(show_run(tmp_path, "r1"))["process[0:a]"] == "succeeded", 30)
+    sigkill_leaves_no_step_alive(proc, "r1")
+    states = _states(show_run(tmp_path, "r1"))
+    assert states["process[1:b]"] == "crashed"
+    before = _calls(tmp_path)
+    result = planrun("resume", "r1", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _calls(tmp_path)[len(before) :] == ["process[1:b] 2"]
+    assert set(_states(show_run(tmp_path, "r1")).values()) == {"succeeded"}
