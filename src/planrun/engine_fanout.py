@@ -43,9 +43,10 @@ def expand(engine: Engine, index: int) -> None:
     kept: dict[str, StepState] = {}
     failing: list[tuple[int, str]] = []
     names = fanout.item_names(node.rs.step)
-    for position, (iid, item) in enumerate(
-        zip(fanout.instance_ids(node.rs.step.id, items), items, strict=True)
-    ):
+    masker = engine._cfg.masker
+    secret = (lambda text: masker.text(text) != text) if masker else None
+    ids = fanout.instance_ids(node.rs.step.id, items, secret)
+    for position, (iid, item) in enumerate(zip(ids, items, strict=True)):
         values = fanout.item_values(item)
         child = Node(node.rs.instance(iid, values), list(node.deps), group=index)
         child_index = len(engine._nodes)

@@ -15,7 +15,7 @@ instance's templates only (never put in the environment). Pure: no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -102,15 +102,21 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
-def instance_label(index: int, item: Any) -> str:
-    """``INDEX:SHORT`` (``0:doc-17``), or ``INDEX`` alone when the slug is empty."""
+def instance_label(index: int, item: Any, secret: Callable[[str], bool] | None = None) -> str:
+    """``INDEX:SHORT`` (``0:doc-17``), or ``INDEX`` alone when the slug is empty or when
+    ``secret`` says the item's text holds a secret (ids are stored and shown in clear)."""
     short = slug(item)
+    if short and secret is not None and secret(item_text(item)):
+        short = ""
     return f"{index}:{short}" if short else str(index)
 
 
-def instance_ids(base: str, items: Sequence[Any]) -> list[str]:
-    """The ids of ``base``'s instances for ``items``: stable, and unique by the index."""
-    return [instance_id(base, instance_label(i, item)) for i, item in enumerate(items)]
+def instance_ids(
+    base: str, items: Sequence[Any], secret: Callable[[str], bool] | None = None
+) -> list[str]:
+    """The ids of ``base``'s instances for ``items``: stable, and unique by the index
+    (``secret``: see :func:`instance_label`)."""
+    return [instance_id(base, instance_label(i, item, secret)) for i, item in enumerate(items)]
 
 
 def instance_name(step: Step, step_id: str) -> str:

@@ -360,3 +360,53 @@ def test_kill_9_during_instances_leaves_nothing_and_resume_completes(tmp_path: P
     assert result.returncode == 0, result.stdout + result.stderr
     assert _calls(tmp_path)[len(before) :] == ["process[1:b] 2"]
     assert set(_states(show_run(tmp_path, "r1")).values()) == {"succeeded"}
+
+
+SECRET = "s3cret-item-value"  # noqa: S105 - a test secret
+
+
+def test_a_secret_item_stays_out_of_ids_and_the_store(tmp_path: Path) -> None:
+    """An item holding a secret: its instance gets the value, but its id is the index
+    alone and neither the store nor the events hold the secret; a resume cannot reuse
+    the masked items, so the producer runs again."""
+    (tmp_path / "fail-plain").touch()
+    producer = _sh(
+        "list", 'printf "ITEMS=[\\"%s\\", \\"plain\\"]\\n" "$TOKEN" >> "$PLANRUN_OUTPUT"'
+    )
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "fanout",
+            "secrets": ["TOKEN"],
+            "globals": {"env": {"CALLS": str(tmp_path / "calls.txt"), "WORK": str(tmp_path)}},
+            "steps": [producer, _process(on_failure="continue")],
+        },
+    )
+    env = clean_env(TOKEN=SECRET)
+    first = planrun(
+        "run",
+        plan,
+        "--run-id",
+        "r1",
+        "--state-dir",
+        tmp_path / "state",
+        "--plain",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert first.returncode == EXIT_FAILED, first.stdout + first.stderr
+    assert sorted((tmp_path / "seen").read_text().split()) == ["plain", SECRET]
+    assert set(_states(show_run(tmp_path, "r1"))) == {
+        "list",
+        "process",
+        "process[0]",
+        "process[1:plain]",
+    }
+    for path in (tmp_path / "state").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in first.stdout + first.stderr
+    (tmp_path / "fail-plain").unlink()
+    result = planrun("resume", "r1", "--state-dir", tmp_path / "state", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "list 2" in _calls(tmp_path)

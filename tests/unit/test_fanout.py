@@ -115,6 +115,12 @@ def test_ids_are_unique_even_when_slugs_collide() -> None:
     assert all(base_id(i) == "p" for i in ids)
 
 
+def test_an_item_holding_a_secret_is_known_by_its_index() -> None:
+    """Ids are stored and shown in clear: an item whose text holds a secret gets none."""
+    ids = fanout.instance_ids("p", ["tok-1234", "ok"], lambda text: "1234" in text)
+    assert ids == ["p[0]", "p[1:ok]"]
+
+
 def test_ids_are_stable() -> None:
     """The same items give the same ids, whatever else (a resume relies on it)."""
     items = ["x", {"id": 3}, [1]]
