@@ -245,7 +245,7 @@ def test_a_variable_for_each_is_checked_with_its_value() -> None:
     [problem] = bad.errors
     assert (problem.path, problem.step_id) == ("$.steps[0].for_each", "p")
     assert problem.message.startswith("for_each: variable 'ITEMS' is not valid JSON")
-    assert problem.message.endswith("'nope'; write a JSON array such as [\"a\", \"b\"]")
+    assert problem.message.endswith('\'nope\'; write a JSON array such as ["a", "b"]')
     assert validate(plan, {"ITEMS": '["a"]'}).ok
 
 
