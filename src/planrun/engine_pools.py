@@ -72,22 +72,31 @@ class Pools:
         """Called when the engine takes ``index`` from its ready queue: True if one of
         its groups is full (it is parked, stays ``queued`` and must not start now).
         A node that is not startable any more (it ended meanwhile) is never parked."""
-        node = self._nodes[index]
-        if not (node.state is StepState.PENDING or node.waiting_retry):
+        if not self._startable(index):
             return False
-        for key, limit in groups(node.rs.step, self._limits):
+        for key, limit in groups(self._nodes[index].rs.step, self._limits):
             if self._running.get(key, 0) >= limit:
                 heapq.heappush(self._parked.setdefault(key, (limit, []))[1], index)
                 return True
         return False
 
     def unpark(self) -> None:
-        """Requeue as many parked steps of each group as it has free slots."""
+        """Requeue as many parked steps of each group as it has free slots (in plan
+        order); parked steps that ended meanwhile (an abort, ``fail_fast``) are
+        dropped without taking a slot, so they cannot strand the ones behind them."""
         for key, (limit, parked) in list(self._parked.items()):
-            for _ in range(min(limit - self._running.get(key, 0), len(parked))):
-                self._requeue(heapq.heappop(parked))
+            free = limit - self._running.get(key, 0)
+            while free > 0 and parked:
+                index = heapq.heappop(parked)
+                if self._startable(index):
+                    self._requeue(index)
+                    free -= 1
             if not parked:
                 del self._parked[key]
+
+    def _startable(self, index: int) -> bool:
+        node = self._nodes[index]
+        return node.state is StepState.PENDING or node.waiting_retry
 
     def started(self, index: int) -> None:
         """An attempt of ``index`` started: it holds a slot in each of its groups."""
