@@ -9,6 +9,7 @@ tests build the steps directly and drive the engine.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from planrun import run_plan
 from planrun.engine import Engine, EngineConfig
 from planrun.events import Event, StepFinished
-from planrun.model import Plan, Step, StepState
+from planrun.model import OnFailure, Plan, Step, StepState
 from planrun.plan import resolve_steps
 from planrun.testing import Action, Fail, Hang, ScriptedExecutor, Succeed
 
@@ -57,8 +58,9 @@ async def test_a_step_waiting_for_its_pool_holds_no_run_slot(tmp_path: Path) -> 
     assert executor.started_order() == ["d1", "x", "d2", "d3"]
     # The pool members never overlapped.
     db = [a for a in executor.attempts if a.step_id != "x"]
-    for earlier, later in zip(db, db[1:], strict=False):
-        assert earlier.ended is not None and earlier.ended <= later.started
+    for earlier, later in itertools.pairwise(db):
+        assert earlier.ended is not None
+        assert earlier.ended <= later.started
 
 
 async def test_pool_members_start_in_plan_order(tmp_path: Path) -> None:
@@ -112,13 +114,17 @@ async def _run_steps(
 ) -> tuple[list[Event], ScriptedExecutor]:
     """Run ``steps`` (not validated: instance ids) on the engine with a scripted executor."""
     events: list[Event] = []
+
+    def sink(event: Event) -> None:
+        events.append(event)
+
     plan = Plan(plan_id="p", steps=steps)
     executor = ScriptedExecutor(script, default=Succeed(delay=0.05))
     engine = Engine(
         resolve_steps(plan, {}, None),
         EngineConfig(run_id="r", plan_id="p", max_concurrency=max_concurrency),
         executor,
-        events.append,
+        sink,
     )
     with anyio.fail_after(30):
         await engine.run()
@@ -163,7 +169,7 @@ async def test_fail_fast_cancels_the_siblings_only() -> None:
     """An instance fails: its running sibling, the one waiting for a retry and the one
     not started yet end cancelled with the fail_fast reason; an unrelated step and its
     dependent are not affected."""
-    fields: dict[str, Any] = {"fail_fast": True, "on_failure": "skip_dependents"}
+    fields: dict[str, Any] = {"fail_fast": True, "on_failure": OnFailure.SKIP_DEPENDENTS}
     steps = [
         Step(id="test[i=0]", command="x", **fields),
         Step(id="test[i=1]", command="x", **fields),
@@ -197,7 +203,7 @@ async def test_fail_fast_cancels_the_siblings_only() -> None:
 
 async def test_without_fail_fast_siblings_go_on() -> None:
     """fail_fast is off by default: a failing instance leaves its siblings running."""
-    steps = _instances(3, on_failure="skip_dependents")
+    steps = _instances(3, on_failure=OnFailure.SKIP_DEPENDENTS)
     events, _ = await _run_steps(steps, {"test[i=0]": Fail()})
     done = _finished(events)
     assert done["test[i=0]"][0] is StepState.FAILED
@@ -208,7 +214,7 @@ async def test_without_fail_fast_siblings_go_on() -> None:
 async def test_fail_fast_ignores_steps_that_are_not_instances() -> None:
     """A plain step with fail_fast has no siblings: the others run on."""
     steps = [
-        Step(id="a", command="x", fail_fast=True, on_failure="continue"),
+        Step(id="a", command="x", fail_fast=True, on_failure=OnFailure.CONTINUE),
         Step(id="a2", command="x", fail_fast=True),
     ]
     events, _ = await _run_steps(steps, {"a": Fail()})

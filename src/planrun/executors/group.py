@@ -8,11 +8,12 @@ the EOF of a "sentinel" pipe whose write end every process of the attempt inheri
 Contract: an :class:`Attempt` owns the leader's pidfd and the sentinel's read end
 until :meth:`Attempt.close`, which every caller runs exactly once, last (also when
 cancelled). :meth:`Attempt.stop` is ``killpg(SIGTERM)`` (or the step's stop signal),
-up to ``grace`` seconds, ``killpg(SIGKILL)``, for the group and for the attempt's processes that left it
-(found by tag, held by pidfd, see ``tags.py``), then SIGKILL for what nested runs of
-the attempt left; its waits are bounded (``KILL_WAIT_SEC``, ``ESCAPE_CHECK_SEC``), so
-it ends within about ``grace + KILL_WAIT_SEC + ESCAPE_CHECK_SEC`` plus the ``/proc``
-scans. :meth:`Attempt.stop_stragglers` handles group members that closed the sentinel.
+up to ``grace`` seconds, ``killpg(SIGKILL)``, for the group and for the attempt's
+processes that left it (found by tag, held by pidfd, see ``tags.py``), then SIGKILL
+for what nested runs of the attempt left; its waits are bounded (``KILL_WAIT_SEC``,
+``ESCAPE_CHECK_SEC``), so it ends within about ``grace + KILL_WAIT_SEC +
+ESCAPE_CHECK_SEC`` plus the ``/proc`` scans. :meth:`Attempt.stop_stragglers` handles
+group members that closed the sentinel.
 Signals to a pid (not a group or pidfd) go only to processes found carrying the tag.
 """
 
