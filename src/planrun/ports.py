@@ -41,7 +41,7 @@ class AttemptSpec:
     run_key: str = ""
     #: What asks the process group to stop (a cancel, a timeout) before the SIGKILL
     #: that follows ``kill_grace`` seconds later: the step's ``stop_signal``.
-    stop_signal: signal.Signals = signal.SIGTERM
+    stop_signal: int = signal.SIGTERM
 
     @property
     def key(self) -> str:

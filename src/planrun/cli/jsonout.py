@@ -37,7 +37,7 @@ from ..events import Event, encode_event
 from ..graph import levels
 from ..options import RunOptions
 from ..plan import Validation
-from ..plan.rules import stop_signal
+from ..plan.rules import signal_name
 from ..prepare import PreparedRun
 from ..records import RunRecord
 from ..results import RunResult
@@ -206,7 +206,7 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
                 "critical": step.critical,
                 "pool": step.pool,
                 "skip_exit_codes": list(step.skip_exit_codes),
-                "stop_signal": stop_signal(step.stop_signal).name,
+                "stop_signal": signal_name(step.stop_signal),
             }
         )
     return {

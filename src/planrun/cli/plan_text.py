@@ -10,7 +10,7 @@ from rich.console import Console
 from ..api import PreparedRun, RunOptions
 from ..graph import levels
 from ..model import Step
-from ..plan.rules import stop_signal
+from ..plan.rules import signal_name
 from ..resume import Action
 from ..resume.load import LoadedResume
 from .view import counted
@@ -86,7 +86,7 @@ def _runtime_details(step: Step) -> list[str]:
     if step.skip_exit_codes:
         details.append("skip on exit " + ", ".join(map(str, step.skip_exit_codes)))
     if step.stop_signal is not None:
-        details.append(f"stop with {stop_signal(step.stop_signal).name}")
+        details.append(f"stop with {signal_name(step.stop_signal)}")
     return details
 
 

@@ -16,7 +16,7 @@ from ..errors import Problem
 from ..model import Plan, Step
 from .checks import Indexed
 
-__all__ = ["check_rules", "stop_signal"]
+__all__ = ["check_rules", "signal_name", "stop_signal"]
 
 #: Signals a process cannot catch: asking with them gives it no chance to stop.
 _UNCATCHABLE = (signal.SIGKILL, signal.SIGSTOP)
@@ -28,25 +28,31 @@ def _named(text: str) -> str:
     return text if text.startswith("SIG") else "SIG" + text
 
 
-def stop_signal(name: str | None) -> signal.Signals:
-    """The signal a step's ``stop_signal`` names (``SIGTERM`` when None).
+def signal_name(name: str | None) -> str:
+    """How a step's ``stop_signal`` is shown: ``SIGINT`` for ``INT``, ``SIGTERM`` for
+    None."""
+    return "SIGTERM" if name is None else _named(name)
+
+
+def stop_signal(name: str | None) -> int:
+    """The number of the signal a step's ``stop_signal`` names (``SIGTERM`` when None;
+    ``SIGRTMIN+N`` / ``SIGRTMAX-N`` too, which have no name of their own in
+    ``signal.Signals``).
 
     ``ValueError`` for a name the ``signal`` module does not know (validation
     reports that first, with a location).
     """
-    if name is None:
-        return signal.SIGTERM
-    text = _named(name)
+    text = signal_name(name)
     found = _REALTIME.match(text)
     if found is not None:
         base = signal.SIGRTMIN if found[1] == "MIN" else signal.SIGRTMAX
-        number = base + int(found[2] or 0)
+        number = int(base) + int(found[2] or 0)
         if not signal.SIGRTMIN <= number <= signal.SIGRTMAX:
             raise ValueError(f"{name} is outside SIGRTMIN..SIGRTMAX")
-        return signal.Signals(number)
+        return number
     if text not in signal.Signals.__members__:
         raise ValueError(f"unknown signal {name}")
-    return signal.Signals[text]
+    return int(signal.Signals[text])
 
 
 def _steps(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, Step]]:
@@ -121,7 +127,8 @@ def _check_stop_signal(path: str, step: Step) -> list[Problem]:
         return [
             Problem(
                 where,
-                f"{sig.name} cannot be caught, so it gives the step no chance to stop",
+                f"{signal.Signals(sig).name} cannot be caught, so it gives the step no "
+                "chance to stop",
                 step.id,
                 "use a signal the step can handle, e.g. SIGINT or SIGTERM; SIGKILL follows "
                 "after kill_grace_sec anyway",
