@@ -333,7 +333,7 @@ class Engine:
         """An attempt failed or timed out: schedule its retry, or end the step."""
         node = self._nodes[msg.index]
         step = node.rs.step
-        may_retry = self._aborting is None or node.cleanup
+        may_retry = (self._aborting is None or node.cleanup) and not self._pools.stopped(msg.index)
         # Retries count from this run's first attempt (a resume starts after ``base``).
         relative = msg.attempt - node.base
         retry = policy.retry_decision(step, relative, state, exit_code, self._cfg.rand)
@@ -361,7 +361,7 @@ class Engine:
         """End a step failed or timed out, aborting the run if its policy says so."""
         step = self._nodes[index].rs.step
         self._finish_step(index, final, exit_code=exit_code, reason=reason)
-        for sibling, why in self._pools.fail_fast(index):
+        for sibling, why in self._pools.fail_fast(index, cancelling=self._cancelling):
             self._finish_step(sibling, StepState.CANCELLED, reason=why)
         if step.critical and step.on_failure is OnFailure.ABORT and not self._cancelling:
             self._abort(f"step '{step.id}' {final.value}", step.id)

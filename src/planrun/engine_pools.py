@@ -108,16 +108,18 @@ class Pools:
         for key, _ in groups(self._nodes[index].rs.step, self._limits):
             self._running[key] -= 1
 
-    def fail_fast(self, index: int) -> list[tuple[int, str]]:
+    def fail_fast(self, index: int, *, cancelling: bool = False) -> list[tuple[int, str]]:
         """Node ``index`` ended failed or timed out: if it is an instance with
         ``fail_fast``, cancel its running siblings (their attempts end ``cancelled``:
-        :meth:`why_cancelled` gives the reason) and stop the timers of those waiting
-        for a retry; return the siblings the engine must now end ``cancelled`` (those
-        not running), with the reason."""
+        :meth:`why_cancelled` gives the reason; one whose result is already on its way
+        is not retried: :meth:`stopped`) and stop the timers of those waiting for a
+        retry; return the siblings the engine must now end ``cancelled`` (those not
+        running), with the reason. Nothing while the whole run is being cancelled
+        (``cancelling``): that ends them, with its own reason."""
         node = self._nodes[index]
         step = node.rs.step
         base = base_id(step.id)
-        if not step.fail_fast or base == step.id:
+        if cancelling or not step.fail_fast or base == step.id:
             return []
         reason = f"fail_fast: '{step.id}' {node.state.value}"
         to_end: list[tuple[int, str]] = []
@@ -128,10 +130,15 @@ class Pools:
                 if other.waiting_retry and other.scope is not None:
                     other.scope.cancel()  # its retry timer
                 to_end.append((i, reason))
-            elif other.state is StepState.RUNNING and other.scope is not None:
+            elif other.state is StepState.RUNNING:
                 self._cancelled[i] = reason
-                other.scope.cancel()
+                if other.scope is not None:
+                    other.scope.cancel()
         return to_end
+
+    def stopped(self, index: int) -> bool:
+        """``fail_fast`` stopped this node's attempt: its failure must not be retried."""
+        return index in self._cancelled
 
     def why_cancelled(self, index: int) -> str | None:
         """Why ``fail_fast`` cancelled the attempt of ``index`` (None: it did not)."""

@@ -219,3 +219,19 @@ async def test_fail_fast_ignores_steps_that_are_not_instances() -> None:
     ]
     events, _ = await _run_steps(steps, {"a": Fail()})
     assert _finished(events)["a2"][0] is StepState.SUCCEEDED
+
+
+async def test_a_sibling_failing_in_the_same_instant_is_not_retried() -> None:
+    """Two instances fail at once: if the sibling's failure is already on its way when
+    fail_fast stops it, it ends failed (its own result) without its retry; if it came
+    first, its retry is cancelled. Either way it makes one attempt."""
+    fail_fast: dict[str, Any] = {"fail_fast": True, "on_failure": OnFailure.SKIP_DEPENDENTS}
+    steps = [
+        Step(id="test[i=0]", command="x", **fail_fast),
+        Step(id="test[i=1]", command="x", retries=2, **fail_fast),
+    ]
+    events, executor = await _run_steps(steps, {"test[i=0]": Fail(), "test[i=1]": Fail()})
+    done = _finished(events)
+    assert done["test[i=0]"][0] is StepState.FAILED
+    assert done["test[i=1]"][0] in (StepState.FAILED, StepState.CANCELLED)
+    assert len(executor.of_step("test[i=1]")) == 1
