@@ -10,7 +10,7 @@ Stopping, three ways:
 
 - **abort** (a critical step failed with ``on_failure: abort``, or the run deadline
   passed): running attempts are cancelled through their own cancel scopes, pending
-  steps end ``cancelled``, but ``all_done``/``one_failed`` steps still run.
+  steps end ``cancelled``, but cleanup steps (``policy.CLEANUP_RULES``) still run.
 - **cancellation of the caller** (Ctrl-C, a cancelled ``run_plan`` task): anyio cancels
   the task group; each attempt stops its process group in a shielded scope; then the
   remaining steps are recorded ``cancelled`` and the cancellation propagates.
