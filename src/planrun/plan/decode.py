@@ -21,6 +21,7 @@ from ..errors import Problem
 from ..model import Globals, Plan, Step
 from .checks import Indexed, check_graph, check_step_refs, check_values, parsed_templates
 from .read import check_limits, duplicate_keys
+from .rules import check_rules
 from .text import shown
 from .variables import STRICT, GivenRules, check_variables
 
@@ -86,6 +87,7 @@ def _check(
         *check_values(plan, indexed),
         *check_variables(plan, indexed, parsed, given, secrets, rules),
         *check_step_refs(indexed, parsed),
+        *check_rules(plan, indexed),
     ]
 
 
