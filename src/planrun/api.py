@@ -149,6 +149,7 @@ async def _execute_in_store(
         executor_name=_executor_name(executor),
         plan_id=plan.plan_id,
         max_concurrency=concurrency,
+        pools=plan.globals.pools,
         kill_grace=plan.globals.kill_grace_sec,
         run_timeout=plan.globals.timeout_sec,
         log_dir=paths.log_dir,

@@ -19,7 +19,7 @@ import anyio
 from . import policy
 from .events import Event
 from .masking import Masker
-from .model import StepState, When
+from .model import StepState
 from .plan import ResolvedStep
 from .ports import ProcessResult
 from .resume import PriorStep
@@ -32,8 +32,6 @@ __all__ = [
     "Node",
     "RetryDue",
 ]
-
-_CLEANUP_RULES = (When.ALL_DONE, When.ONE_FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +67,8 @@ class EngineConfig:
     executor_name: str | None = None
     #: A resume: the items each for_each step was expanded from (``steps_expanded``).
     expanded: dict[str, list[Any]] = field(default_factory=dict)
+    #: ``globals.pools``: at most this many steps of each named pool run at once.
+    pools: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)
@@ -98,8 +98,8 @@ class Node:
 
     @property
     def cleanup(self) -> bool:
-        """A cleanup/rollback step (``all_done``/``one_failed``): an abort lets it run."""
-        return self.rs.step.when in _CLEANUP_RULES
+        """A cleanup/rollback step (``policy.CLEANUP_RULES``): an abort lets it run."""
+        return self.rs.step.when in policy.CLEANUP_RULES
 
 
 # Inbox messages: what attempt tasks and timers tell the scheduler.

@@ -410,3 +410,50 @@ def test_a_secret_item_stays_out_of_ids_and_the_store(tmp_path: Path) -> None:
     result = planrun("resume", "r1", "--state-dir", tmp_path / "state", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "list 2" in _calls(tmp_path)
+
+
+def test_max_parallel_and_fail_fast_apply_to_instances(tmp_path: Path) -> None:
+    """``max_parallel: 1`` runs the instances one at a time (each start follows the
+    previous end); ``fail_fast`` cancels the siblings of a failed instance."""
+    one_at_a_time = _sh(
+        "process",
+        'echo "start $0" >> "$WORK/order"; sleep 0.2; echo "end $0" >> "$WORK/order"',
+        "${item}",
+        depends_on=["list"],
+        for_each="${steps.list.outputs.ITEMS}",
+        max_parallel=1,
+    )
+    plan = _plan(tmp_path, [_producer(["a", "b", "c"]), one_at_a_time])
+    result = _run(tmp_path, plan)
+    assert result.returncode == 0, result.stdout + result.stderr
+    order = (tmp_path / "order").read_text().split("\n")[:-1]
+    assert [line.split()[0] for line in order] == ["start", "end"] * 3
+    fast = _sh(
+        "process",
+        'if [ "$0" = a ]; then exit 1; fi; sleep 1000',
+        "${item}",
+        depends_on=["list"],
+        for_each="${steps.list.outputs.ITEMS}",
+        fail_fast=True,
+        on_failure="continue",
+    )
+    plan = _plan(tmp_path, [_producer(["a", "b", "c"]), fast])
+    result = planrun(
+        "run",
+        plan,
+        "--run-id",
+        "r2",
+        "--state-dir",
+        tmp_path / "state",
+        "--plain",
+        "--max-concurrency",
+        "1",
+        cwd=tmp_path,
+    )
+    assert result.returncode == EXIT_FAILED, result.stdout + result.stderr
+    steps = {s["step_id"]: s for s in show_run(tmp_path, "r2")["steps"]}
+    assert steps["process[0:a]"]["state"] == "failed"
+    for sibling in ("process[1:b]", "process[2:c]"):
+        assert steps[sibling]["state"] == "cancelled"
+        assert steps[sibling]["reason"] == "fail_fast: 'process[0:a]' failed"
+    assert steps["process"]["reason"] == "1 of 3 instances failed"

@@ -38,6 +38,7 @@ from ..events import Event, encode_event
 from ..graph import levels
 from ..options import RunOptions
 from ..plan import ResolvedStep, Validation
+from ..plan.rules import signal_name
 from ..prepare import PreparedRun
 from ..records import RunRecord
 from ..results import RunResult
@@ -205,6 +206,9 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
                 "on_failure": step.on_failure.value,
                 "critical": step.critical,
                 **_for_each(rs, mask),
+                "pool": step.pool,
+                "skip_exit_codes": list(step.skip_exit_codes),
+                "stop_signal": signal_name(step.stop_signal),
             }
         )
     return {
@@ -212,6 +216,7 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
         "plan": prepared.source,
         "plan_id": plan.plan_id,
         "max_concurrency": options.concurrency(plan),
+        "pools": dict(plan.globals.pools),
         "variables": prepared.masked_variables,
         "secrets": sorted(prepared.secrets),
         "levels": [list(tier) for tier in tiers],

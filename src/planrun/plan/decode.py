@@ -22,6 +22,7 @@ from ..model import Globals, Plan, Step
 from .checks import Indexed, check_graph, check_step_refs, check_values, parsed_templates
 from .fanout_checks import check_for_each, without_item_names
 from .read import check_limits, duplicate_keys
+from .rules import check_rules
 from .text import shown
 from .variables import STRICT, GivenRules, check_variables
 
@@ -89,6 +90,7 @@ def _check(
         *check_variables(plan, indexed, named, given, secrets, rules),
         *check_step_refs(indexed, parsed),
         *check_for_each(plan, indexed, parsed, given),
+        *check_rules(plan, indexed),
     ]
 
 
