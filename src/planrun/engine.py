@@ -32,7 +32,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import policy
+from . import engine_fanout, policy
 from .engine_attempts import (
     Bound,
     Unbound,
@@ -238,6 +238,9 @@ class Engine:
 
     def _start_attempt(self, index: int) -> None:
         node = self._nodes[index]
+        if node.rs.for_each is not None:  # a fan-out: its instances run, not it
+            engine_fanout.expand(self, index)
+            return
         try:
             bound = node.rs.bind(self._lookup)
         except Unbound as exc:
@@ -392,6 +395,8 @@ class Engine:
             outputs=outputs,
         )
         self._check.extend(node.dependents)
+        if node.group is not None:
+            engine_fanout.instance_done(self, node.group)
 
     def _abort(self, reason: str, step_id: str | None = None) -> None:
         """Stop everything but cleanup/rollback steps (``on_failure: abort``, deadline)."""

@@ -65,6 +65,8 @@ class EngineConfig:
     #: A short name of the executor (``run_started.executor``), chosen by the caller:
     #: the engine knows executors only through the port.
     executor_name: str | None = None
+    #: A resume: the items each for_each step was expanded from (``steps_expanded``).
+    expanded: dict[str, list[Any]] = field(default_factory=dict)
     #: ``globals.pools``: at most this many steps of each named pool run at once.
     pools: dict[str, int] = field(default_factory=dict)
 
@@ -88,6 +90,11 @@ class Node:
     kept: bool = False
     exit_code: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    #: An instance of a for_each step: that step's node; the step: its instances and
+    #: how many of them have not ended (``planrun.engine_fanout``).
+    group: int | None = None
+    instances: list[int] = field(default_factory=list)
+    left: int = 0
 
     @property
     def cleanup(self) -> bool:

@@ -13,6 +13,7 @@ from ..model import Step
 from ..plan.rules import signal_name
 from ..resume import Action
 from ..resume.load import LoadedResume
+from ..subst import StepRef
 from .view import counted
 
 __all__ = ["print_dry_run", "print_explain"]
@@ -66,6 +67,8 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
                 details.append(f"on_failure {step.on_failure.value}")
             if not step.critical:
                 details.append("non-critical")
+            if step.for_each is not None:  # the rendered template, as the step has it
+                details.append(f"for_each {quote(_template(rs.for_each or ()))} (one per item)")
             details += _runtime_details(step)
             extra_env = {**plan.globals.env, **step.env}
             if extra_env:
@@ -107,3 +110,8 @@ def print_explain(console: Console, loaded: LoadedResume) -> None:
         console.print(
             f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
         )
+
+
+def _template(pieces: tuple[str | StepRef, ...]) -> str:
+    """A template with its variables substituted and its step references as written."""
+    return "".join(p if isinstance(p, str) else p.text for p in pieces)
