@@ -20,7 +20,7 @@ from . import policy
 from .events import Event
 from .handler_stop import HandlerStop, WriteSummary
 from .masking import Masker
-from .model import StepState, When
+from .model import StepState
 from .plan import ResolvedStep
 from .ports import ProcessResult
 from .resume import PriorStep
@@ -33,8 +33,6 @@ __all__ = [
     "Node",
     "RetryDue",
 ]
-
-_CLEANUP_RULES = (When.ALL_DONE, When.ONE_FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +66,10 @@ class EngineConfig:
     #: A short name of the executor (``run_started.executor``), chosen by the caller:
     #: the engine knows executors only through the port.
     executor_name: str | None = None
+    #: A resume: the items each for_each step was expanded from (``steps_expanded``).
+    expanded: dict[str, list[Any]] = field(default_factory=dict)
+    #: ``globals.pools``: at most this many steps of each named pool run at once.
+    pools: dict[str, int] = field(default_factory=dict)
     #: The run handlers (step id -> its list, ``on_failure``, ...; their steps come after
     #: the DAG's), how long a cancelled run's handlers may take in all, what stops them
     #: (the CLI's second Ctrl-C) and what writes ``$PLANRUN_SUMMARY`` (``engine_handlers``).
@@ -96,14 +98,19 @@ class Node:
     kept: bool = False
     exit_code: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    #: An instance of a for_each step: that step's node; the step: its instances and
+    #: how many of them have not ended (``planrun.engine_fanout``).
+    group: int | None = None
+    instances: list[int] = field(default_factory=list)
+    left: int = 0
     #: A run handler's list (None: a step of the DAG); ``held``: it waits for the DAG.
     handler: str | None = None
     held: bool = False
 
     @property
     def cleanup(self) -> bool:
-        """A cleanup/rollback step (``all_done``/``one_failed``): an abort lets it run."""
-        return self.rs.step.when in _CLEANUP_RULES
+        """A cleanup/rollback step (``policy.CLEANUP_RULES``): an abort lets it run."""
+        return self.rs.step.when in policy.CLEANUP_RULES
 
 
 # Inbox messages: what attempt tasks and timers tell the scheduler.

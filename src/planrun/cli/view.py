@@ -197,11 +197,9 @@ class PlainLog(Renderer):
         assert view is not None
         match event:
             case RunStarted():
-                handlers = sum(1 for s in event.steps if s.handler is not None)
-                also = f" and {counted(handlers, 'handler')}" if handlers else ""
                 return (
                     f"run {event.run_id} started: plan {event.plan_id}, "
-                    f"{counted(len(event.steps) - handlers, 'step')}{also}, "
+                    f"{_steps_and_handlers(event)}, "
                     f"max concurrency {event.max_concurrency} "
                     f"(follow it: {self.follow_hint(event.run_id)})"
                 )
@@ -215,10 +213,10 @@ class PlainLog(Renderer):
             case AttemptStarted():
                 total = view.steps[event.step_id].max_attempts
                 pid = f", pid {event.pid}" if event.pid is not None else ""
-                warning = f" {event.warning}" if event.warning else ""
+                end = f"){' ' + event.warning if event.warning else ''}"
                 who = _who(view, event.step_id)
-                return f"{who} running (attempt {event.attempt}/{total}{pid}){warning}"
-            case AttemptFinished() if event.state.value != "succeeded":
+                return f"{who} running (attempt {event.attempt}/{total}{pid}{end}"
+            case AttemptFinished() if event.state.value not in ("succeeded", "skipped"):
                 detail = event.error or (
                     f"exit code {event.exit_code}" if event.exit_code is not None else ""
                 )
@@ -411,6 +409,13 @@ def print_summary(console: Console, view: RunView, wall: float) -> None:
             console.print(f"  log: {path}", markup=False, highlight=False)
             for line in log_tail(path):
                 console.print(f"  | {line}", markup=False, highlight=False)
+
+
+def _steps_and_handlers(event: RunStarted) -> str:
+    """``3 steps`` or ``3 steps and 1 handler``."""
+    handlers = sum(1 for s in event.steps if s.handler is not None)
+    also = f" and {counted(handlers, 'handler')}" if handlers else ""
+    return f"{counted(len(event.steps) - handlers, 'step')}{also}"
 
 
 def _who(view: RunView, step_id: str) -> str:

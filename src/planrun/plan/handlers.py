@@ -26,7 +26,7 @@ import msgspec
 from .. import graph
 from ..errors import Problem
 from ..model import Handlers, OnFailure, Plan, Step
-from .resolve import ResolvedStep, resolve_more
+from .resolve import ResolvedStep, resolve_step
 from .text import shown
 
 __all__ = [
@@ -306,5 +306,8 @@ def resolve_handlers(
         else s
         for _, s in found
     ]
-    resolved = resolve_more(plan, steps, len(plan.steps), values, plan_dir)
-    return [(kind, rs) for (kind, _), rs in zip(found, resolved, strict=True)]
+    first = len(plan.steps)
+    return [
+        (kind, resolve_step(plan, step, values, plan_dir, index=first + k))
+        for k, ((kind, _), step) in enumerate(zip(found, steps, strict=True))
+    ]
