@@ -337,6 +337,35 @@ def test_a_second_sigint_stops_a_running_handler(tmp_path: Path) -> None:
         _cleanup(proc, run_id)
 
 
+def test_a_cancel_while_on_failure_runs_keeps_the_outcome(tmp_path: Path) -> None:
+    """SIGINT while an on_failure handler runs: it is stopped, on_exit still runs, and
+    the run stays failed (exit 1, as its steps decided), nothing left."""
+    run_id = f"hd-{uuid.uuid4().hex[:8]}"
+    plan = {
+        "plan_id": "decided",
+        "globals": {"kill_grace_sec": 1},
+        "steps": [sh("broken", "exit 4")],
+        "handlers": {
+            "on_failure": [sh("slow", "sleep 1000 & sleep 1000")],
+            "on_exit": [sh("bye", f"touch {tmp_path}/bye")],
+        },
+    }
+    proc = _start(tmp_path, plan, run_id)
+    try:
+        assert wait_until(lambda: _started(tmp_path, run_id, "slow"), 10), _output(tmp_path)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        assert code == 1, _output(tmp_path)
+        assert _run_row(tmp_path, run_id) == ("failed", 1)
+        states = _states(tmp_path, run_id)
+        assert states["slow"] == ("cancelled", "run cancelled")
+        assert states["bye"][0] == "succeeded"
+        assert (tmp_path / "bye").exists()
+        assert live_pids_with_env("PLANRUN_RUN_ID", run_id) == []
+    finally:
+        _cleanup(proc, run_id)
+
+
 def test_kill_9_runs_no_handler_and_the_run_is_crashed(tmp_path: Path) -> None:
     """``kill -9`` of planrun: nothing runs its handlers; the watchdog stops the step,
     the run reads crashed (its handlers pending), and a resume runs them at its end."""
