@@ -30,17 +30,15 @@ from .engine_outcome import Outcome, failed_steps
 from .exitcodes import ExitCode
 from .handler_stop import HandlerStop
 from .model import RunState, StepState
+from .plan.handlers import HANDLER_KINDS
 
 __all__ = [
-    "HANDLER_KINDS",
     "applicable",
     "handler_phases",
     "hold_handlers",
     "run_cancelled_handlers",
     "run_handlers",
 ]
-
-HANDLER_KINDS = ("on_success", "on_failure", "on_cancel", "on_exit")
 
 _FIRST = {
     RunState.SUCCEEDED: "on_success",
