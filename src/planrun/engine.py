@@ -45,7 +45,7 @@ from .engine_attempts import (
 )
 from .engine_handlers import hold_handlers, run_cancelled_handlers, run_handlers
 from .engine_nodes import AttemptDone, Deadline, EngineConfig, Message, Node, RetryDue
-from .engine_outcome import Outcome, failed_steps, run_outcome, start_fields
+from .engine_outcome import Outcome, failed_steps, start_fields
 from .engine_pools import Pools
 from .errors import PlanrunError
 from .events import (
@@ -162,11 +162,7 @@ class Engine:
                     self._handle(await self._inbox_recv.receive())
                     self._settle()
                 tg.cancel_scope.cancel()  # stop the deadline timer
-            outcome = run_outcome(
-                self._nodes, deadline_hit=self._deadline_hit, aborting=self._aborting
-            )
-            self._decided = (outcome, failed_steps(self._nodes))
-            await run_handlers(self, self._decided)
+            await run_handlers(self)  # the outcome is decided first (self._decided)
         except anyio.get_cancelled_exc_class():
             await run_cancelled_handlers(self)  # shielded and bounded
             self._finish_cancelled(self._cfg.handler_stop.reason)

@@ -26,7 +26,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .engine_nodes import EngineConfig, Message, Node
-from .engine_outcome import Outcome, failed_steps
+from .engine_outcome import Outcome, failed_steps, run_outcome
 from .exitcodes import ExitCode
 from .handler_stop import HandlerStop
 from .model import RunState, StepState
@@ -57,6 +57,7 @@ class Scheduler(Protocol):
     _nodes: list[Node]
     _tg: TaskGroup | None
     _aborting: str | None
+    _deadline_hit: bool
     _cancelling: bool
     _unfinished: int
     _check: deque[int]
@@ -124,7 +125,17 @@ def _held(nodes: Sequence[Node], kind: str) -> list[int]:
     return [i for i, n in enumerate(nodes) if n.handler == kind and n.held and not n.state.terminal]
 
 
-async def run_handlers(engine: Scheduler, decided: tuple[Outcome, list[str]]) -> None:
+async def run_handlers(engine: Scheduler) -> None:
+    """The DAG has ended: decide the run's outcome from its steps (``engine._decided``,
+    what ``run_finished`` says), then run the handlers of that outcome."""
+    outcome = run_outcome(
+        engine._nodes, deadline_hit=engine._deadline_hit, aborting=engine._aborting
+    )
+    engine._decided = (outcome, failed_steps(engine._nodes))
+    await _run_lists(engine, engine._decided)
+
+
+async def _run_lists(engine: Scheduler, decided: tuple[Outcome, list[str]]) -> None:
     """Run the handlers of the outcome ``decided``, list by list, with the engine's own
     scheduler."""
     cfg = engine._cfg
@@ -157,4 +168,4 @@ async def run_cancelled_handlers(engine: Scheduler) -> None:
         cancelled = Outcome(RunState.CANCELLED, ExitCode.CANCELLED, "run cancelled")
         decided = (cancelled, failed_steps(engine._nodes))
     with engine._cfg.handler_stop.deadline(engine._cfg.handler_timeout):
-        await run_handlers(engine, decided)
+        await _run_lists(engine, decided)
