@@ -19,7 +19,18 @@ import msgspec
 
 from ..errors import Problem
 from ..model import Globals, Plan, Step
-from .checks import Indexed, check_graph, check_step_refs, check_values, parsed_templates
+from .checks import (
+    BUILTIN_VARIABLES,
+    Indexed,
+    check_conditions,
+    check_graph,
+    check_instance_names,
+    check_step_refs,
+    check_values,
+    condition_uses,
+    parsed_templates,
+)
+from .expand import check_matrices
 from .read import check_limits, duplicate_keys
 from .text import shown
 from .variables import STRICT, GivenRules, check_variables
@@ -82,10 +93,14 @@ def _check(
 ) -> list[Problem]:
     """Every check of a decoded (maybe partial) plan, in the order they are reported."""
     parsed = parsed_templates(plan, indexed)
+    defined = {*plan.variables, *given, *BUILTIN_VARIABLES, *plan.secrets, *secrets}
     return [
         *check_values(plan, indexed),
-        *check_variables(plan, indexed, parsed, given, secrets, rules),
+        *check_matrices(indexed),
+        *check_variables(plan, indexed, parsed, given, secrets, rules, condition_uses(indexed)),
+        *check_instance_names(indexed, parsed),
         *check_step_refs(indexed, parsed),
+        *check_conditions(indexed, defined),
     ]
 
 

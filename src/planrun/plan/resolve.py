@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import subst
+from .. import expr_check, subst
 from ..model import Plan, Step
+from . import expand
 
 __all__ = [
     "ArgBinding",
@@ -18,6 +19,7 @@ __all__ = [
     "Pieces",
     "ResolvedStep",
     "parse_var",
+    "resolve_step",
     "resolve_steps",
     "resolve_variables",
 ]
@@ -97,6 +99,9 @@ class ResolvedStep:
     base_dir: Path | None = None
     #: The step's ``max_log_bytes``, else the global one (None: logs are not capped).
     max_log_bytes: int | None = None
+    #: Its ``if``, parsed, with the variables and the instance's values bound (None:
+    #: it has none). The engine evaluates it once the trigger rule lets the step run.
+    condition: expr_check.Condition | None = None
 
     @property
     def step_refs(self) -> list[subst.StepRef]:
@@ -129,29 +134,43 @@ def resolve_steps(
     """Substitute variables into every step (validate first: unknown names raise).
 
     ``values`` are the variables and secrets; every one is also put in the step's
-    environment.
+    environment. A matrix step becomes one resolved step per instance (see
+    :mod:`.expand`; an already expanded plan stays as it is), each given its own
+    ``matrix.K`` values.
     """
-    base = plan_dir or Path.cwd()
-    global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
+    expanded = expand.expand(plan)
     return [
-        _resolve(plan, index, step, values, global_env, base)
-        for index, step in enumerate(plan.steps)
+        resolve_step(expanded, step, values, plan_dir, expand.matrix_values(step), index=i)
+        for i, step in enumerate(expanded.steps)
     ]
 
 
-def _resolve(
+def resolve_step(
     plan: Plan,
-    index: int,
     step: Step,
     values: Mapping[str, str],
-    global_env: Mapping[str, str],
-    base: Path,
+    plan_dir: Path | None,
+    extra: Mapping[str, str] | None = None,
+    *,
+    index: int = 0,
 ) -> ResolvedStep:
+    """Resolve one step of ``plan`` (validated first: unknown names raise).
+
+    ``values`` are the variables and secrets: substituted, and put in the step's
+    environment. ``extra`` are the values of one instance of a matrix or ``for_each``
+    step, keyed by the names that use them (``matrix.K``, ``item``, ``item.KEY``):
+    substituted (and seen by its ``if``) but never put in the environment. ``index``
+    is the step's position (``ResolvedStep.index``).
+    """
+    base = plan_dir or Path.cwd()
+    global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
+    names = {**values, **extra} if extra else values
     late: list[LateBinding] = []
-    env = _resolve_env(step, values, global_env, late)
+    env = _resolve_env(step, names, global_env, late)
+    env.update(values)  # every variable, never an instance's own values
     cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
-    cwd = _resolve_cwd(cwd_template, values, base, late)
-    argv = _resolve_argv(step, values, late)
+    cwd = _resolve_cwd(cwd_template, names, base, late)
+    argv = _resolve_argv(step, names, late)
     timeout = step.timeout_sec
     max_log_bytes = step.max_log_bytes
     return ResolvedStep(
@@ -164,13 +183,15 @@ def _resolve(
         late=tuple(late),
         base_dir=base,
         max_log_bytes=max_log_bytes if max_log_bytes is not None else plan.globals.max_log_bytes,
+        condition=_condition(step, names),
     )
 
 
 def _resolve_env(
     step: Step, values: Mapping[str, str], global_env: Mapping[str, str], late: list[LateBinding]
 ) -> dict[str, str]:
-    """``globals.env``, the step's ``env`` and then every variable (which win)."""
+    """``globals.env`` and the step's ``env`` (the caller adds the variables, which
+    win)."""
     env = dict(global_env)
     for key, template in step.env.items():
         pieces = subst.partial(template, values)
@@ -180,7 +201,6 @@ def _resolve_env(
                 late.append(EnvBinding(key, pieces))
             text = _placeholder(pieces)
         env[key] = text
-    env.update(values)
     return env
 
 
@@ -221,3 +241,10 @@ def _finished(pieces: Pieces) -> str | None:
 def _placeholder(pieces: Pieces) -> str:
     """How an unbound field reads until the step starts (``--dry-run`` shows it)."""
     return subst.render(pieces, lambda ref: ref.text)
+
+
+def _condition(step: Step, names: Mapping[str, str]) -> expr_check.Condition | None:
+    """The step's ``if``, compiled (validated first: a syntax error raises)."""
+    if step.if_ is None:
+        return None
+    return expr_check.Condition.compile(step.if_, names)
