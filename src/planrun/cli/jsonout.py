@@ -201,6 +201,7 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
                 "retry_delay_sec": step.retry_delay_sec,
                 "retry_backoff": step.retry_backoff,
                 "when": step.when.value,
+                "if": step.if_,
                 "on_failure": step.on_failure.value,
                 "critical": step.critical,
             }

@@ -51,6 +51,8 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
                 details.append(f"after {', '.join(step.depends_on)}")
             if step.when.value != "all_success":
                 details.append(f"when {step.when.value}")
+            if step.if_ is not None:
+                details.append(f"if {step.if_}")
             if rs.cwd:
                 details.append(f"cwd {rs.cwd}")
             if rs.timeout:

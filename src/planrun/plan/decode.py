@@ -66,6 +66,9 @@ def decode_plan(
         kind = type(doc).__name__ if doc is not None else "nothing"
         problems.append(Problem("$", f"a plan must be an object, got {kind}"))
         return None, problems
+    # Top-level ``x-*`` keys are extension fields (YAML anchors live there, as in
+    # docker compose files): ignored, in every format.
+    doc = {k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith("x-"))}
     raw_steps = doc.get("steps")
     top = {k: v for k, v in doc.items() if k not in ("steps", "globals")}
     top["steps"] = []

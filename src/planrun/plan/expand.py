@@ -283,21 +283,21 @@ def _check_instances(base: str, step: Step) -> list[Problem]:
         return [_too_many(base, step.id, len(combos))]
     if not combos:
         return [Problem(base, "the matrix expands to no instance", step.id, "exclude less")]
-    seen: dict[str, Combination] = {}
+    seen: set[str] = set()
     for combo in combos:
         tag = label(combo, list(ax))
         if tag in seen:
             return [
                 Problem(
                     base,
-                    f"two combinations have the same id '{instance_id(step.id, tag)}' "
-                    f"({seen[tag]} and {combo})",
+                    f"two combinations get the same id '{instance_id(step.id, tag)}' (a "
+                    "value repeats, or two differ only in characters an id does not show)",
                     step.id,
                     "make the values differ in letters, digits, '.', '_' or '-' "
                     "(or remove the repeated one)",
                 )
             ]
-        seen[tag] = combo
+        seen.add(tag)
     return []
 
 
