@@ -101,7 +101,7 @@ def _yaml_loader() -> type[Any]:
         for source in _merge_sources(node):
             for key, value in loader.construct_object(source, deep=True).items():
                 merged.setdefault(key, value)
-        pairs = []
+        pairs: list[tuple[Any, Any]] = []
         for key_node, value_node in own:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, Hashable):  # "? [a, b]: c" is valid YAML
