@@ -27,7 +27,10 @@ def condition_false(
         return None
 
     def step_value(step_id: str, what: str, key: str | None) -> Value:
-        node = nodes[index[step_id]]
+        at = index.get(step_id)
+        if at is None:  # validation allows only ancestors; never fail the run on it
+            return None
+        node = nodes[at]
         if what == "state":
             return node.state.value
         if what == "exit_code":
