@@ -179,6 +179,14 @@ def test_a_matrix_runs_one_instance_per_combination(tmp_path: Path) -> None:
     dry = planrun("run", plan, "--dry-run", cwd=tmp_path)
     assert "test[python=3.12,db=pg]: sh -c" in dry.stdout
     assert f"after {', '.join(INSTANCES)}" in dry.stdout
+    doc = json.loads(planrun("run", plan, "--dry-run", "--json", cwd=tmp_path).stdout)
+    assert [s["matrix"] for s in doc["steps"]] == [
+        None,
+        {"python": "3.11", "db": "pg"},
+        {"python": "3.11", "db": "sqlite"},
+        {"python": "3.12", "db": "pg"},
+        None,
+    ]
     graph = planrun("graph", plan, "--format", "dot", cwd=tmp_path)
     assert graph.returncode == 0, graph.stderr
     assert "python=3.11,db=sqlite" in graph.stdout

@@ -4,6 +4,8 @@ invalid ones with the column of their error, and the name checks."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planrun.expr import ExprError, Operand, Value, evaluate, parse, truthy
 from planrun.expr_check import Condition, Scope, check
@@ -260,3 +262,83 @@ def test_check_reports_each_unknown_name(
         if hint is not None:
             assert issue.hint is not None
             assert hint in issue.hint
+
+
+# --- properties ----------------------------------------------------------------------
+
+_PIECES = st.sampled_from(
+    [
+        "vars.X",
+        "steps.a.state",
+        "steps.a.outputs.k-1",
+        "matrix.m",
+        "item",
+        "'s'",
+        '"d"',
+        "1",
+        "-2.5",
+        "true",
+        "null",
+        "==",
+        "!=",
+        "<",
+        ">=",
+        "&&",
+        "||",
+        "!",
+        "(",
+        ")",
+        "in",
+        "[",
+        "]",
+        ",",
+        "'",
+        "\\",
+        "=",
+        "&",
+        "$",
+        "  ",
+        "x",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_PIECES, max_size=30).map(" ".join) | st.text(max_size=60))
+def test_any_text_parses_or_raises_a_located_expr_error(text: str) -> None:
+    """No input ends in anything but a tree or an ExprError with a column inside it."""
+    tree: object = None
+    column = 0
+    try:
+        tree = parse(text)
+    except ExprError as exc:
+        column = exc.column
+    if tree is None:
+        assert 1 <= column <= len(text) + 1
+    else:
+        evaluate(parse(text), lambda _op: None)  # and a tree always evaluates
+
+
+def _show(value: Value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return repr(value)
+
+
+_LITERALS = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=8))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(_LITERALS, _LITERALS, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]))
+def test_comparisons_of_literals_follow_the_documented_rules(a: Value, b: Value, op: str) -> None:
+    got = value_of(f"{_show(a)} {op} {_show(b)}")
+    assert isinstance(got, bool)
+    if op == "==":
+        assert got == value_of(f"!({_show(a)} != {_show(b)})")
+    # A literal always equals itself; '==' is symmetric.
+    assert value_of(f"{_show(a)} == {_show(a)}") is True
+    assert value_of(f"{_show(a)} == {_show(b)}") == value_of(f"{_show(b)} == {_show(a)}")

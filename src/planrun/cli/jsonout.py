@@ -37,6 +37,7 @@ from ..events import Event, encode_event
 from ..graph import levels
 from ..options import RunOptions
 from ..plan import Validation
+from ..plan.expand import cell
 from ..prepare import PreparedRun
 from ..records import RunRecord
 from ..results import RunResult
@@ -202,6 +203,7 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
                 "retry_backoff": step.retry_backoff,
                 "when": step.when.value,
                 "if": step.if_,
+                "matrix": cell(step),
                 "on_failure": step.on_failure.value,
                 "critical": step.critical,
             }

@@ -33,6 +33,7 @@ from ..model import VAR_NAME_PATTERN, Plan, Step, instance_id
 __all__ = [
     "MAX_INSTANCES",
     "MAX_LABEL_VALUE",
+    "cell",
     "check_matrices",
     "combinations",
     "expand",
@@ -116,6 +117,12 @@ def matrix_values(step: Step) -> dict[str, str]:
     if not is_instance(step) or not step.matrix:
         return {}
     return {f"matrix.{k}": _text(v[0]) for k, v in step.matrix.items() if v}
+
+
+def cell(step: Step) -> dict[str, str] | None:
+    """A matrix instance's combination (``{"python": "3.11"}``); None for another step."""
+    values = matrix_values(step)
+    return {k.removeprefix("matrix."): v for k, v in values.items()} if values else None
 
 
 def expand(plan: Plan) -> Plan:
