@@ -121,25 +121,29 @@ def _yaml_loader() -> type[Any]:
             combined.dups = out.dups
         return combined
 
-    def _merge_sources(node: yaml.MappingNode) -> list[yaml.MappingNode]:
-        sources: list[yaml.MappingNode] = []
-        for key_node, value_node in node.value:
-            if key_node.tag != _MERGE_TAG:
-                continue
-            items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-            for item in items:
-                if not isinstance(item, yaml.MappingNode):
-                    raise yaml.constructor.ConstructorError(
-                        "while reading a mapping",
-                        node.start_mark,
-                        f"'<<' merges a mapping or a list of mappings, not a {item.id}",
-                        item.start_mark,
-                    )
-                sources.append(item)
-        return sources
-
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return Loader
+
+
+def _merge_sources(node: Any) -> list[Any]:
+    """The mappings a YAML mapping node merges (``<<: *a``, ``<<: [*a, *b]``), in order."""
+    import yaml
+
+    sources: list[Any] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            continue
+        items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for item in items:
+            if not isinstance(item, yaml.MappingNode):
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"'<<' merges a mapping or a list of mappings, not a {item.id}",
+                    item.start_mark,
+                )
+            sources.append(item)
+    return sources
 
 
 def _syntax(source: str, line: int, col: int, message: str, hint: str) -> PlanError:
