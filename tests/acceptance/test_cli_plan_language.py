@@ -174,6 +174,8 @@ INSTANCES = ["test[python=3.11,db=pg]", "test[python=3.11,db=sqlite]", "test[pyt
 def test_a_matrix_runs_one_instance_per_combination(tmp_path: Path) -> None:
     out = tmp_path / "ran.txt"
     plan = _matrix_plan(tmp_path, out)
+    text = planrun("validate", plan, cwd=tmp_path)
+    assert f"  test: 3 instances: {', '.join(INSTANCES)}" in text.stdout
     listed = planrun("validate", plan, "--json", cwd=tmp_path)
     assert json.loads(listed.stdout)["steps"] == ["build", *INSTANCES, "report"]
     dry = planrun("run", plan, "--dry-run", cwd=tmp_path)

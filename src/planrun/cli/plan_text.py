@@ -9,11 +9,12 @@ from rich.console import Console
 
 from ..api import PreparedRun, RunOptions
 from ..graph import levels
+from ..model import Plan, base_id
 from ..resume import Action
 from ..resume.load import LoadedResume
 from .view import counted
 
-__all__ = ["print_dry_run", "print_explain"]
+__all__ = ["print_dry_run", "print_explain", "print_instances"]
 
 
 def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
@@ -87,3 +88,13 @@ def print_explain(console: Console, loaded: LoadedResume) -> None:
         console.print(
             f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
         )
+
+
+def print_instances(console: Console, plan: Plan) -> None:
+    """``validate``: the instances each matrix step expanded to, one line per step."""
+    groups: dict[str, list[str]] = {}
+    for step in plan.steps:
+        if base_id(step.id) != step.id:
+            groups.setdefault(base_id(step.id), []).append(step.id)
+    for base, ids in groups.items():
+        console.print(f"  {base}: {counted(len(ids), 'instance')}: {', '.join(ids)}", markup=False)
