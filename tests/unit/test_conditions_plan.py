@@ -46,8 +46,10 @@ def test_a_variable_given_for_a_condition_only_is_not_undeclared() -> None:
 def test_builtins_and_secrets_are_variables_and_item_needs_for_each() -> None:
     steps = [{"id": "a", "command": "true", "if": "vars.PLAN_DIR != '' && vars.TOKEN != ''"}]
     assert _errors(steps, secrets=["TOKEN"]) == []
-    steps = [{"id": "a", "command": "echo", "args": ["${item}"], "if": "item == 'x'"}]
-    assert [e[2] for e in _errors(steps)] == [
+    uses_item: list[dict[str, Any]] = [
+        {"id": "a", "command": "echo", "args": ["${item}"], "if": "item == 'x'"}
+    ]
+    assert [e[2] for e in _errors(uses_item)] == [
         "variable 'item' is not defined",  # outside for_each, ${item} is a plain variable
         "column 1: 'item' outside a for_each step",
     ]
