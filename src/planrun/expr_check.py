@@ -35,6 +35,11 @@ class Condition:
         used = {op.bound_name for op in operands(tree) if op.kind != "steps"}
         return cls(text, tree, {name: names[name] for name in used if name in names})
 
+    @property
+    def uses_item(self) -> bool:
+        """It reads ``item`` or ``item.KEY`` (so it is one instance's condition)."""
+        return any(op.kind == "item" for op in operands(self.tree))
+
     def holds(self, steps: StepValues) -> bool:
         """Whether the condition is true now (a missing value is ``null``)."""
 
@@ -71,8 +76,10 @@ class Scope:
     axes: Collection[str] | None = None
     #: The step runs once per item (``for_each``).
     for_each: bool = False
-    #: Steps that run as several instances (matrix, ``for_each``): no single value.
+    #: Steps that run as several instances (a matrix): no single value.
     multi: Collection[str] = ()
+    #: ``for_each`` steps: a state (and exit code), but no outputs of their own.
+    groups: Collection[str] = ()
 
 
 def check(text: str, scope: Scope) -> list[Issue]:
@@ -127,6 +134,13 @@ def _step_issue(op: Operand, scope: Scope) -> Issue | None:
             f"'{op.text}': step '{sid}' is not an ancestor of '{scope.step_id}'",
             op.column,
             f"add '{sid}' to depends_on, so it finishes first",
+        )
+    if sid in scope.groups and op.what == "outputs":
+        return Issue(
+            f"'{op.text}': step '{sid}' is a for_each step, whose instances have the "
+            "outputs, not the step",
+            op.column,
+            f"use steps.{sid}.state, or read the outputs in a step its instances feed",
         )
     if sid in scope.multi:
         return Issue(

@@ -7,6 +7,7 @@ Unit tests give it fakes; the CLI and ``run_plan`` give it the real adapters.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,6 +39,9 @@ class AttemptSpec:
     #: run's processes are tagged with and found by. Empty: ``run_id`` in a scope of
     #: its own (a spec made by hand, e.g. in a test).
     run_key: str = ""
+    #: What asks the process group to stop (a cancel, a timeout) before the SIGKILL
+    #: that follows ``kill_grace`` seconds later: the step's ``stop_signal``.
+    stop_signal: int = signal.SIGTERM
 
     @property
     def key(self) -> str:

@@ -336,3 +336,44 @@ def test_without_a_default_a_missing_output_still_fails_the_consumer(tmp_path: P
         "the step did not write nope=... to $PLANRUN_OUTPUT"
         in show_steps("r-missing", tmp_path)["b"]["reason"]
     )
+
+
+def test_conditions_on_a_fan_out_and_after_a_matrix(tmp_path: Path) -> None:
+    """A for_each step's ``if`` that uses ``item`` is each instance's own; one that does
+    not decides for the whole fan-out (false: no instance is made)."""
+    out = tmp_path / "ran.txt"
+    items = 'ITEMS=["a", "b", "c"]'
+    plan = write_json(
+        tmp_path / "fan.json",
+        {
+            "plan_id": "fan",
+            "steps": [
+                {"id": "test", "command": "true", "matrix": {"n": [1, 2]}},
+                sh("list", f"echo '{items}' {OUT}", depends_on=["test"]),
+                record(
+                    "each",
+                    out,
+                    "item=${item}",
+                    depends_on=["list"],
+                    for_each="${steps.list.outputs.ITEMS}",
+                    **{"if": "item != 'b'"},
+                ),
+                record(
+                    "gated",
+                    out,
+                    "gated",
+                    depends_on=["list"],
+                    for_each="${steps.list.outputs.ITEMS}",
+                    **{"if": "steps.list.state == 'failed'"},
+                ),
+            ],
+        },
+    )
+    result = planrun("run", plan, "--run-id", "r-fan", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(out.read_text().split()) == ["item=a", "item=c"]
+    steps = show_steps("r-fan", tmp_path)
+    assert steps["each[1:b]"]["state"] == "skipped"
+    assert steps["each[1:b]"]["reason"] == "condition false: item != 'b'"
+    assert steps["gated"]["state"] == "skipped"
+    assert not [s for s in steps if s.startswith("gated[")]

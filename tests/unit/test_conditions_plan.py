@@ -50,6 +50,32 @@ def test_builtins_and_secrets_are_variables_and_item_needs_for_each() -> None:
         {"id": "a", "command": "echo", "args": ["${item}"], "if": "item == 'x'"}
     ]
     assert [e[2] for e in _errors(uses_item)] == [
-        "variable 'item' is not defined",  # outside for_each, ${item} is a plain variable
+        "'${item}' is used in a step without 'for_each'",
         "column 1: 'item' outside a for_each step",
+    ]
+
+
+def test_a_for_each_step_has_a_state_but_no_outputs_in_a_condition() -> None:
+    steps: list[dict[str, Any]] = [
+        {"id": "list", "command": "true"},
+        {
+            "id": "fan",
+            "command": "echo",
+            "for_each": "${steps.list.outputs.ITEMS}",
+            "depends_on": ["list"],
+            "if": "item != 'skip-me'",
+        },
+        {
+            "id": "after",
+            "command": "true",
+            "depends_on": ["fan"],
+            "if": "steps.fan.state == 'succeeded' && steps.fan.outputs.x",
+        },
+    ]
+    assert [(e[0], e[2]) for e in _errors(steps)] == [
+        (
+            "$.steps[2].if",
+            "column 35: 'steps.fan.outputs.x': step 'fan' is a for_each step, whose "
+            "instances have the outputs, not the step",
+        )
     ]

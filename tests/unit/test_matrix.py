@@ -224,7 +224,7 @@ def test_the_cap_is_exactly_max_instances() -> None:
         (
             {"id": "t", "command": "echo", "args": ["${item.x}"]},
             "$.steps[0].args[0]",
-            "outside a for_each step",
+            "is used in a step without 'for_each'",
             "for_each",
         ),
     ],

@@ -76,6 +76,8 @@ def templates(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, str | None, s
             yield f"{base}.env.{key}", step.id, value
         if step.cwd is not None:
             yield f"{base}.cwd", step.id, step.cwd
+        if step.for_each is not None:
+            yield f"{base}.for_each", step.id, step.for_each
 
 
 def parsed_templates(plan: Plan, indexed: Indexed) -> list[Template]:
@@ -280,8 +282,8 @@ def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Prob
         problems += [
             Problem(
                 template.path,
-                f"'{ref.text}': step '{ref.step_id}' runs as several instances (matrix or "
-                "for_each), so it has no single value",
+                f"'{ref.text}': step '{ref.step_id}' runs as several instances (a "
+                "matrix), so it has no single value",
                 sid,
                 "refer to a step that runs once",
             )
@@ -292,8 +294,9 @@ def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Prob
 
 
 def _multi(indexed: Indexed) -> set[str]:
-    """The steps that run as several instances (matrix, ``for_each``)."""
-    return {s.id for _, s in indexed if s.matrix is not None or s.for_each is not None}
+    """The matrix steps: they run as several instances, and have no results of their
+    own (a ``for_each`` step's rules are in :mod:`.fanout_checks`)."""
+    return {s.id for _, s in indexed if s.matrix is not None}
 
 
 # --- conditions and instance values --------------------------------------------------
@@ -321,6 +324,7 @@ def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem
             axes=_with_included(step, axes),
             for_each=step.for_each is not None,
             multi=multi,
+            groups={s.id for _, s in indexed if s.for_each is not None},
         )
         problems += [
             Problem(
@@ -362,8 +366,8 @@ def condition_uses(indexed: Indexed) -> list[Template]:
 
 
 def check_instance_names(indexed: Indexed, parsed: Collection[Template]) -> list[Problem]:
-    """``${matrix.K}`` only in a matrix step, K one of its axes; ``${item.KEY}`` only
-    in a ``for_each`` step (a plain ``${item}`` elsewhere is a variable)."""
+    """``${matrix.K}`` only in a matrix step, K one of its axes (``${item...}`` has
+    the rules of :mod:`.fanout_checks`)."""
     steps = {s.id: s for _, s in indexed}
     problems: list[Problem] = []
     for template in parsed:
@@ -395,13 +399,6 @@ def _instance_name_problem(template: Template, step: Step | None, name: str) -> 
         hint = f"did you mean '${{matrix.{close[0]}}}'?" if close else f"axes: {', '.join(axes)}"
         return Problem(
             template.path, f"'{ref}': '{key}' is not an axis of the matrix", template.step_id, hint
-        )
-    if name.startswith("item.") and (step is None or step.for_each is None):
-        return Problem(
-            template.path,
-            f"'{ref}' is used outside a for_each step",
-            template.step_id,
-            'give the step a "for_each", or remove it',
         )
     return None
 

@@ -31,7 +31,9 @@ from .checks import (
     parsed_templates,
 )
 from .expand import check_matrices
+from .fanout_checks import check_for_each, without_item_names
 from .read import check_limits, duplicate_keys
+from .rules import check_rules
 from .text import shown
 from .variables import STRICT, GivenRules, check_variables
 
@@ -96,13 +98,16 @@ def _check(
 ) -> list[Problem]:
     """Every check of a decoded (maybe partial) plan, in the order they are reported."""
     parsed = parsed_templates(plan, indexed)
+    named = without_item_names(plan, indexed, parsed)
     defined = {*plan.variables, *given, *BUILTIN_VARIABLES, *plan.secrets, *secrets}
     return [
         *check_values(plan, indexed),
         *check_matrices(indexed),
-        *check_variables(plan, indexed, parsed, given, secrets, rules, condition_uses(indexed)),
+        *check_variables(plan, indexed, named, given, secrets, rules, condition_uses(indexed)),
         *check_instance_names(indexed, parsed),
         *check_step_refs(indexed, parsed),
+        *check_for_each(plan, indexed, parsed, given),
+        *check_rules(plan, indexed),
         *check_conditions(indexed, defined),
     ]
 

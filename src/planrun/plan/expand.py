@@ -185,10 +185,6 @@ def _check_matrix(base: str, step: Step) -> list[Problem]:
     problems = [*_check_axes(base, sid, ax)]
     for key in _RESERVED:
         problems += _check_entries(f"{base}.{key}", sid, matrix.get(key, []), ax, key)
-    if step.for_each is not None:
-        problems.append(
-            Problem(base, "a step cannot have both 'matrix' and 'for_each'", sid, "keep one")
-        )
     if not ax and not matrix.get("include"):
         problems.append(
             Problem(base, "the matrix has no axes", sid, 'add one: {"python": ["3.11", "3.12"]}')

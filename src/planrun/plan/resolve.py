@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import expr_check, subst
+import msgspec
+
+from .. import expr_check, fanout, subst
 from ..model import Plan, Step
 from . import expand
 
@@ -102,12 +104,27 @@ class ResolvedStep:
     #: Its ``if``, parsed, with the variables and the instance's values bound (None:
     #: it has none). The engine evaluates it once the trigger rule lets the step run.
     condition: expr_check.Condition | None = None
+    #: A ``for_each`` step: its template with the variables substituted (rendered when
+    #: it may start), and how to make the instance of one item (``instance``).
+    for_each: Pieces | None = None
+    instantiate: Callable[[str, Mapping[str, str]], ResolvedStep] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def step_refs(self) -> list[subst.StepRef]:
-        """The step references this step uses, once each, in order."""
-        refs = (p for late in self.late for p in late.pieces if isinstance(p, subst.StepRef))
-        return list(dict.fromkeys(refs))
+        """The step references this step uses, once each, in order (its ``for_each``
+        template's too)."""
+        pieces = [p for late in self.late for p in late.pieces]
+        pieces += self.for_each or ()
+        return list(dict.fromkeys(p for p in pieces if isinstance(p, subst.StepRef)))
+
+    def instance(self, step_id: str, item: Mapping[str, str]) -> ResolvedStep:
+        """The instance ``step_id`` of this ``for_each`` step for an item whose values
+        (``item``, ``item.KEY``) are ``item``: a step like any other, ``${item...}``
+        substituted (a key the item lacks stays as written: the caller fails it)."""
+        assert self.instantiate is not None, "not a for_each step"
+        return self.instantiate(step_id, item)
 
     def bind(
         self, lookup: Callable[[subst.StepRef], str]
@@ -160,17 +177,33 @@ def resolve_step(
     environment. ``extra`` are the values of one instance of a matrix or ``for_each``
     step, keyed by the names that use them (``matrix.K``, ``item``, ``item.KEY``):
     substituted (and seen by its ``if``) but never put in the environment. ``index``
-    is the step's position (``ResolvedStep.index``).
+    is the step's position (``ResolvedStep.index``). A ``for_each`` step itself is
+    resolved with its ``${item...}`` as written and can make its instances
+    (:meth:`ResolvedStep.instance`).
     """
     base = plan_dir or Path.cwd()
     global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
-    names = {**values, **extra} if extra else values
+    for_each: Pieces | None = None
+    instantiate = None
+    if step.for_each is not None:
+        for_each = subst.partial(step.for_each, values)
+        names = fanout.item_names(step)
+        extra = fanout.placeholders(names) | dict(extra or {})
+
+        def instantiate(step_id: str, item: Mapping[str, str]) -> ResolvedStep:
+            one = msgspec.structs.replace(
+                step, id=step_id, name=fanout.instance_name(step, step_id), for_each=None
+            )
+            given = fanout.placeholders(names) | dict(item)
+            return resolve_step(plan, one, values, plan_dir, given, index=index)
+
+    names_values = {**values, **extra} if extra else values
     late: list[LateBinding] = []
-    env = _resolve_env(step, names, global_env, late)
+    env = _resolve_env(step, names_values, global_env, late)
     env.update(values)  # every variable, never an instance's own values
     cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
-    cwd = _resolve_cwd(cwd_template, names, base, late)
-    argv = _resolve_argv(step, names, late)
+    cwd = _resolve_cwd(cwd_template, names_values, base, late)
+    argv = _resolve_argv(step, names_values, late)
     timeout = step.timeout_sec
     max_log_bytes = step.max_log_bytes
     return ResolvedStep(
@@ -183,7 +216,9 @@ def resolve_step(
         late=tuple(late),
         base_dir=base,
         max_log_bytes=max_log_bytes if max_log_bytes is not None else plan.globals.max_log_bytes,
-        condition=_condition(step, names),
+        condition=_condition(step, names_values),
+        for_each=for_each,
+        instantiate=instantiate,
     )
 
 
@@ -244,7 +279,12 @@ def _placeholder(pieces: Pieces) -> str:
 
 
 def _condition(step: Step, names: Mapping[str, str]) -> expr_check.Condition | None:
-    """The step's ``if``, compiled (validated first: a syntax error raises)."""
+    """The step's ``if``, compiled (validated first: a syntax error raises). A
+    ``for_each`` step's own condition is the one of the fan-out as a whole (false: no
+    instance is made), unless it uses ``item``: then each instance has it instead."""
     if step.if_ is None:
         return None
-    return expr_check.Condition.compile(step.if_, names)
+    condition = expr_check.Condition.compile(step.if_, names)
+    if step.for_each is not None and condition.uses_item:
+        return None
+    return condition
