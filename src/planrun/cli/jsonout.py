@@ -39,6 +39,7 @@ from ..graph import levels
 from ..model import Plan
 from ..options import RunOptions
 from ..plan import ResolvedStep, Validation
+from ..plan.expand import cell
 from ..plan.handlers import handler_steps
 from ..plan.rules import signal_name
 from ..prepare import PreparedRun
@@ -208,6 +209,8 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
                 "retry_delay_sec": step.retry_delay_sec,
                 "retry_backoff": step.retry_backoff,
                 "when": step.when.value,
+                "if": step.if_,
+                "matrix": cell(step),
                 "on_failure": step.on_failure.value,
                 "critical": step.critical,
                 **_for_each(rs, mask),

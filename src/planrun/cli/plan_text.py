@@ -9,7 +9,7 @@ from rich.console import Console
 
 from ..api import PreparedRun, RunOptions
 from ..graph import levels
-from ..model import Step
+from ..model import Plan, Step, base_id
 from ..plan.rules import signal_name
 from ..resume import Action
 from ..resume.load import LoadedResume
@@ -17,7 +17,7 @@ from ..subst import StepRef
 from .handler_text import print_handlers
 from .view import counted
 
-__all__ = ["print_dry_run", "print_explain"]
+__all__ = ["print_dry_run", "print_explain", "print_instances"]
 
 
 def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
@@ -58,6 +58,8 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
                 details.append(f"after {', '.join(step.depends_on)}")
             if step.when.value != "all_success":
                 details.append(f"when {step.when.value}")
+            if step.if_ is not None:
+                details.append(f"if {step.if_}")
             if rs.cwd:
                 details.append(f"cwd {rs.cwd}")
             if rs.timeout:
@@ -112,6 +114,16 @@ def print_explain(console: Console, loaded: LoadedResume) -> None:
         console.print(
             f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
         )
+
+
+def print_instances(console: Console, plan: Plan) -> None:
+    """``validate``: the instances each matrix step expanded to, one line per step."""
+    groups: dict[str, list[str]] = {}
+    for step in plan.steps:
+        if base_id(step.id) != step.id:
+            groups.setdefault(base_id(step.id), []).append(step.id)
+    for base, ids in groups.items():
+        console.print(f"  {base}: {counted(len(ids), 'instance')}: {', '.join(ids)}", markup=False)
 
 
 def _template(pieces: tuple[str | StepRef, ...]) -> str:
