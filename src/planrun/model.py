@@ -192,7 +192,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
             dict[str, list[Any]],
             Meta(
                 description="Run one instance per combination of the axes' values, "
-                'e.g. {"python": ["3.11", "3.12"]}; \'include\' and \'exclude\' '
+                "e.g. {\"python\": [\"3.11\", \"3.12\"]}; 'include' and 'exclude' "
                 "take lists of objects"
             ),
         ]
@@ -203,7 +203,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
             str,
             Meta(
                 description="Run one instance per item of a JSON array, e.g. "
-                '"${steps.list.outputs.ITEMS}"',
+                "\"${steps.list.outputs.ITEMS}\"",
             ),
         ]
         | None
@@ -212,7 +212,8 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     max_parallel: Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)] | None = None
     fail_fast: bool = False
     uses: (
-        Annotated[str, Meta(min_length=1, description="Run this plan file as a child run")] | None
+        Annotated[str, Meta(min_length=1, description="Run this plan file as a child run")]
+        | None
     ) = None
     with_: dict[str, str] = msgspec.field(default_factory=dict, name="with")
     #: Names of the parent's secrets a ``uses`` child run is given (none unless named).
