@@ -27,6 +27,7 @@ from .engine import Engine, EngineConfig
 from .errors import PlanrunError, RunExists, UsageError
 from .events import ConcurrencyCapped, Event, utc_now
 from .executors.local import LocalExecutor, attempt_capacity
+from .handler_setup import handler_settings, handler_steps
 from .masking import PATH_VARIABLES, Masker, mask_event
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
@@ -158,7 +159,7 @@ async def _execute_in_store(
         prelude=prelude + capped,
         masker=prepared.masker or None,
         prior=resume.prior if resume is not None else {},
-        rerun=frozenset(resume.rerun) if resume is not None else None,
+        rerun=frozenset(_rerun(prepared, resume)) if resume is not None else None,
         expanded=resume.expanded if resume is not None else {},
         last_seq=last_seq,
         # The watchdog starts before the first step: if it cannot, nothing runs.
@@ -167,8 +168,10 @@ async def _execute_in_store(
             if isinstance(executor, LocalExecutor)
             else None
         ),
+        **handler_settings(prepared, resolved, paths.run_dir, lambda: sink.view, sink.masker),
     )
-    engine = Engine(prepared.steps, config, executor, sink)
+    steps = [*prepared.steps, *handler_steps(prepared, paths.run_dir)]
+    engine = Engine(steps, config, executor, sink)
     with _unwrap_planrun_errors():
         async with anyio.create_task_group() as tg:
             tg.start_soon(store.record, recv, paths)
@@ -190,6 +193,7 @@ def _event_masker(
             run_id,
             plan.plan_id,
             *(s.id for s in plan.steps),
+            *(rs.step.id for _, rs in prepared.handlers),
             str(store.state_dir),
             str(paths.run_dir),
             str(paths.log_dir),
@@ -278,6 +282,7 @@ async def _claim(
     plan = prepared.plan
     run_id = resolved.run_id
     steps = [(s.id, s.display_name) for s in plan.steps]
+    steps += [(rs.step.id, rs.step.display_name) for _, rs in prepared.handlers]
     if resume is not None:
         steps = fanout.with_instances(plan, steps, resume.prior)
         return await store.claim_run(
@@ -286,7 +291,7 @@ async def _claim(
             plan_json=prepared.plan_json(),
             secret_names=sorted(prepared.secrets),
             steps=steps,
-            rerun=resume.rerun,
+            rerun=_rerun(prepared, resume),
             owner_kind=resolved.owner_kind,
             # What to rerun was decided from the run as it was at seq last_seq; if
             # anything ran since (a second resume that got the lock first), refuse.
@@ -313,6 +318,12 @@ async def _claim(
         await store.abandon_run(run_id, "cancelled before it started")
         raise
     return paths, 0
+
+
+def _rerun(prepared: PreparedRun, resume: Resume) -> list[str]:
+    """What a resume runs again: the steps it chose, and every run handler (they are
+    never kept: they run again at the end of the resumed run)."""
+    return [*resume.rerun, *(rs.step.id for _, rs in prepared.handlers)]
 
 
 @contextlib.contextmanager

@@ -44,8 +44,9 @@ from .engine_attempts import (
     secret_on_command_line,
 )
 from .engine_condition import condition_false
+from .engine_handlers import hold_handlers, run_cancelled_handlers, run_handlers
 from .engine_nodes import AttemptDone, Deadline, EngineConfig, Message, Node, RetryDue
-from .engine_outcome import Outcome, failed_steps, run_outcome, start_fields
+from .engine_outcome import Outcome, failed_steps, start_fields
 from .engine_pools import Pools
 from .errors import PlanrunError
 from .events import (
@@ -96,6 +97,8 @@ class Engine:
         self._pools = Pools(config.pools, self._nodes, lambda i: heapq.heappush(self._ready, i))
         for node in self._nodes:
             self._restore(node)
+        self._unfinished -= hold_handlers(self._nodes, config.handlers)
+        self._decided: tuple[Outcome, list[str]] | None = None  # the DAG's outcome
         self._aborting: str | None = None
         self._deadline_hit = False
         self._cancelling = False
@@ -160,8 +163,10 @@ class Engine:
                     self._handle(await self._inbox_recv.receive())
                     self._settle()
                 tg.cancel_scope.cancel()  # stop the deadline timer
+            await run_handlers(self)  # the outcome is decided first (self._decided)
         except anyio.get_cancelled_exc_class():
-            self._finish_cancelled()
+            await run_cancelled_handlers(self)  # shielded and bounded
+            self._finish_cancelled(self._cfg.handler_stop.reason)
             raise
         except BaseException:
             if not self._ended:
@@ -212,7 +217,7 @@ class Engine:
 
     def _evaluate(self, index: int) -> None:
         node = self._nodes[index]
-        if node.state is not StepState.PENDING or node.queued or node.kept:
+        if node.state is not StepState.PENDING or node.queued or node.kept or node.held:
             return
         if self._cancelling:
             self._finish_step(index, StepState.CANCELLED, reason="run cancelled")
@@ -426,18 +431,21 @@ class Engine:
     # --- the end ---------------------------------------------------------------------
 
     def _finish(self) -> Outcome:
-        outcome = run_outcome(self._nodes, deadline_hit=self._deadline_hit, aborting=self._aborting)
+        assert self._decided is not None
+        outcome, failed = self._decided
         self._emit(
             RunFinished,
             state=outcome.state,
             exit_code=outcome.exit_code,
             reason=outcome.reason,
-            failed_steps=failed_steps(self._nodes),
+            failed_steps=failed,
         )
         return outcome
 
-    def _finish_cancelled(self, reason: str = "run cancelled") -> None:
-        """Record the end of a cancelled run. Synchronous: we are being cancelled."""
+    def _finish_cancelled(self, reason: str = "run cancelled", *, end: bool = True) -> None:
+        """Record the end of a cancelled run. Synchronous: we are being cancelled.
+        ``end=False``: the steps only (the handlers run before ``run_finished``); once the
+        DAG's outcome was decided, ``run_finished`` keeps it."""
         self._cancelling = True
         self._cancel_reason = reason
         while True:
@@ -448,9 +456,13 @@ class Engine:
             if isinstance(msg, AttemptDone):
                 self._attempt_done(msg)
         for index, node in enumerate(self._nodes):
-            if not node.state.terminal and not node.kept:
+            if not node.state.terminal and not node.kept and (end or not node.held):
                 self._finish_step(index, StepState.CANCELLED, reason=reason)
         self._check.clear()
+        if not end or self._decided is not None:
+            if end:
+                self._finish()
+            return
         self._emit(
             RunFinished,
             state=RunState.CANCELLED,

@@ -18,6 +18,7 @@ import anyio
 
 from . import policy
 from .events import Event
+from .handler_stop import HandlerStop, WriteSummary
 from .masking import Masker
 from .model import StepState
 from .plan import ResolvedStep
@@ -69,6 +70,13 @@ class EngineConfig:
     expanded: dict[str, list[Any]] = field(default_factory=dict)
     #: ``globals.pools``: at most this many steps of each named pool run at once.
     pools: dict[str, int] = field(default_factory=dict)
+    #: The run handlers (step id -> its list, ``on_failure``, ...; their steps come after
+    #: the DAG's), how long a cancelled run's handlers may take in all, what stops them
+    #: (the CLI's second Ctrl-C) and what writes ``$PLANRUN_SUMMARY`` (``engine_handlers``).
+    handlers: dict[str, str] = field(default_factory=dict)
+    handler_timeout: float = 60.0
+    handler_stop: HandlerStop = field(default_factory=HandlerStop)
+    write_summary: WriteSummary | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -95,6 +103,9 @@ class Node:
     group: int | None = None
     instances: list[int] = field(default_factory=list)
     left: int = 0
+    #: A run handler's list (None: a step of the DAG); ``held``: it waits for the DAG.
+    handler: str | None = None
+    held: bool = False
 
     @property
     def cleanup(self) -> bool:

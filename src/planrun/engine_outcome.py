@@ -45,6 +45,7 @@ def start_fields(cfg: EngineConfig, nodes: Sequence[Node]) -> dict[str, Any]:
                 n.rs.step.retries,
                 n.rs.step.critical,
                 n.base + 1,
+                n.handler,
             )
             for n in nodes
         ],
@@ -54,8 +55,9 @@ def start_fields(cfg: EngineConfig, nodes: Sequence[Node]) -> dict[str, Any]:
 
 
 def failed_steps(nodes: Sequence[Node]) -> list[str]:
-    """The ids of the steps that ended failed or timed out, in plan order."""
-    return [n.rs.step.id for n in nodes if n.state.failed]
+    """The ids of the steps that ended failed or timed out, in plan order (run
+    handlers never count)."""
+    return [n.rs.step.id for n in nodes if n.state.failed and n.handler is None]
 
 
 def run_outcome(nodes: Sequence[Node], *, deadline_hit: bool, aborting: str | None) -> Outcome:
@@ -64,7 +66,7 @@ def run_outcome(nodes: Sequence[Node], *, deadline_hit: bool, aborting: str | No
     The deadline wins (exit 124); then a failed critical step; then a critical step a
     resume left unsuccessful (``--only``: the run is not a success); else success.
     """
-    failed = [n for n in nodes if n.state.failed]
+    failed = [n for n in nodes if n.state.failed and n.handler is None]
     # --only leaves other unsuccessful steps as they were: the run is not a success.
     left = [
         n

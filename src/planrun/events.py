@@ -57,6 +57,8 @@ class StepInfo(msgspec.Struct, frozen=True):
     critical: bool
     #: The number of this step's first attempt in this run (after a resume: > 1).
     first_attempt: int = 1
+    #: A run handler: its list (``on_failure``, ...); None for a step of the DAG.
+    handler: str | None = None
 
 
 class _RunBeganFields(_Base, frozen=True):

@@ -29,6 +29,7 @@ from .masking import MIN_SECRET, Masker, secret_problem
 from .model import MAX_CONCURRENCY, Plan
 from .plan import ResolvedStep, Validation, resolve_steps, resolve_variables, validate
 from .plan.expand import expand
+from .plan.handlers import resolve_handlers
 from .resume import Action, Choice, PriorStep
 
 __all__ = [
@@ -64,6 +65,8 @@ class PreparedRun:
     warnings: tuple[Problem, ...]
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     written: Plan | None = None
+    #: The run handlers resolved like steps, each with its list (``on_failure``, ...).
+    handlers: tuple[tuple[str, ResolvedStep], ...] = ()
 
     @functools.cached_property
     def masker(self) -> Masker:
@@ -215,6 +218,7 @@ def prepare(
         warnings=validation.warnings,
         secrets=explicit,
         written=checked if expanded is not checked else None,
+        handlers=tuple(resolve_handlers(expanded, values | explicit, validation.base_dir)),
     )
     if not check_host:
         return prepared

@@ -55,6 +55,8 @@ class StepRecord(msgspec.Struct, frozen=True, kw_only=True):
     outputs: dict[str, str] | None = None
     #: Keys of ``outputs`` whose value held a secret (stored masked).
     masked_outputs: list[str] = msgspec.field(default_factory=list)
+    #: A run handler's list (``on_failure``, ...); None for a step of the DAG.
+    handler: str | None = None
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True):

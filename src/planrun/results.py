@@ -87,12 +87,22 @@ class StepResult(msgspec.Struct, frozen=True):
     outputs: dict[str, str] | None = None
     """What the step wrote to ``$PLANRUN_OUTPUT`` (``key=value`` lines), secrets masked
     as ``***``; None when it wrote nothing."""
+    handler: str | None = None
+    """A run handler's list (``on_success``, ``on_failure``, ``on_cancel``, ``on_exit``):
+    it ran after the steps and did not change the run's outcome; None for a step."""
 
     @classmethod
     def from_view(cls, view: StepView) -> StepResult:
         attempts = [AttemptResult.from_view(a) for a in view.attempts]
         return cls(
-            view.id, view.state, view.reason, view.exit_code, view.critical, attempts, view.outputs
+            view.id,
+            view.state,
+            view.reason,
+            view.exit_code,
+            view.critical,
+            attempts,
+            view.outputs,
+            view.handler,
         )
 
 

@@ -57,6 +57,8 @@ class StepView:
     started_at: str | None = None
     ended_at: str | None = None
     outputs: dict[str, str] | None = None
+    #: A run handler's list (``on_failure``, ...); None for a step of the DAG.
+    handler: str | None = None
 
 
 @dataclass(slots=True)
@@ -123,7 +125,7 @@ def _resume(view: RunView, event: RunResumed) -> None:
             instances.setdefault(base_id(sid), []).append(old)
     for info in event.steps:
         step = view.steps.get(info.id) or StepView(info.id, info.name, 0, info.critical)
-        step.name, step.critical = info.name, info.critical
+        step.name, step.critical, step.handler = info.name, info.critical, info.handler
         step.max_attempts = info.first_attempt + info.retries
         if info.id in event.kept:
             step.state = event.kept[info.id]
@@ -175,7 +177,10 @@ def _start(view: RunView, event: RunStarted) -> None:
     view.plan_id = event.plan_id
     view.executor = event.executor
     view.started_at = event.ts
-    view.steps = {s.id: StepView(s.id, s.name, s.retries + 1, s.critical) for s in event.steps}
+    view.steps = {
+        s.id: StepView(s.id, s.name, s.retries + 1, s.critical, handler=s.handler)
+        for s in event.steps
+    }
     view.counts = Counter({StepState.PENDING: len(event.steps)})
 
 

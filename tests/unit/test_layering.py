@@ -30,6 +30,7 @@ PURE_CORE = [
     "resume/instances",
     "fanout",
     "records",
+    "summary",
 ]
 IO_LIBRARIES = {"anyio", "aiosqlite", "sqlite3", "subprocess", "rich", "typer", "asyncio"}
 

@@ -45,6 +45,7 @@ from .common import (
 )
 from .completion import register_completion_command
 from .graph_cmd import register_graph_command
+from .handler_text import handlers_phrase
 from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .output import OutputChoice, OutputOpt, choose_renderer
@@ -427,7 +428,8 @@ def validate_cmd(
     tiers = levels({s.id: s.depends_on for s in result.plan.steps})
     console.print(
         f"{plan}: valid plan '{result.plan.plan_id}': "
-        f"{counted(len(result.plan.steps), 'step')} in {counted(len(tiers), 'level')}",
+        f"{counted(len(result.plan.steps), 'step')} in {counted(len(tiers), 'level')}"
+        + handlers_phrase(result.plan),
         markup=False,
     )
     print_instances(console, result.plan)

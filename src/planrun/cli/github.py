@@ -60,6 +60,7 @@ def error_commands(view: RunView, masker: Masker) -> list[str]:
             continue
         named = f" ({step.name})" if step.name != step.id else ""
         label = "" if step.critical else " (non-critical)"
+        label = f" (handler {step.handler})" if step.handler else label
         title = masker.text(f"planrun step {step.id}{named} {step.state.value}{label}")
         message = masker.text(f"{step.id}: {step_detail(step)}")
         tail = step_tail(step, masker, ANNOTATION_LINES)
@@ -85,6 +86,8 @@ def markdown_text(text: str) -> str:
 
 def _row(step: StepView, masker: Masker) -> str:
     state = step.state.value + ("" if step.critical else " (non-critical)")
+    if step.handler:
+        state = f"{step.state.value} (handler {step.handler})"
     attempts = f"{len(step.attempts)}/{step.max_attempts}" if step.attempts else ""
     took = format_duration(step_seconds(step)) if step.started_at else ""
     code = "" if step.exit_code is None else str(step.exit_code)

@@ -36,9 +36,11 @@ from ..errors import (
 )
 from ..events import Event, encode_event
 from ..graph import levels
+from ..model import Plan
 from ..options import RunOptions
 from ..plan import ResolvedStep, Validation
 from ..plan.expand import cell
+from ..plan.handlers import handler_steps
 from ..plan.rules import signal_name
 from ..prepare import PreparedRun
 from ..records import RunRecord
@@ -47,6 +49,7 @@ from ..resume.load import LoadedResume
 from ..state import RunView
 from .common import cli_hint, cli_words, err_console
 from .common import fail as fail_for_people
+from .handler_text import handlers_doc
 from .view import Renderer
 
 __all__ = [
@@ -173,6 +176,8 @@ def validation_doc(plan: str, result: Validation | None, error: PlanError | None
         "plan": plan,
         "plan_id": parsed.plan_id if parsed is not None else None,
         "steps": [s.id for s in parsed.steps] if parsed is not None else [],
+        # The run handlers, by list: {"on_failure": ["notify"]}.
+        "handlers": _handler_ids(parsed),
         "levels": [list(tier) for tier in tiers],
         # Variables with no value yet: fine for validate, a run must be given them.
         "required_at_run_time": list(result.unset) if result is not None else [],
@@ -224,6 +229,7 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
         "secrets": sorted(prepared.secrets),
         "levels": [list(tier) for tier in tiers],
         "steps": steps,
+        "handlers": handlers_doc(prepared),
     }
 
 
@@ -305,3 +311,10 @@ class JsonEvents(Renderer):
             write_event(event)
         except BrokenPipeError:
             quiet_stdout()  # the run goes on; a reader that left reads nothing more
+
+
+def _handler_ids(plan: Plan | None) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for kind, step in handler_steps(plan.handlers) if plan is not None else ():
+        found.setdefault(kind, []).append(step.id)
+    return found

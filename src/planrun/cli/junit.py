@@ -131,7 +131,8 @@ def _testcase(suite: ET.Element, step: StepView, plan_id: str, masker: Masker) -
     case = ET.SubElement(
         suite,
         "testcase",
-        classname=xml_text(plan_id),
+        # A run handler is grouped apart: "plan.on_failure".
+        classname=xml_text(plan_id if step.handler is None else f"{plan_id}.{step.handler}"),
         name=xml_text(step.id),
         time=f"{step_seconds(step):.3f}",
     )

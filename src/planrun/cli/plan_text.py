@@ -14,6 +14,7 @@ from ..plan.rules import signal_name
 from ..resume import Action
 from ..resume.load import LoadedResume
 from ..subst import StepRef
+from .handler_text import print_handlers
 from .view import counted
 
 __all__ = ["print_dry_run", "print_explain", "print_instances"]
@@ -77,6 +78,7 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
                 details.append("env " + " ".join(f"{k}={quote(rs.env[k])}" for k in extra_env))
             if details:
                 say(f"      {'; '.join(details)}")
+    print_handlers(say, prepared)
 
 
 def _runtime_details(step: Step) -> list[str]:

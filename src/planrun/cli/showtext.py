@@ -67,7 +67,7 @@ def step_lines(steps: list[StepRecord], state_dir: Path, width: int | None) -> l
     details: list[str] = []
     for step in steps:
         rows.append(_row(step.step_id, "", step, ""))
-        details.append(step.reason or "")
+        details.append(_detail(step))
         for a in step.attempts:
             rows.append(_row("", str(a.attempt), a, str(a.pid or "")))
             details.append(a.error or _relative(a.log_path, state_dir))
@@ -108,3 +108,11 @@ def _row(first: str, attempt: str, record: StepRecord | AttemptRecord, pid: str)
         format_duration(record.duration_sec),
         pid,
     ]
+
+
+def _detail(step: StepRecord) -> str:
+    """A step's reason; a run handler's says which list it is in."""
+    reason = step.reason or ""
+    if step.handler is None or reason.startswith(f"handler {step.handler}"):
+        return reason
+    return f"handler {step.handler}: {reason}" if reason else f"handler {step.handler}"

@@ -13,7 +13,7 @@ import os
 import re
 import stat
 import time
-from collections import deque
+from collections import Counter, deque
 from datetime import datetime
 
 import anyio
@@ -199,7 +199,7 @@ class PlainLog(Renderer):
             case RunStarted():
                 return (
                     f"run {event.run_id} started: plan {event.plan_id}, "
-                    f"{counted(len(event.steps), 'step')}, "
+                    f"{_steps_and_handlers(event)}, "
                     f"max concurrency {event.max_concurrency} "
                     f"(follow it: {self.follow_hint(event.run_id)})"
                 )
@@ -213,8 +213,9 @@ class PlainLog(Renderer):
             case AttemptStarted():
                 total = view.steps[event.step_id].max_attempts
                 pid = f", pid {event.pid}" if event.pid is not None else ""
-                warning = f" {event.warning}" if event.warning else ""
-                return f"{event.step_id} running (attempt {event.attempt}/{total}{pid}){warning}"
+                end = f"){' ' + event.warning if event.warning else ''}"
+                who = _who(view, event.step_id)
+                return f"{who} running (attempt {event.attempt}/{total}{pid}{end}"
             case AttemptFinished() if event.state.value not in ("succeeded", "skipped"):
                 detail = event.error or (
                     f"exit code {event.exit_code}" if event.exit_code is not None else ""
@@ -229,7 +230,7 @@ class PlainLog(Renderer):
                 took = format_duration(_seconds(step.started_at, step.ended_at))
                 extra = f" in {took}" if took and step.attempts else ""
                 reason = f": {event.reason}" if event.reason else ""
-                return f"{event.step_id} {event.state.value}{extra}{reason}"
+                return f"{_who(view, event.step_id)} {event.state.value}{extra}{reason}"
             case LockAcquired():
                 where = f" on {event.path}" if event.path else ""
                 text = f"lock '{event.name}'{where} acquired"
@@ -348,7 +349,7 @@ class LiveView(Renderer):
             attempt = f"{len(step.attempts)}/{step.max_attempts}" if step.attempts else ""
             table.add_row(
                 Text(symbol, style=style),
-                Text(step.id),
+                Text.assemble(step.id, (f" ({step.handler})" if step.handler else "", "dim")),
                 Text(step.state.value, style=style),
                 attempt,
                 format_duration(_seconds(step.started_at, step.ended_at)),
@@ -374,7 +375,9 @@ class LiveView(Renderer):
 def print_summary(console: Console, view: RunView, wall: float) -> None:
     """The end of a run: its state, the counts, and each failed step with its log tail."""
     state_style = RUN_STYLE[view.state]
-    counts = ", ".join(f"{view.counts[s]} {s.value}" for s in StepState if view.counts[s])
+    counts = _counts(view, handlers=False)
+    if any(s.handler is not None for s in view.steps.values()):
+        counts += f"; handlers: {_counts(view, handlers=True)}"
     # After a resume, the time that resume took: the first start may be days ago.
     took = _seconds(view.resumed_at or view.started_at, view.ended_at)
     since = " since the resume" if view.resumed_at else ""
@@ -394,6 +397,8 @@ def print_summary(console: Console, view: RunView, wall: float) -> None:
         if not step.state.failed:
             continue
         label = "" if step.critical else " (non-critical)"
+        if step.handler is not None:  # it did not change the run's outcome
+            label = f" (handler {step.handler})"
         console.print(
             f"[red]{STYLE[step.state][0]} {step.id}[/]{label}: {step.state.value}, "
             f"{escape(step.reason or '')}, {len(step.attempts)} attempt(s)",
@@ -404,3 +409,22 @@ def print_summary(console: Console, view: RunView, wall: float) -> None:
             console.print(f"  log: {path}", markup=False, highlight=False)
             for line in log_tail(path):
                 console.print(f"  | {line}", markup=False, highlight=False)
+
+
+def _steps_and_handlers(event: RunStarted) -> str:
+    """``3 steps`` or ``3 steps and 1 handler``."""
+    handlers = sum(1 for s in event.steps if s.handler is not None)
+    also = f" and {counted(handlers, 'handler')}" if handlers else ""
+    return f"{counted(len(event.steps) - handlers, 'step')}{also}"
+
+
+def _who(view: RunView, step_id: str) -> str:
+    """How a progress line names a step: a run handler says so."""
+    step = view.steps.get(step_id)
+    return f"handler {step_id}" if step is not None and step.handler else step_id
+
+
+def _counts(view: RunView, *, handlers: bool) -> str:
+    """``2 succeeded, 1 failed``: the steps (or the run handlers) by state."""
+    found = Counter(s.state for s in view.steps.values() if (s.handler is not None) == handlers)
+    return ", ".join(f"{found[s]} {s.value}" for s in StepState if found[s]) or "none"

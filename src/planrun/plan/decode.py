@@ -32,6 +32,7 @@ from .checks import (
 )
 from .expand import check_matrices
 from .fanout_checks import check_for_each, without_item_names
+from .handlers import check_handlers, check_view, decode_handlers, relocate
 from .read import check_limits, duplicate_keys
 from .rules import check_rules
 from .text import shown
@@ -72,19 +73,27 @@ def decode_plan(
     # docker compose files): ignored, in every format.
     doc = {k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith("x-"))}
     raw_steps = doc.get("steps")
-    top = {k: v for k, v in doc.items() if k not in ("steps", "globals")}
+    top = {k: v for k, v in doc.items() if k not in ("steps", "globals", "handlers")}
     top["steps"] = []
     shell = _convert(top, Plan, "$", problems)
     globals_ = _decode_globals(doc, problems)
     steps = _decode_steps(raw_steps, problems)
+    handlers, entries = decode_handlers(doc.get("handlers"), problems, _convert)
     indexed = [(i, s) for i, s in enumerate(steps) if s is not None]
-    problems += check_graph(_raw_ids(raw_steps), steps)
+    mine, replaced = check_handlers(entries, _raw_ids(raw_steps), steps)
+    problems += [p for p in check_graph(_raw_ids(raw_steps), steps) if p.path not in replaced]
+    problems += mine
     # Without a usable top level, check the steps against a stand-in so that their
     # problems are still reported in this pass.
     base = shell if shell is not None else _stand_in(doc.get("variables"))
     partial = msgspec.structs.replace(base, steps=[s for _, s in indexed], globals=globals_)
-    problems += _check(partial, indexed, given or {}, secrets, rules)
+    combined, at = check_view(entries, indexed, len(steps))
+    checked = _check(partial, combined, given or {}, secrets, rules)
+    problems += relocate(checked, at, {e.raw_id for e in entries if e.raw_id})
+    partial = msgspec.structs.replace(partial, handlers=handlers)
     if shell is None or len(indexed) != len(steps) or raw_steps is None:
+        return None, problems
+    if any(e.step is None for e in entries):
         return None, problems
     return partial, problems
 

@@ -101,6 +101,8 @@ def validate(
 def _step_order(problem: Problem) -> int:
     """Sort key: top-level problems first, then by step position (stable otherwise)."""
     found = _STEP_PATH.match(problem.path)
+    if problem.path.startswith("$.handlers"):
+        return 1 << 30  # after every step's
     return int(found[1]) if found else -1
 
 

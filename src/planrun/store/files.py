@@ -172,6 +172,21 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def replace_file(root: Path, parts: Sequence[str], data: bytes) -> None:
+    """Write ``root/parts...`` atomically: a 0600 temporary file beside it, written and
+    synced, then renamed over it (a reader sees the old or the new file, never part)."""
+    *dirs, name = parts
+    temporary = f".{name}.tmp"
+    fd = open_file(root, [*dirs, temporary], os.O_WRONLY | os.O_TRUNC, create=True)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    with dir_fd(root, dirs) as parent:
+        os.replace(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
+
+
 def _ignore_itself(root: Path) -> None:
     """``root/.gitignore`` of ``*`` (like pytest's cache), so a state dir in a git work
     tree never shows up as untracked. Never replaces an existing one (O_EXCL)."""

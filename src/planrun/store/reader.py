@@ -25,6 +25,13 @@ from . import files, sql
 from .connection import fetch_dicts, migrate, translated
 from .rows import attempt_record, run_record, step_record
 
+
+class _Named(msgspec.Struct):
+    """A step of a stored plan, as far as its id."""
+
+    id: str
+
+
 __all__ = ["RunReader"]
 
 
@@ -115,7 +122,23 @@ class RunReader:
         for row in await self._rows(sql.SELECT_ATTEMPTS, (run_id,)):
             attempts.setdefault(row["step_id"], []).append(attempt_record(row))
         steps = await self._rows(sql.SELECT_STEPS, (run_id,))
-        return [step_record(row, attempts.get(row["step_id"], [])) for row in steps]
+        kinds = await self._handler_kinds(run_id)
+        return [
+            step_record(row, attempts.get(row["step_id"], []), kinds.get(row["step_id"]))
+            for row in steps
+        ]
+
+    async def _handler_kinds(self, run_id: str) -> dict[str, str]:
+        """The run handlers of run ``run_id``: step id -> its list (from its plan)."""
+        rows = await self._rows(sql.SELECT_HANDLERS, (run_id,))
+        text = rows[0]["handlers"] if rows else None
+        if not text:
+            return {}
+        try:
+            lists = msgspec.json.decode(text, type=dict[str, list[_Named]])
+        except msgspec.MsgspecError:
+            return {}
+        return {step.id: kind for kind, steps in lists.items() for step in steps}
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
         """Events of a run with ``seq > after_seq``, in ``seq`` order."""

@@ -30,9 +30,13 @@ def attempt_record(row: dict[str, Any]) -> AttemptRecord:
     return msgspec.convert(row, AttemptRecord)
 
 
-def step_record(row: dict[str, Any], attempts: list[AttemptRecord]) -> StepRecord:
-    """A row of the ``steps`` table, with its ``attempts``, as a record."""
+def step_record(
+    row: dict[str, Any], attempts: list[AttemptRecord], handler: str | None = None
+) -> StepRecord:
+    """A row of the ``steps`` table, with its ``attempts`` (and its handler list, for a
+    run handler), as a record."""
     derived = {
+        "handler": handler,
         "duration_sec": duration_between(row["started_at"], row["ended_at"]),
         "attempts": attempts,
         "outputs": _decode_json(row["outputs"]),

@@ -187,6 +187,13 @@ SELECT_RUNS_IN_STATE = SELECT_RUNS + (  # noqa: S608 - constants only, no input
     " WHERE r.state = :state AND r.run_id IN (SELECT value FROM json_each(:run_ids))"
 )
 SELECT_PLAN_JSON = "SELECT plan_json FROM runs WHERE run_id = ?"
+# Just the run handlers of the plan (their ids say which steps are handlers); a plan
+# without the key is not parsed (instr is a plain scan, json_extract parses it all).
+SELECT_HANDLERS = """
+SELECT CASE WHEN instr(plan_json, '"handlers":') > 0
+            THEN json_extract(plan_json, '$.handlers') END AS handlers
+FROM runs WHERE run_id = ?
+"""
 SELECT_STEPS = "SELECT * FROM steps WHERE run_id = ? ORDER BY position"
 SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE run_id = ? ORDER BY step_id, attempt"
 SELECT_EVENTS = "SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"

@@ -104,8 +104,9 @@ async def run_detail(state_dir: Path, run_id: str) -> RunDetail | None:
 
 def plan_deps(plan: dict[str, Any] | None, steps: list[StepRecord]) -> dict[str, list[str]]:
     """step id -> its dependencies, from the stored plan (every step of the run is a
-    key, in plan order; a run stored without its plan has no edges)."""
-    deps: dict[str, list[str]] = {s.step_id: [] for s in steps}
+    key, in plan order, but the run handlers, which run after the graph; a run stored
+    without its plan has no edges)."""
+    deps: dict[str, list[str]] = {s.step_id: [] for s in steps if s.handler is None}
     for step in (plan or {}).get("steps", []):
         if isinstance(step, dict) and step.get("id") in deps:
             deps[step["id"]] = [d for d in step.get("depends_on", []) if d in deps]

@@ -189,9 +189,11 @@ def step_row(step: dict[str, Any], run_id: str = "") -> str:
         for k, v in (step.get("outputs") or {}).items()
     )
     code = "" if step["exit_code"] is None else str(step["exit_code"])
+    handler = step.get("handler")
+    mark = f' <small class="handler">{_e(handler)} handler</small>' if handler else ""
     return (
         f'<tr data-step="{sid}" class="step"><td><button type="button" class="log-toggle" '
-        f'data-step="{sid}">{sid}</button>{log}</td>'
+        f'data-step="{sid}">{sid}</button>{mark}{log}</td>'
         f'<td class="st">{state_badge(step["state"])}</td>'
         f'<td class="attempts">{attempts}</td><td class="code">{_e(code)}</td>'
         f'<td class="dur">{_duration(step["duration_sec"])}</td><td>{outputs}</td>'
