@@ -43,6 +43,7 @@ from .resume.load import load_resume
 from .runlock import Prelude, lock_key, run_lock
 from .state import RunView, apply, replay
 from .store.sqlite import RunPaths, SqliteStore
+from .subplan import ChildContext, run_child
 
 __all__ = [
     "AttemptResult",
@@ -127,9 +128,11 @@ async def _execute_in_store(
     executor: Executor,
     prelude: Prelude,
     resume: Resume | None,
+    parent: tuple[str, str] | None = None,
 ) -> RunResult:
-    """Record and run a prepared plan in an open store (the lock is already held)."""
-    paths, last_seq = await _claim(store, prepared, resolved, resume)
+    """Record and run a prepared plan in an open store (the lock is already held);
+    ``parent`` (run id, step id) makes it the child run of a ``uses`` step."""
+    paths, last_seq = await _claim(store, prepared, resolved, resume, parent)
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
     sink = _Sink(
         send,
@@ -164,6 +167,7 @@ async def _execute_in_store(
             if isinstance(executor, LocalExecutor)
             else None
         ),
+        run_child=functools.partial(run_child, _child_context(prepared, resolved, executor)),
     )
     engine = Engine(prepared.steps, config, executor, sink)
     with _unwrap_planrun_errors():
@@ -173,6 +177,48 @@ async def _execute_in_store(
                 await engine.run()
     assert sink.view is not None
     return RunResult.from_view(sink.view)
+
+
+def _child_context(
+    prepared: PreparedRun, resolved: ResolvedOptions, executor: Executor
+) -> ChildContext:
+    """How this run's ``uses`` steps run their child runs: in this store and process,
+    on this run's executor (so its watchdog guards them), with this run's secrets to
+    pass on (each step passes only those it names)."""
+    return ChildContext(
+        parent_run_id=resolved.run_id,
+        execute=functools.partial(_execute_child, resolved, executor),
+        secrets=prepared.secrets,
+    )
+
+
+async def _execute_child(
+    parent: ResolvedOptions,
+    executor: Executor,
+    prepared: PreparedRun,
+    run_id: str,
+    step_id: str,
+) -> RunResult:
+    """Run a prepared child plan as run ``run_id`` of the parent's store, linked to
+    the parent's step ``step_id``. It has a connection of its own (the parent's belongs
+    to the parent's recorder) and takes its plan's lock, if it has one. Not observed
+    through the parent's ``on_event``: the parent's events name the child run."""
+    opts = RunOptions(
+        state_dir=parent.state_dir,
+        run_id=run_id,
+        owner_kind=parent.owner_kind,
+        on_notice=parent.on_notice,
+    )
+    resolved = opts.resolve(prepared.plan)
+    key = lock_key(prepared)
+    async with SqliteStore.open(resolved.state_dir) as store:
+        async with run_lock(
+            key, run_id, store.state_dir, prepared.plan, resolved.on_notice
+        ) as prelude:
+            parent_step = (parent.run_id, step_id)
+            return await _execute_in_store(
+                store, prepared, resolved, executor, prelude, None, parent_step
+            )
 
 
 def _event_masker(
@@ -270,6 +316,7 @@ async def _claim(
     prepared: PreparedRun,
     resolved: ResolvedOptions,
     resume: Resume | None,
+    parent: tuple[str, str] | None = None,
 ) -> tuple[RunPaths, int]:
     """Create the run (or take it over for a resume); its paths and last ``seq``."""
     plan = prepared.plan
@@ -299,6 +346,7 @@ async def _claim(
             resolved.owner_kind,
             plan_json=prepared.plan_json(),
             secret_names=sorted(prepared.secrets),
+            parent=parent,
         )
     except RunExists:
         # The run id was taken: that run is not ours to touch (front ends add a hint).

@@ -20,7 +20,7 @@ from .engine_nodes import AttemptDone, EngineConfig, Message, Node
 from .masking import Masker
 from .model import AttemptState, Step, StepState
 from .plan import ArgBinding, ResolvedStep
-from .ports import AttemptSpec, Executor, ProcessResult
+from .ports import AttemptSpec, ChildStarted, Executor, ProcessResult, RunChild
 from .subst import StepRef
 
 __all__ = [
@@ -70,7 +70,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
     """What the executor gets for attempt ``attempt`` of ``rs``."""
     argv, env, cwd = bound
     log_path = None
-    if cfg.log_dir is not None:
+    if cfg.log_dir is not None and rs.step.uses is None:  # a child run has logs of its own
         log_path = str(cfg.log_dir / f"{rs.step.id}.{attempt}.log")
     return AttemptSpec(
         run_id=cfg.run_id,
@@ -117,18 +117,23 @@ async def run_attempt(
     spec: AttemptSpec,
     node: Node,
     index: int,
-    on_started: Callable[[int | None], None],
+    on_started: ChildStarted,
     inbox: MemoryObjectSendStream[Message],
+    run_child: RunChild | None = None,
 ) -> None:
     """Run one attempt under a cancel scope of its own (``node.scope``, so an abort can
     stop just this attempt) and always report its end to ``inbox``: with the result,
-    or with None if it was cancelled first."""
+    or with None if it was cancelled first. A ``uses`` step's attempt is a child run
+    (``run_child``) instead of a process."""
     begin = time.monotonic()
     result: ProcessResult | None = None
     try:
         with anyio.CancelScope() as scope:
             node.scope = scope
-            result = await executor.run(spec, on_started)
+            if run_child is not None and node.rs.step.uses is not None:
+                result = await run_child(node.rs.step, spec, on_started)
+            else:
+                result = await executor.run(spec, on_started)
     finally:
         node.scope = None
         inbox.send_nowait(AttemptDone(index, spec.attempt, result, time.monotonic() - begin))

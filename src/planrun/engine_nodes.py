@@ -21,7 +21,7 @@ from .events import Event
 from .masking import Masker
 from .model import StepState, When
 from .plan import ResolvedStep
-from .ports import ProcessResult
+from .ports import ProcessResult, RunChild
 from .resume import PriorStep
 
 __all__ = [
@@ -67,6 +67,8 @@ class EngineConfig:
     #: A short name of the executor (``run_started.executor``), chosen by the caller:
     #: the engine knows executors only through the port.
     executor_name: str | None = None
+    #: Runs a ``uses`` step's attempt as a child run (None: no step has ``uses``).
+    run_child: RunChild | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -22,6 +22,7 @@ from ..model import Globals, Plan, Step
 from .checks import Indexed, check_graph, check_step_refs, check_values, parsed_templates
 from .read import check_limits, duplicate_keys
 from .text import shown
+from .uses import check_uses_fields
 from .variables import STRICT, GivenRules, check_variables
 
 __all__ = ["decode_plan"]
@@ -86,6 +87,7 @@ def _check(
         *check_values(plan, indexed),
         *check_variables(plan, indexed, parsed, given, secrets, rules),
         *check_step_refs(indexed, parsed),
+        *check_uses_fields(plan, indexed, parsed, secrets),
     ]
 
 

@@ -82,7 +82,9 @@ class ResolvedStep:
     """A step with every variable substituted: what the executor is given.
 
     ``env`` holds only what the plan adds (``globals.env``, step ``env``, variables);
-    the executor lays it over the caller's environment. Fields that use another step's
+    the executor lays it over the caller's environment. A ``uses`` step starts no
+    process: its ``argv`` is the child plan's absolute path alone and its ``env`` the
+    ``with`` values (the child's variables), bound like any env entry. Fields that use another step's
     results (``${steps.ID...}``) are in ``late`` and filled in by :meth:`bind` when the
     step starts; ``argv``/``env``/``cwd`` hold them unbound until then.
     """
@@ -148,10 +150,15 @@ def _resolve(
     base: Path,
 ) -> ResolvedStep:
     late: list[LateBinding] = []
-    env = _resolve_env(step, values, global_env, late)
-    cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
-    cwd = _resolve_cwd(cwd_template, values, base, late)
-    argv = _resolve_argv(step, values, late)
+    if step.uses is not None:
+        env = _resolve_with(step, values, late)
+        cwd = None
+        argv: tuple[str, ...] = (str((base / subst.substitute(step.uses, values)).resolve()),)
+    else:
+        env = _resolve_env(step, values, global_env, late)
+        cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
+        cwd = _resolve_cwd(cwd_template, values, base, late)
+        argv = _resolve_argv(step, values, late)
     timeout = step.timeout_sec
     max_log_bytes = step.max_log_bytes
     return ResolvedStep(
@@ -184,6 +191,21 @@ def _resolve_env(
     return env
 
 
+def _resolve_with(
+    step: Step, values: Mapping[str, str], late: list[LateBinding]
+) -> dict[str, str]:
+    """A ``uses`` step's ``with`` values, substituted (step references bound later)."""
+    out: dict[str, str] = {}
+    for key, template in step.with_.items():
+        pieces = subst.partial(template, values)
+        text = _finished(pieces)
+        if text is None:
+            late.append(EnvBinding(key, pieces))
+            text = _placeholder(pieces)
+        out[key] = text
+    return out
+
+
 def _resolve_cwd(
     template: str | None, values: Mapping[str, str], base: Path, late: list[LateBinding]
 ) -> str | None:
@@ -201,6 +223,7 @@ def _resolve_argv(
     step: Step, values: Mapping[str, str], late: list[LateBinding]
 ) -> tuple[str, ...]:
     argv: list[str] = []
+    assert step.command is not None  # validation: a step has a command or ``uses``
     for i, template in enumerate((step.command, *step.args)):
         pieces = subst.partial(template, values)
         text = _finished(pieces)

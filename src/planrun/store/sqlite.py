@@ -146,12 +146,14 @@ class SqliteStore:
         owner_kind: str = "api",
         plan_json: str | None = None,
         secret_names: Sequence[str] = (),
+        parent: tuple[str, str] | None = None,
     ) -> RunPaths:
         """Reserve ``run_id`` (:class:`~planrun.errors.RunExists` if taken) and create
         its directory and rows.
 
         ``plan_json`` is the plan as run (what ``resume`` compares against); values
-        must already be masked.
+        must already be masked. ``parent`` is ``(run id, step id)`` for a child run
+        (a ``uses`` step's).
         """
         paths = self.paths(run_id)
         run = {
@@ -163,6 +165,8 @@ class SqliteStore:
             "step_count": len(steps),
             "plan_json": plan_json,
             "secret_names": _json(list(secret_names)),
+            "parent_run_id": parent[0] if parent is not None else None,
+            "parent_step_id": parent[1] if parent is not None else None,
             **_owner(owner_kind),
         }
         with translated("creating the run"):
