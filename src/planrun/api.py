@@ -211,14 +211,14 @@ async def _execute_child(
     )
     resolved = opts.resolve(prepared.plan)
     key = lock_key(prepared)
-    async with SqliteStore.open(resolved.state_dir) as store:
-        async with run_lock(
-            key, run_id, store.state_dir, prepared.plan, resolved.on_notice
-        ) as prelude:
-            parent_step = (parent.run_id, step_id)
-            return await _execute_in_store(
-                store, prepared, resolved, executor, prelude, None, parent_step
-            )
+    async with (
+        SqliteStore.open(resolved.state_dir) as store,
+        run_lock(key, run_id, store.state_dir, prepared.plan, resolved.on_notice) as prelude,
+    ):
+        parent_step = (parent.run_id, step_id)
+        return await _execute_in_store(
+            store, prepared, resolved, executor, prelude, None, parent_step
+        )
 
 
 def _event_masker(

@@ -10,7 +10,7 @@ classification of its :class:`ProcessResult`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream

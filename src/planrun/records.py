@@ -36,6 +36,8 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: str | None
     duration_sec: float | None
     error: str | None
+    #: The child run of this attempt of a ``uses`` step (None: it was a process).
+    child_run_id: str | None = None
 
 
 class StepRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -45,8 +45,16 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
         for step_id in tier:
             rs = by_id[step_id]
             step = rs.step
-            say(f"  {step_id}: {' '.join(map(quote, rs.argv))}")
+            if step.uses is not None:
+                passed = " ".join(f"{k}={quote(v)}" for k, v in rs.env.items())
+                say(
+                    f"  {step_id}: uses {quote(rs.argv[0])}" + (f" with {passed}" if passed else "")
+                )
+            else:
+                say(f"  {step_id}: {' '.join(map(quote, rs.argv))}")
             details = []
+            if step.pass_secrets:
+                details.append(f"secrets {', '.join(step.pass_secrets)}")
             if step.depends_on:
                 details.append(f"after {', '.join(step.depends_on)}")
             if step.when.value != "all_success":

@@ -213,6 +213,8 @@ class PlainLog(Renderer):
             case AttemptStarted():
                 total = view.steps[event.step_id].max_attempts
                 pid = f", pid {event.pid}" if event.pid is not None else ""
+                if event.child_run_id:
+                    pid = f", child run {event.child_run_id}"
                 warning = f" {event.warning}" if event.warning else ""
                 return f"{event.step_id} running (attempt {event.attempt}/{total}{pid}){warning}"
             case AttemptFinished() if event.state.value != "succeeded":

@@ -82,11 +82,13 @@ class ResolvedStep:
     """A step with every variable substituted: what the executor is given.
 
     ``env`` holds only what the plan adds (``globals.env``, step ``env``, variables);
-    the executor lays it over the caller's environment. A ``uses`` step starts no
-    process: its ``argv`` is the child plan's absolute path alone and its ``env`` the
-    ``with`` values (the child's variables), bound like any env entry. Fields that use another step's
+    the executor lays it over the caller's environment. Fields that use another step's
     results (``${steps.ID...}``) are in ``late`` and filled in by :meth:`bind` when the
     step starts; ``argv``/``env``/``cwd`` hold them unbound until then.
+
+    A ``uses`` step starts no process: its ``argv`` is the child plan's absolute path
+    alone and its ``env`` the ``with`` values (the child's variables), bound like any
+    env entry.
     """
 
     step: Step
@@ -191,9 +193,7 @@ def _resolve_env(
     return env
 
 
-def _resolve_with(
-    step: Step, values: Mapping[str, str], late: list[LateBinding]
-) -> dict[str, str]:
+def _resolve_with(step: Step, values: Mapping[str, str], late: list[LateBinding]) -> dict[str, str]:
     """A ``uses`` step's ``with`` values, substituted (step references bound later)."""
     out: dict[str, str] = {}
     for key, template in step.with_.items():

@@ -162,8 +162,8 @@ def child_path(template: str, values: Mapping[str, str], base_dir: Path | None) 
 
 
 #: ``validate`` as :func:`check_children` calls it for a child: (path, with values,
-#: secret names, require_values, uses chain) -> problems, or the PlanError raised.
-ChildValidate = Callable[[Path, dict[str, str], list[str], bool, tuple[Path, ...]], Any]
+#: secret names, uses chain) -> its Validation (or the PlanError it raises).
+ChildValidate = Callable[[Path, dict[str, str], list[str], tuple[Path, ...]], Any]
 
 
 def check_children(
@@ -173,9 +173,10 @@ def check_children(
     base_dir: Path | None,
     chain: tuple[Path, ...],
     validate_child: ChildValidate,
-    require_values: bool,
 ) -> list[Problem]:
-    """Validate the plan of every ``uses`` step (see the module docstring).
+    """Validate the plan of every ``uses`` step (see the module docstring). Every
+    variable the child requires must be in ``with`` (it is known when the plan is
+    written), whether or not the parent's own values are required yet.
 
     ``values`` are the variables known now (defaults, given ones, ``PLAN_DIR``),
     ``chain`` the plan files that led here, outermost first (this one last).
@@ -204,7 +205,7 @@ def check_children(
                 Problem(where, f"'uses' nested deeper than {MAX_USES_DEPTH} plans", step.id)
             )
             continue
-        problems += _child_problems(i, step, path, chain, validate_child, require_values, base_dir)
+        problems += _child_problems(i, step, path, chain, validate_child, base_dir)
     return problems
 
 
@@ -214,40 +215,36 @@ def _child_problems(
     path: Path,
     chain: tuple[Path, ...],
     validate_child: ChildValidate,
-    require_values: bool,
     base_dir: Path | None,
 ) -> list[Problem]:
     """The child's problems, reported under the step's ``uses`` with the child's name
     and location; then the child's secrets this step does not pass."""
-    where = f"$.steps[{i}].uses"
     name = _name(path, base_dir)
     child: Plan | None = None
     try:
-        validation = validate_child(
-            path, dict(step.with_), list(step.pass_secrets), require_values, (*chain, path)
-        )
+        validation = validate_child(path, dict(step.with_), list(step.pass_secrets), (*chain, path))
     except PlanError as exc:
         found: Sequence[Problem] = exc.problems
     else:
         found, child = validation.problems, validation.plan
-    wrapped = [
-        Problem(
-            where,
-            f"{name}: {p.path}: {p.message}" if p.path != "$" else f"{name}: {p.message}",
-            step.id,
-            _child_hint(p),
-            warning=p.warning,
-        )
-        for p in found
-    ]
+    wrapped = [_wrapped(i, step, name, p) for p in found]
     return wrapped + (_unpassed(i, step, child, name) if child is not None else [])
 
 
-def _child_hint(problem: Problem) -> str | None:
-    """The child's hint, with ``--var`` worded as the parent step says it."""
-    if problem.hint is None:
-        return None
-    return problem.hint.replace("--var ", "'with' ").replace("--var", "'with'")
+def _wrapped(i: int, step: Step, name: str, problem: Problem) -> Problem:
+    """A problem of the child plan ``name`` as a problem of the parent's step: under
+    its ``uses``, or its ``with.KEY`` for a given value (``--var KEY`` to the child)."""
+    where, message = f"$.steps[{i}].uses", f"{name}: {problem.path}: {problem.message}"
+    if problem.path == "$":
+        message = f"{name}: {problem.message}"
+    elif problem.path.startswith("--var "):
+        where = f"$.steps[{i}].with.{problem.path[len('--var ') :]}"
+        message = f"{name}: {problem.message}"
+    hint = problem.hint
+    if hint is not None:  # the child's advice for the command line, worded for 'with'
+        hint = hint.split("; or pass --allow-undeclared")[0]
+        hint = hint.replace("pass --var ", "add to 'with': ").replace("--var", "'with'")
+    return Problem(where, message, step.id, hint, warning=problem.warning)
 
 
 def _unpassed(i: int, step: Step, child: Plan, name: str) -> list[Problem]:

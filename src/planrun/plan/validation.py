@@ -96,7 +96,7 @@ def validate(
     rules = GivenRules(require_values, allow_undeclared, frozenset(known))
     decoded, problems = decode_plan(doc, given, secrets, rules)
     if decoded is not None and any(s.uses is not None for s in decoded.steps):
-        problems += _children(decoded, given, base_dir, source, uses_chain, require_values)
+        problems += _children(decoded, given, base_dir, source, uses_chain)
     unset = tuple(
         name
         for name, default in (decoded.variables.items() if decoded is not None else ())
@@ -112,21 +112,18 @@ def _children(
     base_dir: Path | None,
     source: str | None,
     chain: tuple[Path, ...],
-    require_values: bool,
 ) -> list[Problem]:
     """The problems of the plans the ``uses`` steps run."""
     values = resolve_variables(plan, given, base_dir)
     here = (Path(source).resolve(),) if source is not None and not chain else ()
 
     def child(
-        path: Path, with_: dict[str, str], secrets: list[str], required: bool, sub: tuple[Path, ...]
+        path: Path, with_: dict[str, str], secrets: list[str], sub: tuple[Path, ...]
     ) -> Validation:
-        return validate(path, with_, secrets, require_values=required, uses_chain=sub)
+        return validate(path, with_, secrets, uses_chain=sub)
 
     indexed = list(enumerate(plan.steps))
-    return check_children(
-        plan, indexed, values, base_dir, (*chain, *here), child, require_values
-    )
+    return check_children(plan, indexed, values, base_dir, (*chain, *here), child)
 
 
 def _step_order(problem: Problem) -> int:

@@ -42,6 +42,7 @@ class AttemptRow(msgspec.Struct):
     ended_at: str | None = None
     duration_sec: float | None = None
     error: str | None = None
+    child_run_id: str | None = None
 
 
 class StepRow(msgspec.Struct):
@@ -131,6 +132,7 @@ class Projection:
             pid=event.pid,
             log_path=event.log_path,
             started_at=event.ts,
+            child_run_id=event.child_run_id,
         )
         step = StepRow(
             event.run_id,

@@ -55,6 +55,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN parent_run_id TEXT",
         "ALTER TABLE runs ADD COLUMN parent_step_id TEXT",
         "CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id)",
+        "ALTER TABLE attempts ADD COLUMN child_run_id TEXT",
     ],
 }
 ABANDON_RUN = """
@@ -136,9 +137,9 @@ VALUES (:run_id, :seq, :ts, :type, :step_id, :body)
 """
 UPSERT_ATTEMPT = """
 INSERT INTO attempts (run_id, step_id, attempt, state, exit_code, pid, log_path, started_at,
-                      ended_at, duration_sec, error)
+                      ended_at, duration_sec, error, child_run_id)
 VALUES (:run_id, :step_id, :attempt, :state, :exit_code, :pid, :log_path, :started_at,
-        :ended_at, :duration_sec, :error)
+        :ended_at, :duration_sec, :error, :child_run_id)
 ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET
     state = excluded.state,
     exit_code = COALESCE(excluded.exit_code, exit_code),
@@ -147,7 +148,8 @@ ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET
     started_at = COALESCE(started_at, excluded.started_at),
     ended_at = COALESCE(excluded.ended_at, ended_at),
     duration_sec = COALESCE(excluded.duration_sec, duration_sec),
-    error = COALESCE(excluded.error, error)
+    error = COALESCE(excluded.error, error),
+    child_run_id = COALESCE(excluded.child_run_id, child_run_id)
 """
 UPDATE_STEP = """
 UPDATE steps SET
