@@ -129,9 +129,11 @@ async def _execute_in_store(
     prelude: Prelude,
     resume: Resume | None,
     parent: tuple[str, str] | None = None,
+    hidden_env: frozenset[str] = frozenset(),
 ) -> RunResult:
     """Record and run a prepared plan in an open store (the lock is already held);
-    ``parent`` (run id, step id) makes it the child run of a ``uses`` step."""
+    ``parent`` (run id, step id) makes it the child run of a ``uses`` step, whose
+    steps do not inherit ``hidden_env`` from planrun's environment."""
     paths, last_seq = await _claim(store, prepared, resolved, resume, parent)
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
     sink = _Sink(
@@ -167,7 +169,18 @@ async def _execute_in_store(
             if isinstance(executor, LocalExecutor)
             else None
         ),
-        run_child=functools.partial(run_child, _child_context(prepared, resolved, executor)),
+        # ``uses`` steps: child runs in this store and process, on this executor (so
+        # its watchdog guards them), given only the secrets each step names.
+        run_child=functools.partial(
+            run_child,
+            ChildContext(
+                resolved.run_id,
+                functools.partial(_execute_child, resolved, executor),
+                prepared.secrets,
+                hidden_env,
+            ),
+        ),
+        hidden_env=hidden_env,
     )
     engine = Engine(prepared.steps, config, executor, sink)
     with _unwrap_planrun_errors():
@@ -179,37 +192,20 @@ async def _execute_in_store(
     return RunResult.from_view(sink.view)
 
 
-def _child_context(
-    prepared: PreparedRun, resolved: ResolvedOptions, executor: Executor
-) -> ChildContext:
-    """How this run's ``uses`` steps run their child runs: in this store and process,
-    on this run's executor (so its watchdog guards them), with this run's secrets to
-    pass on (each step passes only those it names)."""
-    return ChildContext(
-        parent_run_id=resolved.run_id,
-        execute=functools.partial(_execute_child, resolved, executor),
-        secrets=prepared.secrets,
-    )
-
-
 async def _execute_child(
     parent: ResolvedOptions,
     executor: Executor,
     prepared: PreparedRun,
     run_id: str,
     step_id: str,
+    hidden_env: frozenset[str],
 ) -> RunResult:
     """Run a prepared child plan as run ``run_id`` of the parent's store, linked to
     the parent's step ``step_id``. It has a connection of its own (the parent's belongs
     to the parent's recorder) and takes its plan's lock, if it has one. Not observed
     through the parent's ``on_event``: the parent's events name the child run."""
-    opts = RunOptions(
-        state_dir=parent.state_dir,
-        run_id=run_id,
-        owner_kind=parent.owner_kind,
-        on_notice=parent.on_notice,
-    )
-    resolved = opts.resolve(prepared.plan)
+    opts = RunOptions(state_dir=parent.state_dir, run_id=run_id, owner_kind=parent.owner_kind)
+    resolved = opts.updated(on_notice=parent.on_notice).resolve(prepared.plan)
     key = lock_key(prepared)
     async with (
         SqliteStore.open(resolved.state_dir) as store,
@@ -217,7 +213,7 @@ async def _execute_child(
     ):
         parent_step = (parent.run_id, step_id)
         return await _execute_in_store(
-            store, prepared, resolved, executor, prelude, None, parent_step
+            store, prepared, resolved, executor, prelude, None, parent_step, hidden_env
         )
 
 

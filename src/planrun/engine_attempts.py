@@ -85,6 +85,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
         masker=cfg.masker,
         max_log_bytes=rs.max_log_bytes,
         run_key=cfg.run_key,
+        hidden_env=cfg.hidden_env,
     )
 
 

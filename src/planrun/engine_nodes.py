@@ -69,6 +69,8 @@ class EngineConfig:
     executor_name: str | None = None
     #: Runs a ``uses`` step's attempt as a child run (None: no step has ``uses``).
     run_child: RunChild | None = None
+    #: Variables of planrun's environment the steps must not inherit (``AttemptSpec``).
+    hidden_env: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False, slots=True)

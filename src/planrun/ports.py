@@ -48,6 +48,9 @@ class AttemptSpec:
     #: run's processes are tagged with and found by. Empty: ``run_id`` in a scope of
     #: its own (a spec made by hand, e.g. in a test).
     run_key: str = ""
+    #: Variables of planrun's own environment the attempt must not inherit (a child
+    #: run's steps: the parent's secrets the ``uses`` step did not pass).
+    hidden_env: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:

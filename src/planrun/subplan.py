@@ -34,18 +34,27 @@ __all__ = ["ChildContext", "child_run_id", "run_child"]
 _MAX_RUN_ID = 128
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9._-]")
 
-#: Runs a prepared child plan: ``(prepared, child run id, parent step id)``.
-ExecuteChild = Callable[[PreparedRun, str, str], Awaitable[RunResult]]
+#: Runs a prepared child plan: ``(prepared, child run id, parent step id, hidden
+#: environment variables)``.
+ExecuteChild = Callable[[PreparedRun, str, str, frozenset[str]], Awaitable[RunResult]]
 
 
 @dataclass(frozen=True)
 class ChildContext:
     """What a parent run gives its ``uses`` steps: its id, its secret values (each
-    step passes on only those it names) and how to execute a prepared child."""
+    step passes on only those it names), the environment variables its own steps do
+    not inherit, and how to execute a prepared child."""
 
     parent_run_id: str
     execute: ExecuteChild
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    hidden_env: frozenset[str] = frozenset()
+
+    def hidden_from(self, step: Step) -> frozenset[str]:
+        """What a child run of ``step`` must not see in planrun's environment: the
+        parent's secrets the step does not pass (secrets are read from planrun's
+        environment, which steps inherit) and what the parent does not see itself."""
+        return self.hidden_env | (set(self.secrets) - set(step.pass_secrets))
 
 
 def child_run_id(parent_run_id: str, step_id: str, attempt: int) -> str:
@@ -81,7 +90,7 @@ async def run_child(
     timeout = spec.timeout if spec.timeout is not None else math.inf
     try:
         with anyio.move_on_after(timeout) as scope:
-            result = await ctx.execute(prepared, run_id, spec.step_id)
+            result = await ctx.execute(prepared, run_id, spec.step_id, ctx.hidden_from(step))
     except PlanrunError as exc:
         return ProcessResult(exit_code=None, error=f"child run {run_id}: {exc}")
     if scope.cancelled_caught:

@@ -268,8 +268,8 @@ def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Prob
             problems.append(
                 Problem(
                     template.path,
-                    f"'{refs[0].text}': a step's results can be used only in the args, env, "
-                    "cwd and with of a later step",
+                    f"'{refs[0].text}': a step's results can be used only in the args, env "
+                    "and cwd of a later step",
                     sid,
                 )
             )
