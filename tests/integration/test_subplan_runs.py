@@ -5,6 +5,7 @@ cancelled with a cancelled ``run_plan`` task."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,15 @@ from planrun.ui.app import create_app
 from .helpers import sh_step
 
 pytestmark = pytest.mark.anyio
+
+
+def _alive(pid: int) -> bool:
+    """Is ``pid`` a live (non-zombie) process?"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _write(path: Path, doc: dict[str, Any]) -> Path:
@@ -67,19 +77,20 @@ async def test_cancelling_run_plan_cancels_the_child_run(tmp_path: Path) -> None
     """A cancelled ``run_plan`` task while the child's step runs: both runs end
     ``cancelled`` and the child's process is gone."""
     state_dir = tmp_path / "state"
-    pid_file = tmp_path / "pid"
-    plan = _plans(tmp_path, f'echo $$ > "{pid_file}"; exec sleep 30')
-    with anyio.move_on_after(30):
+    fifo = tmp_path / "pid"
+    os.mkfifo(fifo)  # the child's step writes its pid here: no polling to wait for it
+    plan = _plans(tmp_path, f'echo $$ > "{fifo}"; exec sleep 30')
+    with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_plan(plan, state_dir=state_dir, run_id="cp"))
-            while not (pid_file.exists() and pid_file.read_text().strip()):
-                await anyio.sleep(0.05)
+            pid = int(await anyio.to_thread.run_sync(fifo.read_text))
+            assert _alive(pid)
             tg.cancel_scope.cancel()
-    pid = int(pid_file.read_text())
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert not _alive(pid)
     for run_id in ("cp", "cp.sub.1"):
         run = await monitor.get_run(run_id, state_dir=state_dir)
-        assert run is not None and run.state is RunState.CANCELLED, run
+        assert run is not None, run_id
+        assert run.state is RunState.CANCELLED, run
 
 
 async def test_a_schema_6_store_migrates_to_7_and_keeps_its_runs(tmp_path: Path) -> None:
@@ -105,7 +116,9 @@ async def test_a_schema_6_store_migrates_to_7_and_keeps_its_runs(tmp_path: Path)
     assert check.execute("PRAGMA user_version").fetchone()[0] == sql.SCHEMA_VERSION == 7
     check.close()
     old = await monitor.get_run("old", state_dir=state_dir)
-    assert old is not None and old.parent_run_id is None
+    assert old is not None
+    assert old.parent_run_id is None
     assert (await run_plan(_plans(tmp_path), state_dir=state_dir, run_id="new")).ok
     child = await monitor.get_run("new.sub.1", state_dir=state_dir)
-    assert child is not None and child.parent_run_id == "new"
+    assert child is not None
+    assert child.parent_run_id == "new"
