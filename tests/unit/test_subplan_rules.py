@@ -22,6 +22,9 @@ def _write(path: Path, doc: dict[str, Any]) -> Path:
 
 
 def _uses(target: str, step_id: str = "s", **fields: Any) -> dict[str, Any]:
+    """A ``uses`` step (``with_`` is written ``with``)."""
+    if "with_" in fields:
+        fields["with"] = fields.pop("with_")
     return {"id": step_id, "uses": target, **fields}
 
 
@@ -89,7 +92,7 @@ def test_with_keys_are_the_childs_variables(
         {
             "plan_id": "p",
             "variables": {"X": "x"},
-            "steps": [_uses("child.json", **{"with": with_})],
+            "steps": [_uses("child.json", with_=with_)],
         },
     )
     errors = _messages(plan)
@@ -141,7 +144,7 @@ def test_a_required_child_variable_is_needed_even_when_validating_the_parent(
             "$.steps[0].secrets[0] (step 's'): 'OTHER' is not a secret of this plan",
         ),
         (
-            _uses("child.json", **{"with": {"A": "${TOKEN}"}}),
+            _uses("child.json", with_={"A": "${TOKEN}"}),
             "$.steps[0].with.A (step 's'): secret 'TOKEN' cannot be passed in 'with'",
         ),
         (
