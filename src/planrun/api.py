@@ -30,7 +30,7 @@ from .masking import PATH_VARIABLES, Masker, mask_event
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
 from .plan.text import shown
-from .ports import Executor, OutputLine, OutputSink
+from .ports import Executor, OutputLine, OutputSink, RunChild
 from .prepare import (
     PreparedRun,
     Resume,
@@ -169,17 +169,7 @@ async def _execute_in_store(
             if isinstance(executor, LocalExecutor)
             else None
         ),
-        # ``uses`` steps: child runs in this store and process, on this executor (so
-        # its watchdog guards them), given only the secrets each step names.
-        run_child=functools.partial(
-            run_child,
-            ChildContext(
-                resolved.run_id,
-                functools.partial(_execute_child, resolved, executor),
-                prepared.secrets,
-                hidden_env,
-            ),
-        ),
+        run_child=_run_child(prepared, resolved, executor, hidden_env),
         hidden_env=hidden_env,
     )
     engine = Engine(prepared.steps, config, executor, sink)
@@ -190,6 +180,16 @@ async def _execute_in_store(
                 await engine.run()
     assert sink.view is not None
     return RunResult.from_view(sink.view)
+
+
+def _run_child(
+    prepared: PreparedRun, resolved: ResolvedOptions, executor: Executor, hidden: frozenset[str]
+) -> RunChild:
+    """How the run's ``uses`` steps run: child runs in this store and process, on this
+    executor (so its watchdog guards them), given only the secrets each step names."""
+    execute = functools.partial(_execute_child, resolved, executor)
+    context = ChildContext(resolved.run_id, execute, prepared.secrets, hidden)
+    return functools.partial(run_child, context)
 
 
 async def _execute_child(
