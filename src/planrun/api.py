@@ -169,7 +169,7 @@ async def _execute_in_store(
             if isinstance(executor, LocalExecutor)
             else None
         ),
-        run_child=_run_child(prepared, resolved, executor, hidden_env),
+        run_child=_run_child(prepared, resolved, executor, store, hidden_env),
         hidden_env=hidden_env,
     )
     engine = Engine(prepared.steps, config, executor, sink)
@@ -183,11 +183,16 @@ async def _execute_in_store(
 
 
 def _run_child(
-    prepared: PreparedRun, resolved: ResolvedOptions, executor: Executor, hidden: frozenset[str]
+    prepared: PreparedRun,
+    resolved: ResolvedOptions,
+    executor: Executor,
+    store: SqliteStore,
+    hidden: frozenset[str],
 ) -> RunChild:
-    """How the run's ``uses`` steps run: child runs in this store and process, on this
-    executor (so its watchdog guards them), given only the secrets each step names."""
-    execute = functools.partial(_execute_child, resolved, executor)
+    """How the run's ``uses`` steps run: child runs in this store (through this
+    connection) and process, on this executor (so its watchdog guards them), given only
+    the secrets each step names."""
+    execute = functools.partial(_execute_child, resolved, executor, store)
     context = ChildContext(resolved.run_id, execute, prepared.secrets, hidden)
     return functools.partial(run_child, context)
 
@@ -195,22 +200,20 @@ def _run_child(
 async def _execute_child(
     parent: ResolvedOptions,
     executor: Executor,
+    store: SqliteStore,
     prepared: PreparedRun,
     run_id: str,
     step_id: str,
     hidden_env: frozenset[str],
 ) -> RunResult:
     """Run a prepared child plan as run ``run_id`` of the parent's store, linked to
-    the parent's step ``step_id``. It has a connection of its own (the parent's belongs
-    to the parent's recorder) and takes its plan's lock, if it has one. Not observed
+    the parent's step ``step_id``, through the parent's store (the store serialises the
+    two recorders' transactions), taking its plan's lock if it has one. Not observed
     through the parent's ``on_event``: the parent's events name the child run."""
     opts = RunOptions(state_dir=parent.state_dir, run_id=run_id, owner_kind=parent.owner_kind)
     resolved = opts.updated(on_notice=parent.on_notice).resolve(prepared.plan)
     key = lock_key(prepared)
-    async with (
-        SqliteStore.open(resolved.state_dir) as store,
-        run_lock(key, run_id, store.state_dir, prepared.plan, resolved.on_notice) as prelude,
-    ):
+    async with run_lock(key, run_id, store.state_dir, prepared.plan, resolved.on_notice) as prelude:
         parent_step = (parent.run_id, step_id)
         return await _execute_in_store(
             store, prepared, resolved, executor, prelude, None, parent_step, hidden_env

@@ -301,11 +301,18 @@ def test_sigkill_of_the_parent_leaves_no_child_process(tmp_path: Path) -> None:
 
 def test_cancel_command_of_the_parent_cancels_the_child(tmp_path: Path) -> None:
     """``planrun cancel PARENT``: the child's process is stopped and both runs end
-    ``cancelled``."""
+    ``cancelled``. ``planrun cancel CHILD`` is refused, naming the parent to cancel
+    (the child runs in the parent's process: a signal would cancel the parent)."""
     run_id = f"cancel-{uuid.uuid4().hex[:6]}"
     proc, pid_file = _start_parent(tmp_path, run_id)
     pid = int(pid_file.read_text())
     try:
+        child = planrun(
+            "cancel", f"{run_id}.sub.1", "--state-dir", tmp_path / "state", cwd=tmp_path
+        )
+        assert child.returncode != 0
+        assert f"is a child run of run {run_id} (step sub); cancel run {run_id}" in child.stderr
+        assert _alive(pid)
         result = planrun("cancel", run_id, "--state-dir", tmp_path / "state", cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert proc.wait(timeout=20) == EXIT_CANCELLED

@@ -106,6 +106,16 @@ class SqliteStore:
     def __init__(self, state_dir: Path, db: aiosqlite.Connection) -> None:
         self.state_dir = state_dir
         self._db = db
+        self._lock = anyio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction at a time on this connection: the child
+        runs of ``uses`` steps record through their parent's store (one connection per
+        process: opening a second one would close a descriptor of ``runs.db`` in this
+        process, which drops every POSIX lock the first holds on it)."""
+        async with self._lock, immediate(self._db):
+            yield
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -170,7 +180,7 @@ class SqliteStore:
             **_owner(owner_kind),
         }
         with translated("creating the run"):
-            async with immediate(self._db):
+            async with self._transaction():
                 await self._check_free(run_id, paths)
                 await self._db.execute(sql.INSERT_RUN, run)
                 await self._db.executemany(sql.INSERT_STEP, _step_rows(run_id, steps))
@@ -211,7 +221,7 @@ class SqliteStore:
             **_owner(owner_kind),
         }
         with translated("claiming the run"):
-            async with immediate(self._db):
+            async with self._transaction():
                 rows = await fetch_dicts(self._db, sql.SELECT_RUN_HEAD, (run_id,))
                 row = _claimable(run_id, rows, self.state_dir, expected_last_seq)
                 # Before the claim: a planted link leaves the run as it was.
@@ -235,7 +245,7 @@ class SqliteStore:
         """Record that the owner is alive now (shown by ``show``; never used to decide
         that a run crashed)."""
         with translated("writing the heartbeat"):
-            async with immediate(self._db):
+            async with self._transaction():
                 await self._db.execute(sql.HEARTBEAT, (utc_now(), run_id))
 
     async def mark_crashed(self, run_id: str, reason: str) -> bool:
@@ -248,7 +258,7 @@ class SqliteStore:
         """
         now = utc_now()
         with anyio.CancelScope(shield=True), translated("marking the run crashed"):
-            async with immediate(self._db):
+            async with self._transaction():
                 rows = await fetch_dicts(self._db, sql.SELECT_RUN_HEAD, (run_id,))
                 if not rows or rows[0]["state"] != RunState.RUNNING.value:
                     return False
@@ -284,7 +294,7 @@ class SqliteStore:
             "exit_code": int(ExitCode.CANCELLED),
         }
         with anyio.CancelScope(shield=True), translated("abandoning the run"):
-            async with immediate(self._db):
+            async with self._transaction():
                 await self._db.execute(sql.ABANDON_RUN, abandon)
                 await self._db.execute(sql.ABANDON_STEPS, (reason, run_id))
 
@@ -330,7 +340,7 @@ class SqliteStore:
         project = Projection(batch, bodies)
         last = batch[-1]
         with translated("recording events"):
-            async with immediate(self._db):
+            async with self._transaction():
                 await self._db.executemany(sql.INSERT_EVENT, project.events)
                 await self._db.executemany(sql.UPSERT_ATTEMPT, project.attempts())
                 await self._db.executemany(sql.UPDATE_STEP, project.steps())
