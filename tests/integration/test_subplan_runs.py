@@ -122,3 +122,24 @@ async def test_a_schema_6_store_migrates_to_7_and_keeps_its_runs(tmp_path: Path)
     child = await monitor.get_run("new.sub.1", state_dir=state_dir)
     assert child is not None
     assert child.parent_run_id == "new"
+
+
+async def test_timeout_sec_bounds_the_child_run(tmp_path: Path) -> None:
+    """A ``uses`` step's ``timeout_sec``: the child run is cancelled (its process
+    stopped) and the step ends ``timed_out``."""
+    state_dir = tmp_path / "state"
+    _write(tmp_path / "child.json", {"plan_id": "c", "steps": [sh_step("nap", "exec sleep 30")]})
+    plan = _write(
+        tmp_path / "parent.json",
+        {
+            "plan_id": "p",
+            "globals": {"kill_grace_sec": 1},
+            "steps": [{"id": "sub", "uses": "child.json", "timeout_sec": 1}],
+        },
+    )
+    with anyio.fail_after(20):
+        result = await run_plan(plan, state_dir=state_dir, run_id="tp")
+    assert result.steps["sub"].state.value == "timed_out"
+    child = await monitor.get_run("tp.sub.1", state_dir=state_dir)
+    assert child is not None
+    assert child.state is RunState.CANCELLED
