@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from . import fanout
 from .cancel import cancel_run
 from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
@@ -153,6 +154,7 @@ async def _execute_in_store(
         executor_name=_executor_name(executor),
         plan_id=plan.plan_id,
         max_concurrency=concurrency,
+        pools=plan.globals.pools,
         kill_grace=plan.globals.kill_grace_sec,
         run_timeout=plan.globals.timeout_sec,
         log_dir=paths.log_dir,
@@ -162,6 +164,7 @@ async def _execute_in_store(
         masker=prepared.masker or None,
         prior=resume.prior if resume is not None else {},
         rerun=frozenset(resume.rerun) if resume is not None else None,
+        expanded=resume.expanded if resume is not None else {},
         last_seq=last_seq,
         # The watchdog starts before the first step: if it cannot, nothing runs.
         before_steps=(
@@ -322,6 +325,7 @@ async def _claim(
     run_id = resolved.run_id
     steps = [(s.id, s.display_name) for s in plan.steps]
     if resume is not None:
+        steps = fanout.with_instances(plan, steps, resume.prior)
         return await store.claim_run(
             run_id,
             variables=prepared.masked_variables,

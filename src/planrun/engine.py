@@ -10,7 +10,7 @@ Stopping, three ways:
 
 - **abort** (a critical step failed with ``on_failure: abort``, or the run deadline
   passed): running attempts are cancelled through their own cancel scopes, pending
-  steps end ``cancelled``, but ``all_done``/``one_failed`` steps still run.
+  steps end ``cancelled``, but cleanup steps (``policy.CLEANUP_RULES``) still run.
 - **cancellation of the caller** (Ctrl-C, a cancelled ``run_plan`` task): anyio cancels
   the task group; each attempt stops its process group in a shielded scope; then the
   remaining steps are recorded ``cancelled`` and the cancellation propagates.
@@ -32,7 +32,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import policy
+from . import engine_fanout, policy
 from .engine_attempts import (
     Bound,
     Unbound,
@@ -45,6 +45,7 @@ from .engine_attempts import (
 )
 from .engine_nodes import AttemptDone, Deadline, EngineConfig, Message, Node, RetryDue
 from .engine_outcome import Outcome, failed_steps, run_outcome, start_fields
+from .engine_pools import Pools
 from .errors import PlanrunError
 from .events import (
     AttemptFinished,
@@ -91,6 +92,7 @@ class Engine:
         self._check: deque[int] = deque()
         self._running = 0
         self._unfinished = len(self._nodes)
+        self._pools = Pools(config.pools, self._nodes, lambda i: heapq.heappush(self._ready, i))
         for node in self._nodes:
             self._restore(node)
         self._aborting: str | None = None
@@ -193,10 +195,13 @@ class Engine:
         while True:
             while self._check:
                 self._evaluate(self._check.popleft())
+            self._pools.unpark()
             while (
                 self._ready and self._running < self._cfg.max_concurrency and not self._cancelling
             ):
                 index = heapq.heappop(self._ready)
+                if self._pools.park(index):  # its pool is full: it waits aside, still queued
+                    continue
                 node = self._nodes[index]
                 node.queued = False
                 if node.state is StepState.PENDING or node.waiting_retry:
@@ -233,6 +238,9 @@ class Engine:
 
     def _start_attempt(self, index: int) -> None:
         node = self._nodes[index]
+        if node.rs.for_each is not None:  # a fan-out: its instances run, not it
+            engine_fanout.expand(self, index)
+            return
         try:
             bound = node.rs.bind(self._lookup)
         except Unbound as exc:
@@ -244,6 +252,7 @@ class Engine:
         node.waiting_retry = False
         node.state = StepState.RUNNING
         self._running += 1
+        self._pools.started(index)
         assert self._tg is not None
         self._tg.start_soon(self._attempt_task, index, node.attempts, bound)
 
@@ -295,6 +304,7 @@ class Engine:
 
     def _attempt_done(self, msg: AttemptDone) -> None:
         self._running -= 1
+        self._pools.ended(msg.index)
         node = self._nodes[msg.index]
         step = node.rs.step
         state, exit_code, error = classify(step, msg.result)
@@ -313,8 +323,11 @@ class Engine:
             self._finish_step(
                 msg.index, StepState.SUCCEEDED, exit_code=exit_code, outputs=node.outputs
             )
+        elif state is AttemptState.SKIPPED:
+            reason = policy.skip_reason(exit_code)
+            self._finish_step(msg.index, StepState.SKIPPED, exit_code=exit_code, reason=reason)
         elif state is AttemptState.CANCELLED:
-            reason = self._aborting or "run cancelled"
+            reason = self._pools.why_cancelled(msg.index) or self._aborting or "run cancelled"
             self._finish_step(msg.index, StepState.CANCELLED, reason=reason)
         else:
             self._attempt_failed(msg, state, exit_code, error)
@@ -325,7 +338,7 @@ class Engine:
         """An attempt failed or timed out: schedule its retry, or end the step."""
         node = self._nodes[msg.index]
         step = node.rs.step
-        may_retry = self._aborting is None or node.cleanup
+        may_retry = (self._aborting is None or node.cleanup) and not self._pools.stopped(msg.index)
         # Retries count from this run's first attempt (a resume starts after ``base``).
         relative = msg.attempt - node.base
         retry = policy.retry_decision(step, relative, state, exit_code, self._cfg.rand)
@@ -353,6 +366,8 @@ class Engine:
         """End a step failed or timed out, aborting the run if its policy says so."""
         step = self._nodes[index].rs.step
         self._finish_step(index, final, exit_code=exit_code, reason=reason)
+        for sibling, why in self._pools.fail_fast(index, cancelling=self._cancelling):
+            self._finish_step(sibling, StepState.CANCELLED, reason=why)
         if step.critical and step.on_failure is OnFailure.ABORT and not self._cancelling:
             self._abort(f"step '{step.id}' {final.value}", step.id)
 
@@ -382,6 +397,8 @@ class Engine:
             outputs=outputs,
         )
         self._check.extend(node.dependents)
+        if node.group is not None:
+            engine_fanout.instance_done(self, node.group)
 
     def _abort(self, reason: str, step_id: str | None = None) -> None:
         """Stop everything but cleanup/rollback steps (``on_failure: abort``, deadline)."""

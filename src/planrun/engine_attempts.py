@@ -20,6 +20,7 @@ from .engine_nodes import AttemptDone, EngineConfig, Message, Node
 from .masking import Masker
 from .model import AttemptState, Step, StepState
 from .plan import ArgBinding, ResolvedStep
+from .plan.rules import stop_signal
 from .ports import AttemptSpec, ChildStarted, Executor, ProcessResult, RunChild
 from .subst import StepRef
 
@@ -86,6 +87,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
         max_log_bytes=rs.max_log_bytes,
         run_key=cfg.run_key,
         hidden_env=cfg.hidden_env,
+        stop_signal=stop_signal(rs.step.stop_signal),
     )
 
 

@@ -19,7 +19,7 @@ import anyio
 from . import policy
 from .events import Event
 from .masking import Masker
-from .model import StepState, When
+from .model import StepState
 from .plan import ResolvedStep
 from .ports import ProcessResult, RunChild
 from .resume import PriorStep
@@ -32,8 +32,6 @@ __all__ = [
     "Node",
     "RetryDue",
 ]
-
-_CLEANUP_RULES = (When.ALL_DONE, When.ONE_FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +69,10 @@ class EngineConfig:
     run_child: RunChild | None = None
     #: Variables of planrun's environment the steps must not inherit (``AttemptSpec``).
     hidden_env: frozenset[str] = frozenset()
+    #: A resume: the items each for_each step was expanded from (``steps_expanded``).
+    expanded: dict[str, list[Any]] = field(default_factory=dict)
+    #: ``globals.pools``: at most this many steps of each named pool run at once.
+    pools: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)
@@ -92,11 +94,16 @@ class Node:
     kept: bool = False
     exit_code: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    #: An instance of a for_each step: that step's node; the step: its instances and
+    #: how many of them have not ended (``planrun.engine_fanout``).
+    group: int | None = None
+    instances: list[int] = field(default_factory=list)
+    left: int = 0
 
     @property
     def cleanup(self) -> bool:
-        """A cleanup/rollback step (``all_done``/``one_failed``): an abort lets it run."""
-        return self.rs.step.when in _CLEANUP_RULES
+        """A cleanup/rollback step (``policy.CLEANUP_RULES``): an abort lets it run."""
+        return self.rs.step.when in policy.CLEANUP_RULES
 
 
 # Inbox messages: what attempt tasks and timers tell the scheduler.

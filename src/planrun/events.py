@@ -8,6 +8,7 @@ timestamp ``ts`` (ISO 8601) and a ``type`` tag. The same encoded bytes go to the
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -27,6 +28,7 @@ __all__ = [
     "RunResumed",
     "RunStarted",
     "StepFinished",
+    "StepsExpanded",
     "decode_event",
     "encode_event",
     "event_type",
@@ -142,6 +144,19 @@ class StepFinished(_Base, frozen=True, tag="step_finished"):
     masked_outputs: list[str] | None = None
 
 
+class StepsExpanded(_Base, frozen=True, tag="steps_expanded", omit_defaults=True):
+    """The ``for_each`` step ``step_id`` may start: its template gave ``items`` (a JSON
+    array, recorded so that a resume re-expands from them), one instance per item
+    (``steps``, in item order, each depending on what the step depends on). The step
+    ends when they all have. On a resume, instances in ``kept`` keep that state (their
+    result stands) and the others run again."""
+
+    step_id: str
+    items: list[Any]
+    steps: list[StepInfo]
+    kept: dict[str, StepState] = msgspec.field(default_factory=dict)
+
+
 class RunCrashed(_Base, frozen=True, tag="run_crashed"):
     """The process running the run died without finishing it (SIGKILL, OOM, reboot).
 
@@ -206,6 +221,7 @@ Event = (
     | RunCrashed
     | RunResumed
     | ConcurrencyCapped
+    | StepsExpanded
 )
 
 _encoder = msgspec.json.Encoder()

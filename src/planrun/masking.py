@@ -70,6 +70,9 @@ EVENT_TEXT_FIELDS = frozenset({"reason", "error", "warning"})
 EVENT_TEXT_MAP_FIELDS = frozenset({"variables", "outputs"})
 #: ``steps``: a list of StepInfo whose ``name`` (display text) is masked.
 EVENT_STEP_LIST_FIELDS = frozenset({"steps"})
+#: ``items`` (``steps_expanded``): JSON data from a step's output; every string in it
+#: is masked (structurally, keys kept).
+EVENT_DATA_FIELDS = frozenset({"items"})
 #: Identifiers, paths planrun made, numbers, flags, enums, times: never masked.
 EVENT_KEPT_FIELDS = frozenset(
     {
@@ -288,6 +291,8 @@ def mask_event(event: Event, masker: Masker) -> Event:
             }
         elif name in EVENT_STEP_LIST_FIELDS:
             masked = [_mask_step_info(info, masker) for info in value]
+        elif name in EVENT_DATA_FIELDS:
+            masked = masker.data(value)
         else:
             continue
         if masked != value:

@@ -146,6 +146,8 @@ class AttemptState(enum.StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     CRASHED = "crashed"
+    #: It exited with one of the step's ``skip_exit_codes``: not a failure, not retried.
+    SKIPPED = "skipped"
 
 
 class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):

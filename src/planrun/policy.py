@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .model import MAX_SECONDS, AttemptState, OnFailure, Step, StepState, When
 
 __all__ = [
+    "CLEANUP_RULES",
     "Blocked",
     "DepOutcome",
     "Ready",
@@ -23,6 +24,7 @@ __all__ = [
     "dep_outcome",
     "retry_decision",
     "retry_delay",
+    "skip_reason",
     "trigger",
 ]
 
@@ -31,12 +33,21 @@ __all__ = [
 
 
 def attempt_state(step: Step, exit_code: int | None, *, timed_out: bool) -> AttemptState:
-    """Judge one finished attempt: ``success_exit_codes`` decide success."""
+    """Judge one finished attempt: ``success_exit_codes`` decide success, and
+    ``skip_exit_codes`` "nothing to do" (``skipped``: not a failure, never retried).
+    A timeout wins over either (the process was stopped, its code means nothing)."""
     if timed_out:
         return AttemptState.TIMED_OUT
     if exit_code is not None and exit_code in step.success_exit_codes:
         return AttemptState.SUCCEEDED
+    if exit_code is not None and exit_code in step.skip_exit_codes:
+        return AttemptState.SKIPPED
     return AttemptState.FAILED
+
+
+def skip_reason(exit_code: int | None) -> str:
+    """The reason recorded for a step that ended ``skipped`` by its exit code."""
+    return f"exit code {exit_code} means skip (skip_exit_codes)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +97,8 @@ def retry_decision(
     not a timeout, e.g. the program does not exist) is not retried: it would fail the
     same way again.
     """
-    if state in (AttemptState.SUCCEEDED, AttemptState.CANCELLED) or attempt > step.retries:
+    done = (AttemptState.SUCCEEDED, AttemptState.SKIPPED, AttemptState.CANCELLED)
+    if state in done or attempt > step.retries:
         return None
     if state is AttemptState.TIMED_OUT:
         if not step.retry_on_timeout:
@@ -159,6 +171,24 @@ def _describe(dep: DepOutcome) -> str:
     return text
 
 
+#: The rules of cleanup and rollback steps: an abort still lets them run.
+CLEANUP_RULES = frozenset({When.ALL_DONE, When.ONE_FAILED, When.ALL_FAILED})
+
+_NOT_BAD = (StepState.SUCCEEDED, StepState.SKIPPED)
+
+
+def _first_root(deps: Sequence[DepOutcome]) -> str | None:
+    """The failed step at the start of the first skip chain among ``deps``, if any."""
+    return next((d.root for d in deps if d.root is not None), None)
+
+
+def _skip_unless_succeeded(when: When, finished: Sequence[DepOutcome]) -> Skip | None:
+    """For the rules that need a success: skip when none of ``finished`` succeeded."""
+    if any(d.state is StepState.SUCCEEDED for d in finished):
+        return None
+    return Skip(f"no dependency succeeded (when: {when.value})", _first_root(finished))
+
+
 def trigger(when: When, deps: Sequence[DepOutcome | None], *, aborting: bool) -> Decision:
     """Apply a trigger rule to a step's dependencies (``None`` = not finished yet).
 
@@ -168,27 +198,42 @@ def trigger(when: When, deps: Sequence[DepOutcome | None], *, aborting: bool) ->
     - ``all_done``: all finished, in any state.
     - ``one_failed``: all finished and at least one failed or timed out; waiting for
       every dependency keeps a rollback step from racing steps still running.
+    - ``one_success``: ready as soon as one succeeded (the others may still run);
+      skipped when all finished and none succeeded.
+    - ``none_failed_min_one_success``: as ``none_failed``, and at least one succeeded
+      (skipped when all were skipped).
+    - ``all_failed``: all finished and every one failed or timed out; skipped as soon
+      as one ended otherwise.
 
-    While the run is aborting only ``all_done`` and ``one_failed`` steps may still run
-    (cleanup and rollback); the others are :class:`Blocked` and end cancelled.
+    "Succeeded" and "failed" are the effective states (:func:`dep_outcome`: a failure
+    under ``on_failure: continue`` counts as a success). A rule that needs a failure
+    or a success is skipped when the step has no dependencies at all.
+
+    While the run is aborting only the cleanup rules (``all_done``, ``one_failed``,
+    ``all_failed``: :data:`CLEANUP_RULES`) may still run; the others are
+    :class:`Blocked` and end cancelled.
     """
-    if aborting and when not in (When.ALL_DONE, When.ONE_FAILED):
+    if aborting and when not in CLEANUP_RULES:
         return Blocked()
     finished = [d for d in deps if d is not None]
     all_finished = len(finished) == len(deps)
+    bad: DepOutcome | None = None
     if when is When.ALL_SUCCESS:
         bad = next((d for d in finished if d.state is not StepState.SUCCEEDED), None)
+    elif when in (When.NONE_FAILED, When.NONE_FAILED_MIN_ONE_SUCCESS):
+        bad = next((d for d in finished if d.state not in _NOT_BAD), None)
+    elif when is When.ALL_FAILED:
+        bad = next((d for d in finished if not d.state.failed), None)
         if bad is not None:
-            return Skip(_describe(bad), bad.root)
-    elif when is When.NONE_FAILED:
-        bad = next(
-            (d for d in finished if d.state not in (StepState.SUCCEEDED, StepState.SKIPPED)),
-            None,
-        )
-        if bad is not None:
-            return Skip(_describe(bad), bad.root)
+            return Skip(f"{_describe(bad)}, not failed (when: all_failed)", bad.root)
+    if bad is not None:
+        return Skip(_describe(bad), bad.root)
+    if when is When.ONE_SUCCESS and any(d.state is StepState.SUCCEEDED for d in finished):
+        return Ready()
     if not all_finished:
         return Wait()
-    if when is When.ONE_FAILED and not any(d.state.failed for d in finished):
-        return Skip("no dependency failed (when: one_failed)")
+    if when in (When.ONE_FAILED, When.ALL_FAILED) and not any(d.state.failed for d in finished):
+        return Skip(f"no dependency failed (when: {when.value})")
+    if when in (When.ONE_SUCCESS, When.NONE_FAILED_MIN_ONE_SUCCESS):
+        return _skip_unless_succeeded(when, finished) or Ready()
     return Ready()

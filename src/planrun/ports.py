@@ -7,6 +7,7 @@ Unit tests give it fakes; the CLI and ``run_plan`` give it the real adapters.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -51,6 +52,9 @@ class AttemptSpec:
     #: Variables of planrun's own environment the attempt must not inherit (a child
     #: run's steps: the parent's secrets the ``uses`` step did not pass).
     hidden_env: frozenset[str] = frozenset()
+    #: What asks the process group to stop (a cancel, a timeout) before the SIGKILL
+    #: that follows ``kill_grace`` seconds later: the step's ``stop_signal``.
+    stop_signal: int = signal.SIGTERM
 
     @property
     def key(self) -> str:

@@ -24,7 +24,7 @@ import msgspec
 
 from . import hostcheck
 from .errors import PlanError, Problem, UsageError
-from .events import Event
+from .events import Event, StepsExpanded
 from .masking import MIN_SECRET, Masker, secret_problem
 from .model import MAX_CONCURRENCY, Plan
 from .plan import ResolvedStep, Validation, resolve_steps, resolve_variables, validate
@@ -90,6 +90,11 @@ class Resume:
     @property
     def rerun(self) -> list[str]:
         return [c.step_id for c in self.choices if c.action is Action.RERUN]
+
+    @property
+    def expanded(self) -> dict[str, list[Any]]:
+        """The items each for_each step was last expanded from (``steps_expanded``)."""
+        return {e.step_id: e.items for e in self.history if isinstance(e, StepsExpanded)}
 
 
 def new_run_id() -> str:

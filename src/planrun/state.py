@@ -24,8 +24,9 @@ from .events import (
     RunResumed,
     RunStarted,
     StepFinished,
+    StepsExpanded,
 )
-from .model import AttemptState, RunState, StepState
+from .model import AttemptState, RunState, StepState, base_id
 
 __all__ = ["AttemptView", "RunView", "StepView", "apply", "replay"]
 
@@ -108,11 +109,20 @@ def _crash(view: RunView, event: RunCrashed) -> None:
 
 def _resume(view: RunView, event: RunResumed) -> None:
     """Steps in ``rerun`` go back to pending (keeping their earlier attempts)."""
+    view.max_concurrency = event.max_concurrency
+    view.requested_concurrency = None
+    view.executor = event.executor
     view.state = RunState.RUNNING
     view.exit_code = view.reason = view.aborting = view.ended_at = None
     view.started_at = view.started_at or event.ts
     view.resumed_at = event.ts
     steps: dict[str, StepView] = {}
+    # Instances of for_each steps are not in ``event.steps``: they stay, after their
+    # step, as they were (a rerun step's ``steps_expanded`` replaces them).
+    instances: dict[str, list[StepView]] = {}
+    for sid, old in view.steps.items():
+        if base_id(sid) != sid:
+            instances.setdefault(base_id(sid), []).append(old)
     for info in event.steps:
         step = view.steps.get(info.id) or StepView(info.id, info.name, 0, info.critical)
         step.name, step.critical = info.name, info.critical
@@ -125,6 +135,39 @@ def _resume(view: RunView, event: RunResumed) -> None:
             step.started_at = step.ended_at = None
             step.outputs = None
         steps[info.id] = step
+        steps.update((i.id, i) for i in instances.get(info.id, ()))
+    view.steps = steps
+    view.counts = Counter(s.state for s in steps.values())
+
+
+def _expand(view: RunView, event: StepsExpanded) -> None:
+    """The for_each step runs (as a group); its instances follow it, pending unless
+    ``kept``; instances of it that an earlier expansion made and this one did not are
+    dropped."""
+    group = view.steps.get(event.step_id)
+    if group is not None:
+        _move(view, group, StepState.RUNNING)
+        group.started_at = group.started_at or event.ts
+    made: dict[str, StepView] = {}
+    for info in event.steps:
+        step = view.steps.get(info.id) or StepView(info.id, info.name, 0, info.critical)
+        step.name, step.critical = info.name, info.critical
+        step.max_attempts = info.first_attempt + info.retries
+        if info.id not in event.kept:
+            step.state = StepState.PENDING
+            step.reason = step.exit_code = step.retry_in = None
+            step.started_at = step.ended_at = None
+            step.outputs = None
+        made[info.id] = step
+    steps: dict[str, StepView] = {}
+    for sid, step in view.steps.items():
+        if base_id(sid) == event.step_id and sid != event.step_id:
+            continue  # an earlier expansion's
+        steps[sid] = step
+        if sid == event.step_id:
+            steps.update(made)
+    if group is None:
+        steps.update(made)
     view.steps = steps
     view.counts = Counter(s.state for s in steps.values())
 
@@ -180,13 +223,12 @@ def apply(view: RunView | None, event: Event) -> RunView:
             step.ended_at = event.ts
             step.outputs = event.outputs
         case RunResumed():
-            view.max_concurrency = event.max_concurrency
-            view.requested_concurrency = None
-            view.executor = event.executor
             _resume(view, event)
         case ConcurrencyCapped():
             view.max_concurrency = event.effective
             view.requested_concurrency = event.requested
+        case StepsExpanded():
+            _expand(view, event)
         case RunAborting():
             view.aborting = event.reason
         case RunCrashed():

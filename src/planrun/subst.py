@@ -23,10 +23,13 @@ __all__ = [
     "partial",
     "render",
     "step_references",
+    "is_instance_name",
     "substitute",
 ]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: ``matrix.K``, ``item`` and ``item.KEY``: an instance's own values.
+_INSTANCE_NAME = re.compile(rf"matrix\.{_NAME.pattern}|item(?:\.[A-Za-z_][A-Za-z0-9_-]*)?")
 _STEP_OUTPUT = re.compile(rf"steps\.(?P<id>.+)\.outputs\.(?P<key>{_NAME.pattern})")
 _STEP_EXIT = re.compile(r"steps\.(?P<id>.+)\.exit_code")
 
@@ -56,11 +59,16 @@ class StepRef:
         return f"${{steps.{self.step_id}.{what}}}"
 
 
+def is_instance_name(name: str) -> bool:
+    """``matrix.K``, ``item`` or ``item.KEY``: a name an instance gives its step."""
+    return _INSTANCE_NAME.fullmatch(name) is not None
+
+
 Piece = str | Ref | StepRef
 
 
 def _reference(name: str) -> Ref | StepRef:
-    if _NAME.fullmatch(name):
+    if _NAME.fullmatch(name) or is_instance_name(name):
         return Ref(name)
     if name.startswith("steps."):
         found = _STEP_OUTPUT.fullmatch(name)

@@ -25,6 +25,8 @@ PURE_CORE = [
     "outputs",
     "resume/__init__",
     "resume/decide",
+    "resume/instances",
+    "fanout",
     "records",
 ]
 IO_LIBRARIES = {"anyio", "aiosqlite", "sqlite3", "subprocess", "rich", "typer", "asyncio"}

@@ -24,10 +24,12 @@ from planrun.events import (
     RunStarted,
     StepFinished,
     StepInfo,
+    StepsExpanded,
     decode_event,
     encode_event,
 )
 from planrun.masking import (
+    EVENT_DATA_FIELDS,
     EVENT_KEPT_FIELDS,
     EVENT_STEP_LIST_FIELDS,
     EVENT_TEXT_FIELDS,
@@ -454,7 +456,13 @@ def _event_types() -> list[type[Any]]:
 def test_every_event_field_is_classified_once() -> None:
     """Each field of each event type is either masked (text, text map, step list) or
     kept (ids, paths, numbers, enums): a new field needs a deliberate choice."""
-    sets = [EVENT_TEXT_FIELDS, EVENT_TEXT_MAP_FIELDS, EVENT_STEP_LIST_FIELDS, EVENT_KEPT_FIELDS]
+    sets = [
+        EVENT_TEXT_FIELDS,
+        EVENT_TEXT_MAP_FIELDS,
+        EVENT_STEP_LIST_FIELDS,
+        EVENT_DATA_FIELDS,
+        EVENT_KEPT_FIELDS,
+    ]
     for kind in _event_types():
         for name in (*kind.__struct_fields__, "type"):
             assert sum(name in s for s in sets) == 1, (kind.__name__, name)
@@ -507,6 +515,13 @@ def _all_events(secret: str, root: str) -> list[Event]:
             outputs={"k": f"v {secret}", "plain": "x"},
         ),
         RunCrashed(**base, reason=f"gone {secret}", owner_pid=3),
+        StepsExpanded(
+            **base,
+            step_id=secret,
+            items=[f"item {secret}", {"k": secret}, 3],
+            steps=[info],
+            kept={secret: StepState.SUCCEEDED},
+        ),
         LockAcquired(**base, name="lock", waited_sec=0.0, reclaimed_from_run=f"r-{secret}"),
         RunAborting(**base, reason=f"abort {secret}", step_id=secret),
         RunFinished(
@@ -543,6 +558,11 @@ def test_mask_event_masks_text_and_keeps_structure(secret: str) -> None:
     assert [(s.id, s.name, s.depends_on) for s in started.steps] == [
         (secret, f"name {MASK}", [secret])
     ]
+    expanded = next(
+        mask_event(e, masker) for e in _all_events(secret, root) if isinstance(e, StepsExpanded)
+    )
+    assert isinstance(expanded, StepsExpanded)
+    assert expanded.items == [f"item {MASK}", {"k": MASK}, 3]
     finished = mask_event(_all_events(secret, root)[5], masker)
     assert isinstance(finished, StepFinished)
     assert finished.outputs == {"k": f"v {MASK}", "plain": "x"}

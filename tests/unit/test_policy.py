@@ -20,6 +20,7 @@ from planrun.policy import (
     dep_outcome,
     retry_decision,
     retry_delay,
+    skip_reason,
     trigger,
 )
 
@@ -62,6 +63,32 @@ def test_attempt_state(
     """An attempt succeeds only with a success exit code and no timeout."""
     step = _step(success_exit_codes=success_codes)
     assert attempt_state(step, exit_code, timed_out=timed_out) is expected
+
+
+@pytest.mark.parametrize(
+    ("skip_codes", "exit_code", "timed_out", "expected"),
+    [
+        pytest.param([3], 3, False, AttemptState.SKIPPED, id="listed-code-skips"),
+        pytest.param([3, 4], 4, False, AttemptState.SKIPPED, id="second-listed-code-skips"),
+        pytest.param([3], 1, False, AttemptState.FAILED, id="other-code-fails"),
+        pytest.param([3], 0, False, AttemptState.SUCCEEDED, id="success-still-succeeds"),
+        pytest.param([3], 3, True, AttemptState.TIMED_OUT, id="timeout-wins-over-skip"),
+        pytest.param([3], None, False, AttemptState.FAILED, id="never-started-fails"),
+        pytest.param([3], -3, False, AttemptState.FAILED, id="signal-3-is-not-code-3"),
+        pytest.param([], 3, False, AttemptState.FAILED, id="no-skip-codes"),
+    ],
+)
+def test_attempt_state_skip_exit_codes(
+    skip_codes: list[int], exit_code: int | None, timed_out: bool, expected: AttemptState
+) -> None:
+    """An exit code in ``skip_exit_codes`` ends the attempt skipped, unless it timed out."""
+    step = _step(skip_exit_codes=skip_codes)
+    assert attempt_state(step, exit_code, timed_out=timed_out) is expected
+
+
+def test_skip_reason_names_the_code_and_the_field() -> None:
+    """The reason of a skip by exit code says which code and why."""
+    assert skip_reason(3) == "exit code 3 means skip (skip_exit_codes)"
 
 
 # --- retry_delay ---------------------------------------------------------------------
@@ -149,6 +176,15 @@ def test_retry_delay(
         pytest.param({"retries": 2}, 2, AttemptState.FAILED, 1, Retry(3, 0.0), id="last-retry"),
         pytest.param({"retries": 2}, 3, AttemptState.FAILED, 1, None, id="retries-exhausted"),
         pytest.param({"retries": 2}, 1, AttemptState.SUCCEEDED, 0, None, id="succeeded"),
+        pytest.param({"retries": 2}, 1, AttemptState.SKIPPED, 3, None, id="skipped-not-retried"),
+        pytest.param(
+            {"retries": 2, "retry_on_exit_codes": [3]},
+            1,
+            AttemptState.SKIPPED,
+            3,
+            None,
+            id="skipped-not-retried-even-if-listed",
+        ),
         pytest.param({"retries": 2}, 1, AttemptState.CANCELLED, None, None, id="cancelled"),
         pytest.param({"retries": 2}, 1, AttemptState.CANCELLED, -15, None, id="cancelled-code"),
         pytest.param({"retries": 2}, 1, AttemptState.FAILED, None, None, id="spawn-error"),
@@ -329,6 +365,9 @@ S, F, T, K, C = (
     StepState.CANCELLED,
 )
 NOT_FAILED = "no dependency failed (when: one_failed)"
+NONE_OK_1 = "no dependency succeeded (when: one_success)"
+NONE_OK_N = "no dependency succeeded (when: none_failed_min_one_success)"
+NOT_ALL_FAILED = "no dependency failed (when: all_failed)"
 
 
 def _d(step_id: str, state: StepState, root: str | None = None) -> DepOutcome:
@@ -448,6 +487,109 @@ TRIGGER = [
         When.ONE_FAILED, [_d("b", S)], True, Skip(NOT_FAILED), id="one_failed-aborting-none"
     ),
     pytest.param(When.ONE_FAILED, [None], True, Wait(), id="one_failed-aborting-pending"),
+    # one_success: ready at the first success, even with others still running
+    pytest.param(When.ONE_SUCCESS, [_d("b", S)], False, Ready(), id="one_success-ok"),
+    pytest.param(
+        When.ONE_SUCCESS, [None, _d("c", S), None], False, Ready(), id="one_success-first-success"
+    ),
+    pytest.param(
+        When.ONE_SUCCESS,
+        [_d("b", F, "b"), _d("c", S)],
+        False,
+        Ready(),
+        id="one_success-despite-failure",
+    ),
+    pytest.param(
+        When.ONE_SUCCESS, [_d("b", F, "b"), None], False, Wait(), id="one_success-failed-waits"
+    ),
+    pytest.param(When.ONE_SUCCESS, [None, None], False, Wait(), id="one_success-all-pending"),
+    pytest.param(
+        When.ONE_SUCCESS,
+        [_d("b", F, "b"), _d("c", K, "x"), _d("d", C)],
+        False,
+        Skip(NONE_OK_1, "b"),
+        id="one_success-none-succeeded",
+    ),
+    pytest.param(
+        When.ONE_SUCCESS, [_d("b", K, "x")], False, Skip(NONE_OK_1, "x"), id="one_success-skip"
+    ),
+    pytest.param(When.ONE_SUCCESS, [_d("b", C)], False, Skip(NONE_OK_1), id="one_success-cancel"),
+    pytest.param(When.ONE_SUCCESS, [], False, Skip(NONE_OK_1), id="one_success-no-deps"),
+    pytest.param(When.ONE_SUCCESS, [_d("b", S)], True, Blocked(), id="one_success-aborting"),
+    # none_failed_min_one_success
+    pytest.param(
+        When.NONE_FAILED_MIN_ONE_SUCCESS,
+        [_d("b", S), _d("c", K, "x")],
+        False,
+        Ready(),
+        id="nfmos-success-and-skip",
+    ),
+    pytest.param(
+        When.NONE_FAILED_MIN_ONE_SUCCESS, [_d("b", S), None], False, Wait(), id="nfmos-pending"
+    ),
+    pytest.param(
+        When.NONE_FAILED_MIN_ONE_SUCCESS,
+        [_d("b", K, "x"), _d("c", K)],
+        False,
+        Skip(NONE_OK_N, "x"),
+        id="nfmos-all-skipped",
+    ),
+    pytest.param(
+        When.NONE_FAILED_MIN_ONE_SUCCESS,
+        [_d("b", F, "b"), None],
+        False,
+        Skip("dependency 'b' failed", "b"),
+        id="nfmos-failed-early",
+    ),
+    pytest.param(
+        When.NONE_FAILED_MIN_ONE_SUCCESS,
+        [_d("b", S), _d("c", T, "c")],
+        False,
+        Skip("dependency 'c' timed_out", "c"),
+        id="nfmos-timed-out",
+    ),
+    pytest.param(
+        When.NONE_FAILED_MIN_ONE_SUCCESS,
+        [_d("b", S), _d("c", C)],
+        False,
+        Skip("dependency 'c' cancelled"),
+        id="nfmos-cancelled",
+    ),
+    pytest.param(When.NONE_FAILED_MIN_ONE_SUCCESS, [], False, Skip(NONE_OK_N), id="nfmos-no-deps"),
+    pytest.param(
+        When.NONE_FAILED_MIN_ONE_SUCCESS, [_d("b", S)], True, Blocked(), id="nfmos-aborting"
+    ),
+    # all_failed: a cleanup rule
+    pytest.param(
+        When.ALL_FAILED, [_d("b", F, "b"), _d("c", T, "c")], False, Ready(), id="all_failed-ok"
+    ),
+    pytest.param(When.ALL_FAILED, [_d("b", F, "b"), None], False, Wait(), id="all_failed-pending"),
+    pytest.param(
+        When.ALL_FAILED,
+        [_d("b", F, "b"), _d("c", S), None],
+        False,
+        Skip("dependency 'c' succeeded, not failed (when: all_failed)"),
+        id="all_failed-success-early",
+    ),
+    pytest.param(
+        When.ALL_FAILED,
+        [_d("b", K, "a")],
+        False,
+        Skip("dependency 'b' skipped (because 'a' failed), not failed (when: all_failed)", "a"),
+        id="all_failed-skipped-is-not-failed",
+    ),
+    pytest.param(
+        When.ALL_FAILED,
+        [_d("b", C)],
+        False,
+        Skip("dependency 'b' cancelled, not failed (when: all_failed)"),
+        id="all_failed-cancelled-is-not-failed",
+    ),
+    pytest.param(When.ALL_FAILED, [], False, Skip(NOT_ALL_FAILED), id="all_failed-no-deps"),
+    pytest.param(When.ALL_FAILED, [_d("b", F, "b")], True, Ready(), id="all_failed-aborting"),
+    pytest.param(
+        When.ALL_FAILED, [_d("b", F, "b"), None], True, Wait(), id="all_failed-abort-wait"
+    ),
 ]
 
 

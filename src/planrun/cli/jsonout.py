@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -36,7 +37,8 @@ from ..errors import (
 from ..events import Event, encode_event
 from ..graph import levels
 from ..options import RunOptions
-from ..plan import Validation
+from ..plan import ResolvedStep, Validation
+from ..plan.rules import signal_name
 from ..prepare import PreparedRun
 from ..records import RunRecord
 from ..results import RunResult
@@ -213,6 +215,10 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
                     if step.uses is not None
                     else {}
                 ),
+                **_for_each(rs, mask),
+                "pool": step.pool,
+                "skip_exit_codes": list(step.skip_exit_codes),
+                "stop_signal": signal_name(step.stop_signal),
             }
         )
     return {
@@ -220,11 +226,21 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
         "plan": prepared.source,
         "plan_id": plan.plan_id,
         "max_concurrency": options.concurrency(plan),
+        "pools": dict(plan.globals.pools),
         "variables": prepared.masked_variables,
         "secrets": sorted(prepared.secrets),
         "levels": [list(tier) for tier in tiers],
         "steps": steps,
     }
+
+
+def _for_each(rs: ResolvedStep, mask: Callable[[str], str]) -> dict[str, Any]:
+    """A for_each step's template (variables substituted, step references as written)
+    and ``max_items``; nothing for other steps."""
+    if rs.for_each is None:
+        return {}
+    text = "".join(p if isinstance(p, str) else p.text for p in rs.for_each)
+    return {"for_each": mask(text), "max_items": rs.step.max_items}
 
 
 def explain_doc(loaded: LoadedResume) -> dict[str, Any]:

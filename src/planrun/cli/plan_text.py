@@ -9,8 +9,11 @@ from rich.console import Console
 
 from ..api import PreparedRun, RunOptions
 from ..graph import levels
+from ..model import Step
+from ..plan.rules import signal_name
 from ..resume import Action
 from ..resume.load import LoadedResume
+from ..subst import StepRef
 from .view import counted
 
 __all__ = ["print_dry_run", "print_explain"]
@@ -40,6 +43,9 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
     shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
     if shown:
         say("variables: " + " ".join(f"{k}={quote(v)}" for k, v in shown.items()))
+    if plan.globals.pools:
+        pools = plan.globals.pools.items()
+        say("pools: " + ", ".join(f"{k} (at most {n} at once)" for k, n in pools))
     for depth, tier in enumerate(tiers):
         say(f"level {depth}:")
         for step_id in tier:
@@ -69,11 +75,30 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
                 details.append(f"on_failure {step.on_failure.value}")
             if not step.critical:
                 details.append("non-critical")
+            if step.for_each is not None:  # the rendered template, as the step has it
+                details.append(f"for_each {quote(_template(rs.for_each or ()))} (one per item)")
+            details += _runtime_details(step)
             extra_env = {**plan.globals.env, **step.env}
             if extra_env:
                 details.append("env " + " ".join(f"{k}={quote(rs.env[k])}" for k in extra_env))
             if details:
                 say(f"      {'; '.join(details)}")
+
+
+def _runtime_details(step: Step) -> list[str]:
+    """What a step's pool, max_parallel/fail_fast, skip codes and stop signal say."""
+    details = []
+    if step.pool is not None:
+        details.append(f"pool {step.pool}")
+    if step.max_parallel is not None:
+        details.append(f"max_parallel {step.max_parallel}")
+    if step.fail_fast:
+        details.append("fail_fast")
+    if step.skip_exit_codes:
+        details.append("skip on exit " + ", ".join(map(str, step.skip_exit_codes)))
+    if step.stop_signal is not None:
+        details.append(f"stop with {signal_name(step.stop_signal)}")
+    return details
 
 
 def print_explain(console: Console, loaded: LoadedResume) -> None:
@@ -93,3 +118,8 @@ def print_explain(console: Console, loaded: LoadedResume) -> None:
         console.print(
             f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
         )
+
+
+def _template(pieces: tuple[str | StepRef, ...]) -> str:
+    """A template with its variables substituted and its step references as written."""
+    return "".join(p if isinstance(p, str) else p.text for p in pieces)

@@ -220,7 +220,7 @@ class PlainLog(Renderer):
                 pid = f", pid {event.pid}" if event.pid is not None else _child(event)
                 warning = f" {event.warning}" if event.warning else ""
                 return f"{event.step_id} running (attempt {event.attempt}/{total}{pid}){warning}"
-            case AttemptFinished() if event.state.value != "succeeded":
+            case AttemptFinished() if event.state.value not in ("succeeded", "skipped"):
                 detail = event.error or (
                     f"exit code {event.exit_code}" if event.exit_code is not None else ""
                 )

@@ -7,12 +7,13 @@ the EOF of a "sentinel" pipe whose write end every process of the attempt inheri
 
 Contract: an :class:`Attempt` owns the leader's pidfd and the sentinel's read end
 until :meth:`Attempt.close`, which every caller runs exactly once, last (also when
-cancelled). :meth:`Attempt.stop` is ``killpg(SIGTERM)``, up to ``grace`` seconds,
-``killpg(SIGKILL)``, for the group and for the attempt's processes that left it
-(found by tag, held by pidfd, see ``tags.py``), then SIGKILL for what nested runs of
-the attempt left; its waits are bounded (``KILL_WAIT_SEC``, ``ESCAPE_CHECK_SEC``), so
-it ends within about ``grace + KILL_WAIT_SEC + ESCAPE_CHECK_SEC`` plus the ``/proc``
-scans. :meth:`Attempt.stop_stragglers` handles group members that closed the sentinel.
+cancelled). :meth:`Attempt.stop` is ``killpg(SIGTERM)`` (or the step's stop signal),
+up to ``grace`` seconds, ``killpg(SIGKILL)``, for the group and for the attempt's
+processes that left it (found by tag, held by pidfd, see ``tags.py``), then SIGKILL
+for what nested runs of the attempt left; its waits are bounded (``KILL_WAIT_SEC``,
+``ESCAPE_CHECK_SEC``), so it ends within about ``grace + KILL_WAIT_SEC +
+ESCAPE_CHECK_SEC`` plus the ``/proc`` scans. :meth:`Attempt.stop_stragglers` handles
+group members that closed the sentinel.
 Signals to a pid (not a group or pidfd) go only to processes found carrying the tag.
 """
 
@@ -156,12 +157,15 @@ class Attempt:
                 return False
         return self.group_empty
 
-    async def stop(self, grace: float, scanner: Scanner | None = None) -> None:
-        """SIGTERM the group and the attempt's processes that left it, wait ``grace``
-        (or until all are gone), SIGKILL them, wait until they are gone; then SIGKILL
-        what nested runs of this attempt left (see ``proc.RUN_TREE``)."""
+    async def stop(
+        self, grace: float, scanner: Scanner | None = None, sig: int = signal.SIGTERM
+    ) -> None:
+        """Send ``sig`` (the step's stop signal, SIGTERM by default) to the group and
+        the attempt's processes that left it, wait ``grace`` (or until all are gone),
+        SIGKILL them, wait until they are gone; then SIGKILL what nested runs of this
+        attempt left (see ``proc.RUN_TREE``)."""
         scanner = scanner or Scanner()
-        killpg(self.pgid, signal.SIGTERM)
+        killpg(self.pgid, sig)
         # Escapees get the TERM too (not only the KILL after the grace): a cancel is
         # then as fast as the steps allow. A scan a moment old is fine for that: one
         # that escapes later is found after the KILL below. Only processes outside
@@ -171,7 +175,7 @@ class Attempt:
         escapees = _Escapees(pids, self.tag)
         nested = bool(found.by_ancestor.get(self.tree))
         try:
-            escapees.signal(signal.SIGTERM)
+            escapees.signal(sig)
             with anyio.move_on_after(grace):
                 await self.wait_group()
                 await escapees.wait()
@@ -198,18 +202,18 @@ class Attempt:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
 
-    async def stop_stragglers(self, grace: float) -> None:
+    async def stop_stragglers(self, grace: float, sig: int = signal.SIGTERM) -> None:
         """After a normal exit: stop group members that closed the sentinel.
 
         They are invisible to the sentinel, so once the leader is reaped the group is
         probed with signal 0 (a group with live members keeps its id, so it cannot
-        have been reused) and, if anyone is left, sent SIGTERM, given ``grace`` (probed
+        have been reused) and, if anyone is left, sent ``sig``, given ``grace`` (probed
         every 50 ms: no kernel notification exists for "group empty"), then SIGKILL.
         """
         self.proc.poll()
         if not _group_alive(self.pgid):
             return
-        killpg(self.pgid, signal.SIGTERM)
+        killpg(self.pgid, sig)
         with anyio.move_on_after(grace):
             while _group_alive(self.pgid):  # noqa: ASYNC110 - no event exists for this
                 await anyio.sleep(0.05)

@@ -19,7 +19,8 @@ How an attempt is supervised (see shared/pitfalls.md for the evidence):
   may still signal the group.
 - Group emptiness is observed without polling: every attempt inherits the write end of
   a "sentinel" pipe, and the read end reaches EOF when the last holder exits.
-- Stopping is ``killpg(SIGTERM)``, ``kill_grace`` seconds, ``killpg(SIGKILL)``. It
+- Stopping is ``killpg(SIGTERM)`` (or the step's ``stop_signal``), ``kill_grace``
+  seconds, ``killpg(SIGKILL)``. It
   runs after a timeout, after cancellation (shielded, with its own deadline), and after
   a normal exit if the step left background processes behind: nothing a step started
   outlives its attempt.
@@ -183,7 +184,7 @@ class LocalExecutor:
             timed_out = await self._supervise(attempt, spec)
         except BaseException:
             with anyio.move_on_after(spec.kill_grace + KILL_WAIT_SEC + 1, shield=True):
-                await attempt.stop(spec.kill_grace, self._scanner)
+                await attempt.stop(spec.kill_grace, self._scanner, spec.stop_signal)
             raise
         finally:
             code = attempt.close()
@@ -200,11 +201,11 @@ class LocalExecutor:
             await attempt.wait_exit()
         if not attempt.exited:
             timed_out = True
-            await attempt.stop(spec.kill_grace, self._scanner)
+            await attempt.stop(spec.kill_grace, self._scanner, spec.stop_signal)
         elif not attempt.check_group():
             # The leader is gone but something it started lingers: stop it too.
-            await attempt.stop(spec.kill_grace, self._scanner)
-        await attempt.stop_stragglers(spec.kill_grace)
+            await attempt.stop(spec.kill_grace, self._scanner, spec.stop_signal)
+        await attempt.stop_stragglers(spec.kill_grace, spec.stop_signal)
         return timed_out
 
 

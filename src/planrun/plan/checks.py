@@ -78,6 +78,8 @@ def templates(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, str | None, s
             yield f"{base}.env.{key}", step.id, value
         if step.cwd is not None:
             yield f"{base}.cwd", step.id, step.cwd
+        if step.for_each is not None:
+            yield f"{base}.for_each", step.id, step.for_each
 
 
 def parsed_templates(plan: Plan, indexed: Indexed) -> list[Template]:

@@ -20,7 +20,9 @@ import msgspec
 from ..errors import Problem
 from ..model import Globals, Plan, Step
 from .checks import Indexed, check_graph, check_step_refs, check_values, parsed_templates
+from .fanout_checks import check_for_each, without_item_names
 from .read import check_limits, duplicate_keys
+from .rules import check_rules
 from .text import shown
 from .uses import check_uses_fields
 from .variables import STRICT, GivenRules, check_variables
@@ -83,11 +85,14 @@ def _check(
 ) -> list[Problem]:
     """Every check of a decoded (maybe partial) plan, in the order they are reported."""
     parsed = parsed_templates(plan, indexed)
+    named = without_item_names(plan, indexed, parsed)
     return [
         *check_values(plan, indexed),
-        *check_variables(plan, indexed, parsed, given, secrets, rules),
+        *check_variables(plan, indexed, named, given, secrets, rules),
         *check_step_refs(indexed, parsed),
         *check_uses_fields(plan, indexed, parsed, secrets),
+        *check_for_each(plan, indexed, parsed, given),
+        *check_rules(plan, indexed),
     ]
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import subst
+import msgspec
+
+from .. import fanout, subst
 from ..model import Plan, Step
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "Pieces",
     "ResolvedStep",
     "parse_var",
+    "resolve_step",
     "resolve_steps",
     "resolve_variables",
 ]
@@ -101,12 +104,27 @@ class ResolvedStep:
     base_dir: Path | None = None
     #: The step's ``max_log_bytes``, else the global one (None: logs are not capped).
     max_log_bytes: int | None = None
+    #: A ``for_each`` step: its template with the variables substituted (rendered when
+    #: it may start), and how to make the instance of one item (``instance``).
+    for_each: Pieces | None = None
+    instantiate: Callable[[str, Mapping[str, str]], ResolvedStep] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def step_refs(self) -> list[subst.StepRef]:
-        """The step references this step uses, once each, in order."""
-        refs = (p for late in self.late for p in late.pieces if isinstance(p, subst.StepRef))
-        return list(dict.fromkeys(refs))
+        """The step references this step uses, once each, in order (its ``for_each``
+        template's too)."""
+        pieces = [p for late in self.late for p in late.pieces]
+        pieces += self.for_each or ()
+        return list(dict.fromkeys(p for p in pieces if isinstance(p, subst.StepRef)))
+
+    def instance(self, step_id: str, item: Mapping[str, str]) -> ResolvedStep:
+        """The instance ``step_id`` of this ``for_each`` step for an item whose values
+        (``item``, ``item.KEY``) are ``item``: a step like any other, ``${item...}``
+        substituted (a key the item lacks stays as written: the caller fails it)."""
+        assert self.instantiate is not None, "not a for_each step"
+        return self.instantiate(step_id, item)
 
     def bind(
         self, lookup: Callable[[subst.StepRef], str]
@@ -135,32 +153,56 @@ def resolve_steps(
     ``values`` are the variables and secrets; every one is also put in the step's
     environment.
     """
-    base = plan_dir or Path.cwd()
-    global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
     return [
-        _resolve(plan, index, step, values, global_env, base)
-        for index, step in enumerate(plan.steps)
+        resolve_step(plan, step, values, plan_dir, index=i) for i, step in enumerate(plan.steps)
     ]
 
 
-def _resolve(
+def resolve_step(
     plan: Plan,
-    index: int,
     step: Step,
     values: Mapping[str, str],
-    global_env: Mapping[str, str],
-    base: Path,
+    plan_dir: Path | None,
+    extra: Mapping[str, str] | None = None,
+    *,
+    index: int = 0,
 ) -> ResolvedStep:
+    """Resolve one step of ``plan`` (validated first: unknown names raise).
+
+    ``values`` are the variables and secrets: substituted, and put in the step's
+    environment. ``extra`` are the values of one instance (``item``, ``item.KEY``):
+    substituted but never put in the environment. A ``for_each`` step itself is
+    resolved with its ``${item...}`` as written and can make its instances
+    (:meth:`ResolvedStep.instance`).
+    """
+    base = plan_dir or Path.cwd()
+    global_env = {k: subst.substitute(v, values) for k, v in plan.globals.env.items()}
+    for_each: Pieces | None = None
+    instantiate = None
+    if step.for_each is not None:
+        for_each = subst.partial(step.for_each, values)
+        names = fanout.item_names(step)
+        extra = fanout.placeholders(names) | dict(extra or {})
+
+        def instantiate(step_id: str, item: Mapping[str, str]) -> ResolvedStep:
+            one = msgspec.structs.replace(
+                step, id=step_id, name=fanout.instance_name(step, step_id), for_each=None
+            )
+            given = fanout.placeholders(names) | dict(item)
+            return resolve_step(plan, one, values, plan_dir, given, index=index)
+
+    names_values = {**values, **extra} if extra else values
     late: list[LateBinding] = []
     if step.uses is not None:
-        env = _resolve_with(step, values, late)
+        env = _resolve_with(step, names_values, late)
         cwd = None
         argv: tuple[str, ...] = (str((base / subst.substitute(step.uses, values)).resolve()),)
     else:
-        env = _resolve_env(step, values, global_env, late)
+        env = _resolve_env(step, names_values, global_env, late)
+        env.update(values)  # every variable, never an instance's own values
         cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
-        cwd = _resolve_cwd(cwd_template, values, base, late)
-        argv = _resolve_argv(step, values, late)
+        cwd = _resolve_cwd(cwd_template, names_values, base, late)
+        argv = _resolve_argv(step, names_values, late)
     timeout = step.timeout_sec
     max_log_bytes = step.max_log_bytes
     return ResolvedStep(
@@ -173,13 +215,16 @@ def _resolve(
         late=tuple(late),
         base_dir=base,
         max_log_bytes=max_log_bytes if max_log_bytes is not None else plan.globals.max_log_bytes,
+        for_each=for_each,
+        instantiate=instantiate,
     )
 
 
 def _resolve_env(
     step: Step, values: Mapping[str, str], global_env: Mapping[str, str], late: list[LateBinding]
 ) -> dict[str, str]:
-    """``globals.env``, the step's ``env`` and then every variable (which win)."""
+    """``globals.env`` and the step's ``env`` (the caller adds the variables, which
+    win)."""
     env = dict(global_env)
     for key, template in step.env.items():
         pieces = subst.partial(template, values)
@@ -189,7 +234,6 @@ def _resolve_env(
                 late.append(EnvBinding(key, pieces))
             text = _placeholder(pieces)
         env[key] = text
-    env.update(values)
     return env
 
 

@@ -26,6 +26,7 @@ from ..prepare import PreparedRun, Resume, prepare, secret_hint, secrets_from_en
 from ..records import RunRecord, StepRecord
 from ..store.reader import RunReader
 from .decide import PriorStep, choose, plan_changes, variable_changes
+from .instances import base_of, instance_choices
 
 __all__ = ["LoadedResume", "load_resume"]
 
@@ -110,7 +111,9 @@ async def load_resume(
         )
     prior = {s.step_id: _prior(s) for s in stored.steps}
     refs = {rs.step.id: rs.step_refs for rs in prepared.steps}
-    choices = choose(prepared.plan, prior, refs, from_step=from_step, only=only)
+    base_from, base_only = base_of("--from", from_step, prior), base_of("--only", only, prior)
+    choices = choose(prepared.plan, prior, refs, from_step=base_from, only=base_only)
+    choices = instance_choices(prepared.plan, choices, prior, from_step=from_step, only=only)
     resume = Resume(run_id, choices, prior, stored.history, run.last_seq)
     return LoadedResume(run, prepared, resume, changes)
 

@@ -21,6 +21,7 @@ from ..events import (
     RunBegan,
     RunFinished,
     StepFinished,
+    StepsExpanded,
     event_type,
 )
 from ..model import AttemptState, StepState
@@ -98,6 +99,9 @@ class Projection:
         self._steps: dict[tuple[str, str], StepRow] = {}
         self.run_updates: list[dict[str, Any]] = []
         self.executor_updates: list[dict[str, Any]] = []
+        #: ``steps_expanded``: (run id, for_each step id, [(instance id, name)]), in
+        #: order; their rows must exist before the step changes are written.
+        self.expansions: list[tuple[str, str, list[tuple[str, str]]]] = []
         for event in batch:
             self._add(event)
 
@@ -119,6 +123,17 @@ class Projection:
                         "ended_at": event.ts,
                     }
                 )
+            case StepsExpanded():
+                rows = [(info.id, info.name) for info in event.steps]
+                self.expansions.append((event.run_id, event.step_id, rows))
+                group = StepRow(
+                    event.run_id,
+                    event.step_id,
+                    state=StepState.RUNNING.value,
+                    attempts=0,
+                    started_at=event.ts,
+                )
+                self._step(group)
             case RunBegan():
                 self.executor_updates.append({"run_id": event.run_id, "executor": event.executor})
             case _:

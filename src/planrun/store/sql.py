@@ -130,6 +130,14 @@ INSERT INTO steps (run_id, step_id, position, name, state)
 VALUES (:run_id, :step_id, :position, :name, 'pending')
 """
 RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"
+SELECT_STEP_POSITIONS = "SELECT step_id, position FROM steps WHERE run_id = ?"
+#: Make room after a for_each step for its instances (JSON array ``:ids``): every later
+#: row but theirs moves ``:n`` down.
+SHIFT_STEPS = """
+UPDATE steps SET position = position + :n
+WHERE run_id = :run_id AND position > :position
+  AND step_id NOT IN (SELECT value FROM json_each(:ids))
+"""
 
 INSERT_EVENT = """
 INSERT OR IGNORE INTO events (run_id, seq, ts, type, step_id, body)

@@ -35,7 +35,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..errors import LockConflict, ResumeConflict, RunExists, StoreError, UsageError
 from ..events import Event, RunCrashed, encode_event, utc_now
 from ..exitcodes import ExitCode
-from ..model import RunState
+from ..model import RunState, base_id
 from ..proc import boot_id, process_start_time
 from ..records import RunRecord
 from . import files, sql
@@ -241,6 +241,33 @@ class SqliteStore:
         await self._db.executemany(sql.DELETE_STEP_ATTEMPTS, gone)
         await self._db.executemany(sql.DELETE_STEP, gone)
 
+    async def _add_instances(
+        self, run_id: str, step_id: str, rows: Sequence[tuple[str, str]]
+    ) -> None:
+        """Rows for the instances of for_each step ``step_id``, right after it (later
+        rows move down); rows of its earlier instances not among them are removed."""
+        found = await fetch_dicts(self._db, sql.SELECT_STEP_POSITIONS, (run_id,))
+        at = {r["step_id"]: int(r["position"]) for r in found}
+        ids = {sid for sid, _ in rows}
+        stale = [
+            (run_id, sid)
+            for sid in at
+            if sid != step_id and base_id(sid) == step_id and sid not in ids
+        ]
+        await self._db.executemany(sql.DELETE_STEP_ATTEMPTS, stale)
+        await self._db.executemany(sql.DELETE_STEP, stale)
+        position = at.get(step_id, max(at.values(), default=-1))
+        shift = {"run_id": run_id, "n": len(rows), "position": position, "ids": _json(list(ids))}
+        await self._db.execute(sql.SHIFT_STEPS, shift)
+        await self._db.executemany(
+            sql.UPSERT_PLAN_STEP,
+            [
+                {"run_id": run_id, "step_id": sid, "position": position + 1 + i, "name": name}
+                for i, (sid, name) in enumerate(rows)
+            ],
+        )
+        await self._db.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
+
     async def heartbeat(self, run_id: str) -> None:
         """Record that the owner is alive now (shown by ``show``; never used to decide
         that a run crashed)."""
@@ -342,6 +369,8 @@ class SqliteStore:
         with translated("recording events"):
             async with self._transaction():
                 await self._db.executemany(sql.INSERT_EVENT, project.events)
+                for run_id, step_id, rows in project.expansions:
+                    await self._add_instances(run_id, step_id, rows)
                 await self._db.executemany(sql.UPSERT_ATTEMPT, project.attempts())
                 await self._db.executemany(sql.UPDATE_STEP, project.steps())
                 await self._db.executemany(sql.FINISH_RUN, project.run_updates)

@@ -19,7 +19,7 @@ import msgspec
 
 from .. import monitor
 from ..errors import NoRunStore
-from ..model import RunState
+from ..model import RunState, base_id
 from ..records import RunRecord, StepRecord
 
 __all__ = [
@@ -109,6 +109,14 @@ def plan_deps(plan: dict[str, Any] | None, steps: list[StepRecord]) -> dict[str,
     for step in (plan or {}).get("steps", []):
         if isinstance(step, dict) and step.get("id") in deps:
             deps[step["id"]] = [d for d in step.get("depends_on", []) if d in deps]
+    # An instance of a for_each step (``process[0:a]``) waits for what its step waits
+    # for, and the step ends after its instances: draw it between them.
+    made = [sid for sid in deps if base_id(sid) != sid and base_id(sid) in deps]
+    upstream = {base_id(sid): deps[base_id(sid)] for sid in made}
+    for sid in made:
+        deps[sid] = list(upstream[base_id(sid)])
+    for base in upstream:
+        deps[base] = [sid for sid in made if base_id(sid) == base]
     return deps
 
 
