@@ -132,9 +132,8 @@ async def _execute_in_store(
     parent: tuple[str, str] | None = None,
     hidden_env: frozenset[str] = frozenset(),
 ) -> RunResult:
-    """Record and run a prepared plan in an open store (the lock is already held);
-    ``parent`` (run id, step id) makes it the child run of a ``uses`` step, whose
-    steps do not inherit ``hidden_env`` from planrun's environment."""
+    """Record and run a prepared plan in an open store (the lock is held); ``parent``
+    (run id, step id): a ``uses`` step's child run, whose steps do not see ``hidden_env``."""
     paths, last_seq = await _claim(store, prepared, resolved, resume, parent)
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
     sink = _Sink(
