@@ -99,6 +99,46 @@ def test_uses_runs_the_child_with_its_values_and_links_both_runs(tmp_path: Path)
     assert "parent    run p1, step one" in child_text.stdout
 
 
+def test_a_for_each_step_runs_one_child_run_per_item(tmp_path: Path) -> None:
+    """The issue's fan-out: ``for_each`` over a producer's items with ``"uses"`` and
+    ``"with": {"DOC_ID": "${item}"}``: one linked child run per item, each seeing its
+    item."""
+    write_json(
+        tmp_path / "restore.json",
+        {
+            "plan_id": "restore",
+            "variables": {"DOC_ID": None},
+            "steps": [sh("restore", 'echo "$DOC_ID" > "$PLAN_DIR/seen-$DOC_ID"')],
+        },
+    )
+    plan = write_json(
+        tmp_path / "fan.json",
+        {
+            "plan_id": "fan",
+            "steps": [
+                sh("list", 'echo \'ITEMS=["a", "b", "c"]\' >> "$PLANRUN_OUTPUT"'),
+                {
+                    "id": "restore",
+                    "for_each": "${steps.list.outputs.ITEMS}",
+                    "depends_on": ["list"],
+                    "uses": "restore.json",
+                    "with": {"DOC_ID": "${item}"},
+                },
+            ],
+        },
+    )
+    result = _run(tmp_path, plan, "--run-id", "fe")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(tmp_path / f"seen-{x}").read_text() for x in "abc"] == ["a\n", "b\n", "c\n"]
+    children = [r for r in _json(tmp_path, "list") if r["parent_run_id"] == "fe"]
+    assert sorted(r["parent_step_id"] for r in children) == [
+        "restore[0:a]",
+        "restore[1:b]",
+        "restore[2:c]",
+    ]
+    assert all(r["state"] == "succeeded" for r in children)
+
+
 def test_a_failed_child_fails_the_step_and_a_retry_is_a_new_child_run(tmp_path: Path) -> None:
     """The child's result decides the step: a failing child fails it with the child's
     id in the reason; each retry is a child run of its own; resume reruns it as a
