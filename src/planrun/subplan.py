@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from .errors import PlanError, PlanrunError
+from .masking import Masker
 from .model import RunState, Step
 from .ports import AttemptSpec, ChildStarted, ProcessResult
 from .prepare import PreparedRun, prepare
@@ -79,6 +80,10 @@ async def run_child(
     """One attempt of ``step`` as a child run (the :data:`~planrun.ports.RunChild`
     contract): ``spec.argv[0]`` is the child plan, ``spec.env`` its variables."""
     run_id = child_run_id(ctx.parent_run_id, spec.step_id, spec.attempt)
+    leak = _secret_in_with(ctx, spec)
+    if leak is not None:
+        on_started(None)
+        return ProcessResult(exit_code=None, error=leak)
     secrets = {name: ctx.secrets[name] for name in step.pass_secrets if name in ctx.secrets}
     try:
         # environ={}: a child reads no secret from the environment, it gets only these.
@@ -101,6 +106,22 @@ async def run_child(
     return ProcessResult(
         exit_code=result.exit_code, error=f"child run {run_id} {result.state.value}{why}"
     )
+
+
+def _secret_in_with(ctx: ChildContext, spec: AttemptSpec) -> str | None:
+    """Why the bound ``with`` values cannot go to a child run: one holds a secret of
+    the parent (an output bound late: validation refuses ``${SECRET}`` itself), and a
+    child stores its variables in clear. None if none does."""
+    if not ctx.secrets:
+        return None
+    masker = Masker(ctx.secrets.values())
+    for key, value in spec.env.items():
+        if masker.text(value) != value:
+            return (
+                f"with.{key} holds a secret of this run; a child run's variables are "
+                "stored in clear: pass the secret by name in the step's 'secrets'"
+            )
+    return None
 
 
 def _not_started(exc: PlanrunError) -> str:

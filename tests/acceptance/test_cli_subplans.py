@@ -363,3 +363,37 @@ def test_cancel_command_of_the_parent_cancels_the_child(tmp_path: Path) -> None:
         proc.wait(timeout=10)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_with_value_bound_to_a_secret_output_is_refused(tmp_path: Path) -> None:
+    """A ``with`` value bound from an output that holds a parent secret would be stored
+    in clear as the child's variable: the attempt fails with the reason, no child run
+    is made and the secret is nowhere in the store."""
+    write_json(
+        tmp_path / "child.json",
+        {"plan_id": "child", "variables": {"V": None}, "steps": [{"id": "a", "command": "true"}]},
+    )
+    plan = write_json(
+        tmp_path / "parent.json",
+        {
+            "plan_id": "parent",
+            "secrets": ["TOKEN"],
+            "steps": [
+                sh("p", 'echo "K=$TOKEN" >> "$PLANRUN_OUTPUT"'),
+                {
+                    "id": "s",
+                    "uses": "child.json",
+                    "with": {"V": "${steps.p.outputs.K}"},
+                    "depends_on": ["p"],
+                },
+            ],
+        },
+    )
+    result = _run(tmp_path, plan, "--run-id", "leak", env=clean_env(**SECRETS))
+    assert result.returncode == 1, result.stdout + result.stderr
+    step = _json(tmp_path, "show", "leak")["steps"][1]
+    assert step["reason"].startswith("with.V holds a secret of this run"), step
+    assert [r["run_id"] for r in _json(tmp_path, "list")] == ["leak"]
+    for path in (tmp_path / "state").rglob("*"):
+        if path.is_file():
+            assert SECRETS["TOKEN"].encode() not in path.read_bytes(), path
