@@ -43,6 +43,7 @@ from .engine_attempts import (
     run_attempt,
     secret_on_command_line,
 )
+from .engine_condition import condition_false
 from .engine_nodes import AttemptDone, Deadline, EngineConfig, Message, Node, RetryDue
 from .engine_outcome import Outcome, failed_steps, run_outcome, start_fields
 from .engine_pools import Pools
@@ -223,6 +224,9 @@ class Engine:
         )
         match decision:
             case policy.Ready():
+                if (false := condition_false(self._nodes, self._index, node.rs)) is not None:
+                    self._finish_step(index, StepState.SKIPPED, reason=false)  # never failed
+                    return
                 node.queued = True
                 heapq.heappush(self._ready, index)
             case policy.Skip(reason, root):

@@ -45,8 +45,16 @@ class Unbound(Exception):
 
 def lookup(nodes: Sequence[Node], index: Mapping[str, int], ref: StepRef) -> str:
     """The value of ``${steps.ID.outputs.KEY}`` / ``${steps.ID.exit_code}`` now;
-    :class:`Unbound` if it has none."""
-    node = nodes[index[ref.step_id]]
+    the reference's default if it has none and carries one, else :class:`Unbound`."""
+    try:
+        return _value(nodes[index[ref.step_id]], ref)
+    except Unbound:
+        if ref.default is None:
+            raise
+        return ref.default
+
+
+def _value(node: Node, ref: StepRef) -> str:
     if ref.key is None:
         if node.exit_code is None:
             raise Unbound(

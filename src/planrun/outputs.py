@@ -10,9 +10,10 @@ A step sets outputs by writing lines to the file named by ``$PLANRUN_OUTPUT``::
 
 ``KEY=VALUE`` sets one line (everything after the first ``=``); ``KEY<<DELIM`` starts a
 multi-line value that ends at a line that is exactly ``DELIM``. Keys are
-``[A-Za-z_][A-Za-z0-9_]*``; blank lines are ignored. Printing to stdout never sets an
-output. Values keep every byte: a ``\\r`` before a line's ``\\n`` is part of the value
-(and of a delimiter line: a CRLF file's ``EOF\\r`` closes ``KEY<<EOF\\r``).
+``[A-Za-z_][A-Za-z0-9_-]*`` (a ``-`` is allowed, as in GitHub's ``cache-hit``); blank
+lines are ignored. Printing to stdout never sets an output. Values keep every byte: a
+``\\r`` before a line's ``\\n`` is part of the value (and of a delimiter line: a CRLF
+file's ``EOF\\r`` closes ``KEY<<EOF\\r``).
 
 Why a key can be set only once (a second ``KEY=`` or ``KEY<<`` is an error): a value
 written between a fixed delimiter (``notes<<EOF``) may itself hold the line ``EOF``,
@@ -28,15 +29,15 @@ from __future__ import annotations
 
 import re
 
-from .model import VAR_NAME_PATTERN
+from .subst import KEY_PATTERN
 
 __all__ = ["MAX_OUTPUT_BYTES", "OutputError", "parse_outputs", "too_large"]
 
 #: The largest outputs file a step may write (larger fails the attempt, never truncates).
 MAX_OUTPUT_BYTES = 64 * 1024
 
-#: Output keys are named like variables.
-_KEY = re.compile(VAR_NAME_PATTERN)
+#: Output keys are named like variables, and may hold a ``-``.
+_KEY = re.compile(KEY_PATTERN)
 
 _WHERE = "$PLANRUN_OUTPUT line"
 
@@ -137,6 +138,6 @@ def _key(key: str, number: int) -> str:
     if not _KEY.fullmatch(key):
         raise OutputError(
             f"{_WHERE} {number}: invalid key {_shown(key)} "
-            "(use letters, digits and '_', not starting with a digit)"
+            "(use letters, digits, '_' and '-', starting with a letter or '_')"
         )
     return key

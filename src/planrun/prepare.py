@@ -28,6 +28,7 @@ from .events import Event, StepsExpanded
 from .masking import MIN_SECRET, Masker, secret_problem
 from .model import MAX_CONCURRENCY, Plan
 from .plan import ResolvedStep, Validation, resolve_steps, resolve_variables, validate
+from .plan.expand import expand
 from .resume import Action, Choice, PriorStep
 
 __all__ = [
@@ -51,7 +52,9 @@ class PreparedRun:
     """A validated plan with its variables resolved: ready to execute.
 
     ``variables`` are the plain variables (stored and shown); ``secrets`` hold the
-    secret values, which reach the steps but are masked everywhere else.
+    secret values, which reach the steps but are masked everywhere else. ``plan`` has
+    its matrices expanded (one step per instance); ``written`` is the plan as written
+    (what is stored; None: the same as ``plan``).
     """
 
     plan: Plan
@@ -60,6 +63,7 @@ class PreparedRun:
     source: str | None
     warnings: tuple[Problem, ...]
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    written: Plan | None = None
 
     @functools.cached_property
     def masker(self) -> Masker:
@@ -74,7 +78,8 @@ class PreparedRun:
 
     def plan_json(self) -> str:
         """The plan as run, secrets masked: what ``resume`` compares against."""
-        return msgspec.json.encode(self.masker.struct(self.plan)).decode()
+        plan = self.written if self.written is not None else self.plan
+        return msgspec.json.encode(self.masker.struct(plan)).decode()
 
 
 @dataclass(frozen=True)
@@ -201,13 +206,15 @@ def prepare(
     checked = validation.raise_for_errors()
     explicit |= found
     values = resolve_variables(checked, given, validation.base_dir)
+    expanded = expand(checked)
     prepared = PreparedRun(
-        plan=checked,
-        steps=resolve_steps(checked, values | explicit, validation.base_dir),
+        plan=expanded,
+        steps=resolve_steps(expanded, values | explicit, validation.base_dir),
         variables=values,
         source=str(Path(validation.source).resolve()) if validation.source else None,
         warnings=validation.warnings,
         secrets=explicit,
+        written=checked if expanded is not checked else None,
     )
     if not check_host:
         return prepared
@@ -253,11 +260,15 @@ def check_plan(
     ``variables`` checked as a run checks them, and, for a valid plan, warnings for
     programs, scripts and working directories missing on this host (``environ``:
     default ``os.environ``). Raises ``PlanError`` only when the file cannot be read
-    or parsed."""
+    or parsed. The plan of a valid one is returned with its matrices expanded (what
+    ``validate`` and ``graph`` show); the problems' paths are those of the plan as
+    written."""
     given = dict(variables or {})
     validation = validate(plan, given, require_values=False, allow_undeclared=allow_undeclared)
     if not validation.ok or validation.plan is None:
         return validation
     values = resolve_variables(validation.plan, given, validation.base_dir)
     host = hostcheck.check_host(validation.plan, values, validation.base_dir, environ)
-    return dataclasses.replace(validation, problems=validation.problems + tuple(host))
+    return dataclasses.replace(
+        validation, plan=expand(validation.plan), problems=validation.problems + tuple(host)
+    )

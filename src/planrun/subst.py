@@ -1,8 +1,11 @@
 """``${NAME}`` substitution, done inside one string and never through a shell.
 
-Grammar: ``${NAME}`` is a reference; ``${steps.ID.outputs.KEY}`` and
-``${steps.ID.exit_code}`` refer to an earlier step's results (bound when the using step
-starts); ``$${`` is a literal ``${``; any other ``$`` is itself. Substituted values
+Grammar: ``${NAME}`` is a reference; ``${matrix.K}``, ``${item}`` and ``${item.KEY}``
+are references too (the values of one instance of a matrix or ``for_each`` step, given
+to that step only); ``${steps.ID.outputs.KEY}`` and ``${steps.ID.exit_code}`` refer to
+an earlier step's results (bound when the using step starts), and may carry a default
+used when the value is missing (``${steps.ID.outputs.KEY:-fallback}``: nothing else
+takes one); ``$${`` is a literal ``${``; any other ``$`` is itself. Substituted values
 are not re-expanded, so a value containing ``${X}`` or ``; rm -rf /`` arrives verbatim.
 Substitution works on one argv element at a time, so a value can never split into
 several arguments or reach an interpreter as code.
@@ -15,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 __all__ = [
+    "KEY_PATTERN",
     "Ref",
     "StepRef",
     "SubstError",
@@ -28,9 +32,11 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Output keys are names that may also hold ``-`` (GitHub's ``cache-hit``).
+KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_-]*"
 #: ``matrix.K``, ``item`` and ``item.KEY``: an instance's own values.
-_INSTANCE_NAME = re.compile(rf"matrix\.{_NAME.pattern}|item(?:\.[A-Za-z_][A-Za-z0-9_-]*)?")
-_STEP_OUTPUT = re.compile(rf"steps\.(?P<id>.+)\.outputs\.(?P<key>{_NAME.pattern})")
+_INSTANCE_NAME = re.compile(rf"matrix\.{_NAME.pattern}|item(?:\.{KEY_PATTERN})?")
+_STEP_OUTPUT = re.compile(rf"steps\.(?P<id>.+)\.outputs\.(?P<key>{KEY_PATTERN})")
 _STEP_EXIT = re.compile(r"steps\.(?P<id>.+)\.exit_code")
 
 
@@ -40,7 +46,8 @@ class SubstError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    """A ``${name}`` reference found in a template."""
+    """A ``${name}`` reference found in a template (``name`` may be ``matrix.K``,
+    ``item`` or ``item.KEY``: see :func:`is_instance_name`)."""
 
     name: str
 
@@ -52,11 +59,14 @@ class StepRef:
 
     step_id: str
     key: str | None = None
+    #: Used when the value is missing (``${steps.ID.outputs.KEY:-fallback}``).
+    default: str | None = None
 
     @property
     def text(self) -> str:
         what = f"outputs.{self.key}" if self.key is not None else "exit_code"
-        return f"${{steps.{self.step_id}.{what}}}"
+        fallback = f":-{self.default}" if self.default is not None else ""
+        return f"${{steps.{self.step_id}.{what}{fallback}}}"
 
 
 def is_instance_name(name: str) -> bool:
@@ -71,15 +81,17 @@ def _reference(name: str) -> Ref | StepRef:
     if _NAME.fullmatch(name) or is_instance_name(name):
         return Ref(name)
     if name.startswith("steps."):
-        found = _STEP_OUTPUT.fullmatch(name)
+        # A step id holds no ':', so the first ':-' starts the default.
+        body, sep, default = name.partition(":-")
+        found = _STEP_OUTPUT.fullmatch(body)
         if found:
-            return StepRef(found["id"], found["key"])
-        found = _STEP_EXIT.fullmatch(name)
+            return StepRef(found["id"], found["key"], default if sep else None)
+        found = _STEP_EXIT.fullmatch(body)
         if found:
-            return StepRef(found["id"])
+            return StepRef(found["id"], None, default if sep else None)
         raise SubstError(
             f"invalid step reference '${{{name}}}': use '${{steps.ID.outputs.KEY}}' or "
-            "'${steps.ID.exit_code}'"
+            "'${steps.ID.exit_code}' (either may end in ':-DEFAULT')"
         )
     raise SubstError(
         f"invalid variable name {name!r} in '${{{name}}}': use letters, digits "

@@ -16,6 +16,8 @@ PURE_CORE = [
     "plan",
     "graph",
     "subst",
+    "expr",
+    "expr_check",
     "policy",
     "events",
     "state",

@@ -136,15 +136,15 @@ def test_a_stray_handed_out_delimiter_line_is_an_error() -> None:
         pytest.param(
             b"a=1\n\nb=2\n1x=3\n",
             "$PLANRUN_OUTPUT line 4: invalid key '1x' "
-            "(use letters, digits and '_', not starting with a digit)",
+            "(use letters, digits, '_' and '-', starting with a letter or '_')",
             id="key-leading-digit",
         ),
         pytest.param(b"=v\n", "line 1: invalid key ''", id="empty-key"),
-        pytest.param(b"a-b=v\n", "line 1: invalid key 'a-b'", id="key-with-dash"),
+        pytest.param(b"-b=v\n", "line 1: invalid key '-b'", id="key-leading-dash"),
         pytest.param(b" a=v\n", "line 1: invalid key ' a'", id="key-leading-space"),
         pytest.param(b"a =v\n", "line 1: invalid key 'a '", id="key-trailing-space"),
         pytest.param("\u00e9=v\n".encode(), "line 1: invalid key '\u00e9'", id="non-ascii-key"),
-        pytest.param(b"x=1\nb-c<<EOF\ny\nEOF\n", "line 2: invalid key 'b-c'", id="heredoc-bad-key"),
+        pytest.param(b"x=1\nb.c<<EOF\ny\nEOF\n", "line 2: invalid key 'b.c'", id="heredoc-bad-key"),
         pytest.param(
             b"a=1\nnotes<<EOF\nline\n",
             "$PLANRUN_OUTPUT line 2: no closing 'EOF' line for 'notes<<EOF'",
@@ -219,3 +219,11 @@ def test_non_utf8_is_an_error_naming_the_byte(data: bytes, start: int) -> None:
     with pytest.raises(OutputError) as info:
         parse_outputs(data)
     assert str(info.value) == f"$PLANRUN_OUTPUT is not UTF-8 (byte {start})"
+
+
+def test_keys_may_hold_a_dash() -> None:
+    """GitHub-style output names (``cache-hit``) are keys, in both forms."""
+    assert parse_outputs(b"cache-hit=true\nlong-notes<<EOF\na\nEOF\n") == {
+        "cache-hit": "true",
+        "long-notes": "a",
+    }

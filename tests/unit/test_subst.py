@@ -267,7 +267,7 @@ def test_parse_step_references(template: str, pieces: list[Piece]) -> None:
         pytest.param("${steps.a.outputs.}", id="empty-key"),
         pytest.param("${steps.a.outputs.1x}", id="key-leading-digit"),
         pytest.param("${steps.a.outputs.K.x}", id="key-with-dot"),
-        pytest.param("${steps.a.outputs.k-1}", id="key-with-dash"),
+        pytest.param("${steps.a.outputs.-k}", id="key-leading-dash"),
         pytest.param("${steps.a.exitcode}", id="misspelt-exit_code"),
         pytest.param("${steps.a.output.K}", id="misspelt-outputs"),
     ],
@@ -278,7 +278,7 @@ def test_malformed_step_reference_raises(template: str) -> None:
         parse(template)
     assert str(info.value) == (
         f"invalid step reference '{template}': use '${{steps.ID.outputs.KEY}}' or "
-        "'${steps.ID.exit_code}'"
+        "'${steps.ID.exit_code}' (either may end in ':-DEFAULT')"
     )
 
 
@@ -404,3 +404,36 @@ def test_substitute_rejects_step_references(template: str) -> None:
 def test_substitute_escaped_step_reference_is_literal() -> None:
     """``$${steps...}`` is a literal, so substitute() accepts it."""
     assert substitute("$${steps.a.exit_code}", {}) == "${steps.a.exit_code}"
+
+
+@pytest.mark.parametrize(
+    ("template", "piece"),
+    [
+        pytest.param("${steps.a.outputs.cache-hit}", StepRef("a", "cache-hit"), id="dash-key"),
+        pytest.param("${steps.a.outputs.k:-none}", StepRef("a", "k", "none"), id="output-default"),
+        pytest.param("${steps.a.exit_code:-1}", StepRef("a", None, "1"), id="exit-default"),
+        pytest.param("${steps.a.b.exit_code:-}", StepRef("a.b", None, ""), id="empty-default"),
+        pytest.param("${steps.a.outputs.k:-x:-y}", StepRef("a", "k", "x:-y"), id="default-rest"),
+        pytest.param("${matrix.python}", Ref("matrix.python"), id="matrix"),
+        pytest.param("${item}", Ref("item"), id="item"),
+        pytest.param("${item.doc-id}", Ref("item.doc-id"), id="item-key"),
+    ],
+)
+def test_new_reference_forms(template: str, piece: Piece) -> None:
+    """Output keys with '-', defaults on step references, instance names."""
+    assert parse(template) == [piece]
+
+
+def test_default_shows_in_text() -> None:
+    assert StepRef("a", "k", "x").text == "${steps.a.outputs.k:-x}"
+    assert StepRef("a", None, "").text == "${steps.a.exit_code:-}"
+
+
+@pytest.mark.parametrize("template", ["${NAME:-x}", "${matrix.K:-x}", "${matrix.}", "${items}x"])
+def test_defaults_stay_strict_elsewhere(template: str) -> None:
+    """Only step references take a default; other names stay strict."""
+    if template == "${items}x":
+        assert parse(template) == [Ref("items"), "x"]
+        return
+    with pytest.raises(SubstError):
+        parse(template)

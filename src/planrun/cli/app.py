@@ -49,7 +49,7 @@ from .jsonout import JsonOpt
 from .observe import register_observe_commands
 from .output import OutputChoice, OutputOpt, choose_renderer
 from .plan_input import ResumePlanOpt, plan_source, prepare_plan
-from .plan_text import print_dry_run, print_explain
+from .plan_text import print_dry_run, print_explain, print_instances
 from .report_cmd import register_report_command
 from .reports import RunReports, unstarted_view
 from .ui_cmd import register_ui_command
@@ -430,6 +430,7 @@ def validate_cmd(
         f"{counted(len(result.plan.steps), 'step')} in {counted(len(tiers), 'level')}",
         markup=False,
     )
+    print_instances(console, result.plan)
 
 
 @app.command()

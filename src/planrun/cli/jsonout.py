@@ -38,6 +38,7 @@ from ..events import Event, encode_event
 from ..graph import levels
 from ..options import RunOptions
 from ..plan import ResolvedStep, Validation
+from ..plan.expand import cell
 from ..plan.rules import signal_name
 from ..prepare import PreparedRun
 from ..records import RunRecord
@@ -203,6 +204,8 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
                 "retry_delay_sec": step.retry_delay_sec,
                 "retry_backoff": step.retry_backoff,
                 "when": step.when.value,
+                "if": step.if_,
+                "matrix": cell(step),
                 "on_failure": step.on_failure.value,
                 "critical": step.critical,
                 # A ``uses`` step: argv is its plan alone, ``with`` its variables.

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ..api import PreparedRun, RunOptions
 from ..graph import levels
-from ..model import Step
+from ..model import Plan, Step, base_id
 from ..plan import ResolvedStep
 from ..plan.rules import signal_name
 from ..resume import Action
@@ -18,7 +18,7 @@ from ..resume.load import LoadedResume
 from ..subst import StepRef
 from .view import counted
 
-__all__ = ["print_dry_run", "print_explain"]
+__all__ = ["print_dry_run", "print_explain", "print_instances"]
 
 
 def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
@@ -59,6 +59,8 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
                 details.append(f"after {', '.join(step.depends_on)}")
             if step.when.value != "all_success":
                 details.append(f"when {step.when.value}")
+            if step.if_ is not None:
+                details.append(f"if {step.if_}")
             if rs.cwd:
                 details.append(f"cwd {rs.cwd}")
             if rs.timeout:
@@ -121,6 +123,16 @@ def print_explain(console: Console, loaded: LoadedResume) -> None:
         console.print(
             f"  {choice.step_id:<{width}}  {choice.action.value:<5}  {choice.why}", markup=False
         )
+
+
+def print_instances(console: Console, plan: Plan) -> None:
+    """``validate``: the instances each matrix step expanded to, one line per step."""
+    groups: dict[str, list[str]] = {}
+    for step in plan.steps:
+        if base_id(step.id) != step.id:
+            groups.setdefault(base_id(step.id), []).append(step.id)
+    for base, ids in groups.items():
+        console.print(f"  {base}: {counted(len(ids), 'instance')}: {', '.join(ids)}", markup=False)
 
 
 def _template(pieces: tuple[str | StepRef, ...]) -> str:

@@ -7,8 +7,9 @@ file it is given.
 
 The package, bottom up: :mod:`.read` (file text into data, within limits),
 :mod:`.decode` (data into a :class:`~planrun.model.Plan`, msgspec's errors located),
-:mod:`.checks` and :mod:`.variables` (the rules), :mod:`.validation` (the entry
-points) and :mod:`.resolve` (steps ready to run, with typed late bindings).
+:mod:`.checks`, :mod:`.variables` and :mod:`.expand` (the rules; ``expand`` also
+turns a matrix step into its instances), :mod:`.validation` (the entry points) and
+:mod:`.resolve` (steps ready to run, with typed late bindings).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .resolve import (
     LateBinding,
     ResolvedStep,
     parse_var,
+    resolve_step,
     resolve_steps,
     resolve_variables,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "parse_document",
     "parse_var",
     "read_document",
+    "resolve_step",
     "resolve_steps",
     "resolve_variables",
     "validate",

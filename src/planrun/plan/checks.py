@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from .. import graph, subst
+from .. import expr, expr_check, graph, subst
 from ..errors import Problem
 from ..model import VAR_NAME_PATTERN, Plan, Step
 from .text import shown
@@ -22,9 +22,12 @@ __all__ = [
     "VAR_NAME",
     "Indexed",
     "Template",
+    "check_conditions",
     "check_graph",
+    "check_instance_names",
     "check_values",
     "check_step_refs",
+    "condition_uses",
     "envs",
     "parsed_templates",
     "templates",
@@ -261,6 +264,7 @@ def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Prob
     problems: list[Problem] = []
     deps = {s.id: s.depends_on for _, s in indexed}
     ids = list(deps)
+    multi = _multi(indexed)
     for template in parsed:
         refs = list(dict.fromkeys(template.refs))
         if not refs:
@@ -282,7 +286,128 @@ def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Prob
             for ref in refs
             if ref.step_id not in above
         ]
+        problems += [
+            Problem(
+                template.path,
+                f"'{ref.text}': step '{ref.step_id}' runs as several instances (a "
+                "matrix), so it has no single value",
+                sid,
+                "refer to a step that runs once",
+            )
+            for ref in refs
+            if ref.step_id in above and ref.step_id in multi
+        ]
     return problems
+
+
+def _multi(indexed: Indexed) -> set[str]:
+    """The matrix steps: they run as several instances, and have no results of their
+    own (a ``for_each`` step's rules are in :mod:`.fanout_checks`)."""
+    return {s.id for _, s in indexed if s.matrix is not None}
+
+
+# --- conditions and instance values --------------------------------------------------
+
+
+def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem]:
+    """Each step's ``if``: its syntax (with the column) and every name it uses
+    (``defined``: the variables a run has), at ``$.steps[i].if``."""
+    deps = {s.id: s.depends_on for _, s in indexed}
+    multi = _multi(indexed)
+    problems: list[Problem] = []
+    for i, step in indexed:
+        if step.if_ is None:
+            continue
+        axes = (
+            None
+            if step.matrix is None
+            else [k for k in step.matrix if k not in ("include", "exclude")]
+        )
+        scope = expr_check.Scope(
+            step.id,
+            defined,
+            list(deps),
+            graph.ancestors(deps, step.id),
+            axes=_with_included(step, axes),
+            for_each=step.for_each is not None,
+            multi=multi,
+            groups={s.id for _, s in indexed if s.for_each is not None},
+        )
+        problems += [
+            Problem(
+                f"$.steps[{i}].if", f"column {issue.column}: {issue.message}", step.id, issue.hint
+            )
+            for issue in expr_check.check(step.if_, scope)
+        ]
+    return problems
+
+
+def _with_included(step: Step, axes: list[str] | None) -> list[str] | None:
+    """The axes and the keys ``include`` adds (each is a ``matrix.K`` too)."""
+    if axes is None or step.matrix is None:
+        return axes
+    added = [
+        str(k)
+        for entry in step.matrix.get("include", [])
+        if isinstance(entry, dict)
+        for k in entry
+        if k not in axes
+    ]
+    return list(dict.fromkeys([*axes, *added]))
+
+
+def condition_uses(indexed: Indexed) -> list[Template]:
+    """Stand-in templates naming the variables each ``if`` uses (a variable given for
+    a condition only is not undeclared)."""
+    out = []
+    for i, step in indexed:
+        if step.if_ is None:
+            continue
+        try:
+            tree = expr.parse(step.if_)
+        except expr.ExprError:
+            continue
+        names = tuple(op.name for op in expr.operands(tree) if op.kind == "vars")
+        out.append(Template(f"$.steps[{i}].if", step.id, names, ()))
+    return out
+
+
+def check_instance_names(indexed: Indexed, parsed: Collection[Template]) -> list[Problem]:
+    """``${matrix.K}`` only in a matrix step, K one of its axes (``${item...}`` has
+    the rules of :mod:`.fanout_checks`)."""
+    steps = {s.id: s for _, s in indexed}
+    problems: list[Problem] = []
+    for template in parsed:
+        step = steps.get(template.step_id) if template.step_id is not None else None
+        for name in dict.fromkeys(template.names):
+            problem = _instance_name_problem(template, step, name)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+def _instance_name_problem(template: Template, step: Step | None, name: str) -> Problem | None:
+    ref = f"${{{name}}}"
+    if name.startswith("matrix."):
+        if step is None or step.matrix is None:
+            return Problem(
+                template.path,
+                f"'{ref}' is used outside a matrix step",
+                template.step_id,
+                'give the step a "matrix", or remove it',
+            )
+        axes = (
+            _with_included(step, [k for k in step.matrix if k not in ("include", "exclude")]) or []
+        )
+        key = name.removeprefix("matrix.")
+        if key in axes:
+            return None
+        close = difflib.get_close_matches(key, axes, n=1)
+        hint = f"did you mean '${{matrix.{close[0]}}}'?" if close else f"axes: {', '.join(axes)}"
+        return Problem(
+            template.path, f"'{ref}': '{key}' is not an axis of the matrix", template.step_id, hint
+        )
+    return None
 
 
 def _not_an_ancestor(

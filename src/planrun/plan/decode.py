@@ -19,7 +19,18 @@ import msgspec
 
 from ..errors import Problem
 from ..model import Globals, Plan, Step
-from .checks import Indexed, check_graph, check_step_refs, check_values, parsed_templates
+from .checks import (
+    BUILTIN_VARIABLES,
+    Indexed,
+    check_conditions,
+    check_graph,
+    check_instance_names,
+    check_step_refs,
+    check_values,
+    condition_uses,
+    parsed_templates,
+)
+from .expand import check_matrices
 from .fanout_checks import check_for_each, without_item_names
 from .read import check_limits, duplicate_keys
 from .rules import check_rules
@@ -58,6 +69,9 @@ def decode_plan(
         kind = type(doc).__name__ if doc is not None else "nothing"
         problems.append(Problem("$", f"a plan must be an object, got {kind}"))
         return None, problems
+    # Top-level ``x-*`` keys are extension fields (YAML anchors live there, as in
+    # docker compose files): ignored, in every format.
+    doc = {k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith("x-"))}
     raw_steps = doc.get("steps")
     top = {k: v for k, v in doc.items() if k not in ("steps", "globals")}
     top["steps"] = []
@@ -86,13 +100,17 @@ def _check(
     """Every check of a decoded (maybe partial) plan, in the order they are reported."""
     parsed = parsed_templates(plan, indexed)
     named = without_item_names(plan, indexed, parsed)
+    defined = {*plan.variables, *given, *BUILTIN_VARIABLES, *plan.secrets, *secrets}
     return [
         *check_values(plan, indexed),
-        *check_variables(plan, indexed, named, given, secrets, rules),
+        *check_matrices(indexed),
+        *check_variables(plan, indexed, named, given, secrets, rules, condition_uses(indexed)),
+        *check_instance_names(indexed, parsed),
         *check_step_refs(indexed, parsed),
         *check_uses_fields(plan, indexed, parsed, secrets),
         *check_for_each(plan, indexed, parsed, given),
         *check_rules(plan, indexed),
+        *check_conditions(indexed, defined),
     ]
 
 

@@ -65,6 +65,9 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dups
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _YamlValueError(Exception):
     """A YAML scalar that Python could not convert, at ``(line, column)``."""
 
@@ -89,9 +92,18 @@ def _yaml_loader() -> type[Any]:
                 raise _YamlValueError((mark.line + 1, mark.column + 1), exc) from None
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-        loader.flatten_mapping(node)
-        pairs = loader.construct_pairs(node, deep=True)
-        for key, _ in pairs:
+        # Merge keys (``<<: *cell``, ``<<: [*a, *b]``) by the YAML merge spec, not by
+        # PyYAML's flatten_mapping (whose precedence differs between versions): the
+        # mapping's own keys override merged ones, of these the first source listed
+        # wins, and only its own keys can be duplicates.
+        own = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+        merged: dict[Any, Any] = {}
+        for source in _merge_sources(node):
+            for key, value in loader.construct_object(source, deep=True).items():
+                merged.setdefault(key, value)
+        pairs: list[tuple[Any, Any]] = []
+        for key_node, value_node in own:
+            key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, Hashable):  # "? [a, b]: c" is valid YAML
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping",
@@ -99,10 +111,39 @@ def _yaml_loader() -> type[Any]:
                     "found a key that is a list or an object",
                     node.start_mark,
                 )
-        return _pairs_hook(pairs)
+            pairs.append((key, loader.construct_object(value_node, deep=True)))
+        out = _pairs_hook(pairs)
+        if not merged:
+            return out
+        combined = type(out)(merged)
+        combined.update(out)
+        if isinstance(out, _DupKeys) and isinstance(combined, _DupKeys):
+            combined.dups = out.dups
+        return combined
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return Loader
+
+
+def _merge_sources(node: Any) -> list[Any]:
+    """The mappings a YAML mapping node merges (``<<: *a``, ``<<: [*a, *b]``), in order."""
+    import yaml
+
+    sources: list[Any] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            continue
+        items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for item in items:
+            if not isinstance(item, yaml.MappingNode):
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"'<<' merges a mapping or a list of mappings, not a {item.id}",
+                    item.start_mark,
+                )
+            sources.append(item)
+    return sources
 
 
 def _syntax(source: str, line: int, col: int, message: str, hint: str) -> PlanError:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import msgspec
 
-from .. import fanout, subst
+from .. import expr_check, fanout, subst
 from ..model import Plan, Step
+from . import expand
 
 __all__ = [
     "ArgBinding",
@@ -104,6 +105,9 @@ class ResolvedStep:
     base_dir: Path | None = None
     #: The step's ``max_log_bytes``, else the global one (None: logs are not capped).
     max_log_bytes: int | None = None
+    #: Its ``if``, parsed, with the variables and the instance's values bound (None:
+    #: it has none). The engine evaluates it once the trigger rule lets the step run.
+    condition: expr_check.Condition | None = None
     #: A ``for_each`` step: its template with the variables substituted (rendered when
     #: it may start), and how to make the instance of one item (``instance``).
     for_each: Pieces | None = None
@@ -151,10 +155,14 @@ def resolve_steps(
     """Substitute variables into every step (validate first: unknown names raise).
 
     ``values`` are the variables and secrets; every one is also put in the step's
-    environment.
+    environment. A matrix step becomes one resolved step per instance (see
+    :mod:`.expand`; an already expanded plan stays as it is), each given its own
+    ``matrix.K`` values.
     """
+    expanded = expand.expand(plan)
     return [
-        resolve_step(plan, step, values, plan_dir, index=i) for i, step in enumerate(plan.steps)
+        resolve_step(expanded, step, values, plan_dir, expand.matrix_values(step), index=i)
+        for i, step in enumerate(expanded.steps)
     ]
 
 
@@ -170,8 +178,10 @@ def resolve_step(
     """Resolve one step of ``plan`` (validated first: unknown names raise).
 
     ``values`` are the variables and secrets: substituted, and put in the step's
-    environment. ``extra`` are the values of one instance (``item``, ``item.KEY``):
-    substituted but never put in the environment. A ``for_each`` step itself is
+    environment. ``extra`` are the values of one instance of a matrix or ``for_each``
+    step, keyed by the names that use them (``matrix.K``, ``item``, ``item.KEY``):
+    substituted (and seen by its ``if``) but never put in the environment. ``index``
+    is the step's position (``ResolvedStep.index``). A ``for_each`` step itself is
     resolved with its ``${item...}`` as written and can make its instances
     (:meth:`ResolvedStep.instance`).
     """
@@ -215,6 +225,7 @@ def resolve_step(
         late=tuple(late),
         base_dir=base,
         max_log_bytes=max_log_bytes if max_log_bytes is not None else plan.globals.max_log_bytes,
+        condition=_condition(step, names_values),
         for_each=for_each,
         instantiate=instantiate,
     )
@@ -288,3 +299,15 @@ def _finished(pieces: Pieces) -> str | None:
 def _placeholder(pieces: Pieces) -> str:
     """How an unbound field reads until the step starts (``--dry-run`` shows it)."""
     return subst.render(pieces, lambda ref: ref.text)
+
+
+def _condition(step: Step, names: Mapping[str, str]) -> expr_check.Condition | None:
+    """The step's ``if``, compiled (validated first: a syntax error raises). A
+    ``for_each`` step's own condition is the one of the fan-out as a whole (false: no
+    instance is made), unless it uses ``item``: then each instance has it instead."""
+    if step.if_ is None:
+        return None
+    condition = expr_check.Condition.compile(step.if_, names)
+    if step.for_each is not None and condition.uses_item:
+        return None
+    return condition

@@ -65,10 +65,13 @@ def check_variables(
     given: Mapping[str, str],
     secrets: Collection[str] = (),
     rules: GivenRules = STRICT,
+    conditions: Sequence[Template] = (),
 ) -> list[Problem]:
     """Undefined or malformed references, required variables without a value,
     undeclared given variables, secrets that clash, variables spliced into ``sh -c``
-    scripts, and shadowed env entries."""
+    scripts, and shadowed env entries. ``conditions`` name the variables the steps'
+    ``if`` use (checked there; here they count as uses). An instance's own names
+    (``${matrix.K}``, ``${item}`` in a ``for_each`` step) are checked elsewhere."""
     defined = (
         set(plan.variables) | set(given) | set(BUILTIN_VARIABLES) | set(plan.secrets) | set(secrets)
     )
@@ -77,14 +80,15 @@ def check_variables(
     # the later one counts.
     script_at = {s.id: _shell_script_index(s) for _, s in indexed}
     texts = {path: text for path, _, text in templates(plan, indexed)}
-    uses = [*parsed, *_names_of_malformed(parsed, texts)]
+    uses = [*parsed, *_names_of_malformed(parsed, texts), *conditions]
+    for_each = {s.id for _, s in indexed if s.for_each is not None}
     return [
         *_check_secrets(plan, given, secrets),
         *(_required_without_value(plan, given) if rules.require_values else []),
         *_unusable_values(plan, given),
         *_bad_given_names(given),
         *_undeclared(plan, uses, given, secret_names, rules),
-        *_check_references(parsed, defined, secret_names, script_at, texts),
+        *_check_references(parsed, defined, secret_names, script_at, texts, for_each),
         *_check_shadowed_env(plan, indexed, defined),
     ]
 
@@ -206,7 +210,7 @@ def _undeclared(
         return []
     # A name the plan uses is declared by that use (the format lets ``${X}`` be given
     # with --var alone); built-in, secret and malformed names have rules of their own.
-    used = {name for template in parsed for name in template.names}
+    used = {name for template in parsed for name in template.names if "." not in name}
     candidates = sorted((set(plan.variables) | used | rules.known) - set(BUILTIN_VARIABLES))
     accepted = {*candidates, *BUILTIN_VARIABLES, *secret_names}
     return [
@@ -238,6 +242,7 @@ def _check_references(
     secret_names: Collection[str],
     script_at: Mapping[str, int | None],
     texts: Mapping[str, str],
+    for_each: Collection[str] = (),
 ) -> list[Problem]:
     """The rules for each template's ``${NAME}`` references, template by template."""
     problems: list[Problem] = []
@@ -246,7 +251,7 @@ def _check_references(
             hint = _shell_form_hint(template, texts.get(template.path))
             problems.append(Problem(template.path, template.error, template.step_id, hint))
             continue
-        problems += _undefined(template, defined)
+        problems += _undefined(template, defined, template.step_id in for_each)
         spliced = _spliced_into_script(template, script_at)
         if spliced is not None:
             problems.append(spliced)
@@ -313,17 +318,26 @@ def _valid_reference(reference: str) -> bool:
     return True
 
 
-def _undefined(template: Template, defined: Collection[str]) -> list[Problem]:
+def _undefined(template: Template, defined: Collection[str], for_each: bool) -> list[Problem]:
+    """Names no value is given for (an instance's own names are not variables)."""
     return [
         Problem(
             template.path,
             f"variable '{name}' is not defined",
             template.step_id,
-            f'pass --var {name}=... or declare it under "variables" (or "secrets")',
+            _undefined_hint(name, defined),
         )
         for name in dict.fromkeys(template.names)
         if name not in defined
+        and not (subst.is_instance_name(name) and (name != "item" or for_each))
     ]
+
+
+def _undefined_hint(name: str, defined: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(defined), n=1)
+    if close:
+        return f"did you mean '{close[0]}'? (or pass --var {name}=...)"
+    return f'pass --var {name}=... or declare it under "variables" (or "secrets")'
 
 
 def _spliced_into_script(template: Template, script_at: Mapping[str, int | None]) -> Problem | None:
