@@ -203,16 +203,7 @@ def resolve_step(
 
     names_values = {**values, **extra} if extra else values
     late: list[LateBinding] = []
-    if step.uses is not None:
-        env = _resolve_with(step, names_values, late)
-        cwd = None
-        argv: tuple[str, ...] = (str((base / subst.substitute(step.uses, values)).resolve()),)
-    else:
-        env = _resolve_env(step, names_values, global_env, late)
-        env.update(values)  # every variable, never an instance's own values
-        cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
-        cwd = _resolve_cwd(cwd_template, names_values, base, late)
-        argv = _resolve_argv(step, names_values, late)
+    argv, env, cwd = _process(plan, step, values, names_values, global_env, base, late)
     timeout = step.timeout_sec
     max_log_bytes = step.max_log_bytes
     return ResolvedStep(
@@ -229,6 +220,27 @@ def resolve_step(
         for_each=for_each,
         instantiate=instantiate,
     )
+
+
+def _process(
+    plan: Plan,
+    step: Step,
+    values: Mapping[str, str],
+    names_values: Mapping[str, str],
+    global_env: Mapping[str, str],
+    base: Path,
+    late: list[LateBinding],
+) -> tuple[tuple[str, ...], dict[str, str], str | None]:
+    """A step's argv, env and cwd; for a ``uses`` step, the child plan's path alone,
+    its ``with`` values and no cwd."""
+    if step.uses is not None:
+        child = (base / subst.substitute(step.uses, values)).resolve()
+        return (str(child),), _resolve_with(step, names_values, late), None
+    env = _resolve_env(step, names_values, global_env, late)
+    env.update(values)  # every variable, never an instance's own values
+    cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
+    cwd = _resolve_cwd(cwd_template, names_values, base, late)
+    return _resolve_argv(step, names_values, late), env, cwd
 
 
 def _resolve_env(
