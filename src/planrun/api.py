@@ -32,7 +32,7 @@ from .masking import PATH_VARIABLES, Masker, mask_event
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
 from .plan.text import shown
-from .ports import Executor, OutputLine, OutputSink
+from .ports import Executor, OutputLine, OutputSink, RunChild
 from .prepare import (
     PreparedRun,
     Resume,
@@ -45,6 +45,7 @@ from .resume.load import load_resume
 from .runlock import Prelude, lock_key, run_lock
 from .state import RunView, apply, replay
 from .store.sqlite import RunPaths, SqliteStore
+from .subplan import ChildContext, run_child
 
 __all__ = [
     "AttemptResult",
@@ -129,9 +130,12 @@ async def _execute_in_store(
     executor: Executor,
     prelude: Prelude,
     resume: Resume | None,
+    parent: tuple[str, str] | None = None,
+    hidden_env: frozenset[str] = frozenset(),
 ) -> RunResult:
-    """Record and run a prepared plan in an open store (the lock is already held)."""
-    paths, last_seq = await _claim(store, prepared, resolved, resume)
+    """Record and run a prepared plan in an open store (the lock is held); ``parent``
+    (run id, step id): a ``uses`` step's child run, whose steps do not see ``hidden_env``."""
+    paths, last_seq = await _claim(store, prepared, resolved, resume, parent)
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
     sink = _Sink(
         send,
@@ -169,6 +173,8 @@ async def _execute_in_store(
             else None
         ),
         **handler_settings(prepared, resolved, paths.run_dir, lambda: sink.view, sink.masker),
+        run_child=_run_child(prepared, resolved, executor, store, hidden_env),
+        hidden_env=hidden_env,
     )
     steps = [*prepared.steps, *handler_steps(prepared, paths.run_dir)]
     engine = Engine(steps, config, executor, sink)
@@ -179,6 +185,44 @@ async def _execute_in_store(
                 await engine.run()
     assert sink.view is not None
     return RunResult.from_view(sink.view)
+
+
+def _run_child(
+    prepared: PreparedRun,
+    resolved: ResolvedOptions,
+    executor: Executor,
+    store: SqliteStore,
+    hidden: frozenset[str],
+) -> RunChild:
+    """How the run's ``uses`` steps run: child runs in this store (through this
+    connection) and process, on this executor (so its watchdog guards them), given only
+    the secrets each step names."""
+    execute = functools.partial(_execute_child, resolved, executor, store)
+    context = ChildContext(resolved.run_id, execute, prepared.secrets, hidden)
+    return functools.partial(run_child, context)
+
+
+async def _execute_child(
+    parent: ResolvedOptions,
+    executor: Executor,
+    store: SqliteStore,
+    prepared: PreparedRun,
+    run_id: str,
+    step_id: str,
+    hidden_env: frozenset[str],
+) -> RunResult:
+    """Run a prepared child plan as run ``run_id`` of the parent's store, linked to
+    the parent's step ``step_id``, through the parent's store (the store serialises the
+    two recorders' transactions), taking its plan's lock if it has one. Not observed
+    through the parent's ``on_event``: the parent's events name the child run."""
+    opts = RunOptions(state_dir=parent.state_dir, run_id=run_id, owner_kind=parent.owner_kind)
+    resolved = opts.updated(on_notice=parent.on_notice).resolve(prepared.plan)
+    key = lock_key(prepared)
+    async with run_lock(key, run_id, store.state_dir, prepared.plan, resolved.on_notice) as prelude:
+        parent_step = (parent.run_id, step_id)
+        return await _execute_in_store(
+            store, prepared, resolved, executor, prelude, None, parent_step, hidden_env
+        )
 
 
 def _event_masker(
@@ -277,6 +321,7 @@ async def _claim(
     prepared: PreparedRun,
     resolved: ResolvedOptions,
     resume: Resume | None,
+    parent: tuple[str, str] | None = None,
 ) -> tuple[RunPaths, int]:
     """Create the run (or take it over for a resume); its paths and last ``seq``."""
     plan = prepared.plan
@@ -308,6 +353,7 @@ async def _claim(
             resolved.owner_kind,
             plan_json=prepared.plan_json(),
             secret_names=sorted(prepared.secrets),
+            parent=parent,
         )
     except RunExists:
         # The run id was taken: that run is not ours to touch (front ends add a hint).

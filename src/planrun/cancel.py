@@ -70,6 +70,12 @@ def _check_cancellable(run: RunRecord) -> None:
         raise CancelError(
             f"run {run_id} is not running (state: {run.state.value})", state=run.state.value
         )
+    if run.parent_run_id is not None:  # it shares its parent's process
+        raise CancelError(
+            f"run {run_id} is a child run of run {run.parent_run_id} (step "
+            f"{run.parent_step_id}); cancel run {run.parent_run_id}",
+            state="running",
+        )
     if run.owner_host != socket.gethostname():
         raise CancelError(
             f"run {run_id} runs on {run.owner_host}; cancel it there", state="running"

@@ -270,7 +270,7 @@ class Engine:
         spec = attempt_spec(self._cfg, node.rs, attempt, bound)
         warning = secret_on_command_line(self._cfg.masker, node.rs, spec.argv)
 
-        def started(pid: int | None) -> None:
+        def started(pid: int | None, child_run_id: str | None = None) -> None:
             self._emit(
                 AttemptStarted,
                 step_id=node.rs.step.id,
@@ -278,9 +278,11 @@ class Engine:
                 pid=pid,
                 log_path=spec.log_path,
                 **({"warning": warning} if warning else {}),
+                **({"child_run_id": child_run_id} if child_run_id else {}),
             )
 
-        await run_attempt(self._executor, spec, node, index, started, self._inbox)
+        inbox, child = self._inbox, self._cfg.run_child
+        await run_attempt(self._executor, spec, node, index, started, inbox, child)
 
     async def _retry_timer(self, index: int, delay: float) -> None:
         node = self._nodes[index]

@@ -10,7 +10,7 @@ classification of its :class:`ProcessResult`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -21,7 +21,7 @@ from .masking import Masker
 from .model import AttemptState, Step, StepState
 from .plan import ArgBinding, ResolvedStep
 from .plan.rules import stop_signal
-from .ports import AttemptSpec, Executor, ProcessResult
+from .ports import AttemptSpec, ChildStarted, Executor, ProcessResult, RunChild
 from .subst import StepRef
 
 __all__ = [
@@ -79,7 +79,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
     """What the executor gets for attempt ``attempt`` of ``rs``."""
     argv, env, cwd = bound
     log_path = None
-    if cfg.log_dir is not None:
+    if cfg.log_dir is not None and rs.step.uses is None:  # a child run has logs of its own
         log_path = str(cfg.log_dir / f"{rs.step.id}.{attempt}.log")
     return AttemptSpec(
         run_id=cfg.run_id,
@@ -94,6 +94,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
         masker=cfg.masker,
         max_log_bytes=rs.max_log_bytes,
         run_key=cfg.run_key,
+        hidden_env=cfg.hidden_env,
         stop_signal=stop_signal(rs.step.stop_signal),
     )
 
@@ -127,18 +128,23 @@ async def run_attempt(
     spec: AttemptSpec,
     node: Node,
     index: int,
-    on_started: Callable[[int | None], None],
+    on_started: ChildStarted,
     inbox: MemoryObjectSendStream[Message],
+    run_child: RunChild | None = None,
 ) -> None:
     """Run one attempt under a cancel scope of its own (``node.scope``, so an abort can
     stop just this attempt) and always report its end to ``inbox``: with the result,
-    or with None if it was cancelled first."""
+    or with None if it was cancelled first. A ``uses`` step's attempt is a child run
+    (``run_child``) instead of a process."""
     begin = time.monotonic()
     result: ProcessResult | None = None
     try:
         with anyio.CancelScope() as scope:
             node.scope = scope
-            result = await executor.run(spec, on_started)
+            if run_child is not None and node.rs.step.uses is not None:
+                result = await run_child(node.rs.step, spec, on_started)
+            else:
+                result = await executor.run(spec, on_started)
     finally:
         node.scope = None
         inbox.send_nowait(AttemptDone(index, spec.attempt, result, time.monotonic() - begin))

@@ -22,7 +22,7 @@ from .handler_stop import HandlerStop, WriteSummary
 from .masking import Masker
 from .model import StepState
 from .plan import ResolvedStep
-from .ports import ProcessResult
+from .ports import ProcessResult, RunChild
 from .resume import PriorStep
 
 __all__ = [
@@ -66,6 +66,10 @@ class EngineConfig:
     #: A short name of the executor (``run_started.executor``), chosen by the caller:
     #: the engine knows executors only through the port.
     executor_name: str | None = None
+    #: Runs a ``uses`` step's attempt as a child run (None: no step has ``uses``).
+    run_child: RunChild | None = None
+    #: Variables of planrun's environment the steps must not inherit (``AttemptSpec``).
+    hidden_env: frozenset[str] = frozenset()
     #: A resume: the items each for_each step was expanded from (``steps_expanded``).
     expanded: dict[str, list[Any]] = field(default_factory=dict)
     #: ``globals.pools``: at most this many steps of each named pool run at once.

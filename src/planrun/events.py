@@ -107,6 +107,8 @@ class AttemptStarted(_Base, frozen=True, tag="attempt_started", omit_defaults=Tr
     #: Something the user should know about this start (e.g. a secret on its command
     #: line that only the bound values revealed); absent when there is nothing.
     warning: str | None = None
+    #: A ``uses`` step's attempt is a child run (no process: ``pid`` is None): its id.
+    child_run_id: str | None = None
 
 
 class AttemptFinished(_Base, frozen=True, tag="attempt_finished"):

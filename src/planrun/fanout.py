@@ -140,8 +140,11 @@ def item_values(item: Any) -> dict[str, str]:
 
 
 def step_templates(step: Step) -> Iterator[str]:
-    """The templates of a step an item can be used in: command, args, env, cwd."""
-    yield step.command
+    """The templates of a step an item can be used in: command, args, env, cwd (and a
+    ``uses`` step's ``with``)."""
+    if step.command is not None:
+        yield step.command
+    yield from step.with_.values()
     yield from step.args
     yield from step.env.values()
     if step.cwd is not None:

@@ -145,6 +145,8 @@ def _missing_dir(path: str, directory: Path, step_id: str | None) -> Problem:
 
 def _check_step(plan: Plan, i: int, step: Step, ctx: _Context) -> list[Problem]:
     """The step's program, and the script its interpreter would read."""
+    if step.command is None:  # a ``uses`` step: its plan is checked by validation
+        return []
     program = _known(step.command, ctx.values)
     if not program:
         return []

@@ -89,6 +89,8 @@ EVENT_KEPT_FIELDS = frozenset(
         "step_id",
         "attempt",
         "log_path",
+        # A child run's id (planrun makes it from the run and step ids).
+        "child_run_id",
         "state",
         "exit_code",
         "duration_sec",

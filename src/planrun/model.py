@@ -154,7 +154,8 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     """One step: a program started with an argv, never through a shell."""
 
     id: StepId
-    command: Annotated[str, Meta(description="Program to run (looked up in PATH)")]
+    #: Exactly one of ``command`` and ``uses`` (checked in ``plan.uses``).
+    command: Annotated[str, Meta(description="Program to run (looked up in PATH)")] | None = None
     name: str | None = None
     args: list[str] = msgspec.field(default_factory=list)
     depends_on: list[str] = msgspec.field(default_factory=list)
@@ -212,9 +213,17 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     max_parallel: Annotated[int, Meta(ge=1, le=MAX_CONCURRENCY)] | None = None
     fail_fast: bool = False
     uses: (
-        Annotated[str, Meta(min_length=1, description="Run this plan file as a child run")]
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                description="Run this plan file (relative to this plan's directory) "
+                "as a child run, instead of a command",
+            ),
+        ]
         | None
     ) = None
+    #: Values of the ``uses`` plan's variables (templates, like ``args``).
     with_: dict[str, str] = msgspec.field(default_factory=dict, name="with")
     #: Names of the parent's secrets a ``uses`` child run is given (none unless named).
     pass_secrets: list[Annotated[str, Meta(pattern=VAR_NAME_PATTERN)]] = msgspec.field(

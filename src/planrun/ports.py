@@ -8,14 +8,24 @@ Unit tests give it fakes; the CLI and ``run_plan`` give it the real adapters.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from .events import Event
 from .masking import Masker
+from .model import Step
 
-__all__ = ["AttemptSpec", "EventSink", "Executor", "OutputLine", "OutputSink", "ProcessResult"]
+__all__ = [
+    "AttemptSpec",
+    "ChildStarted",
+    "EventSink",
+    "Executor",
+    "OutputLine",
+    "OutputSink",
+    "ProcessResult",
+    "RunChild",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,9 @@ class AttemptSpec:
     #: run's processes are tagged with and found by. Empty: ``run_id`` in a scope of
     #: its own (a spec made by hand, e.g. in a test).
     run_key: str = ""
+    #: Variables of planrun's own environment the attempt must not inherit (a child
+    #: run's steps: the parent's secrets the ``uses`` step did not pass).
+    hidden_env: frozenset[str] = frozenset()
     #: What asks the process group to stop (a cancel, a timeout) before the SIGKILL
     #: that follows ``kill_grace`` seconds later: the step's ``stop_signal``.
     stop_signal: int = signal.SIGTERM
@@ -110,3 +123,19 @@ class EventSink(Protocol):
     """Receives every event, in ``seq`` order. Must not block or raise."""
 
     def __call__(self, event: Event) -> None: ...
+
+
+class ChildStarted(Protocol):
+    """What a :data:`RunChild` calls once the child run exists (``pid`` None: the
+    attempt is no process of its own)."""
+
+    def __call__(self, pid: int | None, child_run_id: str | None = None) -> None: ...
+
+
+#: Runs one attempt of a ``uses`` step as a child run: ``(step, spec, on_started)``,
+#: where ``spec.argv`` is the child plan's path alone and ``spec.env`` the bound
+#: ``with`` values. It reports the child run's id through ``on_started``, returns the
+#: child's result as a :class:`ProcessResult` (exit code 0: the child succeeded;
+#: otherwise ``error`` says why) and, when cancelled, cancels the child run (its
+#: processes stopped, recorded ``cancelled``) and re-raises. The API supplies it.
+RunChild = Callable[[Step, AttemptSpec, ChildStarted], Awaitable[ProcessResult]]

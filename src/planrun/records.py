@@ -36,6 +36,8 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     ended_at: str | None
     duration_sec: float | None
     error: str | None
+    #: The child run of this attempt of a ``uses`` step (None: it was a process).
+    child_run_id: str | None = None
 
 
 class StepRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,6 +90,9 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     resumes: int = 0
     #: The executor's short name (``"local"``); None for runs recorded before it was.
     executor: str | None = None
+    #: For a child run (a ``uses`` step's): the run and step that started it.
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
 
     def to_builtins(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self)

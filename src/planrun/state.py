@@ -41,6 +41,8 @@ class AttemptView:
     started_at: str | None = None
     ended_at: str | None = None
     error: str | None = None
+    #: The child run this attempt of a ``uses`` step started (None: a process).
+    child_run_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -199,7 +201,11 @@ def apply(view: RunView | None, event: Event) -> RunView:
             step.started_at = step.started_at or event.ts
             step.attempts.append(
                 AttemptView(
-                    event.attempt, pid=event.pid, log_path=event.log_path, started_at=event.ts
+                    event.attempt,
+                    pid=event.pid,
+                    log_path=event.log_path,
+                    started_at=event.ts,
+                    child_run_id=event.child_run_id,
                 )
             )
         case AttemptFinished():

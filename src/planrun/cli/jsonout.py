@@ -213,6 +213,16 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
                 "matrix": cell(step),
                 "on_failure": step.on_failure.value,
                 "critical": step.critical,
+                # A ``uses`` step: argv is its plan alone, ``with`` its variables.
+                **(
+                    {
+                        "uses": mask(rs.argv[0]),
+                        "with": {k: mask(v) for k, v in rs.env.items()},
+                        "secrets": list(step.pass_secrets),
+                    }
+                    if step.uses is not None
+                    else {}
+                ),
                 **_for_each(rs, mask),
                 "pool": step.pool,
                 "skip_exit_codes": list(step.skip_exit_codes),

@@ -172,7 +172,12 @@ async def _list(
         ]
         for run in runs
     ]
-    _print_lines(console, layout(_LIST_COLUMNS, rows, _width(console)))
+    columns: tuple[Column, ...] = _LIST_COLUMNS
+    if any(run.parent_run_id for run in runs):  # child runs (``uses``): say whose
+        columns += (Column("parent (run/step)", drop=0),)
+        for row, run in zip(rows, runs, strict=True):
+            row.append(f"{run.parent_run_id}/{run.parent_step_id}" if run.parent_run_id else "")
+    _print_lines(console, layout(columns, rows, _width(console)))
     return ExitCode.OK
 
 

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 
 from rich.console import Console
 
 from ..api import PreparedRun, RunOptions
 from ..graph import levels
 from ..model import Plan, Step, base_id
+from ..plan import ResolvedStep
 from ..plan.rules import signal_name
 from ..resume import Action
 from ..resume.load import LoadedResume
@@ -52,8 +54,8 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
         for step_id in tier:
             rs = by_id[step_id]
             step = rs.step
-            say(f"  {step_id}: {' '.join(map(quote, rs.argv))}")
-            details = []
+            say(f"  {step_id}: {_what(rs, quote)}")
+            details = [f"secrets {', '.join(step.pass_secrets)}"] if step.pass_secrets else []
             if step.depends_on:
                 details.append(f"after {', '.join(step.depends_on)}")
             if step.when.value != "all_success":
@@ -95,6 +97,15 @@ def _runtime_details(step: Step) -> list[str]:
     if step.stop_signal is not None:
         details.append(f"stop with {signal_name(step.stop_signal)}")
     return details
+
+
+def _what(rs: ResolvedStep, quote: Callable[[str], str]) -> str:
+    """What a step runs: its argv, or ``uses PLAN with K=V ...`` for a ``uses`` step
+    (its ``env`` holds the ``with`` values)."""
+    if rs.step.uses is None:
+        return " ".join(map(quote, rs.argv))
+    passed = " ".join(f"{k}={quote(v)}" for k, v in rs.env.items())
+    return f"uses {quote(rs.argv[0])}" + (f" with {passed}" if passed else "")
 
 
 def print_explain(console: Console, loaded: LoadedResume) -> None:

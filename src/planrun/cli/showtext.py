@@ -29,6 +29,8 @@ def run_lines(run: RunRecord, state_dir: Path) -> list[str]:
     ]
     if run.executor:
         lines.append(f"executor  {run.executor}")
+    if run.parent_run_id:
+        lines.append(f"parent    run {run.parent_run_id}, step {run.parent_step_id}")
     if run.heartbeat_at:
         lines.append(f"heartbeat {utc_stamp(run.heartbeat_at)}")
     if run.resumes:
@@ -70,7 +72,9 @@ def step_lines(steps: list[StepRecord], state_dir: Path, width: int | None) -> l
         details.append(_detail(step))
         for a in step.attempts:
             rows.append(_row("", str(a.attempt), a, str(a.pid or "")))
-            details.append(a.error or _relative(a.log_path, state_dir))
+            # A failed child's error names it already.
+            child = f"child run {a.child_run_id}" if a.child_run_id else None
+            details.append(a.error or child or _relative(a.log_path, state_dir))
     columns = (*_STEP_COLUMNS, Column("detail"))
     inline = layout(columns, [[*r, d] for r, d in zip(rows, details, strict=True)], None)
     if width is None or max(map(len, inline)) <= width:

@@ -181,6 +181,11 @@ class Renderer:
         """Draw the final state."""
 
 
+def _child(event: AttemptStarted) -> str:
+    """How a started attempt of a ``uses`` step names its child run ("" if none)."""
+    return f", child run {event.child_run_id}" if event.child_run_id else ""
+
+
 class PlainLog(Renderer):
     """One timestamped line per state change: for CI logs and pipes."""
 
@@ -212,10 +217,10 @@ class PlainLog(Renderer):
                 )
             case AttemptStarted():
                 total = view.steps[event.step_id].max_attempts
-                pid = f", pid {event.pid}" if event.pid is not None else ""
-                end = f"){' ' + event.warning if event.warning else ''}"
+                pid = f", pid {event.pid}" if event.pid is not None else _child(event)
+                warning = f" {event.warning}" if event.warning else ""
                 who = _who(view, event.step_id)
-                return f"{who} running (attempt {event.attempt}/{total}{pid}{end}"
+                return f"{who} running (attempt {event.attempt}/{total}{pid}){warning}"
             case AttemptFinished() if event.state.value not in ("succeeded", "skipped"):
                 detail = event.error or (
                     f"exit code {event.exit_code}" if event.exit_code is not None else ""

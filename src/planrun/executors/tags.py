@@ -45,7 +45,7 @@ def attempt_tag(run_key: str, step_id: str, attempt: int) -> bytes:
 def step_env(spec: AttemptSpec) -> tuple[dict[str, str], bytes]:
     """The environment of an attempt's leader (planrun's own, then the step's, then
     the markers above, which win), and the attempt's tag."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in spec.hidden_env}
     env.update(spec.env)
     env["PLANRUN_RUN_ID"] = spec.run_id
     env["PLANRUN_STEP_ID"] = spec.step_id

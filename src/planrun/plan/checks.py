@@ -69,7 +69,12 @@ def templates(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, str | None, s
         yield path, None, template
     for i, step in indexed:
         base = f"$.steps[{i}]"
-        yield f"{base}.command", step.id, step.command
+        if step.command is not None:
+            yield f"{base}.command", step.id, step.command
+        if step.uses is not None:
+            yield f"{base}.uses", step.id, step.uses
+        for key, value in step.with_.items():
+            yield f"{base}.with.{key}", step.id, value
         for j, arg in enumerate(step.args):
             yield f"{base}.args[{j}]", step.id, arg
         for key, value in step.env.items():
@@ -223,6 +228,8 @@ def _check_commands(indexed: Indexed) -> list[Problem]:
     """Empty commands, and commands that look like a shell line (a warning)."""
     problems: list[Problem] = []
     for i, step in indexed:
+        if step.command is None:
+            continue  # a ``uses`` step, or neither: see ``plan.uses``
         if not step.command.strip():
             problems.append(
                 Problem(f"$.steps[{i}].command", "empty command", step.id, "name a program")
@@ -263,7 +270,7 @@ def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Prob
         if not refs:
             continue
         sid = template.step_id
-        if sid is None or template.path.endswith(".command"):
+        if sid is None or template.path.endswith((".command", ".uses")):
             problems.append(
                 Problem(
                     template.path,

@@ -36,6 +36,7 @@ from .handlers import check_handlers, check_view, decode_handlers, relocate
 from .read import check_limits, duplicate_keys
 from .rules import check_rules
 from .text import shown
+from .uses import check_uses_fields
 from .variables import STRICT, GivenRules, check_variables
 
 __all__ = ["decode_plan"]
@@ -115,6 +116,7 @@ def _check(
         *check_variables(plan, indexed, named, given, secrets, rules, condition_uses(indexed)),
         *check_instance_names(indexed, parsed),
         *check_step_refs(indexed, parsed),
+        *check_uses_fields(plan, indexed, parsed, secrets),
         *check_for_each(plan, indexed, parsed, given),
         *check_rules(plan, indexed),
         *check_conditions(indexed, defined),

@@ -89,6 +89,10 @@ class ResolvedStep:
     the executor lays it over the caller's environment. Fields that use another step's
     results (``${steps.ID...}``) are in ``late`` and filled in by :meth:`bind` when the
     step starts; ``argv``/``env``/``cwd`` hold them unbound until then.
+
+    A ``uses`` step starts no process: its ``argv`` is the child plan's absolute path
+    alone and its ``env`` the ``with`` values (the child's variables), bound like any
+    env entry.
     """
 
     step: Step
@@ -199,11 +203,7 @@ def resolve_step(
 
     names_values = {**values, **extra} if extra else values
     late: list[LateBinding] = []
-    env = _resolve_env(step, names_values, global_env, late)
-    env.update(values)  # every variable, never an instance's own values
-    cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
-    cwd = _resolve_cwd(cwd_template, names_values, base, late)
-    argv = _resolve_argv(step, names_values, late)
+    argv, env, cwd = _process(plan, step, values, names_values, global_env, base, late)
     timeout = step.timeout_sec
     max_log_bytes = step.max_log_bytes
     return ResolvedStep(
@@ -220,6 +220,27 @@ def resolve_step(
         for_each=for_each,
         instantiate=instantiate,
     )
+
+
+def _process(
+    plan: Plan,
+    step: Step,
+    values: Mapping[str, str],
+    names_values: Mapping[str, str],
+    global_env: Mapping[str, str],
+    base: Path,
+    late: list[LateBinding],
+) -> tuple[tuple[str, ...], dict[str, str], str | None]:
+    """A step's argv, env and cwd; for a ``uses`` step, the child plan's path alone,
+    its ``with`` values and no cwd."""
+    if step.uses is not None:
+        child = (base / subst.substitute(step.uses, values)).resolve()
+        return (str(child),), _resolve_with(step, names_values, late), None
+    env = _resolve_env(step, names_values, global_env, late)
+    env.update(values)  # every variable, never an instance's own values
+    cwd_template = step.cwd if step.cwd is not None else plan.globals.cwd
+    cwd = _resolve_cwd(cwd_template, names_values, base, late)
+    return _resolve_argv(step, names_values, late), env, cwd
 
 
 def _resolve_env(
@@ -239,6 +260,19 @@ def _resolve_env(
     return env
 
 
+def _resolve_with(step: Step, values: Mapping[str, str], late: list[LateBinding]) -> dict[str, str]:
+    """A ``uses`` step's ``with`` values, substituted (step references bound later)."""
+    out: dict[str, str] = {}
+    for key, template in step.with_.items():
+        pieces = subst.partial(template, values)
+        text = _finished(pieces)
+        if text is None:
+            late.append(EnvBinding(key, pieces))
+            text = _placeholder(pieces)
+        out[key] = text
+    return out
+
+
 def _resolve_cwd(
     template: str | None, values: Mapping[str, str], base: Path, late: list[LateBinding]
 ) -> str | None:
@@ -256,6 +290,7 @@ def _resolve_argv(
     step: Step, values: Mapping[str, str], late: list[LateBinding]
 ) -> tuple[str, ...]:
     argv: list[str] = []
+    assert step.command is not None  # validation: a step has a command or ``uses``
     for i, template in enumerate((step.command, *step.args)):
         pieces = subst.partial(template, values)
         text = _finished(pieces)

@@ -16,6 +16,8 @@ from ..errors import PlanError, Problem
 from ..model import Plan
 from .decode import decode_plan
 from .read import read_document
+from .resolve import resolve_variables
+from .uses import check_children
 from .variables import GivenRules
 
 __all__ = ["Validation", "load_plan", "validate"]
@@ -62,6 +64,7 @@ def validate(
     require_values: bool = True,
     allow_undeclared: bool = False,
     known: Collection[str] = (),
+    uses_chain: tuple[Path, ...] = (),
 ) -> Validation:
     """Validate a plan (a :class:`Plan`, parsed data, or a file path) in one pass.
 
@@ -75,6 +78,9 @@ def validate(
     Syntax errors and an unreadable file raise :class:`PlanError` (nothing else can be
     checked then); every other problem is collected into the returned
     :class:`Validation`.
+
+    The plans of ``uses`` steps are read and validated too (see :mod:`.uses`);
+    ``uses_chain`` is the files that led to this one (for a child: set by its parent).
     """
     given = dict(variables or {})
     source: str | None = None
@@ -89,6 +95,8 @@ def validate(
         doc = plan
     rules = GivenRules(require_values, allow_undeclared, frozenset(known))
     decoded, problems = decode_plan(doc, given, secrets, rules)
+    if decoded is not None and any(s.uses is not None for s in decoded.steps):
+        problems += _children(decoded, given, base_dir, source, uses_chain)
     unset = tuple(
         name
         for name, default in (decoded.variables.items() if decoded is not None else ())
@@ -96,6 +104,26 @@ def validate(
     )
     ordered = tuple(sorted(problems, key=_step_order))
     return Validation(decoded, ordered, source, base_dir, unset)
+
+
+def _children(
+    plan: Plan,
+    given: Mapping[str, str],
+    base_dir: Path | None,
+    source: str | None,
+    chain: tuple[Path, ...],
+) -> list[Problem]:
+    """The problems of the plans the ``uses`` steps run."""
+    values = resolve_variables(plan, given, base_dir)
+    here = (Path(source).resolve(),) if source is not None and not chain else ()
+
+    def child(
+        path: Path, with_: dict[str, str], secrets: list[str], sub: tuple[Path, ...]
+    ) -> Validation:
+        return validate(path, with_, secrets, uses_chain=sub)
+
+    indexed = list(enumerate(plan.steps))
+    return check_children(plan, indexed, values, base_dir, (*chain, *here), child)
 
 
 def _step_order(problem: Problem) -> int:

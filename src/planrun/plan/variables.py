@@ -376,7 +376,7 @@ def _secret_on_command_line(template: Template, secret_names: Collection[str]) -
 
 def _shell_script_index(step: Step) -> int | None:
     """Index in ``args`` of the script of ``sh -c SCRIPT`` (None if not such a step)."""
-    if os.path.basename(step.command) not in _SHELLS:
+    if step.command is None or os.path.basename(step.command) not in _SHELLS:
         return None
     takes_value = False
     for j, arg in enumerate(step.args):

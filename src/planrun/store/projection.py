@@ -43,6 +43,7 @@ class AttemptRow(msgspec.Struct):
     ended_at: str | None = None
     duration_sec: float | None = None
     error: str | None = None
+    child_run_id: str | None = None
 
 
 class StepRow(msgspec.Struct):
@@ -146,6 +147,7 @@ class Projection:
             pid=event.pid,
             log_path=event.log_path,
             started_at=event.ts,
+            child_run_id=event.child_run_id,
         )
         step = StepRow(
             event.run_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 #: The schema as single statements (run one by one inside one transaction).
 SCHEMA_STATEMENTS = [
@@ -50,6 +50,13 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # The executor's short name, from run_started/run_resumed (NULL: not recorded).
     6: ["ALTER TABLE runs ADD COLUMN executor TEXT"],
+    # Sub-plans: a child run names the run and step that started it (NULL: a top run).
+    7: [
+        "ALTER TABLE runs ADD COLUMN parent_run_id TEXT",
+        "ALTER TABLE runs ADD COLUMN parent_step_id TEXT",
+        "CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id)",
+        "ALTER TABLE attempts ADD COLUMN child_run_id TEXT",
+    ],
 }
 ABANDON_RUN = """
 UPDATE runs SET state = 'cancelled', exit_code = :exit_code, ended_at = :now, reason = :reason
@@ -82,10 +89,10 @@ PRAGMAS = (
 INSERT_RUN = """
 INSERT INTO runs (run_id, plan_id, plan_path, state, variables, started_at, owner_pid,
                   owner_start_time, owner_host, owner_kind, step_count, owner_boot_id,
-                  plan_json, secret_names, heartbeat_at)
+                  plan_json, secret_names, heartbeat_at, parent_run_id, parent_step_id)
 VALUES (:run_id, :plan_id, :plan_path, 'running', :variables, :started_at, :owner_pid,
         :owner_start_time, :owner_host, :owner_kind, :step_count, :owner_boot_id,
-        :plan_json, :secret_names, :started_at)
+        :plan_json, :secret_names, :started_at, :parent_run_id, :parent_step_id)
 """
 CLAIM_RUN = """
 UPDATE runs SET state = 'running', ended_at = NULL, exit_code = NULL, reason = NULL,
@@ -138,9 +145,9 @@ VALUES (:run_id, :seq, :ts, :type, :step_id, :body)
 """
 UPSERT_ATTEMPT = """
 INSERT INTO attempts (run_id, step_id, attempt, state, exit_code, pid, log_path, started_at,
-                      ended_at, duration_sec, error)
+                      ended_at, duration_sec, error, child_run_id)
 VALUES (:run_id, :step_id, :attempt, :state, :exit_code, :pid, :log_path, :started_at,
-        :ended_at, :duration_sec, :error)
+        :ended_at, :duration_sec, :error, :child_run_id)
 ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET
     state = excluded.state,
     exit_code = COALESCE(excluded.exit_code, exit_code),
@@ -149,7 +156,8 @@ ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET
     started_at = COALESCE(started_at, excluded.started_at),
     ended_at = COALESCE(excluded.ended_at, ended_at),
     duration_sec = COALESCE(excluded.duration_sec, duration_sec),
-    error = COALESCE(excluded.error, error)
+    error = COALESCE(excluded.error, error),
+    child_run_id = COALESCE(excluded.child_run_id, child_run_id)
 """
 UPDATE_STEP = """
 UPDATE steps SET
@@ -177,7 +185,7 @@ SELECT_RUNS = """
 SELECT r.run_id, r.plan_id, r.plan_path, r.state, r.variables, r.started_at, r.ended_at,
        r.exit_code, r.reason, r.owner_pid, r.owner_start_time, r.owner_host, r.step_count,
        r.last_seq, r.owner_kind, r.owner_boot_id, r.secret_names, r.heartbeat_at, r.resumes,
-       r.executor,
+       r.executor, r.parent_run_id, r.parent_step_id,
        (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id
         AND s.state NOT IN ('pending', 'running')) AS steps_done
 FROM runs r
@@ -186,6 +194,8 @@ FROM runs r
 SELECT_RUNS_IN_STATE = SELECT_RUNS + (  # noqa: S608 - constants only, no input
     " WHERE r.state = :state AND r.run_id IN (SELECT value FROM json_each(:run_ids))"
 )
+#: The child runs of run ``?`` (``uses`` steps), oldest first.
+SELECT_CHILD_RUNS = SELECT_RUNS + " WHERE r.parent_run_id = ? ORDER BY r.started_at, r.run_id"
 SELECT_PLAN_JSON = "SELECT plan_json FROM runs WHERE run_id = ?"
 # Just the run handlers of the plan (their ids say which steps are handlers); a plan
 # without the key is not parsed (instr is a plain scan, json_extract parses it all).

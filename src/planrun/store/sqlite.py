@@ -106,6 +106,16 @@ class SqliteStore:
     def __init__(self, state_dir: Path, db: aiosqlite.Connection) -> None:
         self.state_dir = state_dir
         self._db = db
+        self._lock = anyio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction at a time on this connection: the child
+        runs of ``uses`` steps record through their parent's store (one connection per
+        process: opening a second one would close a descriptor of ``runs.db`` in this
+        process, which drops every POSIX lock the first holds on it)."""
+        async with self._lock, immediate(self._db):
+            yield
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -146,12 +156,14 @@ class SqliteStore:
         owner_kind: str = "api",
         plan_json: str | None = None,
         secret_names: Sequence[str] = (),
+        parent: tuple[str, str] | None = None,
     ) -> RunPaths:
         """Reserve ``run_id`` (:class:`~planrun.errors.RunExists` if taken) and create
         its directory and rows.
 
         ``plan_json`` is the plan as run (what ``resume`` compares against); values
-        must already be masked.
+        must already be masked. ``parent`` is ``(run id, step id)`` for a child run
+        (a ``uses`` step's).
         """
         paths = self.paths(run_id)
         run = {
@@ -163,10 +175,12 @@ class SqliteStore:
             "step_count": len(steps),
             "plan_json": plan_json,
             "secret_names": _json(list(secret_names)),
+            "parent_run_id": parent[0] if parent is not None else None,
+            "parent_step_id": parent[1] if parent is not None else None,
             **_owner(owner_kind),
         }
         with translated("creating the run"):
-            async with immediate(self._db):
+            async with self._transaction():
                 await self._check_free(run_id, paths)
                 await self._db.execute(sql.INSERT_RUN, run)
                 await self._db.executemany(sql.INSERT_STEP, _step_rows(run_id, steps))
@@ -207,7 +221,7 @@ class SqliteStore:
             **_owner(owner_kind),
         }
         with translated("claiming the run"):
-            async with immediate(self._db):
+            async with self._transaction():
                 rows = await fetch_dicts(self._db, sql.SELECT_RUN_HEAD, (run_id,))
                 row = _claimable(run_id, rows, self.state_dir, expected_last_seq)
                 # Before the claim: a planted link leaves the run as it was.
@@ -258,7 +272,7 @@ class SqliteStore:
         """Record that the owner is alive now (shown by ``show``; never used to decide
         that a run crashed)."""
         with translated("writing the heartbeat"):
-            async with immediate(self._db):
+            async with self._transaction():
                 await self._db.execute(sql.HEARTBEAT, (utc_now(), run_id))
 
     async def mark_crashed(self, run_id: str, reason: str) -> bool:
@@ -271,7 +285,7 @@ class SqliteStore:
         """
         now = utc_now()
         with anyio.CancelScope(shield=True), translated("marking the run crashed"):
-            async with immediate(self._db):
+            async with self._transaction():
                 rows = await fetch_dicts(self._db, sql.SELECT_RUN_HEAD, (run_id,))
                 if not rows or rows[0]["state"] != RunState.RUNNING.value:
                     return False
@@ -307,7 +321,7 @@ class SqliteStore:
             "exit_code": int(ExitCode.CANCELLED),
         }
         with anyio.CancelScope(shield=True), translated("abandoning the run"):
-            async with immediate(self._db):
+            async with self._transaction():
                 await self._db.execute(sql.ABANDON_RUN, abandon)
                 await self._db.execute(sql.ABANDON_STEPS, (reason, run_id))
 
@@ -353,7 +367,7 @@ class SqliteStore:
         project = Projection(batch, bodies)
         last = batch[-1]
         with translated("recording events"):
-            async with immediate(self._db):
+            async with self._transaction():
                 await self._db.executemany(sql.INSERT_EVENT, project.events)
                 for run_id, step_id, rows in project.expansions:
                     await self._add_instances(run_id, step_id, rows)

@@ -135,6 +135,12 @@ def _header(run: dict[str, Any], owned: bool) -> str:
     # Runs recorded before the executor was have none: nothing is shown.
     name = run.get("executor")
     executor = f' · executor <code id="run-executor">{_e(name)}</code>' if name else ""
+    parent = run.get("parent_run_id")  # a child run of a ``uses`` step: link back
+    if parent:
+        executor += (
+            f' · child run of <a id="run-parent" href="/runs/{quote(parent)}">{_e(parent)}</a>'
+            f" (step <code>{_e(run.get('parent_step_id'))}</code>)"
+        )
     return (
         f'<section class="run-head"><h1>{_e(run["run_id"])}</h1>'
         f'<p>plan <a href="/plans/{quote(run["plan_id"])}"><b>{_e(run["plan_id"])}</b></a> · '
@@ -168,6 +174,13 @@ def _actions(run: dict[str, Any], csrf: str) -> str:
     )
 
 
+def _child_link(child: str | None) -> str:
+    """The link from an attempt of a ``uses`` step to its child run ("" if none)."""
+    if not child:
+        return ""
+    return f' <a class="child-run" href="/runs/{quote(child)}">child run {_e(child)}</a>'
+
+
 def step_row(step: dict[str, Any], run_id: str = "") -> str:
     """One row of a run's step table (with a link to its full log given ``run_id``)."""
     log = (
@@ -181,7 +194,7 @@ def step_row(step: dict[str, Any], run_id: str = "") -> str:
         f'<span class="attempt state-{_e(a["state"])}" title="{_e(a["error"] or "")}">'
         f"#{a['attempt']} {_e(a['state'])}"
         f"{'' if a['exit_code'] is None else ' exit ' + str(a['exit_code'])}"
-        f" {_duration(a['duration_sec'])}</span>"
+        f" {_duration(a['duration_sec'])}</span>{_child_link(a.get('child_run_id'))}"
         for a in step["attempts"]
     )
     outputs = "".join(
