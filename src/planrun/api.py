@@ -31,11 +31,11 @@ from .handler_setup import handler_settings, handler_steps
 from .masking import PATH_VARIABLES, Masker, mask_event
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
-from .plan.text import shown
 from .ports import Executor, OutputLine, OutputSink, RunChild
 from .prepare import (
     PreparedRun,
     Resume,
+    check_strings,
     new_run_id,
     prepare,
 )
@@ -166,12 +166,7 @@ async def _execute_in_store(
         rerun=frozenset(_rerun(prepared, resume)) if resume is not None else None,
         expanded=resume.expanded if resume is not None else {},
         last_seq=last_seq,
-        # The watchdog starts before the first step: if it cannot, nothing runs.
-        before_steps=(
-            functools.partial(executor.start_run, key)
-            if isinstance(executor, LocalExecutor)
-            else None
-        ),
+        before_steps=_watchdog_start(executor, key),
         **handler_settings(prepared, resolved, paths.run_dir, lambda: sink.view, sink.masker),
         run_child=_run_child(prepared, resolved, executor, store, hidden_env),
         hidden_env=hidden_env,
@@ -185,6 +180,14 @@ async def _execute_in_store(
                 await engine.run()
     assert sink.view is not None
     return RunResult.from_view(sink.view)
+
+
+def _watchdog_start(executor: Executor, key: str) -> Callable[[], None] | None:
+    """The local executor's watchdog start for run ``key``: it runs before the first
+    step, so if it cannot start, nothing runs."""
+    if isinstance(executor, LocalExecutor):
+        return functools.partial(executor.start_run, key)
+    return None
 
 
 def _run_child(
@@ -388,36 +391,6 @@ def _unwrap_planrun_errors() -> Iterator[None]:
         raise first from group
 
 
-def _a(value: object) -> str:
-    """``a int``'s better spelling: the type of ``value`` with its article."""
-    name = type(value).__name__
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
-
-
-def _check_strings(**kinds: Mapping[Any, Any]) -> None:
-    """``UsageError`` naming the first of each kind (``variable=``, ``secret=``) whose
-    name or value is not a string: they reach programs' arguments and environments, and
-    the store, as text only. A secret's value is never shown."""
-    for kind, given in kinds.items():
-        _check_kind(kind, given)
-
-
-def _check_kind(kind: str, given: Mapping[Any, Any]) -> None:
-    for name, value in given.items():
-        if not isinstance(name, str):
-            raise UsageError(
-                f"{kind} name {shown(repr(name), 80)} is {_a(name)}, not a "
-                "string; name it with a str",
-                field=f"{kind}s",
-            )
-        if not isinstance(value, str):
-            raise UsageError(
-                f"{kind} '{shown(name, 80)}' is {_a(value)}, not a string; "
-                f"pass its text (e.g. str(value)) in {kind}s",
-                field=f"{kind}s",
-            )
-
-
 async def run_plan(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str] | None,
     variables: Mapping[str, str] | None = None,
@@ -470,7 +443,7 @@ async def run_plan(
         variables=variables,
         secrets=secrets,
     )
-    _check_strings(variable=opts.variables, secret=opts.secrets)
+    check_strings(variable=opts.variables, secret=opts.secrets)
     if resume is not None:
         return await _resume(resume, plan, opts, from_step, only, allow_changed, allow_undeclared)
     if plan is None:

@@ -193,7 +193,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
             dict[str, list[Any]],
             Meta(
                 description="Run one instance per combination of the axes' values, "
-                "e.g. {\"python\": [\"3.11\", \"3.12\"]}; 'include' and 'exclude' "
+                'e.g. {"python": ["3.11", "3.12"]}; \'include\' and \'exclude\' '
                 "take lists of objects"
             ),
         ]
@@ -204,7 +204,7 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
             str,
             Meta(
                 description="Run one instance per item of a JSON array, e.g. "
-                "\"${steps.list.outputs.ITEMS}\"",
+                '"${steps.list.outputs.ITEMS}"',
             ),
         ]
         | None

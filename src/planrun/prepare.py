@@ -30,6 +30,7 @@ from .model import MAX_CONCURRENCY, Plan
 from .plan import ResolvedStep, Validation, resolve_steps, resolve_variables, validate
 from .plan.expand import expand
 from .plan.handlers import resolve_handlers
+from .plan.text import shown
 from .resume import Action, Choice, PriorStep
 
 __all__ = [
@@ -276,3 +277,33 @@ def check_plan(
     return dataclasses.replace(
         validation, plan=expand(validation.plan), problems=validation.problems + tuple(host)
     )
+
+
+def _a(value: object) -> str:
+    """``a int``'s better spelling: the type of ``value`` with its article."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def check_strings(**kinds: Mapping[Any, Any]) -> None:
+    """``UsageError`` naming the first of each kind (``variable=``, ``secret=``) whose
+    name or value is not a string: they reach programs' arguments and environments, and
+    the store, as text only. A secret's value is never shown."""
+    for kind, given in kinds.items():
+        _check_kind(kind, given)
+
+
+def _check_kind(kind: str, given: Mapping[Any, Any]) -> None:
+    for name, value in given.items():
+        if not isinstance(name, str):
+            raise UsageError(
+                f"{kind} name {shown(repr(name), 80)} is {_a(name)}, not a "
+                "string; name it with a str",
+                field=f"{kind}s",
+            )
+        if not isinstance(value, str):
+            raise UsageError(
+                f"{kind} '{shown(name, 80)}' is {_a(value)}, not a string; "
+                f"pass its text (e.g. str(value)) in {kind}s",
+                field=f"{kind}s",
+            )
