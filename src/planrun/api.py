@@ -132,6 +132,7 @@ async def _execute_in_store(
     resume: Resume | None,
     parent: tuple[str, str] | None = None,
     hidden_env: frozenset[str] = frozenset(),
+    output_prefix: str = "",
 ) -> RunResult:
     """Record and run a prepared plan in an open store (the lock is held); ``parent``
     (run id, step id): a ``uses`` step's child run, whose steps do not see ``hidden_env``."""
@@ -168,8 +169,9 @@ async def _execute_in_store(
         last_seq=last_seq,
         before_steps=_watchdog_start(executor, key),
         **handler_settings(prepared, resolved, paths.run_dir, lambda: sink.view, sink.masker),
-        run_child=_run_child(prepared, resolved, executor, store, hidden_env),
+        run_child=_run_child(prepared, resolved, executor, store, hidden_env, output_prefix),
         hidden_env=hidden_env,
+        output_prefix=output_prefix,
     )
     steps = [*prepared.steps, *handler_steps(prepared, paths.run_dir)]
     engine = Engine(steps, config, executor, sink)
@@ -196,11 +198,12 @@ def _run_child(
     executor: Executor,
     store: SqliteStore,
     hidden: frozenset[str],
+    output_prefix: str,
 ) -> RunChild:
     """How the run's ``uses`` steps run: child runs in this store (through this
     connection) and process, on this executor (so its watchdog guards them), given only
     the secrets each step names."""
-    execute = functools.partial(_execute_child, resolved, executor, store)
+    execute = functools.partial(_execute_child, resolved, executor, store, output_prefix)
     context = ChildContext(resolved.run_id, execute, prepared.secrets, hidden)
     return functools.partial(run_child, context)
 
@@ -209,6 +212,7 @@ async def _execute_child(
     parent: ResolvedOptions,
     executor: Executor,
     store: SqliteStore,
+    output_prefix: str,
     prepared: PreparedRun,
     run_id: str,
     step_id: str,
@@ -217,14 +221,16 @@ async def _execute_child(
     """Run a prepared child plan as run ``run_id`` of the parent's store, linked to
     the parent's step ``step_id``, through the parent's store (the store serialises the
     two recorders' transactions), taking its plan's lock if it has one. Not observed
-    through the parent's ``on_event``: the parent's events name the child run."""
+    through the parent's ``on_event``: the parent's events name the child run. Its steps'
+    output lines are named ``PARENT_STEP/STEP`` (``output_prefix`` nests them)."""
     opts = RunOptions(state_dir=parent.state_dir, run_id=run_id, owner_kind=parent.owner_kind)
     resolved = opts.updated(on_notice=parent.on_notice).resolve(prepared.plan)
     key = lock_key(prepared)
     async with run_lock(key, run_id, store.state_dir, prepared.plan, resolved.on_notice) as prelude:
         parent_step = (parent.run_id, step_id)
+        prefix = f"{output_prefix}{step_id}/"
         return await _execute_in_store(
-            store, prepared, resolved, executor, prelude, None, parent_step, hidden_env
+            store, prepared, resolved, executor, prelude, None, parent_step, hidden_env, prefix
         )
 
 

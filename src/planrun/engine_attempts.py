@@ -95,6 +95,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
         max_log_bytes=rs.max_log_bytes,
         run_key=cfg.run_key,
         hidden_env=cfg.hidden_env,
+        output_name=cfg.output_prefix + rs.step.id if cfg.output_prefix else None,
         stop_signal=stop_signal(rs.step.stop_signal),
     )
 

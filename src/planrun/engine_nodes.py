@@ -70,6 +70,8 @@ class EngineConfig:
     run_child: RunChild | None = None
     #: Variables of planrun's environment the steps must not inherit (``AttemptSpec``).
     hidden_env: frozenset[str] = frozenset()
+    #: Put before step ids in output lines (a child run's: ``PARENT_STEP/``).
+    output_prefix: str = ""
     #: A resume: the items each for_each step was expanded from (``steps_expanded``).
     expanded: dict[str, list[Any]] = field(default_factory=dict)
     #: ``globals.pools``: at most this many steps of each named pool run at once.

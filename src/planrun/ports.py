@@ -55,6 +55,9 @@ class AttemptSpec:
     #: What asks the process group to stop (a cancel, a timeout) before the SIGKILL
     #: that follows ``kill_grace`` seconds later: the step's ``stop_signal``.
     stop_signal: int = signal.SIGTERM
+    #: How :class:`OutputLine` names the step when not ``step_id``: a child run's step
+    #: as ``PARENT_STEP/STEP`` (the parent's front end sees the lines of both).
+    output_name: str | None = None
 
     @property
     def key(self) -> str:

@@ -397,3 +397,33 @@ def test_a_with_value_bound_to_a_secret_output_is_refused(tmp_path: Path) -> Non
     for path in (tmp_path / "state").rglob("*"):
         if path.is_file():
             assert SECRETS["TOKEN"].encode() not in path.read_bytes(), path
+
+
+def test_a_child_runs_output_lines_name_the_parent_step(tmp_path: Path) -> None:
+    """``--output prefixed``: a child run's step output is prefixed ``PARENT_STEP/STEP``,
+    so the lines of two children running the same plan can be told apart."""
+    write_json(
+        tmp_path / "child.json",
+        {
+            "plan_id": "child",
+            "variables": {"WHO": None},
+            "steps": [sh("hello", 'echo "hello from $WHO"')],
+        },
+    )
+    plan = write_json(
+        tmp_path / "parent.json",
+        {
+            "plan_id": "parent",
+            "steps": [
+                {"id": "a", "uses": "child.json", "with": {"WHO": "a"}},
+                {"id": "b", "uses": "child.json", "with": {"WHO": "b"}},
+            ],
+        },
+    )
+    result = _run(tmp_path, plan, "--output", "prefixed")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line.split("|", 1) for line in result.stdout.splitlines() if "| hello" in line]
+    assert sorted((who.strip(), text.strip()) for who, text in lines) == [
+        ("a/hello", "hello from a"),
+        ("b/hello", "hello from b"),
+    ]

@@ -405,7 +405,7 @@ def print_summary(console: Console, view: RunView, wall: float) -> None:
         if step.handler is not None:  # it did not change the run's outcome
             label = f" (handler {step.handler})"
         console.print(
-            f"[red]{STYLE[step.state][0]} {step.id}[/]{label}: {step.state.value}, "
+            f"[red]{STYLE[step.state][0]} {escape(step.id)}[/]{label}: {step.state.value}, "
             f"{escape(step.reason or '')}, {len(step.attempts)} attempt(s)",
             highlight=False,
         )

@@ -43,7 +43,7 @@ def _line_callback(spec: AttemptSpec, on_output: OutputSink | None) -> LineCallb
     """What the pump calls per line: ``on_output`` with the attempt's :class:`OutputLine`."""
     if on_output is None:
         return None
-    step_id, attempt = spec.step_id, spec.attempt
+    step_id, attempt = spec.output_name or spec.step_id, spec.attempt
 
     def deliver(text: str, cut: bool) -> None:
         on_output(OutputLine(step_id, attempt, text, cut))
