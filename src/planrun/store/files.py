@@ -207,9 +207,25 @@ def private_store(root: Path) -> None:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     _ignore_itself(root)
     private_dir(root, ["runs"])
-    os.close(open_file(root, ["runs.db"], os.O_RDWR, create=True))
+    _private_db(root)
     for name in DB_SIDE_FILES:
         check_not_link(root, [name])
+
+
+def _private_db(root: Path) -> None:
+    """``runs.db``, made 0600 if missing. One that is already a private regular file is
+    only looked at, never opened: closing *any* descriptor of a file drops every POSIX
+    lock this process holds on it, including the locks of SQLite connections already
+    open here (another run's store, the dashboard's reader, a child run), and another
+    process could then checkpoint and delete the WAL under them."""
+    with dir_fd(root) as parent:
+        try:
+            found = os.stat("runs.db", dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            found = None
+    if found is not None and stat.S_ISREG(found.st_mode) and stat.S_IMODE(found.st_mode) == 0o600:
+        return
+    os.close(open_file(root, ["runs.db"], os.O_RDWR, create=True))
 
 
 def private_run_files(root: Path, run_id: str, *, new: bool) -> None:
