@@ -61,3 +61,27 @@ async def test_instances_are_shown_and_their_logs_served(tmp_path: Path) -> None
                 assert f"got {item}" in log.text
                 html = await client.get(f"/runs/{run_id}/steps/{quote(iid)}/log")
                 assert html.status_code == 200
+
+
+async def test_matrix_instances_have_their_edges_in_the_graph(tmp_path: Path) -> None:
+    """The stored plan is the plan as written (a matrix step ``test``, not its
+    instances): the graph still joins each instance to what the step depends on and to
+    the steps that depend on the matrix."""
+    state_dir = tmp_path / "state"
+    plan_path = tmp_path / "matrix.json"
+    steps = [
+        sh_step("lint", "true"),
+        {**sh_step("test", "true", depends_on=["lint"]), "matrix": {"py": ["3.11", "3.12"]}},
+        sh_step("publish", "true", depends_on=["test"]),
+    ]
+    plan_path.write_text(json.dumps(make_plan(steps, plan_id="matrix")))
+    run_id = unique_run_id("ui-matrix")
+    assert (await run_plan(plan_path, state_dir=state_dir, run_id=run_id)).ok
+    app = create_app(state_dir)
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            svg = (await client.get(f"/runs/{run_id}/graph.svg")).text
+    for iid in ("test[py=3.11]", "test[py=3.12]"):
+        assert f'data-from="lint" data-to="{iid}"' in svg
+        assert f'data-from="{iid}" data-to="publish"' in svg

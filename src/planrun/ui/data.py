@@ -107,9 +107,21 @@ def plan_deps(plan: dict[str, Any] | None, steps: list[StepRecord]) -> dict[str,
     key, in plan order, but the run handlers, which run after the graph; a run stored
     without its plan has no edges)."""
     deps: dict[str, list[str]] = {s.step_id: [] for s in steps if s.handler is None}
+    # The stored plan is the plan as written: a matrix step ``test`` is not a step of
+    # the run, its instances (``test[python=3.11]``) are, and so are its edges.
+    matrix: dict[str, list[str]] = {}
+    for sid in deps:
+        if base_id(sid) != sid and base_id(sid) not in deps:
+            matrix.setdefault(base_id(sid), []).append(sid)
     for step in (plan or {}).get("steps", []):
-        if isinstance(step, dict) and step.get("id") in deps:
-            deps[step["id"]] = [d for d in step.get("depends_on", []) if d in deps]
+        if not isinstance(step, dict) or not isinstance(step.get("id"), str):
+            continue
+        sid = step["id"]
+        wanted = [
+            x for d in step.get("depends_on", []) for x in ([d] if d in deps else matrix.get(d, []))
+        ]
+        for target in [sid] if sid in deps else matrix.get(sid, []):
+            deps[target] = wanted
     # An instance of a for_each step (``process[0:a]``) waits for what its step waits
     # for, and the step ends after its instances: draw it between them.
     made = [sid for sid in deps if base_id(sid) != sid and base_id(sid) in deps]
