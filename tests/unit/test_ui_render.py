@@ -88,3 +88,13 @@ def test_big_runs_draw_the_time_axis_once() -> None:
 
     assert live(pages.GANTT_LIVE_MAX_STEPS) == "on"
     assert live(pages.GANTT_LIVE_MAX_STEPS + 1) == "off"
+
+
+def test_short_labels_keep_what_tells_instances_apart() -> None:
+    """A cut instance id keeps its end (the cells differ there), any other id its start."""
+    from planrun.ui.graph_svg import short_label
+
+    assert short_label("test[suite=unit,python=3.11]", 19) == "test[…,python=3.11]"
+    assert len(short_label("test[suite=unit,python=3.11]", 19)) == 19
+    assert short_label("averyveryverylongstepname", 10) == "averyvery…"
+    assert short_label("short", 19) == "short"

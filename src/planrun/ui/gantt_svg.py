@@ -12,6 +12,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from .graph_svg import short_label
+
 __all__ = ["render_gantt"]
 
 ROW_H = 22
@@ -71,9 +73,8 @@ def render_gantt(run: dict[str, Any], steps: Sequence[dict[str, Any]], now: str)
         )
     for row, step in enumerate(steps):
         y = AXIS_H + row * ROW_H
-        parts.append(
-            f'<text class="step" x="{PAD}" y="{y + BAR_H}">{escape(step["step_id"][:22])}</text>'
-        )
+        label = escape(short_label(step["step_id"], 22))
+        parts.append(f'<text class="step" x="{PAD}" y="{y + BAR_H}">{label}</text>')
         for a in step["attempts"]:
             begun = _ts(a["started_at"])
             if begun is None:

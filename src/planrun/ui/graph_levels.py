@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from ..graph import levels
-from .graph_svg import LABEL_CHARS, NODE_H, NODE_W, render_graph
+from .graph_svg import LABEL_CHARS, NODE_H, NODE_W, render_graph, short_label
 
 __all__ = ["COLLAPSE_ABOVE", "render_dag", "render_level", "render_levels"]
 
@@ -116,7 +116,7 @@ def render_level(deps: Mapping[str, Sequence[str]], states: Mapping[str, str], l
         row, col = divmod(i, LEVEL_COLS)
         x, y = PAD + col * (NODE_W + GAP), PAD + row * (NODE_H + GAP)
         state = states.get(step_id, "pending")
-        label = step_id if len(step_id) <= LABEL_CHARS else step_id[: LABEL_CHARS - 1] + "…"
+        label = short_label(step_id, LABEL_CHARS)
         after = ", ".join(deps.get(step_id, ())) or "nothing"
         sid = escape(step_id)
         parts.append(

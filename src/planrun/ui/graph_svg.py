@@ -18,7 +18,7 @@ from html import escape
 
 from ..graph import levels
 
-__all__ = ["edge_path", "render_graph"]
+__all__ = ["edge_path", "render_graph", "short_label"]
 
 NODE_W = 150
 NODE_H = 30
@@ -65,6 +65,17 @@ def edge_path(source: tuple[int, int], target: tuple[int, int]) -> tuple[str, bo
     ), True
 
 
+def short_label(step_id: str, chars: int) -> str:
+    """``step_id`` in at most ``chars`` characters. An instance id keeps its end, which
+    tells the instances apart (``test[…python=3.12]``), other ids their start."""
+    if len(step_id) <= chars:
+        return step_id
+    base = step_id.partition("[")[0]
+    if base != step_id and len(base) + 3 < chars:
+        return f"{base}[…{step_id[len(base) + 2 - chars :]}"
+    return step_id[: chars - 1] + "…"
+
+
 def render_graph(deps: Mapping[str, Sequence[str]], states: Mapping[str, str]) -> str:
     """The SVG of the graph ``deps`` (step id -> its dependencies) with each node
     coloured by ``states`` (step id -> state). Empty string for an empty graph."""
@@ -89,7 +100,7 @@ def render_graph(deps: Mapping[str, Sequence[str]], states: Mapping[str, str]) -
             )
     for step_id, (x, y) in pos.items():
         state = states.get(step_id, "pending")
-        label = step_id if len(step_id) <= LABEL_CHARS else step_id[: LABEL_CHARS - 1] + "…"
+        label = short_label(step_id, LABEL_CHARS)
         sid = escape(step_id)
         parts.append(
             f'<g class="node state-{escape(state)}" data-step="{sid}" tabindex="0">'
