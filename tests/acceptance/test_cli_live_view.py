@@ -205,3 +205,23 @@ def test_plain_flag_on_a_terminal_logs_lines(tmp_path: Path, backend: str) -> No
     assert drawn.exit_code == 0, drawn.text
     assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} UTC only succeeded", drawn.text, re.M), drawn.text
     assert "run plain succeeded" in drawn.text
+
+
+def test_live_view_names_instances_and_handlers(tmp_path: Path) -> None:
+    """The live view's first line counts the steps and the run handlers apart, as the
+    plain log does, and the table lists matrix instances by their ids."""
+    plan = write_json(
+        tmp_path / "plan.json",
+        {
+            "plan_id": "live-lang",
+            "steps": [{**sh("t", "true"), "matrix": {"py": ["3.11", "3.12"]}}],
+            "handlers": {"on_exit": [sh("bye", "true")]},
+        },
+    )
+    run_id = f"live-{uuid.uuid4().hex[:8]}"
+    argv = [*PLANRUN, "run", str(plan), "--run-id", run_id]
+    drawn = _in_pty(argv, tmp_path, clean_env(TERM="xterm-256color"))
+    assert drawn.exit_code == 0, drawn.text
+    assert f"run {run_id} started: plan live-lang, 2 steps and 1 handler" in drawn.text
+    assert re.search(r"t\[py=3\.11\]\s+succeeded", drawn.text), drawn.text
+    assert re.search(r"bye \(on_exit\)\s+succeeded", drawn.text), drawn.text

@@ -284,7 +284,7 @@ class LiveView(Renderer):
             hint = escape(self.follow_hint(event.run_id))
             self.console.print(
                 f"run [bold]{event.run_id}[/] started: plan {escape(event.plan_id)}, "
-                f"{counted(len(event.steps), 'step')} [dim](follow it: {hint})[/]"
+                f"{_steps_and_handlers(event)} [dim](follow it: {hint})[/]"
             )
         elif isinstance(event, ConcurrencyCapped):
             self.console.print(f"[yellow]{escape(capped_text(event))}[/]")
