@@ -167,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    # Cached bytecode, as an installed planrun has: without it every module is compiled
+    # from source on every start (PYTHONDONTWRITEBYTECODE is set on some CI machines).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     old_env = None
     if args.old_src is not None:
         old_env = {**env, "PYTHONPATH": str(args.old_src.resolve())}

@@ -10,11 +10,10 @@ import signal
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import anyio
 import typer
-from anyio.abc import TaskStatus
 from rich.console import Console
 
 from ..api import PreparedRun, RunOptions, RunResult, execute
@@ -33,6 +32,9 @@ from .plan_input import plan_source, prepare_plan
 from .plan_text import print_dry_run, print_explain
 from .reports import RunReports, unstarted_view
 from .view import Renderer, print_summary
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskStatus  # anyio.abc loads its socket layer
 
 __all__ = ["resume_command", "run_command"]
 

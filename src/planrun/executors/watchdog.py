@@ -33,12 +33,12 @@ __all__ = ["Watchdog", "prestart"]
 
 # Runs as `python -I -S -c SOURCE`: standard library only, no planrun import.
 SOURCE = r"""
-import os, shutil, signal, sys
+import os, sys
 groups, runs, dirs = set(), set(), []
 for raw in sys.stdin.buffer:
     line = raw.strip().decode()
     if line == "ok":
-        sys.exit(0)
+        os._exit(0)  # nothing to flush or free: skip the interpreter's finalization
     if line.startswith("run "):
         runs.add(line[4:])
     elif line.startswith("+"):
@@ -47,6 +47,8 @@ for raw in sys.stdin.buffer:
         groups.discard(int(line[1:]))
     elif line.startswith("dir "):
         dirs.append(os.fsdecode(bytes.fromhex(line[4:])))
+# planrun died. Imported only now: a clean run's watchdog never needs them.
+import shutil, signal
 for pgid in groups:
     try:
         os.killpg(pgid, signal.SIGKILL)
