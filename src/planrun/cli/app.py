@@ -239,9 +239,9 @@ def resume_cmd(
 def _prestart_watchdog() -> None:
     """Start the run's watchdog process before loading the engine and the store, so
     its interpreter is up when the run ends (a clean exit waits for it to be gone)."""
-    from ..executors.watchdog import prestart
+    from ..startup import prestart_watchdog
 
-    prestart()
+    prestart_watchdog()
 
 
 @_app.command(name="validate")
@@ -257,21 +257,26 @@ def validate_cmd(
     from ..errors import PlanError, PlanrunError
     from ..graph import levels
     from ..prepare import check_plan
-    from . import jsonout
     from .common import err_console, fail, make_console, print_problems, var_values
     from .handler_text import handlers_phrase
     from .plan_text import print_instances
-    from .view import counted
+    from .words import counted
 
     try:
         result = check_plan(plan, var_values(var), allow_undeclared=allow_undeclared)
     except PlanError as exc:  # nothing could be checked: still a validation's answer
         if as_json:
+            from . import jsonout
+
             jsonout.write_doc(jsonout.validation_doc(str(plan), None, exc))
         raise fail(exc) from None
     except PlanrunError as exc:
+        from . import jsonout
+
         raise jsonout.fail(exc, as_json) from None
     if as_json:
+        from . import jsonout
+
         jsonout.write_doc(jsonout.validation_doc(str(plan), result, None))
     console = make_console()
     if not result.ok:

@@ -10,7 +10,7 @@ from typing import Any
 from ..model import Plan
 from ..plan.handlers import HANDLER_KINDS, handler_steps
 from ..prepare import PreparedRun
-from .view import counted
+from .words import counted
 
 __all__ = ["handlers_doc", "handlers_phrase", "print_handlers"]
 

@@ -18,7 +18,7 @@ from ..prepare import PreparedRun
 from ..resume import Action
 from ..subst import StepRef
 from .handler_text import print_handlers
-from .view import counted
+from .words import counted
 
 if TYPE_CHECKING:  # the store loads only for resume --explain
     from ..resume.load import LoadedResume

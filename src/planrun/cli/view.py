@@ -42,6 +42,7 @@ from ..model import RunState, StepState
 from ..ports import OutputLine
 from ..state import RunView, StepView, apply
 from .common import command_hint
+from .words import counted
 
 __all__ = [
     "LiveView",
@@ -101,11 +102,6 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     t0 = datetime.fromisoformat(start)
     t1 = datetime.fromisoformat(end) if end else datetime.now(t0.tzinfo)
     return (t1 - t0).total_seconds()
-
-
-def counted(n: int, noun: str) -> str:
-    """``1 step``, ``2 steps``: ``n`` and ``noun``, plural unless ``n`` is 1."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def format_duration(seconds: float | None) -> str:
