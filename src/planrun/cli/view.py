@@ -18,7 +18,6 @@ from datetime import datetime
 
 import anyio
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
 from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -263,6 +262,8 @@ class LiveView(Renderer):
         super().__init__(console)
         self.wants_output = show_output
         self._last_line: dict[str, str] = {}
+        from rich.live import Live  # only a terminal's view needs it (start-up)
+
         self._live = Live(
             console=console,
             auto_refresh=False,
