@@ -104,3 +104,12 @@ def test_a_junit_report_still_loads_its_writer(tmp_path: Path) -> None:
     modules = _imports(*args, cwd=tmp_path)
     assert "planrun.cli.junit" in modules
     assert "<testcase" in (tmp_path / "report.xml").read_text()
+
+
+def test_a_reading_command_loads_no_engine_nor_other_commands(tmp_path: Path) -> None:
+    """``list`` reads the store: it loads neither the engine and executors nor the
+    code of ``run``, ``graph`` or the dashboard."""
+    modules = _imports("list", "--state-dir", "st", cwd=tmp_path)
+    unused = ("planrun.engine", "planrun.executors", "planrun.api", "planrun.ui")
+    assert _loaded(modules, (*unused, "planrun.cli.run_cmd", "planrun.cli.graph_cmd")) == []
+    assert "planrun.monitor" in modules

@@ -7,13 +7,14 @@ is being resumed elsewhere), 124 run deadline exceeded, 130 cancelled (SIGINT/SI
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from ..exitcodes import ExitCode
@@ -28,7 +29,7 @@ from .params import (
     ResumePlanOpt,
     StateDirOpt,
 )
-from .version import VersionOpt, register_version_command
+from .version import VersionOpt
 
 if TYPE_CHECKING:
     app: typer.Typer  # every command: see __getattr__ below
@@ -309,27 +310,33 @@ def schema() -> None:
 
 
 #: What ``planrun WORD ...`` needs no other command for: the commands declared here
-#: (``--version`` too). Anything else (``-h``, another command, a typo that wants a
-#: suggestion, shell completion) gets every command.
+#: (``--version`` too).
 _OWN = frozenset({"run", "resume", "validate", "schema", "--version", "-V"})
+#: The other commands: the cli module that declares each, and its register function.
+#: In this order, ``planrun -h`` lists them after those declared here.
+_MODULES = {
+    "observe": ("register_observe_commands", ("watch", "list", "show", "logs", "cancel")),
+    "version": ("register_version_command", ("version",)),
+    "completion": ("register_completion_command", ("completion",)),
+    "ui_cmd": ("register_ui_command", ("ui",)),
+    "graph_cmd": ("register_graph_command", ("graph",)),
+    "report_cmd": ("register_report_command", ("report",)),
+}
+_registered: set[str] = set()
 
 
-@functools.cache
+def _register(module: str) -> None:
+    """Add the commands of cli module ``module`` (a key of :data:`_MODULES`), once."""
+    if module not in _registered:
+        register_name, _ = _MODULES[module]
+        getattr(import_module(f".{module}", __package__), register_name)(_app)
+        _registered.add(module)
+
+
 def full_app() -> typer.Typer:
     """The ``planrun`` app with every command, in the order ``planrun -h`` lists them."""
-    from .completion import register_completion_command
-    from .graph_cmd import register_graph_command
-    from .observe import register_observe_commands
-    from .report_cmd import register_report_command
-    from .ui_cmd import register_ui_command
-
-    # Registration order is the order of the help's command list.
-    register_observe_commands(_app)
-    register_version_command(_app)
-    register_completion_command(_app)
-    register_ui_command(_app)
-    register_graph_command(_app)
-    register_report_command(_app)
+    for module in _MODULES:
+        _register(module)
     return _app
 
 
@@ -341,22 +348,36 @@ def __getattr__(name: str) -> typer.Typer:
 
 
 def _invoked(argv: list[str]) -> str | None:
-    """The one command ``argv`` (after ``planrun``) needs, if it is one of :data:`_OWN`
-    and no shell is asking for completions; else None (build every command)."""
-    if not argv or argv[0] not in _OWN or "_PLANRUN_COMPLETE" in os.environ:
+    """The one command ``argv`` (after ``planrun``) runs, or ``--version``; None when
+    it needs every command: ``-h``, a typo (the error suggests a command), a shell
+    asking for completions."""
+    if not argv or "_PLANRUN_COMPLETE" in os.environ:
         return None
-    return argv[0]
+    word = argv[0]
+    if word in _OWN or any(word in words for _, words in _MODULES.values()):
+        return word
+    return None
+
+
+def _command(word: str | None) -> click.Command:
+    """The click command for ``word`` (see :func:`_invoked`): a group holding just that
+    command, whose module alone is imported; every command for None."""
+    if word is None:
+        return build_command(full_app())
+    if word.startswith("-"):  # --version: the root's own option
+        return build_command(_app)
+    for module, (_, words) in _MODULES.items():
+        if word in words:
+            _register(module)
+    return build_command(_app, only=word)
 
 
 def main() -> None:
     """Console-script entry point. Only the command being run is built (and its
-    module imported): that is most of ``planrun``'s start-up otherwise."""
-    word = _invoked(sys.argv[1:])
+    module imported): building and importing them all is most of ``planrun``'s
+    start-up otherwise."""
     try:
-        if word is None:
-            command = build_command(full_app())
-        else:
-            command = build_command(_app, only=None if word.startswith("-") else word)
+        command = _command(_invoked(sys.argv[1:]))
         command(prog_name="planrun")
     except Exception as exc:
         from ..errors import UsageError  # not at import: it loads msgspec
