@@ -97,6 +97,8 @@ class Engine:
         self._pools = Pools(config.pools, self._nodes, lambda i: heapq.heappush(self._ready, i))
         for node in self._nodes:
             self._restore(node)
+        for node in self._nodes:
+            node.waiting = sum(1 for d in node.deps if self._nodes[d].outcome is None)
         self._unfinished -= hold_handlers(self._nodes, config.handlers)
         self._decided: tuple[Outcome, list[str]] | None = None  # the DAG's outcome
         self._aborting: str | None = None
@@ -391,6 +393,7 @@ class Engine:
         outputs: dict[str, str] | None = None,
     ) -> None:
         node = self._nodes[index]
+        first = node.outcome is None  # its dependents count it as ended once
         node.state = state
         node.exit_code = exit_code
         node.waiting_retry = False
@@ -405,9 +408,28 @@ class Engine:
             reason=reason,
             outputs=outputs,
         )
-        self._check.extend(node.dependents)
+        self._recheck_dependents(node, first)
         if node.group is not None:
             engine_fanout.instance_done(self, node.group)
+
+    def _recheck_dependents(self, node: Node, first: bool) -> None:
+        """Queue for evaluation the dependents of ``node`` (it just ended) whose rule its
+        end may decide: all of them during an abort or a cancellation, else those it was
+        the last unfinished dependency of, or whose rule its outcome decides at once
+        (``policy.decisive``). The others would only be told to wait."""
+        outcome = node.outcome
+        assert outcome is not None
+        everyone = self._aborting is not None or self._cancelling
+        for d in node.dependents:
+            dependent = self._nodes[d]
+            if first:
+                dependent.waiting -= 1
+            if (
+                everyone
+                or dependent.waiting <= 0
+                or policy.decisive(dependent.rs.step.when, outcome)
+            ):
+                self._check.append(d)
 
     def _abort(self, reason: str, step_id: str | None = None) -> None:
         """Stop everything but cleanup/rollback steps (``on_failure: abort``, deadline)."""

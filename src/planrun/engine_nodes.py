@@ -92,6 +92,8 @@ class Node:
     rs: ResolvedStep
     deps: list[int]
     dependents: list[int] = field(default_factory=list)
+    #: How many of ``deps`` have not ended yet (``policy.decisive`` says why it matters).
+    waiting: int = 0
     state: StepState = StepState.PENDING
     attempts: int = 0
     queued: bool = False
