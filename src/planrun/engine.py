@@ -45,7 +45,15 @@ from .engine_attempts import (
 )
 from .engine_condition import condition_false
 from .engine_handlers import hold_handlers, run_cancelled_handlers, run_handlers
-from .engine_nodes import AttemptDone, Deadline, EngineConfig, Message, Node, RetryDue
+from .engine_nodes import (
+    AttemptDone,
+    Deadline,
+    EngineConfig,
+    Message,
+    Node,
+    RetryDue,
+    dependents_to_recheck,
+)
 from .engine_outcome import Outcome, failed_steps, start_fields
 from .engine_pools import Pools
 from .errors import PlanrunError
@@ -68,6 +76,8 @@ from .ports import EventSink, Executor
 from .subst import StepRef
 
 __all__ = ["Engine", "EngineConfig", "Outcome"]
+
+BURST = 64  #: Most inbox messages handled in one turn of the event loop.
 
 
 class Engine:
@@ -97,7 +107,7 @@ class Engine:
         self._pools = Pools(config.pools, self._nodes, lambda i: heapq.heappush(self._ready, i))
         for node in self._nodes:
             self._restore(node)
-        for node in self._nodes:
+        for node in self._nodes:  # after every restore: kept dependencies have ended
             node.waiting = sum(1 for d in node.deps if self._nodes[d].outcome is None)
         self._unfinished -= hold_handlers(self._nodes, config.handlers)
         self._decided: tuple[Outcome, list[str]] | None = None  # the DAG's outcome
@@ -161,9 +171,7 @@ class Engine:
                     tg.start_soon(self._deadline_timer, cfg.run_timeout)
                 self._check.extend(range(len(self._nodes)))
                 self._settle()
-                while self._unfinished:
-                    self._handle(await self._inbox_recv.receive())
-                    self._settle()
+                await self.pump()
                 tg.cancel_scope.cancel()  # stop the deadline timer
             await run_handlers(self)  # the outcome is decided first (self._decided)
         except anyio.get_cancelled_exc_class():
@@ -300,6 +308,22 @@ class Engine:
 
     # --- reacting to messages --------------------------------------------------------
 
+    async def pump(self) -> None:
+        """React to messages until every step counted in ``_unfinished`` has ended;
+        the messages already waiting (at most ``BURST``) are handled before one settle:
+        one loop turn for many ends, not one per end."""
+        while self._unfinished:
+            self._handle(await self._inbox_recv.receive())
+            for _ in range(BURST):
+                if not self._unfinished:
+                    break
+                try:
+                    msg = self._inbox_recv.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+                self._handle(msg)
+            self._settle()
+
     def _handle(self, msg: Message) -> None:
         match msg:
             case AttemptDone():
@@ -394,9 +418,7 @@ class Engine:
     ) -> None:
         node = self._nodes[index]
         first = node.outcome is None  # its dependents count it as ended once
-        node.state = state
-        node.exit_code = exit_code
-        node.waiting_retry = False
+        node.state, node.exit_code, node.waiting_retry = state, exit_code, False
         node.outcome = policy.dep_outcome(node.rs.step, state, root)
         self._unfinished -= 1
         self._emit(
@@ -408,28 +430,10 @@ class Engine:
             reason=reason,
             outputs=outputs,
         )
-        self._recheck_dependents(node, first)
+        everyone = self._aborting is not None or self._cancelling  # every rule may change
+        self._check.extend(dependents_to_recheck(self._nodes, node, first, everyone=everyone))
         if node.group is not None:
             engine_fanout.instance_done(self, node.group)
-
-    def _recheck_dependents(self, node: Node, first: bool) -> None:
-        """Queue for evaluation the dependents of ``node`` (it just ended) whose rule its
-        end may decide: all of them during an abort or a cancellation, else those it was
-        the last unfinished dependency of, or whose rule its outcome decides at once
-        (``policy.decisive``). The others would only be told to wait."""
-        outcome = node.outcome
-        assert outcome is not None
-        everyone = self._aborting is not None or self._cancelling
-        for d in node.dependents:
-            dependent = self._nodes[d]
-            if first:
-                dependent.waiting -= 1
-            if (
-                everyone
-                or dependent.waiting <= 0
-                or policy.decisive(dependent.rs.step.when, outcome)
-            ):
-                self._check.append(d)
 
     def _abort(self, reason: str, step_id: str | None = None) -> None:
         """Stop everything but cleanup/rollback steps (``on_failure: abort``, deadline)."""
