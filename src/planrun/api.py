@@ -181,7 +181,9 @@ async def _execute_in_store(
             with send:
                 await engine.run()
     assert sink.view is not None
-    return RunResult.from_view(sink.view)
+    # Every step's result: milliseconds for thousands of steps, so off the loop (the
+    # view no longer changes).
+    return await anyio.to_thread.run_sync(RunResult.from_view, sink.view)
 
 
 def _watchdog_start(executor: Executor, key: str) -> Callable[[], None] | None:
@@ -454,9 +456,12 @@ async def run_plan(
         return await _resume(resume, plan, opts, from_step, only, allow_changed, allow_undeclared)
     if plan is None:
         raise UsageError("run_plan needs a plan (or resume=RUN_ID)", field="plan")
-    return await execute(
-        prepare(plan, opts.variables, opts.secrets, allow_undeclared=allow_undeclared), opts
+    # Validating and resolving a large plan takes tens of milliseconds of pure Python:
+    # on a worker thread, the caller's event loop keeps its turns (GIL switches).
+    work = functools.partial(
+        prepare, plan, opts.variables, opts.secrets, allow_undeclared=allow_undeclared
     )
+    return await execute(await anyio.to_thread.run_sync(work), opts)
 
 
 async def _resume(

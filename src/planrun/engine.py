@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import anyio
+import anyio.lowlevel  # also binds anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -169,6 +169,7 @@ class Engine:
                 self._tg = tg
                 if cfg.run_timeout is not None:
                     tg.start_soon(self._deadline_timer, cfg.run_timeout)
+                await anyio.lowlevel.checkpoint()  # big plans: a loop turn before the first settle
                 self._check.extend(range(len(self._nodes)))
                 self._settle()
                 await self.pump()
@@ -251,8 +252,7 @@ class Engine:
             case policy.Wait():
                 pass
 
-    def _lookup(self, ref: StepRef) -> str:
-        """The value of ``${steps.ID.outputs.KEY}`` / ``${steps.ID.exit_code}`` now."""
+    def _lookup(self, ref: StepRef) -> str:  # ${steps.ID.outputs.KEY} / exit_code now
         return lookup(self._nodes, self._index, ref)
 
     def _start_attempt(self, index: int) -> None:
