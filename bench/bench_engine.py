@@ -10,6 +10,9 @@ depending on every step of the layer before: 22,500 edges), ``diamond`` (10 stag
   the engine, the masker, the reducer and the recorder alone);
 * ``processes``: ``run_plan`` with the real local executor.
 
+Every planrun row records with ``PLANRUN_SYNC=full`` but ``normal`` (``--normal``: this
+checkout with ``PLANRUN_SYNC=normal``, to see what the fsync per commit costs).
+
 Each run is ``run_plan`` in a fresh worker process (imports not timed) with a fresh state
 dir; ninja (if installed) runs the same DAG for the ``processes`` rows. ``--compare SRC``
 also runs every cell with another checkout's ``src`` (``git archive main src | tar -x -C
@@ -150,8 +153,8 @@ class Cell:
     times: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
 
-def run_variant(cell: Cell, src: str | None) -> tuple[float, float]:
-    env = dict(os.environ)
+def run_variant(cell: Cell, src: str | None, sync: str) -> tuple[float, float]:
+    env = {**os.environ, "PLANRUN_SYNC": sync}
     if src is not None:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     delay = SLEEP if cell.shape == "diamond" else 0.0
@@ -229,6 +232,9 @@ def main() -> None:
     parser.add_argument("--modes", default="scripted,processes")
     parser.add_argument("--jobs", default="", help="e.g. 2,8 (default: per shape)")
     parser.add_argument("--compare", metavar="SRC", help="another checkout's src directory")
+    parser.add_argument(
+        "--normal", action="store_true", help="also this checkout with PLANRUN_SYNC=normal"
+    )
     args = parser.parse_args()
     if args.worker:
         plan, mode, delay = args.worker
@@ -246,14 +252,17 @@ def main() -> None:
                 plan, ninja_file = write_inputs(d, shape, steps, j)
                 for mode in args.modes.split(","):
                     cells.append(Cell(shape, j, mode, plan, ninja_file, len(steps)))
-        variants: list[tuple[str, str | None]] = [("new", None)]
+        # (label, src on PYTHONPATH, $PLANRUN_SYNC)
+        variants: list[tuple[str, str | None, str]] = [("new", None, "full")]
         if args.compare:
-            variants.append(("old", args.compare))
+            variants.append(("old", args.compare, "full"))
+        if args.normal:
+            variants.append(("normal", None, "normal"))
         for r in range(args.rounds + 1):  # round 0: warm-up, not counted
             order = variants if r % 2 else variants[::-1]
             for cell in cells:
-                for name, src in order:
-                    got = run_variant(cell, src)
+                for name, src, sync in order:
+                    got = run_variant(cell, src, sync)
                     if r:
                         cell.times.setdefault(name, []).append(got)
                 if ninja and cell.mode == "processes":

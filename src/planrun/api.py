@@ -98,7 +98,7 @@ async def execute(
     )
     resolved = opts.resolve(prepared.plan, run_id=resume.run_id if resume is not None else None)
     key = lock_key(prepared)
-    async with SqliteStore.open(resolved.state_dir) as store:
+    async with SqliteStore.open(resolved.state_dir, durability=resolved.durability) as store:
         # Processes left by crashed runs (that escaped the watchdog): kill them now.
         await sweep_leftovers(store)
         async with run_lock(

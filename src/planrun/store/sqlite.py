@@ -131,8 +131,11 @@ class SqliteStore:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, state_dir: str | os.PathLike[str]) -> AsyncIterator[SqliteStore]:
-        """Create the state dir if needed, open the database, migrate the schema."""
+    async def open(
+        cls, state_dir: str | os.PathLike[str], *, durability: str = "full"
+    ) -> AsyncIterator[SqliteStore]:
+        """Create the state dir if needed, open the database, migrate the schema.
+        ``durability``: ``"full"`` or ``"normal"`` (:class:`planrun.options.Durability`)."""
         # Absolute, so the log paths stored in attempts work from any directory.
         root = _absolute(state_dir)
         try:
@@ -143,7 +146,7 @@ class SqliteStore:
             db = await aiosqlite.connect(root / "runs.db", isolation_level=None)
         try:
             with translated("setting up the database"):
-                for pragma in sql.PRAGMAS:
+                for pragma in (*sql.PRAGMAS, sql.SYNCHRONOUS[durability]):
                     await db.execute(pragma)
                 await enable_wal(db)
                 await migrate(db)
