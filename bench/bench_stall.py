@@ -6,8 +6,9 @@ This script runs a plan of ``--steps`` independent ``true`` steps (default 2,000
 each depends on the one before) with ``run_plan`` while a *ticker* task on the same loop
 sleeps ``--tick`` ms (default 5) again and again and notes how late each wake-up was. The
 table shows, per repetition, the run's wall and CPU time (user+sys of this process, the
-store's worker thread included) and the lateness: max, p99 and median, and how many ticks
-were later than 20 ms (the goal: none).
+store's worker thread included) and the lateness: max, p99 and median, how many ticks
+were later than 20 ms (the goal: none), and the full garbage collections that ran (they
+stop the whole process, so a long one is a stall whoever caused it).
 
 ``--scripted`` runs the steps on :class:`planrun.testing.ScriptedExecutor` (no processes:
 the engine and the recorder alone). ``--slow MS`` also prints the slowest loop callbacks
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import resource
@@ -47,15 +49,42 @@ class Sample:
     wall: float
     cpu: float
     late_ms: list[float]
+    #: Durations (ms) of the full garbage collections during the run: they stop every
+    #: thread, whoever allocates, so they show up as stalls too.
+    full_gc_ms: list[float]
 
     def row(self, label: str) -> str:
         late = sorted(self.late_ms) or [0.0]
         p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
         over = sum(1 for x in late if x > GOAL_MS)
+        gcs = f"{len(self.full_gc_ms)} ({max(self.full_gc_ms, default=0.0):.1f})"
         return (
             f"| {label} | {self.wall:.3f} | {self.cpu:.3f} | {late[-1]:.1f} | {p99:.1f} "
-            f"| {statistics.median(late):.2f} | {len(late)} | {over} |"
+            f"| {statistics.median(late):.2f} | {len(late)} | {over} | {gcs} |"
         )
+
+
+class _FullCollections:
+    """Times the generation-2 collections while it is in a ``with``."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.ms.append((time.perf_counter() - self._start) * 1000)
+
+    def __enter__(self) -> _FullCollections:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def write_plan(path: Path, steps: int, *, chain: bool, concurrency: int) -> None:
@@ -93,12 +122,13 @@ async def one_run(plan: Path, tick: float, scripted: bool) -> Sample:
             await anyio.sleep(tick * 2)  # the ticker is going
             late.clear()
             start, cpu = time.perf_counter(), _cpu()
-            result = await run_plan(plan, state_dir=state, executor=executor)
+            with _FullCollections() as collections:
+                result = await run_plan(plan, state_dir=state, executor=executor)
             wall, used = time.perf_counter() - start, _cpu() - cpu
             stop.set()
         if not result.ok:
             raise SystemExit(f"the run failed: {result.state}")
-    return Sample(wall, used, late)
+    return Sample(wall, used, late, collections.ms)
 
 
 def _slow_callbacks(ms: float) -> None:
@@ -119,8 +149,11 @@ async def main_async(args: argparse.Namespace) -> None:
         shape = "chain" if args.chain else "wide"
         print(f"embedded run_plan, {args.steps} steps ({shape}, {kind}), j={args.jobs}")
         print(f"ticker every {args.tick:g} ms; goal: no tick later than {GOAL_MS:g} ms\n")
-        print("| run | wall s | cpu s | max late ms | p99 ms | median ms | ticks | > 20 ms |")
-        print("|---|--:|--:|--:|--:|--:|--:|--:|")
+        print(
+            "| run | wall s | cpu s | max late ms | p99 ms | median ms | ticks | > 20 ms "
+            "| full GCs (max ms) |"
+        )
+        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
         samples = []
         for i in range(args.repeat):
             sample = await one_run(plan, args.tick / 1000, args.scripted)
