@@ -77,8 +77,6 @@ from .subst import StepRef
 
 __all__ = ["Engine", "EngineConfig", "Outcome"]
 
-BURST = 64  #: Most inbox messages handled in one turn of the event loop.
-
 
 class Engine:
     """Runs one plan once. Create, then ``await run()`` exactly once."""
@@ -309,19 +307,11 @@ class Engine:
     # --- reacting to messages --------------------------------------------------------
 
     async def pump(self) -> None:
-        """React to messages until every step counted in ``_unfinished`` has ended;
-        the messages already waiting (at most ``BURST``) are handled before one settle:
-        one loop turn for many ends, not one per end."""
+        """React to messages until every step counted in ``_unfinished`` has ended.
+        One message per loop turn: a burst would start its attempts in one turn, and
+        each start (a spawn) holds the loop."""
         while self._unfinished:
             self._handle(await self._inbox_recv.receive())
-            for _ in range(BURST):
-                if not self._unfinished:
-                    break
-                try:
-                    msg = self._inbox_recv.receive_nowait()
-                except anyio.WouldBlock:
-                    break
-                self._handle(msg)
             self._settle()
 
     def _handle(self, msg: Message) -> None:
