@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -63,6 +63,7 @@ __all__ = [
 
 
 _LOG = logging.getLogger("planrun")
+T = TypeVar("T")
 
 
 async def execute(
@@ -181,9 +182,15 @@ async def _execute_in_store(
             with send:
                 await engine.run()
     assert sink.view is not None
-    # Every step's result: milliseconds for thousands of steps, so off the loop (the
-    # view no longer changes).
-    return await anyio.to_thread.run_sync(RunResult.from_view, sink.view)
+    view = sink.view  # it no longer changes
+    return await _off_loop(lambda: RunResult.from_view(view))
+
+
+async def _off_loop(work: Callable[[], T]) -> T:
+    """``work()`` on a worker thread: validating a plan or building a result takes tens
+    of milliseconds of pure Python for thousands of steps, and an embedding service's
+    event loop must keep its turns meanwhile (the GIL switches every few ms)."""
+    return await anyio.to_thread.run_sync(work)
 
 
 def _watchdog_start(executor: Executor, key: str) -> Callable[[], None] | None:
@@ -456,12 +463,8 @@ async def run_plan(
         return await _resume(resume, plan, opts, from_step, only, allow_changed, allow_undeclared)
     if plan is None:
         raise UsageError("run_plan needs a plan (or resume=RUN_ID)", field="plan")
-    # Validating and resolving a large plan takes tens of milliseconds of pure Python:
-    # on a worker thread, the caller's event loop keeps its turns (GIL switches).
-    work = functools.partial(
-        prepare, plan, opts.variables, opts.secrets, allow_undeclared=allow_undeclared
-    )
-    return await execute(await anyio.to_thread.run_sync(work), opts)
+    work = functools.partial(prepare, plan, opts.variables, opts.secrets)
+    return await execute(await _off_loop(lambda: work(allow_undeclared=allow_undeclared)), opts)
 
 
 async def _resume(
