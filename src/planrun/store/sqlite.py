@@ -405,8 +405,10 @@ def _apply(
             _add_instances(conn, run_id, step_id, rows)
         conn.executemany(sql.UPSERT_ATTEMPT, project.attempts())
         conn.executemany(sql.UPDATE_STEP, project.steps())
-        conn.executemany(sql.FINISH_RUN, project.run_updates)
-        conn.executemany(sql.SET_RUN_EXECUTOR, project.executor_updates)
+        if project.run_updates:  # (most batches have neither)
+            conn.executemany(sql.FINISH_RUN, project.run_updates)
+        if project.executor_updates:
+            conn.executemany(sql.SET_RUN_EXECUTOR, project.executor_updates)
         conn.execute(sql.UPDATE_RUN_SEQ, {"seq": last.seq, "ts": last.ts, "run_id": last.run_id})
     if jsonl is not None:
         files.write_all(jsonl, b"".join(b + b"\n" for b in bodies))
