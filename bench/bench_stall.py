@@ -7,8 +7,10 @@ each depends on the one before) with ``run_plan`` while a *ticker* task on the s
 sleeps ``--tick`` ms (default 5) again and again and notes how late each wake-up was. The
 table shows, per repetition, the run's wall and CPU time (user+sys of this process, the
 store's worker thread included) and the lateness: max, p99 and median, how many ticks
-were later than 20 ms (the goal: none), and the full garbage collections that ran (they
-stop the whole process, so a long one is a stall whoever caused it).
+were later than 20 ms (the goal: none), the full garbage collections that ran (they
+stop the whole process, so a long one is a stall whoever caused it), and the CPU time
+of the longest loop callback (a stall that does not depend on how busy the machine is:
+lateness also counts the time the OS ran other processes).
 
 ``--scripted`` runs the steps on :class:`planrun.testing.ScriptedExecutor` (no processes:
 the engine and the recorder alone). ``--slow MS`` also prints the slowest loop callbacks
@@ -52,16 +54,44 @@ class Sample:
     #: Durations (ms) of the full garbage collections during the run: they stop every
     #: thread, whoever allocates, so they show up as stalls too.
     full_gc_ms: list[float]
+    #: CPU time (ms, of the loop's thread) of each loop callback: unlike the ticks'
+    #: lateness, this does not grow when the machine is busy and the OS runs others.
+    callback_cpu_ms: list[float]
 
     def row(self, label: str) -> str:
         late = sorted(self.late_ms) or [0.0]
         p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
         over = sum(1 for x in late if x > GOAL_MS)
         gcs = f"{len(self.full_gc_ms)} ({max(self.full_gc_ms, default=0.0):.1f})"
+        steps = sorted(self.callback_cpu_ms) or [0.0]
+        long_steps = sum(1 for x in steps if x > GOAL_MS)
         return (
             f"| {label} | {self.wall:.3f} | {self.cpu:.3f} | {late[-1]:.1f} | {p99:.1f} "
-            f"| {statistics.median(late):.2f} | {len(late)} | {over} | {gcs} |"
+            f"| {statistics.median(late):.2f} | {len(late)} | {over} | {gcs} "
+            f"| {steps[-1]:.1f} | {long_steps} |"
         )
+
+
+class _CallbackCpu:
+    """Times the CPU each event-loop callback takes (``Handle._run``), while in a ``with``."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self._real = asyncio.events.Handle._run
+
+    def __enter__(self) -> _CallbackCpu:
+        real, ms = self._real, self.ms
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            start = time.thread_time()
+            real(handle)
+            ms.append((time.thread_time() - start) * 1000)
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.events.Handle._run = self._real  # type: ignore[method-assign]
 
 
 class _FullCollections:
@@ -122,13 +152,13 @@ async def one_run(plan: Path, tick: float, scripted: bool) -> Sample:
             await anyio.sleep(tick * 2)  # the ticker is going
             late.clear()
             start, cpu = time.perf_counter(), _cpu()
-            with _FullCollections() as collections:
+            with _FullCollections() as collections, _CallbackCpu() as callbacks:
                 result = await run_plan(plan, state_dir=state, executor=executor)
             wall, used = time.perf_counter() - start, _cpu() - cpu
             stop.set()
         if not result.ok:
             raise SystemExit(f"the run failed: {result.state}")
-    return Sample(wall, used, late, collections.ms)
+    return Sample(wall, used, late, collections.ms, callbacks.ms)
 
 
 def _slow_callbacks(ms: float) -> None:
@@ -151,9 +181,9 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"ticker every {args.tick:g} ms; goal: no tick later than {GOAL_MS:g} ms\n")
         print(
             "| run | wall s | cpu s | max late ms | p99 ms | median ms | ticks | > 20 ms "
-            "| full GCs (max ms) |"
+            "| full GCs (max ms) | longest callback, cpu ms | callbacks > 20 ms cpu |"
         )
-        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         samples = []
         for i in range(args.repeat):
             sample = await one_run(plan, args.tick / 1000, args.scripted)
