@@ -82,9 +82,7 @@ def _in_order(deps: Mapping[str, Sequence[str]]) -> bool:
     costs a set look-up per edge, where the search costs much more."""
     seen: set[str] = set()
     for node, node_deps in deps.items():
-        if not seen.issuperset(node_deps) and any(
-            d not in seen and d in deps for d in node_deps
-        ):
+        if not seen.issuperset(node_deps) and any(d not in seen and d in deps for d in node_deps):
             return False
         seen.add(node)
     return True

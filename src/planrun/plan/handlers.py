@@ -145,9 +145,7 @@ def check_handlers(
     if not entries:  # the common case, kept linear and cheap
         return problems, set()
     # Where each id is first used: a step's position, or a handler's path.
-    first: dict[str, int | str] = {
-        sid: i for i, sid in reversed(list(enumerate(raw_ids))) if sid
-    }
+    first: dict[str, int | str] = {sid: i for i, sid in reversed(list(enumerate(raw_ids))) if sid}
     main_ids = set(first)
     kind_of: dict[str, str] = {}
     for e in entries:
