@@ -103,7 +103,7 @@ def make_run(mode: str, plan: Path, state: Path, src: Path) -> Sample:
         failing = ",".join(f"s{i}" for i in FAILING)
         argv = [sys.executable, "-c", _SCRIPTED, str(plan), str(state), failing]
     else:
-        argv = planrun("run", str(plan), "-j", "8", "--plain", "--run-id", "scale")
+        argv = planrun("run", str(plan), "--max-concurrency", "8", "--plain", "--run-id", "scale")
         argv += ["--state-dir", str(state)]
     return measure(argv, src, plan.parent)
 

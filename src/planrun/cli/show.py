@@ -177,7 +177,7 @@ async def watch_summary(console: Console, session: monitor.Session, run: RunReco
         lines.append(f"  reason: {run.reason}")
     for step in failed:
         lines.append(
-            f"x {step.step_id}: {step.state.value}, {step.reason or ''}, "
+            f"{STYLE[step.state][0]} {step.step_id}: {step.state.value}, {step.reason or ''}, "
             f"{len(step.attempts)} attempt(s)"
         )
         path = step.attempts[-1].log_path if step.attempts else None

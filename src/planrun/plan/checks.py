@@ -123,7 +123,7 @@ def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list
     problems, first = _duplicate_ids(ids)
     deps: dict[str, list[str]] = {}
     known = list(first)
-    ids = first.keys()
+    known_ids = first.keys()
     for i, step in enumerate(steps):
         if step is None:
             continue
@@ -133,7 +133,7 @@ def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list
         if depends_on and (
             sid in depends_on
             or len(unique := set(depends_on)) != len(depends_on)
-            or not ids >= unique
+            or not known_ids >= unique
         ):
             problems += _check_depends_on(i, step, first, known)
         if first.get(sid) == i:

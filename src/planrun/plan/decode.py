@@ -76,6 +76,7 @@ def decode_plan(
     doc = {k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith("x-"))}
     raw_steps = doc.get("steps")
     whole = _convert_whole(doc) if not problems else None
+    shell: Plan | None
     if whole is not None:  # the common case: one msgspec call for the whole plan
         globals_, steps = whole.globals, list[Step | None](whole.steps)
         # The top level alone, as below: the handlers are checked on their own.

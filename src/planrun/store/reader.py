@@ -216,7 +216,7 @@ class _Rows:
 
     async def _peek(self) -> dict[str, Any] | None:
         if self._at == len(self._buffer) and not self._done:
-            fetched = await self._cursor.fetchmany(self._batch)
+            fetched = list(await self._cursor.fetchmany(self._batch))
             self._buffer = [dict(zip(self._names, r, strict=True)) for r in fetched]
             self._at = 0
             self._done = len(fetched) < self._batch
