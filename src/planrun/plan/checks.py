@@ -76,6 +76,8 @@ def templates(
         if having in template:
             yield path, None, template
     for i, step in indexed:
+        if _only_argv(step) and not any(having in a for a in (step.command or "", *step.args)):
+            continue  # most steps: nothing but a command line, without ``having``
         sid = step.id
         if step.command is not None and having in step.command:
             yield f"$.steps[{i}].command", sid, step.command
@@ -94,6 +96,17 @@ def templates(
             yield f"$.steps[{i}].cwd", sid, step.cwd
         if step.for_each is not None and having in step.for_each:
             yield f"$.steps[{i}].for_each", sid, step.for_each
+
+
+def _only_argv(step: Step) -> bool:
+    """Whether the step's only templates are its command and args."""
+    return (
+        step.uses is None
+        and not step.with_
+        and not step.env
+        and step.cwd is None
+        and step.for_each is None
+    )
 
 
 def parsed_templates(plan: Plan, indexed: Indexed) -> list[Template]:
@@ -130,14 +143,14 @@ def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list
         sid, depends_on = step.id, step.depends_on
         # The check's own loop only for a list that may hold a problem: no unknown id,
         # no repeat, not itself (a plan of 100,000 steps has a million edges).
-        if depends_on and (
-            sid in depends_on
-            or len(unique := set(depends_on)) != len(depends_on)
-            or not known_ids >= unique
-        ):
-            problems += _check_depends_on(i, step, first, known)
+        itself = False
+        if depends_on:
+            unique = set(depends_on)
+            itself = sid in unique
+            if itself or len(unique) != len(depends_on) or not known_ids >= unique:
+                problems += _check_depends_on(i, step, first, known)
         if first.get(sid) == i:
-            deps[sid] = [d for d in depends_on if d != sid] if sid in depends_on else depends_on
+            deps[sid] = [d for d in depends_on if d != sid] if itself else depends_on
     return problems + _check_cycles(deps, first)
 
 
@@ -282,6 +295,8 @@ def _nul_bytes(plan: Plan, indexed: Indexed) -> list[Problem]:
 def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Problem]:
     """``${steps.ID...}``: only in a step's args/env/cwd, naming an ancestor."""
     problems: list[Problem] = []
+    if not any(template.refs for template in parsed):
+        return problems  # no look-up tables for 100,000 steps that refer to none
     deps = {s.id: s.depends_on for _, s in indexed}
     ids = list(deps)
     multi = _multi(indexed)
@@ -332,6 +347,8 @@ def _multi(indexed: Indexed) -> set[str]:
 def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem]:
     """Each step's ``if``: its syntax (with the column) and every name it uses
     (``defined``: the variables a run has), at ``$.steps[i].if``."""
+    if all(step.if_ is None for _, step in indexed):
+        return []  # nothing to check: no look-up tables for 100,000 steps
     deps = {s.id: s.depends_on for _, s in indexed}
     multi = _multi(indexed)
     problems: list[Problem] = []
@@ -395,6 +412,8 @@ def condition_uses(indexed: Indexed) -> list[Template]:
 def check_instance_names(indexed: Indexed, parsed: Collection[Template]) -> list[Problem]:
     """``${matrix.K}`` only in a matrix step, K one of its axes (``${item...}`` has
     the rules of :mod:`.fanout_checks`)."""
+    if not any(template.names for template in parsed):
+        return []
     steps = {s.id: s for _, s in indexed}
     problems: list[Problem] = []
     for template in parsed:
