@@ -33,9 +33,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
-sys.path.insert(0, str(HERE))
-
-import gen_scale  # noqa: E402
 
 #: Steps that fail in the scripted run (``on_failure: continue``), by position.
 FAILING = (7, 4_242, 77_777)
@@ -63,6 +60,7 @@ class Sample:
 def measure(argv: list[str], src: Path, cwd: Path) -> Sample:
     """Run ``argv`` with ``src`` first on PYTHONPATH; its wall/CPU time and peak RSS."""
     env = dict(os.environ, PYTHONPATH=str(src), NO_COLOR="1", COLUMNS="120")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # both trees compiled alike (see main)
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -84,16 +82,17 @@ def planrun(*args: str) -> list[str]:
 
 
 def make_plans(work: Path, steps: int) -> tuple[Path, Path, Path]:
-    """The flat plan, the layered plan, and the flat plan with a few failing steps."""
+    """The flat plan, the layered plan, and the flat plan with a few failing steps.
+
+    Written by a child process: this one stays small, and a child's peak RSS (as
+    ``wait4`` reports it) counts what it inherited at the fork."""
     flat, layers, run = work / "flat.json", work / "layers.json", work / "run.json"
-    gen_scale.write(str(flat), gen_scale.flat(steps))
+    gen = [sys.executable, str(HERE / "gen_scale.py")]
     width = max(1, steps // 100)
-    gen_scale.write(str(layers), gen_scale.layers(steps // width, width, 3))
-    with_failures = gen_scale.flat(steps)
-    for i in FAILING:
-        if i < steps:
-            with_failures[i]["on_failure"] = "continue"
-    gen_scale.write(str(run), with_failures)
+    failing = ",".join(f"s{i}" for i in FAILING if i < steps)
+    subprocess.run([*gen, "flat", str(flat), str(steps)], check=True)
+    subprocess.run([*gen, "layers", str(layers), f"{steps // width}x{width}", "3"], check=True)
+    subprocess.run([*gen, "flat", str(run), str(steps), failing], check=True)
     return flat, layers, run
 
 
@@ -138,6 +137,8 @@ def main() -> None:
     state_root = args.state or work / "state"
     flat, layers, run_plan = make_plans(work, args.steps)
     trees = {"new": SRC} | ({"old": args.old.resolve()} if args.old else {})
+    for src in trees.values():  # else a tree without .pyc files pays for compiling
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True)
     states = {name: state_root / name for name in trees}
     results: dict[str, list[Sample]] = {}
     for name, src in trees.items():

@@ -1,6 +1,7 @@
 """Generate large plans for bench_scale.py (stdlib only).
 
-``gen_scale.py flat OUT.json N``: N independent ``true`` steps.
+``gen_scale.py flat OUT.json N [FAILING]``: N independent ``true`` steps (those named in
+the comma-separated FAILING list run ``false``, with ``on_failure: continue``).
 ``gen_scale.py layers OUT.json LxW [D]``: L layers of W ``true`` steps, each step
 depending on D steps (default 3) of the layer before, picked round-robin so that every
 step of a layer has a dependent. (A full bipartite join of 100,000 steps would exceed
@@ -46,7 +47,12 @@ def main(argv: list[str]) -> None:
     """Command line: see the module docstring."""
     shape, path, size = argv[:3]
     if shape == "flat":
-        write(path, flat(int(size)))
+        steps = flat(int(size))
+        failing = set(argv[3].split(",")) if len(argv) > 3 else set()
+        for step in steps:
+            if step["id"] in failing:
+                step.update(command="false", on_failure="continue")
+        write(path, steps)
     else:
         n_layers, width = (int(x) for x in size.lower().split("x"))
         write(path, layers(n_layers, width, int(argv[3]) if len(argv) > 3 else 3))
