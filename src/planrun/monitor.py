@@ -319,11 +319,11 @@ async def follow(
             for event in events:
                 after_seq = event.seq
                 yield event
-            if len(events) == FOLLOW_PAGE:
-                continue  # more are stored already: no poll interval
             # The last event read, in this page or the one before (a full page may
             # end with the run's last event).
             last = events[-1] if events else last
+            if len(events) == FOLLOW_PAGE:
+                continue  # more may be stored already: no poll interval
             if isinstance(last, RunFinished | RunCrashed) and not await _resumed(
                 session, run_id, after_seq
             ):
