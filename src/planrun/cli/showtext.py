@@ -79,7 +79,8 @@ class StepTable:
     holding one step at a time (``show --all`` of a run of 100,000 steps)."""
 
     def __init__(self, state_dir: Path) -> None:
-        self._state_dir = state_dir
+        # Resolved once, not per log path (a resolve is a system call per component).
+        self._bases = (state_dir.absolute(), state_dir.resolve())
         columns = (*_STEP_COLUMNS, Column("detail"))
         self._widths = [len(c.header) for c in columns]
         #: Column index -> the longest value (right-stripped) of the rows whose last
@@ -98,7 +99,7 @@ class StepTable:
         for a in step.attempts:
             # A failed child's error names it already.
             child = f"child run {a.child_run_id}" if a.child_run_id else None
-            detail = a.error or child or _relative(a.log_path, self._state_dir)
+            detail = a.error or child or _relative(a.log_path, self._bases)
             rows.append((_row("", str(a.attempt), a, str(a.pid or "")), detail))
         return rows
 
@@ -152,11 +153,12 @@ class StepTable:
         return out
 
 
-def _relative(path: str | None, state_dir: Path) -> str:
-    """``path`` relative to the state dir when it lies inside it (as log paths do)."""
+def _relative(path: str | None, bases: tuple[Path, ...]) -> str:
+    """``path`` relative to the state dir (``bases``: its absolute and its resolved
+    path) when it lies inside it (as log paths do)."""
     if not path:
         return ""
-    for base in (state_dir.absolute(), state_dir.resolve()):
+    for base in bases:
         with contextlib.suppress(ValueError):
             return str(Path(path).relative_to(base))
     return path
