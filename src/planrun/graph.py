@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from .gcpause import paused_gc
 
 __all__ = ["ancestors", "dependents", "downstream", "find_cycles", "levels"]
 
@@ -26,53 +28,82 @@ def find_cycles(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
     ``a -> b`` in the path means "a depends on b". Self-dependencies are reported as
     ``[a, a]``. Unknown dependency ids are ignored. Iterative (no recursion limit).
     """
+    if _in_order(deps):
+        return []
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
     stack: list[str] = []
     components: list[list[str]] = []
-    counter = 0
     for root in deps:
         if root in index:
             continue
-        work: list[tuple[str, int]] = [(root, 0)]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        # Each node's dependencies are walked once, by one iterator kept on ``work``.
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(deps[root]))]
         while work:
-            node, child_i = work.pop()
-            if child_i == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            children = [d for d in deps[node] if d in deps]
-            if child_i < len(children):
-                work.append((node, child_i + 1))
-                child = children[child_i]
+            node, children = work[-1]
+            for child in children:
                 if child not in index:
-                    work.append((child, 0))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                components.append(component)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
+                    if child not in deps:
+                        continue
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(deps[child])))
+                    break
+                if child in on_stack and index[child] < low[node]:
+                    low[node] = index[child]
+            else:
+                work.pop()
+                if low[node] == index[node]:
+                    component = _pop_component(stack, on_stack, node, deps)
+                    if component:
+                        components.append(component)
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+    if not components:
+        return []
     order = {node: i for i, node in enumerate(deps)}
     cycles = []
     for component in components:
         members = set(component)
-        if len(component) == 1 and component[0] not in deps[component[0]]:
-            continue
         cycles.append(_cycle_in(min(members, key=order.__getitem__), members, deps))
     cycles.sort(key=lambda path: order[path[0]])
     return cycles
+
+
+def _in_order(deps: Mapping[str, Sequence[str]]) -> bool:
+    """Whether every node comes after the (known) nodes it depends on: then the order
+    is a topological one and there is no cycle. Most plans are written so; checking
+    costs a set look-up per edge, where the search costs much more."""
+    seen: set[str] = set()
+    for node, node_deps in deps.items():
+        if not seen.issuperset(node_deps) and any(d not in seen and d in deps for d in node_deps):
+            return False
+        seen.add(node)
+    return True
+
+
+def _pop_component(
+    stack: list[str], on_stack: set[str], node: str, deps: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """Pop the strongly connected component whose root is ``node``; an empty list when
+    it holds no cycle (a single node that does not depend on itself)."""
+    if stack[-1] == node:  # the common case, kept cheap: a single node
+        stack.pop()
+        on_stack.discard(node)
+        return [node] if node in deps[node] else []
+    component = []
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        component.append(member)
+        if member == node:
+            return component
 
 
 def _cycle_in(start: str, members: set[str], deps: Mapping[str, Sequence[str]]) -> list[str]:
@@ -97,12 +128,16 @@ def _cycle_in(start: str, members: set[str], deps: Mapping[str, Sequence[str]]) 
     raise AssertionError("a strongly connected component always holds a cycle")
 
 
+@paused_gc()  # a dict and a list per step: see planrun.gcpause
 def levels(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
     """Steps grouped by depth: level 0 has no dependencies, level n depends on < n.
 
     Requires known ids (validate first); raises ``ValueError`` on a cycle. Plan order
     is kept within a level. Linear in steps + edges (Kahn's algorithm).
     """
+    in_order = _depths_in_order(deps)
+    if in_order is not None:
+        return _grouped(deps, in_order)
     waiting = {node: len(set(node_deps)) for node, node_deps in deps.items()}
     children = dependents(deps)
     depth: dict[str, int] = {}
@@ -118,6 +153,24 @@ def levels(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
                 ready.append(child)
     if len(depth) != len(deps) or any(waiting.values()):
         raise ValueError("graph has a cycle")
+    return _grouped(deps, depth)
+
+
+def _depths_in_order(deps: Mapping[str, Sequence[str]]) -> dict[str, int] | None:
+    """Each node's depth, in one pass when every node comes after its dependencies
+    (None when one does not: a dependency later in the plan, unknown, or a cycle)."""
+    depth: dict[str, int] = {}
+    get = depth.__getitem__
+    try:
+        for node, node_deps in deps.items():
+            depth[node] = 1 + max(map(get, node_deps)) if node_deps else 0
+    except KeyError:
+        return None
+    return depth
+
+
+def _grouped(deps: Mapping[str, Sequence[str]], depth: Mapping[str, int]) -> list[list[str]]:
+    """The nodes by depth, plan order kept within a level."""
     out: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for node in deps:
         out[depth[node]].append(node)

@@ -16,11 +16,12 @@ pure core (:mod:`planrun.plan`) does not.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import subst
@@ -51,6 +52,16 @@ class _Context:
     base: Path
     here: Path
     environ: Mapping[str, str]
+    #: Answers already looked up, so that a plan of 100,000 steps running a handful
+    #: of programs asks the file system a handful of times: template -> its text,
+    #: (program, PATH) -> found, path -> its kind (see :func:`_kind`).
+    known: dict[str, str | None] = field(default_factory=dict)
+    found: dict[tuple[str, str], bool] = field(default_factory=dict)
+    kinds: dict[Path, str] = field(default_factory=dict)
+    #: (program, step cwd, step PATH) -> why it would not start (see _check_step).
+    programs: dict[tuple[str, str | None, str | None], tuple[str, str] | None] = field(
+        default_factory=dict
+    )
 
 
 def check_host(
@@ -82,6 +93,36 @@ def _step_order(problem: Problem) -> int:
     return int(found[1]) if found else -1
 
 
+def _known_in(template: str, ctx: _Context) -> str | None:
+    """:func:`_known`, remembered per template."""
+    if template not in ctx.known:
+        literal = template and "$" not in template
+        ctx.known[template] = template if literal else _known(template, ctx.values)
+    return ctx.known[template]
+
+
+def _kind(path: Path, ctx: _Context) -> str:
+    """What ``path`` is, remembered: ``dir``, ``exec`` (an executable file), ``file``
+    or ``missing``."""
+    if path not in ctx.kinds:
+        if path.is_dir():
+            kind = "dir"
+        elif not path.exists():
+            kind = "missing"
+        else:
+            kind = "exec" if os.access(path, os.X_OK) else "file"
+        ctx.kinds[path] = kind
+    return ctx.kinds[path]
+
+
+def _on_path(program: str, search: str, ctx: _Context) -> bool:
+    """Whether ``program`` is found on ``search``, remembered."""
+    key = (program, search)
+    if key not in ctx.found:
+        ctx.found[key] = shutil.which(program, path=search) is not None
+    return ctx.found[key]
+
+
 def _known(template: str, values: Mapping[str, str]) -> str | None:
     """``template`` with its variables filled in, or None when it is not known yet
     (a step reference, a variable without a value, a secret, a malformed template)."""
@@ -104,7 +145,7 @@ def _step_cwd(plan: Plan, step: Step, ctx: _Context) -> Path | None:
     _, template = _cwd_of(plan, step)
     if template is None:
         return ctx.here
-    text = _known(template, ctx.values)
+    text = _known_in(template, ctx)
     return ctx.base / text if text is not None else None
 
 
@@ -118,7 +159,7 @@ def _check_cwds(plan: Plan, ctx: _Context) -> list[Problem]:
         if template is None:
             continue
         directory = _step_cwd(plan, step, ctx)
-        if directory is None or directory.is_dir():
+        if directory is None or _kind(directory, ctx) == "dir":
             continue
         if where:
             users.setdefault(str(directory), []).append(step.id)
@@ -147,18 +188,24 @@ def _check_step(plan: Plan, i: int, step: Step, ctx: _Context) -> list[Problem]:
     """The step's program, and the script its interpreter would read."""
     if step.command is None:  # a ``uses`` step: its plan is checked by validation
         return []
-    program = _known(step.command, ctx.values)
+    program = _known_in(step.command, ctx)
     if not program:
         return []
-    cwd = _step_cwd(plan, step, ctx)
     problems: list[Problem] = []
-    found = _program_problem(plan, f"$.steps[{i}].command", step, program, cwd, ctx)
+    # What decides the answer: the program, the step's cwd and PATH (the plan's are
+    # the same for every step). Steps alike share one look-up.
+    key = (program, step.cwd, step.env.get("PATH"))
+    if key not in ctx.programs:
+        ctx.programs[key] = _program_problem(plan, step, program, _step_cwd(plan, step, ctx), ctx)
+    found = ctx.programs[key]
     if found is not None:
-        problems.append(found)
+        message, hint = found
+        problems.append(Problem(f"$.steps[{i}].command", message, step.id, hint, warning=True))
     inline = _inline_options(program)
     if inline is not None:
-        script = _script(step, ctx.values, inline)
-        if script is not None and cwd is not None and not (cwd / script[1]).exists():
+        cwd = _step_cwd(plan, step, ctx)
+        script = _script(step, ctx, inline)
+        if script is not None and cwd is not None and _kind(cwd / script[1], ctx) == "missing":
             problems.append(
                 Problem(
                     f"$.steps[{i}].args[{script[0]}]",
@@ -173,32 +220,30 @@ def _check_step(plan: Plan, i: int, step: Step, ctx: _Context) -> list[Problem]:
 
 
 def _program_problem(
-    plan: Plan, path: str, step: Step, program: str, cwd: Path | None, ctx: _Context
-) -> Problem | None:
-    """Why ``program`` would not start, if it would not (None: fine, or not known)."""
+    plan: Plan, step: Step, program: str, cwd: Path | None, ctx: _Context
+) -> tuple[str, str] | None:
+    """Why ``program`` would not start (message, hint), if it would not (None: fine,
+    or not known)."""
     if "/" not in program:
         search, own = _step_path(plan, step, ctx)
-        if search is None or shutil.which(program, path=search) is not None:
+        if search is None or _on_path(program, search, ctx):
             return None
         which = f"on the step's PATH ({search})" if own else "on PATH"
-        return Problem(
-            path,
+        return (
             f"program '{program}' is not {which} on this host",
-            step.id,
             "install it, give its full path, or set PATH in the step's env",
-            warning=True,
         )
     if cwd is None:
         return None
     full = cwd / program
-    if not full.exists():
+    kind = _kind(full, ctx)
+    if kind == "missing":
         message = f"program '{full}' does not exist on this host"
-    elif full.is_dir() or not os.access(full, os.X_OK):
+    elif kind != "exec":
         message = f"program '{full}' is not an executable file"
     else:
         return None
-    hint = "fix the path (a relative one is taken from the step's working directory)"
-    return Problem(path, message, step.id, hint, warning=True)
+    return message, "fix the path (a relative one is taken from the step's working directory)"
 
 
 def _step_path(plan: Plan, step: Step, ctx: _Context) -> tuple[str | None, bool]:
@@ -212,18 +257,19 @@ def _step_path(plan: Plan, step: Step, ctx: _Context) -> tuple[str | None, bool]
         return ctx.values["PATH"], True
     for env in (step.env, plan.globals.env):
         if "PATH" in env:
-            return _known(env["PATH"], ctx.values), True
+            return _known_in(env["PATH"], ctx), True
     return ctx.environ.get("PATH", os.defpath), False
 
 
+@functools.lru_cache(maxsize=256)
 def _inline_options(program: str) -> str | None:
     """The short options that make ``program`` take inline code (None: it is not an
-    interpreter that reads a script file)."""
+    interpreter that reads a script file). Cached: the same few programs, per step."""
     name = os.path.basename(program)
     return next((letters for kind, letters in _INTERPRETERS if kind.fullmatch(name)), None)
 
 
-def _script(step: Step, values: Mapping[str, str], inline: str) -> tuple[int, str] | None:
+def _script(step: Step, ctx: _Context, inline: str) -> tuple[int, str] | None:
     """The script operand of an interpreter command (its index in ``args`` and its
     value) when it is a known path with a slash; None otherwise."""
     for j, template in enumerate(step.args):
@@ -232,6 +278,6 @@ def _script(step: Step, values: Mapping[str, str], inline: str) -> tuple[int, st
             return None
         if template.startswith(("-", "+")):
             continue
-        text = _known(template, values)
+        text = _known_in(template, ctx)
         return (j, text) if text is not None and "/" in text else None
     return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection
 from typing import Any
 
 import anyio
@@ -59,6 +59,8 @@ StateDir = str | os.PathLike[str] | None
 
 #: Seconds between two reads of the store while following a run.
 FOLLOW_POLL_SEC = 0.1
+#: Events :func:`follow` reads at once.
+FOLLOW_PAGE = 2000
 #: Runs :func:`plan_history` reads at most (the newest): bounds the work of a plan's page.
 PLAN_HISTORY_LIMIT = 200
 #: Reads without a new event between two checks that the run's owner is alive.
@@ -131,9 +133,37 @@ class Session:
         """A run's steps in plan order, each with its attempts."""
         return await self._reader.get_steps(run_id)
 
-    async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
-        """A run's events after ``after_seq``, in ``seq`` order."""
-        return await self._reader.get_events(run_id, after_seq)
+    async def get_events(
+        self, run_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """A run's events after ``after_seq``, in ``seq`` order (at most ``limit``)."""
+        return await self._reader.get_events(run_id, after_seq, limit)
+
+    async def get_event_bodies(
+        self, run_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[str]:
+        """Like :meth:`get_events`, each event as its stored JSON text."""
+        return await self._reader.get_event_bodies(run_id, after_seq, limit)
+
+    async def count_steps(self, run_id: str) -> dict[str, int]:
+        """How many steps of the run are in each state (a state with none left out)."""
+        return await self._reader.count_steps(run_id)
+
+    async def get_some_steps(
+        self, run_id: str, *, limit: int, states: Collection[str] | None = None
+    ) -> list[StepRecord]:
+        """The first ``limit`` steps in plan order (only those in ``states`` when
+        given), with their attempts: a page of a large run."""
+        return await self._reader.get_some_steps(run_id, limit=limit, states=states)
+
+    def iter_steps(self, run_id: str) -> AsyncIterator[StepRecord]:
+        """Every step in plan order with its attempts, read as it is consumed (bounded
+        memory for any size of run); inside :meth:`snapshot` for a consistent view."""
+        return self._reader.iter_steps(run_id)
+
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """The reads inside are one consistent view (a short read transaction)."""
+        return self._reader.snapshot()
 
     async def get_plan(self, run_id: str) -> dict[str, Any] | None:
         """The plan the run ran (secrets masked), as JSON builtins; None if the run
@@ -282,12 +312,18 @@ async def follow(
         if run is None:
             raise UsageError(f"no run '{run_id}' in {session.state_dir}", field="run_id")
         idle = 0
+        last: Event | None = None
         while True:
-            events = await session.get_events(run_id, after_seq)
+            # A page at a time: a finished run of 100,000 steps is read in bounded memory.
+            events = await session.get_events(run_id, after_seq, FOLLOW_PAGE)
             for event in events:
                 after_seq = event.seq
                 yield event
-            last = events[-1] if events else None
+            # The last event read, in this page or the one before (a full page may
+            # end with the run's last event).
+            last = events[-1] if events else last
+            if len(events) == FOLLOW_PAGE:
+                continue  # more may be stored already: no poll interval
             if isinstance(last, RunFinished | RunCrashed) and not await _resumed(
                 session, run_id, after_seq
             ):

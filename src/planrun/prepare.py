@@ -25,6 +25,7 @@ import msgspec
 from . import hostcheck
 from .errors import PlanError, Problem, UsageError
 from .events import Event, StepsExpanded
+from .gcpause import paused_gc
 from .masking import MIN_SECRET, Masker, secret_problem
 from .model import MAX_CONCURRENCY, Plan
 from .plan import ResolvedStep, Validation, resolve_steps, resolve_variables, validate
@@ -172,6 +173,7 @@ def check_secrets(secrets: Mapping[str, str]) -> None:
             raise UsageError(f"secret '{name}' is {why}; {secret_hint(name, why)}")
 
 
+@paused_gc()  # a large plan is millions of objects, none of them garbage
 def prepare(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
     variables: Mapping[str, str] | None = None,
@@ -253,6 +255,7 @@ def _plan_secrets(
     return found, problems
 
 
+@paused_gc()  # a large plan is millions of objects, none of them garbage
 def check_plan(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
     variables: Mapping[str, str] | None = None,

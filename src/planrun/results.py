@@ -21,6 +21,9 @@ from .state import AttemptView, RunView, StepView, replay
 
 __all__ = ["AttemptResult", "RunResult", "StepResult", "stored_result"]
 
+#: Steps up to which a :class:`RunResult`'s repr lists them.
+REPR_STEPS = 200
+
 
 class AttemptResult(msgspec.Struct, frozen=True):
     """One attempt of a step: one process started (or refused to start) once.
@@ -123,6 +126,20 @@ class RunResult(msgspec.Struct, frozen=True):
     @property
     def ok(self) -> bool:
         return self.state is RunState.SUCCEEDED
+
+    def __repr__(self) -> str:
+        """The usual repr for a run of up to :data:`REPR_STEPS` steps; a larger one's
+        steps are counted, not listed. Python 3.11's ``asyncio.run`` builds the repr of
+        its main task's result when it ends (``signal.getsignal`` formats a ValueError
+        naming the task), so ``anyio.run(run_plan, ...)`` paid for a repr of every step:
+        40 MB and seconds for 100,000 steps."""
+        if len(self.steps) <= REPR_STEPS:
+            return super().__repr__()
+        return (
+            f"RunResult(run_id={self.run_id!r}, plan_id={self.plan_id!r}, "
+            f"state={self.state!r}, exit_code={self.exit_code!r}, "
+            f"steps=<{len(self.steps)} steps>)"
+        )
 
     @classmethod
     def from_view(cls, view: RunView) -> RunResult:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from planrun.graph import dependents, find_cycles, levels
 
@@ -176,3 +179,68 @@ def test_find_cycles_long_chain_into_a_cycle() -> None:
     assert cycle[0] == "n0"
     assert cycle[1] == "n4999"
     assert len(cycle) == 5001
+
+
+# --- issue 16: linear on 100,000 steps, answers unchanged -----------------------------
+
+
+@st.composite
+def _graphs(draw: st.DrawFn) -> dict[str, list[str]]:
+    """Small graphs in any order, with unknown ids, repeats and self-loops."""
+    n = draw(st.integers(1, 9))
+    names = [f"n{i}" for i in range(n)]
+    pool = [*names, "unknown"]
+    return {name: draw(st.lists(st.sampled_from(pool), max_size=4)) for name in names}
+
+
+def _reaches(deps: Deps, start: str, goal: str) -> bool:
+    seen, stack = set(), list(deps.get(start, ()))
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            return True
+        if node in deps and node not in seen:
+            seen.add(node)
+            stack.extend(deps[node])
+    return False
+
+
+@given(_graphs())
+def test_find_cycles_finds_one_cycle_per_cyclic_component(deps: Deps) -> None:
+    """Each cycle is a real path; together they cover every node on a cycle, one per
+    strongly connected component (the order-based shortcut must not hide any)."""
+    cyclic = {n for n in deps if _reaches(deps, n, n)}
+    cycles = find_cycles(deps)
+    for path in cycles:
+        assert path[0] == path[-1]
+        assert all(b in deps[a] for a, b in itertools.pairwise(path))
+    heads = {path[0] for path in cycles}
+    assert heads <= cyclic
+    for node in cyclic:  # in the component of exactly one reported cycle's head
+        same = [
+            h for h in heads if h == node or (_reaches(deps, h, node) and _reaches(deps, node, h))
+        ]
+        assert len(same) == 1, (node, cycles)
+
+
+@given(_graphs())
+def test_levels_puts_each_node_after_its_dependencies(deps: Deps) -> None:
+    """Acyclic graphs (unknown ids dropped) in any order: the one-pass and the general
+    path agree with the definition of depth."""
+    known = {n: [d for d in ds if d in deps] for n, ds in deps.items()}
+    if find_cycles(known):
+        with pytest.raises(ValueError, match="cycle"):
+            levels(known)
+        return
+    depth = {n: i for i, level in enumerate(levels(known)) for n in level}
+    for node, node_deps in known.items():
+        assert depth[node] == (1 + max(depth[d] for d in node_deps) if node_deps else 0)
+
+
+def test_find_cycles_of_a_wide_join_is_linear() -> None:
+    """One step depending on 50,000 others (a full join): each edge is walked once
+    (it used to rebuild the list of a node's dependencies at every one of them)."""
+    deps: Deps = {f"a{i}": [] for i in range(50_000)}
+    deps["join"] = list(deps)
+    deps = {"join": deps.pop("join"), **deps}  # the join first: the search path
+    assert find_cycles(deps) == []

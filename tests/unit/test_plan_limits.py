@@ -10,9 +10,12 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from planrun.api import run_plan
 from planrun.errors import PlanError
+from planrun.gcpause import paused_gc
 from planrun.model import (
     MAX_BACKOFF,
     MAX_RETRIES,
@@ -23,6 +26,7 @@ from planrun.model import (
     json_schema,
 )
 from planrun.plan import MAX_DEPTH, MAX_PLAN_BYTES, MAX_VALUES, parse_document, validate
+from planrun.plan.read import check_limits, duplicate_keys, quick_scan
 from planrun.policy import retry_delay
 
 OK_STEPS = "steps: [{id: a, command: 'true'}]\n"
@@ -181,3 +185,70 @@ def test_run_plan_refuses_unusable_variables(
     with pytest.raises(PlanError, match=message):
         anyio.run(functools.partial(run_plan, plan, variables, state_dir=state))
     assert not state.exists()
+
+
+# --- issue 16: the path-free scan agrees with check_limits ----------------------------
+
+
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.integers(),
+    st.sampled_from(["\ud800", "x\udfffy", "é", ""]),
+    st.text(max_size=5),
+)
+_DOCS = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner),
+        st.dictionaries(st.one_of(st.text(max_size=3), st.just("\ud800")), inner, max_size=4),
+    ),
+    max_leaves=30,
+)
+
+
+@given(_DOCS)
+def test_quick_scan_never_passes_what_check_limits_refuses(doc: object) -> None:
+    """ "Certainly within the limits" implies no problem; anything else is left to the
+    full check, which locates each problem."""
+    fits, _ = quick_scan(doc)
+    if fits:
+        assert check_limits(doc) == []
+
+
+def test_quick_scan_sees_depth_and_duplicate_keys() -> None:
+    deep: object = "x"
+    for _ in range(70):
+        deep = [deep]
+    assert quick_scan(deep) == (False, True)
+    assert check_limits(deep) != []
+    doc = parse_document('{"a": 1, "b": {"c": 1, "c": 2}}')
+    assert quick_scan(doc) == (True, True)
+    assert list(duplicate_keys(doc)) == [("$.b.c", "c")]
+    assert quick_scan(parse_document('{"a": [1, "x"], "b": {"c": 1}}')) == (True, False)
+    # Integers beyond Python's str conversion limit (hypothesis cannot show them).
+    for huge in ([10**4400], {"a": -(10**4400)}):
+        assert quick_scan(huge)[0] is False
+        assert check_limits(huge) != []
+
+
+def test_paused_gc_restores_the_collector_as_it_was() -> None:
+    """Resumed after the block when it was on; left off when it was off."""
+    import gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -30,7 +30,7 @@ from ..records import RunRecord
 from . import jsonout
 from .common import ColorChoice, ColorOpt, StateDirOpt, command_hint, err_console, out_console
 from .logs import LogSet
-from .showtext import run_lines, state_dir_lines, step_lines
+from .show import SHOW_ROWS, show_run, watch_summary
 from .tables import Column, layout, utc_stamp
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
@@ -85,7 +85,9 @@ async def no_such_run(session: monitor.Session, run_id: str) -> UsageError:
 
 async def _watch(run_id: str, state_dir: Path | None, as_json: bool, renderer: Renderer) -> int:
     async with monitor.open_session(state_dir) as session:
-        await _require_run(session, run_id)
+        run = await _require_run(session, run_id)
+        if not as_json and run.state is not RunState.RUNNING and run.step_count > SHOW_ROWS:
+            return await watch_summary(renderer.console, session, run)
     error: BaseException | None = None
     code: int = EXIT_CRASHED
     async with anyio.create_task_group() as tg:
@@ -235,34 +237,28 @@ def list_cmd(
 # --- show ------------------------------------------------------------------------------
 
 
-async def _show(run_id: str, state_dir: Path | None, as_json: bool) -> int:
+async def _show(run_id: str, state_dir: Path | None, as_json: bool, every: bool) -> int:
     async with monitor.open_session(state_dir) as session:
-        found = await session.run_and_steps(run_id)
-        if found is None:
-            raise await no_such_run(session, run_id)
-    run, steps = found
-    if as_json:
-        doc = {"run": run, "steps": steps}
-        sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
-        return ExitCode.OK
-    console = out_console()
-    state_dir = session.state_dir
-    _print_lines(console, run_lines(run, state_dir) + state_dir_lines(state_dir, _width(console)))
-    _print_lines(console, step_lines(steps, state_dir, _width(console)))
-    outputs = [(step, key, value) for step in steps for key, value in (step.outputs or {}).items()]
-    if outputs:
-        console.print("outputs", markup=False)
-        for step, key, value in outputs:
-            masked = " (held a secret)" if key in step.masked_outputs else ""
-            console.print(f"  {step.step_id}.{key} = {value!r}{masked}", markup=False, emoji=False)
-    return ExitCode.OK
+        # Crash marking first, outside show's snapshot: a snapshot begun before the
+        # mark was written would still show the run (and its steps) running.
+        run = await _require_run(session, run_id)
+        return await show_run(session, run, as_json, every)
 
 
-def show(run_id: RunIdArg, state_dir: StateDirOpt = None, as_json: JsonOpt = False) -> None:
+def show(
+    run_id: RunIdArg,
+    state_dir: StateDirOpt = None,
+    as_json: JsonOpt = False,
+    every: Annotated[
+        bool, typer.Option("--all", help=f"Every step, also in a run of over {SHOW_ROWS}.")
+    ] = False,
+) -> None:
     """Show a run: its state, times, steps and attempts.
 
-    Times are UTC; log paths are relative to the state dir (printed first)."""
-    raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json, as_json=as_json))
+    Times are UTC; log paths are relative to the state dir (printed first). A run of
+    over 200 steps is summed up: steps by state, the steps that did not succeed and
+    the first 200 (--all: every step; --json: every step as JSON)."""
+    raise typer.Exit(_run_sync(_show, run_id, state_dir, as_json, every, as_json=as_json))
 
 
 # --- logs ------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ import contextlib
 from pathlib import Path
 
 from ..records import AttemptRecord, RunRecord, StepRecord
-from .tables import GAP, Column, layout, utc_clock, utc_stamp, wrap_words
+from .tables import GAP, Column, kept_columns, table_line, utc_clock, utc_stamp, wrap_words
 from .view import format_duration
 
-__all__ = ["run_lines", "state_dir_lines", "step_lines"]
+__all__ = ["StepTable", "run_lines", "state_dir_lines", "step_lines"]
 
 
 def run_lines(run: RunRecord, state_dir: Path) -> list[str]:
@@ -65,38 +65,100 @@ def step_lines(steps: list[StepRecord], state_dir: Path, width: int | None) -> l
     """One row per step and per attempt. A detail (log path relative to the state dir,
     error or reason) is a last column when every row fits ``width``; else a line of its
     own under its row, wrapped between words only, so no path or id is ever cut."""
-    rows: list[list[str]] = []
-    details: list[str] = []
+    table = StepTable(state_dir)
     for step in steps:
-        rows.append(_row(step.step_id, "", step, ""))
-        details.append(_detail(step))
+        table.measure(step)
+    table.fit(width)
+    return [line for lines in (table.header(), *map(table.lines, steps)) for line in lines]
+
+
+class StepTable:
+    """:func:`step_lines` for steps that stream by: every step is :meth:`measure` d
+    first, then :meth:`fit` decides the layout, then :meth:`header` and each step's
+    :meth:`lines` (in the same order) give exactly what :func:`step_lines` gives, while
+    holding one step at a time (``show --all`` of a run of 100,000 steps)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        # Resolved once, not per log path (a resolve is a system call per component).
+        self._bases = (state_dir.absolute(), state_dir.resolve())
+        columns = (*_STEP_COLUMNS, Column("detail"))
+        self._widths = [len(c.header) for c in columns]
+        #: Column index -> the longest value (right-stripped) of the rows whose last
+        #: non-blank value is in that column: how long their inline line is.
+        self._tails: dict[int, int] = {}
+        self._measure_values([c.header for c in columns])
+        self._id_width = len("step")
+        self._inline = True
+        self._keep: list[int] = list(range(len(columns)))
+        self._indent = 0
+        self._width: int | None = None
+
+    def _rows(self, step: StepRecord) -> list[tuple[list[str], str]]:
+        """The step's rows (its own, then one per attempt), each with its detail."""
+        rows = [(_row(step.step_id, "", step, ""), _detail(step))]
         for a in step.attempts:
-            rows.append(_row("", str(a.attempt), a, str(a.pid or "")))
             # A failed child's error names it already.
             child = f"child run {a.child_run_id}" if a.child_run_id else None
-            details.append(a.error or child or _relative(a.log_path, state_dir))
-    columns = (*_STEP_COLUMNS, Column("detail"))
-    inline = layout(columns, [[*r, d] for r, d in zip(rows, details, strict=True)], None)
-    if width is None or max(map(len, inline)) <= width:
-        return inline
-    lines = layout(_STEP_COLUMNS, rows, width)
-    # Under the "try" column, or 8 columns in when step ids are long.
-    indent = min(max([len("step"), *(len(s.step_id) for s in steps)]) + GAP, 8)
-    out = lines[:1]
-    for line, detail in zip(lines[1:], details, strict=True):
-        out.append(line)
-        if detail:
-            # A path that would not fit under its row moves left (never cut).
-            longest = max(map(len, detail.split()), default=0)
-            out += wrap_words(detail, width, max(2, min(indent, width - longest)))
-    return out
+            detail = a.error or child or _relative(a.log_path, self._bases)
+            rows.append((_row("", str(a.attempt), a, str(a.pid or "")), detail))
+        return rows
+
+    def _measure_values(self, values: list[str]) -> None:
+        widths = self._widths
+        last = -1
+        for i, value in enumerate(values):
+            widths[i] = max(widths[i], len(value))
+            if value.strip():
+                last = i
+        if last >= 0:
+            self._tails[last] = max(self._tails.get(last, 0), len(values[last].rstrip()))
+
+    def measure(self, step: StepRecord) -> None:
+        """Take the step's values into the column widths."""
+        self._id_width = max(self._id_width, len(step.step_id))
+        for row, detail in self._rows(step):
+            self._measure_values([*row, detail])
+
+    def fit(self, width: int | None) -> None:
+        """Lay the table out for ``width`` (None: no limit), every step measured."""
+        self._width = width
+        offsets = [sum(w + GAP for w in self._widths[:i]) for i in range(len(self._widths))]
+        longest = max((offsets[i] + n for i, n in self._tails.items()), default=0)
+        self._inline = width is None or longest <= width
+        if not self._inline:
+            self._keep = kept_columns(_STEP_COLUMNS, self._widths[:-1], width)
+            # Under the "try" column, or 8 columns in when step ids are long.
+            self._indent = min(self._id_width + GAP, 8)
+
+    def header(self) -> list[str]:
+        """The header line."""
+        columns = _STEP_COLUMNS if not self._inline else (*_STEP_COLUMNS, Column("detail"))
+        return [table_line([c.header for c in columns], self._widths, self._keep)]
+
+    def lines(self, step: StepRecord) -> list[str]:
+        """The step's lines (its row, its attempts' rows, their details)."""
+        out: list[str] = []
+        for row, detail in self._rows(step):
+            if self._inline:
+                out.append(table_line([*row, detail], self._widths, self._keep))
+                continue
+            out.append(table_line(row, self._widths, self._keep))
+            if detail:
+                assert self._width is not None
+                # A path that would not fit under its row moves left (never cut).
+                longest = max(map(len, detail.split()), default=0)
+                out += wrap_words(
+                    detail, self._width, max(2, min(self._indent, self._width - longest))
+                )
+        return out
 
 
-def _relative(path: str | None, state_dir: Path) -> str:
-    """``path`` relative to the state dir when it lies inside it (as log paths do)."""
+def _relative(path: str | None, bases: tuple[Path, ...]) -> str:
+    """``path`` relative to the state dir (``bases``: its absolute and its resolved
+    path) when it lies inside it (as log paths do)."""
     if not path:
         return ""
-    for base in (state_dir.absolute(), state_dir.resolve()):
+    for base in bases:
         with contextlib.suppress(ValueError):
             return str(Path(path).relative_to(base))
     return path

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["GAP", "Column", "layout", "utc_clock", "utc_stamp", "wrap_words"]
+__all__ = [
+    "GAP",
+    "Column",
+    "kept_columns",
+    "layout",
+    "table_line",
+    "utc_clock",
+    "utc_stamp",
+    "wrap_words",
+]
 
 #: Spaces between two columns.
 GAP = 2
@@ -43,6 +52,14 @@ def layout(
     still fits ``width`` (None: no limit). Values are never cut: a line of only
     undroppable columns may still be wider."""
     widths = [_width([c.header, *(row[i] for row in rows)]) for i, c in enumerate(columns)]
+    keep = kept_columns(columns, widths, width)
+    table = [[c.header for c in columns], *rows]
+    return [table_line(line, widths, keep) for line in table]
+
+
+def kept_columns(columns: Sequence[Column], widths: Sequence[int], width: int | None) -> list[int]:
+    """The indexes of the columns :func:`layout` keeps for these column ``widths``
+    (for a table laid out as its rows stream by, its widths measured first)."""
     keep = {i for i, c in enumerate(columns) if c.drop is None}
     used = sum(widths[i] + GAP for i in keep) - GAP
     # Most useful first; a column that does not fit is left out, a later one may fit.
@@ -52,8 +69,12 @@ def layout(
         if width is None or used + GAP + widths[index] <= width:
             keep.add(index)
             used += GAP + widths[index]
-    table = [[c.header for c in columns], *rows]
-    return [(" " * GAP).join(line[i].ljust(widths[i]) for i in keep).rstrip() for line in table]
+    return sorted(keep)
+
+
+def table_line(values: Sequence[str], widths: Sequence[int], keep: Sequence[int]) -> str:
+    """One line of a table: the kept ``values``, each padded to its column's width."""
+    return (" " * GAP).join(values[i].ljust(widths[i]) for i in keep).rstrip()
 
 
 def wrap_words(text: str, width: int | None, indent: int, hang: int | None = None) -> list[str]:

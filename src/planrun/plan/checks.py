@@ -54,50 +54,74 @@ class Template:
     refs: tuple[subst.StepRef, ...]
     #: Why it is malformed (then ``names`` and ``refs`` are empty), else None.
     error: str | None = None
+    #: The string itself.
+    text: str = ""
 
 
 # --- templates -----------------------------------------------------------------------
 
 
-def templates(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, str | None, str]]:
-    """Every string that takes ``${...}``: (path, step id, template)."""
+def templates(
+    plan: Plan, indexed: Indexed, having: str = ""
+) -> Iterator[tuple[str, str | None, str]]:
+    """Every string that takes ``${...}`` (only those holding ``having``, when given):
+    (path, step id, template). The filter comes first: a plan of 100,000 steps builds
+    the paths of the few strings that matter only."""
     for key, value in plan.globals.env.items():
-        yield f"$.globals.env.{key}", None, value
-    if plan.globals.cwd is not None:
+        if having in value:
+            yield f"$.globals.env.{key}", None, value
+    if plan.globals.cwd is not None and having in plan.globals.cwd:
         yield "$.globals.cwd", None, plan.globals.cwd
     for path, template in plan.globals.lock_templates():
-        yield path, None, template
+        if having in template:
+            yield path, None, template
     for i, step in indexed:
-        base = f"$.steps[{i}]"
-        if step.command is not None:
-            yield f"{base}.command", step.id, step.command
-        if step.uses is not None:
-            yield f"{base}.uses", step.id, step.uses
+        if _only_argv(step) and not any(having in a for a in (step.command or "", *step.args)):
+            continue  # most steps: nothing but a command line, without ``having``
+        sid = step.id
+        if step.command is not None and having in step.command:
+            yield f"$.steps[{i}].command", sid, step.command
+        if step.uses is not None and having in step.uses:
+            yield f"$.steps[{i}].uses", sid, step.uses
         for key, value in step.with_.items():
-            yield f"{base}.with.{key}", step.id, value
+            if having in value:
+                yield f"$.steps[{i}].with.{key}", sid, value
         for j, arg in enumerate(step.args):
-            yield f"{base}.args[{j}]", step.id, arg
+            if having in arg:
+                yield f"$.steps[{i}].args[{j}]", sid, arg
         for key, value in step.env.items():
-            yield f"{base}.env.{key}", step.id, value
-        if step.cwd is not None:
-            yield f"{base}.cwd", step.id, step.cwd
-        if step.for_each is not None:
-            yield f"{base}.for_each", step.id, step.for_each
+            if having in value:
+                yield f"$.steps[{i}].env.{key}", sid, value
+        if step.cwd is not None and having in step.cwd:
+            yield f"$.steps[{i}].cwd", sid, step.cwd
+        if step.for_each is not None and having in step.for_each:
+            yield f"$.steps[{i}].for_each", sid, step.for_each
+
+
+def _only_argv(step: Step) -> bool:
+    """Whether the step's only templates are its command and args."""
+    return (
+        step.uses is None
+        and not step.with_
+        and not step.env
+        and step.cwd is None
+        and step.for_each is None
+    )
 
 
 def parsed_templates(plan: Plan, indexed: Indexed) -> list[Template]:
     """The templates that can refer to anything (they hold a ``$``), parsed once."""
-    return [_parse(path, sid, text) for path, sid, text in templates(plan, indexed) if "$" in text]
+    return [_parse(path, sid, text) for path, sid, text in templates(plan, indexed, "$")]
 
 
 def _parse(path: str, sid: str | None, text: str) -> Template:
     try:
         pieces = subst.parse(text)
     except subst.SubstError as exc:
-        return Template(path, sid, (), (), str(exc))
+        return Template(path, sid, (), (), str(exc), text)
     names = tuple(p.name for p in pieces if isinstance(p, subst.Ref))
     refs = tuple(p for p in pieces if isinstance(p, subst.StepRef))
-    return Template(path, sid, names, refs)
+    return Template(path, sid, names, refs, None, text)
 
 
 # --- ids and dependencies ------------------------------------------------------------
@@ -112,12 +136,21 @@ def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list
     problems, first = _duplicate_ids(ids)
     deps: dict[str, list[str]] = {}
     known = list(first)
+    known_ids = first.keys()
     for i, step in enumerate(steps):
         if step is None:
             continue
-        problems += _check_depends_on(i, step, first, known)
-        if first.get(step.id) == i:
-            deps[step.id] = [d for d in step.depends_on if d != step.id]
+        sid, depends_on = step.id, step.depends_on
+        # The check's own loop only for a list that may hold a problem: no unknown id,
+        # no repeat, not itself (a plan of 100,000 steps has a million edges).
+        itself = False
+        if depends_on:
+            unique = set(depends_on)
+            itself = sid in unique
+            if itself or len(unique) != len(depends_on) or not known_ids >= unique:
+                problems += _check_depends_on(i, step, first, known)
+        if first.get(sid) == i:
+            deps[sid] = [d for d in depends_on if d != sid] if itself else depends_on
     return problems + _check_cycles(deps, first)
 
 
@@ -209,9 +242,10 @@ Env = tuple[str, str | None, dict[str, str]]
 
 
 def envs(plan: Plan, indexed: Indexed) -> list[Env]:
-    """Every ``env`` object of the plan: (path, step id, env)."""
+    """Every ``env`` object of the plan that is not empty: (path, step id, env)."""
     found: list[Env] = [("$.globals.env", None, plan.globals.env)]
-    found += [(f"$.steps[{i}].env", s.id, s.env) for i, s in indexed]
+    # Only the env objects that hold something: their callers look at the entries.
+    found += [(f"$.steps[{i}].env", s.id, s.env) for i, s in indexed if s.env]
     return found
 
 
@@ -251,8 +285,7 @@ def _check_commands(indexed: Indexed) -> list[Problem]:
 def _nul_bytes(plan: Plan, indexed: Indexed) -> list[Problem]:
     return [
         Problem(path, "contains a NUL byte", sid, "remove it")
-        for path, sid, template in templates(plan, indexed)
-        if "\0" in template
+        for path, sid, template in templates(plan, indexed, "\0")
     ]
 
 
@@ -262,6 +295,8 @@ def _nul_bytes(plan: Plan, indexed: Indexed) -> list[Problem]:
 def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Problem]:
     """``${steps.ID...}``: only in a step's args/env/cwd, naming an ancestor."""
     problems: list[Problem] = []
+    if not any(template.refs for template in parsed):
+        return problems  # no look-up tables for 100,000 steps that refer to none
     deps = {s.id: s.depends_on for _, s in indexed}
     ids = list(deps)
     multi = _multi(indexed)
@@ -312,6 +347,8 @@ def _multi(indexed: Indexed) -> set[str]:
 def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem]:
     """Each step's ``if``: its syntax (with the column) and every name it uses
     (``defined``: the variables a run has), at ``$.steps[i].if``."""
+    if all(step.if_ is None for _, step in indexed):
+        return []  # nothing to check: no look-up tables for 100,000 steps
     deps = {s.id: s.depends_on for _, s in indexed}
     multi = _multi(indexed)
     problems: list[Problem] = []
@@ -375,6 +412,8 @@ def condition_uses(indexed: Indexed) -> list[Template]:
 def check_instance_names(indexed: Indexed, parsed: Collection[Template]) -> list[Problem]:
     """``${matrix.K}`` only in a matrix step, K one of its axes (``${item...}`` has
     the rules of :mod:`.fanout_checks`)."""
+    if not any(template.names for template in parsed):
+        return []
     steps = {s.id: s for _, s in indexed}
     problems: list[Problem] = []
     for template in parsed:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..errors import Problem
-from ..model import Globals, Plan, Step
+from ..model import Globals, Handlers, Plan, Step
 from .checks import (
     BUILTIN_VARIABLES,
     Indexed,
@@ -33,7 +33,7 @@ from .checks import (
 from .expand import check_matrices
 from .fanout_checks import check_for_each, without_item_names
 from .handlers import check_handlers, check_view, decode_handlers, relocate
-from .read import check_limits, duplicate_keys
+from .read import check_limits, duplicate_keys, quick_scan
 from .rules import check_rules
 from .text import shown
 from .uses import check_uses_fields
@@ -62,10 +62,11 @@ def decode_plan(
     include type, value, unknown-field and duplicate-key errors for every step.
     ``rules`` says how the ``given`` variables are checked (see :class:`GivenRules`).
     """
-    problems = check_limits(doc)
+    fits, dups = quick_scan(doc)
+    problems = [] if fits else check_limits(doc)
     if problems:  # nothing below may recurse into, convert or print such data
         return None, problems
-    problems = _duplicate_key_problems(doc)
+    problems = _duplicate_key_problems(doc) if dups else []
     if not isinstance(doc, dict):
         kind = type(doc).__name__ if doc is not None else "nothing"
         problems.append(Problem("$", f"a plan must be an object, got {kind}"))
@@ -74,15 +75,23 @@ def decode_plan(
     # docker compose files): ignored, in every format.
     doc = {k: v for k, v in doc.items() if not (isinstance(k, str) and k.startswith("x-"))}
     raw_steps = doc.get("steps")
-    top = {k: v for k, v in doc.items() if k not in ("steps", "globals", "handlers")}
-    top["steps"] = []
-    shell = _convert(top, Plan, "$", problems)
-    globals_ = _decode_globals(doc, problems)
-    steps = _decode_steps(raw_steps, problems)
+    whole = _convert_whole(doc) if not problems else None
+    shell: Plan | None
+    if whole is not None:  # the common case: one msgspec call for the whole plan
+        globals_, steps = whole.globals, list[Step | None](whole.steps)
+        # The top level alone, as below: the handlers are checked on their own.
+        shell = msgspec.structs.replace(whole, steps=[], handlers=Handlers())
+    else:  # locate every problem: each part, each step on its own
+        top = {k: v for k, v in doc.items() if k not in ("steps", "globals", "handlers")}
+        top["steps"] = []
+        shell = _convert(top, Plan, "$", problems)
+        globals_ = _decode_globals(doc, problems)
+        steps = _decode_steps(raw_steps, problems)
     handlers, entries = decode_handlers(doc.get("handlers"), problems, _convert)
     indexed = [(i, s) for i, s in enumerate(steps) if s is not None]
-    mine, replaced = check_handlers(entries, _raw_ids(raw_steps), steps)
-    problems += [p for p in check_graph(_raw_ids(raw_steps), steps) if p.path not in replaced]
+    raw_ids = _raw_ids(raw_steps)
+    mine, replaced = check_handlers(entries, raw_ids, steps)
+    problems += [p for p in check_graph(raw_ids, steps) if p.path not in replaced]
     problems += mine
     # Without a usable top level, check the steps against a stand-in so that their
     # problems are still reported in this pass.
@@ -97,6 +106,18 @@ def decode_plan(
     if any(e.step is None for e in entries):
         return None, problems
     return partial, problems
+
+
+def _convert_whole(doc: Mapping[str, Any]) -> Plan | None:
+    """The plan in one conversion, or None when any part of it does not convert (then
+    the part-by-part path finds and locates each problem). A plan without steps takes
+    that path too: it reports them missing or empty in its own words."""
+    if not isinstance(doc.get("steps"), list) or not doc["steps"]:
+        return None
+    try:
+        return msgspec.convert(doc, Plan, str_keys=True)
+    except msgspec.ValidationError:
+        return None
 
 
 def _check(

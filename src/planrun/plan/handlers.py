@@ -142,18 +142,22 @@ def check_handlers(
     "unknown dependency" of a main step naming a handler).
     """
     problems: list[Problem] = []
-    first: dict[str, str] = {
-        sid: f"$.steps[{i}]" for i, sid in reversed(list(enumerate(raw_ids))) if sid
-    }
+    if not entries:  # the common case, kept linear and cheap
+        return problems, set()
+    # Where each id is first used: a step's position, or a handler's path.
+    first: dict[str, int | str] = {sid: i for i, sid in reversed(list(enumerate(raw_ids))) if sid}
+    main_ids = set(first)
     kind_of: dict[str, str] = {}
     for e in entries:
         if e.raw_id is None:
             continue
         if e.raw_id in first:
+            at = first[e.raw_id]
+            at = f"$.steps[{at}]" if isinstance(at, int) else at
             problems.append(
                 Problem(
                     f"{e.path}.id",
-                    f"duplicate step id '{shown(e.raw_id)}' (first used at {first[e.raw_id]})",
+                    f"duplicate step id '{shown(e.raw_id)}' (first used at {at})",
                     shown(e.raw_id),
                     "give every step and handler a unique id",
                 )
@@ -163,7 +167,7 @@ def check_handlers(
             kind_of[e.raw_id] = e.kind
     for e in entries:
         if e.step is not None:
-            problems += _check_handler_deps(e, e.step, kind_of, raw_ids)
+            problems += _check_handler_deps(e, e.step, kind_of, main_ids)
     for kind in HANDLER_KINDS:
         problems += _handler_cycles(kind, entries, kind_of)
     replaced: set[str] = set()
@@ -184,7 +188,7 @@ def check_handlers(
 
 
 def _check_handler_deps(
-    e: HandlerEntry, step: Step, kind_of: Mapping[str, str], raw_ids: Sequence[str | None]
+    e: HandlerEntry, step: Step, kind_of: Mapping[str, str], raw_ids: Collection[str | None]
 ) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -256,11 +260,12 @@ def check_view(
     on) that depend on every main step (so they may use any main step's results), and
     where each extra position really is."""
     main_ids = [s.id for _, s in indexed]
+    main = set(main_ids)
     combined = list(indexed)
     at: dict[int, str] = {}
     for k, e in enumerate(x for x in entries if x.step is not None):
         assert e.step is not None
-        own = [d for d in e.step.depends_on if d not in main_ids]
+        own = [d for d in e.step.depends_on if d not in main]
         combined.append((first + k, msgspec.structs.replace(e.step, depends_on=own + main_ids)))
         at[first + k] = e.path
     return combined, at

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_VALUES",
     "check_limits",
     "duplicate_keys",
+    "quick_scan",
     "STDIN_SOURCE",
     "parse_document",
     "read_document",
@@ -328,6 +329,64 @@ def _parse(text: str, suffix: str, source: str) -> Any:
         raise _syntax(
             source, exc.lineno, exc.colno, exc.msg, "fix the JSON syntax (is a comma missing?)"
         ) from None
+
+
+_SCALARS = (str, float, bool, type(None))
+
+
+def quick_scan(doc: Any) -> tuple[bool, bool]:
+    """(certainly within the limits, may hold a duplicate key): one pass over parsed
+    plan data that builds no paths, so that a plan of 100,000 steps is checked in a
+    fraction of :func:`check_limits`' time.
+
+    "Not certainly within" is not "beyond": anything unusual (a tuple, a YAML date, a
+    string that is not ASCII and not encodable, a value near a limit) stops the scan,
+    and the caller then runs :func:`check_limits`, which locates every problem. A scan
+    stopped early answers "may hold a duplicate key" too.
+    """
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    seen = 1
+    dups = False
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False, True
+        if isinstance(node, dict):
+            dups = dups or isinstance(node, _DupKeys)
+            if not _all_text(node):  # the keys
+                return False, True
+            values: Any = node.values()
+        elif type(node) is list:
+            values = node
+        else:
+            return False, True
+        seen += len(values)
+        if seen > MAX_VALUES:
+            return False, True
+        if type(node) is list and _all_text(node):
+            continue  # a list of strings (args, depends_on): checked in one C call
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                if not value.isascii() and not encodable(value):
+                    return False, True
+            elif kind is dict or kind is list or kind is _DupKeys:
+                stack.append((value, depth + 1))
+            elif kind is int:
+                if not -_INT_BOUND < value < _INT_BOUND:
+                    return False, True
+            elif kind not in _SCALARS:
+                return False, True
+    return True, dups
+
+
+def _all_text(items: Any) -> bool:
+    """Whether every item is a string that can be encoded (False: maybe not)."""
+    try:
+        joined = "".join(items)  # Python strings never merge two lone surrogates
+    except TypeError:
+        return False
+    return joined.isascii() or encodable(joined)
 
 
 def check_limits(doc: Any) -> list[Problem]:

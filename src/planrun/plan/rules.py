@@ -67,7 +67,13 @@ def _steps(plan: Plan, indexed: Indexed) -> Iterator[tuple[str, Step]]:
 def check_rules(plan: Plan, indexed: Indexed) -> list[Problem]:
     """Unknown pools, exit codes both success and skip, bad stop signals."""
     problems: list[Problem] = []
-    for path, step in _steps(plan, indexed):
+    # Only the steps that have a field these rules look at (most have none).
+    having = [
+        (i, s)
+        for i, s in indexed
+        if s.pool is not None or s.skip_exit_codes or s.stop_signal is not None
+    ]
+    for path, step in _steps(plan, having):
         problems += _check_pool(path, step, plan.globals.pools)
         problems += _check_skip_codes(path, step)
         problems += _check_stop_signal(path, step)

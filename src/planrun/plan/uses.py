@@ -51,6 +51,9 @@ def check_uses_fields(
     secret_names = set(plan.secrets) | set(secrets)
     problems: list[Problem] = []
     for i, step in indexed:
+        plain = step.uses is None and step.command is not None
+        if plain and not step.with_ and not step.pass_secrets:
+            continue  # the common case: a plain command step
         problems += _one_of(i, step)
         if step.uses is None:
             for name, given in (("with", bool(step.with_)), ("secrets", bool(step.pass_secrets))):

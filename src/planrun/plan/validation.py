@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from ..errors import PlanError, Problem
+from ..gcpause import paused_gc
 from ..model import Plan
 from .decode import decode_plan
 from .read import read_document
@@ -56,6 +57,7 @@ class Validation:
         return self.plan
 
 
+@paused_gc()  # a large plan is millions of objects, none of them garbage
 def validate(
     plan: Plan | Mapping[str, Any] | str | os.PathLike[str],
     variables: Mapping[str, str] | None = None,

@@ -20,7 +20,7 @@ from typing import Any
 from .. import subst
 from ..errors import Problem
 from ..model import Plan, Step
-from .checks import BUILTIN_VARIABLES, VAR_NAME, Indexed, Template, envs, templates
+from .checks import BUILTIN_VARIABLES, VAR_NAME, Indexed, Template, envs
 from .text import encodable, shown
 
 __all__ = ["STRICT", "GivenRules", "check_variables", "escaped_for_shell"]
@@ -78,8 +78,10 @@ def check_variables(
     secret_names = set(plan.secrets) | set(secrets)
     # By id, as the references are: of two steps sharing an id (an error of its own)
     # the later one counts.
-    script_at = {s.id: _shell_script_index(s) for _, s in indexed}
-    texts = {path: text for path, _, text in templates(plan, indexed)}
+    # Only the steps whose templates are looked at (a reference may be in a script).
+    referring = {t.step_id for t in parsed}
+    script_at = {s.id: _shell_script_index(s) for _, s in indexed if s.id in referring}
+    texts = {t.path: t.text for t in parsed}
     uses = [*parsed, *_names_of_malformed(parsed, texts), *conditions]
     for_each = {s.id for _, s in indexed if s.for_each is not None}
     return [

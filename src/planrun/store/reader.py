@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,47 @@ class RunReader:
             for row in steps
         ]
 
+    async def count_steps(self, run_id: str) -> dict[str, int]:
+        """How many steps of the run are in each state (states without one left out)."""
+        rows = await self._rows(sql.COUNT_STEPS_BY_STATE, (run_id,))
+        return {str(row["state"]): int(row["n"]) for row in rows}
+
+    async def get_some_steps(
+        self, run_id: str, *, limit: int, states: Collection[str] | None = None
+    ) -> list[StepRecord]:
+        """The first ``limit`` steps of a run in plan order (only those in ``states``,
+        when given), each with its attempts: a page of a large run, read without
+        reading the rest."""
+        if states is None:
+            steps = await self._rows(sql.SELECT_FIRST_STEPS, (run_id, limit))
+        else:
+            chosen = msgspec.json.encode(sorted(states)).decode()
+            steps = await self._rows(sql.SELECT_FIRST_STEPS_IN, (run_id, chosen, limit))
+        ids = msgspec.json.encode([row["step_id"] for row in steps]).decode()
+        attempts: dict[str, list[AttemptRecord]] = {}
+        for row in await self._rows(sql.SELECT_ATTEMPTS_OF, (run_id, ids)):
+            attempts.setdefault(row["step_id"], []).append(attempt_record(row))
+        kinds = await self._handler_kinds(run_id)
+        return [
+            step_record(row, attempts.get(row["step_id"], []), kinds.get(row["step_id"]))
+            for row in steps
+        ]
+
+    async def iter_steps(self, run_id: str, batch: int = 1000) -> AsyncIterator[StepRecord]:
+        """The steps of a run in plan order, each with its attempts, as they are read:
+        memory stays bounded by ``batch`` rows whatever the size of the run. Read it
+        inside :meth:`snapshot` for a consistent view."""
+        kinds = await self._handler_kinds(run_id)
+        with translated("reading the run store"):
+            async with (
+                self._db.execute(sql.SELECT_STEPS, (run_id,)) as steps,
+                self._db.execute(sql.SELECT_ATTEMPTS_BY_POSITION, (run_id,)) as attempts,
+            ):
+                pending = _Rows(attempts, batch)
+                async for row in _Rows(steps, batch):
+                    own = await pending.take_while(row["position"])
+                    yield step_record(row, own, kinds.get(row["step_id"]))
+
     async def _handler_kinds(self, run_id: str) -> dict[str, str]:
         """The run handlers of run ``run_id``: step id -> its list (from its plan)."""
         rows = await self._rows(sql.SELECT_HANDLERS, (run_id,))
@@ -145,11 +186,58 @@ class RunReader:
             return {}
         return {step.id: kind for kind, steps in lists.items() for step in steps}
 
-    async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
-        """Events of a run with ``seq > after_seq``, in ``seq`` order."""
-        return [decode_event(body) for body in await self.get_event_bodies(run_id, after_seq)]
+    async def get_events(
+        self, run_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """Events of a run with ``seq > after_seq``, in ``seq`` order (at most
+        ``limit``: a page, for reading a long run in bounded memory)."""
+        bodies = await self.get_event_bodies(run_id, after_seq, limit)
+        return [decode_event(body) for body in bodies]
 
-    async def get_event_bodies(self, run_id: str, after_seq: int = 0) -> list[str]:
+    async def get_event_bodies(
+        self, run_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[str]:
         """Like :meth:`get_events`, as the stored JSON text (for ``watch --json``)."""
-        rows = await self._rows(sql.SELECT_EVENTS, (run_id, after_seq))
+        page = -1 if limit is None else limit
+        rows = await self._rows(sql.SELECT_EVENTS_PAGE, (run_id, after_seq, page))
         return [str(row["body"]) for row in rows]
+
+
+class _Rows:
+    """An open cursor's rows as dicts, fetched ``batch`` at a time."""
+
+    def __init__(self, cursor: aiosqlite.Cursor, batch: int) -> None:
+        self._cursor = cursor
+        self._batch = batch
+        self._names = [d[0] for d in cursor.description]
+        self._buffer: list[dict[str, Any]] = []
+        self._at = 0
+        self._done = False
+
+    async def _peek(self) -> dict[str, Any] | None:
+        if self._at == len(self._buffer) and not self._done:
+            fetched = list(await self._cursor.fetchmany(self._batch))
+            self._buffer = [dict(zip(self._names, r, strict=True)) for r in fetched]
+            self._at = 0
+            self._done = len(fetched) < self._batch
+        return self._buffer[self._at] if self._at < len(self._buffer) else None
+
+    def __aiter__(self) -> _Rows:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        row = await self._peek()
+        if row is None:
+            raise StopAsyncIteration
+        self._at += 1
+        return row
+
+    async def take_while(self, position: int) -> list[AttemptRecord]:
+        """The attempts (rows ordered by their step's position) of the step at
+        ``position``; earlier ones (of no step read: none, by the join) are passed."""
+        out: list[AttemptRecord] = []
+        while (row := await self._peek()) is not None and row["position"] <= position:
+            self._at += 1
+            if row["position"] == position:
+                out.append(attempt_record(row))
+        return out

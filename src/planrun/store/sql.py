@@ -210,3 +210,24 @@ FROM runs WHERE run_id = ?
 SELECT_STEPS = "SELECT * FROM steps WHERE run_id = ? ORDER BY position"
 SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE run_id = ? ORDER BY step_id, attempt"
 SELECT_EVENTS = "SELECT body FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
+#: At most ``?`` of them (-1: all): a page of a long run.
+SELECT_EVENTS_PAGE = SELECT_EVENTS + " LIMIT ?"
+#: Steps by state: ``show``'s summary of a large run.
+COUNT_STEPS_BY_STATE = "SELECT state, COUNT(*) AS n FROM steps WHERE run_id = ? GROUP BY state"
+#: The first ``?`` steps in plan order (of any state, or of the states in a JSON list).
+SELECT_FIRST_STEPS = "SELECT * FROM steps WHERE run_id = ? ORDER BY position LIMIT ?"
+SELECT_FIRST_STEPS_IN = """
+SELECT * FROM steps WHERE run_id = ? AND state IN (SELECT value FROM json_each(?))
+ORDER BY position LIMIT ?
+"""
+#: The attempts of the steps in a JSON list of step ids.
+SELECT_ATTEMPTS_OF = """
+SELECT * FROM attempts WHERE run_id = ? AND step_id IN (SELECT value FROM json_each(?))
+ORDER BY step_id, attempt
+"""
+#: Every attempt of a run in the order of its steps (to stream them beside the steps).
+SELECT_ATTEMPTS_BY_POSITION = """
+SELECT a.*, s.position AS position FROM attempts a
+JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id
+WHERE a.run_id = ? ORDER BY s.position, a.attempt
+"""
