@@ -112,15 +112,19 @@ def prepare(
 
 
 def launch(prepared: Prepared, stdin: int | None = None) -> Launched:
-    """``Popen`` only (safe in another thread: it touches nothing else); ``stdin``:
-    an open fd on ``/dev/null`` (None: one is opened for this launch)."""
-    spec, out_fd = prepared.spec, prepared.files.out_fd
+    """``Popen`` (safe in another thread: it touches nothing else), then close
+    planrun's copies of the write ends the leader got (the sentinel's, the pump
+    pipe's) before the next launch can copy them into its own child: a child that
+    has not yet called ``exec`` holds every fd of planrun, and an attempt's sentinel
+    must reach EOF as soon as its own processes are gone. ``stdin``: an open fd on
+    ``/dev/null`` (None: one is opened for this launch)."""
+    spec, files = prepared.spec, prepared.files
     try:
         return subprocess.Popen(
             spec.argv,
             stdin=subprocess.DEVNULL if stdin is None else stdin,
-            stdout=out_fd,
-            stderr=out_fd,
+            stdout=files.out_fd,
+            stderr=files.out_fd,
             cwd=spec.cwd,
             env=prepared.env,
             start_new_session=True,
@@ -128,16 +132,17 @@ def launch(prepared: Prepared, stdin: int | None = None) -> Launched:
         )
     except (OSError, ValueError) as exc:
         return exc
+    finally:
+        os.close(prepared.write_end)
+        if files.out_fd != files.log_fd:
+            os.close(files.out_fd)
 
 
 def finish(prepared: Prepared, launched: Launched) -> Attempt | ProcessResult:
-    """After :func:`launch`: close the fds the leader has its copies of; the started
-    :class:`Attempt`, or the failed result (its reason also in the log)."""
+    """After :func:`launch`: the started :class:`Attempt`, or the failed result (its
+    reason also in the log), having closed the log fd unless the pump owns it."""
     spec, files = prepared.spec, prepared.files
-    log_fd, out_fd, pump = files.log_fd, files.out_fd, files.pump
-    os.close(prepared.write_end)
-    if out_fd != log_fd:
-        os.close(out_fd)
+    log_fd, pump = files.log_fd, files.pump
     if isinstance(launched, subprocess.Popen):
         if pump is None:
             os.close(log_fd)
