@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from planrun.executors.local import LocalExecutor
@@ -73,7 +74,7 @@ async def test_an_anyio_cancel_waits_for_the_result_then_is_delivered() -> None:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(cancel_soon)
                 got.append(await spawner.call(lambda: release.wait() and "started", orphans.append))
-                await anyio.sleep(0)  # the cancellation is delivered here
+                await anyio.lowlevel.checkpoint()  # the cancellation is delivered here
                 got.append("not reached")
     finally:
         release.set()
@@ -145,7 +146,11 @@ async def test_each_attempt_gets_planrun_environment_as_it_is_then(
         first = await executor.run(_spec(tmp_path, 1), lambda pid: None)
         monkeypatch.setenv("SPAWN_TEST_A", "two")
         monkeypatch.setenv("SPAWN_TEST_B", "new")
-        step_env = {"SPAWN_TEST_B": "step", "PLANRUN_STEP_ID": "forged", "SPAWN_TEST_U": "\u00e9t\u00e9"}
+        step_env = {
+            "SPAWN_TEST_B": "step",
+            "PLANRUN_STEP_ID": "forged",
+            "SPAWN_TEST_U": "\u00e9t\u00e9",
+        }
         second = await executor.run(_spec(tmp_path, 2, step_env), lambda pid: None)
     assert (first.exit_code, second.exit_code) == (0, 0)
     env1, env2 = _env_of(tmp_path, 1), _env_of(tmp_path, 2)
@@ -157,6 +162,7 @@ async def test_each_attempt_gets_planrun_environment_as_it_is_then(
     assert env2["PLANRUN_STEP_ID"] == "s2"
     assert env2["PLANRUN_ATTEMPT_TAG"] == "spawn-env@000000000000/s2/1"
     assert env2["PLANRUN_RUN_TREE"].endswith("spawn-env@000000000000/s2/1")
-    assert "SPAWN_TEST_HIDDEN" not in env1 and "SPAWN_TEST_HIDDEN" not in env2
+    assert "SPAWN_TEST_HIDDEN" not in env1
+    assert "SPAWN_TEST_HIDDEN" not in env2
     assert env2["PLANRUN_OUTPUT"] != env1["PLANRUN_OUTPUT"]
     assert os.environ["SPAWN_TEST_A"] == "two"  # planrun's own environment untouched
