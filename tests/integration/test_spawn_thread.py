@@ -5,6 +5,7 @@ processes."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from pathlib import Path
@@ -25,6 +26,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _after(event: threading.Event) -> str:
+    """What a call returns once ``event`` is set (a spawn that takes its time)."""
+    event.wait()
+    return "started"
+
+
 async def test_calls_run_in_order_off_the_loop_thread() -> None:
     spawner = SpawnThread()
     seen: list[tuple[int, str]] = []
@@ -34,7 +41,7 @@ async def test_calls_run_in_order_off_the_loop_thread() -> None:
         return n * 10
 
     try:
-        results = [await spawner.call(lambda n=n: record(n), lambda _: None) for n in range(5)]
+        results = [await spawner.call(functools.partial(record, n), print) for n in range(5)]
     finally:
         spawner.close()
     assert results == [0, 10, 20, 30, 40]
@@ -73,7 +80,7 @@ async def test_an_anyio_cancel_waits_for_the_result_then_is_delivered() -> None:
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(cancel_soon)
-                got.append(await spawner.call(lambda: release.wait() and "started", orphans.append))
+                got.append(await spawner.call(lambda: _after(release), orphans.append))
                 await anyio.lowlevel.checkpoint()  # the cancellation is delivered here
                 got.append("not reached")
     finally:
@@ -97,7 +104,7 @@ async def test_a_native_cancel_hands_the_result_to_orphan() -> None:
         orphans.append(result)
         orphaned.set()
 
-    task = asyncio.ensure_future(spawner.call(lambda: release.wait() and "started", orphan))
+    task = asyncio.ensure_future(spawner.call(lambda: _after(release), orphan))
     try:
         await asyncio.sleep(0.05)
         task.cancel()
