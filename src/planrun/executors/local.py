@@ -247,8 +247,11 @@ class LocalExecutor:
     async def _supervise(self, attempt: Attempt, spec: AttemptSpec) -> bool:
         """Wait for the attempt and stop whatever it leaves; True if it timed out."""
         timed_out = False
-        with anyio.move_on_after(spec.timeout if spec.timeout is not None else float("inf")):
-            await attempt.wait_exit()
+        if spec.timeout is None:
+            await attempt.wait_exit()  # no cancel scope to pay for
+        else:
+            with anyio.move_on_after(spec.timeout):
+                await attempt.wait_exit()
         if not attempt.exited:
             timed_out = True
             await attempt.stop(spec.kill_grace, self._scanner, spec.stop_signal)
