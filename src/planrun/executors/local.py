@@ -113,13 +113,17 @@ class LocalExecutor:
     def close(self) -> None:
         """End of the runs: kill any process still tagged with their run keys (one that
         left its group with ``setsid`` and closed every inherited fd, or a step of a
-        nested run), then dismiss the watchdog. Call when no attempt runs any more."""
+        nested run), then dismiss the watchdog. Call when no attempt runs any more.
+
+        The spawn thread ends first: a launch still under way then (its task was
+        cancelled from outside anyio) has started its process by the time of the
+        sweep, which kills it."""
+        self._spawner.close()
         if self._runs:
             for pid in processes_of_runs(self._runs):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
         self._runs.clear()
-        self._spawner.close()
         self._watchdog.close()
         self._outputs.close()
         if self._devnull is not None:
