@@ -14,13 +14,18 @@ scopes cannot interrupt the wait (like a spawn on the loop, it cannot be half do
 a cancellation is delivered at the caller's next checkpoint, with the result in its
 hands. If the waiting task is cancelled anyway (``Task.cancel()`` from outside anyio),
 the result is passed to ``orphan``, on the loop, which must stop and release it.
-Without a running asyncio loop (another anyio backend), ``fn`` runs inline.
+Without a running asyncio loop (another anyio backend), ``fn`` runs inline; so it does
+with ``PLANRUN_SPAWN_INLINE=1`` in planrun's environment (a diagnostic, to compare:
+inline costs less CPU, about 0.1-0.5 ms an attempt on a busy 2-core machine, where
+the thread's GIL hand-offs cost more; the thread gives the better wall time when the
+machine is busy).
 :meth:`SpawnThread.close` ends the thread once the queued calls are done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -60,12 +65,15 @@ class SpawnThread:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._inline = os.environ.get("PLANRUN_SPAWN_INLINE") == "1"
 
     async def call(self, fn: Callable[[], T], orphan: Callable[[T], None]) -> T:
         """``fn()``, run in the thread (see the module's contract)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            return fn()
+        if self._inline:
             return fn()
 
         if self._thread is None:
