@@ -12,7 +12,9 @@ all alike. Each run is a whole process (``python -m planrun run PLAN --plain``, 
 included; output to a file), timed with ``perf_counter`` around ``Popen``/``wait4``;
 CPU is the run's user+sys including its reaped children (``wait4``'s rusage), which
 noise affects less than the wall clock. ``--old SRC`` adds ``planrun-old``: the same
-command with ``PYTHONPATH=SRC`` (e.g. ``git archive main src | tar -x -C /tmp/old``).
+command with ``PYTHONPATH=SRC`` (e.g. ``git archive main src | tar -x -C /tmp/old``);
+``--inline`` adds ``planrun-inline``: with ``PLANRUN_SPAWN_INLINE=1`` (spawns on the
+event loop, not in the spawn thread).
 Each planrun run must exit 0 and hold ``3 * steps + 2`` events in ``runs.db``.
 
 The table shows, per runner, the median and min wall time, the median CPU, and the
@@ -81,7 +83,9 @@ def write_inputs(d: Path, w: Workload) -> None:
     (d / "build.ninja").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def runners(w: Workload, d: Path, old: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
+def runners(
+    w: Workload, d: Path, old: str | None, inline: bool
+) -> dict[str, tuple[list[str], dict[str, str]]]:
     env = dict(os.environ)
     planrun = [sys.executable, "-m", "planrun", "run", str(d / "plan.json"), "--plain"]
     out: dict[str, tuple[list[str], dict[str, str]]] = {}
@@ -92,6 +96,8 @@ def runners(w: Workload, d: Path, old: str | None) -> dict[str, tuple[list[str],
     if w.name == "wide" and shutil.which("ninja"):
         out["ninja"] = (["ninja", "-j", str(w.jobs), "-f", str(d / "build.ninja")], env)
     out["planrun"] = (planrun, env)
+    if inline:
+        out["planrun-inline"] = (planrun, {**env, "PLANRUN_SPAWN_INLINE": "1"})
     if old:
         out["planrun-old"] = (planrun, {**env, "PYTHONPATH": old})
     return out
@@ -117,13 +123,15 @@ def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
     return wall, usage.ru_utime + usage.ru_stime, proc.returncode
 
 
-def measure(w: Workload, root: Path, rounds: int, old: str | None) -> dict[str, Cell]:
+def measure(
+    w: Workload, root: Path, rounds: int, old: str | None, inline: bool
+) -> dict[str, Cell]:
     d = root / w.name
     d.mkdir()
     write_inputs(d, w)
     cells: dict[str, Cell] = {}
     for rnd in range(rounds + 1):  # round 0 warms the caches up and is not counted
-        for name, (argv, env) in runners(w, d, old).items():
+        for name, (argv, env) in runners(w, d, old, inline).items():
             cell = cells.setdefault(name, Cell())
             state = d / ".planrun"
             shutil.rmtree(state, ignore_errors=True)
@@ -169,6 +177,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a tenth of the sizes, 3 rounds")
     ap.add_argument("--only", action="append", help="wide, sleep256 or true10k (repeatable)")
     ap.add_argument("--old", metavar="SRC", help="also run planrun with PYTHONPATH=SRC")
+    ap.add_argument(
+        "--inline", action="store_true", help="also run planrun with PLANRUN_SPAWN_INLINE=1"
+    )
     a = ap.parse_args()
     scale, rounds = (0.1, 3) if a.quick else (1.0, a.rounds)
     chosen = [w for w in workloads(scale) if not a.only or w.name in a.only]
@@ -178,7 +189,7 @@ def main() -> None:
     print("|---|---|--:|--:|--:|--:|--:|---|")
     with tempfile.TemporaryDirectory(prefix="planrun-fanout-") as tmp:
         for w in chosen:
-            for line in report(w, measure(w, Path(tmp), rounds, a.old)):
+            for line in report(w, measure(w, Path(tmp), rounds, a.old, a.inline)):
                 print(line, flush=True)
     print(
         f"\n{rounds} counted rounds (plus one warm-up), runners interleaved; "
