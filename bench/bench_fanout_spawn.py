@@ -123,9 +123,7 @@ def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
     return wall, usage.ru_utime + usage.ru_stime, proc.returncode
 
 
-def measure(
-    w: Workload, root: Path, rounds: int, old: str | None, inline: bool
-) -> dict[str, Cell]:
+def measure(w: Workload, root: Path, rounds: int, old: str | None, inline: bool) -> dict[str, Cell]:
     d = root / w.name
     d.mkdir()
     write_inputs(d, w)
