@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
 import nox
 
@@ -56,3 +57,40 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test,browser]", "mypy>=2.4,<2.5")
     _ensure_debian_tools(session)
     session.run("pytest", *session.posargs, env={"PLANRUN_REQUIRE_BROWSER": "1"})
+
+
+#: The peers the bench session times besides doit (which it installs): programs from
+#: Debian packages, used when they are on PATH.
+PEER_TOOLS = {"ninja": "ninja-build", "make": "make", "xargs": "findutils", "parallel": "parallel"}
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """peerbench (bench/peerbench): planrun against ninja, make, xargs, GNU parallel and
+    doit on the same workloads, then the ratios to ninja per shape at j=8 and j=2 and
+    the start-up phases (bench/bench_startup.py). Not run by default (CI runs tests):
+    ``nox -s bench``; arguments after ``--`` go to peerbench (``-- --quick``)."""
+    session.install(".", "doit")  # a wheel install: compiled bytecode, as users have it
+    missing = [f"{prog} (Debian package {pkg})" for prog, pkg in PEER_TOOLS.items()]
+    missing = [m for m in missing if not shutil.which(m.split()[0])]
+    if missing:
+        session.warn("not on PATH, so not timed: " + ", ".join(missing))
+    runners = [p for p in PEER_TOOLS if shutil.which(p)] + ["doit", "planrun"]
+    planrun = os.path.join(session.bin, "planrun")
+    workdir = tempfile.mkdtemp(prefix="planrun-bench-")
+    session.run(
+        "python",
+        "bench/peerbench/bench.py",
+        "--venv",
+        str(session.virtualenv.location),
+        "--workdir",
+        workdir,
+        "--runners",
+        ",".join(runners),
+        "--planrun",
+        f"{planrun} run",
+        "--no-spawn",
+        *session.posargs,
+    )
+    session.run("python", "bench/peer_ratios.py", os.path.join(workdir, "results.json"))
+    session.run("python", "bench/bench_startup.py")

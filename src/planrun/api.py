@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -63,6 +63,7 @@ __all__ = [
 
 
 _LOG = logging.getLogger("planrun")
+T = TypeVar("T")
 
 
 async def execute(
@@ -98,7 +99,7 @@ async def execute(
     )
     resolved = opts.resolve(prepared.plan, run_id=resume.run_id if resume is not None else None)
     key = lock_key(prepared)
-    async with SqliteStore.open(resolved.state_dir) as store:
+    async with SqliteStore.open(resolved.state_dir, durability=resolved.durability) as store:
         # Processes left by crashed runs (that escaped the watchdog): kill them now.
         await sweep_leftovers(store)
         async with run_lock(
@@ -181,7 +182,15 @@ async def _execute_in_store(
             with send:
                 await engine.run()
     assert sink.view is not None
-    return RunResult.from_view(sink.view)
+    view = sink.view  # it no longer changes
+    return await _off_loop(lambda: RunResult.from_view(view))
+
+
+async def _off_loop(work: Callable[[], T]) -> T:
+    """``work()`` on a worker thread: validating a plan or building a result takes tens
+    of milliseconds of pure Python for thousands of steps, and an embedding service's
+    event loop must keep its turns meanwhile (the GIL switches every few ms)."""
+    return await anyio.to_thread.run_sync(work)
 
 
 def _watchdog_start(executor: Executor, key: str) -> Callable[[], None] | None:
@@ -454,9 +463,8 @@ async def run_plan(
         return await _resume(resume, plan, opts, from_step, only, allow_changed, allow_undeclared)
     if plan is None:
         raise UsageError("run_plan needs a plan (or resume=RUN_ID)", field="plan")
-    return await execute(
-        prepare(plan, opts.variables, opts.secrets, allow_undeclared=allow_undeclared), opts
-    )
+    work = functools.partial(prepare, plan, opts.variables, opts.secrets)
+    return await execute(await _off_loop(lambda: work(allow_undeclared=allow_undeclared)), opts)
 
 
 async def _resume(

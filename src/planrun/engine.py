@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import anyio
+import anyio.lowlevel  # also binds anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -45,7 +45,15 @@ from .engine_attempts import (
 )
 from .engine_condition import condition_false
 from .engine_handlers import hold_handlers, run_cancelled_handlers, run_handlers
-from .engine_nodes import AttemptDone, Deadline, EngineConfig, Message, Node, RetryDue
+from .engine_nodes import (
+    AttemptDone,
+    Deadline,
+    EngineConfig,
+    Message,
+    Node,
+    RetryDue,
+    dependents_to_recheck,
+)
 from .engine_outcome import Outcome, failed_steps, start_fields
 from .engine_pools import Pools
 from .errors import PlanrunError
@@ -97,6 +105,8 @@ class Engine:
         self._pools = Pools(config.pools, self._nodes, lambda i: heapq.heappush(self._ready, i))
         for node in self._nodes:
             self._restore(node)
+        for node in self._nodes:  # after every restore: kept dependencies have ended
+            node.waiting = sum(1 for d in node.deps if self._nodes[d].outcome is None)
         self._unfinished -= hold_handlers(self._nodes, config.handlers)
         self._decided: tuple[Outcome, list[str]] | None = None  # the DAG's outcome
         self._aborting: str | None = None
@@ -157,11 +167,10 @@ class Engine:
                 self._tg = tg
                 if cfg.run_timeout is not None:
                     tg.start_soon(self._deadline_timer, cfg.run_timeout)
+                await anyio.lowlevel.checkpoint()  # big plans: a loop turn before the first settle
                 self._check.extend(range(len(self._nodes)))
                 self._settle()
-                while self._unfinished:
-                    self._handle(await self._inbox_recv.receive())
-                    self._settle()
+                await self.pump()
                 tg.cancel_scope.cancel()  # stop the deadline timer
             await run_handlers(self)  # the outcome is decided first (self._decided)
         except anyio.get_cancelled_exc_class():
@@ -241,8 +250,7 @@ class Engine:
             case policy.Wait():
                 pass
 
-    def _lookup(self, ref: StepRef) -> str:
-        """The value of ``${steps.ID.outputs.KEY}`` / ``${steps.ID.exit_code}`` now."""
+    def _lookup(self, ref: StepRef) -> str:  # ${steps.ID.outputs.KEY} / exit_code now
         return lookup(self._nodes, self._index, ref)
 
     def _start_attempt(self, index: int) -> None:
@@ -297,6 +305,14 @@ class Engine:
         self._inbox.send_nowait(Deadline())
 
     # --- reacting to messages --------------------------------------------------------
+
+    async def pump(self) -> None:
+        """React to messages until every step counted in ``_unfinished`` has ended.
+        One message per loop turn: a burst would start its attempts in one turn, and
+        each start (a spawn) holds the loop."""
+        while self._unfinished:
+            self._handle(await self._inbox_recv.receive())
+            self._settle()
 
     def _handle(self, msg: Message) -> None:
         match msg:
@@ -391,9 +407,8 @@ class Engine:
         outputs: dict[str, str] | None = None,
     ) -> None:
         node = self._nodes[index]
-        node.state = state
-        node.exit_code = exit_code
-        node.waiting_retry = False
+        first = node.outcome is None  # its dependents count it as ended once
+        node.state, node.exit_code, node.waiting_retry = state, exit_code, False
         node.outcome = policy.dep_outcome(node.rs.step, state, root)
         self._unfinished -= 1
         self._emit(
@@ -405,7 +420,8 @@ class Engine:
             reason=reason,
             outputs=outputs,
         )
-        self._check.extend(node.dependents)
+        everyone = self._aborting is not None or self._cancelling  # every rule may change
+        self._check.extend(dependents_to_recheck(self._nodes, node, first, everyone=everyone))
         if node.group is not None:
             engine_fanout.instance_done(self, node.group)
 

@@ -65,7 +65,7 @@ class Scheduler(Protocol):
     _decided: tuple[Outcome, list[str]] | None
 
     def _settle(self) -> None: ...
-    def _handle(self, msg: Message) -> None: ...
+    async def pump(self) -> None: ...
     def _finish_step(self, index: int, state: StepState, *, reason: str | None = None) -> None: ...
     def _finish_cancelled(self, reason: str = ..., *, end: bool = ...) -> None: ...
 
@@ -149,9 +149,7 @@ async def _run_lists(engine: Scheduler, decided: tuple[Outcome, list[str]]) -> N
             engine._unfinished = len(indices)
             engine._check.extend(indices)
             engine._settle()
-            while engine._unfinished:
-                engine._handle(await engine._inbox_recv.receive())
-                engine._settle()
+            await engine.pump()
 
 
 async def run_cancelled_handlers(engine: Scheduler) -> None:

@@ -9,7 +9,7 @@ own cancel scope) and otherwise talk through messages.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "Message",
     "Node",
     "RetryDue",
+    "dependents_to_recheck",
 ]
 
 
@@ -92,6 +93,8 @@ class Node:
     rs: ResolvedStep
     deps: list[int]
     dependents: list[int] = field(default_factory=list)
+    #: How many of ``deps`` have not ended yet (``policy.decisive`` says why it matters).
+    waiting: int = 0
     state: StepState = StepState.PENDING
     attempts: int = 0
     queued: bool = False
@@ -117,6 +120,26 @@ class Node:
     def cleanup(self) -> bool:
         """A cleanup/rollback step (``policy.CLEANUP_RULES``): an abort lets it run."""
         return self.rs.step.when in policy.CLEANUP_RULES
+
+
+def dependents_to_recheck(
+    nodes: Sequence[Node], node: Node, first: bool, *, everyone: bool
+) -> list[int]:
+    """The dependents of ``node`` (it just ended; ``first``: for the first time) whose
+    rule its end may decide, each ``waiting`` count updated: all of them when
+    ``everyone`` (an abort or a cancellation), else those it was the last unfinished
+    dependency of, or whose rule its outcome decides at once (``policy.decisive``). The
+    others would only be told to wait."""
+    outcome = node.outcome
+    assert outcome is not None
+    found: list[int] = []
+    for d in node.dependents:
+        dependent = nodes[d]
+        if first:
+            dependent.waiting -= 1
+        if everyone or dependent.waiting <= 0 or policy.decisive(dependent.rs.step.when, outcome):
+            found.append(d)
+    return found
 
 
 # Inbox messages: what attempt tasks and timers tell the scheduler.

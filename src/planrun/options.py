@@ -11,16 +11,48 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .events import Event
 from .model import Plan
 from .paths import state_dir_or_default
 from .ports import Executor, OutputSink
 from .prepare import check_concurrency, check_run_id, new_run_id
 
-__all__ = ["KillSwitch", "ResolvedOptions", "RunOptions"]
+__all__ = ["DURABILITY_ENV", "Durability", "KillSwitch", "ResolvedOptions", "RunOptions"]
+
+#: Where the CLI (and a ``RunOptions`` without ``durability``) reads the durability.
+DURABILITY_ENV = "PLANRUN_SYNC"
+
+
+class Durability(StrEnum):
+    """What a committed event survives (SQLite's ``synchronous`` in WAL mode).
+
+    ``full`` (the default): every commit is on disk before the run goes on (an fsync
+    per transaction): a committed event survives a crash of planrun *and* of the
+    machine (power loss, kernel panic). ``normal``: a commit survives a crash of
+    planrun (the process, SIGKILL included), but the last transactions before a
+    power loss or an OS crash may be lost (the database stays consistent: a run then
+    ends at an earlier event, and ``planrun`` marks it crashed as usual).
+    """
+
+    FULL = "full"
+    NORMAL = "normal"
+
+
+def durability(value: str | Durability | None) -> Durability:
+    """``value``, else ``$PLANRUN_SYNC``, else ``full``; ``UsageError`` for a bad one."""
+    chosen = value if value is not None else os.environ.get(DURABILITY_ENV) or Durability.FULL
+    try:
+        return Durability(str(chosen).lower())
+    except ValueError:
+        where = "durability" if value is not None else f"${DURABILITY_ENV}"
+        raise UsageError(
+            f"{where} must be 'full' or 'normal', not {str(chosen)!r}", field="durability"
+        ) from None
 
 
 class KillSwitch:
@@ -61,7 +93,8 @@ class RunOptions:
     ``on_notice``: called with a line for a person (e.g. "waiting for lock ...").
     ``owner_kind``: ``"cli"`` records that the owning process cancels the run on
     SIGTERM (what :func:`planrun.api.cancel_run` sends); embedders keep ``"api"``.
-    ``kill_switch``: see :class:`KillSwitch`.
+    ``kill_switch``: see :class:`KillSwitch`. ``durability``: ``"full"`` or ``"normal"``
+    (default ``$PLANRUN_SYNC``, else ``"full"``): see :class:`Durability`.
     """
 
     state_dir: str | os.PathLike[str] | None = None
@@ -75,6 +108,7 @@ class RunOptions:
     on_notice: Callable[[str], None] | None = None
     owner_kind: str = "api"
     kill_switch: KillSwitch | None = None
+    durability: Durability | str | None = None
 
     def check(self) -> None:
         """``UsageError`` (with ``field``) for a run id or concurrency that can never
@@ -82,6 +116,7 @@ class RunOptions:
         if self.run_id is not None:
             check_run_id(self.run_id)
         check_concurrency(self.max_concurrency)
+        durability(self.durability)
 
     def updated(self, **changes: Any) -> RunOptions:
         """A copy with the ``changes`` that are not None (keyword arguments given
@@ -98,6 +133,7 @@ class RunOptions:
             state_dir=state_dir_or_default(self.state_dir),
             run_id=check_run_id(chosen) if chosen is not None else new_run_id(),
             max_concurrency=self.concurrency(plan),
+            durability=durability(self.durability),
             options=self,
         )
 
@@ -115,6 +151,7 @@ class ResolvedOptions:
     run_id: str
     #: What was asked for: the open-file limit may still cap it (ConcurrencyCapped).
     max_concurrency: int
+    durability: Durability
     options: RunOptions
 
     @property

@@ -657,3 +657,32 @@ async def test_ready_steps_start_in_plan_order_when_slots_are_scarce(state_dir: 
     # after-gate is ready when gate ends, while p1..p4 are still waiting: it comes first.
     assert executor.started_order() == ["gate", "after-gate", "p1", "p2", "p3", "p4"]
     assert executor.peak == 1
+
+
+async def test_each_step_is_evaluated_about_once_not_once_per_edge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Layers of 6 steps, each depending on every step of the layer before (180 edges):
+    a dependent's rule is looked at when its last dependency ends, not at every one
+    (the layered shape was slow for that: O(edges x in-degree) per run)."""
+    import planrun.policy
+
+    width, layers = 6, 6
+    steps = []
+    for layer in range(layers):
+        before = [f"l{layer - 1}_{i}" for i in range(width)] if layer else []
+        steps += [_step(f"l{layer}_{i}", depends_on=before) for i in range(width)]
+    calls: list[int] = []
+    real = planrun.policy.trigger
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(planrun.policy, "trigger", counting)
+    result = await run_plan(
+        _plan(steps, max_concurrency=3), state_dir=tmp_path, executor=ScriptedExecutor()
+    )
+    assert result.ok
+    # Once at the start and once when ready: 2 per step (once per edge would be 180+).
+    assert len(calls) <= 2 * width * layers

@@ -17,6 +17,7 @@ from planrun.policy import (
     Skip,
     Wait,
     attempt_state,
+    decisive,
     dep_outcome,
     retry_decision,
     retry_delay,
@@ -605,3 +606,46 @@ def test_trigger_covers_every_rule_with_and_without_abort() -> None:
     """The trigger table exercises every When rule both normally and while aborting."""
     seen = {(p.values[0], p.values[2]) for p in TRIGGER}
     assert seen == {(w, a) for w in When for a in (False, True)}
+
+
+# --- decisive: when the engine may skip re-evaluating a dependent --------------------
+
+_ENDS = [s for s in StepState if s.terminal]
+
+
+def _sequences(n: int) -> list[list[StepState]]:
+    """Every sequence of ``n`` terminal states (the order dependencies end in)."""
+    if n == 0:
+        return [[]]
+    return [[s, *rest] for s in _ENDS for rest in _sequences(n - 1)]
+
+
+@pytest.mark.parametrize("when", list(When))
+def test_a_non_decisive_end_before_the_last_never_changes_wait(when: When) -> None:
+    """Exhaustively, up to 3 dependencies: while trigger says Wait, a dependency that ends
+    (not the last) with an outcome ``decisive`` rejects leaves it at Wait (the engine then
+    does not evaluate the dependent at all), and a decisive one is needed for anything else."""
+    for n in (2, 3):
+        for ends in _sequences(n):
+            outcomes = [DepOutcome(f"d{i}", s) for i, s in enumerate(ends)]
+            for k in range(1, n):  # the k-th dependency ends; n - k still run
+                before = outcomes[: k - 1] + [None] * (n - k + 1)
+                after = outcomes[:k] + [None] * (n - k)
+                if trigger(when, before, aborting=False) != Wait():
+                    continue
+                now = trigger(when, after, aborting=False)
+                if not decisive(when, outcomes[k - 1]):
+                    assert now == Wait(), (when, ends, k)
+
+
+def test_decisive_outcomes_per_rule() -> None:
+    """A failure decides all_success (skip), a success decides one_success (ready);
+    all_done and one_failed wait for every dependency whatever ends."""
+    failed, ok = DepOutcome("d", StepState.FAILED, "d"), DepOutcome("d", StepState.SUCCEEDED)
+    assert decisive(When.ALL_SUCCESS, failed)
+    assert not decisive(When.ALL_SUCCESS, ok)
+    assert decisive(When.ONE_SUCCESS, ok)
+    assert not decisive(When.ONE_SUCCESS, failed)
+    assert decisive(When.ALL_FAILED, ok)
+    assert not decisive(When.ALL_FAILED, failed)
+    assert not any(decisive(w, o) for w in (When.ALL_DONE, When.ONE_FAILED) for o in (ok, failed))

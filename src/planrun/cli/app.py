@@ -7,57 +7,37 @@ is being resumed elsewhere), 124 run deadline exceeded, 130 cancelled (SIGINT/SI
 
 from __future__ import annotations
 
-import functools
 import json
-import signal
+import os
 import sys
-import time
-from dataclasses import replace
+from importlib import import_module
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
+import click
 import typer
-from anyio.abc import TaskStatus
-from rich.console import Console
 
-from ..api import PreparedRun, RunOptions, RunResult, execute
-from ..errors import PlanError, PlanrunError, UsageError
 from ..exitcodes import ExitCode
-from ..graph import levels
-from ..model import json_schema
-from ..options import KillSwitch
-from ..prepare import Resume, check_concurrency, check_plan, secret_hint, secrets_from_env
-from ..resume.load import LoadedResume, load_resume
-from ..state import replay
-from . import jsonout
 from .ci import CiChoice
 from .command import CONTEXT_SETTINGS, build_command
-from .common import (
+from .params import (
     ColorChoice,
     ColorOpt,
+    JsonOpt,
+    OutputChoice,
+    OutputOpt,
+    ResumePlanOpt,
     StateDirOpt,
-    err_console,
-    fail,
-    make_console,
-    print_problems,
-    var_values,
 )
-from .completion import register_completion_command
-from .graph_cmd import register_graph_command
-from .handler_text import handlers_phrase
-from .jsonout import JsonOpt
-from .observe import register_observe_commands
-from .output import OutputChoice, OutputOpt, choose_renderer
-from .plan_input import ResumePlanOpt, plan_source, prepare_plan
-from .plan_text import print_dry_run, print_explain, print_instances
-from .report_cmd import register_report_command
-from .reports import RunReports, unstarted_view
-from .ui_cmd import register_ui_command
-from .version import VersionOpt, register_version_command
-from .view import Renderer, counted, print_summary
+from .version import VersionOpt
 
-app = typer.Typer(
+if TYPE_CHECKING:
+    app: typer.Typer  # every command: see __getattr__ below
+
+#: The commands declared here. Their modules are light (typer, the standard library):
+#: a command imports what it acts with only when it runs; the commands of the other
+#: cli modules join them in :func:`full_app`.
+_app = typer.Typer(
     name="planrun",
     help="Run plans: DAGs of subprocess steps with timeouts, retries and failure policies.",
     no_args_is_help=True,
@@ -67,7 +47,7 @@ app = typer.Typer(
 )
 
 
-@app.callback()
+@_app.callback()
 def _root(version: VersionOpt = False) -> None:
     """Run plans: DAGs of subprocess steps with timeouts, retries and failure policies."""
 
@@ -143,21 +123,7 @@ AllowUndeclaredOpt = Annotated[
 ]
 
 
-def _secrets(names: list[str] | None) -> dict[str, str]:
-    """``--secret NAME`` values, from planrun's environment."""
-    values, missing = secrets_from_env(names or [])
-    if missing:
-        name, why = next(iter(missing.items()))  # the first one is enough to act on
-        if why not in ("not set", "empty"):
-            raise UsageError(f"--secret {name}: secret '{name}' is {why}; {secret_hint(name, why)}")
-        raise UsageError(
-            f"--secret {name}: {name} is {why} in the environment; export {name}=... first "
-            "(a secret never goes on the command line)"
-        )
-    return values
-
-
-@app.command()
+@_app.command()
 def run(
     plan: RunPlanArg,
     var: VarOpt = None,
@@ -182,129 +148,26 @@ def run(
     """Validate and run a plan, showing progress.
 
     Exits with the run's exit code (see the README's table)."""
-    options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
-    try:
-        reports = RunReports.from_options(ci, junit, json_stdout=as_json)
-        check_concurrency(max_concurrency)
-        prepared = prepare_plan(
-            plan,
-            var_values(var),
-            _secrets(secret),
-            allow_undeclared=allow_undeclared,
-            check_host=dry_run,  # what validate warns about; a run reports the real failure
-        )
-    except PlanrunError as exc:
-        raise jsonout.fail(exc, as_json) from None
-    if prepared.warnings:
-        print_problems(err_console(), prepared.warnings, prepared.source)
-    if dry_run and as_json:
-        jsonout.write_doc(jsonout.dry_run_doc(prepared, options))
-        raise typer.Exit(ExitCode.OK)
-    if dry_run:
-        print_dry_run(make_console(color=color), prepared, options)
-        raise typer.Exit(ExitCode.OK)
-    _run_and_exit(prepared, plain, options, None, as_json, reports, output=output, color=color)
+    if not dry_run:
+        _prestart_watchdog()
+    from .run_cmd import run_command
 
-
-def _run_and_exit(
-    prepared: PreparedRun,
-    plain: bool,
-    options: RunOptions,
-    resume: Resume | None,
-    as_json: bool,
-    reports: RunReports,
-    output: OutputChoice = OutputChoice.AUTO,
-    color: ColorChoice = ColorChoice.AUTO,
-) -> None:
-    """Run (or resume) with a live view, plain log or step output (``--output``), print
-    the summary, exit; under ``as_json`` the events and the result as NDJSON
-    (``jsonout``)."""
-    console = make_console(color=color)
-    renderer: Renderer = (
-        jsonout.JsonEvents() if as_json else choose_renderer(console, output, plain, reports.ci)
+    run_command(
+        plan,
+        var,
+        secret,
+        state_dir,
+        run_id,
+        max_concurrency,
+        dry_run,
+        plain,
+        as_json,
+        ci,
+        junit,
+        allow_undeclared,
+        output,
+        color,
     )
-    renderer.state_dir = options.state_dir
-    if resume is not None:  # the view starts from the run's history, without printing it
-        renderer.view = replay(resume.history)
-    started = time.monotonic()
-    try:
-        code = anyio.run(_run, prepared, renderer, options, resume, backend="asyncio")
-    except PlanrunError as exc:
-        if renderer.view is not None:  # it failed mid-run: report what did happen
-            reports.finish(renderer.view, prepared, time.monotonic() - started)
-        raise jsonout.fail(exc, as_json) from None
-    except KeyboardInterrupt:  # before our handlers were installed
-        code = ExitCode.CANCELLED
-    if as_json:
-        jsonout.write_result(renderer.view, code)
-    elif renderer.view is not None:
-        print_summary(console, renderer.view, time.monotonic() - started)
-    reports.finish(
-        renderer.view or unstarted_view(prepared, options.run_id),
-        prepared,
-        time.monotonic() - started,
-    )
-    raise typer.Exit(code)
-
-
-async def _run(
-    prepared: PreparedRun, renderer: Renderer, options: RunOptions, resume: Resume | None
-) -> int:
-    """Run under signal handling: the first SIGINT/SIGTERM cancels gracefully, the
-    second kills every step process at once."""
-    kill_switch = KillSwitch()
-    options = replace(
-        options,
-        on_event=renderer.on_event,
-        on_output=renderer.on_output if renderer.wants_output else None,
-        owner_kind="cli",
-        on_notice=lambda text: err_console().print(text, markup=False),
-        kill_switch=kill_switch,
-    )
-    result: RunResult | None = None
-    error: PlanrunError | None = None
-    async with anyio.create_task_group() as tg:
-        with anyio.CancelScope() as run_scope:
-            await tg.start(_handle_signals, run_scope, kill_switch, renderer.console)
-            tg.start_soon(renderer.run)
-            try:
-                result = await execute(prepared, options, resume=resume)
-            except PlanrunError as exc:
-                error = exc
-        renderer.close()
-        tg.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    if result is None:
-        view = renderer.view
-        if view is not None and view.exit_code is not None:
-            return view.exit_code  # the signal came after the run had finished
-        return ExitCode.CANCELLED
-    return result.exit_code
-
-
-async def _handle_signals(
-    run_scope: anyio.CancelScope,
-    kill_switch: KillSwitch,
-    console: Console,
-    *,
-    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        count = 0
-        async for signum in signals:
-            count += 1
-            name = signal.Signals(signum).name
-            if count == 1:
-                # Through the console, so a live view draws it above itself.
-                console.print(
-                    f"planrun: {name}: cancelling the run (again to kill at once)", markup=False
-                )
-                run_scope.cancel()
-            else:
-                console.print(f"planrun: {name}: killing every step process", markup=False)
-                kill_switch.kill_all()
 
 
 #: ``resume``'s own options (named here so the command stays readable).
@@ -326,7 +189,7 @@ AllowChangedOpt = Annotated[
 ]
 
 
-@app.command(name="resume")
+@_app.command(name="resume")
 def resume_cmd(
     run_id: ResumeIdArg,
     from_step: FromOpt = None,
@@ -349,53 +212,40 @@ def resume_cmd(
     """Resume a failed, cancelled or crashed run, in the same run id.
 
     Reruns the steps that did not succeed, and what depends on them."""
-    try:
-        reports = RunReports.from_options(ci, junit, json_stdout=as_json)
-        loaded = anyio.run(
-            functools.partial(
-                load_resume,
-                run_id,
-                state_dir,
-                plan=plan_source(plan) if plan is not None else None,
-                variables=var_values(var),
-                secrets=_secrets(secret),
-                from_step=from_step,
-                only=only,
-                allow_changed=allow_changed,
-                allow_undeclared=allow_undeclared,
-            ),
-            backend="asyncio",
-        )
-    except PlanrunError as exc:
-        raise jsonout.fail(exc, as_json) from None
-    if explain and as_json:
-        jsonout.write_doc(jsonout.explain_doc(loaded))
-        raise typer.Exit(ExitCode.OK)
-    if explain:
-        print_explain(make_console(color=color), loaded)
-        raise typer.Exit(ExitCode.OK)
-    if not loaded.resume.rerun:
-        _nothing_to_rerun(loaded, as_json, reports)
-    opts = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
-    _run_and_exit(loaded.prepared, plain, opts, loaded.resume, as_json, reports, output, color)
+    if not explain:
+        _prestart_watchdog()
+    from .run_cmd import resume_command
 
-
-def _nothing_to_rerun(loaded: LoadedResume, as_json: bool, reports: RunReports) -> NoReturn:
-    """Every step of the run succeeded: say so, report the run as it stands, exit 0."""
-    err_console().print(
-        f"planrun: nothing to rerun: every step of run {loaded.run.run_id} succeeded "
-        "(use --from STEP to run steps again)",
-        markup=False,
+    resume_command(
+        run_id,
+        from_step,
+        only,
+        explain,
+        allow_changed,
+        plan,
+        var,
+        secret,
+        state_dir,
+        max_concurrency,
+        plain,
+        as_json,
+        ci,
+        junit,
+        allow_undeclared,
+        output,
+        color,
     )
-    stored = replay(loaded.resume.history)
-    if as_json:  # the run as it stands: there is nothing new to stream
-        jsonout.write_result(stored, ExitCode.OK)
-    if stored is not None:  # CI still gets its report
-        reports.finish(stored, loaded.prepared, 0.0)
-    raise typer.Exit(ExitCode.OK)
 
 
-@app.command(name="validate")
+def _prestart_watchdog() -> None:
+    """Start the run's watchdog process before loading the engine and the store, so
+    its interpreter is up when the run ends (a clean exit waits for it to be gone)."""
+    from ..startup import prestart_watchdog
+
+    prestart_watchdog()
+
+
+@_app.command(name="validate")
 def validate_cmd(
     plan: PlanArg,
     var: VarOpt = None,
@@ -405,15 +255,29 @@ def validate_cmd(
     """Check a plan and report every problem at once.
 
     Exits 0 if the plan is valid, 2 if not."""
+    from ..errors import PlanError, PlanrunError
+    from ..graph import levels
+    from ..prepare import check_plan
+    from .common import err_console, fail, make_console, print_problems, var_values
+    from .handler_text import handlers_phrase
+    from .plan_text import print_instances
+    from .words import counted
+
     try:
         result = check_plan(plan, var_values(var), allow_undeclared=allow_undeclared)
     except PlanError as exc:  # nothing could be checked: still a validation's answer
         if as_json:
+            from . import jsonout
+
             jsonout.write_doc(jsonout.validation_doc(str(plan), None, exc))
         raise fail(exc) from None
     except PlanrunError as exc:
+        from . import jsonout
+
         raise jsonout.fail(exc, as_json) from None
     if as_json:
+        from . import jsonout
+
         jsonout.write_doc(jsonout.validation_doc(str(plan), result, None))
     console = make_console()
     if not result.ok:
@@ -435,25 +299,91 @@ def validate_cmd(
     print_instances(console, result.plan)
 
 
-@app.command()
+@_app.command()
 def schema() -> None:
     """Print the JSON Schema of the plan format.
 
     For editors: point a plan's "$schema" at the file."""
+    from ..model import json_schema
+
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
-register_observe_commands(app)
-register_version_command(app)
-register_completion_command(app)
-register_ui_command(app)
-register_graph_command(app)
-register_report_command(app)
+#: What ``planrun WORD ...`` needs no other command for: the commands declared here
+#: (``--version`` too).
+_OWN = frozenset({"run", "resume", "validate", "schema", "--version", "-V"})
+#: The other commands: the cli module that declares each, and its register function.
+#: In this order, ``planrun -h`` lists them after those declared here.
+_MODULES = {
+    "observe": ("register_observe_commands", ("watch", "list", "show", "logs", "cancel")),
+    "version": ("register_version_command", ("version",)),
+    "completion": ("register_completion_command", ("completion",)),
+    "ui_cmd": ("register_ui_command", ("ui",)),
+    "graph_cmd": ("register_graph_command", ("graph",)),
+    "report_cmd": ("register_report_command", ("report",)),
+}
+_registered: set[str] = set()
+
+
+def _register(module: str) -> None:
+    """Add the commands of cli module ``module`` (a key of :data:`_MODULES`), once."""
+    if module not in _registered:
+        register_name, _ = _MODULES[module]
+        getattr(import_module(f".{module}", __package__), register_name)(_app)
+        _registered.add(module)
+
+
+def full_app() -> typer.Typer:
+    """The ``planrun`` app with every command, in the order ``planrun -h`` lists them."""
+    for module in _MODULES:
+        _register(module)
+    return _app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the whole ``planrun`` app (what the tests build help from)."""
+    if name == "app":
+        return full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _invoked(argv: list[str]) -> str | None:
+    """The one command ``argv`` (after ``planrun``) runs, or ``--version``; None when
+    it needs every command: ``-h``, a typo (the error suggests a command), a shell
+    asking for completions."""
+    if not argv or "_PLANRUN_COMPLETE" in os.environ:
+        return None
+    word = argv[0]
+    if word in _OWN or any(word in words for _, words in _MODULES.values()):
+        return word
+    return None
+
+
+def _command(word: str | None) -> click.Command:
+    """The click command for ``word`` (see :func:`_invoked`): a group holding just that
+    command, whose module alone is imported; every command for None."""
+    if word is None:
+        return build_command(full_app())
+    if word.startswith("-"):  # --version: the root's own option
+        return build_command(_app)
+    for module, (_, words) in _MODULES.items():
+        if word in words:
+            _register(module)
+    return build_command(_app, only=word)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Only the command being run is built (and its
+    module imported): building and importing them all is most of ``planrun``'s
+    start-up otherwise."""
     try:
-        build_command(app)(prog_name="planrun")
-    except UsageError as exc:  # pragma: no cover - typer handles most paths
+        command = _command(_invoked(sys.argv[1:]))
+        command(prog_name="planrun")
+    except Exception as exc:
+        from ..errors import UsageError  # not at import: it loads msgspec
+
+        if not isinstance(exc, UsageError):
+            raise
+        from .common import fail  # pragma: no cover - typer handles most paths
+
         raise SystemExit(fail(exc).exit_code) from None

@@ -15,7 +15,7 @@ from typing import Any
 import click
 import typer
 from typer.main import get_command, get_command_name
-from typer.models import ArgumentInfo
+from typer.models import ArgumentInfo, CommandInfo
 from typer.utils import get_params_from_function
 
 __all__ = ["CONTEXT_SETTINGS", "build_command"]
@@ -24,22 +24,36 @@ __all__ = ["CONTEXT_SETTINGS", "build_command"]
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 
 
-def build_command(app: typer.Typer) -> click.Command:
+def build_command(app: typer.Typer, only: str | None = None) -> click.Command:
     """``app`` as the click command to call (what ``app()`` would build), with every
-    positional argument's help text in place."""
-    command = get_command(app)
+    positional argument's help text in place; with ``only``, the group holds just
+    that command (building each command costs start-up time: ``planrun run`` needs
+    one; its help and errors are the same in either group)."""
+    registered = app.registered_commands
+    if only is not None:
+        app.registered_commands = [i for i in registered if _name(i) == only]
+    try:
+        command = get_command(app)
+    finally:
+        app.registered_commands = registered
     if isinstance(command, click.Group):
         for info in app.registered_commands:
             if info.callback is None:
                 continue
-            name = info.name or get_command_name(info.callback.__name__)
-            sub = command.commands.get(name)
+            sub = command.commands.get(_name(info))
             if sub is not None:
                 _restore_argument_help(sub, info.callback)
                 # click 8.5 writes a "Positional arguments" section of its own; typer
                 # writes "Arguments" (on every click): keep one, the same everywhere.
                 sub.format_arguments = _no_section  # type: ignore[method-assign]
     return command
+
+
+def _name(info: CommandInfo) -> str:
+    """The name a registered command is invoked by."""
+    if info.name or info.callback is None:
+        return info.name or ""
+    return get_command_name(info.callback.__name__)
 
 
 def _no_section(ctx: click.Context, formatter: click.HelpFormatter) -> None:

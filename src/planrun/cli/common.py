@@ -13,9 +13,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping
-from enum import StrEnum
-from pathlib import Path
-from typing import IO, Annotated, Literal, TextIO
+from typing import IO, Literal, TextIO
 
 import typer
 from rich.console import Console
@@ -30,8 +28,8 @@ from ..errors import (
     RunExists,
     UsageError,
 )
-from ..paths import STATE_DIR_ENV, state_dir_to_name
-from ..plan import parse_var
+from ..paths import state_dir_to_name
+from .params import ColorChoice, ColorOpt, StateDirOpt
 
 __all__ = [
     "ColorChoice",
@@ -48,36 +46,6 @@ __all__ = [
     "print_problems",
     "var_values",
     "wants_color",
-]
-
-StateDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        envvar=STATE_DIR_ENV,
-        metavar="DIR",
-        show_default=False,
-        help="Where runs are stored [default: the nearest .planrun here or above, else ./.planrun]",
-    ),
-]
-
-
-class ColorChoice(StrEnum):
-    """What ``--color`` accepts."""
-
-    AUTO = "auto"
-    ALWAYS = "always"
-    NEVER = "never"
-
-
-ColorOpt = Annotated[
-    ColorChoice,
-    typer.Option(
-        "--color",
-        metavar="WHEN",
-        show_default=False,
-        help="Colour: auto (a terminal, unless NO_COLOR; FORCE_COLOR forces it), always, never.",
-        case_sensitive=False,
-    ),
 ]
 
 
@@ -241,6 +209,8 @@ def cli_words(exc: PlanrunError) -> str:
 
 def var_values(pairs: list[str] | None) -> dict[str, str]:
     """``--var NAME=VALUE`` pairs; every malformed one is named in one ``UsageError``."""
+    from ..plan import parse_var  # the plan package loads only when a --var is given
+
     out: dict[str, str] = {}
     bad: list[str] = []
     for pair in pairs or []:

@@ -7,10 +7,10 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from ..api import PreparedRun
 from ..model import Plan
 from ..plan.handlers import HANDLER_KINDS, handler_steps
-from .view import counted
+from ..prepare import PreparedRun
+from .words import counted
 
 __all__ = ["handlers_doc", "handlers_phrase", "print_handlers"]
 

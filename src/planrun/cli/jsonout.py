@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import typer
@@ -45,12 +45,15 @@ from ..plan.rules import signal_name
 from ..prepare import PreparedRun
 from ..records import RunRecord
 from ..results import RunResult
-from ..resume.load import LoadedResume
 from ..state import RunView
 from .common import cli_hint, cli_words, err_console
 from .common import fail as fail_for_people
 from .handler_text import handlers_doc
+from .params import JsonOpt
 from .view import Renderer
+
+if TYPE_CHECKING:  # the store loads only for what needs it, not for validate --json
+    from ..resume.load import LoadedResume
 
 __all__ = [
     "JsonEvents",
@@ -88,9 +91,6 @@ def quiet_stdout() -> None:
 
 
 #: ``--json`` on the commands that print a result (README "JSON output").
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print JSON for programs (see README: JSON output).")
-]
 
 
 # --- errors ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from .. import monitor
-from ..api import cancel_run
+from ..cancel import cancel_run  # not ..api: that loads the engine
 from ..errors import PlanrunError, UsageError
 from ..events import RunFinished
 from ..exitcodes import ExitCode

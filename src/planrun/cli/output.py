@@ -24,11 +24,8 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Annotated
 
 import anyio
-import typer
 from rich.console import Console
 from rich.text import Text
 
@@ -36,6 +33,7 @@ from ..events import AttemptFinished, AttemptStarted, Event, utc_now
 from ..ports import OutputLine
 from .ci import CiMode
 from .common import quiet_stream
+from .params import OutputChoice, OutputOpt
 from .view import LiveView, PlainLog, Renderer, clock, format_duration, printable
 
 __all__ = [
@@ -56,31 +54,6 @@ BLOCK_BYTES = 1 << 20
 #: Colours for step prefixes, in plan order.
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
 CUT_MARK = " [… line cut: see the log]"
-
-
-class OutputChoice(StrEnum):
-    """What ``--output`` accepts."""
-
-    AUTO = "auto"
-    PREFIXED = "prefixed"
-    GROUPED = "grouped"
-    QUIET = "quiet"
-
-
-OutputOpt = Annotated[
-    OutputChoice,
-    typer.Option(
-        "--output",
-        metavar="MODE",
-        help="Step output while running (auto, prefixed, grouped, quiet): prefixed "
-        "(each line as 'step | line'), grouped (one block per attempt when it ends), "
-        "quiet (none). Default: the live view "
-        "shows each running step's last line on a terminal; grouped on GitHub Actions, "
-        "prefixed elsewhere.",
-        case_sensitive=False,
-        show_default=False,
-    ),
-]
 
 
 def still_running_sec() -> float:

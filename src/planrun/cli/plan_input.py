@@ -10,30 +10,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from ..errors import PlanError
 from ..plan.read import STDIN_SOURCE, read_stream
 from ..prepare import PreparedRun, prepare
+from .params import ResumePlanOpt
 
 __all__ = ["STDIN", "ResumePlanOpt", "plan_source", "prepare_plan"]
 
 #: The plan argument that means "read the plan from standard input".
 STDIN = "-"
-
-#: ``resume --plan``: the plan again, for a run whose file is gone or that read stdin.
-ResumePlanOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--plan",
-        metavar="FILE",
-        help="The plan (a file, or - for stdin) when the run's file is gone or it came "
-        "from stdin; it must be the run's plan (else --allow-changed).",
-        show_default=False,
-    ),
-]
 
 
 def plan_source(plan: Path) -> Path | Any:

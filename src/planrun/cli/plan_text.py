@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from ..api import PreparedRun, RunOptions
 from ..graph import levels
 from ..model import Plan, Step, base_id
+from ..options import RunOptions
 from ..plan import ResolvedStep
 from ..plan.rules import signal_name
+from ..prepare import PreparedRun
 from ..resume import Action
-from ..resume.load import LoadedResume
 from ..subst import StepRef
 from .handler_text import print_handlers
-from .view import counted
+from .words import counted
+
+if TYPE_CHECKING:  # the store loads only for resume --explain
+    from ..resume.load import LoadedResume
 
 __all__ = ["print_dry_run", "print_explain", "print_instances"]
 

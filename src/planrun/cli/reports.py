@@ -15,8 +15,6 @@ from ..prepare import PreparedRun
 from ..state import RunView, StepView
 from .ci import CiChoice, CiMode, detect_ci
 from .common import err_console
-from .github import error_commands, summary_markdown, write_summary
-from .junit import check_junit_path, junit_xml, write_junit
 
 __all__ = ["RunReports", "unstarted_view"]
 
@@ -47,7 +45,11 @@ class RunReports:
     def from_options(cls, ci: CiChoice, junit: Path | None, *, json_stdout: bool) -> RunReports:
         """From ``--ci`` and ``--junit``; a ``UsageError`` for a path no report can be
         written to."""
-        path = None if junit is None else check_junit_path(junit)
+        path = None
+        if junit is not None:
+            from .junit import check_junit_path  # the report writers load only if asked
+
+            path = check_junit_path(junit)
         return cls(detect_ci(ci), path, json_stdout)
 
     def finish(self, view: RunView, prepared: PreparedRun, wall: float) -> None:
@@ -55,6 +57,8 @@ class RunReports:
         written is a warning on stderr: the run's exit code stays the run's."""
         masker = prepared.masker
         if self.ci is CiMode.GITHUB:
+            from .github import error_commands, summary_markdown, write_summary
+
             out = sys.stderr if self.json_stdout else sys.stdout
             out.writelines(error_commands(view, masker))
             out.flush()
@@ -62,6 +66,8 @@ class RunReports:
             if warning:
                 err_console().print(warning, markup=False, style="yellow")
         if self.junit is not None:
+            from .junit import junit_xml, write_junit
+
             try:
                 write_junit(self.junit, junit_xml(view, masker, wall))
             except OSError as exc:

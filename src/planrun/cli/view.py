@@ -18,7 +18,6 @@ from datetime import datetime
 
 import anyio
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
 from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -42,6 +41,7 @@ from ..model import RunState, StepState
 from ..ports import OutputLine
 from ..state import RunView, StepView, apply
 from .common import command_hint
+from .words import counted
 
 __all__ = [
     "LiveView",
@@ -101,11 +101,6 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     t0 = datetime.fromisoformat(start)
     t1 = datetime.fromisoformat(end) if end else datetime.now(t0.tzinfo)
     return (t1 - t0).total_seconds()
-
-
-def counted(n: int, noun: str) -> str:
-    """``1 step``, ``2 steps``: ``n`` and ``noun``, plural unless ``n`` is 1."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -267,6 +262,8 @@ class LiveView(Renderer):
         super().__init__(console)
         self.wants_output = show_output
         self._last_line: dict[str, str] = {}
+        from rich.live import Live  # only a terminal's view needs it (start-up)
+
         self._live = Live(
             console=console,
             auto_refresh=False,

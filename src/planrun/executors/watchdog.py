@@ -14,33 +14,34 @@ watchdog's sweep and still kills its own groups.
 
 The write end is close-on-exec and never passed to steps, so only planrun's own death
 closes it.
+
+Its interpreter takes a while to start (more than a one-step run takes), and a clean
+exit waits for it to be gone. So the CLI calls :func:`prestart` first thing: that
+watchdog starts while planrun loads, and the run's :class:`Watchdog` takes it over.
 """
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import contextlib
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
 
-from ..errors import HelperError
-from .attempt_files import write_all
-
-__all__ = ["BATCH_SEC", "Watchdog"]
+__all__ = ["BATCH_SEC", "Watchdog", "prestart"]
 
 #: How long group lines (``+PGID``, ``-PGID``) may wait to be written together.
 BATCH_SEC = 0.005
 
 # Runs as `python -I -S -c SOURCE`: standard library only, no planrun import.
 SOURCE = r"""
-import os, shutil, signal, sys
+import os, sys
 groups, runs, dirs = set(), set(), []
 for raw in sys.stdin.buffer:
     line = raw.strip().decode()
     if line == "ok":
-        sys.exit(0)
+        os._exit(0)  # nothing to flush or free: skip the interpreter's finalization
     if line.startswith("run "):
         runs.add(line[4:])
     elif line.startswith("+"):
@@ -49,6 +50,8 @@ for raw in sys.stdin.buffer:
         groups.discard(int(line[1:]))
     elif line.startswith("dir "):
         dirs.append(os.fsdecode(bytes.fromhex(line[4:])))
+# planrun died. Imported only now: a clean run's watchdog never needs them.
+import shutil, signal
 for pgid in groups:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -104,6 +107,62 @@ def _untagged(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if not k.startswith("PLANRUN_")}
 
 
+def _spawn() -> tuple[subprocess.Popen[bytes], int]:
+    """Start a watchdog process: it and the write end of its stdin (``OSError`` if it
+    cannot be started)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", SOURCE],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_untagged(os.environ),
+            start_new_session=True,  # a Ctrl-C to our terminal is not for it
+        )
+    except OSError:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return proc, write_end
+
+
+#: A watchdog started ahead of need (:func:`prestart`), for the next ``start()``.
+_spare: list[tuple[subprocess.Popen[bytes], int]] = []
+
+
+def prestart() -> None:
+    """Start a watchdog now, for this process's next :meth:`Watchdog.start` to take
+    over, so that its interpreter starts while planrun loads the rest. Not being able
+    to start one is not reported here: ``start()`` tries again and reports that. One
+    nobody takes is dismissed cleanly at exit."""
+    if _spare:
+        return
+    try:
+        _spare.append(_spawn())
+    except OSError:
+        return
+    atexit.register(_dismiss_spare)
+
+
+def _dismiss_spare() -> None:
+    """At exit: tell a spare watchdog nobody took that all is well, and reap it."""
+    while _spare:
+        proc, write_end = _spare.pop()
+        _dismiss(proc, write_end)
+
+
+def _dismiss(proc: subprocess.Popen[bytes] | None, write_end: int) -> None:
+    """Clean exit of one watchdog: ``ok``, close its pipe, reap it."""
+    with contextlib.suppress(BrokenPipeError):
+        os.write(write_end, b"ok\n")
+    os.close(write_end)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+
+
 class Watchdog:
     """The planrun side of the watchdog: start it, report groups, close it cleanly."""
 
@@ -121,25 +180,23 @@ class Watchdog:
         """
         if self._write is not None:
             return
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        if _spare and os.access(sys.executable, os.X_OK):
+            # Started ahead by prestart(): its interpreter is up by now. (Only while
+            # the interpreter can still be started: a run that waited for a lock
+            # meanwhile fails as if it had started its watchdog now.)
+            self._proc, self._write = _spare.pop()
+            return
+        _dismiss_spare()
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", SOURCE],
-                stdin=read_end,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=_untagged(os.environ),
-                start_new_session=True,  # a Ctrl-C to our terminal is not for it
-            )
+            self._proc, write_end = _spawn()
         except OSError as exc:
-            os.close(write_end)
+            from ..errors import HelperError  # not at import: see prestart()
+
             reason = exc.strerror or str(exc)
             raise HelperError(
                 f"cannot start the watchdog process ({sys.executable}): {reason}; "
                 "no step was started"
             ) from None
-        finally:
-            os.close(read_end)
         self._write = write_end
 
     def _send(self, line: str) -> None:
@@ -155,13 +212,17 @@ class Watchdog:
         data = "".join(f"{line}\n" for line in self._pending).encode()
         self._pending.clear()
         with contextlib.suppress(BrokenPipeError):  # it died: nothing more to do
-            write_all(self._write, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._write, view) :]
 
     def _queue(self, line: str) -> None:
         """Queue a group line, written ``BATCH_SEC`` later together with the others
         queued meanwhile: one write (and one wake-up of the watchdog, which costs
         planrun its CPU on a busy machine) instead of one per attempt start and end.
         Without a running asyncio loop it is written at once."""
+        import asyncio  # not at import: see prestart() (loaded by now, with the loop)
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -196,11 +257,7 @@ class Watchdog:
         """Clean exit: tell the watchdog all is well and reap it."""
         if self._write is None:
             return
-        self._pending.append("ok")
-        self._flush()  # pending group lines first; they no longer matter, but are cheap
-        os.close(self._write)
+        self._pending.clear()  # group lines no longer matter: "ok" follows
+        _dismiss(self._proc, self._write)
         self._write = None
-        if self._proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=2)
-            self._proc = None
+        self._proc = None

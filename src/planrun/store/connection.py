@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
@@ -19,10 +19,19 @@ import anyio
 from ..errors import StoreError
 from . import sql
 
-__all__ = ["enable_wal", "fetch_dicts", "immediate", "migrate", "translated"]
+__all__ = [
+    "enable_wal",
+    "fetch_dicts",
+    "immediate",
+    "immediate_sync",
+    "in_worker",
+    "migrate",
+    "translated",
+]
 
 #: Query parameters: positional (``?``) or named (``:name``).
 Params = tuple[Any, ...] | Mapping[str, Any]
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -58,6 +67,33 @@ async def immediate(db: aiosqlite.Connection) -> AsyncIterator[None]:
         with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
             if db.in_transaction:
                 await db.execute("ROLLBACK")
+        raise
+
+
+async def in_worker(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` with the connection on ``db``'s own worker thread, as *one* queued call.
+
+    For a transaction of many statements: every awaited statement is a round trip
+    through the worker's queue and a wake-up of the event loop, and the Python work
+    around the statements (encoding, binding) runs off the loop too. aiosqlite has no
+    public call for this; ``_execute`` is the call every one of its methods queues
+    (aiosqlite is pinned to 0.22.x in pyproject.toml). Like any statement, cancelling
+    the await does not stop ``fn``.
+    """
+    return await db._execute(lambda: fn(db._conn))  # type: ignore[no-untyped-call,no-any-return]
+
+
+@contextlib.contextmanager
+def immediate_sync(conn: sqlite3.Connection) -> Iterator[None]:
+    """:func:`immediate` for code on the worker thread (:func:`in_worker`)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
 
 

@@ -81,10 +81,13 @@ BUSY_TIMEOUT_SEC = 5.0
 ENABLE_WAL = "PRAGMA journal_mode=WAL"
 PRAGMAS = (
     f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SEC * 1000)}",
-    # FULL: a committed event survives power loss; batching keeps the fsyncs few.
-    "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
 )
+#: ``synchronous`` by durability (planrun.options.Durability). In WAL mode FULL syncs
+#: the WAL at every commit (a commit survives power loss; batching keeps the fsyncs
+#: few); NORMAL only at checkpoints (a commit survives a crash of the process, not
+#: necessarily of the machine).
+SYNCHRONOUS = {"full": "PRAGMA synchronous=FULL", "normal": "PRAGMA synchronous=NORMAL"}
 
 INSERT_RUN = """
 INSERT INTO runs (run_id, plan_id, plan_path, state, variables, started_at, owner_pid,

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from sqlite3 import Connection
 from typing import Any
 
 import aiosqlite
 import anyio
+import anyio.lowlevel
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
@@ -39,7 +42,15 @@ from ..model import RunState, base_id
 from ..proc import boot_id, process_start_time
 from ..records import RunRecord
 from . import files, sql
-from .connection import enable_wal, fetch_dicts, immediate, migrate, translated
+from .connection import (
+    enable_wal,
+    fetch_dicts,
+    immediate,
+    immediate_sync,
+    in_worker,
+    migrate,
+    translated,
+)
 from .projection import Projection
 from .rows import run_record
 
@@ -106,7 +117,8 @@ class SqliteStore:
     def __init__(self, state_dir: Path, db: aiosqlite.Connection) -> None:
         self.state_dir = state_dir
         self._db = db
-        self._lock = anyio.Lock()
+        # Uncontended (the usual case: one recorder), taking it costs no loop turn.
+        self._lock = anyio.Lock(fast_acquire=True)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
@@ -119,8 +131,11 @@ class SqliteStore:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, state_dir: str | os.PathLike[str]) -> AsyncIterator[SqliteStore]:
-        """Create the state dir if needed, open the database, migrate the schema."""
+    async def open(
+        cls, state_dir: str | os.PathLike[str], *, durability: str = "full"
+    ) -> AsyncIterator[SqliteStore]:
+        """Create the state dir if needed, open the database, migrate the schema.
+        ``durability``: ``"full"`` or ``"normal"`` (:class:`planrun.options.Durability`)."""
         # Absolute, so the log paths stored in attempts work from any directory.
         root = _absolute(state_dir)
         try:
@@ -131,7 +146,7 @@ class SqliteStore:
             db = await aiosqlite.connect(root / "runs.db", isolation_level=None)
         try:
             with translated("setting up the database"):
-                for pragma in sql.PRAGMAS:
+                for pragma in (*sql.PRAGMAS, sql.SYNCHRONOUS[durability]):
                     await db.execute(pragma)
                 await enable_wal(db)
                 await migrate(db)
@@ -241,33 +256,6 @@ class SqliteStore:
         await self._db.executemany(sql.DELETE_STEP_ATTEMPTS, gone)
         await self._db.executemany(sql.DELETE_STEP, gone)
 
-    async def _add_instances(
-        self, run_id: str, step_id: str, rows: Sequence[tuple[str, str]]
-    ) -> None:
-        """Rows for the instances of for_each step ``step_id``, right after it (later
-        rows move down); rows of its earlier instances not among them are removed."""
-        found = await fetch_dicts(self._db, sql.SELECT_STEP_POSITIONS, (run_id,))
-        at = {r["step_id"]: int(r["position"]) for r in found}
-        ids = {sid for sid, _ in rows}
-        stale = [
-            (run_id, sid)
-            for sid in at
-            if sid != step_id and base_id(sid) == step_id and sid not in ids
-        ]
-        await self._db.executemany(sql.DELETE_STEP_ATTEMPTS, stale)
-        await self._db.executemany(sql.DELETE_STEP, stale)
-        position = at.get(step_id, max(at.values(), default=-1))
-        shift = {"run_id": run_id, "n": len(rows), "position": position, "ids": _json(list(ids))}
-        await self._db.execute(sql.SHIFT_STEPS, shift)
-        await self._db.executemany(
-            sql.UPSERT_PLAN_STEP,
-            [
-                {"run_id": run_id, "step_id": sid, "position": position + 1 + i, "name": name}
-                for i, (sid, name) in enumerate(rows)
-            ],
-        )
-        await self._db.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
-
     async def heartbeat(self, run_id: str) -> None:
         """Record that the owner is alive now (shown by ``show``; never used to decide
         that a run crashed)."""
@@ -355,29 +343,27 @@ class SqliteStore:
                     if first is None:  # a quiet spell: say we are still here
                         await self.heartbeat(paths.run_dir.name)
                         continue
-                    batch = [first, *_ready(events, MAX_BATCH - 1)]
-                    bodies = [encode_event(e) for e in batch]
-                    await self.write_batch(batch, bodies)
-                    files.write_all(jsonl, b"".join(b + b"\n" for b in bodies))
+                    # One turn of the loop first: what the other tasks emit in it (the
+                    # next attempt's start after a step's end) joins this transaction,
+                    # and the step it starts is not kept waiting behind the recorder.
+                    await anyio.lowlevel.checkpoint()
+                    await self._write([first, *_ready(events, MAX_BATCH - 1)], None, jsonl)
             finally:
                 os.close(jsonl)
 
     async def write_batch(self, batch: Sequence[Event], bodies: Sequence[bytes]) -> None:
         """Apply a batch of events to every table in one ``BEGIN IMMEDIATE`` transaction."""
-        project = Projection(batch, bodies)
-        last = batch[-1]
+        await self._write(batch, bodies, None)
+
+    async def _write(
+        self, batch: Sequence[Event], bodies: Sequence[bytes] | None, jsonl: int | None
+    ) -> None:
+        """One batch, as one call on the connection's worker thread (:func:`_apply`):
+        the event loop only queues it."""
+        work = functools.partial(_apply, batch, bodies, jsonl)
         with translated("recording events"):
-            async with self._transaction():
-                await self._db.executemany(sql.INSERT_EVENT, project.events)
-                for run_id, step_id, rows in project.expansions:
-                    await self._add_instances(run_id, step_id, rows)
-                await self._db.executemany(sql.UPSERT_ATTEMPT, project.attempts())
-                await self._db.executemany(sql.UPDATE_STEP, project.steps())
-                await self._db.executemany(sql.FINISH_RUN, project.run_updates)
-                await self._db.executemany(sql.SET_RUN_EXECUTOR, project.executor_updates)
-                await self._db.execute(
-                    sql.UPDATE_RUN_SEQ, {"seq": last.seq, "ts": last.ts, "run_id": last.run_id}
-                )
+            async with self._lock:
+                await in_worker(self._db, work)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -400,6 +386,57 @@ class SqliteStore:
         with translated("reading runs"):
             rows = await fetch_dicts(self._db, sql.SELECT_RUNS_IN_STATE, params)
         return [run_record(row) for row in rows]
+
+
+def _apply(
+    batch: Sequence[Event], bodies: Sequence[bytes] | None, jsonl: int | None, conn: Connection
+) -> None:
+    """On the worker thread: encode ``batch`` (unless ``bodies`` are given), write it to
+    every table in one ``BEGIN IMMEDIATE`` transaction, then (committed) append it to
+    the ``jsonl`` descriptor: the JSONL file never holds an event SQLite lacks, and
+    ``_repair_jsonl`` appends what a crash between the two left out."""
+    if bodies is None:
+        bodies = [encode_event(e) for e in batch]
+    project = Projection(batch, bodies)
+    last = batch[-1]
+    with immediate_sync(conn):
+        conn.executemany(sql.INSERT_EVENT, project.events)
+        for run_id, step_id, rows in project.expansions:
+            _add_instances(conn, run_id, step_id, rows)
+        conn.executemany(sql.UPSERT_ATTEMPT, project.attempts())
+        conn.executemany(sql.UPDATE_STEP, project.steps())
+        if project.run_updates:  # (most batches have neither)
+            conn.executemany(sql.FINISH_RUN, project.run_updates)
+        if project.executor_updates:
+            conn.executemany(sql.SET_RUN_EXECUTOR, project.executor_updates)
+        conn.execute(sql.UPDATE_RUN_SEQ, {"seq": last.seq, "ts": last.ts, "run_id": last.run_id})
+    if jsonl is not None:
+        files.write_all(jsonl, b"".join(b + b"\n" for b in bodies))
+
+
+def _add_instances(
+    conn: Connection, run_id: str, step_id: str, rows: Sequence[tuple[str, str]]
+) -> None:
+    """Rows for the instances of for_each step ``step_id``, right after it (later
+    rows move down); rows of its earlier instances not among them are removed."""
+    at = {sid: int(pos) for sid, pos in conn.execute(sql.SELECT_STEP_POSITIONS, (run_id,))}
+    ids = {sid for sid, _ in rows}
+    stale = [
+        (run_id, sid) for sid in at if sid != step_id and base_id(sid) == step_id and sid not in ids
+    ]
+    conn.executemany(sql.DELETE_STEP_ATTEMPTS, stale)
+    conn.executemany(sql.DELETE_STEP, stale)
+    position = at.get(step_id, max(at.values(), default=-1))
+    shift = {"run_id": run_id, "n": len(rows), "position": position, "ids": _json(list(ids))}
+    conn.execute(sql.SHIFT_STEPS, shift)
+    conn.executemany(
+        sql.UPSERT_PLAN_STEP,
+        [
+            {"run_id": run_id, "step_id": sid, "position": position + 1 + i, "name": name}
+            for i, (sid, name) in enumerate(rows)
+        ],
+    )
+    conn.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
 
 
 def _ready(events: MemoryObjectReceiveStream[Event], most: int) -> list[Event]:

@@ -1,0 +1,125 @@
+"""Start-up (issue 16): a command loads what it acts with, nothing more. Checked on
+the real CLI (``python -m planrun ...``, its module list written at exit), not on
+timings: ``--version``, ``-h`` of a command and ``validate`` load neither the store,
+aiosqlite, the engine, the monitor, the dashboard nor the live view; ``run`` loads no
+other command's code and no report writer it was not asked for. Wall times are in
+``bench/bench_startup.py``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ._cli import clean_env, write_json
+
+PLAN = {"plan_id": "one", "steps": [{"id": "a", "command": "true"}]}
+
+#: What none of the light commands needs.
+HEAVY = (
+    "aiosqlite",
+    "sqlite3",
+    "planrun.store",
+    "planrun.engine",
+    "planrun.executors.local",
+    "planrun.api",
+    "planrun.monitor",
+    "planrun.ui",
+    "rich.live",
+    "anyio._backends",
+    "starlette",
+    "uvicorn",
+)
+#: What ``run`` (no --junit, no --ci github) does not need: other commands' code.
+NOT_FOR_RUN = (
+    "planrun.monitor",
+    "planrun.ui",
+    "planrun.cli.observe",
+    "planrun.cli.report_cmd",
+    "planrun.cli.graph_cmd",
+    "planrun.cli.ui_cmd",
+    "planrun.cli.completion",
+    "planrun.cli.junit",
+    "planrun.cli.github",
+    "planrun.about",
+    "starlette",
+)
+
+
+#: ``python -m planrun ARGS`` that writes, at exit, every module it imported to the
+#: file named in argv[1] (``-X importtime`` would miss those ``importlib`` loads).
+RUN_AND_LIST = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+sys.argv[0] = "planrun"
+atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+runpy.run_module("planrun", run_name="__main__", alter_sys=True)
+"""
+
+
+def _imports(*args: str, cwd: Path) -> set[str]:
+    """The modules ``planrun ARGS`` imports (it must succeed)."""
+    listing = cwd / "modules.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST, str(listing), *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    modules = set(listing.read_text().split())
+    assert "planrun.cli.app" in modules  # the listing was written
+    return modules
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--version",), ("-V",), ("run", "-h"), ("validate", "--help"), ("validate", "plan.json")],
+)
+def test_light_commands_load_no_store_engine_or_live_view(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    write_json(tmp_path / "plan.json", PLAN)
+    assert _loaded(_imports(*args, cwd=tmp_path), HEAVY) == []
+
+
+def test_validate_json_loads_no_store(tmp_path: Path) -> None:
+    """``validate --json`` needs the JSON documents, not the store they can also
+    describe."""
+    write_json(tmp_path / "plan.json", PLAN)
+    assert _loaded(_imports("validate", "plan.json", "--json", cwd=tmp_path), HEAVY) == []
+
+
+def test_run_loads_only_what_a_run_uses(tmp_path: Path) -> None:
+    write_json(tmp_path / "plan.json", PLAN)
+    modules = _imports("run", "plan.json", "--plain", "--state-dir", "st", cwd=tmp_path)
+    assert _loaded(modules, NOT_FOR_RUN) == []
+    assert {"planrun.engine", "planrun.store.sqlite"} <= modules  # it did run
+
+
+def test_a_junit_report_still_loads_its_writer(tmp_path: Path) -> None:
+    """The report writers load when asked for, and still write their report."""
+    write_json(tmp_path / "plan.json", PLAN)
+    args = ("run", "plan.json", "--plain", "--state-dir", "st", "--junit", "report.xml")
+    modules = _imports(*args, cwd=tmp_path)
+    assert "planrun.cli.junit" in modules
+    assert "<testcase" in (tmp_path / "report.xml").read_text()
+
+
+def test_a_reading_command_loads_no_engine_nor_other_commands(tmp_path: Path) -> None:
+    """``list`` reads the store: it loads neither the engine and executors nor the
+    code of ``run``, ``graph`` or the dashboard."""
+    modules = _imports("list", "--state-dir", "st", cwd=tmp_path)
+    unused = ("planrun.engine", "planrun.executors", "planrun.api", "planrun.ui")
+    assert _loaded(modules, (*unused, "planrun.cli.run_cmd", "planrun.cli.graph_cmd")) == []
+    assert "planrun.monitor" in modules
