@@ -131,7 +131,7 @@ class OutputFile:
             size = os.fstat(self.fd).st_size
             if size > MAX_OUTPUT_BYTES:
                 raise too_large(size)
-            data = os.pread(self.fd, MAX_OUTPUT_BYTES + 1, 0)
+            data = os.pread(self.fd, MAX_OUTPUT_BYTES + 1, 0) if size else b""
         except OSError as exc:
             raise OutputError(f"cannot read $PLANRUN_OUTPUT: {exc.strerror or exc}") from None
         return parse_outputs(data, delimiter=self.delimiter)
@@ -183,12 +183,14 @@ class OutputsRoot:
             self._root = root
             if self._on_created is not None:
                 self._on_created(str(root))
-        path = self._root / secrets.token_hex(16)
+        # One getrandom() for both: 128 random bits for the name, 128 for the delimiter.
+        noise = secrets.token_bytes(32)
+        path = self._root / noise[:16].hex()
         # Read and write: planrun only reads, but O_RDONLY|O_CREAT would be unusual.
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(path, flags, 0o600)
         st = os.fstat(fd)
-        delimiter = f"PLANRUN_EOF_{secrets.token_hex(16)}"
+        delimiter = f"PLANRUN_EOF_{noise[16:].hex()}"
         return OutputFile(path, fd, st.st_dev, st.st_ino, delimiter)
 
     def close(self) -> None:

@@ -2,8 +2,10 @@
 
 How an attempt is supervised (see shared/pitfalls.md for the evidence):
 
-- ``Popen`` with an argv (never a shell), ``start_new_session=True``: the attempt's
-  process group id is its pid, recorded before any await.
+- ``Popen`` with an argv (never a shell), ``start_new_session=True``, run in the
+  executor's spawn thread (``spawner.py``) so the event loop goes on while the child
+  gets to ``exec``: the attempt's process group id is its pid, recorded as soon as
+  ``Popen`` returns, and the attempt is supervised from then on whatever happens.
 - stdout and stderr go straight to the attempt's log file (a new file: see
   ``attempt_files.py``): no pipe into planrun, so nothing is buffered in memory and no
   grandchild can hold a pipe of ours open. The exceptions are a run with secrets and a
@@ -28,6 +30,7 @@ How an attempt is supervised (see shared/pitfalls.md for the evidence):
 Where each part lives (each module's docstring states its contract):
 
 - ``spawn.py``: the attempt's files, environment and ``Popen``; spawn-error wording.
+- ``spawner.py``: the thread that runs the ``Popen`` calls, one at a time.
 - ``tags.py``: the environment markers of an attempt's processes and ``/proc`` scans.
 - ``group.py``: supervising a started group (``Attempt``): waits, stop, escapees,
   stragglers.
@@ -40,6 +43,7 @@ Where each part lives (each module's docstring states its contract):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 from collections.abc import Callable
@@ -58,7 +62,8 @@ from .capacity import (
 )
 from .group import KILL_WAIT_SEC, Attempt, killpg
 from .pump import DRAIN_SEC
-from .spawn import spawn
+from .spawn import Launched, Prepared, finish, launch, prepare
+from .spawner import SpawnThread
 from .tags import Scanner, processes_of_runs
 from .watchdog import Watchdog
 
@@ -90,6 +95,14 @@ class LocalExecutor:
         #: Set (and replaced) whenever an attempt ends: what a spawn that ran out of
         #: file descriptors waits for.
         self._ended = anyio.Event()
+        #: ``/dev/null``, every leader's stdin: opened once, not once per spawn.
+        self._devnull: int | None = None
+        self._spawner = SpawnThread()
+        #: Attempts between ``prepare`` and ``finish`` (their fds are taken).
+        self._starting = 0
+        #: Set by :meth:`kill_all`: an attempt whose spawn was under way then is
+        #: killed as soon as it is registered.
+        self._killing = False
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -100,7 +113,12 @@ class LocalExecutor:
     def close(self) -> None:
         """End of the runs: kill any process still tagged with their run keys (one that
         left its group with ``setsid`` and closed every inherited fd, or a step of a
-        nested run), then dismiss the watchdog. Call when no attempt runs any more."""
+        nested run), then dismiss the watchdog. Call when no attempt runs any more.
+
+        The spawn thread ends first: a launch still under way then (its task was
+        cancelled from outside anyio) has started its process by the time of the
+        sweep, which kills it."""
+        self._spawner.close()
         if self._runs:
             for pid in processes_of_runs(self._runs):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -108,6 +126,9 @@ class LocalExecutor:
         self._runs.clear()
         self._watchdog.close()
         self._outputs.close()
+        if self._devnull is not None:
+            os.close(self._devnull)
+            self._devnull = None
 
     def start_run(self, run_key: str) -> None:
         """Start guarding the run ``run_key`` (``RUN_ID@SCOPE``, see ``proc.run_key``):
@@ -119,23 +140,55 @@ class LocalExecutor:
             self._runs.add(run_key)
 
     async def _spawn_when_fds_allow(self, spec: AttemptSpec) -> Attempt | ProcessResult:
-        """``spawn.spawn``, but never failing for want of file descriptors while another
-        attempt runs: wait for one to end (it frees its fds) and try again.
+        """Start the attempt (``spawn.prepare`` here, ``launch`` in the spawn thread:
+        see ``spawner.py``, ``finish`` here), but never failing for want of file
+        descriptors while another attempt runs: wait for one to end (it frees its
+        fds) and try again.
 
         Before each try, ``SPAWN_FDS`` descriptors are opened and closed again to see
-        that a spawn can have them (nothing else runs in between on this loop).
+        that a spawn can have them (nothing else runs on this loop before ``prepare``
+        has opened the attempt's files).
         """
+        if self._devnull is None:
+            self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         while True:
             if fds_available(SPAWN_FDS):
-                started = spawn(spec, self._outputs, self._on_output)
-                if not (self._live and out_of_fds(started)):
+                started = await self._start(spec, self._devnull)
+                if not (self._holding_fds() and out_of_fds(started)):
                     return started
-            elif not self._live:  # nothing will free any: waiting cannot help
+            elif not self._holding_fds():  # nothing will free any: waiting cannot help
                 return no_fds_left()
             await self._ended.wait()
 
+    def _holding_fds(self) -> bool:
+        """Is an attempt running or being started (so fds will be freed)?"""
+        return bool(self._live) or self._starting > 0
+
+    def _signal_ended(self) -> None:
+        """Wake the spawns waiting for fds: an attempt ended, or failed to start."""
+        self._ended.set()
+        self._ended = anyio.Event()
+
+    async def _start(self, spec: AttemptSpec, devnull: int) -> Attempt | ProcessResult:
+        prepared = prepare(spec, self._outputs, self._on_output)
+        if isinstance(prepared, ProcessResult):
+            return prepared
+        self._starting += 1
+        try:
+            launched = await self._spawner.call(
+                functools.partial(launch, prepared, devnull),
+                functools.partial(_release_orphan, prepared),
+            )
+        finally:
+            self._starting -= 1
+        started = finish(prepared, launched)
+        if isinstance(started, ProcessResult):
+            self._signal_ended()  # its fds are free again
+        return started
+
     def kill_all(self) -> None:
         """SIGKILL every running attempt's group now (the CLI's second Ctrl-C)."""
+        self._killing = True
         for attempt in list(self._live.values()):
             killpg(attempt.pgid, signal.SIGKILL)
 
@@ -179,6 +232,8 @@ class LocalExecutor:
         included: the group is stopped first); (timed out, exit code)."""
         self._live[attempt.pgid] = attempt
         self._watchdog.track(attempt.pgid)
+        if self._killing:  # kill_all ran while this one was being spawned
+            killpg(attempt.pgid, signal.SIGKILL)
         try:
             on_started(attempt.pgid)
             timed_out = await self._supervise(attempt, spec)
@@ -190,15 +245,17 @@ class LocalExecutor:
             code = attempt.close()
             del self._live[attempt.pgid]
             self._watchdog.untrack(attempt.pgid)
-            self._ended.set()
-            self._ended = anyio.Event()
+            self._signal_ended()
         return timed_out, code
 
     async def _supervise(self, attempt: Attempt, spec: AttemptSpec) -> bool:
         """Wait for the attempt and stop whatever it leaves; True if it timed out."""
         timed_out = False
-        with anyio.move_on_after(spec.timeout if spec.timeout is not None else float("inf")):
-            await attempt.wait_exit()
+        if spec.timeout is None:
+            await attempt.wait_exit()  # no cancel scope to pay for
+        else:
+            with anyio.move_on_after(spec.timeout):
+                await attempt.wait_exit()
         if not attempt.exited:
             timed_out = True
             await attempt.stop(spec.kill_grace, self._scanner, spec.stop_signal)
@@ -207,6 +264,18 @@ class LocalExecutor:
             await attempt.stop(spec.kill_grace, self._scanner, spec.stop_signal)
         await attempt.stop_stragglers(spec.kill_grace, spec.stop_signal)
         return timed_out
+
+
+def _release_orphan(prepared: Prepared, launched: Launched) -> None:
+    """A launch whose task was cancelled (from outside anyio) while it ran: kill the
+    group, reap the leader, free its files; nobody will supervise it."""
+    started = finish(prepared, launched)
+    if isinstance(started, Attempt):
+        killpg(started.pgid, signal.SIGKILL)
+        started.close()
+        if started.pump is not None:
+            started.pump.release()
+        started.output.remove()
 
 
 def _with_outputs(result: ProcessResult, output: OutputFile) -> ProcessResult:

@@ -132,6 +132,12 @@ class Pump:
         """Close the pipe's read end, never started (the log fd stays open)."""
         os.close(self._fd)
 
+    def release(self) -> None:
+        """Close the pipe and the log, never started (an attempt nobody supervises)."""
+        os.close(self._fd)
+        with contextlib.suppress(OSError):
+            self._log.close()
+
     def _read_available(self, most: int | None = READS_PER_TURN) -> bool:
         """Copy what can be read now (at most ``most`` reads: a step that writes as fast
         as we copy must not keep the event loop from everything else); False at end

@@ -25,7 +25,7 @@ from .group import Attempt
 from .pump import LineCallback, Pump
 from .tags import step_env
 
-__all__ = ["spawn", "spawn_error"]
+__all__ = ["Launched", "Prepared", "finish", "launch", "prepare", "spawn", "spawn_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,47 +79,102 @@ def _open_files(
     return _Files(output, log_fd, out_fd, pump)
 
 
-def spawn(
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An attempt ready to launch: its environment, files and sentinel pipe."""
+
+    spec: AttemptSpec
+    env: dict[bytes, bytes]
+    tag: bytes
+    files: _Files
+    #: The sentinel pipe: planrun keeps the read end, the leader gets the write end.
+    read_end: int
+    write_end: int
+
+
+#: What :func:`launch` gives back: the leader, or why ``Popen`` refused.
+Launched = subprocess.Popen[bytes] | OSError | ValueError
+
+
+def prepare(
     spec: AttemptSpec, outputs: OutputsRoot, on_output: OutputSink | None = None
-) -> Attempt | ProcessResult:
-    """Start the attempt (see the module's contract); ``outputs`` makes its
-    ``$PLANRUN_OUTPUT`` file; ``on_output`` gets its lines as they are written."""
+) -> Prepared | ProcessResult:
+    """Everything before ``Popen`` (on the event loop: cheap system calls): the
+    environment, the outputs file, the log, the pump's pipe, the sentinel pipe."""
     env, tag = step_env(spec)
     files = _open_files(spec, outputs, on_output)
     if isinstance(files, ProcessResult):
         return files
-    env.update(files.output.env)
-    log_fd, out_fd, pump = files.log_fd, files.out_fd, files.pump
+    for key, value in files.output.env.items():
+        env[key.encode()] = os.fsencode(value)
     read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    return Prepared(spec, env, tag, files, read_end, write_end)
+
+
+def launch(prepared: Prepared, stdin: int | None = None) -> Launched:
+    """``Popen`` (safe in another thread: it touches nothing else), then close
+    planrun's copies of the write ends the leader got (the sentinel's, the pump
+    pipe's) before the next launch can copy them into its own child: a child that
+    has not yet called ``exec`` holds every fd of planrun, and an attempt's sentinel
+    must reach EOF as soon as its own processes are gone. ``stdin``: an open fd on
+    ``/dev/null`` (None: one is opened for this launch)."""
+    spec, files = prepared.spec, prepared.files
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             spec.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out_fd,
-            stderr=out_fd,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
+            stdout=files.out_fd,
+            stderr=files.out_fd,
             cwd=spec.cwd,
-            env=env,
+            env=prepared.env,
             start_new_session=True,
-            pass_fds=(write_end,),
+            pass_fds=(prepared.write_end,),
         )
     except (OSError, ValueError) as exc:
-        os.close(read_end)
-        message = spawn_error(exc, spec) if isinstance(exc, OSError) else str(exc)
-        if spec.masker:
-            message = spec.masker.text(message)
-        os.write(log_fd, f"planrun: {message}\n".encode())
-        if pump is not None:
-            pump.discard()
-            pump = None  # the log fd is closed below, not by the pump
-        files.output.remove()
-        return ProcessResult(exit_code=None, error=message)
+        return exc
     finally:
-        os.close(write_end)
-        if out_fd != log_fd:
-            os.close(out_fd)
+        os.close(prepared.write_end)
+        if files.out_fd != files.log_fd:
+            os.close(files.out_fd)
+
+
+def finish(prepared: Prepared, launched: Launched) -> Attempt | ProcessResult:
+    """After :func:`launch`: the started :class:`Attempt`, or the failed result (its
+    reason also in the log), having closed the log fd unless the pump owns it."""
+    spec, files = prepared.spec, prepared.files
+    log_fd, pump = files.log_fd, files.pump
+    if isinstance(launched, subprocess.Popen):
         if pump is None:
             os.close(log_fd)
-    return Attempt(proc, read_end, tag, files.output, pump)
+        return Attempt(launched, prepared.read_end, prepared.tag, files.output, pump)
+    os.close(prepared.read_end)
+    exc = launched
+    message = spawn_error(exc, spec) if isinstance(exc, OSError) else str(exc)
+    if spec.masker:
+        message = spec.masker.text(message)
+    try:
+        os.write(log_fd, f"planrun: {message}\n".encode())
+    finally:
+        if pump is not None:
+            pump.discard()  # the log fd is closed below, not by the pump
+        os.close(log_fd)
+        files.output.remove()
+    return ProcessResult(exit_code=None, error=message)
+
+
+def spawn(
+    spec: AttemptSpec,
+    outputs: OutputsRoot,
+    on_output: OutputSink | None = None,
+    stdin: int | None = None,
+) -> Attempt | ProcessResult:
+    """Start the attempt here and now (see the module's contract): :func:`prepare`,
+    :func:`launch`, :func:`finish`. ``outputs`` makes its ``$PLANRUN_OUTPUT`` file;
+    ``on_output`` gets its lines as they are written; ``stdin`` as for :func:`launch`."""
+    prepared = prepare(spec, outputs, on_output)
+    if isinstance(prepared, ProcessResult):
+        return prepared
+    return finish(prepared, launch(prepared, stdin))
 
 
 def spawn_error(exc: OSError, spec: AttemptSpec) -> str:

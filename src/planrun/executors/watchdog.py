@@ -29,7 +29,10 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
-__all__ = ["Watchdog", "prestart"]
+__all__ = ["BATCH_SEC", "Watchdog", "prestart"]
+
+#: How long group lines (``+PGID``, ``-PGID``) may wait to be written together.
+BATCH_SEC = 0.005
 
 # Runs as `python -I -S -c SOURCE`: standard library only, no planrun import.
 SOURCE = r"""
@@ -166,6 +169,8 @@ class Watchdog:
     def __init__(self) -> None:
         self._write: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        #: ``+PGID``/``-PGID`` lines not written yet (see :meth:`track`).
+        self._pending: list[str] = []
 
     def start(self) -> None:
         """Start the watchdog now (if not yet running); ``HelperError`` if it cannot be.
@@ -195,10 +200,37 @@ class Watchdog:
         self._write = write_end
 
     def _send(self, line: str) -> None:
+        """Write ``line`` now, after any pending group lines (the order is kept)."""
+        self._pending.append(line)
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
         self.start()
         assert self._write is not None
+        data = "".join(f"{line}\n" for line in self._pending).encode()
+        self._pending.clear()
         with contextlib.suppress(BrokenPipeError):  # it died: nothing more to do
-            os.write(self._write, f"{line}\n".encode())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._write, view) :]
+
+    def _queue(self, line: str) -> None:
+        """Queue a group line, written ``BATCH_SEC`` later together with the others
+        queued meanwhile: one write (and one wake-up of the watchdog, which costs
+        planrun its CPU on a busy machine) instead of one per attempt start and end.
+        Without a running asyncio loop it is written at once."""
+        import asyncio  # not at import: see prestart() (loaded by now, with the loop)
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._send(line)
+            return
+        if not self._pending:
+            loop.call_later(BATCH_SEC, self._flush)
+        self._pending.append(line)
 
     def watch_run(self, run_key: str) -> None:
         """Processes carrying ``PLANRUN_RUN_KEY=run_key`` (or descending from that run)
@@ -211,16 +243,21 @@ class Watchdog:
         self._send(f"dir {os.fsencode(path).hex()}")
 
     def track(self, pgid: int) -> None:
-        """Process group ``pgid`` dies with planrun (until :meth:`untrack`)."""
-        self._send(f"+{pgid}")
+        """Process group ``pgid`` dies with planrun (until :meth:`untrack`).
+
+        Written within ``BATCH_SEC`` (see :meth:`_queue`): if planrun is killed
+        before that, the group's processes are still killed by the run-key scan,
+        unless one has already cleared its environment by then."""
+        self._queue(f"+{pgid}")
 
     def untrack(self, pgid: int) -> None:
-        self._send(f"-{pgid}")
+        self._queue(f"-{pgid}")
 
     def close(self) -> None:
         """Clean exit: tell the watchdog all is well and reap it."""
         if self._write is None:
             return
+        self._pending.clear()  # group lines no longer matter: "ok" follows
         _dismiss(self._proc, self._write)
         self._write = None
         self._proc = None
