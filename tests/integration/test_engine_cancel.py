@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from planrun import run_plan
+from planrun.events import RetryScheduled
 
 from .helpers import (
     EventLog,
@@ -89,14 +90,25 @@ async def test_cancelling_the_task_group_stops_live_processes(state_dir: Path) -
     results: list[Any] = []
     run_id = unique_run_id("tg-cancel")
 
+    retry_due = anyio.Event()
+
+    def seen(event: Any) -> None:
+        if isinstance(event, RetryScheduled):
+            retry_due.set()
+
     async def run() -> None:
-        results.append(await run_plan(_long_plan(), state_dir=state_dir, run_id=run_id))
+        results.append(
+            await run_plan(_long_plan(), state_dir=state_dir, run_id=run_id, on_event=seen)
+        )
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         with anyio.fail_after(20):
             # sleeper, tree (sh + 2 sleeps), stubborn (sh + sleep)
             await poll_until(lambda: len(live_run_processes(run_id)) >= 6)
+            # ... and the first attempt of "retrying" has failed (else the cancel could
+            # reach it before its exit is read, and record it cancelled).
+            await retry_due.wait()
         tg.cancel_scope.cancel()
     assert results == []
     assert live_run_processes(run_id) == []
