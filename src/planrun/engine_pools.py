@@ -16,8 +16,7 @@ steps as their groups have free slots; one that finds its group full again is pa
 again. A parked step is always in exactly one place (parked or queued), so a step the
 engine drops from its queue (an abort) cannot strand the others. Everything is keyed by
 the step (its groups come from its own fields) and by the node's index, so a node added
-while the run goes (a ``for_each`` instance) needs no registration: :meth:`Pools.add`
-exists so callers need not know that, and does nothing.
+while the run goes (a ``for_each`` instance) needs no registration.
 
 Internal to the engine; only the scheduler task calls it.
 """
@@ -63,10 +62,6 @@ class Pools:
         #: Group key -> (limit, heap of the parked nodes' indices).
         self._parked: dict[str, tuple[int, list[int]]] = {}
         self._cancelled: dict[int, str] = {}
-
-    def add(self, index: int) -> None:
-        """A node was added while the run goes: nothing to do (its groups come from
-        its step)."""
 
     def park(self, index: int) -> bool:
         """Called when the engine takes ``index`` from its ready queue: True if one of

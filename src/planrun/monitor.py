@@ -139,12 +139,6 @@ class Session:
         """A run's events after ``after_seq``, in ``seq`` order (at most ``limit``)."""
         return await self._reader.get_events(run_id, after_seq, limit)
 
-    async def get_event_bodies(
-        self, run_id: str, after_seq: int = 0, limit: int | None = None
-    ) -> list[str]:
-        """Like :meth:`get_events`, each event as its stored JSON text."""
-        return await self._reader.get_event_bodies(run_id, after_seq, limit)
-
     async def count_steps(self, run_id: str) -> dict[str, int]:
         """How many steps of the run are in each state (a state with none left out)."""
         return await self._reader.count_steps(run_id)

@@ -25,7 +25,7 @@ from .group import Attempt
 from .pump import LineCallback, Pump
 from .tags import step_env
 
-__all__ = ["Launched", "Prepared", "finish", "launch", "prepare", "spawn", "spawn_error"]
+__all__ = ["Launched", "Prepared", "finish", "launch", "prepare", "spawn_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,18 +111,18 @@ def prepare(
     return Prepared(spec, env, tag, files, read_end, write_end)
 
 
-def launch(prepared: Prepared, stdin: int | None = None) -> Launched:
+def launch(prepared: Prepared, stdin: int) -> Launched:
     """``Popen`` (safe in another thread: it touches nothing else), then close
     planrun's copies of the write ends the leader got (the sentinel's, the pump
     pipe's) before the next launch can copy them into its own child: a child that
     has not yet called ``exec`` holds every fd of planrun, and an attempt's sentinel
     must reach EOF as soon as its own processes are gone. ``stdin``: an open fd on
-    ``/dev/null`` (None: one is opened for this launch)."""
+    ``/dev/null`` (the executor's, opened once)."""
     spec, files = prepared.spec, prepared.files
     try:
         return subprocess.Popen(
             spec.argv,
-            stdin=subprocess.DEVNULL if stdin is None else stdin,
+            stdin=stdin,
             stdout=files.out_fd,
             stderr=files.out_fd,
             cwd=spec.cwd,
@@ -160,21 +160,6 @@ def finish(prepared: Prepared, launched: Launched) -> Attempt | ProcessResult:
         os.close(log_fd)
         files.output.remove()
     return ProcessResult(exit_code=None, error=message)
-
-
-def spawn(
-    spec: AttemptSpec,
-    outputs: OutputsRoot,
-    on_output: OutputSink | None = None,
-    stdin: int | None = None,
-) -> Attempt | ProcessResult:
-    """Start the attempt here and now (see the module's contract): :func:`prepare`,
-    :func:`launch`, :func:`finish`. ``outputs`` makes its ``$PLANRUN_OUTPUT`` file;
-    ``on_output`` gets its lines as they are written; ``stdin`` as for :func:`launch`."""
-    prepared = prepare(spec, outputs, on_output)
-    if isinstance(prepared, ProcessResult):
-        return prepared
-    return finish(prepared, launch(prepared, stdin))
 
 
 def spawn_error(exc: OSError, spec: AttemptSpec) -> str:

@@ -108,11 +108,6 @@ class RunReader:
         rows = await self._rows(sql.SELECT_RUNS + " WHERE r.run_id = ?", (run_id,))
         return run_record(rows[0]) if rows else None
 
-    async def get_child_runs(self, run_id: str) -> list[RunRecord]:
-        """The child runs the ``uses`` steps of ``run_id`` started, oldest first."""
-        rows = await self._rows(sql.SELECT_CHILD_RUNS, (run_id,))
-        return [run_record(row) for row in rows]
-
     async def get_plan(self, run_id: str) -> dict[str, Any] | None:
         """The plan ``run_id`` ran (masked), as builtins; None if not recorded."""
         rows = await self._rows(sql.SELECT_PLAN_JSON, (run_id,))

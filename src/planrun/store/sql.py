@@ -198,7 +198,6 @@ SELECT_RUNS_IN_STATE = SELECT_RUNS + (  # noqa: S608 - constants only, no input
     " WHERE r.state = :state AND r.run_id IN (SELECT value FROM json_each(:run_ids))"
 )
 #: The child runs of run ``?`` (``uses`` steps), oldest first.
-SELECT_CHILD_RUNS = SELECT_RUNS + " WHERE r.parent_run_id = ? ORDER BY r.started_at, r.run_id"
 SELECT_PLAN_JSON = "SELECT plan_json FROM runs WHERE run_id = ?"
 # Just the run handlers of the plan (their ids say which steps are handlers); a plan
 # without the key is not parsed (instr is a plain scan, json_extract parses it all).
