@@ -1,15 +1,16 @@
 """Start one attempt's leader: its files, its environment, ``Popen``, and the wording
 of a failure to start.
 
-Contract: :func:`spawn` returns either a started :class:`~.group.Attempt` (which then
-owns the sentinel's read end, the pidfd, the outputs file and the pump, if any) or the
-failed :class:`~planrun.ports.ProcessResult` saying why in one line (masked, and also
-written to the attempt's log as ``planrun: ...``), having closed every fd it opened
-and removed the outputs file. (Only creating the sentinel pipe may raise ``OSError``:
-callers check ``capacity.fds_available`` first.) The leader gets an argv (never a
-shell), stdin from ``/dev/null``, stdout and stderr on the log file (or the pump's
-pipe, also whenever ``on_output`` is given), a new session, and the write end of the
-sentinel pipe; planrun keeps no write end of any pipe.
+Contract: :func:`prepare`, :func:`launch` (``Popen``; the executor runs it in its spawn
+thread) and :func:`finish`, in that order, give either a started
+:class:`~.group.Attempt` (which then owns the sentinel's read end, the pidfd, the
+outputs file and the pump, if any) or the failed :class:`~planrun.ports.ProcessResult`
+saying why in one line (masked, and also written to the attempt's log as ``planrun:
+...``), having closed every fd it opened and removed the outputs file. (Only creating
+the sentinel pipe may raise ``OSError``: callers check ``capacity.fds_available``
+first.) The leader gets an argv (never a shell), stdin from ``/dev/null``, stdout and
+stderr on the log file (or the pump's pipe, also whenever ``on_output`` is given), a new
+session, and the write end of the sentinel pipe; planrun keeps no write end of any pipe.
 """
 
 from __future__ import annotations
