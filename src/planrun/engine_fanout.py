@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import fanout, policy
 from .engine_attempts import Unbound
 from .engine_nodes import Node
+from .engine_outcome import step_info
 from .events import StepInfo, StepsExpanded
 from .model import StepState
 from .subst import StepRef, render
@@ -64,17 +65,7 @@ def expand(engine: Engine, index: int) -> None:
                 failing.append((child_index, _no_key(position, item, key)))
             else:
                 engine._check.append(child_index)
-        step = child.rs.step
-        infos.append(
-            StepInfo(
-                step.id,
-                step.display_name,
-                list(step.depends_on),
-                step.retries,
-                step.critical,
-                child.base + 1,
-            )
-        )
+        infos.append(step_info(child))
     engine._emit(StepsExpanded, step_id=node.rs.step.id, items=items, steps=infos, kept=kept)
     for child_index, reason in failing:
         engine._fail_step(child_index, StepState.FAILED, None, reason)

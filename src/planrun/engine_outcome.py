@@ -16,7 +16,7 @@ from .events import StepInfo
 from .exitcodes import ExitCode
 from .model import RunState, StepState
 
-__all__ = ["Outcome", "failed_steps", "run_outcome", "start_fields"]
+__all__ = ["Outcome", "failed_steps", "run_outcome", "start_fields", "step_info"]
 
 _DONE_OK = (StepState.SUCCEEDED, StepState.SKIPPED)
 
@@ -30,6 +30,20 @@ class Outcome:
     reason: str | None
 
 
+def step_info(node: Node) -> StepInfo:
+    """How ``run_started`` (or ``steps_expanded``) announces ``node``'s step."""
+    step = node.rs.step
+    return StepInfo(
+        step.id,
+        step.display_name,
+        list(step.depends_on),
+        step.retries,
+        step.critical,
+        node.base + 1,
+        node.handler,
+    )
+
+
 def start_fields(cfg: EngineConfig, nodes: Sequence[Node]) -> dict[str, Any]:
     """The fields ``run_started`` and ``run_resumed`` share."""
     return {
@@ -37,18 +51,7 @@ def start_fields(cfg: EngineConfig, nodes: Sequence[Node]) -> dict[str, Any]:
         "plan_path": cfg.plan_path,
         "variables": cfg.variables,
         "max_concurrency": cfg.max_concurrency,
-        "steps": [
-            StepInfo(
-                n.rs.step.id,
-                n.rs.step.display_name,
-                list(n.rs.step.depends_on),
-                n.rs.step.retries,
-                n.rs.step.critical,
-                n.base + 1,
-                n.handler,
-            )
-            for n in nodes
-        ],
+        "steps": [step_info(n) for n in nodes],
         "pid": os.getpid(),
         "executor": cfg.executor_name,
     }
