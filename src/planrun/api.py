@@ -213,7 +213,7 @@ def _run_child(
     connection) and process, on this executor (so its watchdog guards them), given only
     the secrets each step names."""
     execute = functools.partial(_execute_child, resolved, executor, store, output_prefix)
-    context = ChildContext(resolved.run_id, execute, prepared.secrets, hidden)
+    context = ChildContext(resolved.run_id, execute, prepared.secrets, hidden, prepared.masker)
     return functools.partial(run_child, context)
 
 

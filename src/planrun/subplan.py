@@ -50,6 +50,8 @@ class ChildContext:
     execute: ExecuteChild
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     hidden_env: frozenset[str] = frozenset()
+    #: Masks ``secrets`` (the parent's own masker: built once per run, not per attempt).
+    masker: Masker | None = field(default=None, repr=False)
 
     def hidden_from(self, step: Step) -> frozenset[str]:
         """What a child run of ``step`` must not see in planrun's environment: the
@@ -114,7 +116,7 @@ def _secret_in_with(ctx: ChildContext, spec: AttemptSpec) -> str | None:
     child stores its variables in clear. None if none does."""
     if not ctx.secrets:
         return None
-    masker = Masker(ctx.secrets.values())
+    masker = ctx.masker if ctx.masker is not None else Masker(ctx.secrets.values())
     for key, value in spec.env.items():
         if masker.text(value) != value:
             return (
