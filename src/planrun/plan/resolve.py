@@ -164,7 +164,8 @@ def resolve_steps(
     # without an env of its own, the same argv tuple for the same command line (a plan
     # of 100,000 steps holds a handful of each). Nothing changes them after: ``bind``
     # and the executors copy before adding.
-    shared = _Shared(_global_env(expanded, values) | dict(values), {})
+    global_env = _global_env(expanded, values)
+    shared = _Shared(global_env, global_env | dict(values), {})
     return [
         resolve_step(
             expanded, step, values, plan_dir, expand.matrix_values(step), index=i, shared=shared
@@ -177,6 +178,8 @@ def resolve_steps(
 class _Shared:
     """Values :func:`resolve_steps` gives every step that needs no copy of its own."""
 
+    #: ``globals.env`` with the variables substituted (worked out once, not per step).
+    global_env: dict[str, str]
     #: ``globals.env`` and the variables: the env of a step without ``env``.
     env: dict[str, str]
     #: Each argv seen, by itself: equal ones become one tuple.
@@ -209,7 +212,7 @@ def resolve_step(
     (:meth:`ResolvedStep.instance`).
     """
     base = plan_dir or Path.cwd()
-    global_env = _global_env(plan, values)
+    global_env = shared.global_env if shared is not None else _global_env(plan, values)
     for_each: Pieces | None = None
     instantiate = None
     if step.for_each is not None:
