@@ -119,8 +119,10 @@ async def events_before(state_dir: Path, run_id: str, before: int) -> list[dict[
         async with monitor.open_session(state_dir) as session:
             if await session.get_run(run_id, check_owner=False) is None:
                 return None
-            # (seqs count up from 1 in a run: start just before the page wanted)
-            events = await session.get_events(run_id, max(0, before - 1 - EVENTS_PAGE))
+            # (seqs count up from 1 in a run: start just before the page wanted, and
+            # read no further than ``before``: a negative limit would mean "no limit")
+            start = max(0, before - 1 - EVENTS_PAGE)
+            events = await session.get_events(run_id, start, max(0, before - 1 - start))
     except NoRunStore:
         return None
     return [
