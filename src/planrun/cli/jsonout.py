@@ -13,7 +13,6 @@ and as one ``{"type": "error", ...}`` object on stdout, with the same exit code.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -46,7 +45,7 @@ from ..prepare import PreparedRun
 from ..records import RunRecord
 from ..results import RunResult
 from ..state import RunView
-from .common import cli_hint, cli_words, err_console
+from .common import cli_hint, cli_words, err_console, quiet_stream
 from .common import fail as fail_for_people
 from .handler_text import handlers_doc
 from .params import JsonOpt
@@ -87,7 +86,7 @@ def write_event(event: Event) -> None:
 def quiet_stdout() -> None:
     """The reader of stdout went away (``planrun run --json | head``): send the rest,
     and the interpreter's final flush, to /dev/null instead of failing on them."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    quiet_stream(sys.stdout)
 
 
 #: ``--json`` on the commands that print a result (README "JSON output").

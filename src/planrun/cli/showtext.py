@@ -10,7 +10,7 @@ from ..records import AttemptRecord, RunRecord, StepRecord
 from .tables import GAP, Column, kept_columns, table_line, utc_clock, utc_stamp, wrap_words
 from .view import format_duration
 
-__all__ = ["StepTable", "run_lines", "state_dir_lines", "step_lines"]
+__all__ = ["StepTable", "run_lines", "state_dir_lines"]
 
 
 def run_lines(run: RunRecord, state_dir: Path) -> list[str]:
@@ -61,22 +61,14 @@ _STEP_COLUMNS = (
 )
 
 
-def step_lines(steps: list[StepRecord], state_dir: Path, width: int | None) -> list[str]:
-    """One row per step and per attempt. A detail (log path relative to the state dir,
-    error or reason) is a last column when every row fits ``width``; else a line of its
-    own under its row, wrapped between words only, so no path or id is ever cut."""
-    table = StepTable(state_dir)
-    for step in steps:
-        table.measure(step)
-    table.fit(width)
-    return [line for lines in (table.header(), *map(table.lines, steps)) for line in lines]
-
-
 class StepTable:
-    """:func:`step_lines` for steps that stream by: every step is :meth:`measure` d
-    first, then :meth:`fit` decides the layout, then :meth:`header` and each step's
-    :meth:`lines` (in the same order) give exactly what :func:`step_lines` gives, while
-    holding one step at a time (``show --all`` of a run of 100,000 steps)."""
+    """One row per step and per attempt, for steps that stream by. A detail (log path
+    relative to the state dir, error or reason) is a last column when every row fits
+    the width; else a line of its own under its row, wrapped between words only, so no
+    path or id is ever cut. Every step is :meth:`measure` d first, then :meth:`fit`
+    decides the layout, then :meth:`header` and each step's :meth:`lines` (in the same
+    order) give the table, holding one step at a time (``show --all`` of a run of
+    100,000 steps)."""
 
     def __init__(self, state_dir: Path) -> None:
         # Resolved once, not per log path (a resolve is a system call per component).
