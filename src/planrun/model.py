@@ -14,19 +14,26 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from .model_triggers import CatchUp, GitTrigger, OnOverlap, Retention, Trigger
+
 __all__ = [
     "AttemptState",
+    "CatchUp",
+    "GitTrigger",
     "Globals",
     "Handlers",
     "Lock",
     "LockResolve",
     "OnFailure",
     "OnLockConflict",
+    "OnOverlap",
     "Plan",
+    "Retention",
     "ResumeRule",
     "RunState",
     "Step",
     "StepState",
+    "Trigger",
     "When",
     "base_id",
     "instance_id",
@@ -242,6 +249,11 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
         ]
         | None
     ) = None
+    #: Worker resources the step needs (the Dask executor's placement, e.g. ``{"gpu": 1}``);
+    #: the local executor ignores them.
+    resources: dict[Annotated[str, Meta(min_length=1)], Annotated[float, Meta(gt=0)]] = (
+        msgspec.field(default_factory=dict)
+    )
 
     @property
     def display_name(self) -> str:
@@ -320,6 +332,10 @@ class Plan(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     ] = msgspec.field(default_factory=list)
     globals: Globals = msgspec.field(default_factory=Globals)
     handlers: Handlers = msgspec.field(default_factory=Handlers)
+    #: When ``planrun serve`` starts a run of this plan (none: only when asked).
+    triggers: list[Trigger] = msgspec.field(default_factory=list)
+    on_overlap: OnOverlap = OnOverlap.SKIP
+    retention: Retention | None = None
     schema: str | None = msgspec.field(default=None, name="$schema")
 
     def step(self, step_id: str) -> Step:

@@ -113,7 +113,7 @@ async def test_a_schema_6_store_migrates_to_7_and_keeps_its_runs(tmp_path: Path)
     async with SqliteStore.open(state_dir):
         pass
     check = sqlite3.connect(state_dir / "runs.db")
-    assert check.execute("PRAGMA user_version").fetchone()[0] == sql.SCHEMA_VERSION == 7
+    assert check.execute("PRAGMA user_version").fetchone()[0] == sql.SCHEMA_VERSION == 8
     check.close()
     old = await monitor.get_run("old", state_dir=state_dir)
     assert old is not None

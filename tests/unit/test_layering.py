@@ -13,6 +13,7 @@ import planrun
 PACKAGE = Path(planrun.__file__).parent
 PURE_CORE = [
     "model",
+    "model_triggers",
     "plan",
     "graph",
     "subst",

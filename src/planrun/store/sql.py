@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 #: The schema as single statements (run one by one inside one transaction).
 SCHEMA_STATEMENTS = [
@@ -56,6 +56,21 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN parent_step_id TEXT",
         "CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id)",
         "ALTER TABLE attempts ADD COLUMN child_run_id TEXT",
+    ],
+    # Triggers (`planrun serve`): what started a run (JSON; NULL: started by hand), the
+    # last slot each trigger of a plan fired (so a restart never fires one twice), and
+    # the index `list --plan` and retention read by.
+    8: [
+        "ALTER TABLE runs ADD COLUMN trigger TEXT",
+        """CREATE TABLE IF NOT EXISTS trigger_state (
+            plan_key    TEXT NOT NULL,
+            trigger_key TEXT NOT NULL,
+            last_slot   TEXT,
+            state       TEXT,
+            updated_at  TEXT NOT NULL,
+            PRIMARY KEY (plan_key, trigger_key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX IF NOT EXISTS runs_by_plan ON runs (plan_id, started_at)",
     ],
 }
 ABANDON_RUN = """
