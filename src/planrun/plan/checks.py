@@ -298,7 +298,7 @@ def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Prob
     if not any(template.refs for template in parsed):
         return problems  # no look-up tables for 100,000 steps that refer to none
     deps = {s.id: s.depends_on for _, s in indexed}
-    ids = list(deps)
+    ids = deps.keys()  # a set-like view: `in` without a scan
     multi = _multi(indexed)
     for template in parsed:
         refs = list(dict.fromkeys(template.refs))
@@ -351,6 +351,8 @@ def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem
         return []  # nothing to check: no look-up tables for 100,000 steps
     deps = {s.id: s.depends_on for _, s in indexed}
     multi = _multi(indexed)
+    ids = deps.keys()  # a set-like view: `in` without a scan
+    groups = {s.id for _, s in indexed if s.for_each is not None}
     problems: list[Problem] = []
     for i, step in indexed:
         if step.if_ is None:
@@ -363,12 +365,12 @@ def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem
         scope = expr_check.Scope(
             step.id,
             defined,
-            list(deps),
+            ids,
             graph.ancestors(deps, step.id),
             axes=_with_included(step, axes),
             for_each=step.for_each is not None,
             multi=multi,
-            groups={s.id for _, s in indexed if s.for_each is not None},
+            groups=groups,
         )
         problems += [
             Problem(
