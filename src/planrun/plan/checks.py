@@ -298,7 +298,7 @@ def check_step_refs(indexed: Indexed, parsed: Collection[Template]) -> list[Prob
     if not any(template.refs for template in parsed):
         return problems  # no look-up tables for 100,000 steps that refer to none
     deps = {s.id: s.depends_on for _, s in indexed}
-    ids = deps.keys()  # a set-like view: `in` without a scan
+    ids = list(deps)
     multi = _multi(indexed)
     for template in parsed:
         refs = list(dict.fromkeys(template.refs))
