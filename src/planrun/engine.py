@@ -53,6 +53,7 @@ from .engine_nodes import (
     Node,
     RetryDue,
     dependents_to_recheck,
+    link_dependents,
 )
 from .engine_outcome import Outcome, failed_steps, start_fields
 from .engine_pools import Pools
@@ -93,10 +94,10 @@ class Engine:
         self._sink = sink
         index = {rs.step.id: i for i, rs in enumerate(steps)}
         self._index = index
-        self._nodes = [Node(rs, sorted({index[d] for d in rs.step.depends_on})) for rs in steps]
-        for i, node in enumerate(self._nodes):
-            for d in node.deps:
-                self._nodes[d].dependents.append(i)
+        self._nodes = [
+            Node(rs, sorted({index[d] for d in rs.step.depends_on}) or ()) for rs in steps
+        ]
+        link_dependents(self._nodes)
         self._seq = config.last_seq
         self._ready: list[int] = []
         self._check: deque[int] = deque()
@@ -132,7 +133,7 @@ class Engine:
         node.kept = True
         node.state = prior.state
         node.exit_code = prior.exit_code
-        node.outputs = dict(prior.outputs)
+        node.outputs = dict(prior.outputs) or None
         node.outcome = policy.dep_outcome(node.rs.step, prior.state)
         self._unfinished -= 1
 
@@ -344,9 +345,9 @@ class Engine:
         )
         if state is AttemptState.SUCCEEDED:
             assert msg.result is not None
-            node.outputs = dict(msg.result.outputs or {})
+            node.outputs = dict(msg.result.outputs) if msg.result.outputs else None
             self._finish_step(
-                msg.index, StepState.SUCCEEDED, exit_code=exit_code, outputs=node.outputs
+                msg.index, StepState.SUCCEEDED, exit_code=exit_code, outputs=node.outputs or {}
             )
         elif state is AttemptState.SKIPPED:
             reason = policy.skip_reason(exit_code)

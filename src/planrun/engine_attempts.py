@@ -67,7 +67,7 @@ def _value(node: Node, ref: StepRef) -> str:
             f"output '{ref.key}' of step '{ref.step_id}' is missing: "
             f"'{ref.step_id}' {node.state.value}"
         )
-    if ref.key not in node.outputs:
+    if node.outputs is None or ref.key not in node.outputs:
         raise Unbound(
             f"output '{ref.key}' of step '{ref.step_id}' is missing: the step did not "
             f"write {ref.key}=... to $PLANRUN_OUTPUT"
