@@ -134,7 +134,7 @@ def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list
     ``steps`` the decoded steps (None where a step did not decode), by position.
     """
     problems, first = _duplicate_ids(ids)
-    deps: dict[str, list[str]] = {}
+    deps: dict[str, Sequence[str]] = {}
     known = list(first)
     known_ids = first.keys()
     for i, step in enumerate(steps):
@@ -195,7 +195,7 @@ def _check_depends_on(
     return problems
 
 
-def _check_cycles(deps: Mapping[str, list[str]], first: Mapping[str, int]) -> list[Problem]:
+def _check_cycles(deps: Mapping[str, Sequence[str]], first: Mapping[str, int]) -> list[Problem]:
     problems: list[Problem] = []
     for cycle in graph.find_cycles(deps):
         if len(cycle) == 2 and cycle[0] == cycle[1]:
