@@ -85,7 +85,7 @@ def _copy(events: list[Event], run_id: str, start: datetime, state_dir: Path) ->
         if isinstance(event, AttemptStarted) and event.log_path:
             log = state_dir / "runs" / run_id / "logs" / Path(event.log_path).name
             changes["log_path"] = str(log)
-        out.append(msgspec.structs.replace(event, **changes))  # type: ignore[arg-type]
+        out.append(msgspec.structs.replace(event, **changes))
     return out
 
 
@@ -135,7 +135,9 @@ def build(state_dir: Path, runs: int) -> None:
             con.executemany(sql.UPSERT_ATTEMPT, project.attempts())
             con.executemany(sql.UPDATE_STEP, project.steps())
             con.executemany(sql.FINISH_RUN, project.run_updates)
-            con.execute(sql.UPDATE_RUN_SEQ, {"seq": mine[-1].seq, "ts": mine[-1].ts, "run_id": run_id})
+            con.execute(
+                sql.UPDATE_RUN_SEQ, {"seq": mine[-1].seq, "ts": mine[-1].ts, "run_id": run_id}
+            )
             _files(state_dir / "runs" / run_id, bodies, logs)
         con.execute("COMMIT")
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -191,7 +193,14 @@ def main() -> None:
         reads = {
             "list": ["list", *sd],
             "list --plan every-minute": ["list", "--plan", "every-minute", *sd],
-            "list --plan plan-3 --state failed": ["list", "--plan", "plan-3", "--state", "failed", *sd],
+            "list --plan plan-3 --state failed": [
+                "list",
+                "--plan",
+                "plan-3",
+                "--state",
+                "failed",
+                *sd,
+            ],
             "list --limit 1000": ["list", "--limit", "1000", *sd],
             "prune --dry-run --keep-last 100": ["prune", "--dry-run", "--keep-last", "100", *sd],
         }

