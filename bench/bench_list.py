@@ -201,6 +201,7 @@ def main() -> None:
                 "failed",
                 *sd,
             ],
+            "list --state succeeded": ["list", "--state", "succeeded", *sd],
             "list --limit 1000": ["list", "--limit", "1000", *sd],
             "prune --dry-run --keep-last 100": ["prune", "--dry-run", "--keep-last", "100", *sd],
         }

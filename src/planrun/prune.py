@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 import msgspec
 
@@ -69,10 +70,16 @@ async def prune(
 
 
 async def prune_store(
-    store: SqliteStore, policy: Policy, *, now: datetime, dry_run: bool = False
+    store: SqliteStore,
+    policy: Policy,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    sweep: bool = True,
 ) -> PruneResult:
-    """:func:`prune` on a store the caller has open."""
-    swept = [] if dry_run else await store_prune.sweep(store)
+    """:func:`prune` on a store the caller has open (``sweep=False``: without first
+    removing what an interrupted prune left)."""
+    swept = await store_prune.sweep(store) if sweep and not dry_run else []
     runs = await _candidates(store, policy.plan_id)
     chosen = sorted(select(runs, policy, now), key=lambda r: (r.started_at, r.run_id), reverse=True)
     ids = [run.run_id for run in chosen]
@@ -116,12 +123,28 @@ async def apply_retention(
     """Apply a plan's ``"retention": {"days": D, "keep_last": N}`` to its runs at
     ``now`` (an aware datetime): delete its finished runs older than D days except its
     newest N finished ones. Returns the run ids deleted (child runs included); [] when
-    the retention sets neither field. Takes a state dir, or a store already open."""
+    the retention sets neither field. Takes a state dir, or a store already open.
+    The directories an interrupted prune left are removed on the first call per state
+    dir in a process. Raises ``StoreError`` (a ``PlanrunError``) if the store fails."""
     if retention.days is None and retention.keep_last is None:
         return []
     policy = policy_of(plan_id, retention)
     if isinstance(state_dir_or_store, SqliteStore):
-        result = await prune_store(state_dir_or_store, policy, now=now)
-    else:
-        result = await prune(policy, now=now, state_dir=state_dir_or_store)
-    return result.run_ids
+        return await _apply(state_dir_or_store, policy, now)
+    root = state_dir_or_default(state_dir_or_store)
+    if not (root / "runs.db").exists():
+        return []
+    async with SqliteStore.open(root) as store:
+        return await _apply(store, policy, now)
+
+
+async def _apply(store: SqliteStore, policy: Policy, now: datetime) -> list[str]:
+    # The leftovers of an interrupted prune are swept once per store and process:
+    # this runs after every run of a plan, and a sweep lists every run's directory.
+    sweep = store.state_dir not in _SWEPT
+    _SWEPT.add(store.state_dir)
+    return (await prune_store(store, policy, now=now, sweep=sweep)).run_ids
+
+
+#: The state dirs :func:`apply_retention` has swept in this process.
+_SWEPT: set[Path] = set()
