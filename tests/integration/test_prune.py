@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from planrun import run_plan
+from planrun import monitor, run_plan
 from planrun.model_triggers import Retention
 from planrun.prune import apply_retention
+from planrun.records import RunRecord
 from planrun.store.sqlite import SqliteStore
 
 from .helpers import make_plan, query, sh_step
@@ -55,3 +56,27 @@ async def test_apply_retention_on_a_dir_without_a_store_creates_nothing(tmp_path
     now = datetime.now(UTC)
     assert await apply_retention(where, "p", Retention(keep_last=0), now=now) == []
     assert not where.exists()
+
+
+async def test_a_run_pruned_between_two_reads_is_none_not_an_assertion(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_and_steps`` and ``progress`` find the run (crash check), then read it in a
+    snapshot: a prune in between makes them return None (it was an AssertionError,
+    a traceback in ``show``, when runs were never deleted)."""
+    await _runs(state_dir, "p", "p1")
+    async with monitor.open_session(state_dir) as session:
+        found = await session.get_run("p1")
+        assert found is not None
+        assert await apply_retention(state_dir, "p", Retention(keep_last=0), now=_now()) == ["p1"]
+
+        async def stale(run_id: str, *, check_owner: bool = True) -> RunRecord | None:
+            return found  # what the first read saw, before the prune
+
+        monkeypatch.setattr(session, "get_run", stale)
+        assert await session.run_and_steps("p1") is None
+        assert await session.progress("p1") is None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
