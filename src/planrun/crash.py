@@ -27,7 +27,7 @@ from .records import RunRecord
 from .store.reader import RunReader
 from .store.sqlite import SqliteStore
 
-__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "sweep_leftovers"]
+__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "reap_in", "sweep_leftovers"]
 
 _LOG = logging.getLogger("planrun")
 
@@ -106,6 +106,11 @@ async def reap_crashed(state_dir: str | os.PathLike[str], runs: Iterable[RunReco
         return False
     async with SqliteStore.open(state_dir) as store:
         return await _mark_crashed(store, gone)
+
+
+async def reap_in(store: SqliteStore, runs: Iterable[RunRecord]) -> bool:
+    """:func:`reap_crashed` through a store the caller has open."""
+    return await _mark_crashed(store, [run for run in runs if owner_gone(run)])
 
 
 async def get_run(reader: RunReader, run_id: str) -> RunRecord | None:

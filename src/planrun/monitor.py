@@ -173,8 +173,7 @@ class Session:
         async with self._reader.snapshot():
             run = await self._reader.get_run(run_id)
             steps = await self._reader.get_steps(run_id)
-        assert run is not None  # runs are never deleted
-        return run, steps
+        return (run, steps) if run is not None else None  # None: pruned meanwhile
 
     async def plan_history(
         self, plan_id: str, *, limit: int = PLAN_HISTORY_LIMIT
@@ -191,7 +190,8 @@ class Session:
             run = await self._reader.get_run(run_id)
             steps = await self._reader.get_steps(run_id)
             events = await self._reader.get_events(run_id)
-        assert run is not None  # runs are never deleted
+        if run is None:  # pruned meanwhile
+            return None
         done = sum(step.state.terminal for step in steps)
         timeline = [
             TimelineEntry(
