@@ -36,6 +36,7 @@ from .handlers import check_handlers, check_view, decode_handlers, relocate
 from .read import check_limits, duplicate_keys, quick_scan
 from .rules import check_rules
 from .text import shown
+from .trigger_checks import check_triggers
 from .uses import check_uses_fields
 from .variables import STRICT, GivenRules, check_variables
 
@@ -141,6 +142,7 @@ def _check(
         *check_for_each(plan, indexed, parsed, given),
         *check_rules(plan, indexed),
         *check_conditions(indexed, defined),
+        *check_triggers(plan),
     ]
 
 
