@@ -21,10 +21,10 @@ import hashlib
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
 from .model_triggers import CatchUp, Trigger
 
 if TYPE_CHECKING:
