@@ -173,6 +173,7 @@ async def _execute_in_store(
         run_child=_run_child(prepared, resolved, executor, store, hidden_env, output_prefix),
         hidden_env=hidden_env,
         output_prefix=output_prefix,
+        trigger=dict(resolved.options.trigger) if resolved.options.trigger else None,
     )
     steps = [*prepared.steps, *handler_steps(prepared, paths.run_dir)]
     engine = Engine(steps, config, executor, sink)
