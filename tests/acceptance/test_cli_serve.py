@@ -86,7 +86,8 @@ def test_every_sec_runs_repeatedly_and_never_overlaps_under_skip(tmp_path: Path)
         t is not None and t["kind"] == "every" and t["slot"].endswith("Z") for _, _, t in done
     )
     listed = planrun("list", "--state-dir", state, "--trigger", "every", cwd=tmp_path)
-    assert listed.returncode == 0 and "every 20" in listed.stdout, listed.stdout
+    assert listed.returncode == 0
+    assert "every 20" in listed.stdout, listed.stdout
     manual = planrun("list", "--state-dir", state, "--trigger", "manual", cwd=tmp_path)
     assert manual.stdout.strip() == "no runs", manual.stdout
 
@@ -183,7 +184,8 @@ def test_once_twice_never_fires_a_slot_twice_and_a_failure_exits_1(tmp_path: Pat
     second = planrun("serve", path, "--once", "--state-dir", state, cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     slots = [t["slot"] for _, _, t in runs(state) if t is not None]
-    assert slots and len(slots) == len(set(slots)), (slots, first.stdout, second.stdout)
+    assert slots, (first.stdout, second.stdout)
+    assert len(slots) == len(set(slots)), (slots, first.stdout, second.stdout)
     if len(slots) == 1:  # the same minute: the second one found nothing due
         assert "nothing due" in second.stdout, second.stdout
     failing = plan(tmp_path / "bad.json", [sh("no", "exit 3")], [{"every_sec": 60}])
