@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,7 +49,10 @@ def runs(state: Path) -> list[tuple[str, str, dict[str, Any] | None]]:
     """(run id, state, trigger) of every run, oldest first ([] before the store exists)."""
     if not (state / "runs.db").exists():
         return []
-    rows = query(state / "runs.db", "SELECT run_id, state, trigger FROM runs ORDER BY run_id")
+    try:
+        rows = query(state / "runs.db", "SELECT run_id, state, trigger FROM runs ORDER BY run_id")
+    except sqlite3.OperationalError:  # serve is creating the store
+        return []
     return [(r, s, json.loads(t) if t else None) for r, s, t in rows]
 
 
@@ -203,6 +207,24 @@ def test_a_second_serve_on_the_same_state_dir_exits_3(tmp_path: Path) -> None:
         assert other.returncode == 3, other.stdout + other.stderr
         assert f"pid {proc.pid}" in other.stderr
         assert "already running" in other.stderr
+
+
+def test_a_changed_plan_reloads_and_an_invalid_one_keeps_its_last_good_version(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.txt"
+    path = plan(tmp_path / "edit.json", [sh("say", f"echo v1 >> {out}")], [{"every_sec": 1}])
+    state = tmp_path / "state"
+    with serving(tmp_path, path, state=state) as (proc, log):
+        assert wait_until(lambda: out.exists() and "v1" in out.read_text(), SERVE_WAIT)
+        path.write_text('{"plan_id": "edit", "steps": [')
+        assert wait_until(lambda: "keeping its last good version" in log.read_text(), SERVE_WAIT)
+        count = len(runs(state))
+        assert wait_until(lambda: len(runs(state)) > count, SERVE_WAIT)  # still firing
+        plan(path, [sh("say", f"echo v2 >> {out}")], [{"every_sec": 1}])
+        assert wait_until(lambda: "v2" in out.read_text(), SERVE_WAIT), log.read_text()
+        assert proc.poll() is None
+    assert "$.steps" in log.read_text() or "syntax error" in log.read_text()
 
 
 def test_triggers_prints_fire_times_and_bad_triggers_are_located(tmp_path: Path) -> None:
