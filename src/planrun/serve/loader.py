@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PlanError, PlanrunError
+from ..errors import PlanError, PlanrunError, UsageError
 from ..prepare import PreparedRun, prepare
 
 __all__ = ["PLAN_SUFFIXES", "LoadedPlan", "load_plan_file", "plan_files"]
@@ -55,13 +55,15 @@ def load_plan_file(path: Path) -> LoadedPlan:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise PlanrunError(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
     prepared = prepare(path)
     return LoadedPlan(path, prepared, hashlib.sha256(data).hexdigest())
 
 
 def describe_error(exc: PlanrunError) -> str:
-    """One line per problem (``PlanError``), or the error's message."""
+    """The first two problems of a ``PlanError`` on one line, or the error's message."""
     if isinstance(exc, PlanError):
-        return "; ".join(p.render(exc.source) for p in exc.problems if not p.warning)
+        errors = [p.render(exc.source) for p in exc.problems if not p.warning]
+        more = f" (and {len(errors) - 2} more problems)" if len(errors) > 2 else ""
+        return "; ".join(errors[:2]) + more
     return str(exc)
