@@ -253,3 +253,17 @@ def test_triggers_prints_fire_times_and_bad_triggers_are_located(tmp_path: Path)
     refused = planrun("serve", bad, "--once", "--state-dir", tmp_path / "s", cwd=tmp_path)
     assert refused.returncode == 2
     assert "$.triggers[0].schedule" in refused.stderr
+
+
+def test_serve_refuses_a_git_repository_or_watched_directory_that_is_not_there(
+    tmp_path: Path,
+) -> None:
+    path = plan(
+        tmp_path / "host.json",
+        [sh("ok", "true")],
+        [{"git": {"repo": "missing-repo"}}, {"watch": ["*"], "cwd": "missing-dir"}],
+    )
+    refused = planrun("serve", path, "--once", "--state-dir", tmp_path / "s", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "$.triggers[0].git.repo" in refused.stderr
+    assert "$.triggers[1].cwd" in refused.stderr

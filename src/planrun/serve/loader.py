@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PlanError, PlanrunError, UsageError
+from ..errors import PlanError, PlanrunError, Problem, UsageError
+from ..model import Plan
 from ..prepare import PreparedRun, prepare
 
 __all__ = ["PLAN_SUFFIXES", "LoadedPlan", "load_plan_file", "plan_files"]
@@ -57,7 +58,39 @@ def load_plan_file(path: Path) -> LoadedPlan:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
     prepared = prepare(path)
+    problems = host_problems(prepared.plan, path.parent)
+    if problems:
+        raise PlanError(problems, str(path))
     return LoadedPlan(path, prepared, hashlib.sha256(data).hexdigest())
+
+
+def host_problems(plan: Plan, base_dir: Path) -> list[Problem]:
+    """What this host lacks for the plan's triggers: a watched directory or a git
+    repository that is not there (the plan itself may be valid elsewhere)."""
+    problems = []
+    for index, trigger in enumerate(plan.triggers):
+        at = f"$.triggers[{index}]"
+        if trigger.watch is not None:
+            root = base_dir / (trigger.cwd or ".")
+            if not root.is_dir():
+                problems.append(
+                    Problem(
+                        f"{at}.cwd",
+                        f"the watched directory {root} does not exist",
+                        hint="create it, or fix 'cwd'",
+                    )
+                )
+        if trigger.git is not None:
+            repo = base_dir / trigger.git.repo
+            if not repo.is_dir():
+                problems.append(
+                    Problem(
+                        f"{at}.git.repo",
+                        f"the repository {repo} does not exist",
+                        hint="'repo' is relative to the plan's directory",
+                    )
+                )
+    return problems
 
 
 def describe_error(exc: PlanrunError) -> str:

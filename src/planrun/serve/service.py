@@ -227,7 +227,10 @@ class _Service:
                 return
             stop = anyio.Event()
             served.stops.append(stop)
-            await run_watch(trigger, key, root, [self.state_dir], fire, stop)
+            try:
+                await run_watch(trigger, key, root, [self.state_dir], fire, stop)
+            except OSError as exc:  # e.g. the directory was removed: this trigger stops
+                self.log(f"{what}: cannot watch {root}: {exc}; this trigger stops")
         else:
             assert trigger.git is not None
             repo = (loaded.base_dir / trigger.git.repo).resolve()
