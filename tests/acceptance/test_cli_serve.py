@@ -5,9 +5,11 @@ bounded generously; nothing asserts on how long something took."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,13 +22,13 @@ SERVE_WAIT = 30.0
 
 @contextmanager
 def serving(
-    tmp_path: Path, *targets: Path, state: Path
+    tmp_path: Path, *targets: Path, state: Path, extra: tuple[str, ...] = ()
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """A ``planrun serve`` process (its log in a file), stopped with SIGTERM at the end."""
     log = tmp_path / f"serve-{len(list(tmp_path.glob('serve-*.log')))}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*PLANRUN, "serve", *map(str, targets), "--state-dir", str(state)],
+            [*PLANRUN, "serve", *map(str, targets), "--state-dir", str(state), *extra],
             cwd=tmp_path,
             env=clean_env(),
             stdout=out,
@@ -267,3 +269,17 @@ def test_serve_refuses_a_git_repository_or_watched_directory_that_is_not_there(
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "$.triggers[0].git.repo" in refused.stderr
     assert "$.triggers[1].cwd" in refused.stderr
+
+
+def test_serve_ui_serves_the_dashboard_from_the_same_process(tmp_path: Path) -> None:
+    path = plan(tmp_path / "dash.json", [sh("ok", "true")], [{"every_sec": 60}])
+    state = tmp_path / "state"
+    with serving(tmp_path, path, state=state, extra=("--ui", "--port", "0")) as (proc, log):
+        assert wait_until(lambda: len(finished(state)) >= 1, SERVE_WAIT), log.read_text()
+        found = re.search(r"serving .* at (http://\S+/)", log.read_text())
+        assert found is not None, log.read_text()
+        with urllib.request.urlopen(found[1], timeout=10) as page:  # noqa: S310 - loopback URL
+            body = page.read().decode()
+        assert runs(state)[0][0] in body
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(SERVE_WAIT) == 0, log.read_text()

@@ -29,6 +29,22 @@ def serve(
             "--once", help="Evaluate every trigger once, wait for the runs started, exit."
         ),
     ] = False,
+    ui: Annotated[
+        bool, typer.Option("--ui", help="Also serve the dashboard (as planrun ui does).")
+    ] = False,
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="--ui: address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="--ui: port (0: any free one).")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PLANRUN_UI_TOKEN",
+            metavar="TOKEN",
+            help="--ui: require this token on every request.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run plans on their triggers (schedule, every_sec, watch, git).
 
@@ -37,16 +53,54 @@ def serve(
     A second serve on the same state dir exits 3. --once exits 1 if a run failed."""
     import anyio
 
-    from ..serve import serve as run_serve
-    from ..serve.log import Log
-
+    dashboard = (host, port, token) if ui else None
     try:
-        code = anyio.run(
-            lambda: run_serve(targets, state_dir, once=once, log=Log()), backend="asyncio"
-        )
+        code = anyio.run(_main, targets, state_dir, once, dashboard, backend="asyncio")
     except PlanrunError as exc:
         raise fail(exc) from None
     raise typer.Exit(code)
+
+
+async def _main(
+    targets: list[Path],
+    state_dir: Path | None,
+    once: bool,
+    dashboard: tuple[str, int, str | None] | None,
+) -> int:
+    """The service; with ``dashboard`` (host, port, token), the dashboard beside it,
+    stopped when the service ends."""
+    import anyio
+
+    from ..paths import state_dir_or_default
+    from ..serve import serve as run_serve
+    from ..serve.log import Log
+
+    service = run_serve(targets, state_dir, once=once, log=Log())
+    if dashboard is None:
+        return await service
+    from ..ui.server import serve_until
+
+    root = state_dir_or_default(state_dir).absolute()
+    stop = anyio.Event()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve_until, root, *dashboard, stop)
+            try:
+                return await service
+            finally:
+                stop.set()
+    except BaseExceptionGroup as group:
+        raise _first_planrun_error(group) from None
+    raise AssertionError("unreachable: the task group returns or raises")
+
+
+def _first_planrun_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first ``PlanrunError`` in ``group`` (else the group itself)."""
+    matched, _ = group.split(PlanrunError)
+    first: BaseException = matched if matched is not None else group
+    while isinstance(first, BaseExceptionGroup) and matched is not None:
+        first = first.exceptions[0]
+    return first
 
 
 def triggers(
