@@ -148,17 +148,16 @@ async def _execute_in_store(
     concurrency, capped = _concurrency(
         resolved.max_concurrency, prepared, executor, resolved.options.on_output is not None
     )
-    plan = prepared.plan
     key = run_key(resolved.run_id, store.state_dir)
     config = EngineConfig(
         run_id=resolved.run_id,
         run_key=key,
         executor_name=_executor_name(executor),
-        plan_id=plan.plan_id,
+        plan_id=prepared.plan.plan_id,
         max_concurrency=concurrency,
-        pools=plan.globals.pools,
-        kill_grace=plan.globals.kill_grace_sec,
-        run_timeout=plan.globals.timeout_sec,
+        pools=prepared.plan.globals.pools,
+        kill_grace=prepared.plan.globals.kill_grace_sec,
+        run_timeout=prepared.plan.globals.timeout_sec,
         log_dir=paths.log_dir,
         plan_path=prepared.source,
         variables=prepared.masked_variables,
@@ -173,6 +172,7 @@ async def _execute_in_store(
         run_child=_run_child(prepared, resolved, executor, store, hidden_env, output_prefix),
         hidden_env=hidden_env,
         output_prefix=output_prefix,
+        trigger=dict(resolved.options.trigger or {}) or None,
     )
     steps = [*prepared.steps, *handler_steps(prepared, paths.run_dir)]
     engine = Engine(steps, config, executor, sink)

@@ -127,9 +127,10 @@ async def list_runs(
     state: RunState | str | None = None,
     plan_id: str | None = None,
     limit: int | None = None,
+    trigger: str | None = None,
 ) -> list[RunRecord]:
     """``reader.list_runs``, after marking crashed the listed runs whose owner is gone."""
-    runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+    runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit, trigger=trigger)
     if await reap_crashed(reader.state_dir, runs):
-        runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+        runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit, trigger=trigger)
     return runs

@@ -155,7 +155,7 @@ class Engine:
         try:
             fields = start_fields(cfg, self._nodes)
             if cfg.rerun is None:
-                self._emit(RunStarted, **fields)
+                self._emit(RunStarted, trigger=cfg.trigger, **fields)
             else:
                 rerun = [n.rs.step.id for n in self._nodes if not n.kept]
                 kept = {n.rs.step.id: n.state for n in self._nodes if n.kept}

@@ -85,6 +85,8 @@ class EngineConfig:
     handler_timeout: float = 60.0
     handler_stop: HandlerStop = field(default_factory=HandlerStop)
     write_summary: WriteSummary | None = None
+    #: What started the run (``run_started.trigger``; None: started by hand).
+    trigger: dict[str, Any] | None = None
 
 
 @dataclass(eq=False, slots=True)

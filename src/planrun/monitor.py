@@ -114,9 +114,13 @@ class Session:
         state: RunState | str | None = None,
         plan_id: str | None = None,
         limit: int | None = None,
+        trigger: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first (filtered by ``state`` and ``plan_id`` when given)."""
-        return await crash.list_runs(self._reader, state=state, plan_id=plan_id, limit=limit)
+        """Runs, newest first (filtered by ``state``, ``plan_id`` and ``trigger``, the
+        kind that started them or ``"manual"``, when given)."""
+        return await crash.list_runs(
+            self._reader, state=state, plan_id=plan_id, limit=limit, trigger=trigger
+        )
 
     async def get_run(self, run_id: str, *, check_owner: bool = True) -> RunRecord | None:
         """One run, or None. ``check_owner=False``: as stored, without the crash
@@ -227,12 +231,15 @@ async def list_runs(
     plan_id: str | None = None,
     limit: int | None = None,
     state_dir: StateDir = None,
+    trigger: str | None = None,
 ) -> list[RunRecord]:
-    """Runs, newest first (filtered by ``state`` and ``plan_id`` when given); an empty
-    list where no run was ever started (no store in ``state_dir`` yet)."""
+    """Runs, newest first (filtered by ``state``, ``plan_id`` and ``trigger`` when
+    given); an empty list where no run was ever started (no store in ``state_dir`` yet)."""
     try:
         async with open_session(state_dir) as session:
-            return await session.list_runs(state=state, plan_id=plan_id, limit=limit)
+            return await session.list_runs(
+                state=state, plan_id=plan_id, limit=limit, trigger=trigger
+            )
     except NoRunStore:
         return []
 

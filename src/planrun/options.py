@@ -95,6 +95,8 @@ class RunOptions:
     SIGTERM (what :func:`planrun.api.cancel_run` sends); embedders keep ``"api"``.
     ``kill_switch``: see :class:`KillSwitch`. ``durability``: ``"full"`` or ``"normal"``
     (default ``$PLANRUN_SYNC``, else ``"full"``): see :class:`Durability`.
+    ``trigger``: what started the run (``planrun serve`` sets it: kind, slot, paths,
+    shas); recorded in ``run_started.trigger`` and ``runs.trigger``.
     """
 
     state_dir: str | os.PathLike[str] | None = None
@@ -109,6 +111,7 @@ class RunOptions:
     owner_kind: str = "api"
     kill_switch: KillSwitch | None = None
     durability: Durability | str | None = None
+    trigger: Mapping[str, Any] | None = None
 
     def check(self) -> None:
         """``UsageError`` (with ``field``) for a run id or concurrency that can never

@@ -50,6 +50,8 @@ COMMANDS = (
     "ui",
     "graph",
     "report",
+    "serve",
+    "triggers",
     "prune",
 )
 #: click's names for value types: an option showing one of these has no metavar of ours.

@@ -14,6 +14,7 @@ PACKAGE = Path(planrun.__file__).parent
 PURE_CORE = [
     "model",
     "model_triggers",
+    "triggers",
     "plan",
     "graph",
     "subst",

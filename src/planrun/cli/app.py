@@ -321,6 +321,7 @@ _MODULES = {
     "ui_cmd": ("register_ui_command", ("ui",)),
     "graph_cmd": ("register_graph_command", ("graph",)),
     "report_cmd": ("register_report_command", ("report",)),
+    "serve_cmd": ("register_serve_commands", ("serve", "triggers")),
     "prune_cmd": ("register_prune_command", ("prune",)),
 }
 _registered: set[str] = set()

@@ -192,7 +192,9 @@ WHERE run_id = :run_id AND step_id = :step_id
 UPDATE_RUN_SEQ = """
 UPDATE runs SET last_seq = MAX(last_seq, :seq), heartbeat_at = :ts WHERE run_id = :run_id
 """
-SET_RUN_EXECUTOR = "UPDATE runs SET executor = :executor WHERE run_id = :run_id"
+SET_RUN_EXECUTOR = """
+UPDATE runs SET executor = :executor, trigger = COALESCE(:trigger, trigger) WHERE run_id = :run_id
+"""
 FINISH_RUN = """
 UPDATE runs SET state = :state, exit_code = :exit_code, reason = :reason, ended_at = :ended_at
 WHERE run_id = :run_id
@@ -203,7 +205,7 @@ SELECT_RUNS = """
 SELECT r.run_id, r.plan_id, r.plan_path, r.state, r.variables, r.started_at, r.ended_at,
        r.exit_code, r.reason, r.owner_pid, r.owner_start_time, r.owner_host, r.step_count,
        r.last_seq, r.owner_kind, r.owner_boot_id, r.secret_names, r.heartbeat_at, r.resumes,
-       r.executor, r.parent_run_id, r.parent_step_id,
+       r.executor, r.parent_run_id, r.parent_step_id, r.trigger,
        (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id
         AND s.state NOT IN ('pending', 'running')) AS steps_done
 FROM runs r
