@@ -283,3 +283,31 @@ def test_serve_ui_serves_the_dashboard_from_the_same_process(tmp_path: Path) -> 
         assert runs(state)[0][0] in body
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(SERVE_WAIT) == 0, log.read_text()
+
+
+def test_serve_applies_the_plans_retention_after_a_run(tmp_path: Path) -> None:
+    """``"retention": {"keep_last": 2}``: after its triggered run, serve deletes the
+    plan's older finished runs (rows and files) and keeps the newest two; another
+    plan's runs are not touched."""
+    path = plan(
+        tmp_path / "kept.json",
+        [sh("ok", "true")],
+        [{"every_sec": 60}],
+        retention={"keep_last": 2},
+    )
+    other = write_json(tmp_path / "other.json", {"plan_id": "other", "steps": [sh("ok", "true")]})
+    state = tmp_path / "state"
+    for run_id in ("r1", "r2", "r3"):
+        made = planrun("run", path, "--run-id", run_id, "--state-dir", state, cwd=tmp_path)
+        assert made.returncode == 0, made.stdout + made.stderr
+    mine = planrun("run", other, "--run-id", "o1", "--state-dir", state, cwd=tmp_path)
+    assert mine.returncode == 0, mine.stdout + mine.stderr
+    served = planrun("serve", path, "--once", "--state-dir", state, cwd=tmp_path)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert "retention deleted 2 run(s): r1, r2" in served.stdout, served.stdout
+    left = [r for r, _, _ in runs(state)]
+    assert "r1" not in left, left
+    assert "r2" not in left, left
+    assert {"r3", "o1"} <= set(left), left
+    assert len(left) == 3, left  # r3, the triggered run, and the other plan's o1
+    assert not (state / "runs" / "r1").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..errors import PlanrunError
 from ..model_triggers import OnOverlap
 from ..options import RunOptions
 from ..prepare import PreparedRun, new_run_id
+from ..prune import apply_retention
 from ..store.sqlite import SqliteStore
 from ..store.trigger_state import save_trigger_state
 from .loader import LoadedPlan
@@ -147,6 +149,7 @@ class PlanRunner:
                     self._log(f"plan {plan.plan_key}: run {run_id} {state} (exit code {code})")
                     self._results.append((run_id, code))
                 ended = True
+                await self._retain()
         finally:
             if not ended:
                 self._log(f"plan {plan.plan_key}: run {run_id} cancelled")
@@ -157,6 +160,27 @@ class PlanRunner:
                 self.start(waiting)
             elif waiting is not None:
                 self._waiting = waiting
+
+    async def _retain(self) -> None:
+        """Apply the plan's ``retention`` (if any) after one of its runs ended: its
+        finished runs beyond it are deleted (``planrun prune``'s rules); a store error
+        is logged, never fatal to serve."""
+        plan = self.loaded.prepared.plan
+        if plan.retention is None:
+            return
+        try:
+            deleted = await apply_retention(
+                self._store, plan.plan_id, plan.retention, now=datetime.now(UTC)
+            )
+        except PlanrunError as exc:
+            self._log(f"plan {self.loaded.plan_key}: retention failed: {exc}")
+            return
+        if deleted:
+            self._log(
+                f"plan {self.loaded.plan_key}: retention deleted {len(deleted)} run(s): "
+                + ", ".join(sorted(deleted)[:5])
+                + (" ..." if len(deleted) > 5 else "")
+            )
 
     def cancel_all(self) -> None:
         """Cancel every running run (serve is stopping); nothing queued starts."""
