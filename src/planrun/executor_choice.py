@@ -1,0 +1,101 @@
+"""Which executor a run uses, opened for it: ``RunOptions.executor_kind``.
+
+:func:`open_executor` is what :func:`planrun.api.execute` enters when no
+``executor`` object was given: the :class:`~planrun.executors.local.LocalExecutor`,
+or (``executor_kind="dask"``) a :class:`~planrun.executors.dask.DaskExecutor` on a
+cluster connected and checked by :mod:`planrun.executors.dask_connect` — the
+scheduler at ``RunOptions.scheduler``, else ``$PLANRUN_DASK_SCHEDULER``, else a local
+cluster started for the run. Every refusal (no ``distributed``, scheduler unreachable,
+no workers, another planrun version on a worker, a resource no worker has) is a
+:class:`~planrun.errors.ClusterError` raised before the run is recorded or any step
+starts. An embedder with a client of its own passes
+``run_plan(..., executor=DaskExecutor(client, address=...))`` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping
+
+from .errors import ClusterError, Problem
+from .executors.local import LocalExecutor
+from .options import DASK_SCHEDULER_ENV, ExecutorKind, RunOptions
+from .placement import placement_problems
+from .ports import Executor, OutputSink
+from .prepare import PreparedRun
+
+__all__ = ["open_executor", "scheduler_address"]
+
+
+def scheduler_address(options: RunOptions) -> str | None:
+    """The Dask scheduler a dask run connects to: ``options.scheduler``, else
+    ``$PLANRUN_DASK_SCHEDULER``, else None (a local cluster)."""
+    return options.scheduler or os.environ.get(DASK_SCHEDULER_ENV) or None
+
+
+@contextlib.asynccontextmanager
+async def open_executor(
+    options: RunOptions, prepared: PreparedRun, on_output: OutputSink | None
+) -> AsyncIterator[Executor]:
+    """The executor ``options`` ask for, open for the run, closed on exit:
+    ``options.executor`` as it is when given (the caller opened it), else by
+    ``executor_kind``. ``on_output`` goes to the local executor."""
+    if options.executor is not None:
+        if options.kill_switch is not None and isinstance(options.executor, LocalExecutor):
+            options.kill_switch.attach(options.executor.kill_all)
+        yield options.executor
+        return
+    if options.kind() is ExecutorKind.LOCAL:
+        with LocalExecutor(on_output) as local:
+            if options.kill_switch is not None:
+                options.kill_switch.attach(local.kill_all)
+            yield local
+        return
+    async with _dask_executor(options, prepared) as executor:
+        yield executor
+
+
+@contextlib.asynccontextmanager
+async def _dask_executor(options: RunOptions, prepared: PreparedRun) -> AsyncIterator[Executor]:
+    """A DaskExecutor on the checked cluster; ``ClusterError`` before anything runs."""
+    from .executors.dask_connect import connected, import_distributed
+
+    import_distributed()  # the install hint before anything else is tried
+    async with connected(scheduler_address(options)) as cluster:
+        check_placement(prepared, cluster.resources, cluster.address)
+        from .executors.dask import DaskExecutor
+
+        executor = DaskExecutor(cluster.client, address=cluster.address)
+        kill_all = getattr(executor, "kill_all", None)
+        if options.kill_switch is not None and callable(kill_all):
+            options.kill_switch.attach(kill_all)
+        async with contextlib.AsyncExitStack() as stack:
+            if isinstance(executor, contextlib.AbstractAsyncContextManager):
+                await stack.enter_async_context(executor)
+            yield executor
+
+
+def check_placement(
+    prepared: PreparedRun, workers: Mapping[str, Mapping[str, float]], address: str
+) -> None:
+    """``ClusterError`` naming every step (JSON path, id, resource) whose
+    ``resources`` no worker of the cluster at ``address`` can satisfy."""
+    plan = prepared.written if prepared.written is not None else prepared.plan
+    found = placement_problems(plan, workers)
+    if not found:
+        return
+    wanted: dict[str, float] = {}
+    for *_, resources in found:
+        for name, amount in resources.items():
+            wanted[name] = max(amount, wanted.get(name, 0.0))
+    shown = ",".join(f"{k}={v:g}" for k, v in sorted(wanted.items()))
+    hint = f"start a worker that has them: `dask worker {address} --resources {shown}`"
+    source = prepared.source
+    lines = [Problem(path, text, step_id).render(source) for path, step_id, text, _ in found]
+    raise ClusterError(
+        f"no worker of the Dask cluster at {address} can run "
+        + ("this step" if len(found) == 1 else f"these {len(found)} steps")
+        + f" (nothing was run; {hint}, or drop the request):\n  "
+        + "\n  ".join(lines)
+    )

@@ -1,0 +1,230 @@
+"""Connecting to a Dask cluster for a run, and checking it can run the run's steps.
+
+:func:`connected` yields a :class:`Cluster`: an asynchronous ``distributed.Client``
+connected in the caller's event loop (to the scheduler at ``address``, or to a
+:data:`LOCAL_WORKERS`-worker ``LocalCluster`` it starts when there is none), and what
+every worker offers. Before it yields, nothing has run and every refusal is a
+:class:`~planrun.errors.ClusterError` (exit 2):
+
+- the scheduler does not answer within :data:`CONNECT_TIMEOUT_SEC`;
+- it has no workers;
+- a worker runs another planrun version than this process (or none): planrun's
+  worker-side runner must be the one this coordinator speaks to;
+- the scheduler would rerun a task whose worker died (``allowed-failures`` above 0): a
+  step's processes may still be alive on the lost host, and planrun decides retries.
+
+``distributed`` is imported only here, and only when a run asks for Dask:
+:func:`import_distributed` turns its absence into the install hint. Everything is
+closed on exit (the client, and the local cluster with its worker processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import anyio
+
+from ..errors import ClusterError
+
+__all__ = [
+    "CONNECT_TIMEOUT_SEC",
+    "EXTRA_HINT",
+    "LOCAL_WORKERS",
+    "Cluster",
+    "connected",
+    "import_distributed",
+    "planrun_version",
+]
+
+#: How long connecting to a scheduler may take before the run is refused (Dask's own
+#: default is 30 s: too long to learn that an address is wrong).
+CONNECT_TIMEOUT_SEC = 5.0
+#: The install command for the optional dependency.
+EXTRA_HINT = "pip install 'planrun[dask]'"
+#: The local cluster started when no scheduler is given: worker processes.
+LOCAL_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A connected cluster: ``client`` (asynchronous, in the caller's loop), the
+    scheduler's ``address``, each worker's resources by worker address, and whether
+    planrun started it (``local``)."""
+
+    client: Any  # distributed.Client: not importable at type-check time without the extra
+    address: str
+    resources: Mapping[str, Mapping[str, float]]
+    local: bool
+
+
+def import_distributed() -> ModuleType:
+    """The ``distributed`` package, or ``ClusterError`` with the install hint."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ClusterError(
+            f"the Dask executor needs the 'dask' extra ({exc}): {EXTRA_HINT}"
+        ) from None
+    return distributed
+
+
+def planrun_version() -> str | None:
+    """This process's planrun version, as a worker reports its own (distribution
+    metadata: what ``pip`` installed), or None."""
+    try:
+        return metadata.version("planrun")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    address: str | None, *, connect_sec: float = CONNECT_TIMEOUT_SEC
+) -> AsyncIterator[Cluster]:
+    """A checked connection to the scheduler at ``address``, or to a local cluster
+    started for the caller (closed on exit) when ``address`` is None. Raises
+    ``ClusterError`` (see the module docstring) before yielding."""
+    distributed = import_distributed()
+    async with contextlib.AsyncExitStack() as stack:
+        local = address is None
+        if address is None:
+            cluster = await stack.enter_async_context(_local_cluster(distributed))
+            address = str(cluster.scheduler_address)
+        client = await _connect(distributed, address, connect_sec)
+        stack.push_async_callback(client.close)
+        if local:
+            await client.wait_for_workers(LOCAL_WORKERS, timeout=30)
+        resources = await _check_cluster(client, address)
+        yield Cluster(client, address, resources, local)
+
+
+def _local_cluster(distributed: ModuleType) -> Any:
+    """A ``LocalCluster`` (not started: ``async with`` starts and closes it) of
+    :data:`LOCAL_WORKERS` worker processes with no dashboard, whose scheduler never
+    reruns a task itself (``allowed-failures`` 0: planrun's retry policy decides)."""
+    return distributed.LocalCluster(
+        n_workers=LOCAL_WORKERS,
+        # A step's task waits on a process: threads bound how many run at once per
+        # worker, so give each worker the machine's cores (the plan's
+        # max_concurrency still bounds the run).
+        threads_per_worker=max(2, os.cpu_count() or 1),
+        processes=True,
+        dashboard_address=None,
+        asynchronous=True,
+        silence_logs=logging.ERROR,
+        # Steps are child processes of the worker; the nanny must not restart a
+        # worker (and kill them) because of its own memory heuristics.
+        memory_limit=0,
+        scheduler_kwargs={"allowed_failures": 0},
+    )
+
+
+def _unreachable(address: str, why: str) -> ClusterError:
+    return ClusterError(
+        f"cannot connect to the Dask scheduler at {address} ({why}); start one with "
+        "`dask scheduler`, or check --scheduler / $PLANRUN_DASK_SCHEDULER"
+    )
+
+
+async def _connect(distributed: ModuleType, address: str, within: float) -> Any:
+    """An asynchronous client connected to ``address`` within ``within`` s, or
+    ``ClusterError``."""
+    await _probe(distributed, address, within)
+    try:
+        return await distributed.Client(address, asynchronous=True, timeout=within)
+    except (OSError, ValueError, TypeError) as exc:
+        # OSError covers the timeout (TimeoutError) and a refused connection;
+        # ValueError/TypeError a malformed address.
+        raise _unreachable(address, f"{type(exc).__name__}: {exc}") from None
+
+
+async def _probe(distributed: ModuleType, address: str, within: float) -> None:
+    """A refused TCP connection refuses the run at once (Dask's own connect retries
+    it until its timeout, for a scheduler that is still starting)."""
+    try:
+        scheme, location = distributed.comm.parse_address(address)
+        host, port = distributed.comm.parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise _unreachable(address, f"not a scheduler address: {exc}") from None
+    if scheme not in ("tcp", "tls"):
+        return  # another transport: Dask's connect says what is wrong
+    try:
+        with anyio.fail_after(within):
+            stream = await anyio.connect_tcp(host, port)
+    except TimeoutError:
+        raise _unreachable(address, f"no answer within {within:g} s") from None
+    except OSError as exc:
+        # anyio wraps the per-address failures: the last one says why (refused).
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        why = os.strerror(cause.errno) if cause.errno else str(cause)
+        raise _unreachable(address, f"{host}:{port}: {why}") from None
+    await stream.aclose()
+
+
+async def _check_cluster(client: Any, address: str) -> dict[str, dict[str, float]]:
+    """Every worker's resources (by worker address), once the cluster is known fit:
+    workers there, same planrun versions, no scheduler-side reruns."""
+    # The scheduler's own answer: the client's scheduler_info() is a cached snapshot,
+    # empty right after connecting.
+    identity = await client.scheduler.identity()
+    workers: dict[str, Any] = identity.get("workers") or {}
+    if not workers:
+        raise ClusterError(
+            f"the Dask scheduler at {address} has no workers; start one with "
+            f"`dask worker {address}` (planrun installed, same version)"
+        )
+    versions = await client.get_versions(packages=["planrun"])
+    _check_versions(versions.get("workers") or {}, workers, address)
+    await _check_no_reruns(client, address)
+    return {worker: dict(info.get("resources") or {}) for worker, info in workers.items()}
+
+
+def _check_versions(reported: Mapping[str, Any], workers: Mapping[str, Any], address: str) -> None:
+    """``ClusterError`` naming every worker whose planrun differs from ours."""
+    ours = planrun_version()
+    wrong: list[str] = []
+    for worker in sorted(workers):
+        answer = reported.get(worker)
+        theirs = (answer or {}).get("packages", {}).get("planrun") if answer else None
+        if answer is None:
+            wrong.append(f"worker {worker} did not report its planrun version")
+        elif theirs is None:
+            wrong.append(f"worker {worker} has no planrun installed (this planrun is {ours})")
+        elif theirs != ours:
+            wrong.append(f"worker {worker} runs planrun {theirs}, this planrun is {ours}")
+    if wrong:
+        raise ClusterError(
+            f"the Dask cluster at {address} cannot run this plan: "
+            + "; ".join(wrong)
+            + f"; install planrun {ours} on every worker and restart it"
+        )
+
+
+async def _check_no_reruns(client: Any, address: str) -> None:
+    """``ClusterError`` if the scheduler reruns a task whose worker died: the step
+    would run twice at once (its first processes may live on)."""
+
+    def allowed_failures(dask_scheduler: Any) -> Any:  # nested: pickled by value
+        return getattr(dask_scheduler, "allowed_failures", None)
+
+    try:
+        value = await client.run_on_scheduler(allowed_failures)
+    except Exception:  # a scheduler refusing pickled functions: it cannot be told
+        logging.getLogger("planrun").warning(
+            "could not read allowed-failures of the Dask scheduler at %s", address
+        )
+        return
+    if isinstance(value, int) and value > 0:
+        raise ClusterError(
+            f"the Dask scheduler at {address} reruns a task whose worker died "
+            f"(distributed.scheduler.allowed-failures = {value}): a step could run twice "
+            "at once; planrun decides retries itself: start the scheduler with "
+            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0"
+        )
