@@ -15,23 +15,16 @@ starts. An embedder with a client of its own passes
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Mapping
 
 from .errors import ClusterError, Problem
 from .executors.local import LocalExecutor
-from .options import DASK_SCHEDULER_ENV, ExecutorKind, RunOptions
+from .options import ExecutorKind, RunOptions
 from .placement import placement_problems
 from .ports import Executor, OutputSink
 from .prepare import PreparedRun
 
-__all__ = ["open_executor", "scheduler_address"]
-
-
-def scheduler_address(options: RunOptions) -> str | None:
-    """The Dask scheduler a dask run connects to: ``options.scheduler``, else
-    ``$PLANRUN_DASK_SCHEDULER``, else None (a local cluster)."""
-    return options.scheduler or os.environ.get(DASK_SCHEDULER_ENV) or None
+__all__ = ["check_placement", "open_executor"]
 
 
 @contextlib.asynccontextmanager
@@ -62,7 +55,7 @@ async def _dask_executor(options: RunOptions, prepared: PreparedRun) -> AsyncIte
     from .executors.dask_connect import connected, import_distributed
 
     import_distributed()  # the install hint before anything else is tried
-    async with connected(scheduler_address(options)) as cluster:
+    async with connected(options.dask_scheduler()) as cluster:
         check_placement(prepared, cluster.resources, cluster.address)
         from .executors.dask import DaskExecutor
 

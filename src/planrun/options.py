@@ -160,6 +160,18 @@ class RunOptions:
             raise UsageError("give executor or executor_kind, not both", field="executor_kind")
         return kind
 
+    def dask_scheduler(self) -> str | None:
+        """The Dask scheduler a dask run connects to: ``scheduler``, else
+        ``$PLANRUN_DASK_SCHEDULER``, else None (a local cluster started for the run)."""
+        return self.scheduler or os.environ.get(DASK_SCHEDULER_ENV) or None
+
+    def executor_text(self) -> str:
+        """The executor asked for, for a person: ``local``, ``dask tcp://HOST:8786``
+        or ``dask (a local cluster)``."""
+        if self.executor is not None or self.kind() is ExecutorKind.LOCAL:
+            return "local" if self.executor is None else type(self.executor).__name__
+        return f"dask {self.dask_scheduler() or '(a local cluster started for the run)'}"
+
     def updated(self, **changes: Any) -> RunOptions:
         """A copy with the ``changes`` that are not None (keyword arguments given
         beside an options object win over it)."""

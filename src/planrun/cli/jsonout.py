@@ -233,6 +233,7 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
         "plan": prepared.source,
         "plan_id": plan.plan_id,
         "max_concurrency": options.concurrency(plan),
+        "executor": options.executor_text(),
         "pools": dict(plan.globals.pools),
         "variables": prepared.masked_variables,
         "secrets": sorted(prepared.secrets),

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from ..graph import levels
 from ..model import Plan, Step, base_id
-from ..options import RunOptions
+from ..options import ExecutorKind, RunOptions
 from ..plan import ResolvedStep
 from ..plan.rules import signal_name
 from ..prepare import PreparedRun
@@ -50,6 +50,8 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
     shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
     if shown:
         say("variables: " + " ".join(f"{k}={quote(v)}" for k, v in shown.items()))
+    if options.kind() is not ExecutorKind.LOCAL:
+        say(f"executor: {options.executor_text()}")
     if plan.globals.pools:
         pools = plan.globals.pools.items()
         say("pools: " + ", ".join(f"{k} (at most {n} at once)" for k, n in pools))

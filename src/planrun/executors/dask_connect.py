@@ -122,7 +122,13 @@ def _local_cluster(distributed: ModuleType) -> Any:
         # Steps are child processes of the worker; the nanny must not restart a
         # worker (and kill them) because of its own memory heuristics.
         memory_limit=0,
-        scheduler_kwargs={"allowed_failures": 0},
+        # No dashboard, and the scheduler's HTTP endpoints on a free local port (by
+        # default they take :8787, warning when it is taken).
+        scheduler_kwargs={
+            "allowed_failures": 0,
+            "dashboard": False,
+            "dashboard_address": "127.0.0.1:0",
+        },
     )
 
 
