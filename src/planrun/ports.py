@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .events import Event
@@ -58,6 +58,9 @@ class AttemptSpec:
     #: How :class:`OutputLine` names the step when not ``step_id``: a child run's step
     #: as ``PARENT_STEP/STEP`` (the parent's front end sees the lines of both).
     output_name: str | None = None
+    #: Worker resources the step asks for (``Step.resources``): where a distributed
+    #: executor may run it; the local executor ignores them.
+    resources: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
