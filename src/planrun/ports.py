@@ -98,7 +98,9 @@ class ProcessResult:
     ``exit_code`` is the process's exit status, negative when a signal ended it, and
     None when the process never started (``error`` then says why). ``outputs`` is what
     the process wrote to ``$PLANRUN_OUTPUT`` (None if it did not run to its end);
-    ``output_error`` says why that file could not be used.
+    ``output_error`` says why that file could not be used. ``lost``: the attempt's end
+    was not seen (its worker was lost; ``error`` says which): it may have run, and the
+    retry policy may run it again (unlike an attempt that could not start).
     """
 
     exit_code: int | None
@@ -106,6 +108,7 @@ class ProcessResult:
     error: str | None = None
     outputs: dict[str, str] | None = None
     output_error: str | None = None
+    lost: bool = False
 
 
 class Executor(Protocol):

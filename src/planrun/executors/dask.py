@@ -255,6 +255,7 @@ class DaskExecutor:
             return ProcessResult(
                 exit_code=None,
                 error=f"worker {exc.last_worker.address} lost while the attempt ran",
+                lost=True,
             )
         except asyncio.CancelledError:
             raise
@@ -275,7 +276,9 @@ class DaskExecutor:
                 live.received = first
             live.lines(first, outcome.tail)
             result = outcome.result or ProcessResult(
-                exit_code=None, error=f"stopped on worker {outcome.worker}: {outcome.stopped}"
+                exit_code=None,
+                error=f"stopped on worker {outcome.worker}: {outcome.stopped}",
+                lost=True,
             )
             if result.exit_code is None and result.error and not outcome.stopped:
                 result = dataclasses.replace(
