@@ -33,7 +33,7 @@ async def open_executor(
 ) -> AsyncIterator[Executor]:
     """The executor ``options`` ask for, open for the run, closed on exit:
     ``options.executor`` as it is when given (the caller opened it), else by
-    ``executor_kind``. ``on_output`` goes to the local executor."""
+    ``executor_kind``. ``on_output`` goes to the executor opened here."""
     if options.executor is not None:
         if options.kill_switch is not None and isinstance(options.executor, LocalExecutor):
             options.kill_switch.attach(options.executor.kill_all)
@@ -45,12 +45,14 @@ async def open_executor(
                 options.kill_switch.attach(local.kill_all)
             yield local
         return
-    async with _dask_executor(options, prepared) as executor:
+    async with _dask_executor(options, prepared, on_output) as executor:
         yield executor
 
 
 @contextlib.asynccontextmanager
-async def _dask_executor(options: RunOptions, prepared: PreparedRun) -> AsyncIterator[Executor]:
+async def _dask_executor(
+    options: RunOptions, prepared: PreparedRun, on_output: OutputSink | None
+) -> AsyncIterator[Executor]:
     """A DaskExecutor on the checked cluster; ``ClusterError`` before anything runs."""
     from .executors.dask_connect import connected, import_distributed
 
@@ -59,13 +61,8 @@ async def _dask_executor(options: RunOptions, prepared: PreparedRun) -> AsyncIte
         check_placement(prepared, cluster.resources, cluster.address)
         from .executors.dask import DaskExecutor
 
-        executor = DaskExecutor(cluster.client, address=cluster.address)
-        kill_all = getattr(executor, "kill_all", None)
-        if options.kill_switch is not None and callable(kill_all):
-            options.kill_switch.attach(kill_all)
-        async with contextlib.AsyncExitStack() as stack:
-            if isinstance(executor, contextlib.AbstractAsyncContextManager):
-                await stack.enter_async_context(executor)
+        executor = DaskExecutor(cluster.client, address=cluster.address, on_output=on_output)
+        async with executor:
             yield executor
 
 

@@ -26,6 +26,11 @@ if TYPE_CHECKING:  # the store loads only for resume --explain
 __all__ = ["print_dry_run", "print_explain", "print_instances"]
 
 
+def _on(options: RunOptions) -> str:
+    """Where the steps would run, when not locally: ``, on dask tcp://HOST:8786``."""
+    return "" if options.kind() is ExecutorKind.LOCAL else f", on {options.executor_text()}"
+
+
 def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
     """``run --dry-run``: the resolved steps level by level, secrets masked."""
     plan = prepared.plan
@@ -45,13 +50,11 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
     say(
         f"plan {plan.plan_id}: {counted(len(plan.steps), 'step')} in "
         f"{counted(len(tiers), 'level')}, "
-        f"max concurrency {concurrency} (dry run: nothing is written or started)"
+        f"max concurrency {concurrency}{_on(options)} (dry run: nothing is written or started)"
     )
     shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
     if shown:
         say("variables: " + " ".join(f"{k}={quote(v)}" for k, v in shown.items()))
-    if options.kind() is not ExecutorKind.LOCAL:
-        say(f"executor: {options.executor_text()}")
     if plan.globals.pools:
         pools = plan.globals.pools.items()
         say("pools: " + ", ".join(f"{k} (at most {n} at once)" for k, n in pools))

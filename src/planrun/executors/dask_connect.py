@@ -9,9 +9,11 @@ every worker offers. Before it yields, nothing has run and every refusal is a
 - the scheduler does not answer within :data:`CONNECT_TIMEOUT_SEC`;
 - it has no workers;
 - a worker runs another planrun version than this process (or none): planrun's
-  worker-side runner must be the one this coordinator speaks to;
-- the scheduler would rerun a task whose worker died (``allowed-failures`` above 0): a
-  step's processes may still be alive on the lost host, and planrun decides retries.
+  worker-side runner must be the one this coordinator speaks to.
+
+A local cluster's scheduler never reruns a task whose worker died
+(``allowed-failures`` 0); on a scheduler of the user's, the
+:class:`~planrun.executors.dask.DaskExecutor` sets it to 0 when it opens.
 
 ``distributed`` is imported only here, and only when a run asks for Dask:
 :func:`import_distributed` turns its absence into the install hint. Everything is
@@ -176,7 +178,7 @@ async def _probe(distributed: ModuleType, address: str, within: float) -> None:
 
 async def _check_cluster(client: Any, address: str) -> dict[str, dict[str, float]]:
     """Every worker's resources (by worker address), once the cluster is known fit:
-    workers there, same planrun versions, no scheduler-side reruns."""
+    workers there, all with this planrun version."""
     # The scheduler's own answer: the client's scheduler_info() is a cached snapshot,
     # empty right after connecting.
     identity = await client.scheduler.identity()
@@ -188,7 +190,6 @@ async def _check_cluster(client: Any, address: str) -> dict[str, dict[str, float
         )
     versions = await client.get_versions(packages=["planrun"])
     _check_versions(versions.get("workers") or {}, workers, address)
-    await _check_no_reruns(client, address)
     return {worker: dict(info.get("resources") or {}) for worker, info in workers.items()}
 
 
@@ -210,27 +211,4 @@ def _check_versions(reported: Mapping[str, Any], workers: Mapping[str, Any], add
             f"the Dask cluster at {address} cannot run this plan: "
             + "; ".join(wrong)
             + f"; install planrun {ours} on every worker and restart it"
-        )
-
-
-async def _check_no_reruns(client: Any, address: str) -> None:
-    """``ClusterError`` if the scheduler reruns a task whose worker died: the step
-    would run twice at once (its first processes may live on)."""
-
-    def allowed_failures(dask_scheduler: Any) -> Any:  # nested: pickled by value
-        return getattr(dask_scheduler, "allowed_failures", None)
-
-    try:
-        value = await client.run_on_scheduler(allowed_failures)
-    except Exception:  # a scheduler refusing pickled functions: it cannot be told
-        logging.getLogger("planrun").warning(
-            "could not read allowed-failures of the Dask scheduler at %s", address
-        )
-        return
-    if isinstance(value, int) and value > 0:
-        raise ClusterError(
-            f"the Dask scheduler at {address} reruns a task whose worker died "
-            f"(distributed.scheduler.allowed-failures = {value}): a step could run twice "
-            "at once; planrun decides retries itself: start the scheduler with "
-            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0"
         )
