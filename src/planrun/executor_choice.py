@@ -58,7 +58,7 @@ async def _dask_executor(
 
     import_distributed()  # the install hint before anything else is tried
     async with connected(options.dask_scheduler()) as cluster:
-        check_placement(prepared, cluster.resources, cluster.address)
+        check_placement(prepared, cluster.resources, cluster.address, local=cluster.local)
         from .executors.dask import DaskExecutor
 
         executor = DaskExecutor(cluster.client, address=cluster.address, on_output=on_output)
@@ -67,10 +67,15 @@ async def _dask_executor(
 
 
 def check_placement(
-    prepared: PreparedRun, workers: Mapping[str, Mapping[str, float]], address: str
+    prepared: PreparedRun,
+    workers: Mapping[str, Mapping[str, float]],
+    address: str,
+    *,
+    local: bool = False,
 ) -> None:
     """``ClusterError`` naming every step (JSON path, id, resource) whose
-    ``resources`` no worker of the cluster at ``address`` can satisfy."""
+    ``resources`` no worker of the cluster at ``address`` (``local``: one started for
+    the run) can satisfy."""
     plan = prepared.written if prepared.written is not None else prepared.plan
     found = placement_problems(plan, workers)
     if not found:
@@ -80,7 +85,12 @@ def check_placement(
         for name, amount in resources.items():
             wanted[name] = max(amount, wanted.get(name, 0.0))
     shown = ",".join(f"{k}={v:g}" for k, v in sorted(wanted.items()))
-    hint = f"start a worker that has them: `dask worker {address} --resources {shown}`"
+    hint = (
+        f"the local cluster's workers have no resources: give --scheduler of a cluster "
+        f"with a worker started with --resources {shown}"
+        if local
+        else f"start a worker that has them: `dask worker {address} --resources {shown}`"
+    )
     source = prepared.source
     lines = [Problem(path, text, step_id).render(source) for path, step_id, text, _ in found]
     raise ClusterError(
