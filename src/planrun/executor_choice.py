@@ -15,13 +15,14 @@ starts. An embedder with a client of its own passes
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from .errors import ClusterError, Problem
 from .executors.local import LocalExecutor
 from .options import ExecutorKind, RunOptions
-from .placement import placement_problems
-from .ports import Executor, OutputSink
+from .placement import placement_problems, unsatisfied
+from .ports import AttemptSpec, Executor, OutputSink, ProcessResult
 from .prepare import PreparedRun
 
 __all__ = ["check_placement", "open_executor"]
@@ -63,7 +64,31 @@ async def _dask_executor(
 
         executor = DaskExecutor(cluster.client, address=cluster.address, on_output=on_output)
         async with executor:
-            yield executor
+            yield _Placed(executor, cluster.client, cluster.address)
+
+
+class _Placed:
+    """An executor on a Dask cluster whose attempts that ask for resources are checked
+    against the workers there are as each starts (a ``uses`` child's steps are not
+    checked at the start, and workers come and go): one that no worker can take fails
+    to start, with the reason, instead of staying pending for ever (Dask's way)."""
+
+    def __init__(self, inner: Executor, client: Any, address: str) -> None:
+        self._inner, self._client, self._address = inner, client, address
+        self.name: str = getattr(inner, "name", "dask")
+
+    async def run(
+        self, spec: AttemptSpec, on_started: Callable[[int | None], None]
+    ) -> ProcessResult:
+        if spec.resources:
+            identity = await self._client.scheduler.identity()
+            workers = identity.get("workers") or {}
+            offers = {w: dict(info.get("resources") or {}) for w, info in workers.items()}
+            why = unsatisfied(spec.resources, offers)
+            if why is not None:
+                where = f"no worker of the Dask cluster at {self._address} can run it"
+                return ProcessResult(None, error=f"{where}: the step {why}")
+        return await self._inner.run(spec, on_started)
 
 
 def check_placement(

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 
 from .model import Plan, Step
 
-__all__ = ["placement_problems"]
+__all__ = ["placement_problems", "unsatisfied"]
 
 Resources = Mapping[str, float]
 
@@ -25,7 +25,7 @@ def placement_problems(
     (worker address -> its resources) can satisfy, in plan order."""
     found: list[tuple[str, str, str, Resources]] = []
     for path, step in _steps(plan):
-        if step.resources and (message := _unsatisfied(step.resources, workers)) is not None:
+        if step.resources and (message := unsatisfied(step.resources, workers)) is not None:
             found.append((f"{path}.resources", step.id, message, step.resources))
     return found
 
@@ -43,7 +43,7 @@ def _show(resources: Resources) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in sorted(resources.items())) or "none"
 
 
-def _unsatisfied(wanted: Resources, workers: Mapping[str, Resources]) -> str | None:
+def unsatisfied(wanted: Resources, workers: Mapping[str, Resources]) -> str | None:
     """None if one worker has all of ``wanted``; else why not, naming the resource."""
     if any(all(have.get(k, 0) >= v for k, v in wanted.items()) for have in workers.values()):
         return None

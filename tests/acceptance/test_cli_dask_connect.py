@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ._cli import PY, clean_env, planrun, sh, write_json
+from ._cli import PY, clean_env, planrun, sh, show_run, write_json
 
 distributed = pytest.importorskip("distributed")
 
@@ -265,3 +265,25 @@ def test_resume_takes_the_executor_options_too(tmp_path: Path) -> None:
     assert _runs(state) == [("r-1", "failed")]
     assert not marker.exists()
     assert sys.executable  # the CLI ran under this interpreter (PY)
+
+
+def test_a_child_plan_step_no_worker_can_take_fails_instead_of_pending(
+    tmp_path: Path, cluster: Any
+) -> None:
+    """A ``uses`` child's steps are prepared only when it starts: its request for a
+    resource no worker has fails that attempt to start (with the reason), the run ends
+    failed, nothing waits for ever."""
+    state = tmp_path / "state"
+    child = [sh("train", "true", resources={"gpu": 1})]
+    write_json(tmp_path / "child.json", {"plan_id": "child", "steps": child})
+    steps = [{"id": "sub", "uses": "child.json"}]
+    plan = write_json(tmp_path / "parent.json", {"plan_id": "parent", "steps": steps})
+    ran = planrun(
+        "run", plan, "--executor", "dask", "--scheduler", cluster.scheduler_address,
+        "--run-id", "par-1", "--state-dir", state, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert ran.returncode == 1, ran.stderr
+    (train,) = show_run(tmp_path, "par-1.sub.1")["steps"]
+    (attempt,) = train["attempts"]
+    assert "can run it: the step asks for resource 'gpu'" in json.dumps(attempt)
+    assert ("par-1", "failed") in _runs(state)
