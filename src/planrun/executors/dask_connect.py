@@ -110,7 +110,11 @@ async def connected(
 def _local_cluster(distributed: ModuleType) -> Any:
     """A ``LocalCluster`` (not started: ``async with`` starts and closes it) of
     :data:`LOCAL_WORKERS` worker processes with no dashboard, whose scheduler never
-    reruns a task itself (``allowed-failures`` 0: planrun's retry policy decides)."""
+    reruns a task itself (``allowed-failures`` 0: planrun's retry policy decides).
+    The workers are spawned processes that import the caller's main module again: the
+    ``planrun`` script and ``python -m planrun`` (a ``__main__`` module, which
+    multiprocessing does not rerun) are safe; an embedding script needs its
+    ``if __name__ == "__main__":`` guard."""
     return distributed.LocalCluster(
         n_workers=LOCAL_WORKERS,
         # A step's task waits on a process: threads bound how many run at once per
