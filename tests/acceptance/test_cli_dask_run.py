@@ -6,6 +6,7 @@ scheduler."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -106,3 +107,55 @@ def test_a_plan_runs_on_a_real_scheduler_and_a_gpu_step_lands_on_the_gpu_worker(
     log = state / "runs" / "gpu-1" / "logs" / "train.1.log"
     assert log.read_text() == "trained on gpu\n"
     assert _executor_line(tmp_path, state, "gpu-1") == f"executor  dask {scheduler}"
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """The child processes of ``parent`` that multiprocessing spawned (the local
+    cluster's workers), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"multiprocessing" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_while_the_local_cluster_starts_stops_cleanly(tmp_path: Path) -> None:
+    """SIGINT as the local cluster's worker processes are being started: exit 130, no
+    traceback (closing a half-started LocalCluster fails in Dask), no run recorded,
+    no worker process left."""
+    state = tmp_path / "state"
+    plan = write_json(tmp_path / "p.json", {"plan_id": "p", "steps": [sh("a", "sleep 30")]})
+    argv = [PY, "-m", "planrun", "run", str(plan), "--executor", "dask", "--state-dir", str(state)]
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=clean_env(), text=True, **pipes)
+    try:
+        assert wait_until(lambda: bool(_spawned_workers(proc.pid)), timeout=30, interval=0.005)
+        workers = _spawned_workers(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "failed" not in stderr, stderr  # e.g. "closing LocalCluster(...) failed"
+    assert "SIGINT: cancelling the run" in stdout  # planrun's handler, not Python's
+    assert wait_until(lambda: not [w for w in workers if _alive(w)], timeout=10)
+    runs = state / "runs"
+    assert not runs.exists() or not any(runs.iterdir())

@@ -48,6 +48,10 @@ __all__ = [
 #: How long connecting to a scheduler may take before the run is refused (Dask's own
 #: default is 30 s: too long to learn that an address is wrong).
 CONNECT_TIMEOUT_SEC = 5.0
+#: How long starting the local cluster may take.
+START_SEC = 60.0
+#: How long closing the client (or the local cluster and its workers) may take.
+CLOSE_SEC = 10.0
 #: The install command for the optional dependency.
 EXTRA_HINT = "pip install 'planrun[dask]'"
 #: The local cluster started when no scheduler is given: worker processes.
@@ -97,18 +101,35 @@ async def connected(
     async with contextlib.AsyncExitStack() as stack:
         local = address is None
         if address is None:
-            cluster = await stack.enter_async_context(_local_cluster(distributed))
+            cluster = _local_cluster(distributed)
+            stack.push_async_callback(_close, cluster)
+            # Started whole (its worker processes up), even when cancelled meanwhile:
+            # closing a LocalCluster whose workers are still starting fails (and
+            # leaves them), so a Ctrl-C now takes effect once it is up.
+            with anyio.fail_after(START_SEC, shield=True):
+                await cluster
             address = str(cluster.scheduler_address)
         client = await _connect(distributed, address, connect_sec)
-        stack.push_async_callback(client.close)
+        stack.push_async_callback(_close, client)
         if local:
             await client.wait_for_workers(LOCAL_WORKERS, timeout=30)
         resources = await _check_cluster(client, address)
         yield Cluster(client, address, resources, local)
 
 
+async def _close(closable: Any) -> None:
+    """Close a client or cluster, shielded and bounded: after a cancel (Ctrl-C) an
+    unshielded close is cancelled half-way, leaving worker processes behind and Dask
+    logging tracebacks."""
+    with anyio.move_on_after(CLOSE_SEC, shield=True):
+        try:
+            await closable.close()
+        except Exception as exc:  # Dask's own cleanup failing: say so, end the run as it ends
+            logging.getLogger("planrun").warning("closing %r failed: %r", closable, exc)
+
+
 def _local_cluster(distributed: ModuleType) -> Any:
-    """A ``LocalCluster`` (not started: ``async with`` starts and closes it) of
+    """A ``LocalCluster`` (not started: ``await`` starts it) of
     :data:`LOCAL_WORKERS` worker processes with no dashboard, whose scheduler never
     reruns a task itself (``allowed-failures`` 0: planrun's retry policy decides).
     The workers are spawned processes that import the caller's main module again: the
