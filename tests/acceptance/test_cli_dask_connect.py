@@ -145,14 +145,15 @@ def test_a_scheduler_that_reruns_lost_tasks_runs_the_plan_with_reruns_off(
 def test_a_scheduler_without_workers_is_refused(tmp_path: Path) -> None:
     marker, state = tmp_path / "ran", tmp_path / "state"
     with _local(0) as local:
-        ran = planrun(
-            "run", _plan(tmp_path, marker), "--executor", "dask",
-            "--scheduler", local.scheduler_address, "--state-dir", state, cwd=tmp_path,
-        )  # fmt: skip
         address = local.scheduler_address
+        args = ("run", _plan(tmp_path, marker), "--executor", "dask", "--scheduler", address)
+        ran = planrun(*args, "--state-dir", state, cwd=tmp_path)
+        as_json = planrun(*args, "--json", "--state-dir", state, cwd=tmp_path)
     assert ran.returncode == 2, ran.stderr
     assert f"the Dask scheduler at {address} has no workers" in ran.stderr
     assert _runs(state) == []
+    doc = json.loads(as_json.stdout)
+    assert (doc["type"], doc["error"], doc["exit_code"]) == ("error", "cluster_refused", 2)
 
 
 def _fake_planrun(root: Path, version: str) -> Path:

@@ -22,6 +22,7 @@ import typer
 
 from ..errors import (
     CancelError,
+    ClusterError,
     HelperError,
     LockConflict,
     NoRunStore,
@@ -104,6 +105,7 @@ _KINDS: tuple[tuple[type[PlanrunError], str], ...] = (
     (NoRunStore, "no_run_store"),
     (StoreError, "store_failed"),
     (HelperError, "helper_failed"),
+    (ClusterError, "cluster_refused"),
     (UsageError, "usage"),
 )
 
