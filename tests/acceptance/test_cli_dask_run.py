@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,14 @@ def test_the_demo_runs_on_a_local_cluster_started_for_the_run(tmp_path: Path) ->
     assert doc["run"]["executor"].startswith("dask tcp://127.0.0.1:")
 
 
+def _address(info: Path) -> str | None:
+    """The address in a scheduler file, once it is there and whole."""
+    try:
+        return str(json.loads(info.read_text())["address"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @pytest.fixture
 def scheduler(tmp_path: Path) -> Iterator[str]:
     """A real ``dask scheduler`` process, and two ``dask worker`` processes: ``plain``
@@ -54,9 +61,8 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
     scheduler_argv += ["--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(info)]
     procs = [subprocess.Popen(scheduler_argv, env=clean_env(), **_QUIET)]
     try:
-        assert wait_until(lambda: info.exists() and info.stat().st_size > 0, timeout=30)
-        time.sleep(0.1)  # the file is written in one go; let it be closed
-        address = str(json.loads(info.read_text())["address"])
+        assert wait_until(lambda: _address(info) is not None, timeout=30)
+        address = str(_address(info))
         for name, extra in (("plain", []), ("gpu", ["--resources", "gpu=1"])):
             argv = [
                 PY,
@@ -71,10 +77,15 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
             procs.append(subprocess.Popen([*argv, *common, *extra], env=env, **_QUIET))
         yield address
     finally:
+        # The workers first, one by one, while the scheduler still answers their
+        # goodbye (without it a closing worker waits for its connect timeout).
         for proc in reversed(procs):
             proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _wait_for_workers(address: str, count: int) -> None:
