@@ -32,6 +32,7 @@ PURE_CORE = [
     "fanout",
     "records",
     "summary",
+    "placement",
 ]
 IO_LIBRARIES = {"anyio", "aiosqlite", "sqlite3", "subprocess", "rich", "typer", "asyncio"}
 
