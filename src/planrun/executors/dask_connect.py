@@ -106,13 +106,19 @@ async def connected(
             # Started whole (its worker processes up), even when cancelled meanwhile:
             # closing a LocalCluster whose workers are still starting fails (and
             # leaves them), so a Ctrl-C now takes effect once it is up.
-            with anyio.fail_after(START_SEC, shield=True):
-                await cluster
+            try:
+                with anyio.fail_after(START_SEC, shield=True):
+                    await cluster
+            except TimeoutError:
+                raise _slow_start() from None
             address = str(cluster.scheduler_address)
         client = await _connect(distributed, address, connect_sec)
         stack.push_async_callback(_close, client)
         if local:
-            await client.wait_for_workers(LOCAL_WORKERS, timeout=30)
+            try:
+                await client.wait_for_workers(LOCAL_WORKERS, timeout=START_SEC)
+            except TimeoutError:
+                raise _slow_start() from None
         resources = await _check_cluster(client, address)
         yield Cluster(client, address, resources, local)
 
@@ -156,6 +162,13 @@ def _local_cluster(distributed: ModuleType) -> Any:
             "dashboard": False,
             "dashboard_address": "127.0.0.1:0",
         },
+    )
+
+
+def _slow_start() -> ClusterError:
+    return ClusterError(
+        f"the local Dask cluster's {LOCAL_WORKERS} workers did not start within "
+        f"{START_SEC:g} s; give --scheduler of a running cluster instead"
     )
 
 
