@@ -55,6 +55,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from distributed import Client
+from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from ..ports import AttemptSpec, OutputLine, OutputSink, ProcessResult
@@ -259,8 +260,12 @@ class DaskExecutor:
             )
         except asyncio.CancelledError:
             raise
+        except FutureCancelledError as exc:  # e.g. the scheduler's connection lost
+            why = f"the task was cancelled by Dask ({exc.reason})"
+            return ProcessResult(exit_code=None, error=f"dask: {why}", lost=True)
         except Exception as exc:  # any failure of the task: the attempt's
-            return ProcessResult(exit_code=None, error=f"dask: {type(exc).__name__}: {exc}")
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            return ProcessResult(exit_code=None, error=f"dask: {type(exc).__name__}: {first}")
         return remote
 
     def _finish(self, live: _Live, outcome: RemoteResult | ProcessResult) -> ProcessResult:
