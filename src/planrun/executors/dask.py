@@ -66,6 +66,8 @@ __all__ = ["DaskExecutor"]
 
 #: Beyond ``kill_grace``: how long a cancelled ``run`` waits for the remote end.
 STOP_MARGIN_SEC = 2.0
+#: How many of our topic's messages the scheduler keeps (subscribers get them all).
+TOPIC_KEPT = 16
 
 
 class _Log:
@@ -103,7 +105,6 @@ class _Live:
         self.started = False
         self.received = 0
         self.done = False
-        self.ended = anyio.Event()
 
     def start(self) -> None:
         if not self.started:
@@ -152,7 +153,7 @@ class DaskExecutor:
         self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> DaskExecutor:
-        await self._client.run_on_scheduler(_forbid_reruns())
+        await self._client.run_on_scheduler(_scheduler_setup(), self._topic)
         self._client.subscribe_topic(self._topic, self._on_event)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -172,6 +173,8 @@ class DaskExecutor:
         finally:
             self._tg = None
             self._client.unsubscribe_topic(self._topic)
+            with anyio.move_on_after(STOP_MARGIN_SEC, shield=True), contextlib.suppress(Exception):
+                await self._client.run_on_scheduler(_scheduler_forget(), self._topic)
 
     async def _renew_leases(self) -> None:
         """Every ``renew_sec``: renew this process's lease on the workers running its
@@ -198,8 +201,6 @@ class DaskExecutor:
         elif kind == "start":
             live.worker = str(msg[2])
             live.start()
-        elif kind == "end":
-            live.ended.set()
 
     async def run(
         self, spec: AttemptSpec, on_started: Callable[[int | None], None]
@@ -304,19 +305,37 @@ class DaskExecutor:
         except Exception:  # cluster gone: nothing more can be done here
             return
         if live.worker or any(value is True for value in ran.values()):
-            await live.ended.wait()
+            with contextlib.suppress(Exception):  # how it ended does not matter now
+                await future  # it returns once the tree is gone
         else:
             await self._client.cancel([future])
 
 
-def _forbid_reruns() -> Callable[..., int]:
-    """A function for ``run_on_scheduler`` that sets ``allowed_failures`` to 0 (a lost
-    worker's task is not run again). Made here so that it is pickled by value: the
-    scheduler need not have planrun installed."""
+def _scheduler_setup() -> Callable[..., int]:
+    """A function for ``run_on_scheduler(f, topic)``: sets ``allowed_failures`` to 0 (a
+    lost worker's task is not run again) and keeps only the last ``TOPIC_KEPT``
+    messages of our topic on the scheduler (it keeps 100,000 by default, and they
+    are our steps' output); returns the previous ``allowed_failures``. Made here so
+    that it is pickled by value: the scheduler need not have planrun installed."""
 
-    def forbid(dask_scheduler: Any) -> int:
+    def setup(topic: str, dask_scheduler: Any) -> int:
+        import collections
+
         previous = int(dask_scheduler.allowed_failures)
         dask_scheduler.allowed_failures = 0
+        # Private: a version without it just keeps its default retention.
+        with contextlib.suppress(AttributeError, KeyError, TypeError):
+            dask_scheduler._broker._topics[topic].events = collections.deque(maxlen=TOPIC_KEPT)
         return previous
 
-    return forbid
+    return setup
+
+
+def _scheduler_forget() -> Callable[..., None]:
+    """A function for ``run_on_scheduler(f, topic)``: drop our topic's messages."""
+
+    def forget(topic: str, dask_scheduler: Any) -> None:
+        with contextlib.suppress(AttributeError):
+            dask_scheduler._broker._topics.pop(topic, None)
+
+    return forget

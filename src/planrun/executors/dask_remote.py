@@ -25,7 +25,7 @@ Around it, three things the local executor does not need:
   off) is stopped the same way.
 
 Messages on the topic (msgpack lists): ``["start", KEY, WORKER, PGID]``,
-``["lines", KEY, FIRST_SEQ, [[TEXT, CUT], ...]]``, ``["end", KEY]``.
+``["lines", KEY, FIRST_SEQ, [[TEXT, CUT], ...]]``.
 """
 
 from __future__ import annotations
@@ -193,7 +193,6 @@ async def run_attempt(
     finally:
         del _running[key]
         attempt.flush()
-        attempt.send(["end", key])
     stopped = attempt.stopped if result is None else None
     return RemoteResult(result, worker, attempt.sent, list(attempt.tail), stopped)
 
