@@ -107,6 +107,23 @@ async def test_cancel_before_a_worker_takes_it(
     assert time.monotonic() - begin < 5
 
 
+async def test_client_closed(cluster: Any, tmp_path: Path, mark: str) -> None:
+    """An attempt that cannot be submitted (the client is closed) fails, saying why."""
+    from distributed import Client
+
+    from planrun.executors.dask import DaskExecutor
+
+    address = cluster.scheduler_address
+    client: Any = await Client(address, asynchronous=True)  # type: ignore[no-untyped-call]
+    async with DaskExecutor(client, address=address) as executor:
+        await client.close()
+        result = await executor.run(spec(tmp_path, mark, "true"), lambda pid: None)
+    assert result.exit_code is None
+    assert result.error is not None
+    assert "cannot submit the attempt" in result.error
+    assert "Client is closed" in result.error
+
+
 COORDINATOR = """
 import sys, anyio
 from distributed import Client

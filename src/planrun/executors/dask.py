@@ -172,7 +172,8 @@ class DaskExecutor:
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             self._tg = None
-            self._client.unsubscribe_topic(self._topic)
+            with contextlib.suppress(Exception):  # a closed client: nothing to undo
+                self._client.unsubscribe_topic(self._topic)
             with anyio.move_on_after(STOP_MARGIN_SEC, shield=True), contextlib.suppress(Exception):
                 await self._client.run_on_scheduler(_scheduler_forget(), self._topic)
 
@@ -217,7 +218,10 @@ class DaskExecutor:
         live = _Live(spec, on_started, log, self._on_output)
         self._live[key] = live
         try:
-            future = self._submit(spec, key)
+            try:
+                future = self._submit(spec, key)
+            except Exception as exc:  # e.g. the client is closed, the spec will not pickle
+                return self._finish(live, _failed(exc, "cannot submit the attempt"))
             try:
                 return self._finish(live, await self._outcome(future))
             except BaseException:
@@ -265,8 +269,7 @@ class DaskExecutor:
             why = f"the task was cancelled by Dask ({exc.reason})"
             return ProcessResult(exit_code=None, error=f"dask: {why}", lost=True)
         except Exception as exc:  # any failure of the task: the attempt's
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            return ProcessResult(exit_code=None, error=f"dask: {type(exc).__name__}: {first}")
+            return _failed(exc, "the task failed")
         return remote
 
     def _finish(self, live: _Live, outcome: RemoteResult | ProcessResult) -> ProcessResult:
@@ -309,6 +312,12 @@ class DaskExecutor:
                 await future  # it returns once the tree is gone
         else:
             await self._client.cancel([future])
+
+
+def _failed(exc: Exception, what: str) -> ProcessResult:
+    """An attempt that failed in Dask, not in its process: why, in one line."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return ProcessResult(exit_code=None, error=f"dask: {what}: {type(exc).__name__}: {first}")
 
 
 def _scheduler_setup() -> Callable[..., int]:
