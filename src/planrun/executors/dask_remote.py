@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,7 +132,13 @@ def _local() -> LocalExecutor:
     watchdog kills the steps if the worker process dies)."""
     if not _executor:
         _executor.append(LocalExecutor(on_output=_deliver))
+        logging.getLogger("distributed.worker").addFilter(_quiet_renewals)
     return _executor[0]
+
+
+def _quiet_renewals(record: logging.LogRecord) -> bool:
+    """Leave out the worker's INFO line for each lease renewal (one a second)."""
+    return not (record.msg == "Run out-of-band function %r" and record.args == ("renew",))
 
 
 def _deliver(line: OutputLine) -> None:
