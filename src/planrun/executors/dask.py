@@ -36,9 +36,17 @@ substituted), then planrun's ``PLANRUN_*`` markers (run, step, attempt, run key,
 ``cwd`` is a path on the worker: if it does not exist there, the attempt fails to
 start with the local executor's message, naming the worker.
 
+**Placement and concurrency**: a step's ``resources`` are the task's Dask
+``resources=``; a worker runs as many steps at once as it has threads
+(``dask worker --nthreads N``). The attempt's timeout runs from when its process
+starts on the worker (time queued in Dask does not count, as locally it does not).
+The leader's pid is on another host: ``on_started`` gets None (no pid is recorded).
+
 Usage: ``async with DaskExecutor(client, address=...) as executor:`` where ``client``
 is a ``distributed.Client(asynchronous=True)`` connected in this event loop, then pass
-the executor to ``run_plan``. Worker processes must have this planrun installed.
+the executor to ``run_plan``. Worker processes must have this planrun installed. A
+coordinator whose event loop stalls longer than ``lease_sec`` (5 s) has its remote
+steps stopped as if it were dead (they end lost, and are retried if they may be).
 """
 
 from __future__ import annotations
