@@ -84,21 +84,44 @@ async def test_worker_killed_mid_step(
     assert lost_after < 10  # generous: CI is a noisy box
     with anyio.fail_after(10):
         await poll_until(lambda: not marked(mark))
+    print(f"its processes gone {time.time() - killed_at:.2f}s after the kill")
 
 
 async def test_cancel_before_a_worker_takes_it(
     executor: Executor, tmp_path: Path, mark: str
 ) -> None:
-    """An attempt no worker can take (a resource none has) is cancelled promptly."""
+    """An attempt no worker can take (its resources reach Dask: no worker has that
+    one) waits, and is cancelled promptly."""
     attempt = spec(tmp_path, mark, "true", resources={"no-such-thing": 1.0})
-    took = 0.0
+    ended: list[object] = []
+
+    async def run() -> None:
+        ended.append(await executor.run(attempt, lambda pid: None))
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(executor.run, attempt, lambda pid: None)
-        await anyio.sleep(0.3)
+        tg.start_soon(run)
+        await anyio.sleep(0.5)
+        assert not ended, "a step asking for a resource no worker has must not run"
         begin = time.monotonic()
         tg.cancel_scope.cancel()
-    took = time.monotonic() - begin
-    assert took < 5
+    assert time.monotonic() - begin < 5
+
+
+async def test_client_closed(cluster: Any, tmp_path: Path, mark: str) -> None:
+    """An attempt that cannot be submitted (the client is closed) fails, saying why."""
+    from distributed import Client
+
+    from planrun.executors.dask import DaskExecutor
+
+    address = cluster.scheduler_address
+    client: Any = await Client(address, asynchronous=True)  # type: ignore[no-untyped-call]
+    async with DaskExecutor(client, address=address) as executor:
+        await client.close()
+        result = await executor.run(spec(tmp_path, mark, "true"), lambda pid: None)
+    assert result.exit_code is None
+    assert result.error is not None
+    assert "cannot submit the attempt" in result.error
+    assert "Client is closed" in result.error
 
 
 COORDINATOR = """

@@ -152,3 +152,17 @@ async def test_cancel_kills_after_grace(executor: Executor, tmp_path: Path, mark
     took = await _cancel_after_start(executor, spec(tmp_path, mark, script, kill_grace=0.5), mark)
     assert live_processes_with(f"{MARK_VAR}={mark}") == []
     assert took < 8
+
+
+async def test_cancel_right_after_another_stop(
+    executor: Executor, tmp_path: Path, mark: str
+) -> None:
+    """An attempt cancelled a moment after another attempt was stopped still gets its
+    escapee stopped by TERM (a /proc scan taken before it started cannot have found
+    it), not after its 30 s grace."""
+    first = await run(executor, spec(tmp_path, mark, TREE, timeout=0.3, kill_grace=0.1))
+    assert first.timed_out
+    second = spec(tmp_path, mark, TREE, attempt=2, kill_grace=30)
+    took = await _cancel_after_start(executor, second, mark)
+    assert live_processes_with(f"{MARK_VAR}={mark}") == []
+    assert took < 10

@@ -4,16 +4,26 @@ every executor."""
 
 from __future__ import annotations
 
+import functools
+import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from planrun import run_plan
 from planrun.model import AttemptState, StepState
 from planrun.ports import Executor
 
-from ..integration.helpers import make_plan, read_text, sh_step, unique_run_id
+from ..integration.helpers import (
+    live_processes_with,
+    make_plan,
+    poll_until,
+    read_text,
+    sh_step,
+    unique_run_id,
+)
 from .conftest import MARK_VAR
 
 pytestmark = pytest.mark.anyio
@@ -105,3 +115,30 @@ async def test_timeout_through_the_engine(executor: Executor, state_dir: Path, m
         executor=executor,
     )
     assert result.steps["slow"].state is StepState.TIMED_OUT
+
+
+async def test_cancelled_run_plan_stops_every_tree(
+    executor: Executor, state_dir: Path, mark: str
+) -> None:
+    """Cancelling the caller of run_plan stops both running steps' trees (escapees
+    included), by TERM, well before their 30 s grace."""
+    tree = "sleep 30 & setsid sleep 30 & wait"
+    p = plan(mark, sh_step("a", tree), sh_step("b", tree), kill_grace_sec=30)
+    took = 0.0
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            functools.partial(
+                run_plan,
+                p,
+                state_dir=state_dir,
+                run_id=unique_run_id("cancel"),
+                executor=executor,
+            )
+        )
+        with anyio.fail_after(20):
+            await poll_until(lambda: len(live_processes_with(f"{MARK_VAR}={mark}")) >= 6)
+        begin = time.monotonic()
+        tg.cancel_scope.cancel()
+    took = time.monotonic() - begin
+    assert live_processes_with(f"{MARK_VAR}={mark}") == []
+    assert took < 10

@@ -36,9 +36,17 @@ substituted), then planrun's ``PLANRUN_*`` markers (run, step, attempt, run key,
 ``cwd`` is a path on the worker: if it does not exist there, the attempt fails to
 start with the local executor's message, naming the worker.
 
+**Placement and concurrency**: a step's ``resources`` are the task's Dask
+``resources=``; a worker runs as many steps at once as it has threads
+(``dask worker --nthreads N``). The attempt's timeout runs from when its process
+starts on the worker (time queued in Dask does not count, as locally it does not).
+The leader's pid is on another host: ``on_started`` gets None (no pid is recorded).
+
 Usage: ``async with DaskExecutor(client, address=...) as executor:`` where ``client``
 is a ``distributed.Client(asynchronous=True)`` connected in this event loop, then pass
-the executor to ``run_plan``. Worker processes must have this planrun installed.
+the executor to ``run_plan``. Worker processes must have this planrun installed. A
+coordinator whose event loop stalls longer than ``lease_sec`` (5 s) has its remote
+steps stopped as if it were dead (they end lost, and are retried if they may be).
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from distributed import Client
+from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from ..ports import AttemptSpec, OutputLine, OutputSink, ProcessResult
@@ -65,6 +74,8 @@ __all__ = ["DaskExecutor"]
 
 #: Beyond ``kill_grace``: how long a cancelled ``run`` waits for the remote end.
 STOP_MARGIN_SEC = 2.0
+#: How many of our topic's messages the scheduler keeps (subscribers get them all).
+TOPIC_KEPT = 16
 
 
 class _Log:
@@ -102,7 +113,6 @@ class _Live:
         self.started = False
         self.received = 0
         self.done = False
-        self.ended = anyio.Event()
 
     def start(self) -> None:
         if not self.started:
@@ -151,7 +161,7 @@ class DaskExecutor:
         self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> DaskExecutor:
-        await self._client.run_on_scheduler(_forbid_reruns())
+        await self._client.run_on_scheduler(_scheduler_setup(), self._topic)
         self._client.subscribe_topic(self._topic, self._on_event)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -170,7 +180,10 @@ class DaskExecutor:
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             self._tg = None
-            self._client.unsubscribe_topic(self._topic)
+            with contextlib.suppress(Exception):  # a closed client: nothing to undo
+                self._client.unsubscribe_topic(self._topic)
+            with anyio.move_on_after(STOP_MARGIN_SEC, shield=True), contextlib.suppress(Exception):
+                await self._client.run_on_scheduler(_scheduler_forget(), self._topic)
 
     async def _renew_leases(self) -> None:
         """Every ``renew_sec``: renew this process's lease on the workers running its
@@ -197,8 +210,6 @@ class DaskExecutor:
         elif kind == "start":
             live.worker = str(msg[2])
             live.start()
-        elif kind == "end":
-            live.ended.set()
 
     async def run(
         self, spec: AttemptSpec, on_started: Callable[[int | None], None]
@@ -215,7 +226,10 @@ class DaskExecutor:
         live = _Live(spec, on_started, log, self._on_output)
         self._live[key] = live
         try:
-            future = self._submit(spec, key)
+            try:
+                future = self._submit(spec, key)
+            except Exception as exc:  # e.g. the client is closed, the spec will not pickle
+                return self._finish(live, _failed(exc, "cannot submit the attempt"))
             try:
                 return self._finish(live, await self._outcome(future))
             except BaseException:
@@ -259,8 +273,11 @@ class DaskExecutor:
             )
         except asyncio.CancelledError:
             raise
+        except FutureCancelledError as exc:  # e.g. the scheduler's connection lost
+            why = f"the task was cancelled by Dask ({exc.reason})"
+            return ProcessResult(exit_code=None, error=f"dask: {why}", lost=True)
         except Exception as exc:  # any failure of the task: the attempt's
-            return ProcessResult(exit_code=None, error=f"dask: {type(exc).__name__}: {exc}")
+            return _failed(exc, "the task failed")
         return remote
 
     def _finish(self, live: _Live, outcome: RemoteResult | ProcessResult) -> ProcessResult:
@@ -299,19 +316,43 @@ class DaskExecutor:
         except Exception:  # cluster gone: nothing more can be done here
             return
         if live.worker or any(value is True for value in ran.values()):
-            await live.ended.wait()
+            with contextlib.suppress(Exception):  # how it ended does not matter now
+                await future  # it returns once the tree is gone
         else:
             await self._client.cancel([future])
 
 
-def _forbid_reruns() -> Callable[..., int]:
-    """A function for ``run_on_scheduler`` that sets ``allowed_failures`` to 0 (a lost
-    worker's task is not run again). Made here so that it is pickled by value: the
-    scheduler need not have planrun installed."""
+def _failed(exc: Exception, what: str) -> ProcessResult:
+    """An attempt that failed in Dask, not in its process: why, in one line."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return ProcessResult(exit_code=None, error=f"dask: {what}: {type(exc).__name__}: {first}")
 
-    def forbid(dask_scheduler: Any) -> int:
+
+def _scheduler_setup() -> Callable[..., int]:
+    """A function for ``run_on_scheduler(f, topic)``: sets ``allowed_failures`` to 0 (a
+    lost worker's task is not run again) and keeps only the last ``TOPIC_KEPT``
+    messages of our topic on the scheduler (it keeps 100,000 by default, and they
+    are our steps' output); returns the previous ``allowed_failures``. Made here so
+    that it is pickled by value: the scheduler need not have planrun installed."""
+
+    def setup(topic: str, dask_scheduler: Any) -> int:
+        import collections
+
         previous = int(dask_scheduler.allowed_failures)
         dask_scheduler.allowed_failures = 0
+        # Private: a version without it just keeps its default retention.
+        with contextlib.suppress(AttributeError, KeyError, TypeError):
+            dask_scheduler._broker._topics[topic].events = collections.deque(maxlen=TOPIC_KEPT)
         return previous
 
-    return forbid
+    return setup
+
+
+def _scheduler_forget() -> Callable[..., None]:
+    """A function for ``run_on_scheduler(f, topic)``: drop our topic's messages."""
+
+    def forget(topic: str, dask_scheduler: Any) -> None:
+        with contextlib.suppress(AttributeError):
+            dask_scheduler._broker._topics.pop(topic, None)
+
+    return forget

@@ -25,7 +25,7 @@ Around it, three things the local executor does not need:
   off) is stopped the same way.
 
 Messages on the topic (msgpack lists): ``["start", KEY, WORKER, PGID]``,
-``["lines", KEY, FIRST_SEQ, [[TEXT, CUT], ...]]``, ``["end", KEY]``.
+``["lines", KEY, FIRST_SEQ, [[TEXT, CUT], ...]]``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -71,8 +73,11 @@ class RemoteResult:
 class _Attempt:
     """One attempt running on this worker: its output buffer and its cancel scope."""
 
-    def __init__(self, key: str, owner: str, topic: str, worker: str) -> None:
-        self.key, self.owner, self.topic, self.worker = key, owner, topic, worker
+    def __init__(self, key: str, owner: str, topic: str, worker: Any) -> None:
+        self.key, self.owner, self.topic = key, owner, topic
+        #: The ``distributed.Worker`` running it (held: callbacks need no context).
+        self._worker = worker
+        self.worker: str = worker.address
         self.scope = anyio.CancelScope()
         self.stopped: str | None = None
         self.sent = 0
@@ -99,9 +104,13 @@ class _Attempt:
             self.flush_at = None
         if self.pending:
             lines = [[text, cut] for text, cut in self.pending]
-            _log_event(self.topic, ["lines", self.key, self.sent, lines])
+            self.send(["lines", self.key, self.sent, lines])
             self.sent += len(lines)
             self.pending = []
+
+    def send(self, msg: list[object]) -> None:
+        """A message to the coordinator (through the scheduler, in order)."""
+        self._worker.log_event(self.topic, msg)
 
     def stop(self, reason: str) -> None:
         if self.stopped is None:
@@ -123,7 +132,13 @@ def _local() -> LocalExecutor:
     watchdog kills the steps if the worker process dies)."""
     if not _executor:
         _executor.append(LocalExecutor(on_output=_deliver))
+        logging.getLogger("distributed.worker").addFilter(_quiet_renewals)
     return _executor[0]
+
+
+def _quiet_renewals(record: logging.LogRecord) -> bool:
+    """Leave out the worker's INFO line for each lease renewal (one a second)."""
+    return not (record.msg == "Run out-of-band function %r" and record.args == ("renew",))
 
 
 def _deliver(line: OutputLine) -> None:
@@ -131,12 +146,6 @@ def _deliver(line: OutputLine) -> None:
     attempt = _running.get(line.step_id)
     if attempt is not None:
         attempt.line(line.text, line.cut)
-
-
-def _log_event(topic: str, msg: list[object]) -> None:
-    from distributed import get_worker
-
-    get_worker().log_event(topic, msg)
 
 
 def renew(owner: str, lease_sec: float) -> None:
@@ -175,11 +184,11 @@ async def run_attempt(
     ``owner``/``topic`` its coordinator."""
     from distributed import get_worker
 
-    worker = get_worker().address
+    attempt = _Attempt(key, owner, topic, get_worker())
+    worker = attempt.worker
     if key in _stopped:
         return RemoteResult(None, worker, stopped=_stopped.pop(key))
     renew(owner, lease_sec)
-    attempt = _Attempt(key, owner, topic, worker)
     _running[key] = attempt
     try:
         result = await _supervised(attempt, dataclasses.replace(spec, output_name=key), lease_sec)
@@ -191,7 +200,6 @@ async def run_attempt(
     finally:
         del _running[key]
         attempt.flush()
-        _log_event(topic, ["end", key])
     stopped = attempt.stopped if result is None else None
     return RemoteResult(result, worker, attempt.sent, list(attempt.tail), stopped)
 
@@ -204,7 +212,7 @@ async def _supervised(
     result: ProcessResult | None = None
 
     def started(pgid: int | None) -> None:
-        _log_event(attempt.topic, ["start", attempt.key, attempt.worker, pgid])
+        attempt.send(["start", attempt.key, attempt.worker, pgid])
 
     with attempt.scope:
         async with anyio.create_task_group() as tg:
