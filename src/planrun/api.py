@@ -26,6 +26,7 @@ from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
 from .errors import PlanrunError, RunExists, UsageError
 from .events import ConcurrencyCapped, Event, utc_now
+from .executor_choice import open_executor
 from .executors.local import LocalExecutor, attempt_capacity
 from .handler_setup import handler_settings, handler_steps
 from .masking import PATH_VARIABLES, Masker, mask_event
@@ -102,16 +103,15 @@ async def execute(
     async with SqliteStore.open(resolved.state_dir, durability=resolved.durability) as store:
         # Processes left by crashed runs (that escaped the watchdog): kill them now.
         await sweep_leftovers(store)
-        async with run_lock(
-            key, resolved.run_id, store.state_dir, prepared.plan, resolved.on_notice
-        ) as prelude:
-            with contextlib.ExitStack() as stack:
-                chosen = opts.executor or stack.enter_context(
-                    LocalExecutor(_guarded(opts.on_output))
-                )
-                if opts.kill_switch is not None and isinstance(chosen, LocalExecutor):
-                    opts.kill_switch.attach(chosen.kill_all)
-                return await _execute_in_store(store, prepared, resolved, chosen, prelude, resume)
+        # The given executor, the local one, or a Dask cluster connected and checked
+        # (before the run is recorded: a ClusterError leaves no run behind).
+        async with (
+            run_lock(
+                key, resolved.run_id, store.state_dir, prepared.plan, resolved.on_notice
+            ) as prelude,
+            open_executor(opts, prepared, _guarded(opts.on_output)) as chosen,
+        ):
+            return await _execute_in_store(store, prepared, resolved, chosen, prelude, resume)
 
 
 def _executor_name(executor: object) -> str:

@@ -367,7 +367,8 @@ class Engine:
         may_retry = (self._aborting is None or node.cleanup) and not self._pools.stopped(msg.index)
         # Retries count from this run's first attempt (a resume starts after ``base``).
         relative = msg.attempt - node.base
-        retry = policy.retry_decision(step, relative, state, exit_code, self._cfg.rand)
+        lost = msg.result is not None and msg.result.lost
+        retry = policy.retry_decision(step, relative, state, exit_code, self._cfg.rand, lost)
         if retry is not None and self._cancelling:
             # It had a retry coming: the cancellation, not this failure, ends the step
             # (whether its attempt's result arrived just before or just after).

@@ -97,6 +97,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
         hidden_env=cfg.hidden_env,
         output_name=cfg.output_prefix + rs.step.id if cfg.output_prefix else None,
         stop_signal=stop_signal(rs.step.stop_signal),
+        resources=rs.step.resources,
     )
 
 

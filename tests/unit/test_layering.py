@@ -34,6 +34,7 @@ PURE_CORE = [
     "records",
     "summary",
     "retention",
+    "placement",
 ]
 IO_LIBRARIES = {"anyio", "aiosqlite", "sqlite3", "subprocess", "rich", "typer", "asyncio"}
 

@@ -23,10 +23,13 @@ from .command import CONTEXT_SETTINGS, build_command
 from .params import (
     ColorChoice,
     ColorOpt,
+    ExecutorChoice,
+    ExecutorOpt,
     JsonOpt,
     OutputChoice,
     OutputOpt,
     ResumePlanOpt,
+    SchedulerOpt,
     StateDirOpt,
 )
 from .version import VersionOpt
@@ -144,6 +147,8 @@ def run(
     allow_undeclared: AllowUndeclaredOpt = False,
     output: OutputOpt = OutputChoice.AUTO,
     color: ColorOpt = ColorChoice.AUTO,
+    executor: ExecutorOpt = ExecutorChoice.LOCAL,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Validate and run a plan, showing progress.
 
@@ -167,6 +172,7 @@ def run(
         allow_undeclared,
         output,
         color,
+        (executor, scheduler),
     )
 
 
@@ -208,6 +214,8 @@ def resume_cmd(
     allow_undeclared: AllowUndeclaredOpt = False,
     output: OutputOpt = OutputChoice.AUTO,
     color: ColorOpt = ColorChoice.AUTO,
+    executor: ExecutorOpt = ExecutorChoice.LOCAL,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Resume a failed, cancelled or crashed run, in the same run id.
 
@@ -234,6 +242,7 @@ def resume_cmd(
         allow_undeclared,
         output,
         color,
+        (executor, scheduler),
     )
 
 
