@@ -84,6 +84,21 @@ async def test_env_and_markers(executor: Executor, tmp_path: Path, mark: str) ->
     assert log_of(attempt) == f"a b|s|2|contract-{mark}\n"
 
 
+async def test_whose_environment(
+    executor: Executor,
+    executor_kind: str,
+    tmp_path: Path,
+    mark: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local step inherits planrun's environment; a Dask step the worker's, never
+    the coordinator's (only the step's env and planrun's markers travel)."""
+    monkeypatch.setenv("PR_COORDINATOR_ONLY", "here")
+    attempt = spec(tmp_path, mark, 'echo "[$PR_COORDINATOR_ONLY]"')
+    assert (await run(executor, attempt)).exit_code == 0
+    assert log_of(attempt) == ("[here]\n" if executor_kind == "local" else "[]\n")
+
+
 async def test_secret_masked_in_log(executor: Executor, tmp_path: Path, mark: str) -> None:
     """A secret the step prints never reaches the log."""
     attempt = spec(
