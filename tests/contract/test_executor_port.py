@@ -181,3 +181,19 @@ async def test_cancel_right_after_another_stop(
     took = await _cancel_after_start(executor, second, mark)
     assert live_processes_with(f"{MARK_VAR}={mark}") == []
     assert took < 10
+
+
+async def test_kill_all(executor: Executor, tmp_path: Path, mark: str) -> None:
+    """kill_all (the second Ctrl-C) SIGKILLs a running group that ignores TERM at once:
+    the cancel that follows does not wait for its 30 s grace."""
+    attempt = spec(tmp_path, mark, "trap '' TERM; sleep 30 & sleep 30 & wait; wait", kill_grace=30)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(executor.run, attempt, lambda pid: None)
+        with anyio.fail_after(20):
+            await poll_until(lambda: len(live_processes_with(f"{MARK_VAR}={mark}")) >= 3)
+        begin = time.monotonic()
+        executor.kill_all()  # type: ignore[attr-defined]
+        with anyio.fail_after(10):
+            await poll_until(lambda: not live_processes_with(f"{MARK_VAR}={mark}"))
+        tg.cancel_scope.cancel()
+    assert time.monotonic() - begin < 10
