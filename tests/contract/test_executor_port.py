@@ -123,13 +123,17 @@ async def test_log_capped(executor: Executor, tmp_path: Path, mark: str) -> None
     assert len(text) < 600
 
 
-async def test_missing_cwd(executor: Executor, tmp_path: Path, mark: str) -> None:
-    """A cwd that does not exist: the attempt never starts, the error says why."""
+async def test_missing_cwd(
+    executor: Executor, executor_kind: str, tmp_path: Path, mark: str
+) -> None:
+    """A cwd that does not exist: the attempt never starts, the error says why (and
+    on which worker)."""
     attempt = spec(tmp_path, mark, "true", cwd=str(tmp_path / "nowhere"))
     result = await run(executor, attempt)
     assert result.exit_code is None
     assert result.error is not None
     assert "working directory does not exist" in result.error
+    assert ("on worker tcp://" in result.error) == (executor_kind == "dask")
     assert "nowhere" in log_of(attempt)
 
 
