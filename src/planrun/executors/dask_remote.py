@@ -234,6 +234,9 @@ async def _supervised(
     with attempt.scope:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_lease, attempt, lease_sec)
-            result = await _local().run(spec, started)
+            try:
+                result = await _local().run(spec, started)
+            finally:
+                attempt.pgid = None  # reaped: the id may be reused, never signal it again
             tg.cancel_scope.cancel()
     return result
