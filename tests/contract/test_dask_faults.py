@@ -130,30 +130,32 @@ from distributed import Client
 from planrun import run_plan
 from planrun.executors.dask import DaskExecutor
 
-async def main(address, state_dir, plan):
+async def main(address, state_dir, run_id, plan):
     async with Client(address, asynchronous=True) as client:
         async with DaskExecutor(client, address=address, lease_sec=2) as executor:
-            await run_plan(plan, state_dir=state_dir, executor=executor)
+            await run_plan(plan, state_dir=state_dir, run_id=run_id, executor=executor)
 
 if __name__ == "__main__":
     import json
-    anyio.run(main, sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
+    anyio.run(main, sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))
 """
 
 
-async def test_coordinator_killed(cluster: Any, tmp_path: Path, state_dir: Path, mark: str) -> None:
+async def test_coordinator_killed(
+    cluster: Any, executor: Executor, tmp_path: Path, state_dir: Path, mark: str
+) -> None:
     """planrun SIGKILLed while its step runs on a worker: the step's processes (escapee
-    included) are gone a few seconds later (the lease lapsed)."""
+    included) are gone a few seconds later (the lease lapsed), and the run, crashed,
+    resumes."""
     import json
 
     up = tmp_path / "up"
-    plan = make_plan(
-        [sh_step("s", 'touch "$1"; sleep 30 & setsid sleep 30 & wait', str(up))],
-        env={MARK_VAR: mark},
-    )
+    hang_once = 'if [ -e "$1" ]; then exit 0; fi; touch "$1"; sleep 30 & setsid sleep 30 & wait'
+    plan = make_plan([sh_step("s", hang_once, str(up))], env={MARK_VAR: mark})
+    run_id = unique_run_id("coordinator")
     script = tmp_path / "coordinator.py"
     script.write_text(COORDINATOR)
-    argv = [sys.executable, str(script), cluster.scheduler_address, str(state_dir)]
+    argv = [sys.executable, str(script), cluster.scheduler_address, str(state_dir), run_id]
     async with await anyio.open_process([*argv, json.dumps(plan)]) as proc:
         try:
             with anyio.fail_after(30):
@@ -165,3 +167,9 @@ async def test_coordinator_killed(cluster: Any, tmp_path: Path, state_dir: Path,
     with anyio.fail_after(20):
         await poll_until(lambda: not marked(mark))
     print(f"step processes gone {time.monotonic() - killed_at:.2f}s after the kill")
+    result = await run_plan(plan, state_dir=state_dir, resume=run_id, executor=executor)
+    assert result.ok, result
+    assert [a.state for a in result.steps["s"].attempts] == [
+        AttemptState.CRASHED,
+        AttemptState.SUCCEEDED,
+    ]

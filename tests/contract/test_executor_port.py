@@ -84,6 +84,21 @@ async def test_env_and_markers(executor: Executor, tmp_path: Path, mark: str) ->
     assert log_of(attempt) == f"a b|s|2|contract-{mark}\n"
 
 
+async def test_whose_environment(
+    executor: Executor,
+    executor_kind: str,
+    tmp_path: Path,
+    mark: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local step inherits planrun's environment; a Dask step the worker's, never
+    the coordinator's (only the step's env and planrun's markers travel)."""
+    monkeypatch.setenv("PR_COORDINATOR_ONLY", "here")
+    attempt = spec(tmp_path, mark, 'echo "[$PR_COORDINATOR_ONLY]"')
+    assert (await run(executor, attempt)).exit_code == 0
+    assert log_of(attempt) == ("[here]\n" if executor_kind == "local" else "[]\n")
+
+
 async def test_secret_masked_in_log(executor: Executor, tmp_path: Path, mark: str) -> None:
     """A secret the step prints never reaches the log."""
     attempt = spec(
@@ -108,13 +123,17 @@ async def test_log_capped(executor: Executor, tmp_path: Path, mark: str) -> None
     assert len(text) < 600
 
 
-async def test_missing_cwd(executor: Executor, tmp_path: Path, mark: str) -> None:
-    """A cwd that does not exist: the attempt never starts, the error says why."""
+async def test_missing_cwd(
+    executor: Executor, executor_kind: str, tmp_path: Path, mark: str
+) -> None:
+    """A cwd that does not exist: the attempt never starts, the error says why (and
+    on which worker)."""
     attempt = spec(tmp_path, mark, "true", cwd=str(tmp_path / "nowhere"))
     result = await run(executor, attempt)
     assert result.exit_code is None
     assert result.error is not None
     assert "working directory does not exist" in result.error
+    assert ("on worker tcp://" in result.error) == (executor_kind == "dask")
     assert "nowhere" in log_of(attempt)
 
 
@@ -166,3 +185,19 @@ async def test_cancel_right_after_another_stop(
     took = await _cancel_after_start(executor, second, mark)
     assert live_processes_with(f"{MARK_VAR}={mark}") == []
     assert took < 10
+
+
+async def test_kill_all(executor: Executor, tmp_path: Path, mark: str) -> None:
+    """kill_all (the second Ctrl-C) SIGKILLs a running group that ignores TERM at once:
+    the cancel that follows does not wait for its 30 s grace."""
+    attempt = spec(tmp_path, mark, "trap '' TERM; sleep 30 & sleep 30 & wait; wait", kill_grace=30)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(executor.run, attempt, lambda pid: None)
+        with anyio.fail_after(20):
+            await poll_until(lambda: len(live_processes_with(f"{MARK_VAR}={mark}")) >= 3)
+        begin = time.monotonic()
+        executor.kill_all()  # type: ignore[attr-defined]
+        with anyio.fail_after(10):
+            await poll_until(lambda: not live_processes_with(f"{MARK_VAR}={mark}"))
+        tg.cancel_scope.cancel()
+    assert time.monotonic() - begin < 10

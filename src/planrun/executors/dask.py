@@ -68,7 +68,7 @@ from distributed.scheduler import KilledWorker
 
 from ..ports import AttemptSpec, OutputLine, OutputSink, ProcessResult
 from .attempt_files import CappedLog, open_log, write_all
-from .dask_remote import RemoteResult, Tail, renew, run_attempt, stop
+from .dask_remote import RemoteResult, Tail, kill, renew, run_attempt, stop
 
 __all__ = ["DaskExecutor"]
 
@@ -184,6 +184,18 @@ class DaskExecutor:
                 self._client.unsubscribe_topic(self._topic)
             with anyio.move_on_after(STOP_MARGIN_SEC, shield=True), contextlib.suppress(Exception):
                 await self._client.run_on_scheduler(_scheduler_forget(), self._topic)
+
+    def kill_all(self) -> None:
+        """SIGKILL every running attempt's process group now, on its worker (the CLI's
+        second Ctrl-C: see ``options.KillSwitch``); sent from the executor's own task,
+        so this returns at once."""
+        workers = sorted({a.worker for a in self._live.values() if a.worker})
+        if self._tg is not None and workers:
+            self._tg.start_soon(self._kill_remote, workers)
+
+    async def _kill_remote(self, workers: list[str]) -> None:
+        with contextlib.suppress(Exception):  # cluster gone: the lease does the rest
+            await self._client.run(kill, self._owner, workers=workers, on_error="ignore")
 
     async def _renew_leases(self) -> None:
         """Every ``renew_sec``: renew this process's lease on the workers running its

@@ -34,6 +34,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +42,10 @@ from typing import Any
 import anyio
 
 from ..ports import AttemptSpec, OutputLine, ProcessResult
+from .group import killpg
 from .local import LocalExecutor
 
-__all__ = ["RemoteResult", "Tail", "renew", "run_attempt", "stop"]
+__all__ = ["RemoteResult", "Tail", "kill", "renew", "run_attempt", "stop"]
 
 #: How long output lines may wait on the worker to be sent together.
 FLUSH_SEC = 0.01
@@ -80,6 +82,8 @@ class _Attempt:
         self.worker: str = worker.address
         self.scope = anyio.CancelScope()
         self.stopped: str | None = None
+        #: The attempt's process group on this host, once it started.
+        self.pgid: int | None = None
         self.sent = 0
         self.pending: Tail = []
         self.tail: collections.deque[tuple[str, bool]] = collections.deque(maxlen=TAIL_LINES)
@@ -166,6 +170,18 @@ def stop(key: str, reason: str) -> bool:
     return False
 
 
+def kill(owner: str) -> int:
+    """SIGKILL the process group of every attempt of coordinator ``owner`` running
+    here, now (the local executor's ``kill_all``; the stop that follows the run's
+    cancellation still sweeps what left the groups); how many."""
+    killed = 0
+    for attempt in list(_running.values()):
+        if attempt.owner == owner and attempt.pgid is not None:
+            killpg(attempt.pgid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
 async def _watch_lease(attempt: _Attempt, lease_sec: float) -> None:
     """Stop ``attempt`` when its coordinator's lease lapses (a timer, re-armed at each
     renewal: the renewals come from another process, nothing here could wake us)."""
@@ -212,11 +228,15 @@ async def _supervised(
     result: ProcessResult | None = None
 
     def started(pgid: int | None) -> None:
+        attempt.pgid = pgid
         attempt.send(["start", attempt.key, attempt.worker, pgid])
 
     with attempt.scope:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_lease, attempt, lease_sec)
-            result = await _local().run(spec, started)
+            try:
+                result = await _local().run(spec, started)
+            finally:
+                attempt.pgid = None  # reaped: the id may be reused, never signal it again
             tg.cancel_scope.cancel()
     return result
