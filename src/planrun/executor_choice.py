@@ -36,8 +36,9 @@ async def open_executor(
     ``options.executor`` as it is when given (the caller opened it), else by
     ``executor_kind``. ``on_output`` goes to the executor opened here."""
     if options.executor is not None:
-        if options.kill_switch is not None and isinstance(options.executor, LocalExecutor):
-            options.kill_switch.attach(options.executor.kill_all)
+        kill_all = getattr(options.executor, "kill_all", None)  # local and Dask have one
+        if options.kill_switch is not None and callable(kill_all):
+            options.kill_switch.attach(kill_all)
         yield options.executor
         return
     if options.kind() is ExecutorKind.LOCAL:
@@ -63,6 +64,8 @@ async def _dask_executor(
         from .executors.dask import DaskExecutor
 
         executor = DaskExecutor(cluster.client, address=cluster.address, on_output=on_output)
+        if options.kill_switch is not None:  # the CLI's second Ctrl-C
+            options.kill_switch.attach(executor.kill_all)
         async with executor:
             yield _Placed(executor, cluster.client, cluster.address)
 
