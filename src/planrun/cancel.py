@@ -5,7 +5,9 @@ SIGTERM (TERM, grace, KILL for every step, then ``cancelled`` is recorded). So t
 checks the owner is that process — same host, same pid *and* start time, a CLI
 owner — signals it and waits for the store to say the run ended. A run embedded in a
 service (``run_plan``) is refused: SIGTERM would stop the whole service; the task
-awaiting it is what to cancel there.
+awaiting it is what to cancel there. A run ``planrun serve`` started (``owner_kind``
+``"serve"``: one process, many runs) is asked by a request file in its run directory
+(:func:`request_path`) and SIGUSR1, on which serve cancels the runs that have one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import os
 import signal
 import socket
+from pathlib import Path
 
 import anyio
 
@@ -25,10 +28,18 @@ from .proc import is_same_process
 from .records import RunRecord
 from .store.reader import RunReader
 
-__all__ = ["CANCEL_POLL_SEC", "cancel_run"]
+__all__ = ["CANCEL_POLL_SEC", "SERVE_OWNER", "cancel_run", "request_path"]
 
 #: Seconds between two reads of the run's state while waiting for it to end.
 CANCEL_POLL_SEC = 0.1
+
+#: ``owner_kind`` of the runs ``planrun serve`` starts (cancelled per run, see above).
+SERVE_OWNER = "serve"
+
+
+def request_path(state_dir: Path, run_id: str) -> Path:
+    """The file whose existence asks a serve process to cancel run ``run_id``."""
+    return state_dir / "runs" / run_id / "cancel-requested"
 
 
 async def cancel_run(
@@ -43,7 +54,8 @@ async def cancel_run(
     Raises ``UsageError`` (``field="run_id"``) if there is no such run, and
     :class:`~planrun.errors.CancelError` if it is not running (its state then says
     how it ended), runs on another host, its owner is gone, it is embedded in a
-    service (``owner_kind`` not ``"cli"``), or it did not end as cancelled in time.
+    service (``owner_kind`` neither ``"cli"`` nor ``"serve"``), or it did not end as
+    cancelled in time.
     """
     directory = state_dir_or_default(state_dir)
     async with RunReader.open(directory) as reader:
@@ -51,8 +63,12 @@ async def cancel_run(
         if run is None:
             raise UsageError(f"no run '{run_id}' in {directory}", field="run_id")
         _check_cancellable(run)
+        wake = signal.SIGTERM
+        if run.owner_kind == SERVE_OWNER:  # SIGTERM would stop serve and all its runs
+            request_path(directory, run_id).touch()
+            wake = signal.SIGUSR1
         with contextlib.suppress(ProcessLookupError):  # it just ended: the state says how
-            os.kill(run.owner_pid, signal.SIGTERM)
+            os.kill(run.owner_pid, wake)
         current = await _wait_ended(reader, run_id, wait_sec)
     if current is not None and current.state is RunState.CANCELLED:
         return current
@@ -64,7 +80,8 @@ async def cancel_run(
 
 
 def _check_cancellable(run: RunRecord) -> None:
-    """``CancelError`` unless ``run`` is running in a live CLI process on this host."""
+    """``CancelError`` unless ``run`` is running in a live CLI or serve process on
+    this host."""
     run_id = run.run_id
     if run.state is not RunState.RUNNING:
         raise CancelError(
@@ -85,7 +102,7 @@ def _check_cancellable(run: RunRecord) -> None:
             f"run {run_id} is not running: its process (pid {run.owner_pid}) is gone",
             state="running",
         )
-    if run.owner_kind != "cli":
+    if run.owner_kind not in ("cli", SERVE_OWNER):
         raise CancelError(
             f"run {run_id} is embedded in process {run.owner_pid} (run_plan); cancel "
             "the task awaiting it there",
