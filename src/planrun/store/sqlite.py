@@ -23,7 +23,7 @@ import errno
 import functools
 import os
 import socket
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from sqlite3 import Connection
@@ -60,6 +60,8 @@ __all__ = ["RunPaths", "SqliteStore"]
 MAX_BATCH = 2000
 #: Seconds without events after which the recorder writes a heartbeat.
 HEARTBEAT_SEC = 10.0
+#: Longest a batch waits for the ``attempt_started`` of attempts being spawned.
+LAUNCH_WAIT_SEC = 0.05
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:
@@ -320,8 +322,18 @@ class SqliteStore:
         if await cursor.fetchone() is not None or _lexists(paths.run_dir):
             raise RunExists(run_id)
 
-    async def record(self, events: MemoryObjectReceiveStream[Event], paths: RunPaths) -> None:
+    async def record(
+        self,
+        events: MemoryObjectReceiveStream[Event],
+        paths: RunPaths,
+        launching: Callable[[], bool] = lambda: False,
+    ) -> None:
         """Write events from ``events`` until the stream ends, one transaction per batch.
+
+        ``launching()`` says whether attempts are being spawned whose ``attempt_started``
+        is still to come: a batch waits for those (at most ``LAUNCH_WAIT_SEC``), so a
+        step's end and the start of the step it let go land in one transaction. Only
+        the recording waits: the spawn is already under way.
 
         Runs shielded: a cancelled run still sends its last events (the cancellation
         itself), and they must land. The stream's sender ending is the only way out.
@@ -343,11 +355,14 @@ class SqliteStore:
                     if first is None:  # a quiet spell: say we are still here
                         await self.heartbeat(paths.run_dir.name)
                         continue
-                    # One turn of the loop first: what the other tasks emit in it (the
-                    # next attempt's start after a step's end) joins this transaction,
-                    # and the step it starts is not kept waiting behind the recorder.
+                    # One turn of the loop first: what the other tasks emit in it joins
+                    # this transaction, and a step it starts is not kept waiting behind
+                    # the recorder.
                     await anyio.lowlevel.checkpoint()
-                    await self._write([first, *_ready(events, MAX_BATCH - 1)], None, jsonl)
+                    batch, ended = await _gather(first, events, launching)
+                    await self._write(batch, None, jsonl)
+                    if ended:
+                        return
             finally:
                 os.close(jsonl)
 
@@ -437,6 +452,24 @@ def _add_instances(
         ],
     )
     conn.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
+
+
+async def _gather(
+    first: Event, events: MemoryObjectReceiveStream[Event], launching: Callable[[], bool]
+) -> tuple[list[Event], bool]:
+    """``first`` and what can be had now, plus, while ``launching()``, what comes
+    within ``LAUNCH_WAIT_SEC``; (the batch, whether the stream has ended)."""
+    batch = [first, *_ready(events, MAX_BATCH - 1)]
+    if not launching():
+        return batch, False
+    with anyio.move_on_after(LAUNCH_WAIT_SEC):
+        while launching() and len(batch) < MAX_BATCH:
+            try:
+                batch.append(await events.receive())
+            except anyio.EndOfStream:
+                return batch, True
+            batch += _ready(events, MAX_BATCH - len(batch))
+    return batch, False
 
 
 def _ready(events: MemoryObjectReceiveStream[Event], most: int) -> list[Event]:
