@@ -47,6 +47,7 @@ __all__ = [
     "LiveView",
     "counted",
     "PlainLog",
+    "print_plain",
     "Renderer",
     "clock",
     "format_duration",
@@ -181,6 +182,25 @@ def _child(event: AttemptStarted) -> str:
     return f", child run {event.child_run_id}" if event.child_run_id else ""
 
 
+def print_plain(console: Console, text: str) -> None:
+    """``console.print(text, markup=False, highlight=False, soft_wrap=True)``, written
+    as rich would write it (``render_str``: emoji codes replaced, control codes
+    stripped; no style) straight to the console's file: rich's whole render costs
+    ~0.1 ms a line, on the loop between a step's end and its dependent's start. Text
+    with a tab (rich expands it) or a console that records or is quiet goes through
+    rich."""
+    if "\t" in text or console.record or console.quiet:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+        return
+    plain = console.render_str(text, markup=False, highlight=False).plain
+    file = console.file
+    try:
+        file.write(plain + "\n")
+        file.flush()
+    except BrokenPipeError:
+        console.on_broken_pipe()
+
+
 class PlainLog(Renderer):
     """One timestamped line per state change: for CI logs and pipes."""
 
@@ -188,9 +208,7 @@ class PlainLog(Renderer):
         super().on_event(event)
         line = self._line(event)
         if line is not None:
-            self.console.print(
-                f"{clock(event.ts)} {line}", markup=False, highlight=False, soft_wrap=True
-            )
+            print_plain(self.console, f"{clock(event.ts)} {line}")
 
     def _line(self, event: Event) -> str | None:
         view = self.view
