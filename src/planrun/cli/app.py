@@ -29,6 +29,7 @@ from .params import (
     ResumePlanOpt,
     StateDirOpt,
 )
+from .quick_exit import leave
 from .version import VersionOpt
 
 if TYPE_CHECKING:
@@ -379,6 +380,8 @@ def main() -> None:
     try:
         command = _command(_invoked(sys.argv[1:]))
         command(prog_name="planrun")
+    except SystemExit as done:
+        leave(done)  # without the interpreter's teardown, when that is safe
     except Exception as exc:
         from ..errors import UsageError  # not at import: it loads msgspec
 
