@@ -19,8 +19,6 @@ from datetime import datetime
 import anyio
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
-from rich.progress_bar import ProgressBar
-from rich.table import Table
 from rich.text import Text
 
 from ..events import (
@@ -352,6 +350,9 @@ class LiveView(Renderer):
         return shown, len(steps) - len(shown)
 
     def render(self, view: RunView) -> RenderableType:
+        from rich.progress_bar import ProgressBar  # the live view only (start-up)
+        from rich.table import Table
+
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
         for column in ("", "step", "state", "attempt", "elapsed", ""):
             table.add_column(column, no_wrap=column != "")
