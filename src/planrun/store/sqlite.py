@@ -43,12 +43,11 @@ from ..proc import boot_id, process_start_time
 from ..records import RunRecord
 from . import files, sql
 from .connection import (
-    enable_wal,
     fetch_dicts,
     immediate,
     immediate_sync,
     in_worker,
-    migrate,
+    set_up,
     translated,
 )
 from .projection import Projection
@@ -148,10 +147,7 @@ class SqliteStore:
             db = await aiosqlite.connect(root / "runs.db", isolation_level=None)
         try:
             with translated("setting up the database"):
-                for pragma in (*sql.PRAGMAS, sql.SYNCHRONOUS[durability]):
-                    await db.execute(pragma)
-                await enable_wal(db)
-                await migrate(db)
+                await set_up(db, (*sql.PRAGMAS, sql.SYNCHRONOUS[durability]))
             yield cls(root, db)
         finally:
             with anyio.CancelScope(shield=True):
