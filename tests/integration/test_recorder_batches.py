@@ -17,6 +17,7 @@ from planrun import run_plan
 from planrun.events import AttemptStarted, Event, StepFinished
 from planrun.executors.local import LocalExecutor
 from planrun.ports import AttemptSpec, ProcessResult
+from planrun.store import batches
 
 from .helpers import make_plan
 
@@ -68,10 +69,10 @@ def _batches(monkeypatch: pytest.MonkeyPatch) -> list[list[Event]]:
     return seen
 
 
-def _batch_of(batches: list[list[Event]], cls: type[Event], step_id: str) -> int:
+def _batch_of(seen: list[list[Event]], cls: type[Event], step_id: str) -> int:
     (where,) = [
         i
-        for i, batch in enumerate(batches)
+        for i, batch in enumerate(seen)
         for e in batch
         if isinstance(e, cls) and getattr(e, "step_id", None) == step_id
     ]
@@ -81,20 +82,20 @@ def _batch_of(batches: list[list[Event]], cls: type[Event], step_id: str) -> int
 async def test_a_steps_end_and_the_next_start_share_a_transaction(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batches = _batches(monkeypatch)
+    seen = _batches(monkeypatch)
     with LocalExecutor() as local:
         result = await run_plan(_chain(6), state_dir=state_dir, executor=_SlowStart(local, 0.005))
     assert result.ok
     for i in range(5):
-        ended = _batch_of(batches, StepFinished, f"s{i}")
-        assert ended == _batch_of(batches, AttemptStarted, f"s{i + 1}"), batches[ended]
-    assert len(batches) <= 7  # one per step, and the run's first and last events
+        ended = _batch_of(seen, StepFinished, f"s{i}")
+        assert ended == _batch_of(seen, AttemptStarted, f"s{i + 1}"), seen[ended]
+    assert len(seen) <= 7  # one per step, and the run's first and last events
 
 
 async def test_a_slow_start_does_not_hold_the_previous_end_back(state_dir: Path) -> None:
     """s1's spawn is 1 s late: s0's end is in the store by then (the recorder waits
     for a start at most ``LAUNCH_WAIT_SEC``)."""
-    assert store_sqlite.LAUNCH_WAIT_SEC <= 0.1
+    assert batches.LAUNCH_WAIT_SEC <= 0.1
     found: list[Any] = []
 
     def probe(step_id: str) -> None:

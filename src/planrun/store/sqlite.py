@@ -42,6 +42,7 @@ from ..model import RunState, base_id
 from ..proc import boot_id, process_start_time
 from ..records import RunRecord
 from . import files, sql
+from .batches import gather
 from .connection import (
     fetch_dicts,
     immediate,
@@ -55,12 +56,8 @@ from .rows import run_record
 
 __all__ = ["RunPaths", "SqliteStore"]
 
-#: Most events written in one transaction.
-MAX_BATCH = 2000
 #: Seconds without events after which the recorder writes a heartbeat.
 HEARTBEAT_SEC = 10.0
-#: Longest a batch waits for the ``attempt_started`` of attempts being spawned.
-LAUNCH_WAIT_SEC = 0.05
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:
@@ -355,7 +352,7 @@ class SqliteStore:
                     # this transaction, and a step it starts is not kept waiting behind
                     # the recorder.
                     await anyio.lowlevel.checkpoint()
-                    batch, ended = await _gather(first, events, launching)
+                    batch, ended = await gather(first, events, launching)
                     await self._write(batch, None, jsonl)
                     if ended:
                         return
@@ -448,35 +445,6 @@ def _add_instances(
         ],
     )
     conn.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
-
-
-async def _gather(
-    first: Event, events: MemoryObjectReceiveStream[Event], launching: Callable[[], bool]
-) -> tuple[list[Event], bool]:
-    """``first`` and what can be had now, plus, while ``launching()``, what comes
-    within ``LAUNCH_WAIT_SEC``; (the batch, whether the stream has ended)."""
-    batch = [first, *_ready(events, MAX_BATCH - 1)]
-    if not launching():
-        return batch, False
-    with anyio.move_on_after(LAUNCH_WAIT_SEC):
-        while launching() and len(batch) < MAX_BATCH:
-            try:
-                batch.append(await events.receive())
-            except anyio.EndOfStream:
-                return batch, True
-            batch += _ready(events, MAX_BATCH - len(batch))
-    return batch, False
-
-
-def _ready(events: MemoryObjectReceiveStream[Event], most: int) -> list[Event]:
-    """Up to ``most`` events that can be had from ``events`` without waiting."""
-    ready: list[Event] = []
-    while len(ready) < most:
-        try:
-            ready.append(events.receive_nowait())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            break
-    return ready
 
 
 def _claimable(
