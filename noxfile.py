@@ -27,7 +27,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, the tests and the benchmarks."""
     session.install(
-        "mypy>=2.4,<2.5", "types-PyYAML>=6.0,<7", "nox>=2026.10,<2027", "-e", ".[test,browser]"
+        "mypy>=2.4,<2.5", "types-PyYAML>=6.0,<7", "nox>=2026.10,<2027", "-e", ".[test,browser,dask]"
     )
     session.run("mypy", "--strict")
 
@@ -54,7 +54,7 @@ def tests(session: nox.Session) -> None:
     """The test suite: unit, integration and acceptance (real processes and files),
     the dashboard's in a real headless Chromium included (a missing browser fails)."""
     # mypy too: a test checks that a user's `mypy --strict` sees planrun as typed.
-    session.install("-e", ".[test,browser]", "mypy>=2.4,<2.5")
+    session.install("-e", ".[test,browser,dask]", "mypy>=2.4,<2.5")
     _ensure_debian_tools(session)
     session.run("pytest", *session.posargs, env={"PLANRUN_REQUIRE_BROWSER": "1"})
 

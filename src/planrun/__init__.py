@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # what the type checker sees; at run time, __getattr__ import
     from .api import AttemptResult, OutputLine, RunResult, StepResult, cancel_run, run_plan
     from .errors import (
         CancelError,
+        ClusterError,
         HelperError,
         LockConflict,
         PlanError,
@@ -51,6 +52,7 @@ _LAZY = {
     "cancel_run": ".api",
     "run_plan": ".api",
     "CancelError": ".errors",
+    "ClusterError": ".errors",
     "HelperError": ".errors",
     "LockConflict": ".errors",
     "PlanError": ".errors",
@@ -111,6 +113,7 @@ __all__ = [
     "AttemptStarted",
     "AttemptState",
     "CancelError",
+    "ClusterError",
     "ConcurrencyCapped",
     "Event",
     "ExitCode",

@@ -26,6 +26,7 @@ from .crash import sweep_leftovers
 from .engine import Engine, EngineConfig
 from .errors import PlanrunError, RunExists, UsageError
 from .events import ConcurrencyCapped, Event, utc_now
+from .executor_choice import open_executor
 from .executors.local import LocalExecutor, attempt_capacity
 from .handler_setup import handler_settings, handler_steps
 from .masking import PATH_VARIABLES, Masker, mask_event
@@ -102,16 +103,15 @@ async def execute(
     async with SqliteStore.open(resolved.state_dir, durability=resolved.durability) as store:
         # Processes left by crashed runs (that escaped the watchdog): kill them now.
         await sweep_leftovers(store)
-        async with run_lock(
-            key, resolved.run_id, store.state_dir, prepared.plan, resolved.on_notice
-        ) as prelude:
-            with contextlib.ExitStack() as stack:
-                chosen = opts.executor or stack.enter_context(
-                    LocalExecutor(_guarded(opts.on_output))
-                )
-                if opts.kill_switch is not None and isinstance(chosen, LocalExecutor):
-                    opts.kill_switch.attach(chosen.kill_all)
-                return await _execute_in_store(store, prepared, resolved, chosen, prelude, resume)
+        # The given executor, the local one, or a Dask cluster connected and checked
+        # (before the run is recorded: a ClusterError leaves no run behind).
+        async with (
+            run_lock(
+                key, resolved.run_id, store.state_dir, prepared.plan, resolved.on_notice
+            ) as prelude,
+            open_executor(opts, prepared, _guarded(opts.on_output)) as chosen,
+        ):
+            return await _execute_in_store(store, prepared, resolved, chosen, prelude, resume)
 
 
 def _executor_name(executor: object) -> str:
@@ -148,17 +148,16 @@ async def _execute_in_store(
     concurrency, capped = _concurrency(
         resolved.max_concurrency, prepared, executor, resolved.options.on_output is not None
     )
-    plan = prepared.plan
     key = run_key(resolved.run_id, store.state_dir)
     config = EngineConfig(
         run_id=resolved.run_id,
         run_key=key,
         executor_name=_executor_name(executor),
-        plan_id=plan.plan_id,
+        plan_id=prepared.plan.plan_id,
         max_concurrency=concurrency,
-        pools=plan.globals.pools,
-        kill_grace=plan.globals.kill_grace_sec,
-        run_timeout=plan.globals.timeout_sec,
+        pools=prepared.plan.globals.pools,
+        kill_grace=prepared.plan.globals.kill_grace_sec,
+        run_timeout=prepared.plan.globals.timeout_sec,
         log_dir=paths.log_dir,
         plan_path=prepared.source,
         variables=prepared.masked_variables,
@@ -173,6 +172,7 @@ async def _execute_in_store(
         run_child=_run_child(prepared, resolved, executor, store, hidden_env, output_prefix),
         hidden_env=hidden_env,
         output_prefix=output_prefix,
+        trigger=dict(resolved.options.trigger or {}) or None,
     )
     steps = [*prepared.steps, *handler_steps(prepared, paths.run_dir)]
     engine = Engine(steps, config, executor, sink)

@@ -27,7 +27,7 @@ from .records import RunRecord
 from .store.reader import RunReader
 from .store.sqlite import SqliteStore
 
-__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "sweep_leftovers"]
+__all__ = ["get_run", "list_runs", "owner_gone", "reap_crashed", "reap_in", "sweep_leftovers"]
 
 _LOG = logging.getLogger("planrun")
 
@@ -108,6 +108,11 @@ async def reap_crashed(state_dir: str | os.PathLike[str], runs: Iterable[RunReco
         return await _mark_crashed(store, gone)
 
 
+async def reap_in(store: SqliteStore, runs: Iterable[RunRecord]) -> bool:
+    """:func:`reap_crashed` through a store the caller has open."""
+    return await _mark_crashed(store, [run for run in runs if owner_gone(run)])
+
+
 async def get_run(reader: RunReader, run_id: str) -> RunRecord | None:
     """``reader.get_run``, after marking the run crashed if its owner is gone."""
     run = await reader.get_run(run_id)
@@ -122,9 +127,10 @@ async def list_runs(
     state: RunState | str | None = None,
     plan_id: str | None = None,
     limit: int | None = None,
+    trigger: str | None = None,
 ) -> list[RunRecord]:
     """``reader.list_runs``, after marking crashed the listed runs whose owner is gone."""
-    runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+    runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit, trigger=trigger)
     if await reap_crashed(reader.state_dir, runs):
-        runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit)
+        runs = await reader.list_runs(state=state, plan_id=plan_id, limit=limit, trigger=trigger)
     return runs

@@ -53,6 +53,7 @@ from .engine_nodes import (
     Node,
     RetryDue,
     dependents_to_recheck,
+    link_dependents,
 )
 from .engine_outcome import Outcome, failed_steps, start_fields
 from .engine_pools import Pools
@@ -93,10 +94,10 @@ class Engine:
         self._sink = sink
         index = {rs.step.id: i for i, rs in enumerate(steps)}
         self._index = index
-        self._nodes = [Node(rs, sorted({index[d] for d in rs.step.depends_on})) for rs in steps]
-        for i, node in enumerate(self._nodes):
-            for d in node.deps:
-                self._nodes[d].dependents.append(i)
+        self._nodes = [
+            Node(rs, sorted({index[d] for d in rs.step.depends_on}) or ()) for rs in steps
+        ]
+        link_dependents(self._nodes)
         self._seq = config.last_seq
         self._ready: list[int] = []
         self._check: deque[int] = deque()
@@ -133,7 +134,7 @@ class Engine:
         node.kept = True
         node.state = prior.state
         node.exit_code = prior.exit_code
-        node.outputs = dict(prior.outputs)
+        node.outputs = dict(prior.outputs) or None
         node.outcome = policy.dep_outcome(node.rs.step, prior.state)
         self._unfinished -= 1
 
@@ -155,7 +156,7 @@ class Engine:
         try:
             fields = start_fields(cfg, self._nodes)
             if cfg.rerun is None:
-                self._emit(RunStarted, **fields)
+                self._emit(RunStarted, trigger=cfg.trigger, **fields)
             else:
                 rerun = [n.rs.step.id for n in self._nodes if not n.kept]
                 kept = {n.rs.step.id: n.state for n in self._nodes if n.kept}
@@ -348,9 +349,9 @@ class Engine:
         )
         if state is AttemptState.SUCCEEDED:
             assert msg.result is not None
-            node.outputs = dict(msg.result.outputs or {})
+            node.outputs = dict(msg.result.outputs) if msg.result.outputs else None
             self._finish_step(
-                msg.index, StepState.SUCCEEDED, exit_code=exit_code, outputs=node.outputs
+                msg.index, StepState.SUCCEEDED, exit_code=exit_code, outputs=node.outputs or {}
             )
         elif state is AttemptState.SKIPPED:
             reason = policy.skip_reason(exit_code)
@@ -370,7 +371,8 @@ class Engine:
         may_retry = (self._aborting is None or node.cleanup) and not self._pools.stopped(msg.index)
         # Retries count from this run's first attempt (a resume starts after ``base``).
         relative = msg.attempt - node.base
-        retry = policy.retry_decision(step, relative, state, exit_code, self._cfg.rand)
+        lost = msg.result is not None and msg.result.lost
+        retry = policy.retry_decision(step, relative, state, exit_code, self._cfg.rand, lost)
         if retry is not None and self._cancelling:
             # It had a retry coming: the cancellation, not this failure, ends the step
             # (whether its attempt's result arrived just before or just after).

@@ -67,7 +67,7 @@ def _value(node: Node, ref: StepRef) -> str:
             f"output '{ref.key}' of step '{ref.step_id}' is missing: "
             f"'{ref.step_id}' {node.state.value}"
         )
-    if ref.key not in node.outputs:
+    if node.outputs is None or ref.key not in node.outputs:
         raise Unbound(
             f"output '{ref.key}' of step '{ref.step_id}' is missing: the step did not "
             f"write {ref.key}=... to $PLANRUN_OUTPUT"
@@ -97,6 +97,7 @@ def attempt_spec(cfg: EngineConfig, rs: ResolvedStep, attempt: int, bound: Bound
         hidden_env=cfg.hidden_env,
         output_name=cfg.output_prefix + rs.step.id if cfg.output_prefix else None,
         stop_signal=stop_signal(rs.step.stop_signal),
+        resources=rs.step.resources,
     )
 
 

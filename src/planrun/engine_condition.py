@@ -40,6 +40,6 @@ def condition_false(
             return node.exit_code
         if node.state is not StepState.SUCCEEDED or key is None:
             return None  # a missing output is null
-        return node.outputs.get(key)
+        return node.outputs.get(key) if node.outputs else None
 
     return None if condition.holds(step_value) else f"condition false: {condition.text}"

@@ -53,6 +53,8 @@ def expand(engine: Engine, index: int) -> None:
         child_index = len(engine._nodes)
         engine._nodes.append(child)
         engine._index[iid] = child_index
+        if node.instances is None:
+            node.instances = []
         node.instances.append(child_index)
         if _restore(engine, child, keep=recorded):
             kept[iid] = child.state
@@ -83,7 +85,7 @@ def instance_done(engine: Engine, group: int) -> None:
 
 def _finish_group(engine: Engine, index: int) -> None:
     node = engine._nodes[index]
-    states = [engine._nodes[i].state for i in node.instances]
+    states = [engine._nodes[i].state for i in node.instances or ()]
     failed = sum(1 for s in states if s.failed)
     if failed:
         reason = f"{failed} of {len(states)} instances failed"

@@ -33,6 +33,7 @@ __all__ = [
     "Node",
     "RetryDue",
     "dependents_to_recheck",
+    "link_dependents",
 ]
 
 
@@ -84,15 +85,19 @@ class EngineConfig:
     handler_timeout: float = 60.0
     handler_stop: HandlerStop = field(default_factory=HandlerStop)
     write_summary: WriteSummary | None = None
+    #: What started the run (``run_started.trigger``; None: started by hand).
+    trigger: dict[str, Any] | None = None
 
 
 @dataclass(eq=False, slots=True)
 class Node:
     """One step as the scheduler tracks it."""
 
+    # The collections below are shared empty tuples unless the node has some (a plan
+    # of 100,000 steps makes 100,000 nodes: an empty list each would be 5.6 MB).
     rs: ResolvedStep
-    deps: list[int]
-    dependents: list[int] = field(default_factory=list)
+    deps: Sequence[int]
+    dependents: Sequence[int] = ()
     #: How many of ``deps`` have not ended yet (``policy.decisive`` says why it matters).
     waiting: int = 0
     state: StepState = StepState.PENDING
@@ -106,11 +111,12 @@ class Node:
     #: A resume left this step's earlier result as it was (it does not run).
     kept: bool = False
     exit_code: int | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
+    #: What the step wrote to ``$PLANRUN_OUTPUT`` (None: nothing, or it did not succeed).
+    outputs: dict[str, str] | None = None
     #: An instance of a for_each step: that step's node; the step: its instances and
     #: how many of them have not ended (``planrun.engine_fanout``).
     group: int | None = None
-    instances: list[int] = field(default_factory=list)
+    instances: list[int] | None = None
     left: int = 0
     #: A run handler's list (None: a step of the DAG); ``held``: it waits for the DAG.
     handler: str | None = None
@@ -120,6 +126,17 @@ class Node:
     def cleanup(self) -> bool:
         """A cleanup/rollback step (``policy.CLEANUP_RULES``): an abort lets it run."""
         return self.rs.step.when in policy.CLEANUP_RULES
+
+
+def link_dependents(nodes: Sequence[Node]) -> None:
+    """Give each node the indexes of the nodes that depend on it (a list only for the
+    nodes that have dependents)."""
+    dependents: dict[int, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for d in node.deps:
+            dependents.setdefault(d, []).append(i)
+    for d, found in dependents.items():
+        nodes[d].dependents = found
 
 
 def dependents_to_recheck(

@@ -8,6 +8,8 @@
     │   └── RunExists    the run id is taken in this state dir
     ├── LockConflict     the plan's lock is held by another live run            exit 3
     │   └── ResumeConflict  another process resumed the run meanwhile
+    ├── ClusterError     the Dask cluster cannot run the plan (unreachable,     exit 2
+    │                    no workers, version mismatch, a resource none has)
     ├── StoreError       the run store could not be opened, read or written    exit 1
     │   └── NoRunStore   there is no run store where a reader looked
     └── HelperError      a helper process (the watchdog) could not be started   exit 1
@@ -26,6 +28,7 @@ from .exitcodes import ExitCode
 
 __all__ = [
     "CancelError",
+    "ClusterError",
     "HelperError",
     "LockConflict",
     "NoRunStore",
@@ -115,6 +118,14 @@ class CancelError(PlanrunError):
     def __init__(self, message: str, *, state: str | None = None) -> None:
         super().__init__(message)
         self.state = state
+
+
+class ClusterError(PlanrunError):
+    """The chosen cluster cannot run this plan, found before anything runs: the Dask
+    scheduler is unreachable, has no workers, a worker runs another planrun version,
+    a step asks for a resource no worker has, or the ``dask`` extra is not installed."""
+
+    exit_code = ExitCode.INVALID
 
 
 class StoreError(PlanrunError):

@@ -87,6 +87,10 @@ class RunBegan(_RunBeganFields, frozen=True, kw_only=True, omit_defaults=True):
 class RunStarted(RunBegan, frozen=True, tag="run_started"):
     """The run began; lists every step in plan order."""
 
+    #: What started it (``planrun serve``): ``{"kind": "schedule", "slot": ...}`` etc.;
+    #: absent for a run started by hand (and in events written before it existed).
+    trigger: dict[str, Any] | None = None
+
 
 class RunResumed(RunBegan, frozen=True, tag="run_resumed"):
     """``planrun resume`` took the run over: the steps in ``rerun`` run again (new

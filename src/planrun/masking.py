@@ -70,9 +70,10 @@ EVENT_TEXT_FIELDS = frozenset({"reason", "error", "warning"})
 EVENT_TEXT_MAP_FIELDS = frozenset({"variables", "outputs"})
 #: ``steps``: a list of StepInfo whose ``name`` (display text) is masked.
 EVENT_STEP_LIST_FIELDS = frozenset({"steps"})
-#: ``items`` (``steps_expanded``): JSON data from a step's output; every string in it
-#: is masked (structurally, keys kept).
-EVENT_DATA_FIELDS = frozenset({"items"})
+#: ``items`` (``steps_expanded``): JSON data from a step's output; ``trigger``
+#: (``run_started``): what started the run (changed paths, shas, a slot), from outside
+#: the plan. Every string in them is masked (structurally, keys kept).
+EVENT_DATA_FIELDS = frozenset({"items", "trigger"})
 #: Identifiers, paths planrun made, numbers, flags, enums, times: never masked.
 EVENT_KEPT_FIELDS = frozenset(
     {

@@ -114,9 +114,13 @@ class Session:
         state: RunState | str | None = None,
         plan_id: str | None = None,
         limit: int | None = None,
+        trigger: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first (filtered by ``state`` and ``plan_id`` when given)."""
-        return await crash.list_runs(self._reader, state=state, plan_id=plan_id, limit=limit)
+        """Runs, newest first (filtered by ``state``, ``plan_id`` and ``trigger``, the
+        kind that started them or ``"manual"``, when given)."""
+        return await crash.list_runs(
+            self._reader, state=state, plan_id=plan_id, limit=limit, trigger=trigger
+        )
 
     async def get_run(self, run_id: str, *, check_owner: bool = True) -> RunRecord | None:
         """One run, or None. ``check_owner=False``: as stored, without the crash
@@ -173,8 +177,7 @@ class Session:
         async with self._reader.snapshot():
             run = await self._reader.get_run(run_id)
             steps = await self._reader.get_steps(run_id)
-        assert run is not None  # runs are never deleted
-        return run, steps
+        return (run, steps) if run is not None else None  # None: pruned meanwhile
 
     async def plan_history(
         self, plan_id: str, *, limit: int = PLAN_HISTORY_LIMIT
@@ -191,7 +194,8 @@ class Session:
             run = await self._reader.get_run(run_id)
             steps = await self._reader.get_steps(run_id)
             events = await self._reader.get_events(run_id)
-        assert run is not None  # runs are never deleted
+        if run is None:  # pruned meanwhile
+            return None
         done = sum(step.state.terminal for step in steps)
         timeline = [
             TimelineEntry(
@@ -227,12 +231,15 @@ async def list_runs(
     plan_id: str | None = None,
     limit: int | None = None,
     state_dir: StateDir = None,
+    trigger: str | None = None,
 ) -> list[RunRecord]:
-    """Runs, newest first (filtered by ``state`` and ``plan_id`` when given); an empty
-    list where no run was ever started (no store in ``state_dir`` yet)."""
+    """Runs, newest first (filtered by ``state``, ``plan_id`` and ``trigger`` when
+    given); an empty list where no run was ever started (no store in ``state_dir`` yet)."""
     try:
         async with open_session(state_dir) as session:
-            return await session.list_runs(state=state, plan_id=plan_id, limit=limit)
+            return await session.list_runs(
+                state=state, plan_id=plan_id, limit=limit, trigger=trigger
+            )
     except NoRunStore:
         return []
 

@@ -22,10 +22,30 @@ from .paths import state_dir_or_default
 from .ports import Executor, OutputSink
 from .prepare import check_concurrency, check_run_id, new_run_id
 
-__all__ = ["DURABILITY_ENV", "Durability", "KillSwitch", "ResolvedOptions", "RunOptions"]
+__all__ = [
+    "DASK_SCHEDULER_ENV",
+    "DURABILITY_ENV",
+    "Durability",
+    "ExecutorKind",
+    "KillSwitch",
+    "ResolvedOptions",
+    "RunOptions",
+]
 
 #: Where the CLI (and a ``RunOptions`` without ``durability``) reads the durability.
 DURABILITY_ENV = "PLANRUN_SYNC"
+#: The Dask scheduler's address when ``executor_kind`` is dask and none is given.
+DASK_SCHEDULER_ENV = "PLANRUN_DASK_SCHEDULER"
+
+
+class ExecutorKind(StrEnum):
+    """Which executor ``execute`` opens when no ``executor`` object is given: ``local``
+    (subprocesses on this machine, the default) or ``dask`` (a Dask cluster: the
+    scheduler at ``scheduler``, else ``$PLANRUN_DASK_SCHEDULER``, else a local
+    cluster started for the run; see :mod:`planrun.executor_choice`)."""
+
+    LOCAL = "local"
+    DASK = "dask"
 
 
 class Durability(StrEnum):
@@ -95,6 +115,11 @@ class RunOptions:
     SIGTERM (what :func:`planrun.api.cancel_run` sends); embedders keep ``"api"``.
     ``kill_switch``: see :class:`KillSwitch`. ``durability``: ``"full"`` or ``"normal"``
     (default ``$PLANRUN_SYNC``, else ``"full"``): see :class:`Durability`.
+    ``trigger``: what started the run (``planrun serve`` sets it: kind, slot, paths,
+    shas); recorded in ``run_started.trigger`` and ``runs.trigger``.
+    ``executor_kind``: ``"local"`` (default) or ``"dask"``, opened by ``execute`` when
+    ``executor`` is not given; ``scheduler``: the Dask scheduler's address
+    (``tcp://HOST:8786``; dask only): see :class:`ExecutorKind`.
     """
 
     state_dir: str | os.PathLike[str] | None = None
@@ -109,6 +134,9 @@ class RunOptions:
     owner_kind: str = "api"
     kill_switch: KillSwitch | None = None
     durability: Durability | str | None = None
+    trigger: Mapping[str, Any] | None = None
+    executor_kind: ExecutorKind | str | None = None
+    scheduler: str | None = None
 
     def check(self) -> None:
         """``UsageError`` (with ``field``) for a run id or concurrency that can never
@@ -117,6 +145,35 @@ class RunOptions:
             check_run_id(self.run_id)
         check_concurrency(self.max_concurrency)
         durability(self.durability)
+        self.kind()
+
+    def kind(self) -> ExecutorKind:
+        """The executor kind asked for (default local); ``UsageError`` for an unknown
+        one, a ``scheduler`` without dask, or a kind beside an ``executor`` object."""
+        try:
+            kind = ExecutorKind(str(self.executor_kind or ExecutorKind.LOCAL).lower())
+        except ValueError:
+            raise UsageError(
+                f"executor_kind must be 'local' or 'dask', not {self.executor_kind!r}",
+                field="executor_kind",
+            ) from None
+        if self.scheduler is not None and kind is not ExecutorKind.DASK:
+            raise UsageError("scheduler is only used with executor_kind='dask'", field="scheduler")
+        if self.executor is not None and self.executor_kind is not None:
+            raise UsageError("give executor or executor_kind, not both", field="executor_kind")
+        return kind
+
+    def dask_scheduler(self) -> str | None:
+        """The Dask scheduler a dask run connects to: ``scheduler``, else
+        ``$PLANRUN_DASK_SCHEDULER``, else None (a local cluster started for the run)."""
+        return self.scheduler or os.environ.get(DASK_SCHEDULER_ENV) or None
+
+    def executor_text(self) -> str:
+        """The executor asked for, for a person: ``local``, ``dask tcp://HOST:8786``
+        or ``dask (a local cluster)``."""
+        if self.executor is not None or self.kind() is ExecutorKind.LOCAL:
+            return "local" if self.executor is None else type(self.executor).__name__
+        return f"dask {self.dask_scheduler() or '(a local cluster started for the run)'}"
 
     def updated(self, **changes: Any) -> RunOptions:
         """A copy with the ``changes`` that are not None (keyword arguments given

@@ -89,6 +89,7 @@ def retry_decision(
     state: AttemptState,
     exit_code: int | None,
     rand: Callable[[], float] = random.random,
+    lost: bool = False,
 ) -> Retry | None:
     """Whether attempt ``attempt`` (1-based), which ended in ``state``, is retried.
 
@@ -96,7 +97,8 @@ def retry_decision(
     ``retry_on_timeout`` is false, and for exit codes in ``retry_on_exit_codes``
     (any code when it is unset). An attempt that never started (``exit_code`` None and
     not a timeout, e.g. the program does not exist) is not retried: it would fail the
-    same way again.
+    same way again. A ``lost`` attempt (its worker died: its end was not seen) is
+    retried while retries remain, whatever its exit codes: it did not fail by itself.
     """
     done = (AttemptState.SUCCEEDED, AttemptState.SKIPPED, AttemptState.CANCELLED)
     if state in done or attempt > step.retries:
@@ -104,6 +106,8 @@ def retry_decision(
     if state is AttemptState.TIMED_OUT:
         if not step.retry_on_timeout:
             return None
+    elif lost:
+        pass
     elif exit_code is None or (
         step.retry_on_exit_codes is not None and exit_code not in step.retry_on_exit_codes
     ):

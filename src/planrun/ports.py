@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .events import Event
@@ -58,6 +58,9 @@ class AttemptSpec:
     #: How :class:`OutputLine` names the step when not ``step_id``: a child run's step
     #: as ``PARENT_STEP/STEP`` (the parent's front end sees the lines of both).
     output_name: str | None = None
+    #: Worker resources the step asks for (``Step.resources``): where a distributed
+    #: executor may run it; the local executor ignores them.
+    resources: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -95,7 +98,9 @@ class ProcessResult:
     ``exit_code`` is the process's exit status, negative when a signal ended it, and
     None when the process never started (``error`` then says why). ``outputs`` is what
     the process wrote to ``$PLANRUN_OUTPUT`` (None if it did not run to its end);
-    ``output_error`` says why that file could not be used.
+    ``output_error`` says why that file could not be used. ``lost``: the attempt's end
+    was not seen (its worker was lost; ``error`` says which): it may have run, and the
+    retry policy may run it again (unlike an attempt that could not start).
     """
 
     exit_code: int | None
@@ -103,6 +108,7 @@ class ProcessResult:
     error: str | None = None
     outputs: dict[str, str] | None = None
     output_error: str | None = None
+    lost: bool = False
 
 
 class Executor(Protocol):

@@ -93,6 +93,9 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     #: For a child run (a ``uses`` step's): the run and step that started it.
     parent_run_id: str | None = None
     parent_step_id: str | None = None
+    #: What started the run (``planrun serve``: ``{"kind": "schedule", ...}``); None:
+    #: started by hand.
+    trigger: dict[str, Any] | None = None
 
     def to_builtins(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self)

@@ -8,6 +8,7 @@ this module fills the plan's variables into the key and waits or refuses as
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ LOCK_POLL_SEC = 0.2
 
 #: Events the engine emits before ``run_started`` (type and fields).
 Prelude = tuple[tuple[type[Event], dict[str, Any]], ...]
+
+#: The locks the runs around the current task hold. A ``uses`` step's child run runs
+#: in a task its parent's engine started inside the parent's :func:`run_lock` block,
+#: so it sees the parent's (and grandparents') locks here: a child whose plan names
+#: the same lock runs under the parent's hold instead of waiting for it for ever
+#: (``flock`` is per open file, so the parent's hold would exclude its own child).
+_HELD: contextvars.ContextVar[frozenset[LockKey]] = contextvars.ContextVar(
+    "planrun_held_locks", default=frozenset()
+)
 
 
 def lock_key(prepared: PreparedRun) -> LockKey | None:
@@ -58,15 +68,19 @@ async def run_lock(
     on_notice: Callable[[str], None] | None,
 ) -> AsyncIterator[Prelude]:
     """Hold the run's lock (if it has one) inside the block; yields the
-    ``lock_acquired`` event to emit (empty without a lock). ``LockConflict`` if it is
-    held and the plan does not wait, or on ``lock_timeout_sec``."""
-    if key is None:
-        yield ()
+    ``lock_acquired`` event to emit (empty without a lock, or when a run this one is a
+    child of holds the same lock: see :data:`_HELD`). ``LockConflict`` if it is held
+    and the plan does not wait, or on ``lock_timeout_sec``."""
+    held_around = _HELD.get()
+    if key is None or key in held_around:
+        yield ()  # no lock, or a parent run holds it for this child run
         return
     held, taken = await _take_lock(key, run_id, state_dir, plan, on_notice)
+    token = _HELD.set(held_around | {key})
     try:
         yield (taken,)
     finally:
+        _HELD.reset(token)
         held.release()
 
 

@@ -50,6 +50,9 @@ COMMANDS = (
     "ui",
     "graph",
     "report",
+    "serve",
+    "triggers",
+    "prune",
 )
 #: click's names for value types: an option showing one of these has no metavar of ours.
 GENERIC_METAVARS = re.compile(r"\b(TEXT|INTEGER|FLOAT|PATH|BOOLEAN|RANGE|FILENAME)\b")

@@ -427,3 +427,34 @@ def test_a_child_runs_output_lines_name_the_parent_step(tmp_path: Path) -> None:
         ("a/hello", "hello from a"),
         ("b/hello", "hello from b"),
     ]
+
+
+def test_a_child_whose_plan_names_the_parents_lock_runs_under_the_parents_hold(
+    tmp_path: Path,
+) -> None:
+    """Parent and child both take ``globals.lock: deploy`` (a child plan that is also
+    run on its own): the child runs under the parent's hold instead of conflicting
+    with it (``flock`` is per open file: the parent's hold excluded its own child)."""
+    write_json(
+        tmp_path / "child.json",
+        {
+            "plan_id": "child",
+            "globals": {"lock": "deploy-${ENV}"},
+            "variables": {"ENV": "prod"},
+            "steps": [sh("work", 'echo "$ENV" > "$PLAN_DIR/child-ran"')],
+        },
+    )
+    plan = write_json(
+        tmp_path / "parent.json",
+        {
+            "plan_id": "parent",
+            "globals": {"lock": "deploy-prod"},
+            "steps": [{"id": "sub", "uses": "child.json"}],
+        },
+    )
+    result = _run(tmp_path, plan, "--run-id", "l1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "child-ran").read_text() == "prod\n"
+    assert _json(tmp_path, "show", "l1.sub.1")["run"]["state"] == "succeeded"
+    kinds = [e["type"] for e in read_events(tmp_path / "state", "l1.sub.1")]
+    assert "lock_acquired" not in kinds  # the parent's hold, not a second one

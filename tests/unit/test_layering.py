@@ -14,6 +14,7 @@ PACKAGE = Path(planrun.__file__).parent
 PURE_CORE = [
     "model",
     "model_triggers",
+    "triggers",
     "plan",
     "graph",
     "subst",
@@ -32,6 +33,8 @@ PURE_CORE = [
     "fanout",
     "records",
     "summary",
+    "retention",
+    "placement",
 ]
 IO_LIBRARIES = {"anyio", "aiosqlite", "sqlite3", "subprocess", "rich", "typer", "asyncio"}
 

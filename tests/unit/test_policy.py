@@ -271,6 +271,27 @@ def test_retry_decision(
     assert retry_decision(step, attempt, state, exit_code, _const(0.75)) == expected
 
 
+@pytest.mark.parametrize(
+    ("fields", "attempt", "expected"),
+    [
+        pytest.param({"retries": 1}, 1, Retry(2, 0.0), id="lost-retried"),
+        pytest.param(
+            {"retries": 1, "retry_on_exit_codes": [75]}, 1, Retry(2, 0.0), id="lost-ignores-codes"
+        ),
+        pytest.param({"retries": 1}, 2, None, id="lost-budget-spent"),
+        pytest.param({"retries": 0}, 1, None, id="lost-no-retries"),
+    ],
+)
+def test_retry_decision_lost(fields: dict[str, Any], attempt: int, expected: Retry | None) -> None:
+    """An attempt lost with its worker (no exit code) is retried while retries remain,
+    unlike one that never started."""
+    step = _step(**fields)
+    assert retry_decision(step, attempt, AttemptState.FAILED, None, _const(0.75), lost=True) == (
+        expected
+    )
+    assert retry_decision(step, attempt, AttemptState.FAILED, None, _const(0.75)) is None
+
+
 # --- dep_outcome ---------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from planrun.errors import UsageError
-from planrun.model import Plan, StepState
+from planrun.model import Plan, Step, StepState
 from planrun.resume import Action, Choice, PriorStep, choose, plan_changes, variable_changes
 from planrun.subst import StepRef
 
@@ -528,3 +528,35 @@ def test_only_a_step_after_an_ephemeral_one_is_refused() -> None:
     with pytest.raises(UsageError, match="use --from tmp"):
         _choose(_ephemeral_plan(), prior, only="after")
     assert _rerun(_choose(_ephemeral_plan(), prior, only="tmp")) == ["tmp"]
+
+
+def test_defaults_however_spelled_or_stored_are_no_change() -> None:
+    """A run stored by an older planrun (which wrote ``success_exit_codes: [0]`` out and
+    left empty lists out) compared with the same plan spelling its defaults
+    (``"depends_on": []``) has no changes: resume must not call every step changed."""
+    stored = {
+        "plan_id": "p",
+        "steps": [
+            {"id": "a", "command": "echo", "success_exit_codes": [0]},
+            {"id": "b", "command": "echo", "depends_on": ["a"], "success_exit_codes": [0]},
+        ],
+        "globals": {},
+        "handlers": {},
+    }
+    new = msgspec.convert(
+        {
+            "plan_id": "p",
+            "steps": [
+                {"id": "a", "command": "echo", "depends_on": [], "args": [], "env": {}},
+                {"id": "b", "command": "echo", "depends_on": ["a"], "skip_exit_codes": []},
+            ],
+        },
+        Plan,
+    )
+    assert plan_changes(stored, new) == []
+    assert new.steps[0] == Step(id="a", command="echo")  # the same step, however spelled
+    changed = msgspec.convert(
+        {"plan_id": "p", "steps": [{"id": "a", "command": "echo", "success_exit_codes": [0, 1]}]},
+        Plan,
+    )
+    assert "step 'a' changed (success_exit_codes)" in plan_changes(stored, changed)

@@ -24,10 +24,13 @@ from .command import CONTEXT_SETTINGS, build_command
 from .params import (
     ColorChoice,
     ColorOpt,
+    ExecutorChoice,
+    ExecutorOpt,
     JsonOpt,
     OutputChoice,
     OutputOpt,
     ResumePlanOpt,
+    SchedulerOpt,
     StateDirOpt,
 )
 from .quick_exit import leave
@@ -146,6 +149,8 @@ def run(
     allow_undeclared: AllowUndeclaredOpt = False,
     output: OutputOpt = OutputChoice.AUTO,
     color: ColorOpt = ColorChoice.AUTO,
+    executor: ExecutorOpt = ExecutorChoice.LOCAL,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Validate and run a plan, showing progress.
 
@@ -169,6 +174,7 @@ def run(
         allow_undeclared,
         output,
         color,
+        (executor, scheduler),
     )
 
 
@@ -210,6 +216,8 @@ def resume_cmd(
     allow_undeclared: AllowUndeclaredOpt = False,
     output: OutputOpt = OutputChoice.AUTO,
     color: ColorOpt = ColorChoice.AUTO,
+    executor: ExecutorOpt = ExecutorChoice.LOCAL,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Resume a failed, cancelled or crashed run, in the same run id.
 
@@ -236,6 +244,7 @@ def resume_cmd(
         allow_undeclared,
         output,
         color,
+        (executor, scheduler),
     )
 
 
@@ -323,6 +332,8 @@ _MODULES = {
     "ui_cmd": ("register_ui_command", ("ui",)),
     "graph_cmd": ("register_graph_command", ("graph",)),
     "report_cmd": ("register_report_command", ("report",)),
+    "serve_cmd": ("register_serve_commands", ("serve", "triggers")),
+    "prune_cmd": ("register_prune_command", ("prune",)),
 }
 _registered: set[str] = set()
 

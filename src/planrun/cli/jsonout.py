@@ -22,6 +22,7 @@ import typer
 
 from ..errors import (
     CancelError,
+    ClusterError,
     HelperError,
     LockConflict,
     NoRunStore,
@@ -104,6 +105,7 @@ _KINDS: tuple[tuple[type[PlanrunError], str], ...] = (
     (NoRunStore, "no_run_store"),
     (StoreError, "store_failed"),
     (HelperError, "helper_failed"),
+    (ClusterError, "cluster_refused"),
     (UsageError, "usage"),
 )
 
@@ -233,6 +235,7 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
         "plan": prepared.source,
         "plan_id": plan.plan_id,
         "max_concurrency": options.concurrency(plan),
+        "executor": options.executor_text(),
         "pools": dict(plan.globals.pools),
         "variables": prepared.masked_variables,
         "secrets": sorted(prepared.secrets),

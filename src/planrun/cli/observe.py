@@ -32,6 +32,7 @@ from .common import ColorChoice, ColorOpt, StateDirOpt, command_hint, err_consol
 from .logs import LogSet
 from .show import SHOW_ROWS, show_run, watch_summary
 from .tables import Column, layout, utc_stamp
+from .trigger_text import trigger_short
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
 __all__ = ["no_such_run", "register_observe_commands"]
@@ -152,15 +153,22 @@ def watch(
 
 
 async def _list(
-    state_dir: Path | None, state: str | None, plan_id: str | None, limit: int, as_json: bool
+    state_dir: Path | None,
+    state: str | None,
+    plan_id: str | None,
+    limit: int,
+    as_json: bool,
+    trigger: str | None = None,
 ) -> int:
-    runs = await monitor.list_runs(state=state, plan_id=plan_id, limit=limit, state_dir=state_dir)
+    runs = await monitor.list_runs(
+        state=state, plan_id=plan_id, limit=limit, state_dir=state_dir, trigger=trigger
+    )
     if as_json:
         sys.stdout.write(msgspec.json.encode(runs).decode() + "\n")
         return ExitCode.OK
     console = out_console()
     if not runs:
-        filtered = state is not None or plan_id is not None
+        filtered = state is not None or plan_id is not None or trigger is not None
         console.print("no runs" if filtered else "no runs yet", markup=False)
         return ExitCode.OK
     rows = [
@@ -179,9 +187,16 @@ async def _list(
         columns += (Column("parent (run/step)", drop=0),)
         for row, run in zip(rows, runs, strict=True):
             row.append(f"{run.parent_run_id}/{run.parent_step_id}" if run.parent_run_id else "")
+    if any(run.trigger for run in runs):  # started by ``planrun serve``: by what
+        columns += (Column("trigger", drop=0),)
+        for row, run in zip(rows, runs, strict=True):
+            row.append(trigger_short(run.trigger))
     _print_lines(console, layout(columns, rows, _width(console)))
     return ExitCode.OK
 
+
+#: ``list --trigger``'s kinds (``triggers.TriggerKind``, and ``manual``).
+_TRIGGER_KINDS = ("schedule", "every", "watch", "git", "manual")
 
 #: ``list``'s columns; on a narrow terminal "took" goes first, the run id never.
 _LIST_COLUMNS = (
@@ -218,6 +233,15 @@ def list_cmd(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most N runs.")] = 20,
     as_json: JsonOpt = False,
+    trigger: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KIND",
+            help="Only runs started by this kind of trigger: "
+            + ", ".join(_TRIGGER_KINDS)
+            + " (manual: by hand).",
+        ),
+    ] = None,
 ) -> None:
     """List runs, newest first.
 
@@ -231,7 +255,16 @@ def list_cmd(
             ),
             as_json,
         )
-    raise typer.Exit(_run_sync(_list, state_dir, state, plan, limit, as_json, as_json=as_json))
+    if trigger is not None and trigger not in _TRIGGER_KINDS:
+        raise jsonout.fail(
+            UsageError(
+                f"unknown trigger kind {trigger!r}; use one of: " + ", ".join(_TRIGGER_KINDS)
+            ),
+            as_json,
+        )
+    raise typer.Exit(
+        _run_sync(_list, state_dir, state, plan, limit, as_json, trigger, as_json=as_json)
+    )
 
 
 # --- show ------------------------------------------------------------------------------

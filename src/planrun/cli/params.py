@@ -16,10 +16,13 @@ from ..paths import STATE_DIR_ENV
 __all__ = [
     "ColorChoice",
     "ColorOpt",
+    "ExecutorChoice",
+    "ExecutorOpt",
     "JsonOpt",
     "OutputChoice",
     "OutputOpt",
     "ResumePlanOpt",
+    "SchedulerOpt",
     "StateDirOpt",
 ]
 
@@ -94,4 +97,34 @@ ResumePlanOpt = Annotated[
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print JSON for programs (see README: JSON output).")
+]
+
+
+class ExecutorChoice(StrEnum):
+    """What ``--executor`` accepts (``planrun.options.ExecutorKind``'s values)."""
+
+    LOCAL = "local"
+    DASK = "dask"
+
+
+ExecutorOpt = Annotated[
+    ExecutorChoice,
+    typer.Option(
+        "--executor",
+        metavar="KIND",
+        help="Where steps run: local (subprocesses here) or dask (a Dask cluster: "
+        "--scheduler, else $PLANRUN_DASK_SCHEDULER, else a local cluster started for "
+        "the run; needs pip install 'planrun[dask]').",
+        case_sensitive=False,
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="The Dask scheduler to run on, e.g. tcp://HOST:8786 (with --executor dask; "
+        "default $PLANRUN_DASK_SCHEDULER).",
+        show_default=False,
+    ),
 ]

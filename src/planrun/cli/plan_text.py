@@ -11,7 +11,7 @@ from rich.console import Console
 
 from ..graph import levels
 from ..model import Plan, Step, base_id
-from ..options import RunOptions
+from ..options import ExecutorKind, RunOptions
 from ..plan import ResolvedStep
 from ..plan.rules import signal_name
 from ..prepare import PreparedRun
@@ -24,6 +24,11 @@ if TYPE_CHECKING:  # the store loads only for resume --explain
     from ..resume.load import LoadedResume
 
 __all__ = ["print_dry_run", "print_explain", "print_instances"]
+
+
+def _on(options: RunOptions) -> str:
+    """Where the steps would run, when not locally: ``, on dask tcp://HOST:8786``."""
+    return "" if options.kind() is ExecutorKind.LOCAL else f", on {options.executor_text()}"
 
 
 def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) -> None:
@@ -45,7 +50,7 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
     say(
         f"plan {plan.plan_id}: {counted(len(plan.steps), 'step')} in "
         f"{counted(len(tiers), 'level')}, "
-        f"max concurrency {concurrency} (dry run: nothing is written or started)"
+        f"max concurrency {concurrency}{_on(options)} (dry run: nothing is written or started)"
     )
     shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
     if shown:

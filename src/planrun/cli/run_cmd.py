@@ -27,7 +27,7 @@ from . import jsonout
 from .ci import CiChoice
 from .common import err_console, make_console, print_problems, var_values
 from .output import choose_renderer
-from .params import ColorChoice, OutputChoice
+from .params import ColorChoice, ExecutorChoice, OutputChoice
 from .plan_input import plan_source, prepare_plan
 from .plan_text import print_dry_run, print_explain
 from .reports import RunReports, unstarted_view
@@ -53,6 +53,21 @@ def _secrets(names: list[str] | None) -> dict[str, str]:
     return values
 
 
+#: ``--executor`` and ``--scheduler``, as given.
+Placement = tuple[ExecutorChoice, str | None]
+
+
+def _with_executor(options: RunOptions, placement: Placement) -> RunOptions:
+    """``options`` with ``--executor``/``--scheduler``; ``UsageError`` for a scheduler
+    without the dask executor."""
+    kind, scheduler = placement
+    if scheduler is not None and kind is not ExecutorChoice.DASK:
+        raise UsageError(f"--scheduler {scheduler} needs --executor dask")
+    if kind is ExecutorChoice.LOCAL:
+        return options
+    return replace(options, executor_kind=kind.value, scheduler=scheduler)
+
+
 def run_command(
     plan: Path,
     var: list[str] | None,
@@ -68,10 +83,14 @@ def run_command(
     allow_undeclared: bool,
     output: OutputChoice,
     color: ColorChoice,
+    placement: Placement = (ExecutorChoice.LOCAL, None),
 ) -> None:
     """``planrun run``: see its help in ``cli/app.py``."""
-    options = RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency)
     try:
+        options = _with_executor(
+            RunOptions(state_dir=state_dir, run_id=run_id, max_concurrency=max_concurrency),
+            placement,
+        )
         reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         check_concurrency(max_concurrency)
         prepared = prepare_plan(
@@ -112,9 +131,13 @@ def resume_command(
     allow_undeclared: bool,
     output: OutputChoice,
     color: ColorChoice,
+    placement: Placement = (ExecutorChoice.LOCAL, None),
 ) -> None:
     """``planrun resume``: see its help in ``cli/app.py``."""
     try:
+        opts = _with_executor(
+            RunOptions(state_dir=state_dir, max_concurrency=max_concurrency), placement
+        )
         reports = RunReports.from_options(ci, junit, json_stdout=as_json)
         loaded = anyio.run(
             functools.partial(
@@ -141,7 +164,6 @@ def resume_command(
         raise typer.Exit(ExitCode.OK)
     if not loaded.resume.rerun:
         _nothing_to_rerun(loaded, as_json, reports)
-    opts = RunOptions(state_dir=state_dir, max_concurrency=max_concurrency)
     _run_and_exit(loaded.prepared, plain, opts, loaded.resume, as_json, reports, output, color)
 
 

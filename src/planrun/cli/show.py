@@ -17,6 +17,7 @@ import msgspec
 from rich.console import Console
 
 from .. import monitor
+from ..errors import UsageError
 from ..exitcodes import ExitCode
 from ..model import StepState
 from ..records import RunRecord, StepRecord
@@ -39,7 +40,8 @@ async def show_run(session: monitor.Session, run: RunRecord, as_json: bool, ever
     run_id = run.run_id
     async with session.snapshot():
         current = await session.get_run(run_id, check_owner=False)
-        assert current is not None  # runs are never deleted
+        if current is None:  # deleted (`planrun prune`) since it was found
+            raise UsageError(f"run {run_id} was just deleted (pruned)")
         if as_json:
             await _write_json(session, current)
             return ExitCode.OK

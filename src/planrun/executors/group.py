@@ -125,6 +125,9 @@ class Attempt:
         self.pidfd = _pidfd(proc.pid)
         self.exited = False
         self.group_empty = False
+        #: When supervision began (``time.monotonic()``): a ``/proc`` scan older than
+        #: this cannot show the attempt's escapees.
+        self.started_at = time.monotonic()
 
     async def wait_exit(self) -> None:
         """Wait until the leader has exited (it stays unreaped: a zombie)."""
@@ -168,9 +171,13 @@ class Attempt:
         killpg(self.pgid, sig)
         # Escapees get the TERM too (not only the KILL after the grace): a cancel is
         # then as fast as the steps allow. A scan a moment old is fine for that: one
-        # that escapes later is found after the KILL below. Only processes outside
-        # the group: a second TERM would tell a nested planrun to kill at once.
-        found = scanner.since(time.monotonic() - ESCAPE_SCAN_REUSE_SEC)
+        # that escapes later is found after the KILL below. But never one taken
+        # before this attempt began (another attempt's stop a moment ago): it cannot
+        # show this attempt's escapees, whose TERM would then wait for the grace. Only
+        # processes outside the group: a second TERM would tell a nested planrun to
+        # kill at once.
+        moment = max(time.monotonic() - ESCAPE_SCAN_REUSE_SEC, self.started_at)
+        found = scanner.since(moment)
         pids = [p for p in found.by_tag.get(self.tag, ()) if _outside_group(p, self.pgid)]
         escapees = _Escapees(pids, self.tag)
         nested = bool(found.by_ancestor.get(self.tree))

@@ -134,7 +134,7 @@ def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list
     ``steps`` the decoded steps (None where a step did not decode), by position.
     """
     problems, first = _duplicate_ids(ids)
-    deps: dict[str, list[str]] = {}
+    deps: dict[str, Sequence[str]] = {}
     known = list(first)
     known_ids = first.keys()
     for i, step in enumerate(steps):
@@ -195,7 +195,7 @@ def _check_depends_on(
     return problems
 
 
-def _check_cycles(deps: Mapping[str, list[str]], first: Mapping[str, int]) -> list[Problem]:
+def _check_cycles(deps: Mapping[str, Sequence[str]], first: Mapping[str, int]) -> list[Problem]:
     problems: list[Problem] = []
     for cycle in graph.find_cycles(deps):
         if len(cycle) == 2 and cycle[0] == cycle[1]:
@@ -353,6 +353,8 @@ def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem
 
     deps = {s.id: s.depends_on for _, s in indexed}
     multi = _multi(indexed)
+    ids = deps.keys()  # a set-like view: `in` without a scan
+    groups = {s.id for _, s in indexed if s.for_each is not None}
     problems: list[Problem] = []
     for i, step in indexed:
         if step.if_ is None:
@@ -365,12 +367,12 @@ def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem
         scope = expr_check.Scope(
             step.id,
             defined,
-            list(deps),
+            ids,
             graph.ancestors(deps, step.id),
             axes=_with_included(step, axes),
             for_each=step.for_each is not None,
             multi=multi,
-            groups={s.id for _, s in indexed if s.for_each is not None},
+            groups=groups,
         )
         problems += [
             Problem(

@@ -141,7 +141,18 @@ def _check(
         *check_for_each(plan, indexed, parsed, given),
         *check_rules(plan, indexed),
         *check_conditions(indexed, defined),
+        *_check_triggers(plan),
     ]
+
+
+def _check_triggers(plan: Plan) -> list[Problem]:
+    """The ``triggers`` checks; imported only for a plan that has triggers (start-up
+    time of ``validate`` and ``run`` is measured)."""
+    if not plan.triggers:
+        return []
+    from .trigger_checks import check_triggers
+
+    return check_triggers(plan)
 
 
 def _duplicate_key_problems(doc: Any) -> list[Problem]:

@@ -36,7 +36,7 @@ _PROCESS_FIELDS: tuple[tuple[str, Callable[[Step], bool]], ...] = (
     ("args", lambda s: bool(s.args)),
     ("env", lambda s: bool(s.env)),
     ("cwd", lambda s: s.cwd is not None),
-    ("success_exit_codes", lambda s: s.success_exit_codes != [0]),
+    ("success_exit_codes", lambda s: list(s.success_exit_codes) != [0]),
     ("retry_on_exit_codes", lambda s: s.retry_on_exit_codes is not None),
     ("skip_exit_codes", lambda s: bool(s.skip_exit_codes)),
     ("stop_signal", lambda s: s.stop_signal is not None),

@@ -26,7 +26,7 @@ import msgspec
 
 from .. import graph
 from ..errors import UsageError
-from ..model import Plan, ResumeRule, StepState
+from ..model import Plan, ResumeRule, Step, StepState
 from ..subst import StepRef
 
 __all__ = [
@@ -210,9 +210,56 @@ def _choose_only(
 # --- what changed since the run -----------------------------------------------------
 
 
+def _step_defaults() -> dict[str, Any]:
+    """Each step field's default as builtins, by its JSON name."""
+    out: dict[str, Any] = {}
+    for info in msgspec.structs.fields(Step):
+        default = info.default
+        if default is msgspec.NODEFAULT and info.default_factory is not msgspec.NODEFAULT:
+            default = info.default_factory()
+        if default is not msgspec.NODEFAULT:
+            out[info.encode_name] = _as_json(default)
+    return out
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as JSON would give it back (tuples as lists), as a stored plan is."""
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+_STEP_DEFAULTS = _step_defaults()
+
+
+def _canonical(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` (a plan as builtins) with every step's fields that hold their default
+    left out, however the plan spelled them (``"depends_on": []``) and whichever
+    planrun version stored it (defaults an older one wrote out, such as
+    ``"success_exit_codes": [0]``): what the comparison compares."""
+
+    def step(raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        return {k: v for k, v in raw.items() if _STEP_DEFAULTS.get(k, _MISSING) != v}
+
+    out = dict(doc)
+    if isinstance(out.get("steps"), list):
+        out["steps"] = [step(s) for s in out["steps"]]
+    if isinstance(out.get("handlers"), dict):
+        out["handlers"] = {
+            k: [step(s) for s in v] if isinstance(v, list) else v
+            for k, v in out["handlers"].items()
+        }
+    return out
+
+
+_MISSING = object()
+
+
 def plan_changes(old: Mapping[str, Any], new: Plan) -> list[str]:
-    """Human-readable differences between a stored plan (builtins) and ``new``."""
-    now: dict[str, Any] = msgspec.to_builtins(new)
+    """Human-readable differences between a stored plan (builtins) and ``new``
+    (fields at their default are no difference, however either spells them)."""
+    old = _canonical(old)
+    now = _canonical(_as_json(new))
     out = []
     for key in sorted(set(old) | set(now)):
         if key == "steps" or old.get(key) == now.get(key):

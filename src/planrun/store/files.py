@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ __all__ = [
     "private_run_files",
     "private_store",
     "refusal",
+    "remove_run_dir",
+    "run_dir_names",
     "write_all",
 ]
 
@@ -253,3 +256,34 @@ def append(root: Path, parts: Sequence[str], data: bytes) -> None:
         write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def _run_name(run_id: str) -> str:
+    """``run_id`` as one name inside ``runs/`` (never a path that leaves it)."""
+    if not run_id or "/" in run_id or "\0" in run_id or run_id in {".", ".."}:
+        raise StoreError(f"run id {run_id!r} cannot name a run directory")
+    return run_id
+
+
+def run_dir_names(root: Path) -> list[str]:
+    """The directories (and links) in ``root/runs/``: one per run, normally."""
+    with dir_fd(root, ["runs"]) as parent, os.scandir(parent) as entries:
+        return [e.name for e in entries if e.is_dir(follow_symlinks=False) or e.is_symlink()]
+
+
+def remove_run_dir(root: Path, run_id: str) -> bool:
+    """Delete ``root/runs/<run_id>`` and everything in it, never following a link (a
+    link there is removed itself, not its target); False if there was nothing."""
+    name = _run_name(run_id)
+    with dir_fd(root, ["runs"]) as parent:
+        try:
+            mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(mode):
+            # fd-based on Linux (shutil.rmtree.avoids_symlink_attacks): a link found
+            # below is unlinked, never followed.
+            shutil.rmtree(name, dir_fd=parent)
+        else:
+            os.unlink(name, dir_fd=parent)
+    return True

@@ -135,7 +135,14 @@ class Projection:
                 )
                 self._step(group)
             case RunBegan():
-                self.executor_updates.append({"run_id": event.run_id, "executor": event.executor})
+                trigger = getattr(event, "trigger", None)  # run_started only
+                self.executor_updates.append(
+                    {
+                        "run_id": event.run_id,
+                        "executor": event.executor,
+                        "trigger": _json_or_none(trigger),
+                    }
+                )
             case _:
                 pass
 

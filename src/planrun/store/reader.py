@@ -87,8 +87,10 @@ class RunReader:
         state: RunState | str | None = None,
         plan_id: str | None = None,
         limit: int | None = None,
+        trigger: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally filtered by state and plan id."""
+        """Runs, newest first, optionally filtered by state, plan id and the kind of
+        trigger that started them (``trigger="schedule"``; ``"manual"``: by hand)."""
         where, params = [], []
         if state is not None:
             where.append("r.state = ?")
@@ -96,6 +98,13 @@ class RunReader:
         if plan_id is not None:
             where.append("r.plan_id = ?")
             params.append(plan_id)
+        if trigger is not None:
+            where.append(
+                "r.trigger IS NULL"
+                if trigger == "manual"
+                else "json_extract(r.trigger, '$.kind') = ?"
+            )
+            params += [] if trigger == "manual" else [trigger]
         query = sql.SELECT_RUNS + (" WHERE " + " AND ".join(where) if where else "")
         query += " ORDER BY r.started_at DESC, r.run_id DESC"
         if limit is not None:

@@ -20,6 +20,7 @@ def run_record(row: dict[str, Any]) -> RunRecord:
     derived = {
         "variables": msgspec.json.decode(row["variables"]),
         "secret_names": msgspec.json.decode(row["secret_names"]),
+        "trigger": _decode_json(row.get("trigger")),
         "duration_sec": duration_between(row["started_at"], row["ended_at"]),
     }
     return msgspec.convert(row | derived, RunRecord)

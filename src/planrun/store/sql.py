@@ -192,7 +192,9 @@ WHERE run_id = :run_id AND step_id = :step_id
 UPDATE_RUN_SEQ = """
 UPDATE runs SET last_seq = MAX(last_seq, :seq), heartbeat_at = :ts WHERE run_id = :run_id
 """
-SET_RUN_EXECUTOR = "UPDATE runs SET executor = :executor WHERE run_id = :run_id"
+SET_RUN_EXECUTOR = """
+UPDATE runs SET executor = :executor, trigger = COALESCE(:trigger, trigger) WHERE run_id = :run_id
+"""
 FINISH_RUN = """
 UPDATE runs SET state = :state, exit_code = :exit_code, reason = :reason, ended_at = :ended_at
 WHERE run_id = :run_id
@@ -203,7 +205,7 @@ SELECT_RUNS = """
 SELECT r.run_id, r.plan_id, r.plan_path, r.state, r.variables, r.started_at, r.ended_at,
        r.exit_code, r.reason, r.owner_pid, r.owner_start_time, r.owner_host, r.step_count,
        r.last_seq, r.owner_kind, r.owner_boot_id, r.secret_names, r.heartbeat_at, r.resumes,
-       r.executor, r.parent_run_id, r.parent_step_id,
+       r.executor, r.parent_run_id, r.parent_step_id, r.trigger,
        (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.run_id
         AND s.state NOT IN ('pending', 'running')) AS steps_done
 FROM runs r
@@ -245,3 +247,32 @@ SELECT a.*, s.position AS position FROM attempts a
 JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id
 WHERE a.run_id = ? ORDER BY s.position, a.attempt
 """
+
+# --- retention (planrun.prune) ------------------------------------------------------
+#: The top-level runs (and children whose parent row is gone), as retention sees them.
+SELECT_PRUNE_CANDIDATES = """
+SELECT r.run_id, r.plan_id, r.state, r.started_at, r.ended_at, r.owner_pid,
+       r.owner_start_time, r.owner_host, r.owner_boot_id
+FROM runs r
+WHERE (r.parent_run_id IS NULL
+       OR NOT EXISTS (SELECT 1 FROM runs p WHERE p.run_id = r.parent_run_id))
+"""
+SELECT_PRUNE_CANDIDATES_OF_PLAN = SELECT_PRUNE_CANDIDATES + " AND r.plan_id = ?"
+#: ``(root, run_id, state)`` of each run in the trees (a run, its child runs, theirs...)
+#: of the JSON array of root ids ``?``.
+SELECT_RUN_TREES = """
+WITH RECURSIVE tree(root, run_id) AS (
+    SELECT value, value FROM json_each(?)
+    UNION
+    SELECT t.root, r.run_id FROM runs r JOIN tree t ON r.parent_run_id = t.run_id
+)
+SELECT t.root, t.run_id, r.state FROM tree t JOIN runs r ON r.run_id = t.run_id
+"""
+#: Every row of the runs in the JSON array ``?``, children's tables first (steps
+#: reference runs).
+DELETE_RUN_ROWS = [
+    f"DELETE FROM {table} WHERE run_id IN (SELECT value FROM json_each(?))"  # noqa: S608
+    for table in ("events", "attempts", "steps", "runs")
+]
+#: Which of the JSON array of ids ``?`` the store has a run for.
+SELECT_KNOWN_RUN_IDS = "SELECT run_id FROM runs WHERE run_id IN (SELECT value FROM json_each(?))"

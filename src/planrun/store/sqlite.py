@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from sqlite3 import Connection
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
@@ -55,6 +55,8 @@ from .projection import Projection
 from .rows import run_record
 
 __all__ = ["RunPaths", "SqliteStore"]
+
+T = TypeVar("T")
 
 #: Seconds without events after which the recorder writes a heartbeat.
 HEARTBEAT_SEC = 10.0
@@ -372,6 +374,13 @@ class SqliteStore:
         with translated("recording events"):
             async with self._lock:
                 await in_worker(self._db, work)
+
+    async def call(self, fn: Callable[[Connection], T], what: str) -> T:
+        """Run ``fn`` with the connection on its worker thread, as one queued call,
+        alone on this connection (for the store's own helpers, e.g. :mod:`.prune`)."""
+        with translated(what):
+            async with self._lock:
+                return await in_worker(self._db, fn)
 
     # --- reading ---------------------------------------------------------------------
 

@@ -76,9 +76,15 @@ def short_label(step_id: str, chars: int) -> str:
     return step_id[: chars - 1] + "…"
 
 
-def render_graph(deps: Mapping[str, Sequence[str]], states: Mapping[str, str]) -> str:
+def render_graph(
+    deps: Mapping[str, Sequence[str]],
+    states: Mapping[str, str],
+    marks: Mapping[str, tuple[str, str]] | None = None,
+) -> str:
     """The SVG of the graph ``deps`` (step id -> its dependencies) with each node
-    coloured by ``states`` (step id -> state). Empty string for an empty graph."""
+    coloured by ``states`` (step id -> state). ``marks`` gives some nodes extra
+    classes and their own tooltip text: step id -> (classes, title), both unescaped.
+    Empty string for an empty graph."""
     pos = _positions(deps)
     if not pos:
         return ""
@@ -102,9 +108,10 @@ def render_graph(deps: Mapping[str, Sequence[str]], states: Mapping[str, str]) -
         state = states.get(step_id, "pending")
         label = short_label(step_id, LABEL_CHARS)
         sid = escape(step_id)
+        classes, title = (marks or {}).get(step_id, ("", f"{step_id} ({state})"))
         parts.append(
-            f'<g class="node state-{escape(state)}" data-step="{sid}" tabindex="0">'
-            f"<title>{sid} ({escape(state)})</title>"
+            f'<g class="node state-{escape(state)}{escape(classes)}" data-step="{sid}" '
+            f'tabindex="0"><title>{escape(title)}</title>'
             f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="5"/>'
             f'<text x="{x + 8}" y="{y + NODE_H // 2 + 4}">{escape(label)}</text></g>'
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from html import escape
 
 from ..model import Plan, Step, When
 from .graph_svg import render_graph
@@ -127,20 +126,14 @@ _SVG_STYLE = (
 )
 
 
-def _mark(svg: str, step: Step) -> str:
-    """``svg`` with ``step``'s node classed ``when``/``noncritical`` and its tooltip
-    saying so (``render_graph`` draws states only)."""
+def _mark(step: Step) -> tuple[str, str] | None:
+    """``step``'s node classes (``when``/``noncritical``) and tooltip saying so, or None
+    when it has neither (``render_graph`` then draws its state only)."""
     lines = _lines(step)
     if lines == [step.id]:
-        return svg
-    sid = escape(step.id)
+        return None
     classes = " when" * (step.when is not When.ALL_SUCCESS) + " noncritical" * (not step.critical)
-    tip = escape(" · ".join(lines))
-    return svg.replace(
-        f'<g class="node state-pending" data-step="{sid}" tabindex="0"><title>{sid} (pending)',
-        f'<g class="node state-pending{classes}" data-step="{sid}" tabindex="0"><title>{tip}',
-        1,
-    )
+    return classes, " · ".join(lines)
 
 
 def to_svg(plan: Plan) -> str:
@@ -148,9 +141,8 @@ def to_svg(plan: Plan) -> str:
     standalone SVG document (its own styles), a step's ``when`` rule and being
     non-critical shown by its node's colour and border and named in its tooltip."""
     deps = {s.id: list(s.depends_on) for s in plan.steps}
-    svg = render_graph(deps, {s.id: "pending" for s in plan.steps})
-    for step in plan.steps:
-        svg = _mark(svg, step)
+    marks = {s.id: mark for s in plan.steps if (mark := _mark(s)) is not None}
+    svg = render_graph(deps, {s.id: "pending" for s in plan.steps}, marks)
     head, sep, rest = svg.partition(">")
     return f"{head}{sep}{_SVG_STYLE}{rest}\n"
 

@@ -8,18 +8,21 @@ or SIGTERM (uvicorn's handlers), then cancels the runs this server owns.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import webbrowser
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import uvicorn
 
 from ..errors import UsageError
 from .app import Guarded, create_app
 from .security import TOKEN_ENV, is_loopback
 
-__all__ = ["check_binding", "listen", "serve"]
+__all__ = ["check_binding", "listen", "serve", "serve_until"]
 
 #: Seconds uvicorn waits for open streams (live pages) before closing them at exit.
 GRACEFUL_SEC = 3
@@ -68,8 +71,10 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(state_dir: Path, host: str, port: int, token: str | None, open_browser: bool) -> None:
-    """Serve the dashboard over ``state_dir`` until interrupted."""
+def _prepared(
+    state_dir: Path, host: str, port: int, token: str | None, who: str
+) -> tuple[socket.socket, Guarded, uvicorn.Config, str]:
+    """The socket, app and uvicorn config of a dashboard (its URL announced)."""
     check_binding(host, token)
     sock = listen(host, port)
     bound = sock.getsockname()[1]
@@ -77,13 +82,11 @@ def serve(state_dir: Path, host: str, port: int, token: str | None, open_browser
     url = f"http://{shown}:{bound}/"
     app = create_app(state_dir, token=token, loopback_only=token is None and is_loopback(host))
     sys.stderr.write(
-        f"planrun ui: serving {state_dir} at {url}"
+        f"{who}: serving {state_dir} at {url}"
         + (" (open it with ?token=... once)" if token else "")
         + " - Ctrl-C to stop\n"
     )
     sys.stderr.flush()
-    if open_browser:
-        webbrowser.open(url)
     config = uvicorn.Config(
         app,
         loop="asyncio",  # uvloop is slower at spawning step processes (design.md §7)
@@ -94,5 +97,40 @@ def serve(state_dir: Path, host: str, port: int, token: str | None, open_browser
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SEC,
     )
+    return sock, app, config, url
+
+
+def serve(state_dir: Path, host: str, port: int, token: str | None, open_browser: bool) -> None:
+    """Serve the dashboard over ``state_dir`` until interrupted."""
+    sock, app, config, url = _prepared(state_dir, host, port, token, "planrun ui")
+    if open_browser:
+        webbrowser.open(url)
     with sock:
         _Server(config, app).run(sockets=[sock])
+
+
+class _Embedded(_Server):
+    """A dashboard inside another service's event loop: that service owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_until(
+    state_dir: Path, host: str, port: int, token: str | None, stop: anyio.Event
+) -> None:
+    """Serve the dashboard in the running event loop until ``stop`` is set
+    (``planrun serve --ui``: its SIGTERM handling sets it)."""
+    sock, app, config, _ = _prepared(state_dir, host, port, token, "planrun serve --ui")
+    server = _Embedded(config, app)
+
+    async def stopper() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    with sock:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stopper)
+            await server.serve(sockets=[sock])
+            tg.cancel_scope.cancel()
