@@ -178,7 +178,7 @@ async def _execute_in_store(
     engine = Engine(steps, config, executor, sink)
     with _unwrap_planrun_errors():
         async with anyio.create_task_group() as tg:
-            tg.start_soon(store.record, recv, paths)
+            tg.start_soon(store.record, recv, paths, lambda: bool(engine.launching))
             with send:
                 await engine.run()
     assert sink.view is not None

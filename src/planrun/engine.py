@@ -102,6 +102,7 @@ class Engine:
         self._ready: list[int] = []
         self._check: deque[int] = deque()
         self._running = 0
+        self.launching: set[int] = set()  # attempt_started not out yet: the recorder waits
         self._unfinished = len(self._nodes)
         self._pools = Pools(config.pools, self._nodes, lambda i: heapq.heappush(self._ready, i))
         for node in self._nodes:
@@ -271,6 +272,7 @@ class Engine:
         node.state = StepState.RUNNING
         self._running += 1
         self._pools.started(index)
+        self.launching.add(index)
         assert self._tg is not None
         self._tg.start_soon(self._attempt_task, index, node.attempts, bound)
 
@@ -280,6 +282,7 @@ class Engine:
         warning = secret_on_command_line(self._cfg.masker, node.rs, spec.argv)
 
         def started(pid: int | None, child_run_id: str | None = None) -> None:
+            self.launching.discard(index)
             self._emit(
                 AttemptStarted,
                 step_id=node.rs.step.id,
@@ -330,6 +333,7 @@ class Engine:
 
     def _attempt_done(self, msg: AttemptDone) -> None:
         self._running -= 1
+        self.launching.discard(msg.index)  # (an attempt cancelled before it started)
         self._pools.ended(msg.index)
         node = self._nodes[msg.index]
         step = node.rs.step

@@ -8,11 +8,14 @@ references do (``engine_attempts.lookup``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .engine_nodes import Node
-from .expr import Value
 from .model import StepState
 from .plan import ResolvedStep
+
+if TYPE_CHECKING:
+    from .expr import Value
 
 __all__ = ["condition_false"]
 

@@ -45,6 +45,12 @@ NOT_FOR_RUN = (
     "planrun.cli.github",
     "planrun.about",
     "starlette",
+    # what a plan without conditions, a JSON plan and the plain log do not need
+    "planrun.expr",
+    "planrun.expr_check",
+    "tomllib",
+    "rich.table",
+    "rich.progress_bar",
 )
 
 

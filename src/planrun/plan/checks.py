@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from .. import expr, expr_check, graph, subst
+from .. import graph, subst
 from ..errors import Problem
 from ..model import VAR_NAME_PATTERN, Plan, Step
 from .text import shown
@@ -349,6 +349,8 @@ def check_conditions(indexed: Indexed, defined: Collection[str]) -> list[Problem
     (``defined``: the variables a run has), at ``$.steps[i].if``."""
     if all(step.if_ is None for _, step in indexed):
         return []  # nothing to check: no look-up tables for 100,000 steps
+    from .. import expr_check  # only for a plan with conditions (start-up)
+
     deps = {s.id: s.depends_on for _, s in indexed}
     multi = _multi(indexed)
     ids = deps.keys()  # a set-like view: `in` without a scan
@@ -402,6 +404,8 @@ def condition_uses(indexed: Indexed) -> list[Template]:
     for i, step in indexed:
         if step.if_ is None:
             continue
+        from .. import expr  # only for a plan with conditions (start-up)
+
         try:
             tree = expr.parse(step.if_)
         except expr.ExprError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Hashable, Iterator
 from pathlib import Path
@@ -308,6 +307,8 @@ def _parse(text: str, suffix: str, source: str) -> Any:
         except yaml.YAMLError as exc:
             raise _syntax(source, 0, 0, str(exc), "fix the YAML syntax") from None
     if suffix == ".toml":
+        import tomllib  # only for a TOML plan (start-up)
+
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from .. import expr_check, fanout, subst
+from .. import fanout, subst
 from ..model import Plan, Step
 from . import expand
+
+if TYPE_CHECKING:
+    from .. import expr_check
 
 __all__ = [
     "ArgBinding",
@@ -349,6 +353,8 @@ def _condition(step: Step, names: Mapping[str, str]) -> expr_check.Condition | N
     instance is made), unless it uses ``item``: then each instance has it instead."""
     if step.if_ is None:
         return None
+    from .. import expr_check  # only for a plan with conditions (start-up)
+
     condition = expr_check.Condition.compile(step.if_, names)
     if step.for_each is not None and condition.uses_item:
         return None

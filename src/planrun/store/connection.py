@@ -9,8 +9,9 @@ and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -26,6 +27,7 @@ __all__ = [
     "immediate_sync",
     "in_worker",
     "migrate",
+    "set_up",
     "translated",
 ]
 
@@ -97,6 +99,39 @@ def immediate_sync(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+async def set_up(db: aiosqlite.Connection, pragmas: Sequence[str]) -> None:
+    """The writer's set-up of a connection: ``pragmas``, WAL mode, the schema brought
+    to ``SCHEMA_VERSION`` — in one call on the worker thread (each awaited statement
+    is a round trip through its queue: about 40 of them for a new store, 8 for an
+    existing one). A brand-new store that another process is creating at the same
+    moment takes the waiting path instead (:func:`enable_wal`, :func:`migrate`)."""
+    if not await in_worker(db, functools.partial(_set_up, pragmas=pragmas)):
+        await enable_wal(db)
+        await migrate(db)
+
+
+def _set_up(conn: sqlite3.Connection, pragmas: Sequence[str]) -> bool:
+    """On the worker thread: see :func:`set_up`; False if the switch to WAL found the
+    database locked (nothing else was done then but the pragmas)."""
+    for pragma in pragmas:
+        conn.execute(pragma)
+    try:
+        row = conn.execute(sql.ENABLE_WAL).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return False
+    _check_wal(row)
+    _migrate(conn)
+    return True
+
+
+def _check_wal(row: Any) -> None:
+    mode = str(row[0]) if row else "?"
+    if mode.lower() != "wal":
+        raise StoreError(f"the run store cannot use WAL mode (journal_mode={mode})")
+
+
 async def enable_wal(db: aiosqlite.Connection) -> None:
     """Switch the database to WAL, waiting out other connections' locks.
 
@@ -116,23 +151,25 @@ async def enable_wal(db: aiosqlite.Connection) -> None:
             if "locked" not in str(exc) or anyio.current_time() + delay > deadline:
                 raise
         else:
-            mode = str(row[0]) if row else "?"
-            if mode.lower() != "wal":
-                raise StoreError(f"the run store cannot use WAL mode (journal_mode={mode})")
+            _check_wal(row)
             return
         await anyio.sleep(delay)
         delay = min(delay * 2, 0.2)
 
 
-async def _user_version(db: aiosqlite.Connection) -> int:
-    cursor = await db.execute("PRAGMA user_version")
-    row = await cursor.fetchone()
+def _user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
     return int(row[0]) if row else 0
 
 
 async def migrate(db: aiosqlite.Connection) -> None:
-    """Bring the schema to ``SCHEMA_VERSION`` (``StoreError`` if it is newer)."""
-    version = await _user_version(db)
+    """Bring the schema to ``SCHEMA_VERSION`` (``StoreError`` if it is newer), in one
+    call on the worker thread."""
+    await in_worker(db, _migrate)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = _user_version(conn)
     if version > sql.SCHEMA_VERSION:
         raise StoreError(
             f"the run store was written by a newer planrun (schema {version}); upgrade planrun"
@@ -140,8 +177,8 @@ async def migrate(db: aiosqlite.Connection) -> None:
     if version < sql.SCHEMA_VERSION:
         # One transaction; the version is read again inside it because another
         # process may have created the schema meanwhile.
-        async with immediate(db):
-            for step in range(await _user_version(db) + 1, sql.SCHEMA_VERSION + 1):
+        with immediate_sync(conn):
+            for step in range(_user_version(conn) + 1, sql.SCHEMA_VERSION + 1):
                 for statement in sql.MIGRATIONS[step]:
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {step}")
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {step}")

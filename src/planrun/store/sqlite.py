@@ -42,13 +42,13 @@ from ..model import RunState, base_id
 from ..proc import boot_id, process_start_time
 from ..records import RunRecord
 from . import files, sql
+from .batches import gather
 from .connection import (
-    enable_wal,
     fetch_dicts,
     immediate,
     immediate_sync,
     in_worker,
-    migrate,
+    set_up,
     translated,
 )
 from .projection import Projection
@@ -58,8 +58,6 @@ __all__ = ["RunPaths", "SqliteStore"]
 
 T = TypeVar("T")
 
-#: Most events written in one transaction.
-MAX_BATCH = 2000
 #: Seconds without events after which the recorder writes a heartbeat.
 HEARTBEAT_SEC = 10.0
 
@@ -148,10 +146,7 @@ class SqliteStore:
             db = await aiosqlite.connect(root / "runs.db", isolation_level=None)
         try:
             with translated("setting up the database"):
-                for pragma in (*sql.PRAGMAS, sql.SYNCHRONOUS[durability]):
-                    await db.execute(pragma)
-                await enable_wal(db)
-                await migrate(db)
+                await set_up(db, (*sql.PRAGMAS, sql.SYNCHRONOUS[durability]))
             yield cls(root, db)
         finally:
             with anyio.CancelScope(shield=True):
@@ -322,8 +317,18 @@ class SqliteStore:
         if await cursor.fetchone() is not None or _lexists(paths.run_dir):
             raise RunExists(run_id)
 
-    async def record(self, events: MemoryObjectReceiveStream[Event], paths: RunPaths) -> None:
+    async def record(
+        self,
+        events: MemoryObjectReceiveStream[Event],
+        paths: RunPaths,
+        launching: Callable[[], bool] = lambda: False,
+    ) -> None:
         """Write events from ``events`` until the stream ends, one transaction per batch.
+
+        ``launching()`` says whether attempts are being spawned whose ``attempt_started``
+        is still to come: a batch waits for those (at most ``LAUNCH_WAIT_SEC``), so a
+        step's end and the start of the step it let go land in one transaction. Only
+        the recording waits: the spawn is already under way.
 
         Runs shielded: a cancelled run still sends its last events (the cancellation
         itself), and they must land. The stream's sender ending is the only way out.
@@ -345,11 +350,14 @@ class SqliteStore:
                     if first is None:  # a quiet spell: say we are still here
                         await self.heartbeat(paths.run_dir.name)
                         continue
-                    # One turn of the loop first: what the other tasks emit in it (the
-                    # next attempt's start after a step's end) joins this transaction,
-                    # and the step it starts is not kept waiting behind the recorder.
+                    # One turn of the loop first: what the other tasks emit in it joins
+                    # this transaction, and a step it starts is not kept waiting behind
+                    # the recorder.
                     await anyio.lowlevel.checkpoint()
-                    await self._write([first, *_ready(events, MAX_BATCH - 1)], None, jsonl)
+                    batch, ended = await gather(first, events, launching)
+                    await self._write(batch, None, jsonl)
+                    if ended:
+                        return
             finally:
                 os.close(jsonl)
 
@@ -446,17 +454,6 @@ def _add_instances(
         ],
     )
     conn.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
-
-
-def _ready(events: MemoryObjectReceiveStream[Event], most: int) -> list[Event]:
-    """Up to ``most`` events that can be had from ``events`` without waiting."""
-    ready: list[Event] = []
-    while len(ready) < most:
-        try:
-            ready.append(events.receive_nowait())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            break
-    return ready
 
 
 def _claimable(
