@@ -311,3 +311,26 @@ def test_serve_applies_the_plans_retention_after_a_run(tmp_path: Path) -> None:
     assert {"r3", "o1"} <= set(left), left
     assert len(left) == 3, left  # r3, the triggered run, and the other plan's o1
     assert not (state / "runs" / "r1").exists()
+
+
+def test_for_each_instances_of_a_triggered_run_see_the_trigger(tmp_path: Path) -> None:
+    """Every step process of a triggered run sees ``PLANRUN_TRIGGER*``: the
+    ``for_each`` instances too, which the engine makes from their step at run time."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    producer = sh("list", 'echo \'ITEMS=["a", "b"]\' >> "$PLANRUN_OUTPUT"')
+    each = sh(
+        "each",
+        f'echo "$PLANRUN_TRIGGER_KIND $PLANRUN_TRIGGER_SLOT" > {seen}/"$0"',
+        depends_on=["list"],
+        for_each="${steps.list.outputs.ITEMS}",
+    )
+    each["args"].append("${item}")
+    path = plan(tmp_path / "fan.json", [producer, each], [{"every_sec": 60}])
+    served = planrun("serve", path, "--once", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert served.returncode == 0, served.stdout + served.stderr
+    ((_, state, trigger),) = runs(tmp_path / "state")
+    assert state == "succeeded"
+    assert trigger is not None
+    for item in ("a", "b"):
+        assert (seen / item).read_text().split() == ["every", trigger["slot"]], item

@@ -53,10 +53,17 @@ def trigger_env(info: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _with_env(prepared: PreparedRun, env: Mapping[str, str]) -> PreparedRun:
-    """``prepared`` whose steps and handlers also get ``env`` (the plan's own
-    entries of the same names win: the plan says what its steps see)."""
+    """``prepared`` whose steps, ``for_each`` instances and handlers also get ``env``
+    (the plan's own entries of the same names win: the plan says what its steps see)."""
 
     def add(rs: Any) -> Any:
+        made = rs.instantiate
+        if made is not None:  # a for_each step's instances are made at run time
+            return dataclasses.replace(
+                rs,
+                env={**env, **rs.env},
+                instantiate=lambda step_id, item: add(made(step_id, item)),
+            )
         return dataclasses.replace(rs, env={**env, **rs.env})
 
     return dataclasses.replace(
