@@ -98,6 +98,31 @@ class PlanRunner:
     def busy(self) -> bool:
         return bool(self._running)
 
+    @property
+    def running_ids(self) -> list[str]:
+        """The ids of the plan's running runs, oldest first."""
+        return list(self._running)
+
+    @property
+    def waiting(self) -> dict[str, Any] | None:
+        """The queued firing (``queue``), if one waits."""
+        return self._waiting
+
+    def replace(self, loaded: LoadedPlan) -> None:
+        """Carry on with a reloaded version of the plan. A firing queued under
+        ``queue`` is dropped (logged) when the new version's ``on_overlap`` is not
+        ``queue``: the plan no longer asks for it to wait (under ``allow`` or
+        ``cancel_previous`` it might otherwise wait for ever or start late)."""
+        self.loaded = loaded
+        policy = loaded.prepared.plan.on_overlap
+        if self._waiting is not None and policy is not OnOverlap.QUEUE:
+            what = _short(self._waiting)
+            self._waiting = None
+            self._log(
+                f"plan {loaded.plan_key}: {what}: dropped from the queue (on_overlap is now"
+                f" {policy.value})"
+            )
+
     async def offer(self, trigger_key: str, info: dict[str, Any], slot: str | None) -> str:
         """Fire ``info`` (what triggered: kind, slot, paths, shas): returns what was
         done, ``started``, ``skipped``, ``queued`` or ``cancelled_previous``."""
