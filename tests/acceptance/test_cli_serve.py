@@ -334,3 +334,27 @@ def test_for_each_instances_of_a_triggered_run_see_the_trigger(tmp_path: Path) -
     assert trigger is not None
     for item in ("a", "b"):
         assert (seen / item).read_text().split() == ["every", trigger["slot"]], item
+
+
+def test_a_reload_that_leaves_queue_drops_the_queued_firing(tmp_path: Path) -> None:
+    """Under ``queue`` a firing waits for the running run; a reload whose plan says
+    ``on_overlap: skip`` drops it (logged): its slot never gets a run."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    hold = sh("hold", f"while [ ! -f {gates}/open ]; do sleep 0.05; done")
+    path = plan(tmp_path / "q.json", [hold], [{"every_sec": 1}], on_overlap="queue")
+    state = tmp_path / "state"
+    with serving(tmp_path, path, state=state) as (proc, log):
+        assert wait_until(lambda: ": queued" in log.read_text(), SERVE_WAIT), log.read_text()
+        queued = re.search(r"slot (\S+): queued", log.read_text())
+        assert queued is not None, log.read_text()
+        plan(path, [hold], [{"every_sec": 1}], on_overlap="skip")
+        assert wait_until(lambda: "dropped from the queue" in log.read_text(), SERVE_WAIT), (
+            log.read_text()
+        )
+        (gates / "open").touch()
+        assert wait_until(lambda: len(finished(state)) >= 2, SERVE_WAIT), log.read_text()
+        assert proc.poll() is None
+    slots = [t["slot"] for _, _, t in runs(state) if t is not None]
+    assert queued[1] not in slots, (queued[1], slots, log.read_text())
+    assert "on_overlap is now skip" in log.read_text()
