@@ -358,3 +358,38 @@ def test_a_reload_that_leaves_queue_drops_the_queued_firing(tmp_path: Path) -> N
     slots = [t["slot"] for _, _, t in runs(state) if t is not None]
     assert queued[1] not in slots, (queued[1], slots, log.read_text())
     assert "on_overlap is now skip" in log.read_text()
+
+
+def test_dry_run_and_validate_mention_the_triggers(tmp_path: Path) -> None:
+    """``run --dry-run`` (text and ``--json``) and ``validate`` say what the plan's
+    triggers are and that only ``planrun serve`` fires them; a plan without triggers
+    gets no such line."""
+    path = plan(
+        tmp_path / "nightly.json",
+        [sh("ok", "true")],
+        [{"schedule": "0 3 * * 1-5", "timezone": "Europe/Berlin"}, {"every_sec": 900}],
+        on_overlap="queue",
+    )
+    line = (
+        "triggers: schedule 0 3 * * 1-5 (Europe/Berlin), every 900s; on_overlap queue;"
+        " runs by itself only under `planrun serve`"
+    )
+    for args in (("validate", path), ("run", "--dry-run", path)):
+        shown = planrun(*args, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert line in shown.stdout, (args, shown.stdout)
+    as_json = planrun("run", "--dry-run", "--json", path, cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["on_overlap"] == "queue"
+    assert [(t["kind"], t["summary"]) for t in doc["triggers"]] == [
+        ("schedule", "schedule 0 3 * * 1-5 (Europe/Berlin)"),
+        ("every", "every 900s"),
+    ]
+    assert doc["triggers"][0]["timezone"] == "Europe/Berlin"
+    assert doc["triggers"][1]["key"].startswith("1-every-")
+    plain = write_json(tmp_path / "plain.json", {"plan_id": "plain", "steps": [sh("ok", "true")]})
+    for args in (("validate", plain), ("run", "--dry-run", plain)):
+        shown = planrun(*args, cwd=tmp_path)
+        assert "triggers:" not in shown.stdout, shown.stdout
+    assert not (tmp_path / ".planrun").exists()
