@@ -393,3 +393,14 @@ def test_dry_run_and_validate_mention_the_triggers(tmp_path: Path) -> None:
         shown = planrun(*args, cwd=tmp_path)
         assert "triggers:" not in shown.stdout, shown.stdout
     assert not (tmp_path / ".planrun").exists()
+
+
+def test_a_triggered_plan_with_a_uses_step_runs_its_child(tmp_path: Path) -> None:
+    """A ``uses`` step's env is its child plan's variables: the trigger's variables
+    are not added there (the child would refuse them as undeclared)."""
+    out = tmp_path / "child-ran"
+    write_json(tmp_path / "child.json", {"plan_id": "child", "steps": [sh("c", f"touch {out}")]})
+    path = plan(tmp_path / "parent.json", [{"id": "p", "uses": "child.json"}], [{"every_sec": 60}])
+    served = planrun("serve", path, "--once", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert out.exists()

@@ -54,9 +54,13 @@ def trigger_env(info: Mapping[str, Any]) -> dict[str, str]:
 
 def _with_env(prepared: PreparedRun, env: Mapping[str, str]) -> PreparedRun:
     """``prepared`` whose steps, ``for_each`` instances and handlers also get ``env``
-    (the plan's own entries of the same names win: the plan says what its steps see)."""
+    (the plan's own entries of the same names win: the plan says what its steps see).
+    A ``uses`` step starts no process and its ``env`` holds the child plan's
+    variables: it is left as it is (else the child refuses undeclared variables)."""
 
     def add(rs: Any) -> Any:
+        if rs.step.uses is not None:  # its env is the child's variables: not for it
+            return rs
         made = rs.instantiate
         if made is not None:  # a for_each step's instances are made at run time
             return dataclasses.replace(
