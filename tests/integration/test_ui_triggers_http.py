@@ -32,7 +32,7 @@ HOSTILE = "<script>alert(1)</script>.py"
 def _plan_file(tmp_path: Path) -> Path:
     plan = make_plan([sh_step("ok", "true")], plan_id="nightly")
     plan["triggers"] = [
-        {"schedule": "30 2 * * *", "timezone": "Europe/Berlin"},
+        {"schedule": "30 3 * * *", "timezone": "Europe/Berlin"},
         {"every_sec": 900},
         {"watch": [HOSTILE]},
     ]
@@ -71,12 +71,12 @@ async def test_serve_board_shows_each_trigger_its_next_fire_and_last_slot(
     (plan,) = doc["plans"]
     assert (plan["plan_id"], plan["on_overlap"], plan["running"]) == ("nightly", "queue", [])
     cron, interval, watch = plan["triggers"]
-    assert cron["summary"] == "schedule 30 2 * * * (Europe/Berlin)"
+    assert cron["summary"] == "schedule 30 3 * * * (Europe/Berlin)"
     assert cron["timezone"] == "Europe/Berlin"
     upcoming = arith.parse_slot(cron["next_fire"])
     assert upcoming is not None
     assert upcoming > datetime.now(UTC)
-    assert cron["next_fire_local"].split()[1] == "02:30"  # in Berlin's wall clock
+    assert cron["next_fire_local"].split()[1] == "03:30"  # in Berlin's wall clock
     assert (cron["last_slot"], cron["last_state"]) == (None, None)
     assert interval["summary"] == "every 900s"
     assert (interval["last_slot"], interval["last_state"]) == (arith.format_slot(fired), "skipped")
