@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -289,5 +290,5 @@ async def test_list_runs_filters_by_trigger_in_both_apis(state_dir: Path) -> Non
     for kind, wanted in (("every", [timed]), ("manual", [by_hand]), ("git", [])):
         mine = await monitor.list_runs(trigger=kind, state_dir=state_dir)
         assert [r.run_id for r in mine] == wanted, kind
-        theirs = await anyio.to_thread.run_sync(lambda k=kind: sync.list_runs(trigger=k))
+        theirs = await anyio.to_thread.run_sync(functools.partial(sync.list_runs, trigger=kind))
         assert [r.run_id for r in theirs] == wanted, kind

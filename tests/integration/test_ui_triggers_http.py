@@ -19,7 +19,7 @@ from planrun.serve.loader import load_plan_file
 from planrun.serve.runner import PlanRunner
 from planrun.store.sqlite import SqliteStore
 from planrun.store.trigger_state import save_trigger_state
-from planrun.ui.app import create_app
+from planrun.ui.app import Guarded, create_app
 
 from .helpers import make_plan, sh_step
 
@@ -42,7 +42,7 @@ def _plan_file(tmp_path: Path) -> Path:
     return path
 
 
-async def _get(app: object, *paths: str) -> list[httpx.Response]:
+async def _get(app: Guarded, *paths: str) -> list[httpx.Response]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
         return [await c.get(p) for p in paths]
 
