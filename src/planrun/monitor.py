@@ -374,8 +374,11 @@ class SyncMonitor:
         state: RunState | str | None = None,
         plan_id: str | None = None,
         limit: int | None = None,
+        trigger: str | None = None,
     ) -> list[RunRecord]:
-        result: list[RunRecord] = self._call(list_runs, state=state, plan_id=plan_id, limit=limit)
+        result: list[RunRecord] = self._call(
+            list_runs, state=state, plan_id=plan_id, limit=limit, trigger=trigger
+        )
         return result
 
     def get_run(self, run_id: str) -> RunRecord | None:

@@ -42,6 +42,7 @@ __all__ = [
     "next_fire",
     "parse_slot",
     "prev_fire",
+    "summary",
     "trigger_key",
     "zone",
 ]
@@ -203,3 +204,19 @@ def describe(trigger: Trigger) -> dict[str, Any]:
     """The trigger's spec as plain data (for logs and ``planrun triggers --json``)."""
     out: dict[str, Any] = msgspec.to_builtins(trigger)
     return out
+
+
+def summary(trigger: Trigger) -> str:
+    """The trigger in a few words: ``schedule 0 3 * * 1-5 (Europe/Berlin)``,
+    ``every 900s``, ``watch src/**/*.py, pyproject.toml``, ``git main of .``."""
+    if trigger.schedule is not None:
+        tz = trigger.timezone or "UTC"
+        late = ", catch_up latest" if trigger.catch_up is CatchUp.LATEST else ""
+        return f"schedule {trigger.schedule} ({tz}{late})"
+    if trigger.every_sec is not None:
+        return f"every {trigger.every_sec:g}s"
+    if trigger.watch is not None:
+        where = f" under {trigger.cwd}" if trigger.cwd else ""
+        return f"watch {', '.join(trigger.watch)}{where}"
+    assert trigger.git is not None
+    return f"git {trigger.git.branch} of {trigger.git.repo}"

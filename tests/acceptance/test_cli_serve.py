@@ -311,3 +311,96 @@ def test_serve_applies_the_plans_retention_after_a_run(tmp_path: Path) -> None:
     assert {"r3", "o1"} <= set(left), left
     assert len(left) == 3, left  # r3, the triggered run, and the other plan's o1
     assert not (state / "runs" / "r1").exists()
+
+
+def test_for_each_instances_of_a_triggered_run_see_the_trigger(tmp_path: Path) -> None:
+    """Every step process of a triggered run sees ``PLANRUN_TRIGGER*``: the
+    ``for_each`` instances too, which the engine makes from their step at run time."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    producer = sh("list", 'echo \'ITEMS=["a", "b"]\' >> "$PLANRUN_OUTPUT"')
+    each = sh(
+        "each",
+        f'echo "$PLANRUN_TRIGGER_KIND $PLANRUN_TRIGGER_SLOT" > {seen}/"$0"',
+        depends_on=["list"],
+        for_each="${steps.list.outputs.ITEMS}",
+    )
+    each["args"].append("${item}")
+    path = plan(tmp_path / "fan.json", [producer, each], [{"every_sec": 60}])
+    served = planrun("serve", path, "--once", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert served.returncode == 0, served.stdout + served.stderr
+    ((_, state, trigger),) = runs(tmp_path / "state")
+    assert state == "succeeded"
+    assert trigger is not None
+    for item in ("a", "b"):
+        assert (seen / item).read_text().split() == ["every", trigger["slot"]], item
+
+
+def test_a_reload_that_leaves_queue_drops_the_queued_firing(tmp_path: Path) -> None:
+    """Under ``queue`` a firing waits for the running run; a reload whose plan says
+    ``on_overlap: skip`` drops it (logged): its slot never gets a run."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    hold = sh("hold", f"while [ ! -f {gates}/open ]; do sleep 0.05; done")
+    path = plan(tmp_path / "q.json", [hold], [{"every_sec": 1}], on_overlap="queue")
+    state = tmp_path / "state"
+    with serving(tmp_path, path, state=state) as (proc, log):
+        assert wait_until(lambda: ": queued" in log.read_text(), SERVE_WAIT), log.read_text()
+        queued = re.search(r"slot (\S+): queued", log.read_text())
+        assert queued is not None, log.read_text()
+        plan(path, [hold], [{"every_sec": 1}], on_overlap="skip")
+        assert wait_until(lambda: "dropped from the queue" in log.read_text(), SERVE_WAIT), (
+            log.read_text()
+        )
+        (gates / "open").touch()
+        assert wait_until(lambda: len(finished(state)) >= 2, SERVE_WAIT), log.read_text()
+        assert proc.poll() is None
+    slots = [t["slot"] for _, _, t in runs(state) if t is not None]
+    assert queued[1] not in slots, (queued[1], slots, log.read_text())
+    assert "on_overlap is now skip" in log.read_text()
+
+
+def test_dry_run_and_validate_mention_the_triggers(tmp_path: Path) -> None:
+    """``run --dry-run`` (text and ``--json``) and ``validate`` say what the plan's
+    triggers are and that only ``planrun serve`` fires them; a plan without triggers
+    gets no such line."""
+    path = plan(
+        tmp_path / "nightly.json",
+        [sh("ok", "true")],
+        [{"schedule": "0 3 * * 1-5", "timezone": "Europe/Berlin"}, {"every_sec": 900}],
+        on_overlap="queue",
+    )
+    line = (
+        "triggers: schedule 0 3 * * 1-5 (Europe/Berlin), every 900s; on_overlap queue;"
+        " runs by itself only under `planrun serve`"
+    )
+    for args in (("validate", path), ("run", "--dry-run", path)):
+        shown = planrun(*args, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert line in shown.stdout, (args, shown.stdout)
+    as_json = planrun("run", "--dry-run", "--json", path, cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["on_overlap"] == "queue"
+    assert [(t["kind"], t["summary"]) for t in doc["triggers"]] == [
+        ("schedule", "schedule 0 3 * * 1-5 (Europe/Berlin)"),
+        ("every", "every 900s"),
+    ]
+    assert doc["triggers"][0]["timezone"] == "Europe/Berlin"
+    assert doc["triggers"][1]["key"].startswith("1-every-")
+    plain = write_json(tmp_path / "plain.json", {"plan_id": "plain", "steps": [sh("ok", "true")]})
+    for args in (("validate", plain), ("run", "--dry-run", plain)):
+        shown = planrun(*args, cwd=tmp_path)
+        assert "triggers:" not in shown.stdout, shown.stdout
+    assert not (tmp_path / ".planrun").exists()
+
+
+def test_a_triggered_plan_with_a_uses_step_runs_its_child(tmp_path: Path) -> None:
+    """A ``uses`` step's env is its child plan's variables: the trigger's variables
+    are not added there (the child would refuse them as undeclared)."""
+    out = tmp_path / "child-ran"
+    write_json(tmp_path / "child.json", {"plan_id": "child", "steps": [sh("c", f"touch {out}")]})
+    path = plan(tmp_path / "parent.json", [{"id": "p", "uses": "child.json"}], [{"every_sec": 60}])
+    served = planrun("serve", path, "--once", "--state-dir", tmp_path / "state", cwd=tmp_path)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert out.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,22 @@ async def test_progress_is_one_consistent_snapshot(
     assert p.run.last_seq == last_seq
     assert p.finished == bool(p.timeline and p.timeline[-1].type == "run_finished")
     assert (p.progress_pct == 100) == all(s.state.terminal for s in p.steps)
+
+
+async def test_list_runs_filters_by_trigger_in_both_apis(state_dir: Path) -> None:
+    """``trigger=`` (as ``planrun list --trigger``): the kind that started a run, or
+    ``manual``; ``SyncMonitor.list_runs`` takes it like ``monitor.list_runs``."""
+    from planrun.options import RunOptions
+
+    plan = make_plan([sh_step("ok", "true")], plan_id="kinds")
+    by_hand, timed = unique_run_id("manual"), unique_run_id("every")
+    assert (await run_plan(plan, state_dir=state_dir, run_id=by_hand)).ok
+    info = {"kind": "every", "key": "0-every-x", "slot": "2026-12-01T00:00:00Z"}
+    options = RunOptions(state_dir=state_dir, run_id=timed, trigger=info)
+    assert (await run_plan(plan, options=options)).ok
+    sync = monitor.SyncMonitor(state_dir)
+    for kind, wanted in (("every", [timed]), ("manual", [by_hand]), ("git", [])):
+        mine = await monitor.list_runs(trigger=kind, state_dir=state_dir)
+        assert [r.run_id for r in mine] == wanted, kind
+        theirs = await anyio.to_thread.run_sync(functools.partial(sync.list_runs, trigger=kind))
+        assert [r.run_id for r in theirs] == wanted, kind

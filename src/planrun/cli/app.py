@@ -272,6 +272,7 @@ def validate_cmd(
     from .common import err_console, fail, make_console, print_problems, var_values
     from .handler_text import handlers_phrase
     from .plan_text import print_instances
+    from .trigger_text import plan_triggers_line
     from .words import counted
 
     try:
@@ -308,6 +309,8 @@ def validate_cmd(
         markup=False,
     )
     print_instances(console, result.plan)
+    if (triggers := plan_triggers_line(result.plan)) is not None:
+        console.print(f"  {triggers}", markup=False)
 
 
 @_app.command()

@@ -50,6 +50,7 @@ from .common import cli_hint, cli_words, err_console, quiet_stream
 from .common import fail as fail_for_people
 from .handler_text import handlers_doc
 from .params import JsonOpt
+from .trigger_text import plan_triggers_doc
 from .view import Renderer
 
 if TYPE_CHECKING:  # the store loads only for what needs it, not for validate --json
@@ -183,6 +184,7 @@ def validation_doc(plan: str, result: Validation | None, error: PlanError | None
         # Variables with no value yet: fine for validate, a run must be given them.
         "required_at_run_time": list(result.unset) if result is not None else [],
         "problems": [problem_doc(p) for p in problems],
+        **(plan_triggers_doc(parsed) if parsed is not None else {}),
     }
 
 
@@ -242,6 +244,7 @@ def dry_run_doc(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
         "levels": [list(tier) for tier in tiers],
         "steps": steps,
         "handlers": handlers_doc(prepared),
+        **plan_triggers_doc(plan),  # what `planrun serve` would fire it on
     }
 
 

@@ -18,6 +18,7 @@ from ..prepare import PreparedRun
 from ..resume import Action
 from ..subst import StepRef
 from .handler_text import print_handlers
+from .trigger_text import plan_triggers_line
 from .words import counted
 
 if TYPE_CHECKING:  # the store loads only for resume --explain
@@ -55,9 +56,8 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
     shown = {k: v for k, v in prepared.variables.items() if k != "PLAN_DIR"}
     if shown:
         say("variables: " + " ".join(f"{k}={quote(v)}" for k, v in shown.items()))
-    if plan.globals.pools:
-        pools = plan.globals.pools.items()
-        say("pools: " + ", ".join(f"{k} (at most {n} at once)" for k, n in pools))
+    for line in _plan_lines(plan):
+        say(line)
     for depth, tier in enumerate(tiers):
         say(f"level {depth}:")
         for step_id in tier:
@@ -90,6 +90,17 @@ def print_dry_run(console: Console, prepared: PreparedRun, options: RunOptions) 
             if details:
                 say(f"      {'; '.join(details)}")
     print_handlers(say, prepared)
+
+
+def _plan_lines(plan: Plan) -> list[str]:
+    """The plan's pools and triggers, a line each (if it has them)."""
+    lines = []
+    if plan.globals.pools:
+        pools = plan.globals.pools.items()
+        lines.append("pools: " + ", ".join(f"{k} (at most {n} at once)" for k, n in pools))
+    if (triggers := plan_triggers_line(plan)) is not None:
+        lines.append(triggers)
+    return lines
 
 
 def _runtime_details(step: Step) -> list[str]:

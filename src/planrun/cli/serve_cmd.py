@@ -73,9 +73,11 @@ async def _main(
 
     from ..paths import state_dir_or_default
     from ..serve import serve as run_serve
+    from ..serve.board import Board
     from ..serve.log import Log
 
-    service = run_serve(targets, state_dir, once=once, log=Log())
+    board = Board()  # what the dashboard shows of the served plans
+    service = run_serve(targets, state_dir, once=once, log=Log(), board=board)
     if dashboard is None:
         return await service
     from ..ui.server import serve_until
@@ -84,7 +86,7 @@ async def _main(
     stop = anyio.Event()
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(serve_until, root, *dashboard, stop)
+            tg.start_soon(serve_until, root, *dashboard, stop, board.snapshot)
             try:
                 return await service
             finally:

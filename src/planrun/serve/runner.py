@@ -53,10 +53,21 @@ def trigger_env(info: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _with_env(prepared: PreparedRun, env: Mapping[str, str]) -> PreparedRun:
-    """``prepared`` whose steps and handlers also get ``env`` (the plan's own
-    entries of the same names win: the plan says what its steps see)."""
+    """``prepared`` whose steps, ``for_each`` instances and handlers also get ``env``
+    (the plan's own entries of the same names win: the plan says what its steps see).
+    A ``uses`` step starts no process and its ``env`` holds the child plan's
+    variables: it is left as it is (else the child refuses undeclared variables)."""
 
     def add(rs: Any) -> Any:
+        if rs.step.uses is not None:  # its env is the child's variables: not for it
+            return rs
+        made = rs.instantiate
+        if made is not None:  # a for_each step's instances are made at run time
+            return dataclasses.replace(
+                rs,
+                env={**env, **rs.env},
+                instantiate=lambda step_id, item: add(made(step_id, item)),
+            )
         return dataclasses.replace(rs, env={**env, **rs.env})
 
     return dataclasses.replace(
@@ -90,6 +101,31 @@ class PlanRunner:
     @property
     def busy(self) -> bool:
         return bool(self._running)
+
+    @property
+    def running_ids(self) -> list[str]:
+        """The ids of the plan's running runs, oldest first."""
+        return list(self._running)
+
+    @property
+    def waiting(self) -> dict[str, Any] | None:
+        """The queued firing (``queue``), if one waits."""
+        return self._waiting
+
+    def replace(self, loaded: LoadedPlan) -> None:
+        """Carry on with a reloaded version of the plan. A firing queued under
+        ``queue`` is dropped (logged) when the new version's ``on_overlap`` is not
+        ``queue``: the plan no longer asks for it to wait (under ``allow`` or
+        ``cancel_previous`` it might otherwise wait for ever or start late)."""
+        self.loaded = loaded
+        policy = loaded.prepared.plan.on_overlap
+        if self._waiting is not None and policy is not OnOverlap.QUEUE:
+            what = _short(self._waiting)
+            self._waiting = None
+            self._log(
+                f"plan {loaded.plan_key}: {what}: dropped from the queue (on_overlap is now"
+                f" {policy.value})"
+            )
 
     async def offer(self, trigger_key: str, info: dict[str, Any], slot: str | None) -> str:
         """Fire ``info`` (what triggered: kind, slot, paths, shas): returns what was

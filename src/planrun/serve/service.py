@@ -34,6 +34,7 @@ from ..model_triggers import Trigger
 from ..paths import state_dir_or_default
 from ..store.sqlite import SqliteStore
 from ..store.trigger_state import load_trigger_state, save_trigger_state
+from .board import Board
 from .loader import PLAN_SUFFIXES, LoadedPlan, describe_error, load_plan_file, plan_files
 from .runner import PlanRunner
 from .sources import run_git, run_timed, run_watch, timed_info
@@ -71,19 +72,31 @@ def take_serve_lock(state_dir: Path) -> HeldLock:
 
 
 async def serve(
-    targets: Sequence[Path], state_dir: str | Path | None = None, *, once: bool, log: Log
+    targets: Sequence[Path],
+    state_dir: str | Path | None = None,
+    *,
+    once: bool,
+    log: Log,
+    board: Board | None = None,
 ) -> int:
     """Serve the plans in ``targets`` (files or directories) until SIGTERM/SIGINT, or
     evaluate their triggers once (``once``). Returns the exit code: 0, or 1 if a run
     started by ``once`` failed. Raises ``UsageError``/``PlanError`` (nothing to serve,
-    a named plan invalid), ``LockConflict`` (another serve), ``StoreError``."""
+    a named plan invalid), ``LockConflict`` (another serve), ``StoreError``.
+    ``board``: attached while serving, so a dashboard can show the served plans."""
     root = state_dir_or_default(state_dir).absolute()
     service = _Service(list(targets), root, log)
     held = take_serve_lock(root)
     try:
         async with SqliteStore.open(root) as store:
             service.store = store
-            return await service.run(once)
+            if board is not None:
+                board.attach(service.plans, store)
+            try:
+                return await service.run(once)
+            finally:
+                if board is not None:
+                    board.detach()
     finally:
         held.release()
 
@@ -119,6 +132,10 @@ class _Service:
         return 1 if once and failed else 0
 
     # --- plans --------------------------------------------------------------------
+
+    def plans(self) -> list[tuple[LoadedPlan, PlanRunner]]:
+        """The plans served now, each with its runner (read by ``board.Board``)."""
+        return [(served.loaded, served.runner) for served in self.served.values()]
 
     def _scan(self, *, initial: bool) -> list[LoadedPlan]:
         """The plans with triggers among the targets; on the first scan a named file
@@ -187,7 +204,7 @@ class _Service:
             if old is not None:
                 old.stop_triggers()
                 self.log(f"plan {loaded.plan_key} changed: its triggers restart")
-                old.runner.loaded = loaded
+                old.runner.replace(loaded)
                 served = _Served(loaded, old.runner)
                 self.served[path] = served
                 self.tg.start_soon(self._triggers, served, False)

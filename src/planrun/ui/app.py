@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from ..errors import PlanrunError
-from . import data, log_view, pages, paging, plan_page
+from . import data, log_view, pages, paging, plan_page, triggers_view
 from .actions import Runner, ui_words
 from .graph_levels import render_dag, render_level
 from .live import RunFeed, RunsFeed, RunsHub, Stopping
@@ -85,6 +85,7 @@ async def runs_page(request: Request) -> Response:
     runs = await data.list_runs(ctx.state_dir, state=state, plan_id=plan_id)
     every = await data.list_runs(ctx.state_dir)
     plans = sorted({r["plan_id"] for r in every})
+    served = await triggers_view.served_plans(request)  # None: not under planrun serve
     html = pages.runs_page(
         runs,
         state_dir=str(ctx.state_dir),
@@ -92,6 +93,7 @@ async def runs_page(request: Request) -> Response:
         plan_id=plan_id,
         plans=plans,
         csrf=ctx.guard.csrf,
+        panel=triggers_view.runs_panel(served or []),
     )
     return HTMLResponse(html)
 
@@ -321,10 +323,15 @@ class Guarded:
 
 
 def create_app(
-    state_dir: str | Path, *, token: str | None = None, loopback_only: bool = True
+    state_dir: str | Path,
+    *,
+    token: str | None = None,
+    loopback_only: bool = True,
+    triggers: triggers_view.TriggerSource | None = None,
 ) -> Guarded:
     """The dashboard over ``state_dir``'s run store. ``token``: required on every
-    request when set. ``loopback_only``: answer only requests for a loopback Host."""
+    request when set. ``loopback_only``: answer only requests for a loopback Host.
+    ``triggers``: the served plans (``planrun serve --ui``), shown at ``/triggers``."""
     ctx = _Ctx(Path(state_dir), Guard(token=token, loopback_only=loopback_only))
 
     @contextlib.asynccontextmanager
@@ -353,6 +360,7 @@ def create_app(
         Route("/api/runs/{run_id}/steps/{step_id}/log", api_log),
         *plan_page.ROUTES,  # /plans/{id}, /api/plans/{id}
         *log_view.ROUTES,  # /runs/{id}/steps/{step}/log, .../log/window, .../log/search
+        *triggers_view.ROUTES,  # /triggers, /api/triggers
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
@@ -367,4 +375,5 @@ def create_app(
     handlers = {PlanrunError: planrun_error, HTTPException: http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     app.state.ctx = ctx
+    app.state.triggers = triggers
     return Guarded(app, ctx.guard, lifespan)

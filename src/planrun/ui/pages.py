@@ -102,8 +102,10 @@ def runs_page(
     plan_id: str | None,
     plans: list[str],
     csrf: str,
+    panel: str = "",
 ) -> str:
-    """The runs list, newest first, with its filters."""
+    """The runs list, newest first, with its filters (``panel``: HTML drawn above
+    them, already escaped: the served plans under ``planrun serve --ui``)."""
     filters = (
         '<form class="filters" method="get" action="/">'
         f'<label>state <select name="state">{_options(RunState, state, "any")}</select></label>'
@@ -123,7 +125,7 @@ def runs_page(
         f'<tbody id="runs-body">{rows}</tbody></table>'
     )
     query = f"state={quote(state or '')}&plan={quote(plan_id or '')}"
-    return layout("runs", filters + note + table, csrf, live=f"/live/runs?{query}")
+    return layout("runs", panel + filters + note + table, csrf, live=f"/live/runs?{query}")
 
 
 def _header(run: dict[str, Any], owned: bool) -> str:

@@ -21,6 +21,7 @@ import uvicorn
 from ..errors import UsageError
 from .app import Guarded, create_app
 from .security import TOKEN_ENV, is_loopback
+from .triggers_view import TriggerSource
 
 __all__ = ["check_binding", "listen", "serve", "serve_until"]
 
@@ -72,7 +73,12 @@ class _Server(uvicorn.Server):
 
 
 def _prepared(
-    state_dir: Path, host: str, port: int, token: str | None, who: str
+    state_dir: Path,
+    host: str,
+    port: int,
+    token: str | None,
+    who: str,
+    triggers: TriggerSource | None = None,
 ) -> tuple[socket.socket, Guarded, uvicorn.Config, str]:
     """The socket, app and uvicorn config of a dashboard (its URL announced)."""
     check_binding(host, token)
@@ -80,7 +86,8 @@ def _prepared(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}/"
-    app = create_app(state_dir, token=token, loopback_only=token is None and is_loopback(host))
+    loopback_only = token is None and is_loopback(host)
+    app = create_app(state_dir, token=token, loopback_only=loopback_only, triggers=triggers)
     sys.stderr.write(
         f"{who}: serving {state_dir} at {url}"
         + (" (open it with ?token=... once)" if token else "")
@@ -118,11 +125,18 @@ class _Embedded(_Server):
 
 
 async def serve_until(
-    state_dir: Path, host: str, port: int, token: str | None, stop: anyio.Event
+    state_dir: Path,
+    host: str,
+    port: int,
+    token: str | None,
+    stop: anyio.Event,
+    triggers: TriggerSource | None = None,
 ) -> None:
     """Serve the dashboard in the running event loop until ``stop`` is set
-    (``planrun serve --ui``: its SIGTERM handling sets it)."""
-    sock, app, config, _ = _prepared(state_dir, host, port, token, "planrun serve --ui")
+    (``planrun serve --ui``: its SIGTERM handling sets it); ``triggers``: the served
+    plans, for ``/triggers``."""
+    who = "planrun serve --ui"
+    sock, app, config, _ = _prepared(state_dir, host, port, token, who, triggers)
     server = _Embedded(config, app)
 
     async def stopper() -> None:
