@@ -404,3 +404,56 @@ def test_a_triggered_plan_with_a_uses_step_runs_its_child(tmp_path: Path) -> Non
     served = planrun("serve", path, "--once", "--state-dir", tmp_path / "state", cwd=tmp_path)
     assert served.returncode == 0, served.stdout + served.stderr
     assert out.exists()
+
+
+def test_planrun_cancel_of_a_served_run_cancels_it_and_serve_goes_on(tmp_path: Path) -> None:
+    """``planrun cancel RUN`` of a run serve started: that run is cancelled (its
+    process stopped, recorded ``cancelled``), exit 0, and serve keeps serving (it
+    starts the next slot's run)."""
+    started = tmp_path / "started"
+    step = sh("sleepy", f'echo "$PLANRUN_RUN_ID" >> {started}; sleep 60')
+    path = plan(tmp_path / "long.json", [step], [{"every_sec": 1}])
+    state = tmp_path / "state"
+    with serving(tmp_path, path, state=state) as (proc, log):
+        assert wait_until(started.exists, SERVE_WAIT), log.read_text()
+        first = started.read_text().split()[0]
+        cancelled = planrun("cancel", first, "--state-dir", state, cwd=tmp_path)
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr + log.read_text()
+        assert "cancelled" in {s for r, s, _ in runs(state) if r == first}, runs(state)
+        assert own_pids(lambda env: f"PLANRUN_RUN_ID={first}".encode() in env) == []
+        assert wait_until(lambda: len(started.read_text().split()) >= 2, SERVE_WAIT), (
+            log.read_text()
+        )
+        assert proc.poll() is None, log.read_text()
+    assert f"run {first}: cancel requested" in log.read_text()
+
+
+def test_a_commit_while_a_run_runs_is_not_lost_under_skip(tmp_path: Path) -> None:
+    """``on_overlap: skip``: a commit seen while a run of the plan runs is skipped then,
+    and fires once that run ended (a commit does not pass like a schedule slot)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "one")
+    gate, seen = tmp_path / "gate", tmp_path / "seen.txt"
+    step = sh(
+        "sync", f'echo "$PLANRUN_TRIGGER_SHA" >> {seen}; while [ ! -e {gate} ]; do sleep 0.1; done'
+    )
+    path = plan(
+        tmp_path / "sync.json", [step], [{"git": {"repo": "repo", "branch": "main", "poll_sec": 1}}]
+    )
+    state = tmp_path / "state"
+    with serving(tmp_path, path, state=state) as (_, log):
+        assert wait_until(lambda: "a new commit fires" in log.read_text(), SERVE_WAIT)
+        _git(repo, "commit", "-q", "--allow-empty", "-m", "two")
+        two = _git(repo, "rev-parse", "HEAD")
+        assert wait_until(seen.exists, SERVE_WAIT), log.read_text()
+        _git(repo, "commit", "-q", "--allow-empty", "-m", "three")  # while `two` runs
+        three = _git(repo, "rev-parse", "HEAD")
+        assert wait_until(lambda: "fires once the run ended" in log.read_text(), SERVE_WAIT), (
+            log.read_text()
+        )
+        gate.touch()
+        assert wait_until(lambda: len(finished(state)) >= 2, SERVE_WAIT), log.read_text()
+    assert seen.read_text().split() == [two, three], log.read_text()
+    assert log.read_text().count("fires once the run ended") == 1, log.read_text()

@@ -21,6 +21,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ..api import execute
+from ..cancel import SERVE_OWNER, request_path
 from ..errors import PlanrunError
 from ..model_triggers import OnOverlap
 from ..options import RunOptions
@@ -97,6 +98,9 @@ class PlanRunner:
         self._results = results
         self._running: dict[str, tuple[anyio.CancelScope, anyio.Event]] = {}
         self._waiting: dict[str, Any] | None = None
+        #: What each trigger's last skipped firing was (a git trigger is offered again
+        #: at each poll while a run runs: logged once).
+        self._skipped: dict[str, str | None] = {}
 
     @property
     def busy(self) -> bool:
@@ -139,14 +143,20 @@ class PlanRunner:
         elif self._running and policy is OnOverlap.CANCEL_PREVIOUS:
             decision = "cancelled_previous"
         key = self.loaded.plan_key
+        if decision == "skipped" and info.get("kind") == "git":
+            # A commit is not a moment that passes: keep the last sha a run saw, so the
+            # trigger fires again at its next poll once nothing runs (and after a restart).
+            slot = info.get("old_sha")
         await save_trigger_state(self._store, key, trigger_key, slot, decision)
         what = _short(info)
-        if decision == "skipped":
-            self._log(f"plan {key}: {what}: skipped (a run of the plan is running)")
-        elif decision == "queued":
+        if decision == "skipped" and self._skipped.get(trigger_key) != what:
+            later = "; it fires once the run ended" if info.get("kind") == "git" else ""
+            self._log(f"plan {key}: {what}: skipped (a run of the plan is running{later})")
+        self._skipped[trigger_key] = what if decision == "skipped" else None
+        if decision == "queued":
             self._waiting = info
             self._log(f"plan {key}: {what}: queued (starts when the running run ends)")
-        else:
+        elif decision != "skipped":
             if decision == "cancelled_previous":
                 self._log(f"plan {key}: {what}: cancelling {', '.join(self._running)}")
             self.start(info)
@@ -173,7 +183,9 @@ class PlanRunner:
                 for event in previous:  # cancel_previous: they end first
                     await event.wait()
                 self._log(f"plan {plan.plan_key}: {_short(info)}: starting run {run_id}")
-                options = RunOptions(state_dir=self._state_dir, run_id=run_id, trigger=info)
+                options = RunOptions(
+                    state_dir=self._state_dir, run_id=run_id, trigger=info, owner_kind=SERVE_OWNER
+                )
                 try:
                     result = await execute(_with_env(plan.prepared, trigger_env(info)), options)
                 except PlanrunError as exc:
@@ -217,6 +229,16 @@ class PlanRunner:
                 + ", ".join(sorted(deleted)[:5])
                 + (" ..." if len(deleted) > 5 else "")
             )
+
+    def cancel_requested(self) -> None:
+        """Cancel each running run that ``planrun cancel`` asked to (a request file in
+        its run directory, see :func:`planrun.cancel.request_path`); serve's SIGUSR1."""
+        for run_id, (scope, _) in self._running.items():
+            request = request_path(self._state_dir, run_id)
+            if request.exists():
+                request.unlink(missing_ok=True)
+                self._log(f"plan {self.loaded.plan_key}: run {run_id}: cancel requested")
+                scope.cancel()
 
     def cancel_all(self) -> None:
         """Cancel every running run (serve is stopping); nothing queued starts."""

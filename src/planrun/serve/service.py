@@ -276,11 +276,15 @@ class _Service:
     # --- signals and plan files ----------------------------------------------------
 
     async def _signals(self) -> None:
-        wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
         with anyio.open_signal_receiver(*wanted) as received:
             async for signum in received:
                 if signum == signal.SIGHUP:
                     self.reload()
+                    continue
+                if signum == signal.SIGUSR1:  # `planrun cancel RUN` of one of our runs
+                    for served in self.served.values():
+                        served.runner.cancel_requested()
                     continue
                 self.log(f"{signal.Signals(signum).name}: stopping; cancelling running runs")
                 self.stop()

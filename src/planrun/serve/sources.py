@@ -194,7 +194,8 @@ async def run_git(
             await remember(sha)
         elif sha is not None and sha != last:
             info = {"kind": "git", "key": key, "repo": str(repo), "branch": branch}
-            await fire({**info, "sha": sha, "old_sha": last}, sha)
+            if await fire({**info, "sha": sha, "old_sha": last}, sha) == "skipped":
+                sha = None  # a run was running: offered again at the next poll
         elif once:
             log(f"{what}: {branch} did not move ({sha[:12] if sha else 'unknown'})")
         last = sha if sha is not None else last
