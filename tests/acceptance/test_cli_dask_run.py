@@ -6,6 +6,7 @@ scheduler."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -170,3 +171,37 @@ def test_ctrl_c_while_the_local_cluster_starts_stops_cleanly(tmp_path: Path) -> 
     assert wait_until(lambda: not [w for w in workers if _alive(w)], timeout=10)
     runs = state / "runs"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_ctrl_c_in_the_terminal_mid_step_cancels_cleanly_on_the_local_cluster(
+    tmp_path: Path,
+) -> None:
+    """A terminal's Ctrl-C goes to the whole foreground process group: the local
+    cluster's worker processes too. They must leave it to planrun: the step is stopped
+    with its stop signal (its trap runs), the run ends cancelled (130), and no worker
+    traceback or Dask error reaches the terminal."""
+    state, started, trapped = tmp_path / "state", tmp_path / "started", tmp_path / "trapped"
+    script = f"trap 'touch {trapped}; exit 1' TERM; touch {started}; sleep 30 & wait"
+    plan = write_json(tmp_path / "p.json", {"plan_id": "p", "steps": [sh("a", script)]})
+    argv = [PY, "-m", "planrun", "run", str(plan), "--executor", "dask", "--state-dir", str(state)]
+    argv += ["--run-id", "int-1", "--plain"]
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    # Its own process group, as a shell gives a foreground job: killpg is the Ctrl-C.
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=clean_env(), text=True, start_new_session=True, **pipes
+    )
+    try:
+        assert wait_until(started.exists, timeout=60)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "KeyboardInterrupt" not in stderr, stderr
+    assert "ERROR" not in stderr, stderr  # Dask's log lines
+    assert trapped.exists()  # stopped by planrun (TERM), not killed with its worker
+    shown = planrun("show", "int-1", "--json", "--state-dir", state, cwd=tmp_path)
+    assert json.loads(shown.stdout)["run"]["state"] == "cancelled"

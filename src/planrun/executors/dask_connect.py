@@ -155,6 +155,9 @@ def _local_cluster(distributed: ModuleType) -> Any:
         # Steps are child processes of the worker; the nanny must not restart a
         # worker (and kill them) because of its own memory heuristics.
         memory_limit=0,
+        # The workers share planrun's process group: a terminal's Ctrl-C must not
+        # kill them under their steps (planrun cancels the run, then closes them).
+        preload=["planrun.executors.dask_preload"],
         # No dashboard, and the scheduler's HTTP endpoints on a free local port (by
         # default they take :8787, warning when it is taken).
         scheduler_kwargs={
