@@ -193,7 +193,7 @@ def test_ctrl_c_in_the_terminal_mid_step_cancels_cleanly_on_the_local_cluster(
     try:
         assert wait_until(started.exists, timeout=60)
         os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        _stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
