@@ -186,12 +186,26 @@ async def _connect(distributed: ModuleType, address: str, within: float) -> Any:
     """An asynchronous client connected to ``address`` within ``within`` s, or
     ``ClusterError``."""
     await _probe(distributed, address, within)
+    client = None
     try:
-        return await distributed.Client(address, asynchronous=True, timeout=within)
-    except (OSError, ValueError, TypeError) as exc:
-        # OSError covers the timeout (TimeoutError) and a refused connection;
-        # ValueError/TypeError a malformed address.
-        raise _unreachable(address, f"{type(exc).__name__}: {exc}") from None
+        client = distributed.Client(address, asynchronous=True, timeout=within)
+        # Bounded here too: Dask's own timeout does not cover a server that accepts
+        # and never answers its handshake (the dashboard's HTTP port, 8787, does).
+        with anyio.fail_after(within):
+            return await client
+    except TimeoutError:
+        why = f"no Dask answer within {within:g} s: is it the scheduler's port?"
+    except (ValueError, TypeError) as exc:  # a malformed address
+        why = f"{type(exc).__name__}: {exc}"
+    except OSError as exc:  # e.g. the connection closed during the handshake
+        why = f"{type(exc).__name__}: {exc}; is it the scheduler's port?"
+    except Exception as exc:  # e.g. MemoryError: another protocol's bytes read as a frame
+        why = f"what answers there is not a Dask scheduler ({type(exc).__name__})"
+    # Closed now, shielded: else the client's __del__ closes it without awaiting, and
+    # Python warns on the terminal ("coroutine ... was never awaited").
+    if client is not None:
+        await _close(client)
+    raise _unreachable(address, why) from None
 
 
 async def _probe(distributed: ModuleType, address: str, within: float) -> None:
