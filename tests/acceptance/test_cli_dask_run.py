@@ -205,3 +205,39 @@ def test_ctrl_c_in_the_terminal_mid_step_cancels_cleanly_on_the_local_cluster(
     assert trapped.exists()  # stopped by planrun (TERM), not killed with its worker
     shown = planrun("show", "int-1", "--json", "--state-dir", state, cwd=tmp_path)
     assert json.loads(shown.stdout)["run"]["state"] == "cancelled"
+
+
+def test_a_step_whose_resource_worker_was_killed_is_retried_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of the only ``gpu`` worker mid-step: the attempt is lost, and the
+    retry waits for the worker its nanny restarts (it is not failed at once because,
+    for that second, no worker has a GPU)."""
+    state, started = tmp_path / "state", tmp_path / "started"
+    script = f'if [ "$PLANRUN_ATTEMPT" = 1 ]; then touch {started}; sleep 30; fi; echo trained'
+    step = sh("train", script, resources={"gpu": 1}, retries=1)
+    plan = write_json(tmp_path / "p.json", {"plan_id": "p", "steps": [step]})
+    with distributed.LocalCluster(
+        n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None,
+        resources={"gpu": 1},
+        scheduler_kwargs={"allowed_failures": 0, "dashboard_address": "127.0.0.1:0"},
+    ) as cluster:  # fmt: skip
+        argv = [PY, "-m", "planrun", "run", str(plan), "--executor", "dask", "--plain"]
+        argv += ["--scheduler", cluster.scheduler_address, "--state-dir", str(state)]
+        argv += ["--run-id", "lost-1"]
+        pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=clean_env(), text=True, **pipes)
+        try:
+            assert wait_until(started.exists, timeout=60)
+            (nanny,) = cluster.workers.values()
+            os.kill(nanny.process.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, stdout + stderr
+    assert "lost while the attempt ran" in stdout
+    assert "train succeeded" in stdout
+    log = state / "runs" / "lost-1" / "logs" / "train.2.log"
+    assert log.read_text() == "trained\n"
