@@ -241,3 +241,30 @@ def test_a_step_whose_resource_worker_was_killed_is_retried_once_it_is_back(
     assert "train succeeded" in stdout
     log = state / "runs" / "lost-1" / "logs" / "train.2.log"
     assert log.read_text() == "trained\n"
+
+
+def test_a_local_cluster_worker_killed_mid_step_is_reported_by_planrun_alone(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of a local cluster's worker (the step's parent) mid-step: the
+    attempt is lost, the run fails (no retries), and the only words about it on the
+    terminal are planrun's (the in-process scheduler's ERROR line is not printed)."""
+    state, ppid = tmp_path / "state", tmp_path / "ppid"
+    step = sh("a", f"echo $PPID > {ppid}.tmp && mv {ppid}.tmp {ppid}; sleep 30")
+    plan = write_json(tmp_path / "p.json", {"plan_id": "p", "steps": [step]})
+    argv = [PY, "-m", "planrun", "run", str(plan), "--executor", "dask", "--plain"]
+    argv += ["--state-dir", str(state)]
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=clean_env(), text=True, **pipes)
+    try:
+        assert wait_until(ppid.exists, timeout=60)
+        os.kill(int(ppid.read_text()), signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stdout + stderr
+    assert "lost while the attempt ran" in stdout
+    assert "marked as failed" not in stderr, stderr
+    assert "ERROR" not in stderr, stderr

@@ -105,6 +105,10 @@ async def connected(
     async with contextlib.AsyncExitStack() as stack:
         local = address is None
         if address is None:
+            # Its scheduler logs here, on planrun's terminal: quiet what planrun says.
+            quiet, scheduler_log = _QuietLostTasks(), logging.getLogger("distributed.scheduler")
+            scheduler_log.addFilter(quiet)
+            stack.callback(scheduler_log.removeFilter, quiet)
             cluster = _local_cluster(distributed)
             stack.push_async_callback(_close, cluster)
             # Started whole (its worker processes up), even when cancelled meanwhile:
@@ -125,6 +129,17 @@ async def connected(
                 raise _slow_start() from None
         resources = await _check_cluster(client, address)
         yield Cluster(client, address, resources, local)
+
+
+class _QuietLostTasks(logging.Filter):
+    """Drops the local cluster's scheduler's ERROR line for a planrun task whose worker
+    died ("Task planrun-... marked as failed because 1 workers died ..."): planrun
+    reports the lost attempt itself, and the line would break into the live view."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        lost = str(record.msg).startswith("Task %s marked as failed because %d workers died")
+        return not (lost and bool(args) and str(args[0]).startswith("planrun-"))
 
 
 async def _close(closable: Any) -> None:
