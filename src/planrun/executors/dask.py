@@ -28,6 +28,12 @@ What Dask does not do, and this executor does (see issue 17):
   brings the last lines too, so lines still on the way when the attempt ends are
   filled in from there. The log is kept line by line: each line ends with ``\\n``,
   a line over 8 KiB keeps its first 8 KiB (as ``on_output`` gets it locally).
+- **The end**: the worker's last message on the topic (``done``, after the last
+  lines) ends the attempt; the task's result (one round trip more: a gather through
+  the scheduler) is waited for only when that message is missing or lines are.
+  Ended attempts' futures are released with the next submit, in the same batch (a
+  release of its own would delay that submit by the client's and the scheduler's
+  send intervals).
 
 **Environment**: a remote step gets the *worker's* environment, then the step's
 resolved ``env`` (plan ``globals.env`` and step ``env``, with variables and secrets
