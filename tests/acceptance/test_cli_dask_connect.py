@@ -5,6 +5,7 @@ refusal exits 2 with the reason, runs no step and records no run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -288,3 +289,55 @@ def test_a_child_plan_step_no_worker_can_take_fails_instead_of_pending(
     (attempt,) = train["attempts"]
     assert "can run it: the step asks for resource 'gpu'" in json.dumps(attempt)
     assert ("par-1", "failed") in _runs(state)
+
+
+def _refusal(tmp_path: Path, address: str) -> subprocess.CompletedProcess[str]:
+    marker, state = tmp_path / "ran", tmp_path / "state"
+    ran = planrun(
+        "run", _plan(tmp_path, marker), "--executor", "dask", "--scheduler", address,
+        "--state-dir", state, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert ran.returncode == 2, ran.stderr
+    assert f"cannot connect to the Dask scheduler at {address}" in ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert "never awaited" not in ran.stderr, ran.stderr  # the client closed, not dropped
+    assert not marker.exists()
+    assert _runs(state) == []
+    return ran
+
+
+def test_a_port_that_never_answers_is_refused_after_the_connect_timeout(tmp_path: Path) -> None:
+    """E.g. the dashboard's port (8787) given for the scheduler's: a listening socket
+    that accepts and says nothing. Dask's own timeout does not end that wait."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the connections; nobody answers
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        ran = _refusal(tmp_path, address)
+    assert "no Dask answer within 5 s: is it the scheduler's port?" in ran.stderr
+
+
+def test_a_server_speaking_another_protocol_is_refused_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """An HTTP server's bytes read as a Dask frame (Dask raises MemoryError on them)."""
+    import threading
+
+    def answer(server: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4)
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        threading.Thread(target=answer, args=(server,), daemon=True).start()
+        ran = _refusal(tmp_path, f"tcp://127.0.0.1:{server.getsockname()[1]}")
+    assert "not a Dask scheduler" in ran.stderr or "scheduler's port" in ran.stderr
+
+
+def test_an_unknown_scheme_is_refused_without_warnings(tmp_path: Path) -> None:
+    ran = _refusal(tmp_path, "http://127.0.0.1:8786")
+    assert "unknown address scheme 'http'" in ran.stderr

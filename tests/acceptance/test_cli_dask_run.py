@@ -6,6 +6,7 @@ scheduler."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -170,3 +171,100 @@ def test_ctrl_c_while_the_local_cluster_starts_stops_cleanly(tmp_path: Path) -> 
     assert wait_until(lambda: not [w for w in workers if _alive(w)], timeout=10)
     runs = state / "runs"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_ctrl_c_in_the_terminal_mid_step_cancels_cleanly_on_the_local_cluster(
+    tmp_path: Path,
+) -> None:
+    """A terminal's Ctrl-C goes to the whole foreground process group: the local
+    cluster's worker processes too. They must leave it to planrun: the step is stopped
+    with its stop signal (its trap runs), the run ends cancelled (130), and no worker
+    traceback or Dask error reaches the terminal."""
+    state, started, trapped = tmp_path / "state", tmp_path / "started", tmp_path / "trapped"
+    script = f"trap 'touch {trapped}; exit 1' TERM; touch {started}; sleep 30 & wait"
+    plan = write_json(tmp_path / "p.json", {"plan_id": "p", "steps": [sh("a", script)]})
+    argv = [PY, "-m", "planrun", "run", str(plan), "--executor", "dask", "--state-dir", str(state)]
+    argv += ["--run-id", "int-1", "--plain"]
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    # Its own process group, as a shell gives a foreground job: killpg is the Ctrl-C.
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=clean_env(), text=True, start_new_session=True, **pipes
+    )
+    try:
+        assert wait_until(started.exists, timeout=60)
+        os.killpg(proc.pid, signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "KeyboardInterrupt" not in stderr, stderr
+    assert "ERROR" not in stderr, stderr  # Dask's log lines
+    assert trapped.exists()  # stopped by planrun (TERM), not killed with its worker
+    shown = planrun("show", "int-1", "--json", "--state-dir", state, cwd=tmp_path)
+    assert json.loads(shown.stdout)["run"]["state"] == "cancelled"
+
+
+def test_a_step_whose_resource_worker_was_killed_is_retried_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of the only ``gpu`` worker mid-step: the attempt is lost, and the
+    retry waits for the worker its nanny restarts (it is not failed at once because,
+    for that second, no worker has a GPU)."""
+    state, started = tmp_path / "state", tmp_path / "started"
+    script = f'if [ "$PLANRUN_ATTEMPT" = 1 ]; then touch {started}; sleep 30; fi; echo trained'
+    step = sh("train", script, resources={"gpu": 1}, retries=1)
+    plan = write_json(tmp_path / "p.json", {"plan_id": "p", "steps": [step]})
+    with distributed.LocalCluster(
+        n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None,
+        resources={"gpu": 1},
+        scheduler_kwargs={"allowed_failures": 0, "dashboard_address": "127.0.0.1:0"},
+    ) as cluster:  # fmt: skip
+        argv = [PY, "-m", "planrun", "run", str(plan), "--executor", "dask", "--plain"]
+        argv += ["--scheduler", cluster.scheduler_address, "--state-dir", str(state)]
+        argv += ["--run-id", "lost-1"]
+        pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=clean_env(), text=True, **pipes)
+        try:
+            assert wait_until(started.exists, timeout=60)
+            (nanny,) = cluster.workers.values()
+            os.kill(nanny.process.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, stdout + stderr
+    assert "lost while the attempt ran" in stdout
+    assert "train succeeded" in stdout
+    log = state / "runs" / "lost-1" / "logs" / "train.2.log"
+    assert log.read_text() == "trained\n"
+
+
+def test_a_local_cluster_worker_killed_mid_step_is_reported_by_planrun_alone(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of a local cluster's worker (the step's parent) mid-step: the
+    attempt is lost, the run fails (no retries), and the only words about it on the
+    terminal are planrun's (the in-process scheduler's ERROR line is not printed)."""
+    state, ppid = tmp_path / "state", tmp_path / "ppid"
+    step = sh("a", f"echo $PPID > {ppid}.tmp && mv {ppid}.tmp {ppid}; sleep 30")
+    plan = write_json(tmp_path / "p.json", {"plan_id": "p", "steps": [step]})
+    argv = [PY, "-m", "planrun", "run", str(plan), "--executor", "dask", "--plain"]
+    argv += ["--state-dir", str(state)]
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=clean_env(), text=True, **pipes)
+    try:
+        assert wait_until(ppid.exists, timeout=60)
+        os.kill(int(ppid.read_text()), signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stdout + stderr
+    assert "lost while the attempt ran" in stdout
+    assert "marked as failed" not in stderr, stderr
+    assert "ERROR" not in stderr, stderr

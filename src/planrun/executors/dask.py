@@ -28,6 +28,12 @@ What Dask does not do, and this executor does (see issue 17):
   brings the last lines too, so lines still on the way when the attempt ends are
   filled in from there. The log is kept line by line: each line ends with ``\\n``,
   a line over 8 KiB keeps its first 8 KiB (as ``on_output`` gets it locally).
+- **The end**: the worker's last message on the topic (``done``, after the last
+  lines) ends the attempt; the task's result (one round trip more: a gather through
+  the scheduler) is waited for only when that message is missing or lines are.
+  Ended attempts' futures are released with the next submit, in the same batch (a
+  release of its own would delay that submit by the client's and the scheduler's
+  send intervals).
 
 **Environment**: a remote step gets the *worker's* environment, then the step's
 resolved ``env`` (plan ``globals.env`` and step ``env``, with variables and secrets
@@ -113,6 +119,9 @@ class _Live:
         self.started = False
         self.received = 0
         self.done = False
+        #: The ``done`` message's result, once it came, and the scope waiting for it.
+        self.remote: RemoteResult | None = None
+        self.waiting: anyio.CancelScope | None = None
 
     def start(self) -> None:
         if not self.started:
@@ -158,6 +167,8 @@ class DaskExecutor:
         self._owner = uuid.uuid4().hex
         self._topic = f"planrun-{self._owner}"
         self._live: dict[str, _Live] = {}
+        #: Futures of ended attempts, released with the next submit (see ``_release``).
+        self._spent: list[Any] = []
         self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> DaskExecutor:
@@ -180,6 +191,7 @@ class DaskExecutor:
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             self._tg = None
+            self._release()
             with contextlib.suppress(Exception):  # a closed client: nothing to undo
                 self._client.unsubscribe_topic(self._topic)
             with anyio.move_on_after(STOP_MARGIN_SEC, shield=True), contextlib.suppress(Exception):
@@ -202,6 +214,7 @@ class DaskExecutor:
         attempts (a lost renewal is not an error: the next one may get through)."""
         while True:
             await anyio.sleep(self._renew_sec)
+            self._release()
             workers = sorted({a.worker for a in self._live.values() if a.worker})
             if not workers:
                 continue
@@ -222,6 +235,13 @@ class DaskExecutor:
         elif kind == "start":
             live.worker = str(msg[2])
             live.start()
+        elif kind == "done":
+            remote = RemoteResult.from_wire(msg[2])
+            # Every line came before it (one stream, in order); else the task's
+            # result, which brings the tail, is waited for.
+            if live.received >= remote.lines and live.waiting is not None:
+                live.remote = remote
+                live.waiting.cancel()
 
     async def run(
         self, spec: AttemptSpec, on_started: Callable[[int | None], None]
@@ -243,13 +263,13 @@ class DaskExecutor:
             except Exception as exc:  # e.g. the client is closed, the spec will not pickle
                 return self._finish(live, _failed(exc, "cannot submit the attempt"))
             try:
-                return self._finish(live, await self._outcome(future))
+                return self._finish(live, await self._ended(live, future))
             except BaseException:
                 with anyio.move_on_after(spec.kill_grace + STOP_MARGIN_SEC, shield=True):
                     await self._stop(key, live, future)
                 raise
             finally:
-                future.release()
+                self._spent.append(future)
         finally:
             live.done = True
             del self._live[key]
@@ -271,7 +291,30 @@ class DaskExecutor:
             retries=0,
             resources=dict(spec.resources) or None,
         )
+        self._release()
         return future
+
+    def _release(self) -> None:
+        """Release the futures of ended attempts. Called right after a submit, so that
+        the client sends both in one batch: a message of its own would start the
+        client's send interval (10 ms) and the scheduler's to the worker (5 ms) just
+        before the next attempt's submit and delay it (the next step of a chain).
+        Also every ``renew_sec`` and on exit, for futures no submit followed."""
+        spent, self._spent = self._spent, []
+        for future in spent:
+            future.release()
+
+    async def _ended(self, live: _Live, future: Any) -> RemoteResult | ProcessResult:
+        """How the attempt ended: from its ``done`` message (see ``_on_event``), or
+        from the task's outcome, whichever comes first."""
+        outcome: RemoteResult | ProcessResult | None = None
+        with anyio.CancelScope() as live.waiting:
+            outcome = await self._outcome(future)
+        live.waiting = None
+        if live.remote is not None:
+            return live.remote
+        assert outcome is not None  # only a done message cancels the wait
+        return outcome
 
     async def _outcome(self, future: Any) -> RemoteResult | ProcessResult:
         """The task's result, or the failed attempt if the task itself failed."""

@@ -52,6 +52,10 @@ CONNECT_TIMEOUT_SEC = 5.0
 START_SEC = 60.0
 #: How long closing the client (or the local cluster and its workers) may take.
 CLOSE_SEC = 10.0
+#: How long planrun's client lets messages to the scheduler wait to go together
+#: (Dask's default, 10 ms, is the floor of a chain's round trip: each step's submit
+#: waits for it).
+CLIENT_BATCH_SEC = 0.002
 #: The install command for the optional dependency.
 EXTRA_HINT = "pip install 'planrun[dask]'"
 #: The local cluster started when no scheduler is given: worker processes.
@@ -101,6 +105,10 @@ async def connected(
     async with contextlib.AsyncExitStack() as stack:
         local = address is None
         if address is None:
+            # Its scheduler logs here, on planrun's terminal: quiet what planrun says.
+            quiet, scheduler_log = _QuietLostTasks(), logging.getLogger("distributed.scheduler")
+            scheduler_log.addFilter(quiet)
+            stack.callback(scheduler_log.removeFilter, quiet)
             cluster = _local_cluster(distributed)
             stack.push_async_callback(_close, cluster)
             # Started whole (its worker processes up), even when cancelled meanwhile:
@@ -121,6 +129,17 @@ async def connected(
                 raise _slow_start() from None
         resources = await _check_cluster(client, address)
         yield Cluster(client, address, resources, local)
+
+
+class _QuietLostTasks(logging.Filter):
+    """Drops the local cluster's scheduler's ERROR line for a planrun task whose worker
+    died ("Task planrun-... marked as failed because 1 workers died ..."): planrun
+    reports the lost attempt itself, and the line would break into the live view."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        lost = str(record.msg).startswith("Task %s marked as failed because %d workers died")
+        return not (lost and bool(args) and str(args[0]).startswith("planrun-"))
 
 
 async def _close(closable: Any) -> None:
@@ -155,6 +174,9 @@ def _local_cluster(distributed: ModuleType) -> Any:
         # Steps are child processes of the worker; the nanny must not restart a
         # worker (and kill them) because of its own memory heuristics.
         memory_limit=0,
+        # The workers share planrun's process group: a terminal's Ctrl-C must not
+        # kill them under their steps (planrun cancels the run, then closes them).
+        preload=["planrun.executors.dask_preload"],
         # No dashboard, and the scheduler's HTTP endpoints on a free local port (by
         # default they take :8787, warning when it is taken).
         scheduler_kwargs={
@@ -183,12 +205,37 @@ async def _connect(distributed: ModuleType, address: str, within: float) -> Any:
     """An asynchronous client connected to ``address`` within ``within`` s, or
     ``ClusterError``."""
     await _probe(distributed, address, within)
+    client = None
     try:
-        return await distributed.Client(address, asynchronous=True, timeout=within)
-    except (OSError, ValueError, TypeError) as exc:
-        # OSError covers the timeout (TimeoutError) and a refused connection;
-        # ValueError/TypeError a malformed address.
-        raise _unreachable(address, f"{type(exc).__name__}: {exc}") from None
+        client = distributed.Client(address, asynchronous=True, timeout=within)
+        # Bounded here too: Dask's own timeout does not cover a server that accepts
+        # and never answers its handshake (the dashboard's HTTP port, 8787, does).
+        with anyio.fail_after(within):
+            await client
+        _quicker_sends(client)
+        return client
+    except TimeoutError:
+        why = f"no Dask answer within {within:g} s: is it the scheduler's port?"
+    except (ValueError, TypeError) as exc:  # a malformed address
+        why = f"{type(exc).__name__}: {exc}"
+    except OSError as exc:  # e.g. the connection closed during the handshake
+        why = f"{type(exc).__name__}: {exc}; is it the scheduler's port?"
+    except Exception as exc:  # e.g. MemoryError: another protocol's bytes read as a frame
+        why = f"what answers there is not a Dask scheduler ({type(exc).__name__})"
+    # Closed now, shielded: else the client's __del__ closes it without awaiting, and
+    # Python warns on the terminal ("coroutine ... was never awaited").
+    if client is not None:
+        await _close(client)
+    raise _unreachable(address, why) from None
+
+
+def _quicker_sends(client: Any) -> None:
+    """Send the client's messages to the scheduler at most :data:`CLIENT_BATCH_SEC`
+    after the previous batch (what the scheduler's own stream to a client uses). An
+    attribute of Dask's ``BatchedSend``: a version without it keeps its default."""
+    comm = getattr(client, "scheduler_comm", None)
+    if comm is not None and hasattr(comm, "interval"):
+        comm.interval = CLIENT_BATCH_SEC
 
 
 async def _probe(distributed: ModuleType, address: str, within: float) -> None:

@@ -25,7 +25,8 @@ Around it, three things the local executor does not need:
   off) is stopped the same way.
 
 Messages on the topic (msgpack lists): ``["start", KEY, WORKER, PGID]``,
-``["lines", KEY, FIRST_SEQ, [[TEXT, CUT], ...]]``.
+``["lines", KEY, FIRST_SEQ, [[TEXT, CUT], ...]]``, and last ``["done", KEY, RESULT]``
+(:meth:`RemoteResult.wire`: the attempt's processes are gone).
 """
 
 from __future__ import annotations
@@ -70,6 +71,19 @@ class RemoteResult:
     lines: int = 0
     tail: Tail = field(default_factory=list)
     stopped: str | None = None
+
+    def wire(self) -> list[Any]:
+        """This result, without its tail, as the ``done`` message carries it (plain
+        values: the scheduler relays it as msgpack)."""
+        result = None if self.result is None else list(dataclasses.astuple(self.result))
+        return [result, self.worker, self.lines, self.stopped]
+
+    @classmethod
+    def from_wire(cls, wire: list[Any]) -> RemoteResult:
+        """The result :meth:`wire` made (its tail empty: the lines came before it)."""
+        result, worker, lines, stopped = wire
+        process = None if result is None else ProcessResult(*result)
+        return cls(process, str(worker), int(lines), [], stopped)
 
 
 class _Attempt:
@@ -217,7 +231,12 @@ async def run_attempt(
         del _running[key]
         attempt.flush()
     stopped = attempt.stopped if result is None else None
-    return RemoteResult(result, worker, attempt.sent, list(attempt.tail), stopped)
+    remote = RemoteResult(result, worker, attempt.sent, list(attempt.tail), stopped)
+    # The processes are gone: say so on the topic, after the last lines. The
+    # coordinator takes this instead of waiting for the task's result (which costs it
+    # a round trip more: task finished, then a gather through the scheduler).
+    attempt.send(["done", key, remote.wire()])
+    return remote
 
 
 async def _supervised(
