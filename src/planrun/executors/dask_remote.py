@@ -145,13 +145,38 @@ _leases: dict[str, float] = {}
 _executor: list[LocalExecutor] = []
 
 
+#: The workers of this process that ran an attempt here (see :func:`_hosted_by`).
+_hosts: set[str] = set()
+_CLOSER = "planrun-local-executor"
+
+
 def _local() -> LocalExecutor:
-    """This worker process's local executor (made on first use, kept for good: its
-    watchdog kills the steps if the worker process dies)."""
+    """This worker process's local executor (made on first use and kept while a worker
+    of the process lives: its watchdog kills the steps if the worker process dies)."""
     if not _executor:
         _executor.append(LocalExecutor(on_output=_deliver))
         logging.getLogger("distributed.worker").addFilter(_quiet_renewals)
     return _executor[0]
+
+
+async def _hosted_by(worker: Any) -> None:
+    """Have ``worker`` close this process's local executor when it is the last worker
+    of the process to close (a plugin's teardown). A ``dask worker`` process ends with
+    its worker anyway; an in-process ``LocalCluster`` (``processes=False``) closes its
+    workers while the process goes on, and the executor's watchdog must not outlive
+    them as an idle process."""
+    if worker.address in _hosts:
+        return
+    from distributed import WorkerPlugin
+
+    class Closer(WorkerPlugin):
+        def teardown(self, worker: Any) -> None:
+            _hosts.discard(worker.address)
+            if not _hosts and not _running and _executor:
+                _executor.pop().close()
+
+    _hosts.add(worker.address)
+    await worker.plugin_add(Closer(), name=_CLOSER)
 
 
 def _quiet_renewals(record: logging.LogRecord) -> bool:
@@ -214,7 +239,9 @@ async def run_attempt(
     ``owner``/``topic`` its coordinator."""
     from distributed import get_worker
 
-    attempt = _Attempt(key, owner, topic, get_worker())
+    host = get_worker()
+    await _hosted_by(host)
+    attempt = _Attempt(key, owner, topic, host)
     worker = attempt.worker
     if key in _stopped:
         return RemoteResult(None, worker, stopped=_stopped.pop(key))
