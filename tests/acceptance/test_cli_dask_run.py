@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ._cli import DEMO, PY, clean_env, planrun, sh, wait_until, write_json
+from ._cli import DEMO, PLANRUN, PY, clean_env, planrun, sh, wait_until, write_json
 
 distributed = pytest.importorskip("distributed")
 
@@ -268,3 +268,50 @@ def test_a_local_cluster_worker_killed_mid_step_is_reported_by_planrun_alone(
     assert "lost while the attempt ran" in stdout
     assert "marked as failed" not in stderr, stderr
     assert "ERROR" not in stderr, stderr
+
+
+def test_a_scheduler_lost_mid_run_fails_the_run_cleanly_and_leaves_no_process(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of the scheduler while a step runs: the attempt ends (lost), the run
+    fails with the reason (exit 1) without a Dask traceback on planrun's output, and
+    the step's process on the worker is stopped (the lease lapses)."""
+    info = tmp_path / "scheduler.json"
+    common = ["--host", "127.0.0.1", "--no-dashboard"]
+    sched = subprocess.Popen(
+        [PY, "-m", "distributed.cli.dask_scheduler", "--port", "0", *common,
+         "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(info)],
+        env=clean_env(), **_QUIET,
+    )  # fmt: skip
+    worker = None
+    started = tmp_path / "started"
+    try:
+        assert wait_until(lambda: _address(info) is not None, timeout=30)
+        address = str(_address(info))
+        worker = subprocess.Popen(
+            [PY, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+             "--no-nanny", *common],
+            env=clean_env(), **_QUIET,
+        )  # fmt: skip
+        _wait_for_workers(address, 1)
+        step = sh("slow", f"echo $$ > {started}; exec sleep 60")
+        plan = write_json(tmp_path / "plan.json", {"plan_id": "lost", "steps": [step]})
+        run = subprocess.Popen(
+            [*PLANRUN, "run", str(plan), "--executor", "dask", "--scheduler", address,
+             "--state-dir", str(tmp_path / "state"), "--plain"],
+            cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        assert wait_until(lambda: started.exists() and bool(started.read_text().strip()), 60)
+        pid = int(started.read_text())
+        sched.kill()
+        out, _ = run.communicate(timeout=60)
+        text = out.decode()
+        assert run.returncode == 1, text
+        assert "Traceback" not in text, text
+        assert "slow failed" in text, text
+        assert wait_until(lambda: not _alive(pid), 30), f"step process {pid} left running"
+    finally:
+        for proc in (worker, sched):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()

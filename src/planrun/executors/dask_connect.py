@@ -120,6 +120,10 @@ async def connected(
             except TimeoutError:
                 raise _slow_start() from None
             address = str(cluster.scheduler_address)
+        # Until the client is closed (the stack closes it first): see _NoTracebacks.
+        quiet_client, client_log = _NoTracebacks(), logging.getLogger("distributed.client")
+        client_log.addFilter(quiet_client)
+        stack.callback(client_log.removeFilter, quiet_client)
         client = await _connect(distributed, address, connect_sec)
         stack.push_async_callback(_close, client)
         if local:
@@ -140,6 +144,19 @@ class _QuietLostTasks(logging.Filter):
         args = record.args if isinstance(record.args, tuple) else ()
         lost = str(record.msg).startswith("Task %s marked as failed because %d workers died")
         return not (lost and bool(args) and str(args[0]).startswith("planrun-"))
+
+
+class _NoTracebacks(logging.Filter):
+    """The client's own ERROR records as one line, without their traceback (a lost
+    scheduler: the client logs each failed reconnect with one); one with no text of
+    its own is dropped. planrun reports what they mean for the run itself (the
+    attempts end lost, the run fails with the reason), in the live view's terms."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None and record.exc_text is None:
+            return True
+        record.exc_info, record.exc_text = None, None
+        return bool(record.getMessage().strip())
 
 
 async def _close(closable: Any) -> None:
