@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "describe",
     "due_slot",
     "fire_times",
+    "fired_summary",
     "format_slot",
     "kind_of",
     "next_fire",
@@ -220,3 +221,22 @@ def summary(trigger: Trigger) -> str:
         return f"watch {', '.join(trigger.watch)}{where}"
     assert trigger.git is not None
     return f"git {trigger.git.branch} of {trigger.git.repo}"
+
+
+def fired_summary(trigger: Mapping[str, Any] | None) -> str:
+    """``schedule 2026-12-01T03:00:00Z``, ``every 2026-...``, ``watch src/a.py (+2)``,
+    ``git main 1a2b3c4..5d6e7f8``; empty for a run started by hand."""
+    if not trigger:
+        return ""
+    kind = str(trigger.get("kind", "?"))
+    if kind in ("schedule", "every"):
+        return f"{kind} {trigger.get('slot', '')}".strip()
+    if kind == "watch":
+        paths = [str(p) for p in trigger.get("paths") or []]
+        more = f" (+{len(paths) - 1})" if len(paths) > 1 else ""
+        return f"watch {paths[0]}{more}" if paths else "watch"
+    if kind == "git":
+        old, new = str(trigger.get("old_sha") or "")[:7], str(trigger.get("sha") or "")[:7]
+        span = f"{old}..{new}" if old else new
+        return f"git {trigger.get('branch', '')} {span}".strip()
+    return kind

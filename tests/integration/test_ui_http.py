@@ -16,6 +16,7 @@ import pytest
 
 from planrun import monitor, run_plan
 from planrun.model import RunState
+from planrun.options import RunOptions
 from planrun.ui.app import create_app
 
 from .helpers import make_plan, sh_step, unique_run_id
@@ -342,3 +343,20 @@ async def test_an_unreadable_store_is_a_clear_page(tmp_path: Path) -> None:
             assert response.status_code == 500, path
             assert "Traceback" not in response.text
             assert "runs.db" in response.text or "run store" in response.text, response.text
+
+
+async def test_the_runs_list_says_what_triggered_a_run(tmp_path: Path) -> None:
+    """A run ``planrun serve`` started shows its trigger in the runs list (page and
+    ``/api/runs``, which the live list redraws from); one started by hand shows none."""
+    state_dir = tmp_path / "state"
+    plan = tmp_path / "synced.json"
+    plan.write_text(json.dumps(make_plan([sh_step("only", "true")], plan_id="synced")))
+    fired = {"kind": "git", "branch": "main", "sha": "5d6e7f8" + "0" * 33, "old_sha": "1a2b3c4"}
+    by_trigger = await run_plan(plan, state_dir=state_dir, options=RunOptions(trigger=fired))
+    by_hand = await run_plan(plan, state_dir=state_dir)
+    async with _client(state_dir) as c:
+        html = (await c.get("/")).text
+        listed = {r["run_id"]: r for r in (await c.get("/api/runs")).json()["runs"]}
+    assert '<td class="trigger">git main 1a2b3c4..5d6e7f8</td>' in html
+    assert listed[by_trigger.run_id]["trigger_summary"] == "git main 1a2b3c4..5d6e7f8"
+    assert listed[by_hand.run_id]["trigger_summary"] == ""

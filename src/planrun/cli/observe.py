@@ -27,12 +27,12 @@ from ..events import RunFinished
 from ..exitcodes import ExitCode
 from ..model import RunState
 from ..records import RunRecord
+from ..triggers import fired_summary
 from . import jsonout
 from .common import ColorChoice, ColorOpt, StateDirOpt, command_hint, err_console, out_console
 from .logs import LogSet
 from .show import SHOW_ROWS, show_run, watch_summary
 from .tables import Column, layout, utc_stamp
-from .trigger_text import trigger_short
 from .view import LiveView, PlainLog, Renderer, format_duration, print_summary
 
 __all__ = ["no_such_run", "register_observe_commands"]
@@ -190,7 +190,7 @@ async def _list(
     if any(run.trigger for run in runs):  # started by ``planrun serve``: by what
         columns += (Column("trigger", drop=0),)
         for row, run in zip(rows, runs, strict=True):
-            row.append(trigger_short(run.trigger))
+            row.append(fired_summary(run.trigger))
     _print_lines(console, layout(columns, rows, _width(console)))
     return ExitCode.OK
 

@@ -7,8 +7,8 @@ import contextlib
 from pathlib import Path
 
 from ..records import AttemptRecord, RunRecord, StepRecord
+from ..triggers import fired_summary
 from .tables import GAP, Column, kept_columns, table_line, utc_clock, utc_stamp, wrap_words
-from .trigger_text import trigger_short
 from .view import format_duration
 
 __all__ = ["StepTable", "run_lines", "state_dir_lines"]
@@ -31,7 +31,7 @@ def run_lines(run: RunRecord, state_dir: Path) -> list[str]:
     if run.executor:
         lines.append(f"executor  {run.executor}")
     if run.trigger:
-        lines.append(f"trigger   {trigger_short(run.trigger)}")
+        lines.append(f"trigger   {fired_summary(run.trigger)}")
     if run.parent_run_id:
         lines.append(f"parent    run {run.parent_run_id}, step {run.parent_step_id}")
     if run.heartbeat_at:

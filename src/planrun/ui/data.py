@@ -21,6 +21,7 @@ from .. import monitor
 from ..errors import NoRunStore
 from ..model import RunState, base_id
 from ..records import RunRecord, StepRecord
+from ..triggers import fired_summary
 
 __all__ = [
     "MAX_TAIL_BYTES",
@@ -44,6 +45,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
     """One run as the runs list and a run page's header show it."""
     out = run.to_builtins()
     out["progress_pct"] = monitor.percent_done(run.steps_done, run.step_count)
+    out["trigger_summary"] = fired_summary(run.trigger)  # "" for a run started by hand
     return out
 
 

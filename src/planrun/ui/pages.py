@@ -82,7 +82,8 @@ def run_row(run: dict[str, Any]) -> str:
         f"<td>{state_badge(run['state'])}</td>"
         f"<td>{_bar(run['progress_pct'], run['state'])}</td><td>{_e(run['started_at'])}</td>"
         f"<td>{_duration(run['duration_sec'])}</td>"
-        f"<td>{run['steps_done']}/{run['step_count']}</td></tr>"
+        f"<td>{run['steps_done']}/{run['step_count']}</td>"
+        f'<td class="trigger">{_e(run.get("trigger_summary") or "")}</td></tr>'
     )
 
 
@@ -121,7 +122,8 @@ def runs_page(
     rows = "".join(run_row(r) for r in runs)
     table = (
         '<table class="runs"><thead><tr><th>run</th><th>plan</th><th>state</th>'
-        "<th>progress</th><th>started</th><th>duration</th><th>steps</th></tr></thead>"
+        "<th>progress</th><th>started</th><th>duration</th><th>steps</th>"
+        "<th>trigger</th></tr></thead>"
         f'<tbody id="runs-body">{rows}</tbody></table>'
     )
     query = f"state={quote(state or '')}&plan={quote(plan_id or '')}"

@@ -211,7 +211,8 @@ function runsRow(run) {
   const plan = el("a", "", run.plan_id); // its plan's page (ui/plan_page.py)
   plan.href = "/plans/" + encodeURIComponent(run.plan_id);
   const cells = [link, plan, stateBadge(run.state), null, run.started_at,
-    duration(run.duration_sec), `${run.steps_done}/${run.step_count}`];
+    duration(run.duration_sec), `${run.steps_done}/${run.step_count}`,
+    run.trigger_summary || ""];
   cells.forEach((value, i) => {
     const td = el("td");
     if (i === 3) {
