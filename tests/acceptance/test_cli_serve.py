@@ -457,3 +457,24 @@ def test_a_commit_while_a_run_runs_is_not_lost_under_skip(tmp_path: Path) -> Non
         assert wait_until(lambda: len(finished(state)) >= 2, SERVE_WAIT), log.read_text()
     assert seen.read_text().split() == [two, three], log.read_text()
     assert log.read_text().count("fires once the run ended") == 1, log.read_text()
+
+
+def test_a_plan_whose_triggers_were_removed_stops_firing(tmp_path: Path) -> None:
+    """Editing a served plan to have no triggers any more (still a valid plan) stops
+    its triggers, logged; serve goes on (it was kept firing the old version)."""
+    out = tmp_path / "out.txt"
+    path = plan(tmp_path / "edit.json", [sh("say", f"echo x >> {out}")], [{"every_sec": 1}])
+    plan(tmp_path / "other.json", [sh("ok", "true")], [{"every_sec": 60}])  # still served
+    state = tmp_path / "state"
+    with serving(tmp_path, tmp_path, state=state) as (proc, log):
+        assert wait_until(out.exists, SERVE_WAIT), log.read_text()
+        write_json(path, {"plan_id": "edit", "steps": [sh("say", f"echo x >> {out}")]})
+        assert wait_until(lambda: "no longer serving plan edit" in log.read_text(), SERVE_WAIT), (
+            log.read_text()
+        )
+        assert wait_until(lambda: not any(r[1] == "running" for r in runs(state)), SERVE_WAIT)
+        fired = len(out.read_text().split())
+        time_left = wait_until(lambda: len(out.read_text().split()) > fired, 3.0)
+        assert not time_left, log.read_text()  # no firing in 3 s of a 1 s interval
+        assert proc.poll() is None
+    assert "no triggers now" in log.read_text()

@@ -109,6 +109,8 @@ class _Service:
         self.store: SqliteStore
         self.tg: TaskGroup
         self.served: dict[Path, _Served] = {}
+        #: The plan files the last scan could not load (each keeps its last good version).
+        self.invalid: set[Path] = set()
         self.results: list[tuple[str, int]] = []
         self.stopping = False
 
@@ -142,6 +144,7 @@ class _Service:
         that is invalid or has no triggers is an error (exit 2)."""
         found: list[LoadedPlan] = []
         ids: dict[str, Path] = {}
+        self.invalid = set()
         for path, named in plan_files(self.targets):
             try:
                 loaded = load_plan_file(path)
@@ -149,6 +152,7 @@ class _Service:
                 if initial and named:
                     raise
                 self._bad_plan(path, exc)
+                self.invalid.add(path)
                 continue
             plan_id = loaded.plan_key
             if not loaded.prepared.plan.triggers:
@@ -192,9 +196,12 @@ class _Service:
         self.log("reloading the plans")
         fresh = {loaded.path: loaded for loaded in self._scan(initial=False)}
         for path, served in list(self.served.items()):
-            if path in fresh or (path.exists() and _still_a_plan(path, self.targets)):
+            if path in fresh or path in self.invalid:  # invalid: its last good version
                 continue
-            self.log(f"no longer serving plan {served.loaded.plan_key} ({path} is gone)")
+            why = "no triggers now, or its plan id is another plan's"
+            if not (path.exists() and _still_a_plan(path, self.targets)):
+                why = f"{path} is gone"
+            self.log(f"no longer serving plan {served.loaded.plan_key} ({why})")
             served.stop_triggers()
             del self.served[path]
         for path, loaded in fresh.items():
