@@ -15,25 +15,16 @@ starts. An embedder with a client of its own passes
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
-
-import anyio
+from collections.abc import AsyncIterator, Mapping
 
 from .errors import ClusterError, Problem
 from .executors.local import LocalExecutor
 from .options import ExecutorKind, RunOptions
-from .placement import placement_problems, unsatisfied
-from .ports import AttemptSpec, Executor, OutputSink, ProcessResult
+from .placement import placement_problems
+from .ports import Executor, OutputSink
 from .prepare import PreparedRun
 
 __all__ = ["check_placement", "open_executor"]
-
-#: How long an attempt that asks for resources waits for a worker that offered them
-#: earlier in the run to come back (one lost mid-step is restarted by its nanny).
-REJOIN_SEC = 15.0
-#: How often the scheduler is asked meanwhile.
-REJOIN_POLL_SEC = 0.25
 
 
 @contextlib.asynccontextmanager
@@ -74,62 +65,8 @@ async def _dask_executor(
         executor = DaskExecutor(cluster.client, address=cluster.address, on_output=on_output)
         if options.kill_switch is not None:  # the CLI's second Ctrl-C
             options.kill_switch.attach(executor.kill_all)
-        async with executor:
-            yield _Placed(executor, cluster.client, cluster.address, cluster.resources)
-
-
-class _Placed:
-    """An executor on a Dask cluster whose attempts that ask for resources are checked
-    against the workers there are as each starts (a ``uses`` child's steps are not
-    checked at the start, and workers come and go): one that no worker can take fails
-    to start, with the reason, instead of staying pending for ever (Dask's way)."""
-
-    def __init__(
-        self,
-        inner: Executor,
-        client: Any,
-        address: str,
-        offers: Mapping[str, Mapping[str, float]],
-    ) -> None:
-        self._inner, self._client, self._address = inner, client, address
-        self.name: str = getattr(inner, "name", "dask")
-        #: Every worker's resources seen during the run, gone ones included.
-        self._seen = {worker: dict(have) for worker, have in offers.items()}
-
-    async def run(
-        self, spec: AttemptSpec, on_started: Callable[[int | None], None]
-    ) -> ProcessResult:
-        if spec.resources:
-            why = await self._unplaceable(spec.resources)
-            if why is not None:
-                where = f"no worker of the Dask cluster at {self._address} can run it"
-                return ProcessResult(None, error=f"{where}: the step {why}")
-        return await self._inner.run(spec, on_started)
-
-    async def _offers(self) -> dict[str, dict[str, float]]:
-        """Every worker's resources now: the scheduler's answer, not a cached one."""
-        identity = await self._client.scheduler.identity()
-        workers = identity.get("workers") or {}
-        offers = {w: dict(info.get("resources") or {}) for w, info in workers.items()}
-        self._seen.update(offers)
-        return offers
-
-    async def _unplaceable(self, wanted: Mapping[str, float]) -> str | None:
-        """Why no worker can take ``wanted`` (None: one can). When a worker that could
-        is gone (e.g. killed mid-step, the attempt being retried), wait up to
-        :data:`REJOIN_SEC` for one to join: its nanny restarts it in a second or two."""
-        why = unsatisfied(wanted, await self._offers())
-        if why is None or unsatisfied(wanted, self._seen) is not None:
-            return why  # placeable now, or never was during the run
-        # Polling: the workers join another process (the scheduler); nothing here
-        # could wake us.
-        with anyio.move_on_after(REJOIN_SEC):
-            while why is not None:
-                await anyio.sleep(REJOIN_POLL_SEC)
-                why = unsatisfied(wanted, await self._offers())
-        if why is not None:
-            why += f"; the worker that had it left, and none came back within {REJOIN_SEC:g} s"
-        return why
+        async with executor:  # it checks each attempt's resources as it starts
+            yield executor
 
 
 def check_placement(

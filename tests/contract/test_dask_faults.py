@@ -90,21 +90,43 @@ async def test_worker_killed_mid_step(
 async def test_cancel_before_a_worker_takes_it(
     executor: Executor, tmp_path: Path, mark: str
 ) -> None:
-    """An attempt no worker can take (its resources reach Dask: no worker has that
-    one) waits, and is cancelled promptly."""
-    attempt = spec(tmp_path, mark, "true", resources={"no-such-thing": 1.0})
+    """An attempt queued behind others (both workers' one thread busy) waits, and is
+    cancelled promptly, the busy ones with it."""
+    started: list[int | None] = []
     ended: list[object] = []
 
+    async def block(n: int) -> None:
+        await executor.run(spec(tmp_path, mark, f"sleep 30 # {n}"), started.append)
+
     async def run() -> None:
-        ended.append(await executor.run(attempt, lambda pid: None))
+        ended.append(await executor.run(spec(tmp_path, mark, "true"), lambda pid: None))
 
     async with anyio.create_task_group() as tg:
+        tg.start_soon(block, 1)
+        tg.start_soon(block, 2)
+        with anyio.fail_after(30):
+            await poll_until(lambda: len(started) == 2)
         tg.start_soon(run)
         await anyio.sleep(0.5)
-        assert not ended, "a step asking for a resource no worker has must not run"
+        assert not ended, "no worker thread was free: the attempt must wait"
         begin = time.monotonic()
         tg.cancel_scope.cancel()
     assert time.monotonic() - begin < 5
+
+
+async def test_a_resource_no_worker_has_fails_the_attempt_at_once(
+    executor: Executor, tmp_path: Path, mark: str
+) -> None:
+    """Given straight to the executor (an embedder's ``run_plan(executor=...)``, no
+    start-of-run check): an attempt asking for a resource no worker has fails with the
+    reason instead of staying pending for ever (Dask's way)."""
+    attempt = spec(tmp_path, mark, "true", resources={"no-such-thing": 1.0})
+    with anyio.fail_after(10):
+        result = await executor.run(attempt, lambda pid: None)
+    assert result.exit_code is None
+    assert result.error is not None
+    assert "no worker of the Dask cluster" in result.error
+    assert "no-such-thing" in result.error
 
 
 async def test_client_closed(cluster: Any, tmp_path: Path, mark: str) -> None:

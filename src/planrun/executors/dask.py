@@ -74,6 +74,7 @@ from distributed.scheduler import KilledWorker
 
 from ..ports import AttemptSpec, OutputLine, OutputSink, ProcessResult
 from .attempt_files import CappedLog, open_log, write_all
+from .dask_placement import Placement
 from .dask_remote import RemoteResult, Tail, kill, renew, run_attempt, stop
 
 __all__ = ["DaskExecutor"]
@@ -159,6 +160,7 @@ class DaskExecutor:
         renew_sec: float = 1.0,
     ) -> None:
         self.name = f"dask {address}"
+        self._address = address
         #: ``Any``: distributed's API is mostly untyped.
         self._client: Any = client
         self._on_output = on_output
@@ -170,9 +172,11 @@ class DaskExecutor:
         #: Futures of ended attempts, released with the next submit (see ``_release``).
         self._spent: list[Any] = []
         self._tg: TaskGroup | None = None
+        self._placement = Placement(client)
 
     async def __aenter__(self) -> DaskExecutor:
         await self._client.run_on_scheduler(_scheduler_setup(), self._topic)
+        await self._placement.refresh()  # the workers there are now: seen
         self._client.subscribe_topic(self._topic, self._on_event)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -249,6 +253,12 @@ class DaskExecutor:
         """Run one attempt; see :class:`~planrun.ports.Executor` for the contract."""
         if self._tg is None:
             raise RuntimeError("DaskExecutor.run: enter the executor first (async with)")
+        if spec.resources:
+            why = await self._placement.unplaceable(spec.resources)
+            if why is not None:  # Dask would leave it pending for ever
+                on_started(None)
+                where = f"no worker of the Dask cluster at {self._address} can run it"
+                return ProcessResult(None, error=f"{where}: the step {why}")
         try:
             log = _Log(spec.log_path, spec.max_log_bytes)
         except OSError as exc:
