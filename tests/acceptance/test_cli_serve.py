@@ -478,3 +478,23 @@ def test_a_plan_whose_triggers_were_removed_stops_firing(tmp_path: Path) -> None
         assert not time_left, log.read_text()  # no firing in 3 s of a 1 s interval
         assert proc.poll() is None
     assert "no triggers now" in log.read_text()
+
+
+def test_resume_of_a_triggered_run_gives_rerun_steps_the_trigger(tmp_path: Path) -> None:
+    """A triggered run whose step failed, resumed by hand: the step run again sees
+    the same ``PLANRUN_TRIGGER*`` as its first attempt did."""
+    seen, flag = tmp_path / "seen.txt", tmp_path / "pass"
+    step = sh(
+        "check", f'echo "$PLANRUN_TRIGGER_KIND $PLANRUN_TRIGGER_SLOT" >> {seen}; test -e {flag}'
+    )
+    path = plan(tmp_path / "checked.json", [step], [{"every_sec": 60}])
+    state = tmp_path / "state"
+    served = planrun("serve", path, "--once", "--state-dir", state, cwd=tmp_path)
+    assert served.returncode == 1, served.stdout + served.stderr
+    ((run_id, _, trigger),) = runs(state)
+    assert trigger is not None
+    flag.touch()
+    resumed = planrun("resume", run_id, "--state-dir", state, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    first, again = seen.read_text().splitlines()
+    assert first == again == f"every {trigger['slot']}", seen.read_text()

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from planrun.serve.runner import trigger_env
 from planrun.serve.sources import glob_regex
+from planrun.trigger_env import trigger_env
 
 
 @pytest.mark.parametrize(

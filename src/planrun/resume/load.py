@@ -25,6 +25,7 @@ from ..paths import state_dir_or_default
 from ..prepare import PreparedRun, Resume, prepare, secret_hint, secrets_from_env
 from ..records import RunRecord, StepRecord
 from ..store.reader import RunReader
+from ..trigger_env import with_trigger_env
 from .decide import PriorStep, choose, plan_changes, variable_changes
 from .instances import base_of, instance_choices
 
@@ -115,6 +116,8 @@ async def load_resume(
     choices = choose(prepared.plan, prior, refs, from_step=base_from, only=base_only)
     choices = instance_choices(prepared.plan, choices, prior, from_step=from_step, only=only)
     resume = Resume(run_id, choices, prior, stored.history, run.last_seq)
+    if run.trigger:  # started by `planrun serve`: rerun steps see what the first ones saw
+        prepared = with_trigger_env(prepared, run.trigger)
     return LoadedResume(run, prepared, resume, changes)
 
 

@@ -10,8 +10,6 @@ started it, and its steps see ``PLANRUN_TRIGGER`` (JSON) and friends.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,57 +23,14 @@ from ..cancel import SERVE_OWNER, request_path
 from ..errors import PlanrunError
 from ..model_triggers import OnOverlap
 from ..options import RunOptions
-from ..prepare import PreparedRun, new_run_id
+from ..prepare import new_run_id
 from ..prune import apply_retention
 from ..store.sqlite import SqliteStore
 from ..store.trigger_state import save_trigger_state
+from ..trigger_env import with_trigger_env
 from .loader import LoadedPlan
 
-__all__ = ["PlanRunner", "trigger_env"]
-
-
-def trigger_env(info: Mapping[str, Any]) -> dict[str, str]:
-    """What a triggered run's steps see: ``PLANRUN_TRIGGER`` (the whole record as
-    JSON), ``PLANRUN_TRIGGER_KIND``, and as they apply ``PLANRUN_TRIGGER_SLOT``,
-    ``PLANRUN_TRIGGER_SHA``/``PLANRUN_TRIGGER_OLD_SHA`` and ``PLANRUN_TRIGGER_PATHS``
-    (one path a line)."""
-    env = {
-        "PLANRUN_TRIGGER": json.dumps(dict(info), sort_keys=True),
-        "PLANRUN_TRIGGER_KIND": str(info.get("kind", "")),
-    }
-    if info.get("slot"):
-        env["PLANRUN_TRIGGER_SLOT"] = str(info["slot"])
-    if info.get("sha"):
-        env["PLANRUN_TRIGGER_SHA"] = str(info["sha"])
-        env["PLANRUN_TRIGGER_OLD_SHA"] = str(info.get("old_sha") or "")
-    if info.get("paths"):
-        env["PLANRUN_TRIGGER_PATHS"] = "\n".join(str(p) for p in info["paths"])
-    return env
-
-
-def _with_env(prepared: PreparedRun, env: Mapping[str, str]) -> PreparedRun:
-    """``prepared`` whose steps, ``for_each`` instances and handlers also get ``env``
-    (the plan's own entries of the same names win: the plan says what its steps see).
-    A ``uses`` step starts no process and its ``env`` holds the child plan's
-    variables: it is left as it is (else the child refuses undeclared variables)."""
-
-    def add(rs: Any) -> Any:
-        if rs.step.uses is not None:  # its env is the child's variables: not for it
-            return rs
-        made = rs.instantiate
-        if made is not None:  # a for_each step's instances are made at run time
-            return dataclasses.replace(
-                rs,
-                env={**env, **rs.env},
-                instantiate=lambda step_id, item: add(made(step_id, item)),
-            )
-        return dataclasses.replace(rs, env={**env, **rs.env})
-
-    return dataclasses.replace(
-        prepared,
-        steps=[add(rs) for rs in prepared.steps],
-        handlers=tuple((kind, add(rs)) for kind, rs in prepared.handlers),
-    )
+__all__ = ["PlanRunner"]
 
 
 class PlanRunner:
@@ -187,7 +142,7 @@ class PlanRunner:
                     state_dir=self._state_dir, run_id=run_id, trigger=info, owner_kind=SERVE_OWNER
                 )
                 try:
-                    result = await execute(_with_env(plan.prepared, trigger_env(info)), options)
+                    result = await execute(with_trigger_env(plan.prepared, info), options)
                 except PlanrunError as exc:
                     self._log(f"plan {plan.plan_key}: run {run_id} could not run: {exc}")
                     self._results.append((run_id, 1))
