@@ -130,17 +130,18 @@ class _Live:
             # The leader's pid is a pid on the worker's host: none to record here.
             self.on_started(None)
 
-    def line(self, text: str, cut: bool) -> None:
-        self.log.write(text.encode() + b"\n")
-        self.received += 1
+    def lines(self, first: int, lines: Tail | list[list[Any]]) -> None:
+        """Lines ``first``, ``first + 1``, … (those already written are skipped),
+        written to the log in one write (a batch from the worker is one write here)."""
+        new = [(str(text), bool(cut)) for text, cut in lines[max(0, self.received - first) :]]
+        if not new:
+            return
+        self.log.write(b"".join(text.encode() + b"\n" for text, _ in new))
+        self.received += len(new)
         if self.on_output is not None:
             name = self.spec.output_name or self.spec.step_id
-            self.on_output(OutputLine(name, self.spec.attempt, text, cut))
-
-    def lines(self, first: int, lines: Tail | list[list[Any]]) -> None:
-        """Lines ``first``, ``first + 1``, … (those already written are skipped)."""
-        for text, cut in lines[max(0, self.received - first) :]:
-            self.line(str(text), bool(cut))
+            for text, cut in new:
+                self.on_output(OutputLine(name, self.spec.attempt, text, cut))
 
 
 class DaskExecutor:

@@ -298,6 +298,7 @@ async def _check_cluster(client: Any, address: str) -> dict[str, dict[str, float
 def _check_versions(reported: Mapping[str, Any], workers: Mapping[str, Any], address: str) -> None:
     """``ClusterError`` naming every worker whose planrun differs from ours."""
     ours = planrun_version()
+    shown = ours or "not installed as a package (no version)"
     wrong: list[str] = []
     for worker in sorted(workers):
         answer = reported.get(worker)
@@ -305,12 +306,12 @@ def _check_versions(reported: Mapping[str, Any], workers: Mapping[str, Any], add
         if answer is None:
             wrong.append(f"worker {worker} did not report its planrun version")
         elif theirs is None:
-            wrong.append(f"worker {worker} has no planrun installed (this planrun is {ours})")
+            wrong.append(f"worker {worker} has no planrun installed (this planrun is {shown})")
         elif theirs != ours:
-            wrong.append(f"worker {worker} runs planrun {theirs}, this planrun is {ours}")
+            wrong.append(f"worker {worker} runs planrun {theirs}, this planrun is {shown}")
     if wrong:
         raise ClusterError(
             f"the Dask cluster at {address} cannot run this plan: "
             + "; ".join(wrong)
-            + f"; install planrun {ours} on every worker and restart it"
+            + f"; install planrun {ours or 'as a package'} on every worker and restart it"
         )

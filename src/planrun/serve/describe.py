@@ -8,7 +8,6 @@ from pathlib import Path
 
 from .. import triggers as arith
 from ..model import Plan
-from .log import stamp
 
 __all__ = ["trigger_lines"]
 
@@ -44,7 +43,7 @@ def trigger_lines(plan: Plan, base_dir: Path, count: int, now: datetime | None =
             zone = arith.zone(trigger)
             for slot in arith.fire_times(trigger, moment, count):
                 local = slot.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
-                lines.append(f"    {local}  ({stamp(slot)})")
+                lines.append(f"    {local}  ({arith.format_slot(slot)})")
         else:
             lines.append("    fires on changes")
     return lines

@@ -7,12 +7,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-__all__ = ["Log", "stamp"]
-
-
-def stamp(moment: datetime) -> str:
-    """``2026-12-01T03:00:00Z`` (UTC, to the second)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+__all__ = ["Log"]
 
 
 class Log:

@@ -58,10 +58,6 @@ class PlanRunner:
         self._skipped: dict[str, str | None] = {}
 
     @property
-    def busy(self) -> bool:
-        return bool(self._running)
-
-    @property
     def running_ids(self) -> list[str]:
         """The ids of the plan's running runs, oldest first."""
         return list(self._running)

@@ -16,7 +16,6 @@ import anyio
 
 from .. import triggers as arith
 from ..model_triggers import Trigger
-from .log import stamp
 
 __all__ = ["Fire", "git_head", "glob_regex", "run_git", "run_timed", "run_watch", "timed_info"]
 
@@ -67,7 +66,7 @@ async def run_timed(
             log(f"{what}: no further fire time")
             return
         if trigger.schedule is not None:
-            log(f"{what}: next fire at {stamp(slot)} ({_local(trigger, slot)})")
+            log(f"{what}: next fire at {arith.format_slot(slot)} ({_local(trigger, slot)})")
         await _sleep_until(slot, clock)
         await fire(timed_info(trigger, key, slot), arith.format_slot(slot))
         last = slot
@@ -128,7 +127,7 @@ async def run_watch(
 
     patterns = [glob_regex(p) for p in trigger.watch or []]
     quiet = max(50, int(trigger.debounce_sec * 1000))
-    watch_filter = DefaultFilter(ignore_paths=[str(p) for p in ignore])
+    watch_filter = DefaultFilter(ignore_paths=[str(p.resolve()) for p in ignore])  # as the root is
     async for changes in awatch(
         root,
         watch_filter=watch_filter,
