@@ -8,55 +8,36 @@ Skipped when Playwright or Chromium is missing, unless ``PLANRUN_REQUIRE_BROWSER
 
 from __future__ import annotations
 
-import importlib
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .test_cli_graph_report import write_report
 
-REQUIRED = os.environ.get("PLANRUN_REQUIRE_BROWSER") == "1"
-playwright_sync: Any = (
-    importlib.import_module("playwright.sync_api")
-    if REQUIRED
-    else pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]'")
-)
 
-CHROMIUM = os.environ.get("PLANRUN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def test_the_report_opens_from_disk_and_shows_the_failure(tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        if REQUIRED:
-            pytest.fail(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+def test_the_report_opens_from_disk_and_shows_the_failure(tmp_path: Path, browser: Any) -> None:
     report = write_report(tmp_path)
     shots = Path(os.environ.get("PLANRUN_SCREENSHOTS") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     url = report.as_uri()
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            requests: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(url)
-            node = page.locator('svg.dag g.node[data-step="flaky.step"]')
-            assert node.get_attribute("class") == "node state-failed"
-            assert node.bounding_box() is not None  # drawn, not just present
-            assert page.locator("svg.dag g.node").count() == 3
-            assert page.locator('svg.gantt rect[data-step="flaky.step"]').count() == 3
-            tail = page.locator('#failures .fail-block[data-step="flaky.step"] details[open] pre')
-            assert tail.count() == 1
-            assert tail.inner_text() == "attempt boom <script>alert(1)</script> ***"
-            assert tail.is_visible()
-            # Dashboard styles applied inline: a failed node is drawn red-filled.
-            fill = node.locator("rect").evaluate("e => getComputedStyle(e).fill")
-            assert fill == "rgb(254, 228, 226)"
-            page.screenshot(path=str(shots / "report.png"), full_page=True)
-            assert requests == [url]  # nothing fetched but the file itself
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url)
+        node = page.locator('svg.dag g.node[data-step="flaky.step"]')
+        assert node.get_attribute("class") == "node state-failed"
+        assert node.bounding_box() is not None  # drawn, not just present
+        assert page.locator("svg.dag g.node").count() == 3
+        assert page.locator('svg.gantt rect[data-step="flaky.step"]').count() == 3
+        tail = page.locator('#failures .fail-block[data-step="flaky.step"] details[open] pre')
+        assert tail.count() == 1
+        assert tail.inner_text() == "attempt boom <script>alert(1)</script> ***"
+        assert tail.is_visible()
+        # Dashboard styles applied inline: a failed node is drawn red-filled.
+        fill = node.locator("rect").evaluate("e => getComputedStyle(e).fill")
+        assert fill == "rgb(254, 228, 226)"
+        page.screenshot(path=str(shots / "report.png"), full_page=True)
+        assert requests == [url]  # nothing fetched but the file itself
+    finally:
+        page.close()

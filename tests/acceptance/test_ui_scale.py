@@ -22,9 +22,9 @@ from planrun.testing import Fail, ScriptedExecutor
 
 from ._cli import kill_pids, live_pids_with_env, sh, wait_until
 from ._ui import ui_server
-from .test_ui_browser import _start_run, browser, shots
+from .test_ui_browser import _start_run, shots
 
-__all__ = ["browser", "shots"]  # (the fixtures, shared with test_ui_browser)
+__all__ = ["shots"]  # (the fixture, shared with test_ui_browser; browser: conftest)
 
 
 def _gated(gate: Path) -> dict[str, Any]:

@@ -7,38 +7,13 @@ and the schedule's zone), the last slot fired with what was decided, and the pla
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from ._cli import sh, wait_until, write_json
 from .test_cli_serve import SERVE_WAIT, finished, serving
-
-REQUIRED = os.environ.get("PLANRUN_REQUIRE_BROWSER") == "1"
-playwright_sync: Any = (
-    importlib.import_module("playwright.sync_api")
-    if REQUIRED
-    else pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]'")
-)
-CHROMIUM = os.environ.get("PLANRUN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        if REQUIRED:
-            pytest.fail(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def test_serve_ui_shows_each_plans_triggers_and_next_fire(tmp_path: Path, browser: Any) -> None:

@@ -9,11 +9,8 @@ Skipped when Playwright or Chromium is missing, unless ``PLANRUN_REQUIRE_BROWSER
 
 from __future__ import annotations
 
-import importlib
 import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +19,7 @@ import pytest
 from ._cli import PLANRUN, clean_env, sh, write_json
 from ._ui import ui_server
 
-REQUIRED = os.environ.get("PLANRUN_REQUIRE_BROWSER") == "1"
-playwright_sync: Any = (
-    importlib.import_module("playwright.sync_api")
-    if REQUIRED
-    else pytest.importorskip("playwright.sync_api", reason="pip install -e '.[browser]'")
-)
-CHROMIUM = os.environ.get("PLANRUN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 BIG_LINES = 50_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        if REQUIRED:
-            pytest.fail(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
