@@ -358,5 +358,8 @@ async def test_the_runs_list_says_what_triggered_a_run(tmp_path: Path) -> None:
         html = (await c.get("/")).text
         listed = {r["run_id"]: r for r in (await c.get("/api/runs")).json()["runs"]}
     assert '<td class="trigger">git main 1a2b3c4..5d6e7f8</td>' in html
+    started = listed[by_hand.run_id]["started_at"]
+    assert f'<time datetime="{started}"' in html  # shown as "YYYY-MM-DD HH:MM:SS UTC"
+    assert started[:19].replace("T", " ") + " UTC</time>" in html
     assert listed[by_trigger.run_id]["trigger_summary"] == "git main 1a2b3c4..5d6e7f8"
     assert listed[by_hand.run_id]["trigger_summary"] == ""

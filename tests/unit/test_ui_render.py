@@ -98,3 +98,15 @@ def test_short_labels_keep_what_tells_instances_apart() -> None:
     assert len(short_label("test[suite=unit,python=3.11]", 19)) == 19
     assert short_label("averyveryverylongstepname", 10) == "averyvery…"
     assert short_label("short", 19) == "short"
+
+
+def test_when_shows_a_stored_time_as_people_read_it_and_keeps_the_exact_one() -> None:
+    from planrun.ui.pages import when
+
+    shown = when("2026-12-01T18:57:18.005653Z")
+    assert shown == (
+        '<time datetime="2026-12-01T18:57:18.005653Z" title="2026-12-01T18:57:18.005653Z">'
+        "2026-12-01 18:57:18 UTC</time>"
+    )
+    assert when(None) == "-"
+    assert "&lt;" in when("<b>")  # escaped, whatever a store holds

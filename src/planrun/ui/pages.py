@@ -20,6 +20,7 @@ from .graph_levels import render_dag
 from .paging import event_items, first_rows
 
 __all__ = [
+    "when",
     "error_page",
     "gantt_fragment",
     "layout",
@@ -33,6 +34,15 @@ __all__ = [
 
 def _e(value: object) -> str:
     return escape("" if value is None else str(value))
+
+
+def when(iso: str | None) -> str:
+    """A stored UTC time as people read it, ``2026-12-01 18:57:18 UTC``, in a
+    ``<time>`` whose ``datetime`` and tooltip keep the exact value ("-": none)."""
+    if not iso:
+        return "-"
+    shown = iso[:19].replace("T", " ") + " UTC" if len(iso) >= 19 else iso
+    return f'<time datetime="{_e(iso)}" title="{_e(iso)}">{_e(shown)}</time>'
 
 
 def layout(title: str, body: str, csrf: str, live: str = "") -> str:
@@ -80,7 +90,7 @@ def run_row(run: dict[str, Any]) -> str:
         f'<tr data-run="{rid}"><td><a href="/runs/{quote(run["run_id"])}">{rid}</a></td>'
         f'<td><a href="/plans/{quote(run["plan_id"])}">{_e(run["plan_id"])}</a></td>'
         f"<td>{state_badge(run['state'])}</td>"
-        f"<td>{_bar(run['progress_pct'], run['state'])}</td><td>{_e(run['started_at'])}</td>"
+        f"<td>{_bar(run['progress_pct'], run['state'])}</td><td>{when(run['started_at'])}</td>"
         f"<td>{_duration(run['duration_sec'])}</td>"
         f"<td>{run['steps_done']}/{run['step_count']}</td>"
         f'<td class="trigger">{_e(run.get("trigger_summary") or "")}</td></tr>'
@@ -149,7 +159,7 @@ def _header(run: dict[str, Any], owned: bool) -> str:
         f'<section class="run-head"><h1>{_e(run["run_id"])}</h1>'
         f'<p>plan <a href="/plans/{quote(run["plan_id"])}"><b>{_e(run["plan_id"])}</b></a> · '
         f'<span id="run-state">{state_badge(run["state"])}'
-        f'</span> · started {_e(run["started_at"])} · <span id="run-duration">'
+        f'</span> · started {when(run["started_at"])} · <span id="run-duration">'
         f"{_duration(run['duration_sec'])}</span> · owner {_e(owner)}"
         f"{' (this dashboard)' if owned else ''}{executor}</p>"
         f'<div id="run-progress">{_bar(run["progress_pct"], run["state"])}</div>{reason}'

@@ -150,7 +150,7 @@ def _history_table(runs: list[dict[str, Any]]) -> str:
     rows = "".join(
         f'<tr data-run="{_e(r["run_id"])}"><td><a href="/runs/{quote(r["run_id"])}">'
         f"{_e(r['run_id'])}</a></td><td>{pages.state_badge(r['state'])}</td>"
-        f"<td>{_e(r['started_at'])}</td><td>{_sec(r['duration_sec'])}</td>"
+        f"<td>{pages.when(r['started_at'])}</td><td>{_sec(r['duration_sec'])}</td>"
         f"<td>{r['steps_done']}/{r['step_count']}</td></tr>"
         for r in runs
     )

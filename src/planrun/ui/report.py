@@ -22,7 +22,7 @@ from .data import plan_deps, read_tail, run_summary, step_summary
 from .gantt_svg import render_gantt
 from .graph_levels import COLLAPSE_ABOVE, render_levels
 from .graph_svg import render_graph
-from .pages import state_badge
+from .pages import state_badge, when
 
 __all__ = ["TAIL_LINES", "RunReport", "load_report", "render_report"]
 
@@ -97,8 +97,8 @@ def _header(run: dict[str, Any]) -> str:
     return (
         f'<section class="run-head"><h1>run {_e(run["run_id"])}</h1>'
         f"<p>plan <b>{_e(run['plan_id'])}</b> · {state_badge(run['state'])} · exit "
-        f"{_e(run['exit_code'])} · started {_e(run['started_at'])} · ended "
-        f"{_e(run['ended_at'] or '-')} · {_duration(run['duration_sec'])} · "
+        f"{_e(run['exit_code'])} · started {when(run['started_at'])} · ended "
+        f"{when(run['ended_at'])} · {_duration(run['duration_sec'])} · "
         f"{run['steps_done']}/{run['step_count']} steps · owner {_e(run['owner_kind'])} "
         f"pid {_e(run['owner_pid'])} on {_e(run['owner_host'])}</p>"
         f'<div id="run-progress"><div class="bar state-{_e(run["state"])}" '

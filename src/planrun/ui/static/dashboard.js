@@ -203,6 +203,15 @@ document.addEventListener("planrun:update", (e) => { // steps that changed: thei
   });
 });
 
+// A stored UTC time as people read it (pages.when's twin): the exact value on hover.
+function when(iso) {
+  if (!iso) return "-";
+  const t = el("time", "", iso.length >= 19 ? iso.slice(0, 19).replace("T", " ") + " UTC" : iso);
+  t.dateTime = iso;
+  t.title = iso;
+  return t;
+}
+
 function runsRow(run) {
   const tr = el("tr");
   tr.dataset.run = run.run_id;
@@ -210,7 +219,7 @@ function runsRow(run) {
   link.href = "/runs/" + encodeURIComponent(run.run_id);
   const plan = el("a", "", run.plan_id); // its plan's page (ui/plan_page.py)
   plan.href = "/plans/" + encodeURIComponent(run.plan_id);
-  const cells = [link, plan, stateBadge(run.state), null, run.started_at,
+  const cells = [link, plan, stateBadge(run.state), null, when(run.started_at),
     duration(run.duration_sec), `${run.steps_done}/${run.step_count}`,
     run.trigger_summary || ""];
   cells.forEach((value, i) => {
