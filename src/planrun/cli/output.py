@@ -23,9 +23,9 @@ import os
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 import anyio
+import msgspec
 from rich.console import Console
 from rich.text import Text
 
@@ -97,11 +97,10 @@ def github_block(title: str, lines: list[str], token: str | None = None) -> list
     ]
 
 
-@dataclass(slots=True)
-class _Block:
+class _Block(msgspec.Struct):
     """One attempt's output held for ``grouped``: the newest lines, within a budget."""
 
-    lines: deque[str] = field(default_factory=deque)
+    lines: deque[str] = msgspec.field(default_factory=deque)
     size: int = 0
     dropped: int = 0
 
@@ -113,8 +112,7 @@ class _Block:
             self.dropped += 1
 
 
-@dataclass(slots=True)
-class _Running:
+class _Running(msgspec.Struct):
     """A running step, for the "still running" line: when it started, and when it last
     said anything (a line in ``prefixed``, or our last notice)."""
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -47,20 +46,18 @@ class Action(enum.StrEnum):
     KEEP = "keep"  # --only: did not succeed and is left as it was
 
 
-@dataclass(frozen=True, slots=True)
-class PriorStep:
+class PriorStep(msgspec.Struct, frozen=True):
     """A step as the store recorded it before the resume."""
 
     state: StepState
     attempts: int = 0
     exit_code: int | None = None
     reason: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = msgspec.field(default_factory=dict)
     masked_outputs: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(msgspec.Struct, frozen=True):
     """The decision for one step and why."""
 
     step_id: str
