@@ -163,3 +163,39 @@ def test_loading_the_cli_runs_no_garbage_collection(args: tuple[str, ...], tmp_p
     assert result.returncode == 0, result.stderr
     count = int(result.stderr.rsplit("collections=", 1)[1])
     assert count < 15, result.stderr
+
+
+#: ``python -m planrun ARGS`` that prints, at exit, how many of planrun's classes were
+#: built by ``dataclasses`` in the process.
+COUNT_DATACLASSES = """
+import atexit, dataclasses, runpy, sys
+built = []
+process_class = dataclasses._process_class
+def counting(cls, *args, **kwargs):
+    if cls.__module__.startswith("planrun"):
+        built.append(cls.__qualname__)
+    return process_class(cls, *args, **kwargs)
+dataclasses._process_class = counting
+sys.argv[0] = "planrun"
+atexit.register(lambda: print(f"dataclasses={len(built)}", file=sys.stderr))
+runpy.run_module("planrun", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_run_builds_few_dataclasses(tmp_path: Path) -> None:
+    """Building a dataclass runs generated source through ``exec`` (~0.35 ms each,
+    0.45 frozen): the internal records a run loads are msgspec Structs (~0.01 ms).
+    A one-step run built 52 of planrun's dataclasses; what is left are the public
+    types and the engine's own records."""
+    write_json(tmp_path / "plan.json", PLAN)
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_DATACLASSES, "run", "plan.json", "--plain"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stderr.rsplit("dataclasses=", 1)[1]) <= 25, result.stderr
