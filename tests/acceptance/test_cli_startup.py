@@ -51,6 +51,9 @@ NOT_FOR_RUN = (
     "tomllib",
     "rich.table",
     "rich.progress_bar",
+    # the store's schema is read through its module's loader
+    "importlib.resources",
+    "zipfile",
 )
 
 
