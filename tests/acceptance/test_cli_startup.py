@@ -27,7 +27,7 @@ HEAVY = (
     "planrun.api",
     "planrun.monitor",
     "planrun.ui",
-    "rich.live",
+    "rich",  # not a terminal: lines are written by cli/plain_console.py
     "anyio._backends",
     "starlette",
     "uvicorn",
@@ -49,8 +49,8 @@ NOT_FOR_RUN = (
     "planrun.expr",
     "planrun.expr_check",
     "tomllib",
-    "rich.table",
-    "rich.progress_bar",
+    # the plain log and the summary on a stream that is no terminal (cli/plain_console.py)
+    "rich",
     # the store's schema is read through its module's loader
     "importlib.resources",
     "zipfile",
