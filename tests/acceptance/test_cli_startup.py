@@ -202,3 +202,8 @@ def test_a_run_builds_few_dataclasses(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert int(result.stderr.rsplit("dataclasses=", 1)[1]) <= 25, result.stderr
+
+
+def test_version_loads_no_json(tmp_path: Path) -> None:
+    """``--version`` prints a line: the json module loads for ``version --json``."""
+    assert _loaded(_imports("--version", cwd=tmp_path), ("json",)) == []

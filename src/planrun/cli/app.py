@@ -7,7 +7,6 @@ is being resumed elsewhere), 124 run deadline exceeded, 130 cancelled (SIGINT/SI
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from importlib import import_module
@@ -321,6 +320,8 @@ def schema() -> None:
     """Print the JSON Schema of the plan format.
 
     For editors: point a plan's "$schema" at the file."""
+    import json
+
     from ..model import json_schema
 
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
