@@ -11,7 +11,11 @@ Every figure is a whole process started from here (``posix_spawn``, waited with
   the spawn: *run recorded* (imports, validation, store open and schema check, leftover
   sweep, run lock, ``run_started`` written), *first step started* (``attempt_started``:
   the watchdog and the step's process are up), *run end* (``run_finished``) and *exit*
-  (the summary, closing the store, the interpreter's exit).
+  (the summary, closing the store, the interpreter's exit);
+* ``planrun run one.json`` again in a state dir that already holds runs (what a user
+  running a plan again pays: no new files to create and sync);
+* with ``--doit PATH``, ``doit`` of the same one-step task (its own ``.doit.db`` kept
+  between rounds), the peer the issue measures start-up against.
 
 With ``--old-src DIR`` (a copy of another version's ``src``, e.g.
 ``git archive main src | tar -x -C /tmp/old``) every command also runs with
@@ -51,7 +55,16 @@ ROWS = (
     "run: first step started",
     "run: run end",
     "run: exit (whole process)",
+    "run, existing state dir (whole process)",
+    "doit, one task (whole process)",
 )
+
+DODO = """DOIT_CONFIG = {"verbosity": 0, "default_tasks": ["step"]}
+
+
+def task_step():
+    yield {"name": "a", "actions": [["true"]], "uptodate": [False], "verbosity": 0}
+"""
 
 
 @dataclass
@@ -103,9 +116,14 @@ def _event_times(state_dir: Path) -> dict[str, float]:
     return times
 
 
-def _one_round(samples: Samples, env: dict[str, str], work: Path, python: str) -> None:
-    """Every row once, with ``env``."""
-    planrun = [python, "-c", "import sys; from planrun.cli.app import main; sys.exit(main())"]
+def _one_round(
+    samples: Samples, env: dict[str, str], work: Path, python: str, doit: str | None
+) -> None:
+    """Every row once, with ``env`` (doit's only when ``doit`` is its path)."""
+    # What the console script runs: cli.entry's main where that version has one.
+    src = Path(env.get("PYTHONPATH") or Path(__file__).resolve().parents[1] / "src")
+    entry = "entry" if (src / "planrun" / "cli" / "entry.py").exists() else "app"
+    planrun = [python, "-c", f"import sys; from planrun.cli.{entry} import main; sys.exit(main())"]
     _, wall, cpu = _spawn([python, "-c", "pass"], env, work)
     samples.add(ROWS[0], wall, cpu)
     _, wall, cpu = _spawn([python, "-c", "import planrun.cli.app"], env, work)
@@ -125,6 +143,15 @@ def _one_round(samples: Samples, env: dict[str, str], work: Path, python: str) -
     samples.add(ROWS[5], times["attempt_started"] - started)
     samples.add(ROWS[6], times["run_finished"] - started)
     samples.add(ROWS[7], wall, cpu)
+    # One state dir per environment, kept across rounds (the old code keeps its own).
+    kept = work / ("state-old" if "PYTHONPATH" in env else "state-new")
+    argv = [*planrun, "run", "one.json", "--plain", "--state-dir", str(kept)]
+    _, wall, cpu = _spawn(argv, env, work)
+    samples.add(ROWS[8], wall, cpu)
+    if doit is not None:
+        argv = [doit, "-f", "dodo.py", "--db-file", ".doit.db", "-n", "8", "-P", "thread"]
+        _, wall, cpu = _spawn(argv, env, work)
+        samples.add(ROWS[9], wall, cpu)
 
 
 def _cell(values: list[float] | None) -> str:
@@ -140,6 +167,7 @@ def _ratio(new: list[float] | None, old: list[float] | None) -> str:
 
 
 def _print_table(runs: int, new: Samples, old: Samples | None) -> None:
+    """The rows, then each whole-process row against doit's (when timed)."""
     head = "| phase (ms from spawn, median / min) | wall | CPU |"
     rule = "|---|--:|--:|"
     if old is not None:
@@ -157,6 +185,22 @@ def _print_table(runs: int, new: Samples, old: Samples | None) -> None:
                 f" {_ratio(new.cpu.get(row), old.cpu.get(row))} |"
             )
         print(line)
+    doit = new.wall.get(ROWS[9])
+    if not doit:
+        return
+    print("\nagainst doit in the same rounds (median wall / median CPU)\n")
+    print("| command | new / doit | old / doit |" if old else "| command | / doit |")
+    print("|---|--:|--:|" if old else "|---|--:|")
+    for row in (ROWS[2], ROWS[3], ROWS[7], ROWS[8]):
+        cells = [_vs(new, row, new), *([_vs(old, row, new)] if old else [])]
+        print(f"| {row} | {' | '.join(cells)} |")
+
+
+def _vs(samples: Samples, row: str, peer: Samples) -> str:
+    """``row`` of ``samples`` against doit's row of ``peer``: wall and CPU ratios."""
+    wall = _ratio(samples.wall.get(row), peer.wall.get(ROWS[9]))
+    cpu = _ratio(samples.cpu.get(row), peer.cpu.get(ROWS[9]))
+    return f"{wall} / {cpu}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -164,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=15, help="rounds (default 15)")
     parser.add_argument("--old-src", type=Path, help="another version's src/ to compare")
     parser.add_argument("--python", default=sys.executable, help="the venv's python")
+    parser.add_argument("--doit", help="a doit executable: time it in the same rounds")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
@@ -177,12 +222,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         work = Path(tmp)
         (work / "one.json").write_text(json.dumps(PLAN))
+        (work / "dodo.py").write_text(DODO)
         os.chdir(work)
         for index in range(args.runs + 1):  # round 0 warms the caches, not counted
             target = new if index else Samples()
-            _one_round(target, env, work, args.python)
+            _one_round(target, env, work, args.python, args.doit)
             if old_env is not None:
-                _one_round(old if index and old else Samples(), old_env, work, args.python)
+                _one_round(old if index and old else Samples(), old_env, work, args.python, None)
     _print_table(args.runs, new, old)
 
 

@@ -1,5 +1,5 @@
 """``python -m planrun`` is the ``planrun`` command."""
 
-from .cli.app import main
+from .cli.entry import main
 
 main()

@@ -21,8 +21,9 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from . import subst
 from .errors import Problem
@@ -44,8 +45,7 @@ _INTERPRETERS: tuple[tuple[re.Pattern[str], str], ...] = (
 _NO_SCRIPT = frozenset({"--eval", "--print", "--command", "--", "-"})
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
+class _Context(msgspec.Struct, frozen=True):
     """What a step's paths are resolved against."""
 
     values: Mapping[str, str]
@@ -55,11 +55,11 @@ class _Context:
     #: Answers already looked up, so that a plan of 100,000 steps running a handful
     #: of programs asks the file system a handful of times: template -> its text,
     #: (program, PATH) -> found, path -> its kind (see :func:`_kind`).
-    known: dict[str, str | None] = field(default_factory=dict)
-    found: dict[tuple[str, str], bool] = field(default_factory=dict)
-    kinds: dict[Path, str] = field(default_factory=dict)
+    known: dict[str, str | None] = msgspec.field(default_factory=dict)
+    found: dict[tuple[str, str], bool] = msgspec.field(default_factory=dict)
+    kinds: dict[Path, str] = msgspec.field(default_factory=dict)
     #: (program, step cwd, step PATH) -> why it would not start (see _check_step).
-    programs: dict[tuple[str, str | None, str | None], tuple[str, str] | None] = field(
+    programs: dict[tuple[str, str | None, str | None], tuple[str, str] | None] = msgspec.field(
         default_factory=dict
     )
 

@@ -33,8 +33,9 @@ import os
 import socket
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from .errors import StoreError
 from .model import LockResolve
@@ -52,8 +53,7 @@ def _default_parent() -> Path:
     return Path(f"/tmp/planrun-{os.getuid()}")  # noqa: S108
 
 
-@dataclass(frozen=True)
-class LockKey:
+class LockKey(msgspec.Struct, frozen=True):
     """What a lock excludes: ``name``, and ``path`` (canonical) when it names one."""
 
     name: str
@@ -70,8 +70,7 @@ class LockKey:
         return hashlib.sha256(raw).hexdigest()[:32] + ".lock"
 
 
-@dataclass(frozen=True)
-class LockHolder:
+class LockHolder(msgspec.Struct, frozen=True):
     """Who holds (or held) a lock, as written in its lock file."""
 
     run_id: str
@@ -190,8 +189,7 @@ def _open_lock_dir(path: Path) -> int:
         raise StoreError(f"cannot create the lock directory {path}: {exc}") from exc
 
 
-@dataclass
-class HeldLock:
+class HeldLock(msgspec.Struct):
     """A lock this process holds; ``release`` it (idempotent)."""
 
     key: LockKey

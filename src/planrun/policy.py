@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from .model import MAX_SECONDS, AttemptState, OnFailure, Step, StepState, When
 
@@ -51,8 +52,7 @@ def skip_reason(exit_code: int | None) -> str:
     return f"exit code {exit_code} means skip (skip_exit_codes)"
 
 
-@dataclass(frozen=True, slots=True)
-class Retry:
+class Retry(msgspec.Struct, frozen=True):
     """Start attempt ``attempt`` after ``delay`` seconds."""
 
     attempt: int
@@ -118,8 +118,7 @@ def retry_decision(
 # --- trigger rules ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DepOutcome:
+class DepOutcome(msgspec.Struct, frozen=True):
     """A finished dependency as its dependents see it.
 
     ``state`` is the *effective* state: a failure under ``on_failure: continue`` is
@@ -140,18 +139,15 @@ def dep_outcome(step: Step, state: StepState, root: str | None = None) -> DepOut
     return DepOutcome(step.id, state, root=root)
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
+class Ready(msgspec.Struct, frozen=True):
     """The step may start now."""
 
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+class Wait(msgspec.Struct, frozen=True):
     """Some dependency is still pending or running; decide later."""
 
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+class Skip(msgspec.Struct, frozen=True):
     """The rule can no longer hold: the step ends ``skipped`` with ``reason``.
 
     ``root`` names the failed step at the start of the skip chain, if any.
@@ -161,8 +157,7 @@ class Skip:
     root: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Blocked:
+class Blocked(msgspec.Struct, frozen=True):
     """The run is aborting and this step's rule does not run during an abort."""
 
 

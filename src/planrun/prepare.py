@@ -277,7 +277,7 @@ def check_plan(
         return validation
     values = resolve_variables(validation.plan, given, validation.base_dir)
     host = hostcheck.check_host(validation.plan, values, validation.base_dir, environ)
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         validation, plan=expand(validation.plan), problems=validation.problems + tuple(host)
     )
 

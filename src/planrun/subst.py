@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 __all__ = [
     "KEY_PATTERN",
@@ -44,16 +45,14 @@ class SubstError(ValueError):
     """A template is malformed (unterminated ``${`` or an invalid name)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(msgspec.Struct, frozen=True):
     """A ``${name}`` reference found in a template (``name`` may be ``matrix.K``,
     ``item`` or ``item.KEY``: see :func:`is_instance_name`)."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class StepRef:
+class StepRef(msgspec.Struct, frozen=True):
     """A ``${steps.ID.outputs.KEY}`` (``key`` set) or ``${steps.ID.exit_code}``
     (``key`` None) reference."""
 

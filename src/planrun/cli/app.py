@@ -7,7 +7,6 @@ is being resumed elsewhere), 124 run deadline exceeded, 130 cancelled (SIGINT/SI
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from importlib import import_module
@@ -157,7 +156,8 @@ def run(
     Exits with the run's exit code (see the README's table)."""
     if not dry_run:
         _prestart_watchdog()
-    from .run_cmd import run_command
+    with paused_gc():  # the engine, the store, the view: see cli/entry.py
+        from .run_cmd import run_command
 
     run_command(
         plan,
@@ -224,7 +224,8 @@ def resume_cmd(
     Reruns the steps that did not succeed, and what depends on them."""
     if not explain:
         _prestart_watchdog()
-    from .run_cmd import resume_command
+    with paused_gc():  # see cli/entry.py
+        from .run_cmd import resume_command
 
     resume_command(
         run_id,
@@ -266,14 +267,15 @@ def validate_cmd(
     """Check a plan and report every problem at once.
 
     Exits 0 if the plan is valid, 2 if not."""
-    from ..errors import PlanError, PlanrunError
-    from ..graph import levels
-    from ..prepare import check_plan
-    from .common import err_console, fail, make_console, print_problems, var_values
-    from .handler_text import handlers_phrase
-    from .plan_text import print_instances
-    from .trigger_text import plan_triggers_line
-    from .words import counted
+    with paused_gc():  # see cli/entry.py
+        from ..errors import PlanError, PlanrunError
+        from ..graph import levels
+        from ..prepare import check_plan
+        from .common import err_console, fail, make_console, print_problems, var_values
+        from .handler_text import handlers_phrase
+        from .plan_text import print_instances
+        from .trigger_text import plan_triggers_line
+        from .words import counted
 
     try:
         result = check_plan(plan, var_values(var), allow_undeclared=allow_undeclared)
@@ -318,6 +320,8 @@ def schema() -> None:
     """Print the JSON Schema of the plan format.
 
     For editors: point a plan's "$schema" at the file."""
+    import json
+
     from ..model import json_schema
 
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")

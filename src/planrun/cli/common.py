@@ -9,15 +9,14 @@ whether the stream is a terminal (and not ``TERM=dumb``).
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
 from collections.abc import Mapping
-from typing import IO, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO, cast
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ..errors import (
     NoRunStore,
@@ -30,6 +29,10 @@ from ..errors import (
 )
 from ..paths import state_dir_to_name
 from .params import ColorChoice, ColorOpt, StateDirOpt
+from .plain_console import PlainConsole, escape, quiet_stream
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "ColorChoice",
@@ -44,6 +47,7 @@ __all__ = [
     "make_console",
     "out_console",
     "print_problems",
+    "quiet_stream",
     "var_values",
     "wants_color",
 ]
@@ -79,26 +83,19 @@ def _color_system(env: Mapping[str, str]) -> ColorSystem:
     return "256" if env.get("TERM", "").endswith("256color") else "standard"
 
 
-class _Console(Console):
-    """A rich console that outlives its reader: when stdout's reader goes away
+@functools.cache
+def _console_class() -> type[Console]:
+    """rich's console, made to outlive its reader: when stdout's reader goes away
     (``planrun run | head``), the rest of the output goes to /dev/null and the run
     goes on to its end (rich's default raises ``SystemExit(1)`` from inside whatever
-    was printing, mid-run)."""
+    was printing, mid-run). Built on first use: rich loads only when drawn with."""
+    from rich.console import Console
 
-    def on_broken_pipe(self) -> None:
-        quiet_stream(self.file)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            quiet_stream(self.file)
 
-
-def quiet_stream(stream: IO[str]) -> None:
-    """Send what is still written to ``stream`` (and the interpreter's final flush)
-    to /dev/null: its reader went away."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, stream.fileno())
-    except (OSError, ValueError):  # not a real file (a test's StringIO): nothing to do
-        pass
-    finally:
-        os.close(devnull)
+    return _Console
 
 
 def make_console(
@@ -109,15 +106,20 @@ def make_console(
     stream = sys.stderr if stderr else sys.stdout
     tty = is_tty(stream)
     colored = wants_color(color, tty, os.environ)
-    return _Console(
-        stderr=stderr,
-        force_terminal=tty,
-        color_system=_color_system(os.environ) if colored else None,
-        no_color=not colored,
-        highlight=False,
-        soft_wrap=True,
-        width=width,
-    )
+    settings: dict[str, Any] = {
+        "stderr": stderr,
+        "force_terminal": tty,
+        "color_system": _color_system(os.environ) if colored else None,
+        "no_color": not colored,
+        "highlight": False,
+        "soft_wrap": True,
+        "width": width,
+    }
+    if tty or colored or width is not None:
+        return _console_class()(**settings)
+    # Plain lines to a pipe or file: written without rich (see cli/plain_console.py).
+    plain = PlainConsole(stderr=stderr, make=lambda: _console_class()(**settings))
+    return cast("Console", plain)
 
 
 def command_hint(*words: str, state_dir: str | os.PathLike[str] | None) -> str:

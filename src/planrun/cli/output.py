@@ -23,11 +23,10 @@ import os
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
-from rich.console import Console
-from rich.text import Text
+import msgspec
 
 from ..events import AttemptFinished, AttemptStarted, Event, utc_now
 from ..ports import OutputLine
@@ -35,6 +34,9 @@ from .ci import CiMode
 from .common import quiet_stream
 from .params import OutputChoice, OutputOpt
 from .view import LiveView, PlainLog, Renderer, clock, format_duration, printable
+
+if TYPE_CHECKING:  # rich loads only where it draws (see cli/plain_console.py)
+    from rich.console import Console
 
 __all__ = [
     "STILL_RUNNING_ENV",
@@ -97,11 +99,10 @@ def github_block(title: str, lines: list[str], token: str | None = None) -> list
     ]
 
 
-@dataclass(slots=True)
-class _Block:
+class _Block(msgspec.Struct):
     """One attempt's output held for ``grouped``: the newest lines, within a budget."""
 
-    lines: deque[str] = field(default_factory=deque)
+    lines: deque[str] = msgspec.field(default_factory=deque)
     size: int = 0
     dropped: int = 0
 
@@ -113,8 +114,7 @@ class _Block:
             self.dropped += 1
 
 
-@dataclass(slots=True)
-class _Running:
+class _Running(msgspec.Struct):
     """A running step, for the "still running" line: when it started, and when it last
     said anything (a line in ``prefixed``, or our last notice)."""
 
@@ -175,6 +175,8 @@ class StepOutputLog(PlainLog):
         """``step | `` padded to the longest step id, in the step's colour (rendered
         by the console once per step, so ``--color``/``NO_COLOR`` hold)."""
         if not self._prefixes and self.view is not None:
+            from rich.text import Text
+
             width = max(len(s) for s in self.view.steps)
             for index, sid in enumerate(self.view.steps):
                 style = PALETTE[index % len(PALETTE)]
@@ -204,6 +206,8 @@ class StepOutputLog(PlainLog):
         if self._github:
             self._write("".join(f"{text}\n" for text in github_block(printable(title), lines)))
             return
+        from rich.text import Text
+
         self.console.print(Text(f"── {title} ──", style="bold"), highlight=False, soft_wrap=True)
         self._write("".join(f"{text}\n" for text in lines or ["(no output)"]))
 

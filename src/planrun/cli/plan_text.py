@@ -7,8 +7,6 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 from ..graph import levels
 from ..model import Plan, Step, base_id
 from ..options import ExecutorKind, RunOptions
@@ -22,6 +20,8 @@ from .trigger_text import plan_triggers_line
 from .words import counted
 
 if TYPE_CHECKING:  # the store loads only for resume --explain
+    from rich.console import Console
+
     from ..resume.load import LoadedResume
 
 __all__ = ["print_dry_run", "print_explain", "print_instances"]

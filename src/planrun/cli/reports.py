@@ -7,8 +7,9 @@ the end, whatever the run's outcome (failed, cancelled by Ctrl-C, ...)."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..model import RunState, StepState
 from ..prepare import PreparedRun
@@ -31,8 +32,7 @@ def unstarted_view(prepared: PreparedRun, run_id: str | None) -> RunView:
     )
 
 
-@dataclass(frozen=True)
-class RunReports:
+class RunReports(msgspec.Struct, frozen=True):
     """The reports one ``run``/``resume`` writes at its end."""
 
     ci: CiMode = CiMode.NONE

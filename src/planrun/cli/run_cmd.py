@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, NoReturn
 
 import anyio
 import typer
-from rich.console import Console
 
 from ..api import PreparedRun, RunOptions, RunResult, execute
 from ..errors import PlanrunError, UsageError
@@ -35,6 +34,7 @@ from .view import Renderer, print_summary
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus  # anyio.abc loads its socket layer
+    from rich.console import Console
 
 __all__ = ["resume_command", "run_command"]
 

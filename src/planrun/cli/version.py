@@ -3,7 +3,6 @@ a bug report."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
@@ -45,6 +44,8 @@ def version(
 
     found = versions()
     if as_json:
+        import json  # only here: --version and validate load no json
+
         sys.stdout.write(json.dumps(found) + "\n")
         return
     width = max(map(len, found))

@@ -15,11 +15,9 @@ import stat
 import time
 from collections import Counter, deque
 from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
 import anyio
-from rich.console import Console, Group, RenderableType
-from rich.markup import escape
-from rich.text import Text
 
 from ..events import (
     AttemptFinished,
@@ -39,7 +37,11 @@ from ..model import RunState, StepState
 from ..ports import OutputLine
 from ..state import RunView, StepView, apply
 from .common import command_hint
+from .plain_console import PlainConsole, escape
 from .words import counted
+
+if TYPE_CHECKING:  # rich loads only where it draws (see cli/plain_console.py)
+    from rich.console import Console, RenderableType
 
 __all__ = [
     "LiveView",
@@ -187,6 +189,9 @@ def print_plain(console: Console, text: str) -> None:
     ~0.1 ms a line, on the loop between a step's end and its dependent's start. Text
     with a tab (rich expands it) or a console that records or is quiet goes through
     rich."""
+    if isinstance(cast(object, console), PlainConsole):  # it writes plain text itself
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+        return
     if "\t" in text or console.record or console.quiet:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         return
@@ -350,8 +355,10 @@ class LiveView(Renderer):
         return shown, len(steps) - len(shown)
 
     def render(self, view: RunView) -> RenderableType:
+        from rich.console import Group
         from rich.progress_bar import ProgressBar  # the live view only (start-up)
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
         for column in ("", "step", "state", "attempt", "elapsed", ""):

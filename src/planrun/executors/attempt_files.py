@@ -33,8 +33,9 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from ..outputs import MAX_OUTPUT_BYTES, OutputError, parse_outputs, too_large
 
@@ -82,8 +83,7 @@ def _kind(mode: int) -> str:
 # --- the outputs file -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class OutputFile:
+class OutputFile(msgspec.Struct, frozen=True):
     """One attempt's ``$PLANRUN_OUTPUT``: where it is and which inode planrun made."""
 
     path: Path
@@ -206,8 +206,7 @@ class OutputsRoot:
 # --- the attempt log ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LogFile:
+class LogFile(msgspec.Struct, frozen=True):
     """An attempt's open log: its fd (write only) and path."""
 
     fd: int

@@ -18,7 +18,8 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from dataclasses import dataclass
+
+import msgspec
 
 from ..ports import AttemptSpec, OutputLine, OutputSink, ProcessResult
 from .attempt_files import OutputFile, OutputsRoot, open_log
@@ -29,8 +30,7 @@ from .tags import step_env
 __all__ = ["Launched", "Prepared", "finish", "launch", "prepare", "spawn_error"]
 
 
-@dataclass(frozen=True, slots=True)
-class _Files:
+class _Files(msgspec.Struct, frozen=True):
     """An attempt's open files: its log fd, the fd its output goes to (the log, or a
     pipe into ``pump``) and its outputs file."""
 
@@ -80,8 +80,7 @@ def _open_files(
     return _Files(output, log_fd, out_fd, pump)
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(msgspec.Struct, frozen=True):
     """An attempt ready to launch: its environment, files and sentinel pipe."""
 
     spec: AttemptSpec

@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass
+
+import msgspec
 
 from ..ports import AttemptSpec
 from ..proc import RUN_KEY, RUN_TREE, child_tree, environments, runs_of, tree_of
@@ -107,8 +108,7 @@ def still_tagged(pid: int, tag: bytes) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class Tagged:
+class Tagged(msgspec.Struct, frozen=True):
     """What one ``/proc`` scan found: pids by attempt tag, and by ancestor attempt."""
 
     taken_at: float

@@ -10,7 +10,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from .. import graph, subst
 from ..errors import Problem
@@ -41,8 +42,7 @@ VAR_NAME = re.compile(VAR_NAME_PATTERN)
 Indexed = Sequence[tuple[int, Step]]
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(msgspec.Struct, frozen=True):
     """A string that takes ``${...}`` and holds a ``$``: where it is and what it uses."""
 
     path: str

@@ -12,7 +12,6 @@ import difflib
 import enum
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -219,8 +218,7 @@ def _raw_ids(raw_steps: Any) -> list[str | None]:
 # --- msgspec's errors in planrun's words ----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
+class _Failure(msgspec.Struct, frozen=True):
     """One msgspec validation error, translated."""
 
     where: str

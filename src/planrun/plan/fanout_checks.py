@@ -14,8 +14,9 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping, Sequence
+
+import msgspec
 
 from .. import fanout, subst
 from ..errors import Problem
@@ -31,7 +32,7 @@ def without_item_names(plan: Plan, indexed: Indexed, parsed: Sequence[Template])
     them)."""
     declared = set(plan.variables)
     return [
-        dataclasses.replace(t, names=tuple(n for n in t.names if not _is_item(n, declared)))
+        msgspec.structs.replace(t, names=tuple(n for n in t.names if not _is_item(n, declared)))
         if any(_is_item(n, declared) for n in t.names)
         else t
         for t in parsed

@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +52,7 @@ _NOT_AN_ANCESTOR = re.compile(r"^'(?P<ref>[^']*)': step '(?P<id>[^']*)' is not a
 Convert = Callable[[Mapping[str, Any], type[Step], str, list[Problem], str | None], Step | None]
 
 
-@dataclass(frozen=True, slots=True)
-class HandlerEntry:
+class HandlerEntry(msgspec.Struct, frozen=True):
     """One handler as written: its list, its path, its raw id, the step (None: it did
     not decode)."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,7 @@ __all__ = ["Validation", "load_plan", "validate"]
 _STEP_PATH = re.compile(r"\$\.steps\[(\d+)\]")
 
 
-@dataclass(frozen=True)
-class Validation:
+class Validation(msgspec.Struct, frozen=True):
     """The outcome of validating a plan: the plan (None if unusable) and every problem."""
 
     plan: Plan | None

@@ -14,8 +14,9 @@ import json
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from .. import subst
 from ..errors import Problem
@@ -37,8 +38,7 @@ _SHELL_FORM = re.compile(
 _NAME_AFTER_BRACE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
-@dataclass(frozen=True, slots=True)
-class GivenRules:
+class GivenRules(msgspec.Struct, frozen=True):
     """How strictly the given variables are checked.
 
     ``require_values``: a required variable (``null`` default) without a value is an

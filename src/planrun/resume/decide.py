@@ -18,8 +18,8 @@ tree that a cleanup step removes) reruns whenever a step downstream of it reruns
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -47,20 +47,18 @@ class Action(enum.StrEnum):
     KEEP = "keep"  # --only: did not succeed and is left as it was
 
 
-@dataclass(frozen=True, slots=True)
-class PriorStep:
+class PriorStep(msgspec.Struct, frozen=True):
     """A step as the store recorded it before the resume."""
 
     state: StepState
     attempts: int = 0
     exit_code: int | None = None
     reason: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = msgspec.field(default_factory=dict)
     masked_outputs: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(msgspec.Struct, frozen=True):
     """The decision for one step and why."""
 
     step_id: str
@@ -210,6 +208,7 @@ def _choose_only(
 # --- what changed since the run -----------------------------------------------------
 
 
+@functools.cache  # on first use: it resolves the type hints of the whole plan model
 def _step_defaults() -> dict[str, Any]:
     """Each step field's default as builtins, by its JSON name."""
     out: dict[str, Any] = {}
@@ -227,19 +226,17 @@ def _as_json(value: Any) -> Any:
     return msgspec.json.decode(msgspec.json.encode(value))
 
 
-_STEP_DEFAULTS = _step_defaults()
-
-
 def _canonical(doc: Mapping[str, Any]) -> dict[str, Any]:
     """``doc`` (a plan as builtins) with every step's fields that hold their default
     left out, however the plan spelled them (``"depends_on": []``) and whichever
     planrun version stored it (defaults an older one wrote out, such as
     ``"success_exit_codes": [0]``): what the comparison compares."""
+    defaults = _step_defaults()
 
     def step(raw: Any) -> Any:
         if not isinstance(raw, dict):
             return raw
-        return {k: v for k, v in raw.items() if _STEP_DEFAULTS.get(k, _MISSING) != v}
+        return {k: v for k, v in raw.items() if defaults.get(k, _MISSING) != v}
 
     out = dict(doc)
     if isinstance(out.get("steps"), list):

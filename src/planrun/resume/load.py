@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -34,8 +33,7 @@ __all__ = ["LoadedResume", "load_resume"]
 PlanSource = Plan | Mapping[str, Any] | str | os.PathLike[str]
 
 
-@dataclass(frozen=True)
-class LoadedResume:
+class LoadedResume(msgspec.Struct, frozen=True):
     """A run ready to be resumed: the prepared plan, the decisions, what changed."""
 
     run: RunRecord
@@ -45,8 +43,7 @@ class LoadedResume:
     changes: list[str]
 
 
-@dataclass(frozen=True)
-class _Stored:
+class _Stored(msgspec.Struct, frozen=True):
     """What the store holds about the run being resumed."""
 
     run: RunRecord

@@ -24,7 +24,6 @@ import functools
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from sqlite3 import Connection
 from typing import Any, TypeVar
@@ -96,8 +95,7 @@ def _step_rows(run_id: str, steps: Sequence[tuple[str, str]]) -> list[dict[str, 
     ]
 
 
-@dataclass(frozen=True)
-class RunPaths:
+class RunPaths(msgspec.Struct, frozen=True):
     """Where one run's files live."""
 
     run_dir: Path
