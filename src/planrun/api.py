@@ -176,14 +176,16 @@ async def _execute_in_store(
     )
     steps = [*prepared.steps, *handler_steps(prepared, paths.run_dir)]
     engine = Engine(steps, config, executor, sink)
+    launching = engine.launching  # one set for the run; the recorder must not keep engine
     with _unwrap_planrun_errors():
         async with anyio.create_task_group() as tg:
-            tg.start_soon(store.record, recv, paths, lambda: bool(engine.launching))
+            tg.start_soon(store.record, recv, paths, lambda: bool(launching))
             with send:
                 await engine.run()
-    assert sink.view is not None
-    view = sink.view  # it no longer changes
-    return await _off_loop(lambda: RunResult.from_view(view))
+    view, sink.view = sink.view, None  # it no longer changes
+    assert view is not None
+    del engine, steps, config  # the scheduler's nodes go before the result is made
+    return await _off_loop(lambda: RunResult.from_view(view, consume=True))
 
 
 async def _off_loop(work: Callable[[], T]) -> T:
