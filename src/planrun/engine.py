@@ -99,6 +99,7 @@ class Engine:
         ]
         link_dependents(self._nodes)
         self._seq = config.last_seq
+        self._now: str | None = None  # see pump
         self._ready: list[int] = []
         self._check: deque[int] = deque()
         self._running = 0
@@ -142,7 +143,7 @@ class Engine:
 
     def _emit(self, cls: type[Event], **fields: Any) -> None:
         self._seq += 1
-        self._sink(cls(run_id=self._cfg.run_id, seq=self._seq, ts=utc_now(), **fields))
+        self._sink(cls(run_id=self._cfg.run_id, seq=self._seq, ts=self._now or utc_now(), **fields))
 
     # --- the run ---------------------------------------------------------------------
 
@@ -315,8 +316,11 @@ class Engine:
         One message per loop turn: a burst would start its attempts in one turn, and
         each start (a spawn) holds the loop."""
         while self._unfinished:
-            self._handle(await self._inbox_recv.receive())
+            msg = await self._inbox_recv.receive()
+            self._now = utc_now()  # the events one message causes share its time (one str)
+            self._handle(msg)
             self._settle()
+            self._now = None
 
     def _handle(self, msg: Message) -> None:
         match msg:
