@@ -26,6 +26,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import anyio.lowlevel  # also binds anyio
@@ -102,10 +103,9 @@ class Engine:
         self._now: str | None = None  # see pump
         self._ready: list[int] = []
         self._check: deque[int] = deque()
-        self._running = 0
         self.launching: set[int] = set()  # attempt_started not out yet: the recorder waits
-        self._unfinished = len(self._nodes)
-        self._pools = Pools(config.pools, self._nodes, lambda i: heapq.heappush(self._ready, i))
+        self._running, self._unfinished = 0, len(self._nodes)
+        self._pools = Pools(config.pools, self._nodes, partial(heapq.heappush, self._ready))
         for node in self._nodes:
             self._restore(node)
         for node in self._nodes:  # after every restore: kept dependencies have ended
@@ -453,7 +453,7 @@ class Engine:
                 self._finish_step(index, StepState.CANCELLED, reason=reason)
             elif node.state is StepState.RUNNING and node.scope is not None:
                 node.scope.cancel()
-        self._ready = [i for i in self._ready if self._nodes[i].cleanup]
+        self._ready[:] = [i for i in self._ready if self._nodes[i].cleanup]  # Pools has it
         heapq.heapify(self._ready)
 
     # --- the end ---------------------------------------------------------------------
