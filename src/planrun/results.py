@@ -97,6 +97,9 @@ class StepResult(msgspec.Struct, frozen=True):
     @classmethod
     def from_view(cls, view: StepView) -> StepResult:
         attempts = [AttemptResult.from_view(a) for a in view.attempts]
+        outputs = view.outputs
+        if outputs is None and view.state is StepState.SUCCEEDED:
+            outputs = {}  # what it wrote: nothing (the view keeps no empty dicts)
         return cls(
             view.id,
             view.state,
@@ -104,7 +107,7 @@ class StepResult(msgspec.Struct, frozen=True):
             view.exit_code,
             view.critical,
             attempts,
-            view.outputs,
+            outputs,
             view.handler,
         )
 
