@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from . import fanout
 from .cancel import cancel_run
@@ -29,7 +28,7 @@ from .events import ConcurrencyCapped, Event, utc_now
 from .executor_choice import open_executor
 from .executors.local import LocalExecutor, attempt_capacity
 from .handler_setup import handler_settings, handler_steps
-from .masking import PATH_VARIABLES, Masker, mask_event
+from .masking import PATH_VARIABLES, Masker
 from .model import Plan
 from .options import ResolvedOptions, RunOptions
 from .ports import Executor, OutputLine, OutputSink, RunChild
@@ -43,8 +42,9 @@ from .prepare import (
 from .proc import run_key
 from .results import AttemptResult, RunResult, StepResult, stored_result
 from .resume.load import load_resume
+from .run_sink import Sink
 from .runlock import Prelude, lock_key, run_lock
-from .state import RunView, apply, replay
+from .state import replay
 from .store.sqlite import RunPaths, SqliteStore
 from .subplan import ChildContext, run_child
 
@@ -139,11 +139,12 @@ async def _execute_in_store(
     (run id, step id): a ``uses`` step's child run, whose steps do not see ``hidden_env``."""
     paths, last_seq = await _claim(store, prepared, resolved, resume, parent)
     send, recv = anyio.create_memory_object_stream[Event](math.inf)
-    sink = _Sink(
+    sink = Sink(
         send,
         _event_masker(prepared, resolved.run_id, store, paths),
         replay(resume.history) if resume is not None else None,
         resolved.on_event,
+        resolved.options.on_view,
     )
     concurrency, capped = _concurrency(
         resolved.max_concurrency, prepared, executor, resolved.options.on_output is not None
@@ -177,13 +178,21 @@ async def _execute_in_store(
     steps = [*prepared.steps, *handler_steps(prepared, paths.run_dir)]
     engine = Engine(steps, config, executor, sink)
     with _unwrap_planrun_errors():
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(store.record, recv, paths, lambda: bool(engine.launching))
+        async with anyio.create_task_group() as tg:  # (the recorder must not keep engine)
+            tg.start_soon(store.record, recv, paths, functools.partial(bool, engine.launching))
             with send:
                 await engine.run()
-    assert sink.view is not None
-    view = sink.view  # it no longer changes
-    return await _off_loop(lambda: RunResult.from_view(view))
+    del engine, steps, config  # the scheduler's nodes go before the result is made
+    return await _result(sink)
+
+
+async def _result(sink: Sink) -> RunResult:
+    """The run's result, made off the loop from its view, which no longer changes; a
+    view no caller reads (no ``on_view``) is consumed as the result is made."""
+    view, sink.view = sink.view, None
+    assert view is not None
+    consume = sink.on_view is None
+    return await _off_loop(lambda: RunResult.from_view(view, consume=consume))
 
 
 async def _off_loop(work: Callable[[], T]) -> T:
@@ -265,42 +274,9 @@ def _event_masker(
     )
 
 
-class _Sink:
-    """The engine's event sink: masks each event, queues it for the recorder, folds
-    it into the run's view (the result) and passes it to the caller's ``on_event``."""
-
-    def __init__(
-        self,
-        send: MemoryObjectSendStream[Event],
-        masker: Masker,
-        view: RunView | None,
-        callback: Callable[[Event], None] | None,
-    ) -> None:
-        self.send = send
-        self.masker = masker
-        self.view = view
-        self.callback = callback
-
-    def __call__(self, event: Event) -> None:
-        event = mask_event(event, self.masker)
-        # The recorder may have failed (its error propagates); keep the run's
-        # own bookkeeping going so every process is still stopped.
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self.send.send_nowait(event)
-        self.view = apply(self.view, event)
-        if self.callback is not None:
-            try:
-                self.callback(event)
-            except (Exception, SystemExit) as exc:
-                # A broken observer (e.g. a display whose stdout was closed) must not
-                # break the run it observes: drop it and carry on.
-                self.callback = None
-                _LOG.warning("on_event raised %r; no more events are sent to it", exc)
-
-
 def _guarded(callback: OutputSink | None) -> OutputSink | None:
     """``callback``, dropped (with one warning) the first time it raises: a broken
-    observer must not break the run it observes (as ``on_event`` in :class:`_Sink`)."""
+    observer must not break the run it observes (as ``on_event`` in :class:`.Sink`)."""
     if callback is None:
         return None
     alive = [callback]

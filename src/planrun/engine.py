@@ -26,6 +26,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import anyio.lowlevel  # also binds anyio
@@ -99,12 +100,12 @@ class Engine:
         ]
         link_dependents(self._nodes)
         self._seq = config.last_seq
+        self._now: str | None = None  # see pump
         self._ready: list[int] = []
         self._check: deque[int] = deque()
-        self._running = 0
         self.launching: set[int] = set()  # attempt_started not out yet: the recorder waits
-        self._unfinished = len(self._nodes)
-        self._pools = Pools(config.pools, self._nodes, lambda i: heapq.heappush(self._ready, i))
+        self._running, self._unfinished = 0, len(self._nodes)
+        self._pools = Pools(config.pools, self._nodes, partial(heapq.heappush, self._ready))
         for node in self._nodes:
             self._restore(node)
         for node in self._nodes:  # after every restore: kept dependencies have ended
@@ -142,7 +143,7 @@ class Engine:
 
     def _emit(self, cls: type[Event], **fields: Any) -> None:
         self._seq += 1
-        self._sink(cls(run_id=self._cfg.run_id, seq=self._seq, ts=utc_now(), **fields))
+        self._sink(cls(run_id=self._cfg.run_id, seq=self._seq, ts=self._now or utc_now(), **fields))
 
     # --- the run ---------------------------------------------------------------------
 
@@ -315,8 +316,11 @@ class Engine:
         One message per loop turn: a burst would start its attempts in one turn, and
         each start (a spawn) holds the loop."""
         while self._unfinished:
-            self._handle(await self._inbox_recv.receive())
+            msg = await self._inbox_recv.receive()
+            self._now = utc_now()  # the events one message causes share its time (one str)
+            self._handle(msg)
             self._settle()
+            self._now = None
 
     def _handle(self, msg: Message) -> None:
         match msg:
@@ -449,7 +453,7 @@ class Engine:
                 self._finish_step(index, StepState.CANCELLED, reason=reason)
             elif node.state is StepState.RUNNING and node.scope is not None:
                 node.scope.cancel()
-        self._ready = [i for i in self._ready if self._nodes[i].cleanup]
+        self._ready[:] = [i for i in self._ready if self._nodes[i].cleanup]  # Pools has it
         heapq.heapify(self._ready)
 
     # --- the end ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import os
+import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -271,6 +272,9 @@ class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
             self.skip_exit_codes = ()
         if self.success_exit_codes == [0]:
             self.success_exit_codes = (0,)
+        # Steps of a big plan mostly share their program: one string, not one per step.
+        if self.command is not None:
+            self.command = sys.intern(self.command)
 
     @property
     def display_name(self) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .events import Event
@@ -21,6 +21,9 @@ from .model import Plan
 from .paths import state_dir_or_default
 from .ports import Executor, OutputSink
 from .prepare import check_concurrency, check_run_id, new_run_id
+
+if TYPE_CHECKING:
+    from .state import RunView
 
 __all__ = [
     "DASK_SCHEDULER_ENV",
@@ -110,6 +113,11 @@ class RunOptions:
     fast); every line of an attempt comes before its ``AttemptFinished``. Only the
     default executor delivers lines (a given ``executor`` does not). Without it,
     steps write their logs directly, which is cheaper.
+    ``on_view``: called once, before the first ``on_event``, with the run's own
+    :class:`~planrun.state.RunView` (the reducer's view the result is built from),
+    which then changes in place as events arrive: a front end that draws the run reads
+    it (it is up to date in ``on_event``) instead of folding every event a second
+    time; never modify it.
     ``on_notice``: called with a line for a person (e.g. "waiting for lock ...").
     ``owner_kind``: ``"cli"`` records that the owning process cancels the run on
     SIGTERM (what :func:`planrun.api.cancel_run` sends); embedders keep ``"api"``.
@@ -130,6 +138,7 @@ class RunOptions:
     executor: Executor | None = None
     on_event: Callable[[Event], None] | None = None
     on_output: OutputSink | None = None
+    on_view: Callable[[RunView], None] | None = None
     on_notice: Callable[[str], None] | None = None
     owner_kind: str = "api"
     kill_switch: KillSwitch | None = None

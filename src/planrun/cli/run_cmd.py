@@ -217,6 +217,7 @@ async def _run(
     options = replace(
         options,
         on_event=renderer.on_event,
+        on_view=renderer.share_view,
         on_output=renderer.on_output if renderer.wants_output else None,
         owner_kind="cli",
         on_notice=lambda text: err_console().print(text, markup=False),
