@@ -213,16 +213,27 @@ class LocalExecutor:
     async def _run_started(
         self, attempt: Attempt, spec: AttemptSpec, on_started: Callable[[int | None], None]
     ) -> ProcessResult:
-        if attempt.pump is None:
+        pump = attempt.pump
+        if pump is None:
             # The common case (no secrets, no log cap): no task group to pay for.
             timed_out, code = await self._watch(attempt, spec, on_started)
+        elif pump.start():  # copying from a reader callback: no task either
+            try:
+                timed_out, code = await self._watch(attempt, spec, on_started)
+                if not pump.done.is_set():
+                    with anyio.move_on_after(DRAIN_SEC):
+                        await pump.done.wait()
+            finally:
+                error = pump.stop()
+            if error is not None:
+                raise error
         else:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(attempt.pump.run)
+                tg.start_soon(pump.run)
                 timed_out, code = await self._watch(attempt, spec, on_started)
-                if not attempt.pump.done.is_set():
+                if not pump.done.is_set():
                     with anyio.move_on_after(DRAIN_SEC):
-                        await attempt.pump.done.wait()
+                        await pump.done.wait()
                     # (Only now: cancel() formats a reason naming the task, ~30 µs.)
                     tg.cancel_scope.cancel()
         result = ProcessResult(exit_code=code, timed_out=timed_out)
