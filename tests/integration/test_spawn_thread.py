@@ -10,6 +10,7 @@ import functools
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -181,14 +182,14 @@ async def test_a_spawn_runs_on_the_loop_when_no_other_attempt_runs(
 ) -> None:
     """Alone (a chain of steps), the spawn runs inline: the thread's two hand-offs
     would be on the critical path. Beside a running attempt, it goes to the thread."""
-    import planrun.executors.local as local
+    from planrun.executors import local, spawn
 
     threads: dict[str, str] = {}
-    real_launch = local.launch
+    real_launch = spawn.launch
 
-    def launch(prepared: local.Prepared, stdin: int) -> local.Launched:
+    def launch(prepared: spawn.Prepared, *args: Any) -> spawn.Launched:
         threads[prepared.spec.step_id] = threading.current_thread().name
-        return real_launch(prepared, stdin)
+        return real_launch(prepared, *args)
 
     monkeypatch.setattr(local, "launch", launch)
     with LocalExecutor() as executor:

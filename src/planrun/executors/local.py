@@ -2,10 +2,12 @@
 
 How an attempt is supervised (see shared/pitfalls.md for the evidence):
 
-- ``Popen`` with an argv (never a shell), ``start_new_session=True``, run in the
+- ``Popen`` (or ``posix_spawn`` where it starts the same child for less:
+  ``leader.py``) with an argv (never a shell), ``start_new_session=True``, run in the
   executor's spawn thread (``spawner.py``) so the event loop goes on while the child
-  gets to ``exec``: the attempt's process group id is its pid, recorded as soon as
-  ``Popen`` returns, and the attempt is supervised from then on whatever happens.
+  gets to ``exec`` (inline when no other attempt runs): the attempt's process group
+  id is its pid, recorded as soon as the spawn returns, and the attempt is
+  supervised from then on whatever happens.
 - stdout and stderr go straight to the attempt's log file (a new file: see
   ``attempt_files.py``): no pipe into planrun, so nothing is buffered in memory and no
   grandchild can hold a pipe of ours open. The exceptions are a run with secrets and a
@@ -61,6 +63,7 @@ from .capacity import (
     out_of_fds,
 )
 from .group import KILL_WAIT_SEC, Attempt, killpg
+from .leader import inheritable_fds
 from .pump import DRAIN_SEC
 from .spawn import Launched, Prepared, finish, launch, prepare
 from .spawner import SpawnThread
@@ -98,6 +101,10 @@ class LocalExecutor:
         #: ``/dev/null``, every leader's stdin: opened once, not once per spawn.
         self._devnull: int | None = None
         self._spawner = SpawnThread()
+        #: planrun's inheritable fds, scanned at the first spawn (see leader.py); None:
+        #: unknown, so ``Popen`` only (also with ``PLANRUN_SPAWN_POPEN=1``, to compare).
+        self._inheritable: tuple[int, ...] | None = None
+        self._popen_only = os.environ.get("PLANRUN_SPAWN_POPEN") == "1"
         #: Attempts between ``prepare`` and ``finish`` (their fds are taken).
         self._starting = 0
         #: Set by :meth:`kill_all`: an attempt whose spawn was under way then is
@@ -151,6 +158,8 @@ class LocalExecutor:
         """
         if self._devnull is None:
             self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            if not self._popen_only:
+                self._inheritable = inheritable_fds()
         while True:
             if fds_available(SPAWN_FDS):
                 started = await self._start(spec, self._devnull)
@@ -178,7 +187,7 @@ class LocalExecutor:
         self._starting += 1
         try:
             launched = await self._spawner.call(
-                functools.partial(launch, prepared, devnull),
+                functools.partial(launch, prepared, devnull, self._inheritable),
                 functools.partial(_release_orphan, prepared),
                 inline=inline,
             )
