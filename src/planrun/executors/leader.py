@@ -15,6 +15,12 @@ restore_signals=True)`` would, or raises the ``OSError`` ``Popen`` would raise (
 the program as ``filename``), and returns a :class:`Leader`. The child gets the
 sentinel as fd 3 (nothing reads its number: it only has to be held open).
 
+The executor uses it only for a spawn it runs inline (no other attempt running:
+see ``spawner.py``): ``os.posix_spawn`` holds the GIL until the child has called
+``exec``, where ``Popen`` lets it go around its ``vfork`` (CPython 3.11.5+), so in the
+spawn thread it would stall the event loop for every start (measured: the layered
+peerbench shape at j=2 took 1.6x as long).
+
 Not used (``can_spawn`` is False) when the step has a ``cwd`` (Python 3.11's
 ``posix_spawn`` cannot change directory) or when an fd involved is below 4 (the
 ``dup2`` actions into 0-3 could overwrite it) or an inheritable one is at or above

@@ -187,7 +187,9 @@ class LocalExecutor:
         self._starting += 1
         try:
             launched = await self._spawner.call(
-                functools.partial(launch, prepared, devnull, self._inheritable),
+                # posix_spawn holds the GIL until the child has exec'd (Popen's vfork
+                # lets it go): only where nothing else waits for it, inline.
+                functools.partial(launch, prepared, devnull, self._inheritable if inline else None),
                 functools.partial(_release_orphan, prepared),
                 inline=inline,
             )
