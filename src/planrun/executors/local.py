@@ -95,9 +95,10 @@ class LocalExecutor:
         self._runs: set[str] = set()
         self._outputs = OutputsRoot(on_created=self._watchdog.remove_on_death)
         self._scanner = Scanner()
-        #: Set (and replaced) whenever an attempt ends: what a spawn that ran out of
-        #: file descriptors waits for.
+        #: Set (and replaced) whenever an attempt ends while spawns that ran out of
+        #: file descriptors wait for it (``_fd_waiters`` of them).
         self._ended = anyio.Event()
+        self._fd_waiters = 0
         #: ``/dev/null``, every leader's stdin: opened once, not once per spawn.
         self._devnull: int | None = None
         self._spawner = SpawnThread()
@@ -167,7 +168,11 @@ class LocalExecutor:
                     return started
             elif not self._holding_fds():  # nothing will free any: waiting cannot help
                 return no_fds_left()
-            await self._ended.wait()
+            self._fd_waiters += 1
+            try:
+                await self._ended.wait()
+            finally:
+                self._fd_waiters -= 1
 
     def _holding_fds(self) -> bool:
         """Is an attempt running or being started (so fds will be freed)?"""
@@ -175,8 +180,9 @@ class LocalExecutor:
 
     def _signal_ended(self) -> None:
         """Wake the spawns waiting for fds: an attempt ended, or failed to start."""
-        self._ended.set()
-        self._ended = anyio.Event()
+        if self._fd_waiters:  # (a new Event per attempt would cost more than this check)
+            self._ended.set()
+            self._ended = anyio.Event()
 
     async def _start(self, spec: AttemptSpec, devnull: int) -> Attempt | ProcessResult:
         prepared = prepare(spec, self._outputs, self._on_output)
