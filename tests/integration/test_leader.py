@@ -123,3 +123,10 @@ async def test_a_program_is_looked_up_in_the_steps_own_path(tmp_path: Path) -> N
     assert result.exit_code is None
     assert result.error is not None
     assert "command not found: 'only-here'" in result.error
+    (bin_dir / "not-executable").write_text("#!/bin/sh\necho no\n")
+    with LocalExecutor() as executor:
+        executor.start_run("leader@000000000000")
+        spec = _spec(tmp_path, ("not-executable",), 3, env=env)
+        result = await executor.run(spec, lambda pid: None)
+    assert result.error is not None
+    assert "permission denied: 'not-executable'" in result.error

@@ -38,6 +38,7 @@ import errno
 import os
 import resource
 import signal
+import stat
 from collections.abc import Mapping, Sequence
 
 __all__ = ["Leader", "can_spawn", "inheritable_fds", "spawn"]
@@ -107,14 +108,17 @@ def _program(name: str, env: Mapping[bytes, bytes]) -> bytes:
     program = os.fsencode(name)
     if b"/" in program:
         return program
-    denied: bytes | None = None
+    denied = False
     for folder in os.get_exec_path(env):  # type: ignore[arg-type]  # bytes keys work
         path = os.path.join(os.fsencode(folder), program)
-        if os.access(path, os.X_OK) and not os.path.isdir(path):
+        try:
+            mode = os.stat(path).st_mode  # one system call for each entry that has none
+        except OSError:
+            continue
+        if not stat.S_ISDIR(mode) and os.access(path, os.X_OK):
             return path
-        if denied is None and os.path.exists(path):
-            denied = path  # as exec: EACCES is remembered, ENOENT goes on
-    if denied is not None:
+        denied = True  # as exec: EACCES is remembered, ENOENT goes on
+    if denied:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
