@@ -75,7 +75,9 @@ def bench(session: nox.Session) -> None:
     missing = [m for m in missing if not shutil.which(m.split()[0])]
     if missing:
         session.warn("not on PATH, so not timed: " + ", ".join(missing))
-    runners = [p for p in PEER_TOOLS if shutil.which(p)] + ["doit", "planrun"]
+    # minidag: peerbench's ~60-line anyio runner that records nothing, the floor of a
+    # Python design (its ratios say how far below Python's spawn cost a goal lies).
+    runners = [p for p in PEER_TOOLS if shutil.which(p)] + ["doit", "minidag", "planrun"]
     planrun = os.path.join(session.bin, "planrun")
     workdir = tempfile.mkdtemp(prefix="planrun-bench-")
     session.run(

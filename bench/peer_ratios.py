@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 #: Columns, in this order, when the results have them.
-PEERS = ("planrun", "doit", "make", "xargs", "parallel", "snakemake")
+PEERS = ("planrun", "doit", "minidag", "make", "xargs", "parallel", "snakemake")
 
 
 def _ratio(cell: dict[str, Any], runner: str) -> str:

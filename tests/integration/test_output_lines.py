@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -129,3 +130,41 @@ async def test_a_raising_on_output_is_dropped_and_the_run_goes_on(
     assert len(warnings) == 1
     log = read_text(result.steps["many"].attempts[0].log_path)
     assert log == "".join(f"line {i}\n" for i in range(1, 6))
+
+
+def _keep(lines: list[str], text: str, cut: bool) -> None:
+    lines.append(text)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_pump_on_a_reader_callback_copies_lines_and_hands_on_its_error(
+    anyio_backend: str,
+) -> None:
+    """The executor's pump on asyncio copies from a reader callback (no task): the
+    lines a real process writes arrive, and a log write that fails (``/dev/full``) is
+    not lost in the loop's exception handler: ``stop`` returns it for the attempt."""
+    import os
+
+    import anyio
+
+    from planrun.executors.pump import Pump
+
+    for log_path, expect_error in (("/dev/null", False), ("/dev/full", True)):
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(read_end, False)
+        lines: list[str] = []
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CLOEXEC)
+        pump = Pump(read_end, log_fd, None, None, functools.partial(_keep, lines))
+        assert pump.start()
+        proc = await anyio.open_process(["sh", "-c", "echo one; echo two"], stdout=write_end)
+        os.close(write_end)
+        with anyio.fail_after(10):
+            await pump.done.wait()
+        # (After a failed write the pipe is closed: a second write may get SIGPIPE.)
+        assert await proc.wait() == 0 or expect_error
+        error = pump.stop()
+        assert (error is not None) == expect_error, log_path
+        if expect_error:
+            assert isinstance(error, OSError)
+        else:
+            assert lines == ["one", "two"]

@@ -5,10 +5,12 @@ processes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -173,3 +175,32 @@ async def test_each_attempt_gets_planrun_environment_as_it_is_then(
     assert "SPAWN_TEST_HIDDEN" not in env2
     assert env2["PLANRUN_OUTPUT"] != env1["PLANRUN_OUTPUT"]
     assert os.environ["SPAWN_TEST_A"] == "two"  # planrun's own environment untouched
+
+
+async def test_a_spawn_runs_on_the_loop_when_no_other_attempt_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alone (a chain of steps), the spawn runs inline: the thread's two hand-offs
+    would be on the critical path. Beside a running attempt, it goes to the thread."""
+    from planrun.executors import local, spawn
+
+    threads: dict[str, str] = {}
+    real_launch = spawn.launch
+
+    def launch(prepared: spawn.Prepared, *args: Any) -> spawn.Launched:
+        threads[prepared.spec.step_id] = threading.current_thread().name
+        return real_launch(prepared, *args)
+
+    monkeypatch.setattr(local, "launch", launch)
+    with LocalExecutor() as executor:
+        executor.start_run("spawn-env@000000000000")
+        alone = await executor.run(_spec(tmp_path, 1), lambda pid: None)
+        slow = dataclasses.replace(_spec(tmp_path, 2), argv=("sleep", "1"))
+        started = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(executor.run, slow, lambda pid: started.set())
+            await started.wait()
+            beside = await executor.run(_spec(tmp_path, 3), lambda pid: None)
+            tg.cancel_scope.cancel()
+    assert (alone.exit_code, beside.exit_code) == (0, 0)
+    assert threads == {"s1": "MainThread", "s2": "MainThread", "s3": "planrun-spawn"}

@@ -28,6 +28,7 @@ import time
 import anyio
 
 from .attempt_files import OutputFile
+from .leader import Leader
 from .pump import Pump
 from .tags import Scanner, still_tagged
 
@@ -108,7 +109,7 @@ class Attempt:
 
     def __init__(
         self,
-        proc: subprocess.Popen[bytes],
+        proc: subprocess.Popen[bytes] | Leader,
         sentinel: int,
         tag: bytes,
         output: OutputFile,

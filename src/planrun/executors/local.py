@@ -2,10 +2,12 @@
 
 How an attempt is supervised (see shared/pitfalls.md for the evidence):
 
-- ``Popen`` with an argv (never a shell), ``start_new_session=True``, run in the
+- ``Popen`` (or ``posix_spawn`` where it starts the same child for less:
+  ``leader.py``) with an argv (never a shell), ``start_new_session=True``, run in the
   executor's spawn thread (``spawner.py``) so the event loop goes on while the child
-  gets to ``exec``: the attempt's process group id is its pid, recorded as soon as
-  ``Popen`` returns, and the attempt is supervised from then on whatever happens.
+  gets to ``exec`` (inline when no other attempt runs): the attempt's process group
+  id is its pid, recorded as soon as the spawn returns, and the attempt is
+  supervised from then on whatever happens.
 - stdout and stderr go straight to the attempt's log file (a new file: see
   ``attempt_files.py``): no pipe into planrun, so nothing is buffered in memory and no
   grandchild can hold a pipe of ours open. The exceptions are a run with secrets and a
@@ -61,6 +63,7 @@ from .capacity import (
     out_of_fds,
 )
 from .group import KILL_WAIT_SEC, Attempt, killpg
+from .leader import inheritable_fds
 from .pump import DRAIN_SEC
 from .spawn import Launched, Prepared, finish, launch, prepare
 from .spawner import SpawnThread
@@ -92,12 +95,17 @@ class LocalExecutor:
         self._runs: set[str] = set()
         self._outputs = OutputsRoot(on_created=self._watchdog.remove_on_death)
         self._scanner = Scanner()
-        #: Set (and replaced) whenever an attempt ends: what a spawn that ran out of
-        #: file descriptors waits for.
+        #: Set (and replaced) whenever an attempt ends while spawns that ran out of
+        #: file descriptors wait for it (``_fd_waiters`` of them).
         self._ended = anyio.Event()
+        self._fd_waiters = 0
         #: ``/dev/null``, every leader's stdin: opened once, not once per spawn.
         self._devnull: int | None = None
         self._spawner = SpawnThread()
+        #: planrun's inheritable fds, scanned at the first spawn (see leader.py); None:
+        #: unknown, so ``Popen`` only (also with ``PLANRUN_SPAWN_POPEN=1``, to compare).
+        self._inheritable: tuple[int, ...] | None = None
+        self._popen_only = os.environ.get("PLANRUN_SPAWN_POPEN") == "1"
         #: Attempts between ``prepare`` and ``finish`` (their fds are taken).
         self._starting = 0
         #: Set by :meth:`kill_all`: an attempt whose spawn was under way then is
@@ -151,6 +159,8 @@ class LocalExecutor:
         """
         if self._devnull is None:
             self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            if not self._popen_only:
+                self._inheritable = inheritable_fds()
         while True:
             if fds_available(SPAWN_FDS):
                 started = await self._start(spec, self._devnull)
@@ -158,7 +168,11 @@ class LocalExecutor:
                     return started
             elif not self._holding_fds():  # nothing will free any: waiting cannot help
                 return no_fds_left()
-            await self._ended.wait()
+            self._fd_waiters += 1
+            try:
+                await self._ended.wait()
+            finally:
+                self._fd_waiters -= 1
 
     def _holding_fds(self) -> bool:
         """Is an attempt running or being started (so fds will be freed)?"""
@@ -166,18 +180,24 @@ class LocalExecutor:
 
     def _signal_ended(self) -> None:
         """Wake the spawns waiting for fds: an attempt ended, or failed to start."""
-        self._ended.set()
-        self._ended = anyio.Event()
+        if self._fd_waiters:  # (a new Event per attempt would cost more than this check)
+            self._ended.set()
+            self._ended = anyio.Event()
 
     async def _start(self, spec: AttemptSpec, devnull: int) -> Attempt | ProcessResult:
         prepared = prepare(spec, self._outputs, self._on_output)
         if isinstance(prepared, ProcessResult):
             return prepared
+        # Alone, the spawn runs here: see spawner.py.
+        inline = not self._live and not self._starting
         self._starting += 1
         try:
             launched = await self._spawner.call(
-                functools.partial(launch, prepared, devnull),
+                # posix_spawn holds the GIL until the child has exec'd (Popen's vfork
+                # lets it go): only where nothing else waits for it, inline.
+                functools.partial(launch, prepared, devnull, self._inheritable if inline else None),
                 functools.partial(_release_orphan, prepared),
+                inline=inline,
             )
         finally:
             self._starting -= 1
@@ -210,16 +230,29 @@ class LocalExecutor:
     async def _run_started(
         self, attempt: Attempt, spec: AttemptSpec, on_started: Callable[[int | None], None]
     ) -> ProcessResult:
-        if attempt.pump is None:
+        pump = attempt.pump
+        if pump is None:
             # The common case (no secrets, no log cap): no task group to pay for.
             timed_out, code = await self._watch(attempt, spec, on_started)
+        elif pump.start():  # copying from a reader callback: no task either
+            try:
+                timed_out, code = await self._watch(attempt, spec, on_started)
+                if not pump.done.is_set():
+                    with anyio.move_on_after(DRAIN_SEC):
+                        await pump.done.wait()
+            finally:
+                error = pump.stop()
+            if error is not None:
+                raise error
         else:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(attempt.pump.run)
+                tg.start_soon(pump.run)
                 timed_out, code = await self._watch(attempt, spec, on_started)
-                with anyio.move_on_after(DRAIN_SEC):
-                    await attempt.pump.done.wait()
-                tg.cancel_scope.cancel()
+                if not pump.done.is_set():
+                    with anyio.move_on_after(DRAIN_SEC):
+                        await pump.done.wait()
+                    # (Only now: cancel() formats a reason naming the task, ~30 µs.)
+                    tg.cancel_scope.cancel()
         result = ProcessResult(exit_code=code, timed_out=timed_out)
         if not timed_out and code is not None and code >= 0:
             result = _with_outputs(result, attempt.output)

@@ -8,7 +8,11 @@ exists.
 Contract: a :class:`Pump` owns the pipe's read end (non-blocking) and the log fd from
 construction on. :meth:`Pump.run` copies until every writer has closed the pipe or
 until it is cancelled; either way it first copies what is still buffered, flushes the
-masker, closes both fds and sets :attr:`Pump.done`. A pump that is never run is
+masker, closes both fds and sets :attr:`Pump.done`. On asyncio, :meth:`Pump.start`
+does the same from a reader callback of the loop instead of a task (a task, its task
+group and their cancel scopes cost ~0.1 ms an attempt, on a chain's critical path);
+:meth:`Pump.stop` (call it once the attempt ended, also when cancelled) then finishes
+it the same way and returns what the copy raised. A pump that is never run is
 released with :meth:`Pump.discard`, which closes the pipe only (the caller still owns
 the log fd then). No secret reaches the log unmasked, also when one is split across
 two reads. With ``on_line``, the masked bytes (before the log cap: the callback sees
@@ -19,6 +23,7 @@ line when the pipe ends. The log's bytes are the same with or without ``on_line`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Callable
@@ -127,6 +132,10 @@ class Pump:
         self._stream = (masker or Masker(())).stream()
         self._lines = LineSplitter(on_line) if on_line is not None else None
         self.done = anyio.Event()
+        #: While :meth:`start`'s reader callback is registered: its loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: What the reader callback's copy raised (:meth:`stop` raises it).
+        self._error: BaseException | None = None
 
     def discard(self) -> None:
         """Close the pipe's read end, never started (the log fd stays open)."""
@@ -165,17 +174,55 @@ class Pump:
             while self._read_available():
                 await anyio.wait_readable(self._fd)
         finally:
-            # Whatever is still buffered in the pipe is copied before closing, also
-            # when cancelled: the group is stopped by then, so nothing more will come.
-            try:
-                with contextlib.suppress(OSError):
-                    self._read_available(None)
-                with contextlib.suppress(OSError):
-                    self._copy(self._stream.flush())
-                if self._lines is not None:
-                    self._lines.flush()
-            finally:
-                os.close(self._fd)
-                with contextlib.suppress(OSError):
-                    self._log.close()
-                self.done.set()
+            self._finish()
+
+    def start(self) -> bool:
+        """Copy from a reader callback of the running asyncio loop (see the module's
+        contract); False (nothing done) if there is none: then :meth:`run` it."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._loop.add_reader(self._fd, self._on_readable)
+        return True
+
+    def _on_readable(self) -> None:
+        try:
+            more = self._read_available()
+        except Exception as exc:  # handed on by stop(), raised in the attempt's task
+            self._error, more = exc, False
+        if not more:
+            self._unregister()
+            self._finish()
+
+    def _unregister(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop = None
+
+    def stop(self) -> BaseException | None:
+        """End a :meth:`start`-ed pump (if it is not done yet: copy what is buffered,
+        close); what its copy raised, if anything (the caller raises it)."""
+        self._unregister()
+        self._finish()
+        error, self._error = self._error, None
+        return error
+
+    def _finish(self) -> None:
+        """Copy what is still buffered, flush, close both fds, set :attr:`done`; once."""
+        if self.done.is_set():
+            return
+        # Whatever is still buffered in the pipe is copied before closing, also
+        # when cancelled: the group is stopped by then, so nothing more will come.
+        try:
+            with contextlib.suppress(OSError):
+                self._read_available(None)
+            with contextlib.suppress(OSError):
+                self._copy(self._stream.flush())
+            if self._lines is not None:
+                self._lines.flush()
+        finally:
+            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                self._log.close()
+            self.done.set()

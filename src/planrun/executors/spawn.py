@@ -1,8 +1,9 @@
 """Start one attempt's leader: its files, its environment, ``Popen``, and the wording
 of a failure to start.
 
-Contract: :func:`prepare`, :func:`launch` (``Popen``; the executor runs it in its spawn
-thread) and :func:`finish`, in that order, give either a started
+Contract: :func:`prepare`, :func:`launch` (``Popen`` or ``posix_spawn``: see
+``leader.py``; the executor runs it in its spawn thread or inline) and :func:`finish`,
+in that order, give either a started
 :class:`~.group.Attempt` (which then owns the sentinel's read end, the pidfd, the
 outputs file and the pump, if any) or the failed :class:`~planrun.ports.ProcessResult`
 saying why in one line (masked, and also written to the attempt's log as ``planrun:
@@ -22,6 +23,7 @@ import subprocess
 import msgspec
 
 from ..ports import AttemptSpec, OutputLine, OutputSink, ProcessResult
+from . import leader
 from .attempt_files import OutputFile, OutputsRoot, open_log
 from .group import Attempt
 from .pump import LineCallback, Pump
@@ -92,8 +94,8 @@ class Prepared(msgspec.Struct, frozen=True):
     write_end: int
 
 
-#: What :func:`launch` gives back: the leader, or why ``Popen`` refused.
-Launched = subprocess.Popen[bytes] | OSError | ValueError
+#: What :func:`launch` gives back: the leader, or why it could not be started.
+Launched = subprocess.Popen[bytes] | leader.Leader | OSError | ValueError
 
 
 def prepare(
@@ -111,15 +113,21 @@ def prepare(
     return Prepared(spec, env, tag, files, read_end, write_end)
 
 
-def launch(prepared: Prepared, stdin: int) -> Launched:
-    """``Popen`` (safe in another thread: it touches nothing else), then close
+def launch(prepared: Prepared, stdin: int, inheritable: tuple[int, ...] | None = None) -> Launched:
+    """``Popen``, or ``posix_spawn`` where that starts the same child for less (see
+    ``leader.py``; ``inheritable``: the process's inheritable fds, None if unknown:
+    only ``Popen`` then), safe in another thread (it touches nothing else); then close
     planrun's copies of the write ends the leader got (the sentinel's, the pump
     pipe's) before the next launch can copy them into its own child: a child that
     has not yet called ``exec`` holds every fd of planrun, and an attempt's sentinel
     must reach EOF as soon as its own processes are gone. ``stdin``: an open fd on
     ``/dev/null`` (the executor's, opened once)."""
     spec, files = prepared.spec, prepared.files
+    fds = (stdin, files.out_fd, prepared.write_end)
     try:
+        if leader.can_spawn(spec.cwd, fds, inheritable):
+            assert inheritable is not None
+            return leader.spawn(spec.argv, prepared.env, fds, inheritable)
         return subprocess.Popen(
             spec.argv,
             stdin=stdin,
@@ -143,7 +151,7 @@ def finish(prepared: Prepared, launched: Launched) -> Attempt | ProcessResult:
     reason also in the log), having closed the log fd unless the pump owns it."""
     spec, files = prepared.spec, prepared.files
     log_fd, pump = files.log_fd, files.pump
-    if isinstance(launched, subprocess.Popen):
+    if isinstance(launched, subprocess.Popen | leader.Leader):
         if pump is None:
             os.close(log_fd)
         return Attempt(launched, prepared.read_end, prepared.tag, files.output, pump)

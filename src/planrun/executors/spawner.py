@@ -15,9 +15,12 @@ a cancellation is delivered at the caller's next checkpoint, with the result in 
 hands. If the waiting task is cancelled anyway (``Task.cancel()`` from outside anyio),
 the result is passed to ``orphan``, on the loop, which must stop and release it.
 Without a running asyncio loop (another anyio backend), ``fn`` runs inline; so it does
-with ``PLANRUN_SPAWN_INLINE=1`` in planrun's environment (a diagnostic, to compare:
-inline costs less CPU, about 0.1-0.5 ms an attempt on a busy 2-core machine, where
-the thread's GIL hand-offs cost more; the thread gives the better wall time when the
+when the caller says ``inline`` (the executor does when no other attempt runs or
+starts: nothing then waits on the loop, and each of the thread's two hand-offs costs a
+wake-up on the critical path of a chain of short steps, 0.1-0.3 ms), and with
+``PLANRUN_SPAWN_INLINE=1`` in planrun's environment (a diagnostic, to compare: inline
+costs less CPU, about 0.1-0.5 ms an attempt on a busy 2-core machine, where the
+thread's GIL hand-offs cost more; the thread gives the better wall time when the
 machine is busy).
 :meth:`SpawnThread.close` ends the thread once the queued calls are done.
 """
@@ -67,13 +70,15 @@ class SpawnThread:
         self._thread: threading.Thread | None = None
         self._inline = os.environ.get("PLANRUN_SPAWN_INLINE") == "1"
 
-    async def call(self, fn: Callable[[], T], orphan: Callable[[T], None]) -> T:
-        """``fn()``, run in the thread (see the module's contract)."""
+    async def call(
+        self, fn: Callable[[], T], orphan: Callable[[T], None], *, inline: bool = False
+    ) -> T:
+        """``fn()``, run in the thread, or here if ``inline`` (see the module's contract)."""
+        if inline or self._inline:
+            return fn()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return fn()
-        if self._inline:
             return fn()
 
         if self._thread is None:
