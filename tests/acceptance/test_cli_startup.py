@@ -31,6 +31,12 @@ HEAVY = (
     "anyio._backends",
     "starlette",
     "uvicorn",
+    # OpenSSL: no light command uses TLS or hashlib (planrun.digest, cli/ssl_deferred.py)
+    "ssl",
+    "_ssl",
+    "hashlib",
+    "_hashlib",
+    "secrets",
 )
 #: What ``run`` (no --junit, no --ci github) does not need: other commands' code.
 NOT_FOR_RUN = (
@@ -54,6 +60,14 @@ NOT_FOR_RUN = (
     # the store's schema is read through its module's loader
     "importlib.resources",
     "zipfile",
+    # OpenSSL: a local run opens no TLS connection (cli/ssl_deferred.py) and takes its
+    # few digests with CPython's own SHA-256 (planrun.digest)
+    "ssl",
+    "_ssl",
+    "hashlib",
+    "_hashlib",
+    "secrets",
+    "hmac",
 )
 
 

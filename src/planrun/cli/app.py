@@ -33,6 +33,7 @@ from .params import (
     StateDirOpt,
 )
 from .quick_exit import leave
+from .ssl_deferred import ssl_deferred
 from .version import VersionOpt
 
 if TYPE_CHECKING:
@@ -156,8 +157,11 @@ def run(
     Exits with the run's exit code (see the README's table)."""
     if not dry_run:
         _prestart_watchdog()
-    with paused_gc():  # the engine, the store, the view: see cli/entry.py
-        from .run_cmd import run_command
+    with paused_gc(), ssl_deferred():  # the engine, the store, the view: see cli/entry.py
+        from .run_cmd import load_event_loop, run_command
+
+        if not dry_run:
+            load_event_loop()
 
     run_command(
         plan,
@@ -224,8 +228,10 @@ def resume_cmd(
     Reruns the steps that did not succeed, and what depends on them."""
     if not explain:
         _prestart_watchdog()
-    with paused_gc():  # see cli/entry.py
-        from .run_cmd import resume_command
+    with paused_gc(), ssl_deferred():  # see cli/entry.py
+        from .run_cmd import load_event_loop, resume_command
+
+        load_event_loop()
 
     resume_command(
         run_id,
