@@ -28,6 +28,8 @@ HEAVY = (
     "planrun.monitor",
     "planrun.ui",
     "rich",  # not a terminal: lines are written by cli/plain_console.py
+    "planrun.options",  # a run's options: validate prints none (cli/plan_text.py)
+    "planrun.ports",
     "anyio._backends",
     "starlette",
     "uvicorn",
