@@ -223,3 +223,13 @@ def test_a_run_builds_few_dataclasses(tmp_path: Path) -> None:
 def test_version_loads_no_json(tmp_path: Path) -> None:
     """``--version`` prints a line: the json module loads for ``version --json``."""
     assert _loaded(_imports("--version", cwd=tmp_path), ("json",)) == []
+
+
+def test_the_package_loads_before_the_pause_without_typing() -> None:
+    """``planrun/__init__`` runs before the entry point pauses the collector: it
+    imports nothing (``typing`` alone made a collection over everything loaded)."""
+    code = "import sys, planrun; print(sorted({'typing', 'planrun.api'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
