@@ -17,12 +17,14 @@ and anyio starts by creating an ``SSLContext`` or a ``MemoryBIO`` through it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import import_module
+from importlib.util import find_spec
 from typing import Any
 
 __all__ = ["ssl_deferred"]
@@ -71,26 +73,27 @@ def _replace_placeholders(placeholders: dict[str, type], real: types.ModuleType)
     """Wherever a loaded module kept a placeholder (or a tuple of them) as a global,
     put the real class."""
     fake = {id(cls): getattr(real, name) for name, cls in placeholders.items()}
-
-    def swapped(value: object) -> object:
-        if isinstance(value, tuple) and any(id(v) in fake for v in value):
-            return tuple(fake.get(id(v), v) for v in value)
-        return fake.get(id(value), value)
-
     for module in list(sys.modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
+        namespace: object = None
+        with contextlib.suppress(Exception):  # (anything may sit in sys.modules)
+            namespace = module.__dict__
+        if type(namespace) is not dict:
             continue
+        # By identity and exact type only: no attribute of an arbitrary object is read
+        # (a lazy proxy kept as a global could raise on it).
         for key, value in list(namespace.items()):
-            if isinstance(value, type | tuple) and (new := swapped(value)) is not value:
-                namespace[key] = new
+            if id(value) in fake:
+                namespace[key] = fake[id(value)]
+            elif type(value) is tuple and any(id(v) in fake for v in value):
+                namespace[key] = tuple(fake.get(id(v), v) for v in value)
 
 
 @contextmanager
 def ssl_deferred() -> Iterator[None]:
     """Inside the block, ``import ssl`` gives the stand-in (see the module's doc);
-    nothing changes when :mod:`ssl` or :mod:`asyncio` is loaded already."""
-    if "ssl" in sys.modules or "asyncio" in sys.modules:
+    nothing changes when :mod:`ssl` or :mod:`asyncio` is loaded already, or when this
+    Python has no ssl (asyncio then sees none, as always)."""
+    if "ssl" in sys.modules or "asyncio" in sys.modules or find_spec("_ssl") is None:
         yield
         return
     stand_in = _StandIn()
