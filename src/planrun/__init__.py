@@ -4,9 +4,15 @@ policies, every run recorded in SQLite and observable from anywhere.
 The public API is what this module exports; everything else is private.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
+#: Not ``typing.TYPE_CHECKING``: the CLI's entry point pauses the garbage collector
+#: while it imports (cli/entry.py), and this module runs before it; ``typing`` would be
+#: loaded, collected over and again, before the pause (type checkers know the name).
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # what the type checker sees; at run time, __getattr__ imports
+    from typing import Any
+
     from . import monitor
     from .api import AttemptResult, OutputLine, RunResult, StepResult, cancel_run, run_plan
     from .errors import (

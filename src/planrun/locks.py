@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import socket
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import msgspec
 
+from .digest import sha256_hex
 from .errors import StoreError
 from .model import LockResolve
 from .proc import is_same_process, process_start_time
@@ -67,7 +67,7 @@ class LockKey(msgspec.Struct, frozen=True):
     @property
     def file_name(self) -> str:
         raw = json.dumps([self.name, self.path]).encode("utf-8", "surrogateescape")
-        return hashlib.sha256(raw).hexdigest()[:32] + ".lock"
+        return sha256_hex(raw)[:32] + ".lock"
 
 
 class LockHolder(msgspec.Struct, frozen=True):

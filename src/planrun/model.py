@@ -5,7 +5,9 @@ that msgspec can express live here; the cross-field and cross-step checks live i
 the ``plan`` package. This module is pure data: no I/O.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: msgspec reads these Structs' field types
+# when it first decodes a plan, and string annotations are compiled and evaluated
+# then, one by one (~2 ms of every validate and run).
 
 import enum
 import os

@@ -5,7 +5,9 @@ of next fire times and the checks across fields live elsewhere (``triggers`` and
 ``plan`` package); a plan without ``triggers`` runs exactly as before.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: msgspec reads these Structs' field types
+# when it first decodes a plan, and string annotations are compiled and evaluated
+# then, one by one (~2 ms of every validate and run).
 
 import enum
 from typing import Annotated

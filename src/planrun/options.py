@@ -15,6 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from .errors import UsageError
 from .events import Event
 from .model import Plan
@@ -209,8 +211,7 @@ class RunOptions:
         return self.max_concurrency or plan.globals.concurrency
 
 
-@dataclass(frozen=True, kw_only=True)
-class ResolvedOptions:
+class ResolvedOptions(msgspec.Struct, frozen=True, kw_only=True):
     """:class:`RunOptions` with every default filled in (see :meth:`RunOptions.resolve`)."""
 
     state_dir: Path

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import os
 import re
-import secrets
 import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -111,7 +110,8 @@ def new_run_id() -> str:
     """A fresh run id that sorts by start time: ``20261124T101502123Z-3f9a2c``."""
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    return f"{stamp}{int(now % 1 * 1000):03d}Z-{secrets.token_hex(3)}"
+    # What secrets.token_hex(3) returns; importing secrets loads hmac and OpenSSL.
+    return f"{stamp}{int(now % 1 * 1000):03d}Z-{os.urandom(3).hex()}"
 
 
 def check_run_id(run_id: str) -> str:

@@ -11,13 +11,14 @@ start time (field 22 of ``/proc/<pid>/stat``, clock ticks since boot), host and 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import signal
 import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from .digest import sha256_hex
 
 __all__ = [
     "RUN_KEY",
@@ -145,7 +146,7 @@ _ATTEMPT = re.compile(rf"{_KEY}/{_ID}/[0-9]{{1,9}}")
 def scope_of(state_dir: str | os.PathLike[str]) -> str:
     """The scope of a state dir in run keys: a short hash of its real path."""
     real = os.path.realpath(state_dir)
-    return hashlib.sha256(os.fsencode(real)).hexdigest()[:_SCOPE_LEN]
+    return sha256_hex(os.fsencode(real))[:_SCOPE_LEN]
 
 
 def run_key(run_id: str, state_dir: str | os.PathLike[str]) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from .events import (
     AttemptFinished,
@@ -31,8 +32,7 @@ from .model import AttemptState, RunState, StepState, base_id
 __all__ = ["AttemptView", "RunView", "StepView", "apply", "replay"]
 
 
-@dataclass(slots=True)
-class AttemptView:
+class AttemptView(msgspec.Struct):
     number: int
     state: AttemptState = AttemptState.RUNNING
     pid: int | None = None
@@ -45,14 +45,13 @@ class AttemptView:
     child_run_id: str | None = None
 
 
-@dataclass(slots=True)
-class StepView:
+class StepView(msgspec.Struct):
     id: str
     name: str
     max_attempts: int
     critical: bool = True
     state: StepState = StepState.PENDING
-    attempts: list[AttemptView] = field(default_factory=list)
+    attempts: list[AttemptView] = msgspec.field(default_factory=list)
     reason: str | None = None
     exit_code: int | None = None
     retry_in: float | None = None
@@ -63,13 +62,12 @@ class StepView:
     handler: str | None = None
 
 
-@dataclass(slots=True)
-class RunView:
+class RunView(msgspec.Struct):
     run_id: str
     plan_id: str = ""
     state: RunState = RunState.RUNNING
-    steps: dict[str, StepView] = field(default_factory=dict)
-    counts: Counter[StepState] = field(default_factory=Counter)
+    steps: dict[str, StepView] = msgspec.field(default_factory=dict)
+    counts: Counter[StepState] = msgspec.field(default_factory=Counter)
     exit_code: int | None = None
     reason: str | None = None
     aborting: str | None = None

@@ -15,7 +15,6 @@ exit code with the error ``child run ID failed: REASON``. The step has no output
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from .digest import sha256_hex
 from .errors import PlanError, PlanrunError
 from .masking import Masker
 from .model import RunState, Step
@@ -67,7 +67,7 @@ def child_run_id(parent_run_id: str, step_id: str, attempt: int) -> str:
     longer than 128 characters keeps its start and the hash."""
     tail = f".{attempt}"
     step = _NOT_IN_ID.sub("_", step_id)
-    digest = hashlib.sha256(f"{parent_run_id}/{step_id}".encode()).hexdigest()[:8]
+    digest = sha256_hex(f"{parent_run_id}/{step_id}".encode())[:8]
     if step != step_id:
         step = f"{step}-{digest}"
     text = f"{parent_run_id}.{step}{tail}"

@@ -17,7 +17,6 @@ stored per trigger (``trigger_state``), so a restart never fires a slot twice.
 from __future__ import annotations
 
 import enum
-import hashlib
 import math
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .digest import sha256_hex
 from .model_triggers import CatchUp, Trigger
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def trigger_key(index: int, trigger: Trigger) -> str:
     hash of its spec (``2-schedule-1a2b3c4d``). Editing a trigger gives it a new key,
     so its stored last slot no longer applies (it starts afresh)."""
     spec = msgspec.json.encode(trigger)
-    digest = hashlib.sha256(spec).hexdigest()[:8]
+    digest = sha256_hex(spec)[:8]
     return f"{index}-{kind_of(trigger)}-{digest}"
 
 

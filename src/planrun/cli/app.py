@@ -5,7 +5,9 @@ Exit codes: 0 succeeded, 1 failed, 2 invalid plan or usage, 3 lock held (or the 
 is being resumed elsewhere), 124 run deadline exceeded, 130 cancelled (SIGINT/SIGTERM).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: typer reads every command's parameters
+# from its annotations, and string ones are compiled and evaluated (twice) on every
+# start (~2 ms for ``run``).
 
 import os
 import sys
@@ -33,6 +35,7 @@ from .params import (
     StateDirOpt,
 )
 from .quick_exit import leave
+from .ssl_deferred import ssl_deferred
 from .version import VersionOpt
 
 if TYPE_CHECKING:
@@ -156,8 +159,11 @@ def run(
     Exits with the run's exit code (see the README's table)."""
     if not dry_run:
         _prestart_watchdog()
-    with paused_gc():  # the engine, the store, the view: see cli/entry.py
-        from .run_cmd import run_command
+    with paused_gc(), ssl_deferred():  # the engine, the store, the view: see cli/entry.py
+        from .run_cmd import load_event_loop, run_command
+
+        if not dry_run:
+            load_event_loop()
 
     run_command(
         plan,
@@ -224,8 +230,10 @@ def resume_cmd(
     Reruns the steps that did not succeed, and what depends on them."""
     if not explain:
         _prestart_watchdog()
-    with paused_gc():  # see cli/entry.py
-        from .run_cmd import resume_command
+    with paused_gc(), ssl_deferred():  # see cli/entry.py
+        from .run_cmd import load_event_loop, resume_command
+
+        load_event_loop()
 
     resume_command(
         run_id,
@@ -384,8 +392,8 @@ def _command(word: str | None) -> click.Command:
     command, whose module alone is imported; every command for None."""
     if word is None:
         return build_command(full_app())
-    if word.startswith("-"):  # --version: the root's own option
-        return build_command(_app)
+    if word.startswith("-"):  # --version: the root's own option, and no command
+        return build_command(_app, only=word)
     for module, (_, words) in _MODULES.items():
         if word in words:
             _register(module)

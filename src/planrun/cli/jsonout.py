@@ -37,7 +37,6 @@ from ..errors import (
 from ..events import Event, encode_event
 from ..graph import levels
 from ..model import Plan
-from ..options import RunOptions
 from ..plan import ResolvedStep, Validation
 from ..plan.expand import cell
 from ..plan.handlers import handler_steps
@@ -53,7 +52,9 @@ from .params import JsonOpt
 from .trigger_text import plan_triggers_doc
 from .view import Renderer
 
-if TYPE_CHECKING:  # the store loads only for what needs it, not for validate --json
+if TYPE_CHECKING:  # the store and the run options load only for what needs them,
+    # not for validate --json
+    from ..options import RunOptions
     from ..resume.load import LoadedResume
 
 __all__ = [

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -89,7 +88,7 @@ def github_block(title: str, lines: list[str], token: str | None = None) -> list
     """A group for GitHub Actions whose body cannot issue workflow commands: the
     lines between ``::stop-commands::TOKEN`` and ``::TOKEN::`` are printed as they are
     (``token``: a fresh random one unless given, for tests)."""
-    token = token or secrets.token_hex(16)
+    token = token or os.urandom(16).hex()
     return [
         f"::group::{_escape_title(title)}",
         f"::stop-commands::{token}",

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from ..graph import levels
 from ..model import Plan, Step, base_id
-from ..options import ExecutorKind, RunOptions
 from ..plan import ResolvedStep
 from ..plan.rules import signal_name
 from ..prepare import PreparedRun
@@ -19,9 +18,10 @@ from .handler_text import print_handlers
 from .trigger_text import plan_triggers_line
 from .words import counted
 
-if TYPE_CHECKING:  # the store loads only for resume --explain
+if TYPE_CHECKING:  # the store loads only for resume --explain; options for a dry run
     from rich.console import Console
 
+    from ..options import RunOptions
     from ..resume.load import LoadedResume
 
 __all__ = ["print_dry_run", "print_explain", "print_instances"]
@@ -29,6 +29,8 @@ __all__ = ["print_dry_run", "print_explain", "print_instances"]
 
 def _on(options: RunOptions) -> str:
     """Where the steps would run, when not locally: ``, on dask tcp://HOST:8786``."""
+    from ..options import ExecutorKind  # loaded by now (a dry run): validate needs none
+
     return "" if options.kind() is ExecutorKind.LOCAL else f", on {options.executor_text()}"
 
 

@@ -5,10 +5,12 @@ only when one of them runs (``cli/app.py`` declares the commands), so ``planrun 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import time
 from dataclasses import replace
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -36,7 +38,14 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus  # anyio.abc loads its socket layer
     from rich.console import Console
 
-__all__ = ["resume_command", "run_command"]
+__all__ = ["load_event_loop", "resume_command", "run_command"]
+
+
+def load_event_loop() -> None:
+    """Import anyio's asyncio backend now (``anyio.run`` would on its first call), so
+    that the caller's ``paused_gc`` and ``ssl_deferred`` cover it too."""
+    with contextlib.suppress(ImportError):  # (a private module: anyio.run imports it)
+        import_module("anyio._backends._asyncio")
 
 
 def _secrets(names: list[str] | None) -> dict[str, str]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 import stat
 import tempfile
@@ -184,7 +183,7 @@ class OutputsRoot:
             if self._on_created is not None:
                 self._on_created(str(root))
         # One getrandom() for both: 128 random bits for the name, 128 for the delimiter.
-        noise = secrets.token_bytes(32)
+        noise = os.urandom(32)
         path = self._root / noise[:16].hex()
         # Read and write: planrun only reads, but O_RDONLY|O_CREAT would be unusual.
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ __all__ = ["BATCH_SEC", "Watchdog", "prestart"]
 
 #: How long group lines (``+PGID``, ``-PGID``) may wait to be written together.
 BATCH_SEC = 0.005
+#: How long a clean exit waits for its watchdog to be gone.
+DISMISS_WAIT_SEC = 2.0
 
 # Runs as `python -I -S -c SOURCE`: standard library only, no planrun import.
 SOURCE = r"""
@@ -159,8 +162,24 @@ def _dismiss(proc: subprocess.Popen[bytes] | None, write_end: int) -> None:
         os.write(write_end, b"ok\n")
     os.close(write_end)
     if proc is not None:
+        _await_exit(proc, DISMISS_WAIT_SEC)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=2)
+            proc.wait(timeout=DISMISS_WAIT_SEC)
+
+
+def _await_exit(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Block until ``proc`` has exited (or ``timeout``), woken by its pidfd. The
+    watchdog leaves within a millisecond of ``ok``; ``Popen.wait(timeout)`` alone
+    polls (sleeps of 0.5 ms, 1 ms, 2 ms ...) and would notice a millisecond late. Where
+    there is no pidfd (not Linux, or the process is gone) it returns at once."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return
+    try:
+        select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
 
 
 class Watchdog:

@@ -34,24 +34,21 @@ __all__ = [
 Pieces = tuple[str | subst.StepRef, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ArgBinding:
+class ArgBinding(msgspec.Struct, frozen=True):
     """``argv[index]`` uses a step's results (index 0 is the command)."""
 
     index: int
     pieces: Pieces
 
 
-@dataclass(frozen=True, slots=True)
-class EnvBinding:
+class EnvBinding(msgspec.Struct, frozen=True):
     """The environment variable ``name`` uses a step's results."""
 
     name: str
     pieces: Pieces
 
 
-@dataclass(frozen=True, slots=True)
-class CwdBinding:
+class CwdBinding(msgspec.Struct, frozen=True):
     """The working directory uses a step's results (relative to the plan's directory)."""
 
     pieces: Pieces
@@ -178,8 +175,7 @@ def resolve_steps(
     ]
 
 
-@dataclass(slots=True)
-class _Shared:
+class _Shared(msgspec.Struct):
     """Values :func:`resolve_steps` gives every step that needs no copy of its own."""
 
     #: ``globals.env`` with the variables substituted (worked out once, not per step).
