@@ -141,9 +141,13 @@ class StepOutputLog(PlainLog):
     def on_event(self, event: Event) -> None:
         super().on_event(event)
         if isinstance(event, AttemptStarted):
+            if not self._running:
+                # The timer had nothing to wait for. Otherwise it wakes in time anyway
+                # (this step is due last) and is not woken for it: each wake-up looks
+                # at every running step (256 in flight: ~250 per start).
+                self._wake.set()
             now = time.monotonic()
             self._running[event.step_id] = _Running(now, now)
-            self._wake.set()  # the timer may have had nothing to wait for
         elif isinstance(event, AttemptFinished):
             self._running.pop(event.step_id, None)
             block = self._blocks.pop((event.step_id, event.attempt), None)

@@ -1,10 +1,11 @@
 """A tiny process that kills a run's step processes if planrun itself is killed.
 
 Nothing runs inside a SIGKILLed process, so the cleanup must live outside it. The
-watchdog is a separate Python process in its own session; planrun holds the write end
-of a pipe to its stdin and tells it, one line each, which run ids and process groups
-are live (``run ID``, ``+PGID``, ``-PGID``). A clean exit writes ``ok``. If the pipe
-reaches EOF without ``ok`` (planrun died: SIGKILL, OOM killer), the watchdog SIGKILLs
+watchdog is a separate Python process in its own session. planrun tells it, one line
+each, which run ids and process groups are live (``run ID``, ``+PGID``, ``-PGID``) on a
+*data* pipe, and holds the write end of a second, *wake* pipe (the watchdog's stdin). A
+clean exit writes ``ok``. If the wake pipe reaches EOF without ``ok`` (planrun died:
+SIGKILL, OOM killer), the watchdog reads what is left on the data pipe, then SIGKILLs
 every group still listed and every process whose environment carries one of the run keys
 (descendants that left their group with ``setsid``), as its own run (``PLANRUN_RUN_KEY``)
 or as an ancestor (``PLANRUN_RUN_TREE``: the steps of a planrun started inside a step),
@@ -12,8 +13,15 @@ rescanning until a pass finds nothing (a process may fork while it scans), then 
 It carries no planrun tag itself, so the watchdog of a nested run outlives the outer
 watchdog's sweep and still kills its own groups.
 
-The write end is close-on-exec and never passed to steps, so only planrun's own death
-closes it.
+Every line is written at once (a group is known to the watchdog as soon as planrun
+supervises it), yet the watchdog is not woken by it: it sleeps on the wake pipe, which
+gets a byte only after every ``WAKE_BYTES`` of lines (then it reads the data pipe, so
+that never fills) and EOF when planrun exits or dies. A line is then one ``write`` to a
+pipe nobody waits on, where waking the watchdog for each batch of lines cost planrun the
+CPU it was on (on a busy 2-core machine, 0.1-0.3 ms of the event loop per wake-up).
+
+Both write ends are close-on-exec and never passed to steps, so only planrun's own death
+closes them.
 
 Its interpreter takes a while to start (more than a one-step run takes), and a clean
 exit waits for it to be gone. So the CLI calls :func:`prestart` first thing: that
@@ -30,29 +38,47 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
-__all__ = ["BATCH_SEC", "Watchdog", "prestart"]
+__all__ = ["WAKE_BYTES", "Watchdog", "prestart"]
 
-#: How long group lines (``+PGID``, ``-PGID``) may wait to be written together.
-BATCH_SEC = 0.005
 #: How long a clean exit waits for its watchdog to be gone.
 DISMISS_WAIT_SEC = 2.0
+#: Bytes of lines after which planrun wakes the watchdog to read them (a pipe holds
+#: 64 KiB: planrun never waits for it to make room).
+WAKE_BYTES = 16384
 
-# Runs as `python -I -S -c SOURCE`: standard library only, no planrun import.
+# Runs as `python -I -S -c SOURCE DATA_FD`, stdin the wake pipe: standard library only,
+# no planrun import.
 SOURCE = r"""
 import os, sys
 groups, runs, dirs = set(), set(), []
-for raw in sys.stdin.buffer:
-    line = raw.strip().decode()
-    if line == "ok":
-        os._exit(0)  # nothing to flush or free: skip the interpreter's finalization
-    if line.startswith("run "):
-        runs.add(line[4:])
-    elif line.startswith("+"):
-        groups.add(int(line[1:]))
-    elif line.startswith("-"):
-        groups.discard(int(line[1:]))
-    elif line.startswith("dir "):
-        dirs.append(os.fsdecode(bytes.fromhex(line[4:])))
+data, rest = int(sys.argv[1]), b""
+os.set_blocking(data, False)
+def drain():
+    # Every line planrun wrote so far (all of them, once the wake pipe is at EOF).
+    global rest
+    while True:
+        try:
+            chunk = os.read(data, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        *lines, rest = (rest + chunk).split(b"\n")
+        for raw in lines:
+            line = raw.strip().decode()
+            if line == "ok":
+                os._exit(0)  # nothing to flush or free: skip the interpreter's finalization
+            if line.startswith("run "):
+                runs.add(line[4:])
+            elif line.startswith("+"):
+                groups.add(int(line[1:]))
+            elif line.startswith("-"):
+                groups.discard(int(line[1:]))
+            elif line.startswith("dir "):
+                dirs.append(os.fsdecode(bytes.fromhex(line[4:])))
+while os.read(0, 512):  # a wake byte; b"" once planrun has exited or died
+    drain()
+drain()
 # planrun died. Imported only now: a clean run's watchdog never needs them.
 import shutil, signal
 for pgid in groups:
@@ -110,29 +136,67 @@ def _untagged(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if not k.startswith("PLANRUN_")}
 
 
-def _spawn() -> tuple[subprocess.Popen[bytes], int]:
-    """Start a watchdog process: it and the write end of its stdin (``OSError`` if it
+class _Pipes:
+    """planrun's ends of one watchdog's pipes: the lines go to ``data``; ``wake`` gets
+    a byte after every ``WAKE_BYTES`` of them (``unread``: bytes since the last one).
+    (A plain class: this module is imported first thing, see :func:`prestart`.)"""
+
+    __slots__ = ("data", "unread", "wake")
+
+    def __init__(self, data: int, wake: int) -> None:
+        self.data = data
+        self.wake = wake
+        self.unread = 0
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` (whole lines), waking the watchdog if enough wait unread;
+        a watchdog that died is no error (nothing more to do)."""
+        with contextlib.suppress(BrokenPipeError):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.data, view) :]
+            self.unread += len(data)
+            if self.unread >= WAKE_BYTES:
+                self.unread = 0
+                os.write(self.wake, b"w")
+
+    def close(self) -> None:
+        os.close(self.data)
+        os.close(self.wake)
+
+
+def _spawn() -> tuple[subprocess.Popen[bytes], _Pipes]:
+    """Start a watchdog process: it and planrun's ends of its pipes (``OSError`` if it
     cannot be started)."""
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    data_read, data_write = os.pipe2(os.O_CLOEXEC)
+    try:
+        wake_read, wake_write = os.pipe2(os.O_CLOEXEC)
+    except OSError:
+        os.close(data_read)
+        os.close(data_write)
+        raise
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", SOURCE],
-            stdin=read_end,
+            [sys.executable, "-I", "-S", "-c", SOURCE, str(data_read)],
+            stdin=wake_read,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            pass_fds=(data_read,),
             env=_untagged(os.environ),
             start_new_session=True,  # a Ctrl-C to our terminal is not for it
         )
     except OSError:
-        os.close(write_end)
+        os.close(data_write)
+        os.close(wake_write)
         raise
     finally:
-        os.close(read_end)
-    return proc, write_end
+        os.close(data_read)
+        os.close(wake_read)
+    return proc, _Pipes(data_write, wake_write)
 
 
 #: A watchdog started ahead of need (:func:`prestart`), for the next ``start()``.
-_spare: list[tuple[subprocess.Popen[bytes], int]] = []
+_spare: list[tuple[subprocess.Popen[bytes], _Pipes]] = []
 
 
 def prestart() -> None:
@@ -152,15 +216,15 @@ def prestart() -> None:
 def _dismiss_spare() -> None:
     """At exit: tell a spare watchdog nobody took that all is well, and reap it."""
     while _spare:
-        proc, write_end = _spare.pop()
-        _dismiss(proc, write_end)
+        proc, pipes = _spare.pop()
+        _dismiss(proc, pipes)
 
 
-def _dismiss(proc: subprocess.Popen[bytes] | None, write_end: int) -> None:
-    """Clean exit of one watchdog: ``ok``, close its pipe, reap it."""
-    with contextlib.suppress(BrokenPipeError):
-        os.write(write_end, b"ok\n")
-    os.close(write_end)
+def _dismiss(proc: subprocess.Popen[bytes] | None, pipes: _Pipes) -> None:
+    """Clean exit of one watchdog: ``ok``, close its pipes (the wake pipe's EOF makes
+    it read the ``ok``), reap it."""
+    pipes.write(b"ok\n")
+    pipes.close()
     if proc is not None:
         _await_exit(proc, DISMISS_WAIT_SEC)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -186,10 +250,8 @@ class Watchdog:
     """The planrun side of the watchdog: start it, report groups, close it cleanly."""
 
     def __init__(self) -> None:
-        self._write: int | None = None
+        self._pipes: _Pipes | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        #: ``+PGID``/``-PGID`` lines not written yet (see :meth:`track`).
-        self._pending: list[str] = []
 
     def start(self) -> None:
         """Start the watchdog now (if not yet running); ``HelperError`` if it cannot be.
@@ -197,17 +259,17 @@ class Watchdog:
         Called before a run's first step, so a watchdog that cannot start stops the
         run before anything runs, rather than leaving steps planrun could not protect.
         """
-        if self._write is not None:
+        if self._pipes is not None:
             return
         if _spare and os.access(sys.executable, os.X_OK):
             # Started ahead by prestart(): its interpreter is up by now. (Only while
             # the interpreter can still be started: a run that waited for a lock
             # meanwhile fails as if it had started its watchdog now.)
-            self._proc, self._write = _spare.pop()
+            self._proc, self._pipes = _spare.pop()
             return
         _dismiss_spare()
         try:
-            self._proc, write_end = _spawn()
+            self._proc, self._pipes = _spawn()
         except OSError as exc:
             from ..errors import HelperError  # not at import: see prestart()
 
@@ -216,40 +278,13 @@ class Watchdog:
                 f"cannot start the watchdog process ({sys.executable}): {reason}; "
                 "no step was started"
             ) from None
-        self._write = write_end
 
     def _send(self, line: str) -> None:
-        """Write ``line`` now, after any pending group lines (the order is kept)."""
-        self._pending.append(line)
-        self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        self.start()
-        assert self._write is not None
-        data = "".join(f"{line}\n" for line in self._pending).encode()
-        self._pending.clear()
-        with contextlib.suppress(BrokenPipeError):  # it died: nothing more to do
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._write, view) :]
-
-    def _queue(self, line: str) -> None:
-        """Queue a group line, written ``BATCH_SEC`` later together with the others
-        queued meanwhile: one write (and one wake-up of the watchdog, which costs
-        planrun its CPU on a busy machine) instead of one per attempt start and end.
-        Without a running asyncio loop it is written at once."""
-        import asyncio  # not at import: see prestart() (loaded by now, with the loop)
-
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._send(line)
-            return
-        if not self._pending:
-            loop.call_later(BATCH_SEC, self._flush)
-        self._pending.append(line)
+        """Write ``line`` now (see the module docstring: it does not wake the watchdog)."""
+        if self._pipes is None:
+            self.start()
+        assert self._pipes is not None
+        self._pipes.write(f"{line}\n".encode())
 
     def watch_run(self, run_key: str) -> None:
         """Processes carrying ``PLANRUN_RUN_KEY=run_key`` (or descending from that run)
@@ -262,21 +297,17 @@ class Watchdog:
         self._send(f"dir {os.fsencode(path).hex()}")
 
     def track(self, pgid: int) -> None:
-        """Process group ``pgid`` dies with planrun (until :meth:`untrack`).
-
-        Written within ``BATCH_SEC`` (see :meth:`_queue`): if planrun is killed
-        before that, the group's processes are still killed by the run-key scan,
-        unless one has already cleared its environment by then."""
-        self._queue(f"+{pgid}")
+        """Process group ``pgid`` dies with planrun (until :meth:`untrack`), from the
+        moment this returns."""
+        self._send(f"+{pgid}")
 
     def untrack(self, pgid: int) -> None:
-        self._queue(f"-{pgid}")
+        self._send(f"-{pgid}")
 
     def close(self) -> None:
         """Clean exit: tell the watchdog all is well and reap it."""
-        if self._write is None:
+        if self._pipes is None:
             return
-        self._pending.clear()  # group lines no longer matter: "ok" follows
-        _dismiss(self._proc, self._write)
-        self._write = None
+        _dismiss(self._proc, self._pipes)
+        self._pipes = None
         self._proc = None
