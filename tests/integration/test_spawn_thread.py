@@ -5,7 +5,6 @@ processes."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import os
 import threading
@@ -16,6 +15,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from planrun.executors import spawner
 from planrun.executors.local import LocalExecutor
 from planrun.executors.spawner import SpawnThread
 from planrun.ports import AttemptSpec
@@ -177,11 +177,14 @@ async def test_each_attempt_gets_planrun_environment_as_it_is_then(
     assert os.environ["SPAWN_TEST_A"] == "two"  # planrun's own environment untouched
 
 
-async def test_a_spawn_runs_on_the_loop_when_no_other_attempt_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("budget", [spawner.INLINE_BUDGET_SEC, 0.0])
+async def test_spawns_run_on_the_loop_until_a_burst_spends_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: float
 ) -> None:
-    """Alone (a chain of steps), the spawn runs inline: the thread's two hand-offs
-    would be on the critical path. Beside a running attempt, it goes to the thread."""
+    """Spawns run inline (the thread's hand-offs cost more than they save), a chain's
+    and a burst's alike, until the inline spawns of one loop turn have taken the
+    budget: the rest of the burst goes to the thread. (Budget 0: the first spawn of
+    a turn is inline, the others of that turn are not.)"""
     from planrun.executors import local, spawn
 
     threads: dict[str, str] = {}
@@ -192,15 +195,17 @@ async def test_a_spawn_runs_on_the_loop_when_no_other_attempt_runs(
         return real_launch(prepared, *args)
 
     monkeypatch.setattr(local, "launch", launch)
+    monkeypatch.setattr(spawner, "INLINE_BUDGET_SEC", budget)
     with LocalExecutor() as executor:
         executor.start_run("spawn-env@000000000000")
-        alone = await executor.run(_spec(tmp_path, 1), lambda pid: None)
-        slow = dataclasses.replace(_spec(tmp_path, 2), argv=("sleep", "1"))
-        started = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(executor.run, slow, lambda pid: started.set())
-            await started.wait()
-            beside = await executor.run(_spec(tmp_path, 3), lambda pid: None)
-            tg.cancel_scope.cancel()
-    assert (alone.exit_code, beside.exit_code) == (0, 0)
-    assert threads == {"s1": "MainThread", "s2": "MainThread", "s3": "planrun-spawn"}
+        assert (await executor.run(_spec(tmp_path, 1), lambda pid: None)).exit_code == 0
+        await anyio.lowlevel.checkpoint()  # a new turn of the loop: a new budget
+        async with anyio.create_task_group() as tg:  # a burst: three in one turn
+            for n in (2, 3, 4):
+                tg.start_soon(executor.run, _spec(tmp_path, n), lambda pid: None)
+    burst = [threads[f"s{n}"] for n in (2, 3, 4)]
+    assert threads["s1"] == "MainThread"
+    if budget:
+        assert burst == ["MainThread"] * 3
+    else:
+        assert burst == ["MainThread", "planrun-spawn", "planrun-spawn"]

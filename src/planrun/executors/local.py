@@ -5,9 +5,9 @@ How an attempt is supervised (see shared/pitfalls.md for the evidence):
 - ``Popen`` (or ``posix_spawn`` where it starts the same child for less:
   ``leader.py``) with an argv (never a shell), ``start_new_session=True``, run in the
   executor's spawn thread (``spawner.py``) so the event loop goes on while the child
-  gets to ``exec`` (inline when no other attempt runs): the attempt's process group
-  id is its pid, recorded as soon as the spawn returns, and the attempt is
-  supervised from then on whatever happens.
+  gets to ``exec`` (or inline, which costs less, within a budget per loop turn): the
+  attempt's process group id is its pid, recorded as soon as the spawn returns, and
+  the attempt is supervised from then on whatever happens.
 - stdout and stderr go straight to the attempt's log file (a new file: see
   ``attempt_files.py``): no pipe into planrun, so nothing is buffered in memory and no
   grandchild can hold a pipe of ours open. The exceptions are a run with secrets and a
@@ -188,13 +188,13 @@ class LocalExecutor:
         prepared = prepare(spec, self._outputs, self._on_output)
         if isinstance(prepared, ProcessResult):
             return prepared
-        # Alone, the spawn runs here: see spawner.py.
-        inline = not self._live and not self._starting
+        # Here, unless a burst has held the loop long enough: see spawner.py.
+        inline = self._spawner.may_inline()
         self._starting += 1
         try:
             launched = await self._spawner.call(
                 # posix_spawn holds the GIL until the child has exec'd (Popen's vfork
-                # lets it go): only where nothing else waits for it, inline.
+                # lets it go): inline only, where the loop waits for the spawn anyway.
                 functools.partial(launch, prepared, devnull, self._inheritable if inline else None),
                 functools.partial(_release_orphan, prepared),
                 inline=inline,
