@@ -71,10 +71,13 @@ def test_sigkill_of_planrun_leaves_no_step_process(tmp_path: Path) -> None:
 
 
 def test_clean_exit_dismisses_the_watchdog(tmp_path: Path) -> None:
-    """After a normal run no watchdog process of that run is left behind."""
+    """After a normal run no watchdog process of that run is left behind. (One an
+    earlier test's killed planrun left may still be finishing its sweep on a busy
+    machine: only watchdogs that were not there before this run count.)"""
     plan = write_json(
         tmp_path / "plan.json", {"plan_id": "ok", "steps": [{"id": "a", "command": "true"}]}
     )
+    before = set(own_watchdogs())
     result = subprocess.run(
         [*PLANRUN, "run", str(plan), "--state-dir", str(tmp_path / "state"), "--plain"],
         cwd=tmp_path,
@@ -85,7 +88,7 @@ def test_clean_exit_dismisses_the_watchdog(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0
-    assert own_watchdogs() == []
+    assert set(own_watchdogs()) - before == set()
 
 
 def test_sigkill_of_planrun_removes_its_outputs_dir(tmp_path: Path) -> None:
