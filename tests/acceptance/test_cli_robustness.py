@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ._cli import PLANRUN, clean_env, planrun, query, write_json
+from ._cli import PLANRUN, clean_env, planrun, query, read_events, write_json
 
 
 def test_markup_like_text_is_shown_verbatim(tmp_path: Path) -> None:
@@ -292,3 +292,16 @@ def test_max_concurrency_flag_is_bounded(tmp_path: Path, value: str) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--max-concurrency must be between 1 and 10000" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_j_is_short_for_max_concurrency(tmp_path: Path) -> None:
+    """``-j N`` (as make and ninja) is ``--max-concurrency N``: the run records it."""
+    plan = write_json(
+        tmp_path / "p.json",
+        {"plan_id": "j", "steps": [{"id": f"s{i}", "command": "true"} for i in range(3)]},
+    )
+    state = tmp_path / "state"
+    result = planrun("run", plan, "-j", "2", "--run-id", "j2", "--state-dir", state, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    started = next(e for e in read_events(state, "j2") if e["type"] == "run_started")
+    assert started["max_concurrency"] == 2

@@ -100,6 +100,8 @@ PlainOpt = Annotated[
 MaxConcurrencyOpt = Annotated[
     int | None,
     typer.Option(
+        "--max-concurrency",
+        "-j",  # as make and ninja
         metavar="N",
         help="Run at most N steps at once (overrides the plan's globals.max_concurrency).",
     ),
