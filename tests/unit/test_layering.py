@@ -35,6 +35,7 @@ PURE_CORE = [
     "summary",
     "retention",
     "placement",
+    "digest",
 ]
 IO_LIBRARIES = {"anyio", "aiosqlite", "sqlite3", "subprocess", "rich", "typer", "asyncio"}
 

@@ -54,11 +54,10 @@ class Leader:
     """A leader started by :func:`spawn`: what the supervision uses of ``Popen``
     (``pid``, ``returncode``, ``poll``), with ``Popen``'s meaning."""
 
-    __slots__ = ("args", "pid", "returncode")
+    __slots__ = ("pid", "returncode")
 
-    def __init__(self, pid: int, args: Sequence[str]) -> None:
+    def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.args = args
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -150,4 +149,4 @@ def spawn(
         setsigdef=_RESTORED,
         setsid=True,
     )
-    return Leader(pid, argv)
+    return Leader(pid)
