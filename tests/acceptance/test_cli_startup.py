@@ -82,11 +82,10 @@ runpy.run_module("planrun", run_name="__main__", alter_sys=True)
 """
 
 
-def _imports(*args: str, cwd: Path) -> set[str]:
-    """The modules ``planrun ARGS`` imports (it must succeed)."""
-    listing = cwd / "modules.txt"
+def _script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -c SCRIPT ARGS`` in ``cwd`` (it must succeed)."""
     result = subprocess.run(
-        [sys.executable, "-c", RUN_AND_LIST, str(listing), *args],
+        [sys.executable, "-c", script, *args],
         cwd=cwd,
         env=clean_env(),
         capture_output=True,
@@ -95,6 +94,13 @@ def _imports(*args: str, cwd: Path) -> set[str]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def _imports(*args: str, cwd: Path) -> set[str]:
+    """The modules ``planrun ARGS`` imports (it must succeed)."""
+    listing = cwd / "modules.txt"
+    result = _script(RUN_AND_LIST, str(listing), *args, cwd=cwd)
     assert "Traceback" not in result.stderr
     modules = set(listing.read_text().split())
     assert "planrun.cli.app" in modules  # the listing was written
@@ -170,16 +176,7 @@ def test_loading_the_cli_runs_no_garbage_collection(args: tuple[str, ...], tmp_p
     paused meanwhile (it ran 28 times for ``--version``, 76 for ``run --dry-run``,
     finding nothing). The few left are the interpreter's own start and the parsing."""
     write_json(tmp_path / "plan.json", PLAN)
-    result = subprocess.run(
-        [sys.executable, "-c", COUNT_COLLECTIONS, *args],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _script(COUNT_COLLECTIONS, *args, cwd=tmp_path)
     count = int(result.stderr.rsplit("collections=", 1)[1])
     assert count < 15, result.stderr
 
@@ -207,16 +204,7 @@ def test_a_run_builds_few_dataclasses(tmp_path: Path) -> None:
     A one-step run built 52 of planrun's dataclasses, then 22; what is left are the
     public types and the engine's own records."""
     write_json(tmp_path / "plan.json", PLAN)
-    result = subprocess.run(
-        [sys.executable, "-c", COUNT_DATACLASSES, "run", "plan.json", "--plain"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _script(COUNT_DATACLASSES, "run", "plan.json", "--plain", cwd=tmp_path)
     assert int(result.stderr.rsplit("dataclasses=", 1)[1]) <= 14, result.stderr
 
 
