@@ -130,3 +130,33 @@ async def test_a_program_is_looked_up_in_the_steps_own_path(tmp_path: Path) -> N
         result = await executor.run(spec, lambda pid: None)
     assert result.error is not None
     assert "permission denied: 'not-executable'" in result.error
+
+
+async def test_a_program_on_planruns_own_path_is_found_as_exec_finds_it(
+    tmp_path: Path, spawned: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the step's ``PATH`` planrun's own (the search is then glibc's
+    ``posix_spawnp``): a program that is not executable earlier on ``PATH`` is passed
+    over for one later on it; one that is only there is "permission denied"; one that
+    is nowhere is "command not found"."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, mode in ((first, 0o644), (second, 0o755)):
+        folder.mkdir()
+        tool = folder / "tool"
+        tool.write_text(f"#!/bin/sh\necho {folder.name}\n")
+        tool.chmod(mode)
+    (first / "only-first").write_text("#!/bin/sh\necho no\n")
+    monkeypatch.setenv("PATH", f"{first}:{second}:/usr/bin:/bin")
+    assert await _run(tmp_path, _spec(tmp_path, ("tool",))) == "second\n"
+    assert spawned == [("tool",)]
+    cases = [
+        ("only-first", "permission denied: 'only-first'"),
+        ("nowhere", "command not found: 'nowhere'"),
+    ]
+    for n, (name, error) in enumerate(cases):
+        with LocalExecutor() as executor:
+            executor.start_run("leader@000000000000")
+            result = await executor.run(_spec(tmp_path, (name,), n + 2), lambda pid: None)
+        assert result.exit_code is None
+        assert result.error is not None
+        assert error in result.error, result

@@ -15,6 +15,12 @@ restore_signals=True)`` would, or raises the ``OSError`` ``Popen`` would raise (
 the program as ``filename``), and returns a :class:`Leader`. The child gets the
 sentinel as fd 3 (nothing reads its number: it only has to be held open).
 
+A program without a ``/`` is looked up in the step's ``PATH``, as ``Popen`` does (a
+file that is not executable is passed over but remembered: EACCES if nothing later
+is found). When that ``PATH`` is planrun's own (the common case), ``posix_spawnp``
+does the search in the child, as exec does; glibc reads it from the C environment,
+which ``os.environ`` keeps in step (a bare ``os.putenv`` would not).
+
 The executor uses it only for a spawn it runs inline (no other attempt running:
 see ``spawner.py``): ``os.posix_spawn`` holds the GIL until the child has called
 ``exec``, where ``Popen`` lets it go around its ``vfork`` (CPython 3.11.5+), so in the
@@ -131,7 +137,6 @@ def spawn(
     """Start the leader with ``fds`` = (stdin, stdout and stderr, the sentinel),
     closing the inheritable ``close`` in the child (see the module's contract)."""
     stdin, out, sentinel = fds
-    program = _program(argv[0], env)
     actions: list[tuple[int, int] | tuple[int, int, int]] = [
         (os.POSIX_SPAWN_DUP2, stdin, 0),
         (os.POSIX_SPAWN_DUP2, out, 1),
@@ -141,7 +146,14 @@ def spawn(
     # After the dup2s (one of these numbers may be a source's by now; a closed one is
     # no error), never 0-3.
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in close if fd > SENTINEL_FD]
-    pid = os.posix_spawn(
+    name = argv[0]
+    if "/" not in name and env.get(b"PATH") == os.environb.get(b"PATH"):
+        # The step's PATH is ours: glibc's posix_spawnp searches the one in our
+        # environment, in the child, as exec does (~50 µs less than the lookup here).
+        start, program = os.posix_spawnp, os.fsencode(name)
+    else:
+        start, program = os.posix_spawn, _program(name, env)
+    pid = start(
         program,
         list(argv),
         env,  # bytes keys and values are accepted
