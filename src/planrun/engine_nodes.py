@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 
 from . import policy
 from .events import Event
@@ -37,8 +37,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
+class EngineConfig(msgspec.Struct, frozen=True):
     """What the engine needs besides the steps."""
 
     run_id: str
@@ -48,7 +47,7 @@ class EngineConfig:
     run_timeout: float | None = None
     log_dir: Path | None = None
     plan_path: str | None = None
-    variables: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, str] = msgspec.field(default_factory=dict)
     rand: Callable[[], float] = random.random
     #: Events to emit right after ``run_started`` (e.g. ``lock_acquired``): (type, fields).
     prelude: tuple[tuple[type[Event], dict[str, Any]], ...] = ()
@@ -56,7 +55,7 @@ class EngineConfig:
     masker: Masker | None = None
     #: A resume: the steps' earlier results, the ids to run again, and the last ``seq``
     #: of the run so far. The first event is then ``run_resumed``.
-    prior: dict[str, PriorStep] = field(default_factory=dict)
+    prior: dict[str, PriorStep] = msgspec.field(default_factory=dict)
     rerun: frozenset[str] | None = None
     last_seq: int = 0
     #: Called after the first events, before any step starts (e.g. to start the
@@ -75,22 +74,21 @@ class EngineConfig:
     #: Put before step ids in output lines (a child run's: ``PARENT_STEP/``).
     output_prefix: str = ""
     #: A resume: the items each for_each step was expanded from (``steps_expanded``).
-    expanded: dict[str, list[Any]] = field(default_factory=dict)
+    expanded: dict[str, list[Any]] = msgspec.field(default_factory=dict)
     #: ``globals.pools``: at most this many steps of each named pool run at once.
-    pools: dict[str, int] = field(default_factory=dict)
+    pools: dict[str, int] = msgspec.field(default_factory=dict)
     #: The run handlers (step id -> its list, ``on_failure``, ...; their steps come after
     #: the DAG's), how long a cancelled run's handlers may take in all, what stops them
     #: (the CLI's second Ctrl-C) and what writes ``$PLANRUN_SUMMARY`` (``engine_handlers``).
-    handlers: dict[str, str] = field(default_factory=dict)
+    handlers: dict[str, str] = msgspec.field(default_factory=dict)
     handler_timeout: float = 60.0
-    handler_stop: HandlerStop = field(default_factory=HandlerStop)
+    handler_stop: HandlerStop = msgspec.field(default_factory=HandlerStop)
     write_summary: WriteSummary | None = None
     #: What started the run (``run_started.trigger``; None: started by hand).
     trigger: dict[str, Any] | None = None
 
 
-@dataclass(eq=False, slots=True)
-class Node:
+class Node(msgspec.Struct, eq=False):
     """One step as the scheduler tracks it."""
 
     # The collections below are shared empty tuples unless the node has some (a plan
@@ -160,8 +158,7 @@ def dependents_to_recheck(
 
 
 # Inbox messages: what attempt tasks and timers tell the scheduler.
-@dataclass(frozen=True, slots=True)
-class AttemptDone:
+class AttemptDone(msgspec.Struct, frozen=True):
     """An attempt ended (``result`` None: cancelled before it could finish)."""
 
     index: int
@@ -170,15 +167,13 @@ class AttemptDone:
     duration: float
 
 
-@dataclass(frozen=True, slots=True)
-class RetryDue:
+class RetryDue(msgspec.Struct, frozen=True):
     """A step's retry delay has passed."""
 
     index: int
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
+class Deadline(msgspec.Struct, frozen=True):
     """The run's ``timeout_sec`` has passed."""
 
 

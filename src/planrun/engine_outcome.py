@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from .engine_nodes import EngineConfig, Node
 from .events import StepInfo
@@ -21,8 +22,7 @@ __all__ = ["Outcome", "failed_steps", "run_outcome", "start_fields", "step_info"
 _DONE_OK = (StepState.SUCCEEDED, StepState.SKIPPED)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """How the run ended (the last event also says so)."""
 
     state: RunState

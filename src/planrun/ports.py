@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from .events import Event
 from .masking import Masker
@@ -28,8 +30,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptSpec:
+class AttemptSpec(msgspec.Struct, frozen=True):
     """Everything needed to run one attempt of one step."""
 
     run_id: str
@@ -60,7 +61,7 @@ class AttemptSpec:
     output_name: str | None = None
     #: Worker resources the step asks for (``Step.resources``): where a distributed
     #: executor may run it; the local executor ignores them.
-    resources: Mapping[str, float] = field(default_factory=dict)
+    resources: Mapping[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -91,8 +92,7 @@ class OutputLine:
 OutputSink = Callable[[OutputLine], None]
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessResult:
+class ProcessResult(msgspec.Struct, frozen=True):
     """How an attempt's process ended.
 
     ``exit_code`` is the process's exit status, negative when a signal ended it, and

@@ -86,8 +86,7 @@ class PreparedRun:
         return msgspec.json.encode(self.masker.struct(plan)).decode()
 
 
-@dataclass(frozen=True)
-class Resume:
+class Resume(msgspec.Struct, frozen=True):
     """What a resume does (see :func:`planrun.resume.load.load_resume`)."""
 
     run_id: str

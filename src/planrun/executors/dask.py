@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import uuid
 from collections.abc import Callable
@@ -67,6 +66,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 from distributed import Client
 from distributed.client import FutureCancelledError
@@ -287,7 +287,7 @@ class DaskExecutor:
             log.close()
 
     def _submit(self, spec: AttemptSpec, key: str) -> Any:
-        remote = dataclasses.replace(
+        remote = msgspec.structs.replace(
             spec, log_path=None, max_log_bytes=None, env=dict(spec.env), resources={}
         )
         future: Any = self._client.submit(
@@ -364,7 +364,7 @@ class DaskExecutor:
                 lost=True,
             )
             if result.exit_code is None and result.error and not outcome.stopped:
-                result = dataclasses.replace(
+                result = msgspec.structs.replace(
                     result, error=f"{result.error} (on worker {outcome.worker})"
                 )
         live.done = True

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
 import signal
 import time
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import msgspec
 
 from ..ports import AttemptSpec, OutputLine, ProcessResult
 from .group import killpg
@@ -75,7 +75,7 @@ class RemoteResult:
     def wire(self) -> list[Any]:
         """This result, without its tail, as the ``done`` message carries it (plain
         values: the scheduler relays it as msgpack)."""
-        result = None if self.result is None else list(dataclasses.astuple(self.result))
+        result = None if self.result is None else list(msgspec.structs.astuple(self.result))
         return [result, self.worker, self.lines, self.stopped]
 
     @classmethod
@@ -248,7 +248,9 @@ async def run_attempt(
     renew(owner, lease_sec)
     _running[key] = attempt
     try:
-        result = await _supervised(attempt, dataclasses.replace(spec, output_name=key), lease_sec)
+        result = await _supervised(
+            attempt, msgspec.structs.replace(spec, output_name=key), lease_sec
+        )
     except asyncio.CancelledError:
         # Only the worker itself cancels this task (it is closing): the tree is stopped
         # by now. Reported as stopped, not raised, so Dask does not run it again
