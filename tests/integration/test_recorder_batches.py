@@ -59,13 +59,13 @@ def _chain(n: int) -> dict[str, Any]:
 def _batches(monkeypatch: pytest.MonkeyPatch) -> list[list[Event]]:
     """Every batch the recorder commits, as it commits it."""
     seen: list[list[Event]] = []
-    apply = store_sqlite._apply
+    apply = store_sqlite.apply_batch
 
     def spy(batch: Sequence[Event], *rest: Any) -> None:
         seen.append(list(batch))
         apply(batch, *rest)
 
-    monkeypatch.setattr(store_sqlite, "_apply", spy)
+    monkeypatch.setattr(store_sqlite, "apply_batch", spy)
     return seen
 
 

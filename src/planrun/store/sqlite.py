@@ -37,21 +37,22 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..errors import LockConflict, ResumeConflict, RunExists, StoreError, UsageError
 from ..events import Event, RunCrashed, encode_event, utc_now
 from ..exitcodes import ExitCode
-from ..model import RunState, base_id
+from ..model import RunState
 from ..proc import boot_id, process_start_time
 from ..records import RunRecord
 from . import files, sql
+from .apply import apply_batch, json_text
 from .batches import gather
 from .connection import (
     fetch_dicts,
     immediate,
-    immediate_sync,
     in_worker,
     set_up,
     translated,
 )
 from .projection import Projection
 from .rows import run_record
+from .walsync import WalSync
 
 __all__ = ["RunPaths", "SqliteStore"]
 
@@ -68,10 +69,6 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
 def _lexists(path: Path) -> bool:
     # A metadata lookup on a local disk: not worth a worker thread.
     return os.path.lexists(path)
-
-
-def _json(value: object) -> str:
-    return msgspec.json.encode(value).decode()
 
 
 def _owner(kind: str) -> dict[str, Any]:
@@ -112,9 +109,13 @@ class RunPaths(msgspec.Struct, frozen=True):
 class SqliteStore:
     """The run store of one state dir. Open with ``async with SqliteStore.open(dir)``."""
 
-    def __init__(self, state_dir: Path, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self, state_dir: Path, db: aiosqlite.Connection, wal_sync: WalSync | None = None
+    ) -> None:
         self.state_dir = state_dir
         self._db = db
+        #: ``full`` durability: the paced sync of the recorder's batches (walsync.py).
+        self._wal_sync = wal_sync
         # Uncontended (the usual case: one recorder), taking it costs no loop turn.
         self._lock = anyio.Lock(fast_acquire=True)
 
@@ -145,7 +146,12 @@ class SqliteStore:
         try:
             with translated("setting up the database"):
                 await set_up(db, (*sql.PRAGMAS, sql.SYNCHRONOUS[durability]))
-            yield cls(root, db)
+            wal_sync = WalSync(root / "runs.db-wal") if durability == "full" else None
+            try:
+                yield cls(root, db, wal_sync)
+            finally:
+                if wal_sync is not None:
+                    wal_sync.close()
         finally:
             with anyio.CancelScope(shield=True):
                 await db.close()
@@ -180,11 +186,11 @@ class SqliteStore:
             "run_id": run_id,
             "plan_id": plan_id,
             "plan_path": plan_path,
-            "variables": _json(variables),
+            "variables": json_text(variables),
             "started_at": started_at,
             "step_count": len(steps),
             "plan_json": plan_json,
-            "secret_names": _json(list(secret_names)),
+            "secret_names": json_text(list(secret_names)),
             "parent_run_id": parent[0] if parent is not None else None,
             "parent_step_id": parent[1] if parent is not None else None,
             **_owner(owner_kind),
@@ -225,9 +231,9 @@ class SqliteStore:
         claim = {
             "run_id": run_id,
             "now": utc_now(),
-            "variables": _json(variables),
+            "variables": json_text(variables),
             "plan_json": plan_json,
-            "secret_names": _json(list(secret_names)),
+            "secret_names": json_text(list(secret_names)),
             **_owner(owner_kind),
         }
         with translated("claiming the run"):
@@ -338,26 +344,53 @@ class SqliteStore:
                 os.O_WRONLY | os.O_APPEND,
             )
             try:
-                while True:
-                    first: Event | None = None
-                    with anyio.move_on_after(HEARTBEAT_SEC):
-                        try:
-                            first = await events.receive()
-                        except anyio.EndOfStream:
-                            return
-                    if first is None:  # a quiet spell: say we are still here
-                        await self.heartbeat(paths.run_dir.name)
-                        continue
-                    # One turn of the loop first: what the other tasks emit in it joins
-                    # this transaction, and a step it starts is not kept waiting behind
-                    # the recorder.
-                    await anyio.lowlevel.checkpoint()
-                    batch, ended = await gather(first, events, launching)
-                    await self._write(batch, None, jsonl)
-                    if ended:
-                        return
+                await self._record(events, paths, launching, jsonl)
+                await self._sync_wal(due=False)  # the run's last events: on disk now
             finally:
                 os.close(jsonl)
+
+    async def _record(
+        self,
+        events: MemoryObjectReceiveStream[Event],
+        paths: RunPaths,
+        launching: Callable[[], bool],
+        jsonl: int,
+    ) -> None:
+        """:meth:`record`'s loop, until the stream ends."""
+        while True:
+            first: Event | None = None
+            with anyio.move_on_after(self._quiet_sec()):
+                try:
+                    first = await events.receive()
+                except anyio.EndOfStream:
+                    return
+            if first is None:  # a quiet spell: a sync that is due, or say we are here
+                if not await self._sync_wal(due=True):
+                    await self.heartbeat(paths.run_dir.name)
+                continue
+            # One turn of the loop first: what the other tasks emit in it joins this
+            # transaction, and a step it starts is not kept waiting behind the recorder.
+            await anyio.lowlevel.checkpoint()
+            batch, ended = await gather(first, events, launching)
+            await self._write(batch, None, jsonl)
+            if ended:
+                return
+
+    def _quiet_sec(self) -> float:
+        """How long the recorder waits for an event: until a pending sync of the WAL
+        is due, else until the heartbeat."""
+        paced = self._wal_sync
+        return paced.due_in() if paced is not None and paced.pending else HEARTBEAT_SEC
+
+    async def _sync_wal(self, *, due: bool) -> bool:
+        """Make the pending sync of the WAL now (``due``: only if it is due); did it?"""
+        paced = self._wal_sync
+        if paced is None or not paced.pending or (due and paced.due_in() > 0):
+            return False
+        with translated("syncing the database"):
+            async with self._lock:
+                await in_worker(self._db, lambda conn: paced.sync())
+        return True
 
     async def write_batch(self, batch: Sequence[Event], bodies: Sequence[bytes]) -> None:
         """Apply a batch of events to every table in one ``BEGIN IMMEDIATE`` transaction."""
@@ -366,9 +399,11 @@ class SqliteStore:
     async def _write(
         self, batch: Sequence[Event], bodies: Sequence[bytes] | None, jsonl: int | None
     ) -> None:
-        """One batch, as one call on the connection's worker thread (:func:`_apply`):
+        """One batch, as one call on the connection's worker thread (:func:`.apply.apply_batch`):
         the event loop only queues it."""
-        work = functools.partial(_apply, batch, bodies, jsonl)
+        # The run's own batches (``jsonl``) are synced at a pace (walsync.py).
+        paced = self._wal_sync if jsonl is not None else None
+        work = functools.partial(apply_batch, batch, bodies, jsonl, paced)
         with translated("recording events"):
             async with self._lock:
                 await in_worker(self._db, work)
@@ -391,67 +426,16 @@ class SqliteStore:
     async def run_states(self, run_ids: Iterable[str]) -> dict[str, RunState]:
         """The state of each of ``run_ids`` this store knows (other ids are left out)."""
         with translated("reading run states"):
-            rows = await fetch_dicts(self._db, sql.SELECT_RUN_STATES, (_json(sorted(run_ids)),))
+            rows = await fetch_dicts(self._db, sql.SELECT_RUN_STATES, (json_text(sorted(run_ids)),))
         return {row["run_id"]: RunState(row["state"]) for row in rows}
 
     async def runs_in_state(self, state: RunState, run_ids: Iterable[str]) -> list[RunRecord]:
         """The runs among ``run_ids`` that are in ``state`` (ids it does not know are
         left out), as records."""
-        params = {"state": state.value, "run_ids": _json(sorted(run_ids))}
+        params = {"state": state.value, "run_ids": json_text(sorted(run_ids))}
         with translated("reading runs"):
             rows = await fetch_dicts(self._db, sql.SELECT_RUNS_IN_STATE, params)
         return [run_record(row) for row in rows]
-
-
-def _apply(
-    batch: Sequence[Event], bodies: Sequence[bytes] | None, jsonl: int | None, conn: Connection
-) -> None:
-    """On the worker thread: encode ``batch`` (unless ``bodies`` are given), write it to
-    every table in one ``BEGIN IMMEDIATE`` transaction, then (committed) append it to
-    the ``jsonl`` descriptor: the JSONL file never holds an event SQLite lacks, and
-    ``_repair_jsonl`` appends what a crash between the two left out."""
-    if bodies is None:
-        bodies = [encode_event(e) for e in batch]
-    project = Projection(batch, bodies)
-    last = batch[-1]
-    with immediate_sync(conn):
-        conn.executemany(sql.INSERT_EVENT, project.events)
-        for run_id, step_id, rows in project.expansions:
-            _add_instances(conn, run_id, step_id, rows)
-        conn.executemany(sql.UPSERT_ATTEMPT, project.attempts())
-        conn.executemany(sql.UPDATE_STEP, project.steps())
-        if project.run_updates:  # (most batches have neither)
-            conn.executemany(sql.FINISH_RUN, project.run_updates)
-        if project.executor_updates:
-            conn.executemany(sql.SET_RUN_EXECUTOR, project.executor_updates)
-        conn.execute(sql.UPDATE_RUN_SEQ, {"seq": last.seq, "ts": last.ts, "run_id": last.run_id})
-    if jsonl is not None:
-        files.write_all(jsonl, b"".join(b + b"\n" for b in bodies))
-
-
-def _add_instances(
-    conn: Connection, run_id: str, step_id: str, rows: Sequence[tuple[str, str]]
-) -> None:
-    """Rows for the instances of for_each step ``step_id``, right after it (later
-    rows move down); rows of its earlier instances not among them are removed."""
-    at = {sid: int(pos) for sid, pos in conn.execute(sql.SELECT_STEP_POSITIONS, (run_id,))}
-    ids = {sid for sid, _ in rows}
-    stale = [
-        (run_id, sid) for sid in at if sid != step_id and base_id(sid) == step_id and sid not in ids
-    ]
-    conn.executemany(sql.DELETE_STEP_ATTEMPTS, stale)
-    conn.executemany(sql.DELETE_STEP, stale)
-    position = at.get(step_id, max(at.values(), default=-1))
-    shift = {"run_id": run_id, "n": len(rows), "position": position, "ids": _json(list(ids))}
-    conn.execute(sql.SHIFT_STEPS, shift)
-    conn.executemany(
-        sql.UPSERT_PLAN_STEP,
-        [
-            {"run_id": run_id, "step_id": sid, "position": position + 1 + i, "name": name}
-            for i, (sid, name) in enumerate(rows)
-        ],
-    )
-    conn.execute(sql.UPDATE_STEP_COUNT, (run_id, run_id))
 
 
 def _claimable(
