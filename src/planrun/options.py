@@ -56,12 +56,14 @@ class ExecutorKind(StrEnum):
 class Durability(StrEnum):
     """What a committed event survives (SQLite's ``synchronous`` in WAL mode).
 
-    ``full`` (the default): every commit is on disk before the run goes on (an fsync
-    per transaction): a committed event survives a crash of planrun *and* of the
-    machine (power loss, kernel panic). ``normal``: a commit survives a crash of
-    planrun (the process, SIGKILL included), but the last transactions before a
-    power loss or an OS crash may be lost (the database stays consistent: a run then
-    ends at an earlier event, and ``planrun`` marks it crashed as usual).
+    ``full`` (the default): a committed event survives a crash of planrun at once, and
+    a crash of the machine (power loss, kernel panic) at most 50 ms (plus one fsync)
+    after its commit: a run's event batches are synced at that pace and after its last
+    event (``store/walsync.py``), every other transaction at its commit. ``normal``: a
+    commit survives a crash of planrun (the process, SIGKILL included), but the last
+    transactions before a power loss or an OS crash may be lost (the database stays
+    consistent: a run then ends at an earlier event, and ``planrun`` marks it crashed
+    as usual).
     """
 
     FULL = "full"

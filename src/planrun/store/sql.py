@@ -104,9 +104,10 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
 )
 #: ``synchronous`` by durability (planrun.options.Durability). In WAL mode FULL syncs
-#: the WAL at every commit (a commit survives power loss; batching keeps the fsyncs
-#: few); NORMAL only at checkpoints (a commit survives a crash of the process, not
-#: necessarily of the machine).
+#: the WAL at every commit (a commit survives power loss), except a run's event
+#: batches, which are committed NORMAL and synced at a pace (walsync.py); NORMAL only
+#: at checkpoints (a commit survives a crash of the process, not necessarily of the
+#: machine).
 SYNCHRONOUS = {"full": "PRAGMA synchronous=FULL", "normal": "PRAGMA synchronous=NORMAL"}
 
 INSERT_RUN = """
