@@ -345,7 +345,7 @@ class SqliteStore:
             )
             try:
                 await self._record(events, paths, launching, jsonl)
-                await self._sync_wal(due=False)  # the run's last events: on disk now
+                await self._sync_wal()  # the run's last events: on disk now
             finally:
                 os.close(jsonl)
 
@@ -364,8 +364,8 @@ class SqliteStore:
                     first = await events.receive()
                 except anyio.EndOfStream:
                     return
-            if first is None:  # a quiet spell: a sync that is due, or say we are here
-                if not await self._sync_wal(due=True):
+            if first is None:  # a quiet spell: the pending sync (now due), or a heartbeat
+                if not await self._sync_wal():
                     await self.heartbeat(paths.run_dir.name)
                 continue
             # One turn of the loop first: what the other tasks emit in it joins this
@@ -382,10 +382,10 @@ class SqliteStore:
         paced = self._wal_sync
         return paced.due_in() if paced is not None and paced.pending else HEARTBEAT_SEC
 
-    async def _sync_wal(self, *, due: bool) -> bool:
-        """Make the pending sync of the WAL now (``due``: only if it is due); did it?"""
+    async def _sync_wal(self) -> bool:
+        """Make the pending sync of the WAL now, if there is one; was there?"""
         paced = self._wal_sync
-        if paced is None or not paced.pending or (due and paced.due_in() > 0):
+        if paced is None or not paced.pending:
             return False
         with translated("syncing the database"):
             async with self._lock:
