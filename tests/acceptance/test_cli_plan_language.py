@@ -137,7 +137,17 @@ def test_an_invalid_condition_is_exit_2_with_path_and_column(tmp_path: Path) -> 
 
 
 def _matrix_plan(tmp_path: Path, out: Path, fail_marker: Path | None = None) -> Path:
-    fail = f'[ "$1" = "3.12/pg" ] && [ ! -e {fail_marker} ] && exit 1; ' if fail_marker else ""
+    # The failing instance fails once the other two have written their line (at most
+    # 5 s later): its failure aborts the run, which would cancel one still running.
+    wait = (
+        'i=0; while [ "$(cat "$2" 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 500 ]; '
+        "do sleep 0.01; i=$((i+1)); done"
+    )
+    fail = (
+        f'if [ "$1" = "3.12/pg" ] && [ ! -e {fail_marker} ]; then {wait}; exit 1; fi; '
+        if fail_marker
+        else ""
+    )
     return write_json(
         tmp_path / "matrix.json",
         {

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
+import planrun.store.apply as store_apply
 import planrun.store.sqlite as store_sqlite
 from planrun import run_plan
 from planrun.events import AttemptStarted, Event, StepFinished
@@ -59,7 +60,7 @@ def _chain(n: int) -> dict[str, Any]:
 def _batches(monkeypatch: pytest.MonkeyPatch) -> list[list[Event]]:
     """Every batch the recorder commits, as it commits it."""
     seen: list[list[Event]] = []
-    apply = store_sqlite.apply_batch
+    apply = store_apply.apply_batch
 
     def spy(batch: Sequence[Event], *rest: Any) -> None:
         seen.append(list(batch))
