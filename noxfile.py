@@ -79,7 +79,9 @@ def bench(session: nox.Session) -> None:
     # Python design (its ratios say how far below Python's spawn cost a goal lies).
     runners = [p for p in PEER_TOOLS if shutil.which(p)] + ["doit", "minidag", "planrun"]
     planrun = os.path.join(session.bin, "planrun")
-    workdir = tempfile.mkdtemp(prefix="planrun-bench-")
+    # $PLANRUN_BENCH_DIR: where the workloads go (default: the temp dir). A /tmp that a
+    # test run has just churned makes every new file slow to create (README, Benchmarks).
+    workdir = tempfile.mkdtemp(prefix="planrun-bench-", dir=os.environ.get("PLANRUN_BENCH_DIR"))
     session.run(
         "python",
         "bench/peerbench/bench.py",
