@@ -10,13 +10,22 @@ import pytest
 from planrun.store.walsync import WalSync
 
 
-def test_a_sync_is_made_at_once_then_at_most_every_interval(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    wal = tmp_path / "runs.db-wal"
-    wal.write_bytes(b"frames")
-    synced: list[int] = []
-    monkeypatch.setattr(os, "fdatasync", synced.append)
+@pytest.fixture
+def wal(tmp_path: Path) -> Path:
+    path = tmp_path / "runs.db-wal"
+    path.write_bytes(b"frames")
+    return path
+
+
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The fds ``fdatasync`` was called on."""
+    fds: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", fds.append)
+    return fds
+
+
+def test_a_sync_is_made_at_once_then_at_most_every_interval(wal: Path, synced: list[int]) -> None:
     paced = WalSync(wal, every=3600)
     paced.committed()  # the first commit: nothing synced yet, so now
     assert len(synced) == 1
@@ -33,13 +42,7 @@ def test_a_sync_is_made_at_once_then_at_most_every_interval(
     paced.close()
 
 
-def test_a_sync_is_due_at_once_when_the_interval_has_passed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    wal = tmp_path / "runs.db-wal"
-    wal.write_bytes(b"")
-    synced: list[int] = []
-    monkeypatch.setattr(os, "fdatasync", synced.append)
+def test_a_sync_is_due_at_once_when_the_interval_has_passed(wal: Path, synced: list[int]) -> None:
     paced = WalSync(wal, every=0)
     paced.committed()
     paced.committed()
