@@ -70,6 +70,13 @@ def test_scans_see_only_this_tests_processes_while_another_run_is_alive(
     (Different run ids: two live runs with the same id, even in two state dirs, are
     one run to planrun's process clean-up, which kills the other's steps.)"""
     other_env = {k: v for k, v in clean_env().items() if k != TEST_MARK_VAR}
+    # This session's watchdogs that are not this test's (a session-scoped Dask cluster's
+    # workers, when an earlier test of this worker started it under pytest-xdist).
+    before = set(own_watchdogs())
+
+    def new_watchdogs() -> set[int]:
+        return set(own_watchdogs()) - before
+
     other = _start(tmp_path, "other", OTHER_ID, other_env)
     own = None
     try:
@@ -77,7 +84,7 @@ def test_scans_see_only_this_tests_processes_while_another_run_is_alive(
         other_step = _step_pid(tmp_path / "other", OTHER_ID)
         assert wait_until(lambda: _every_watchdog() != [], 10)  # the other run's
         assert live_pids_with_env("PLANRUN_RUN_ID", OTHER_ID) == []  # alive, not ours
-        assert own_watchdogs() == []
+        assert new_watchdogs() == set()
 
         own = _start(tmp_path, "own", OWN_ID, clean_env())
         assert wait_until(lambda: _step_pid(tmp_path / "own", OWN_ID) is not None, 30)
@@ -85,11 +92,11 @@ def test_scans_see_only_this_tests_processes_while_another_run_is_alive(
         assert wait_until(lambda: own_step in live_pids_with_env("PLANRUN_RUN_ID", OWN_ID), 10)
         assert other_step is not None
         assert live_pids_with_env("PLANRUN_RUN_ID", OTHER_ID) == []
-        assert wait_until(lambda: len(own_watchdogs()) == 1, 10), own_watchdogs()
+        assert wait_until(lambda: len(new_watchdogs()) == 1, 10), new_watchdogs()
 
         (tmp_path / "own.gate").touch()
         assert own.wait(timeout=30) == 0
-        assert wait_until(lambda: own_watchdogs() == [], 10), own_watchdogs()
+        assert wait_until(lambda: new_watchdogs() == set(), 10), new_watchdogs()
         # The old, machine-wide scan still sees the other run's watchdog: it would fail.
         assert other.poll() is None
         assert _every_watchdog() != []
