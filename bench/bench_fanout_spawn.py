@@ -7,6 +7,10 @@ attempt still logged:
 * ``sleep256``: 2,000 ``sleep 0.1`` at concurrency 256 (ideal: 8 waves of 0.1 s);
 * ``true10k``: 10,000 ``true`` at concurrency 8.
 
+Beside planrun: ``xargs -P`` (C, records nothing), ninja (on ``wide``) and peerbench's
+``minidag`` (~60 lines of anyio that spawn and wait, nothing recorded or logged: what a
+Python design cannot go below on this machine).
+
 Runners take turns round by round (A B A B ...), so drift on a shared machine hits
 all alike. Each run is a whole process (``python -m planrun run PLAN --plain``, start-up
 included; output to a file), timed with ``perf_counter`` around ``Popen``/``wait4``;
@@ -42,6 +46,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+MINIDAG = Path(__file__).resolve().parent / "peerbench" / "minidag.py"
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -70,7 +76,8 @@ def workloads(scale: float) -> list[Workload]:
 
 def write_inputs(d: Path, w: Workload) -> None:
     ids = [f"s{i}" for i in range(w.steps)]
-    steps = [{"id": s, "command": w.argv[0], "args": w.argv[1:]} for s in ids]
+    # (depends_on spelled out: minidag reads the plan format without defaults.)
+    steps = [{"id": s, "command": w.argv[0], "args": w.argv[1:], "depends_on": []} for s in ids]
     plan = {"plan_id": w.name, "version": "1", "globals": {"max_concurrency": w.jobs}}
     plan["steps"] = steps  # type: ignore[assignment]
     (d / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
@@ -95,6 +102,10 @@ def runners(
     )
     if w.name == "wide" and shutil.which("ninja"):
         out["ninja"] = (["ninja", "-j", str(w.jobs), "-f", str(d / "build.ninja")], env)
+    # minidag: peerbench's ~60-line anyio runner that records and logs nothing, the
+    # floor of a Python design on this machine (see bench/peerbench/minidag.py).
+    minidag = [sys.executable, str(MINIDAG), "run", str(d / "plan.json"), "--watcher", "pidfd"]
+    out["minidag"] = (minidag, env)
     out["planrun"] = (planrun, env)
     if inline:
         out["planrun-inline"] = (planrun, {**env, "PLANRUN_SPAWN_INLINE": "1"})

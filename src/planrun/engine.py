@@ -54,6 +54,7 @@ from .engine_nodes import (
     Node,
     RetryDue,
     dependents_to_recheck,
+    first_checks,
     link_dependents,
 )
 from .engine_outcome import Outcome, failed_steps, start_fields
@@ -93,8 +94,7 @@ class Engine:
         self._cfg = config
         self._executor = executor
         self._sink = sink
-        index = {rs.step.id: i for i, rs in enumerate(steps)}
-        self._index = index
+        self._index = index = {rs.step.id: i for i, rs in enumerate(steps)}
         self._nodes = [
             Node(rs, sorted({index[d] for d in rs.step.depends_on}) or ()) for rs in steps
         ]
@@ -113,12 +113,11 @@ class Engine:
         self._unfinished -= hold_handlers(self._nodes, config.handlers)
         self._decided: tuple[Outcome, list[str]] | None = None  # the DAG's outcome
         self._aborting: str | None = None
-        self._deadline_hit = False
-        self._cancelling = False
+        self._deadline_hit = self._cancelling = False
         self._cancel_reason = "run cancelled"
-        #: ``run_finished`` was emitted (the run failed before any step started).
-        self._ended = False
+        self._ended = False  # run_finished was emitted (failed before any step started)
         self._tg: TaskGroup | None = None
+        self._start_fields = start_fields(config, self._nodes)  # here: maybe off the loop
         send: MemoryObjectSendStream[Message]
         recv: MemoryObjectReceiveStream[Message]
         send, recv = anyio.create_memory_object_stream[Message](math.inf)
@@ -155,7 +154,7 @@ class Engine:
         """
         cfg = self._cfg
         try:
-            fields = start_fields(cfg, self._nodes)
+            fields = self._start_fields
             if cfg.rerun is None:
                 self._emit(RunStarted, trigger=cfg.trigger, **fields)
             else:
@@ -170,9 +169,10 @@ class Engine:
                 self._tg = tg
                 if cfg.run_timeout is not None:
                     tg.start_soon(self._deadline_timer, cfg.run_timeout)
-                await anyio.lowlevel.checkpoint()  # big plans: a loop turn before the first settle
-                self._check.extend(range(len(self._nodes)))
-                self._settle()
+                for chunk in first_checks(len(self._nodes)):  # big plans: a loop turn each
+                    await anyio.lowlevel.checkpoint()
+                    self._check.extend(chunk)
+                    self._settle()
                 await self.pump()
                 tg.cancel_scope.cancel()  # stop the deadline timer
             await run_handlers(self)  # the outcome is decided first (self._decided)

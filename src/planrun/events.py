@@ -41,13 +41,13 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class _Base(msgspec.Struct, kw_only=True, frozen=True, tag_field="type"):
+class _Base(msgspec.Struct, kw_only=True, frozen=True, tag_field="type", gc=False):
     run_id: str
     seq: int
     ts: str
 
 
-class StepInfo(msgspec.Struct, frozen=True):
+class StepInfo(msgspec.Struct, frozen=True, gc=False):
     """A step as announced in :class:`RunStarted`."""
 
     id: str

@@ -161,7 +161,7 @@ class AttemptState(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+class Step(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True, gc=False):
     """One step: a program started with an argv, never through a shell."""
 
     id: StepId

@@ -118,7 +118,7 @@ def retry_decision(
 # --- trigger rules ------------------------------------------------------------------
 
 
-class DepOutcome(msgspec.Struct, frozen=True):
+class DepOutcome(msgspec.Struct, frozen=True, gc=False):
     """A finished dependency as its dependents see it.
 
     ``state`` is the *effective* state: a failure under ``on_failure: continue`` is

@@ -92,7 +92,7 @@ class OutputLine:
 OutputSink = Callable[[OutputLine], None]
 
 
-class ProcessResult(msgspec.Struct, frozen=True):
+class ProcessResult(msgspec.Struct, frozen=True, gc=False):
     """How an attempt's process ended.
 
     ``exit_code`` is the process's exit status, negative when a signal ended it, and

@@ -25,7 +25,7 @@ __all__ = ["AttemptResult", "RunResult", "StepResult", "stored_result"]
 REPR_STEPS = 200
 
 
-class AttemptResult(msgspec.Struct, frozen=True):
+class AttemptResult(msgspec.Struct, frozen=True, gc=False):
     """One attempt of a step: one process started (or refused to start) once.
 
     Timestamps are UTC, ISO 8601 with microseconds (``2026-12-01T08:18:58.474000Z``).
@@ -68,7 +68,7 @@ class AttemptResult(msgspec.Struct, frozen=True):
         )
 
 
-class StepResult(msgspec.Struct, frozen=True):
+class StepResult(msgspec.Struct, frozen=True, gc=False):
     """One step of the run, as it ended, with every attempt it made (in order)."""
 
     id: str

@@ -32,7 +32,7 @@ from .model import AttemptState, RunState, StepState, base_id
 __all__ = ["AttemptView", "RunView", "StepView", "apply", "replay"]
 
 
-class AttemptView(msgspec.Struct):
+class AttemptView(msgspec.Struct, gc=False):
     number: int
     state: AttemptState = AttemptState.RUNNING
     pid: int | None = None
@@ -45,7 +45,7 @@ class AttemptView(msgspec.Struct):
     child_run_id: str | None = None
 
 
-class StepView(msgspec.Struct):
+class StepView(msgspec.Struct, gc=False):
     id: str
     name: str
     max_attempts: int
