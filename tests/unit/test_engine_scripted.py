@@ -89,8 +89,8 @@ def test_first_checks_cut_the_plan_into_turns() -> None:
 
 
 async def test_a_big_plan_starts_over_several_loop_turns_in_plan_order() -> None:
-    """2,500 steps (three chunks of the first look): the caller's loop gets turns
-    between the chunks (a ticker task counts them: steps of the last chunk start later
+    """2,500 steps (ten runs of the first look): the caller's loop gets turns
+    between them (a ticker task counts them: steps of the last chunk start later
     than steps of the first), the steps still start in plan order, and a step that
     depends on one of a later chunk waits for it."""
     count = 2500
