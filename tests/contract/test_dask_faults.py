@@ -114,6 +114,28 @@ async def test_cancel_before_a_worker_takes_it(
     assert time.monotonic() - begin < 5
 
 
+async def test_kill_all_before_the_start_message_arrives(
+    executor: Executor, tmp_path: Path, mark: str
+) -> None:
+    """The second Ctrl-C while a running attempt's "start" message is still on its way
+    (as under load: its processes run, the executor does not know the worker yet)
+    asks every worker: the group, which ignores TERM, dies at once, not after its
+    30 s grace."""
+    script = "trap '' TERM; sleep 30 & sleep 30 & wait; wait"
+    attempt = spec(tmp_path, mark, script, kill_grace=30)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(executor.run, attempt, lambda pid: None)
+        with anyio.fail_after(20):
+            await poll_until(lambda: len(marked(mark)) >= 3)
+        live = list(executor._live.values())  # type: ignore[attr-defined]
+        assert len(live) == 1
+        live[0].worker = None  # the message has not come yet
+        executor.kill_all()  # type: ignore[attr-defined]
+        with anyio.fail_after(10):
+            await poll_until(lambda: not marked(mark))
+        tg.cancel_scope.cancel()
+
+
 async def test_a_resource_no_worker_has_fails_the_attempt_at_once(
     executor: Executor, tmp_path: Path, mark: str
 ) -> None:

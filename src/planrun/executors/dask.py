@@ -205,12 +205,17 @@ class DaskExecutor:
     def kill_all(self) -> None:
         """SIGKILL every running attempt's process group now, on its worker (the CLI's
         second Ctrl-C: see ``options.KillSwitch``); sent from the executor's own task,
-        so this returns at once."""
-        workers = sorted({a.worker for a in self._live.values() if a.worker})
-        if self._tg is not None and workers:
-            self._tg.start_soon(self._kill_remote, workers)
+        so this returns at once. An attempt whose worker is not known yet (its
+        process may run already, the worker's "start" message still on its way) has
+        every worker asked."""
+        if self._tg is None or not self._live:
+            return
+        workers: list[str] | None = sorted({a.worker for a in self._live.values() if a.worker})
+        if any(a.worker is None for a in self._live.values()):
+            workers = None  # every worker
+        self._tg.start_soon(self._kill_remote, workers)
 
-    async def _kill_remote(self, workers: list[str]) -> None:
+    async def _kill_remote(self, workers: list[str] | None) -> None:
         with contextlib.suppress(Exception):  # cluster gone: the lease does the rest
             await self._client.run(kill, self._owner, workers=workers, on_error="ignore")
 
