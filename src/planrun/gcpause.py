@@ -30,6 +30,9 @@ def paused_gc() -> Iterator[None]:
             # collections would walk all of it (3 walks of millions of objects).
             # freeze + unfreeze moves every tracked object to the oldest generation
             # in O(1), without a walk; it stays collectable (unlike a freeze alone).
-            gc.freeze()
-            gc.unfreeze()
+            # Not when the process froze objects of its own (a service that embeds
+            # planrun, e.g. before forking workers): unfreeze would thaw them too.
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()

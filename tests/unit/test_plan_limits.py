@@ -234,6 +234,22 @@ def test_quick_scan_sees_depth_and_duplicate_keys() -> None:
         assert check_limits(huge) != []
 
 
+def test_paused_gc_leaves_the_processs_own_frozen_objects_frozen() -> None:
+    """A service that called ``gc.freeze()`` (before forking workers, say) keeps its
+    frozen objects frozen through planrun's pauses."""
+    import gc
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with paused_gc():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_paused_gc_restores_the_collector_as_it_was() -> None:
     """Resumed after the block when it was on; left off when it was off."""
     import gc
