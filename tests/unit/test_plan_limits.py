@@ -245,7 +245,8 @@ def test_paused_gc_leaves_the_processs_own_frozen_objects_frozen() -> None:
         assert frozen > 0
         with paused_gc():
             pass
-        assert gc.get_freeze_count() == frozen
+        # (>=: another thread of this process may freeze a few more meanwhile.)
+        assert gc.get_freeze_count() >= frozen
     finally:
         gc.unfreeze()
 
