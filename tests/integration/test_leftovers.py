@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from planrun import StepState, run_plan
 
-from .helpers import live_run_processes
+from .helpers import live_run_processes, poll_until
 
 # A grandchild that closed every inherited fd (Popen's default) but stayed in the group;
 # it records whether it was asked to stop with SIGTERM before being killed.
@@ -67,7 +68,11 @@ async def test_setsid_escapee_with_closed_fds_dies_with_the_run(tmp_path: Path) 
     }
     result = await run_plan(plan, state_dir=tmp_path / "state", run_id="escapee-1")
     assert result.steps["s"].state is StepState.SUCCEEDED
-    assert live_run_processes("escapee-1") == []
+    # The run's end SIGKILLs it (found by its tag) without waiting for it to go: once,
+    # under pytest-xdist, it was still listed just after run_plan returned. One the
+    # sweep missed would sleep on for 300 s.
+    with anyio.fail_after(5):
+        await poll_until(lambda: live_run_processes("escapee-1") == [])
 
 
 @pytest.mark.anyio
