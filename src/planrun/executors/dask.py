@@ -210,9 +210,8 @@ class DaskExecutor:
         every worker asked."""
         if self._tg is None or not self._live:
             return
-        workers: list[str] | None = sorted({a.worker for a in self._live.values() if a.worker})
-        if any(a.worker is None for a in self._live.values()):
-            workers = None  # every worker
+        known = {a.worker for a in self._live.values()}
+        workers = None if None in known else sorted(w for w in known if w)  # None: all
         self._tg.start_soon(self._kill_remote, workers)
 
     async def _kill_remote(self, workers: list[str] | None) -> None:
