@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from .gcpause import paused_gc
 
-__all__ = ["ancestors", "dependents", "downstream", "find_cycles", "levels"]
+__all__ = ["ancestors", "dependents", "downstream", "find_cycles", "level_count", "levels"]
 
 
 def dependents(deps: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -154,6 +154,15 @@ def levels(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
     if len(depth) != len(deps) or any(waiting.values()):
         raise ValueError("graph has a cycle")
     return _grouped(deps, depth)
+
+
+def level_count(deps: Mapping[str, Sequence[str]]) -> int:
+    """``len(levels(deps))`` without grouping the steps (``validate`` prints only the
+    count: grouping 100,000 steps was a few percent of its time)."""
+    in_order = _depths_in_order(deps)
+    if in_order is None:
+        return len(levels(deps))
+    return max(in_order.values(), default=-1) + 1
 
 
 def _depths_in_order(deps: Mapping[str, Sequence[str]]) -> dict[str, int] | None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planrun.graph import dependents, find_cycles, levels
+from planrun.graph import dependents, find_cycles, level_count, levels
 
 Deps = dict[str, list[str]]
 
@@ -85,6 +85,7 @@ def test_dependents_inverts_the_graph(deps: Deps, expected: Deps) -> None:
 def test_levels_groups_by_depth(deps: Deps, expected: list[list[str]]) -> None:
     """levels() groups steps by dependency depth, keeping plan order within a level."""
     assert levels(deps) == expected
+    assert level_count(deps) == len(expected)
 
 
 @pytest.mark.parametrize(

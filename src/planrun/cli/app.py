@@ -279,7 +279,7 @@ def validate_cmd(
     Exits 0 if the plan is valid, 2 if not."""
     with paused_gc():  # see cli/entry.py
         from ..errors import PlanError, PlanrunError
-        from ..graph import levels
+        from ..graph import level_count
         from ..prepare import check_plan
         from .common import err_console, fail, make_console, print_problems, var_values
         from .handler_text import handlers_phrase
@@ -313,10 +313,10 @@ def validate_cmd(
     if as_json:
         raise typer.Exit(ExitCode.OK)
     assert result.plan is not None
-    tiers = levels({s.id: s.depends_on for s in result.plan.steps})
+    depth = level_count({s.id: s.depends_on for s in result.plan.steps})
     console.print(
         f"{plan}: valid plan '{result.plan.plan_id}': "
-        f"{counted(len(result.plan.steps), 'step')} in {counted(len(tiers), 'level')}"
+        f"{counted(len(result.plan.steps), 'step')} in {counted(depth, 'level')}"
         + handlers_phrase(result.plan),
         markup=False,
     )

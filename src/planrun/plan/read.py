@@ -316,6 +316,9 @@ def _parse(text: str, suffix: str, source: str) -> Any:
             line, col = (int(found[1]), int(found[2])) if found else (0, 0)
             message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
             raise _syntax(source, line, col, message, "fix the TOML syntax") from None
+    fast = _json_fast(text)
+    if fast is not _NOT_FAST:
+        return fast
     try:
         return json.loads(text, object_pairs_hook=_pairs_hook)
     except json.JSONDecodeError as exc:
@@ -330,6 +333,32 @@ def _parse(text: str, suffix: str, source: str) -> Any:
         raise _syntax(
             source, exc.lineno, exc.colno, exc.msg, "fix the JSON syntax (is a comma missing?)"
         ) from None
+
+
+_NOT_FAST = object()
+
+
+def _json_fast(text: str) -> Any:
+    """The JSON document parsed by msgspec (~2.5x faster than ``json.loads`` with the
+    duplicate-key hook on a 100,000-step plan), or ``_NOT_FAST`` when it might differ
+    from what that slow path gives: then the slow path parses it and words any error.
+
+    msgspec keeps the last of a repeated key silently, so a duplicate is detected by
+    counting: without ``\\u`` escapes every ``:`` in the text is a key's or a literal
+    one inside a string, and re-encoding keeps each kept key's and string's, so the
+    counts are equal exactly when no key was dropped. Values msgspec refuses and
+    ``json.loads`` takes (``NaN``, ``1e400``, huge integers) also take the slow path.
+    """
+    if "\\u" in text:  # an escape may spell a ':' (\u003a) or a lone surrogate
+        return _NOT_FAST
+    import msgspec  # the plan model imports it anyway
+
+    try:
+        doc = msgspec.json.decode(text)
+        colons = msgspec.json.encode(doc).count(b":")
+    except (msgspec.DecodeError, msgspec.EncodeError, RecursionError, ValueError):
+        return _NOT_FAST
+    return doc if colons == text.count(":") else _NOT_FAST
 
 
 _SCALARS = (str, float, bool, type(None))
