@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
-import anyio
 import pytest
 
 from planrun import StepState, run_plan
+from planrun.executors.group import kill_and_wait
 
-from .helpers import live_run_processes, poll_until
+from .helpers import live_run_processes
 
 # A grandchild that closed every inherited fd (Popen's default) but stayed in the group;
 # it records whether it was asked to stop with SIGTERM before being killed.
@@ -68,11 +70,9 @@ async def test_setsid_escapee_with_closed_fds_dies_with_the_run(tmp_path: Path) 
     }
     result = await run_plan(plan, state_dir=tmp_path / "state", run_id="escapee-1")
     assert result.steps["s"].state is StepState.SUCCEEDED
-    # The run's end SIGKILLs it (found by its tag) without waiting for it to go: once,
-    # under pytest-xdist, it was still listed just after run_plan returned. One the
-    # sweep missed would sleep on for 300 s.
-    with anyio.fail_after(5):
-        await poll_until(lambda: live_run_processes("escapee-1") == [])
+    # The run's end SIGKILLs it (found by its tag) and waits for it to go: gone the
+    # moment run_plan returns. One the sweep missed would sleep on for 300 s.
+    assert live_run_processes("escapee-1") == []
 
 
 @pytest.mark.anyio
@@ -94,3 +94,28 @@ async def test_a_raising_on_event_does_not_break_the_run(tmp_path: Path) -> None
     assert len(seen) == 2
     events = (tmp_path / "state" / "runs" / "obs-1" / "events.jsonl").read_text().splitlines()
     assert '"type":"run_finished"' in events[-1]
+
+
+def _alive(pid: int) -> bool:
+    """Running (not exited, not a zombie waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+
+
+def test_kill_and_wait_returns_once_every_process_is_gone() -> None:
+    """``kill_and_wait`` (LocalExecutor.close's sweep) SIGKILLs and waits: when it
+    returns none of the processes runs; a pid that is already gone is no error."""
+    procs = [subprocess.Popen(["sleep", "300"], start_new_session=True) for _ in range(3)]
+    done = subprocess.Popen(["true"])
+    done.wait()
+    try:
+        kill_and_wait([p.pid for p in procs] + [done.pid], timeout=10)
+        assert [p.pid for p in procs if _alive(p.pid)] == []
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert [p.returncode for p in procs] == [-signal.SIGKILL] * 3

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
@@ -32,7 +33,14 @@ from .leader import Leader
 from .pump import Pump
 from .tags import Scanner, still_tagged
 
-__all__ = ["ESCAPE_CHECK_SEC", "ESCAPE_SCAN_REUSE_SEC", "KILL_WAIT_SEC", "Attempt", "killpg"]
+__all__ = [
+    "ESCAPE_CHECK_SEC",
+    "ESCAPE_SCAN_REUSE_SEC",
+    "KILL_WAIT_SEC",
+    "Attempt",
+    "kill_and_wait",
+    "killpg",
+]
 
 #: How long to wait for a group to vanish after SIGKILL before giving up on it.
 KILL_WAIT_SEC = 2.0
@@ -85,6 +93,38 @@ def killpg(pgid: int, sig: int) -> None:
     no error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def kill_and_wait(pids: list[int], timeout: float = KILL_WAIT_SEC) -> None:
+    """SIGKILL ``pids`` and block until every one of them has exited, ``timeout`` s at
+    most in all: when it returns, none of them is left running (unless the kernel took
+    longer than that to end one). For the end of the runs (``LocalExecutor.close``),
+    which is synchronous; a SIGKILLed process is gone within milliseconds.
+
+    Each is held by pidfd before the signal, so one that exited since the scan is not
+    confused with a process that took its pid after the signal; one that cannot be
+    signalled (not ours) is not waited for."""
+    held = [fd for fd in map(_pidfd, pids) if fd is not None]
+    poller = select.poll()
+    waiting = 0
+    for fd in held:
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except PermissionError:
+            continue
+        except ProcessLookupError:
+            pass  # exited already: its pidfd is readable at once
+        poller.register(fd, select.POLLIN)
+        waiting += 1
+    deadline = time.monotonic() + timeout
+    try:
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                waiting -= 1
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -44,7 +44,6 @@ Where each part lives (each module's docstring states its contract):
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import signal
@@ -62,7 +61,7 @@ from .capacity import (
     no_fds_left,
     out_of_fds,
 )
-from .group import KILL_WAIT_SEC, Attempt, killpg
+from .group import KILL_WAIT_SEC, Attempt, kill_and_wait, killpg
 from .leader import inheritable_fds
 from .pump import DRAIN_SEC
 from .spawn import Launched, Prepared, finish, launch, prepare
@@ -121,16 +120,15 @@ class LocalExecutor:
     def close(self) -> None:
         """End of the runs: kill any process still tagged with their run keys (one that
         left its group with ``setsid`` and closed every inherited fd, or a step of a
-        nested run), then dismiss the watchdog. Call when no attempt runs any more.
+        nested run) and wait until they are gone (``group.KILL_WAIT_SEC`` at most), then
+        dismiss the watchdog. Call when no attempt runs any more.
 
         The spawn thread ends first: a launch still under way then (its task was
         cancelled from outside anyio) has started its process by the time of the
         sweep, which kills it."""
         self._spawner.close()
         if self._runs:
-            for pid in processes_of_runs(self._runs):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+            kill_and_wait(processes_of_runs(self._runs))
         self._runs.clear()
         self._watchdog.close()
         self._outputs.close()
