@@ -276,3 +276,17 @@ def test_paused_gc_restores_the_collector_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_quick_scan_counts_and_bounds_the_lists_of_strings_it_does_not_stack() -> None:
+    """A list of strings inside an object is checked where it is found: its values
+    still count, and its level still counts toward the depth."""
+    assert quick_scan({"a": ["x"] * (MAX_VALUES - 2)}) == (True, False)
+    assert quick_scan({"a": ["x"] * (MAX_VALUES - 1)})[0] is False
+    assert check_limits({"a": ["x"] * (MAX_VALUES - 1)}) != []
+    for depth, fits in ((MAX_DEPTH, True), (MAX_DEPTH + 1, False)):
+        doc: object = ["x"]
+        for _ in range(depth - 1):
+            doc = {"k": doc}
+        assert quick_scan(doc)[0] is fits
+        assert (check_limits(doc) == []) is fits

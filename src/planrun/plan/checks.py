@@ -140,6 +140,10 @@ def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list
     deps: dict[str, Sequence[str]] = {}
     known = list(first)
     known_ids = first.keys()
+    # Whether every step comes after its dependencies (the ids ``seen`` before it):
+    # then there is no cycle to look for. Most plans are written so.
+    in_order = not problems
+    seen: set[str] = set()
     for i, step in enumerate(steps):
         if step is None:
             continue
@@ -150,11 +154,16 @@ def check_graph(ids: Sequence[str | None], steps: Sequence[Step | None]) -> list
         if depends_on:
             unique = set(depends_on)
             itself = sid in unique
-            if itself or len(unique) != len(depends_on) or not known_ids >= unique:
+            earlier = seen >= unique
+            if itself or len(unique) != len(depends_on) or not (earlier or known_ids >= unique):
                 problems += _check_depends_on(i, step, first, known)
+                in_order = False
+            elif not earlier:
+                in_order = False
+        seen.add(sid)
         if first.get(sid) == i:
             deps[sid] = [d for d in depends_on if d != sid] if itself else depends_on
-    return problems + _check_cycles(deps, first)
+    return problems if in_order else problems + _check_cycles(deps, first)
 
 
 def _duplicate_ids(ids: Sequence[str | None]) -> tuple[list[Problem], dict[str, int]]:

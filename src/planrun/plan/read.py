@@ -400,6 +400,8 @@ def quick_scan(doc: Any) -> tuple[bool, bool]:
             if kind is str:
                 if not value.isascii() and not encodable(value):
                     return False, True
+            elif kind is list and depth < MAX_DEPTH and _all_text(value):
+                seen += len(value)  # args, depends_on: checked here, never stacked
             elif kind is dict or kind is list or kind is _DupKeys:
                 stack.append((value, depth + 1))
             elif kind is int:
@@ -407,7 +409,7 @@ def quick_scan(doc: Any) -> tuple[bool, bool]:
                     return False, True
             elif kind not in _SCALARS:
                 return False, True
-    return True, dups
+    return (True, dups) if seen <= MAX_VALUES else (False, True)
 
 
 def _all_text(items: Any) -> bool:
