@@ -200,10 +200,19 @@ async def test_coordinator_killed(
     script = tmp_path / "coordinator.py"
     script.write_text(COORDINATOR)
     argv = [sys.executable, str(script), cluster.scheduler_address, str(state_dir), run_id]
+    events = state_dir / "runs" / run_id / "events.jsonl"
+
+    def started_and_recorded() -> bool:
+        # The attempt's start must be on record before the kill, or the resumed run
+        # rightly knows of one attempt only (seen once under CI's parallel load).
+        if not (up.exists() and len(marked(mark)) >= 3 and events.exists()):
+            return False
+        return '"type":"attempt_started"' in events.read_text()
+
     async with await anyio.open_process([*argv, json.dumps(plan)]) as proc:
         try:
             with anyio.fail_after(30):
-                await poll_until(lambda: up.exists() and len(marked(mark)) >= 3)
+                await poll_until(started_and_recorded)
         finally:
             proc.kill()
             await proc.wait()

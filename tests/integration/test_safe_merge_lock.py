@@ -111,10 +111,13 @@ def test_every_spelling_of_the_repository_is_one_lock(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(repos.repo)
     linked = tmp_path / "linked-worktree"
     repos.git("worktree", "add", "-q", "--detach", str(linked), "main")
-    marker = tmp_path / "testing"
+    marker, release = tmp_path / "testing", tmp_path / "release"
+    # The first merge holds the lock until the test releases it: a fixed sleep ran out
+    # under CI's parallel load before the fifth spelling was tried (it then landed).
+    hold = f"touch {marker}; while [ ! -e {release} ]; do sleep 0.05; done"
     first = subprocess.Popen(
         [*PLANRUN, "run", str(SAFE_MERGE), "--plain", "--run-id", "sm-first",
-         "--var", "BRANCH=feature", "--var", f"TEST_CMD=touch {marker}; sleep 3"],
+         "--var", "BRANCH=feature", "--var", f"TEST_CMD={hold}"],
         cwd=repos.repo, env=repos.env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -141,6 +144,7 @@ def test_every_spelling_of_the_repository_is_one_lock(tmp_path: Path) -> None:
             assert "is held by run sm-first" in second.stderr, second.stderr
             assert f"pid {first.pid}" in second.stderr
             assert str(repos.repo / ".planrun") in second.stderr  # the holder's state dir
+        release.touch()
         out, err = first.communicate(timeout=60)
         assert first.returncode == 0, out + err
     finally:
