@@ -313,10 +313,10 @@ def validate_cmd(
     if as_json:
         raise typer.Exit(ExitCode.OK)
     assert result.plan is not None
-    depth = level_count({s.id: s.depends_on for s in result.plan.steps})
+    level_total = level_count({s.id: s.depends_on for s in result.plan.steps})
     console.print(
         f"{plan}: valid plan '{result.plan.plan_id}': "
-        f"{counted(len(result.plan.steps), 'step')} in {counted(depth, 'level')}"
+        f"{counted(len(result.plan.steps), 'step')} in {counted(level_total, 'level')}"
         + handlers_phrase(result.plan),
         markup=False,
     )

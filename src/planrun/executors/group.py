@@ -101,9 +101,10 @@ def kill_and_wait(pids: list[int], timeout: float = KILL_WAIT_SEC) -> None:
     longer than that to end one). For the end of the runs (``LocalExecutor.close``),
     which is synchronous; a SIGKILLed process is gone within milliseconds.
 
-    Each is held by pidfd before the signal, so one that exited since the scan is not
-    confused with a process that took its pid after the signal; one that cannot be
-    signalled (not ours) is not waited for."""
+    Each is held by pidfd from before the signal, so the signal and the wait concern
+    that process, never one that takes its pid after it exits (a pid reused between the
+    ``/proc`` scan and the pidfd is the risk ``tags.py`` accepts for a process tagged a
+    moment ago); one that cannot be signalled (not ours) is not waited for."""
     held = [fd for fd in map(_pidfd, pids) if fd is not None]
     poller = select.poll()
     waiting = 0
